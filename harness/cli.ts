@@ -1,0 +1,51 @@
+import { Command, CommanderError } from 'commander';
+import { InputError } from './errors.ts';
+import { registerEnv } from './commands/env.ts';
+import { registerSynth } from './commands/synth.ts';
+import { registerScore } from './commands/score.ts';
+import { registerEncode } from './commands/encode.ts';
+import { registerPretrain } from './commands/pretrain.ts';
+import { registerLeaderboard } from './commands/leaderboard.ts';
+import { VLBENCH_VERSION } from './version.ts';
+
+/**
+ * The `vlbench` command. Each subcommand lives in harness/commands/<name>.ts and
+ * registers itself here; errors a user can fix print as one line, never a stack trace.
+ */
+export function buildProgram(): Command {
+  const program = new Command('vlbench')
+    .description('Benchmark harness for vision-language models (VQA, GQA, VCR, image-text retrieval)')
+    .version(VLBENCH_VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const register of [registerEnv, registerSynth, registerScore, registerEncode, registerPretrain, registerLeaderboard]) {
+    register(program);
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return Number(process.exitCode ?? 0);
+  } catch (error) {
+    return reportError(error);
+  }
+}
+
+function reportError(error: unknown): number {
+  if (error instanceof CommanderError) {
+    // commander has already printed its message (unknown option, missing argument, help).
+    return error.exitCode === 0 ? 0 : 2;
+  }
+  if (error instanceof InputError) {
+    process.stderr.write(`vlbench: error: ${error.message}\n`);
+    return 2;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`vlbench: internal error: ${message}\n`);
+  if (process.env.VLBENCH_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  else process.stderr.write('vlbench: set VLBENCH_DEBUG=1 for the stack trace, and please report it.\n');
+  return 1;
+}

@@ -1,0 +1,4 @@
+// Entry point of the `vlbench` command (bin/vlbench.js and `npm run vlbench` start here).
+import { main } from './cli.ts';
+
+process.exitCode = await main(process.argv.slice(2));
