@@ -77,13 +77,21 @@ async function tryCpu(): Promise<BackendAttempt> {
 }
 
 let selected: SelectedBackend | undefined;
+/** Calls are serialised: two concurrent initialisations of one tfjs backend make the second fail. */
+let queue: Promise<unknown> = Promise.resolve();
 
 /**
  * Picks the tfjs backend. `auto` tries tfjs-node-gpu (only with a CUDA driver), then
  * tfjs-node, then wasm, and fails rather than fall back to the slow plain CPU backend,
  * which only runs when asked for by name.
  */
-export async function selectBackend(choice: BackendChoice = 'auto'): Promise<SelectedBackend> {
+export function selectBackend(choice: BackendChoice = 'auto'): Promise<SelectedBackend> {
+  const result = queue.then(() => selectBackendNow(choice));
+  queue = result.catch(() => undefined);
+  return result;
+}
+
+async function selectBackendNow(choice: BackendChoice): Promise<SelectedBackend> {
   if (selected && (choice === 'auto' || choiceMatches(choice, selected.name))) return selected;
   const attempts: BackendAttempt[] = [];
   const plan: Array<() => Promise<BackendAttempt>> = [];
@@ -106,7 +114,6 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Sel
   throw new InputError(
     `no usable tfjs backend for --backend ${choice}: ${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')}` +
       (choice === 'auto' ? ' (the plain CPU backend is never picked silently; pass --backend cpu to use it)' : ''),
-    { field: '--backend' },
   );
 }
 
@@ -118,7 +125,7 @@ function choiceMatches(choice: BackendChoice, name: BackendName): boolean {
 /** Parses a --backend value with a clear message. */
 export function parseBackendChoice(value: string): BackendChoice {
   if ((BACKEND_CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
-  throw new InputError(`unknown backend "${value}"; expected one of ${BACKEND_CHOICES.join(', ')}`, { field: '--backend' });
+  throw new InputError(`--backend "${value}" is not a backend; expected one of ${BACKEND_CHOICES.join(', ')}`);
 }
 
 /** The line every computing command prints once per run. */
