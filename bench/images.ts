@@ -1,0 +1,49 @@
+// Images/s for 224 px CLIP preprocessing of a folder of JPEGs, next to the decode-only floor
+// measured in the same run. Usage: npx tsx bench/images.ts [FOLDER] [--concurrency N]
+import { mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pLimit from 'p-limit';
+import sharp from 'sharp';
+import { OPENAI_CLIP_PREPROCESSING, preprocessedBatches } from '../harness/images.ts';
+import { SeededRandom } from '../harness/random.ts';
+
+const args = process.argv.slice(2);
+const concurrencyFlag = args.indexOf('--concurrency');
+const concurrency = concurrencyFlag >= 0 ? Number(args[concurrencyFlag + 1]) : 4;
+let folder = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--concurrency');
+
+if (!folder) {
+  folder = await mkdtemp(join(tmpdir(), 'vlbench-bench-images-'));
+  const random = new SeededRandom(7);
+  const limit = pLimit(4);
+  // 640×480 noisy JPEGs, about the size and entropy of COCO photos.
+  await Promise.all(
+    Array.from({ length: 200 }, (_, i) =>
+      limit(async () => {
+        const raw = Buffer.alloc(640 * 480 * 3);
+        for (let p = 0; p < raw.length; p++) raw[p] = (p % 640) / 3 + random.int(0, 40);
+        await sharp(raw, { raw: { width: 640, height: 480, channels: 3 } }).jpeg({ quality: 85 }).toFile(join(folder!, `img_${i}.jpg`));
+      }),
+    ),
+  );
+  console.log(`generated 200 640×480 JPEGs in ${folder}`);
+}
+
+const files = (await readdir(folder)).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).map((f) => join(folder!, f));
+
+// Baseline: decode only (sharp to raw pixels), same concurrency: the floor any pipeline pays.
+{
+  const limit = pLimit(concurrency);
+  const start = performance.now();
+  await Promise.all(files.map((f) => limit(() => sharp(f).raw().toBuffer())));
+  const seconds = (performance.now() - start) / 1000;
+  console.log(`baseline decode only          ${(files.length / seconds).toFixed(1).padStart(8)} images/s  (${files.length} files, concurrency ${concurrency})`);
+}
+{
+  const start = performance.now();
+  let count = 0;
+  for await (const batch of preprocessedBatches(files, OPENAI_CLIP_PREPROCESSING, { batchSize: 32, concurrency })) count += batch.files.length;
+  const seconds = (performance.now() - start) / 1000;
+  console.log(`vlbench CLIP preprocessing    ${(count / seconds).toFixed(1).padStart(8)} images/s  (decode + EXIF + bicubic 224 + crop + normalise to float32)`);
+}
