@@ -1,4 +1,143 @@
+import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
+import { InputError } from '../errors.ts';
+import { getTask, knownTaskNames } from '../task-registry.ts';
+import type { LoadOptions, ScoreOptions, ScoreReport } from '../types.ts';
+import { pythonRound, writeFileAtomically } from '../../tasks/vqa/index.ts';
 
-/** Placeholder until the `score` command lands; registers nothing yet. */
-export function registerScore(_program: Command): void {}
+interface ScoreFlags {
+  task?: string;
+  questions?: string;
+  annotations?: string;
+  choices?: string;
+  sceneGraphs?: string;
+  split?: string;
+  dataDir?: string;
+  imagesDir?: string;
+  predictions?: string;
+  similarities?: string;
+  perQuestion?: string;
+  legacyNormalization?: boolean;
+  folds?: string;
+}
+
+/** Options that mean something to one task only; given to another they would be silently ignored, so they are refused. */
+const TASK_SPECIFIC_FLAGS: readonly { flag: keyof ScoreFlags; option: string; tasks: readonly string[] }[] = [
+  { flag: 'legacyNormalization', option: '--legacy-normalization', tasks: ['vqa'] },
+  { flag: 'folds', option: '--folds', tasks: ['retrieval'] },
+];
+
+/**
+ * `vlbench score`: scores a predictions file with a task's official metric and prints the
+ * official report as one JSON object on stdout.
+ *
+ *   vlbench score --task vqa --questions Q.json --annotations A.json --predictions P.json [--per-question OUT.json] [--legacy-normalization]
+ *   vlbench score --task gqa --questions Q.json --predictions P.json [--choices C.json]
+ *   vlbench score --task vcr --annotations val.jsonl --predictions P.csv
+ *   vlbench score --task retrieval --annotations dataset.json --split test --similarities S.npy [--folds 5]
+ *
+ * It only maps flags onto the generic Task interface (load → readPredictions → score), so a new
+ * task scores here without changes. Without --split the split comes from the files.
+ */
+export function registerScore(program: Command): void {
+  program
+    .command('score')
+    .description('score a predictions file with the official metric of a task; prints one JSON object')
+    .requiredOption('--task <name>', `task to score (${knownTaskNames().join(', ')}, …)`)
+    .option('--questions <file>', 'questions file (vqa, gqa)')
+    .option('--annotations <file>', 'annotations file (vqa, vcr, retrieval)')
+    .option('--choices <file>', 'GQA choices file: adds validity and plausibility')
+    .option('--scene-graphs <file>', 'GQA scene graphs file')
+    .option('--split <name>', 'split name (retrieval: test, val, train, train+restval); otherwise taken from the files')
+    .option('--data-dir <dir>', 'dataset folder, to find the files by split name instead of naming them')
+    .option('--images-dir <dir>', 'images folder, where it is not the dataset folder')
+    .option('--predictions <file>', 'predictions in the official result format of the task')
+    .option('--similarities <file>', 'retrieval: .npy similarity matrix, images × captions')
+    .option('--per-question <file>', 'also write {id: score} per question, rounded as the official evaluator does')
+    .option('--legacy-normalization', 'vqa: pre-2021 evaluator (prediction always normalised), as LAVIS uses')
+    .option('--folds <n>', 'retrieval: average over n folds (COCO 1K = 5)')
+    .action(async (flags: ScoreFlags) => {
+      const { official } = await runScore(flags);
+      process.stdout.write(`${JSON.stringify(official)}\n`);
+    });
+}
+
+/** The work of `vlbench score`, callable from code: returns the full report (official layout in `official`). */
+export async function runScore(flags: ScoreFlags): Promise<ScoreReport> {
+  const task = getTask(flags.task ?? '');
+  for (const { flag, option, tasks } of TASK_SPECIFIC_FLAGS) {
+    if (flags[flag] !== undefined && !tasks.includes(task.name)) throw new InputError(`${option} applies to ${tasks.join(', ')} only, not to ${task.name}`, { file: option });
+  }
+  if (flags.predictions !== undefined && flags.similarities !== undefined) {
+    throw new InputError('give the predictions with either --predictions or --similarities, not both', { file: '--similarities' });
+  }
+  const predictionsFile = flags.predictions ?? flags.similarities;
+  if (predictionsFile === undefined) throw new InputError(`--predictions is required (--similarities for retrieval)`, { file: '--predictions' });
+  const files: Record<string, string> = {};
+  for (const [key, option] of [['questions', '--questions'], ['annotations', '--annotations'], ['choices', '--choices'], ['sceneGraphs', '--scene-graphs']] as const) {
+    const file = flags[key];
+    if (file === undefined) continue;
+    await requireFileOrChunks(file, option);
+    files[key] = file;
+  }
+  await requireFile(predictionsFile, flags.predictions !== undefined ? '--predictions' : '--similarities');
+  if (flags.dataDir !== undefined) await requireFolder(flags.dataDir, '--data-dir');
+  if (Object.keys(files).length === 0 && flags.dataDir === undefined) {
+    throw new InputError('name the annotation files (--questions / --annotations) or the dataset folder (--data-dir with --split)', { file: '--annotations' });
+  }
+  const scoreOptions: ScoreOptions = {};
+  if (flags.legacyNormalization) scoreOptions.legacyNormalization = true;
+  if (flags.folds !== undefined) {
+    if (!/^[1-9]\d*$/.test(flags.folds)) throw new InputError(`expected a positive integer, got ${JSON.stringify(flags.folds)}`, { file: '--folds' });
+    scoreOptions.folds = Number(flags.folds);
+  }
+  if (flags.perQuestion !== undefined) await requireFolder(dirname(flags.perQuestion), '--per-question');
+
+  const loadOptions: LoadOptions = { split: flags.split ?? '', files };
+  if (flags.dataDir !== undefined) loadOptions.dataDir = flags.dataDir;
+  if (flags.imagesDir !== undefined) loadOptions.imagesDir = flags.imagesDir;
+  const split = await task.load(loadOptions);
+  const predictions = await task.readPredictions(split, predictionsFile);
+  const report = task.score(split, predictions, scoreOptions);
+  if (flags.perQuestion !== undefined) {
+    // The official per-question dictionary (evalQA): round(100·acc, 2), keyed by question id, in
+    // scoring order (a JavaScript object would move integer-like keys into numeric order).
+    const entries = report.perExample.map(({ id, score }) => `${JSON.stringify(id)}:${JSON.stringify(pythonRound(score, 2))}`);
+    await writeFileAtomically(flags.perQuestion, `{${entries.join(',')}}\n`);
+  }
+  return report;
+}
+
+async function requireFile(file: string, option: string): Promise<void> {
+  let isFile = false;
+  try {
+    isFile = (await stat(file)).isFile();
+  } catch {
+    throw new InputError(`${option}: no such file`, { file });
+  }
+  if (!isFile) throw new InputError(`${option}: not a file`, { file });
+}
+
+/** A file, or a folder of chunks (GQA's `<name>/<name>_N.json`, named as the folder or as `<name>.json`). */
+async function requireFileOrChunks(path: string, option: string): Promise<void> {
+  for (const candidate of [path, path.replace(/\.json$/, '')]) {
+    try {
+      const info = await stat(candidate);
+      if (info.isFile() || info.isDirectory()) return;
+    } catch {
+      // try the next form
+    }
+  }
+  throw new InputError(`${option}: no such file (nor a folder of chunks)`, { file: path });
+}
+
+async function requireFolder(folder: string, option: string): Promise<void> {
+  let isFolder = false;
+  try {
+    isFolder = (await stat(folder)).isDirectory();
+  } catch {
+    throw new InputError(`${option}: no such folder`, { file: folder });
+  }
+  if (!isFolder) throw new InputError(`${option}: not a folder`, { file: folder });
+}

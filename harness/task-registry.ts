@@ -1,0 +1,28 @@
+import { InputError } from './errors.ts';
+import type { Task } from './types.ts';
+import { gqaTask, vqaTask } from '../tasks/vqa/index.ts';
+
+/**
+ * Every task vlbench knows, by the name used on the command line and in run records.
+ * Adding a dataset = one folder under tasks/ and one line here.
+ */
+const TASKS: readonly Task[] = [vqaTask, gqaTask];
+
+const BY_NAME: ReadonlyMap<string, Task> = new Map(TASKS.map((task) => [task.name, task]));
+
+export function knownTaskNames(): string[] {
+  return [...BY_NAME.keys()];
+}
+
+export function listTasks(): readonly Task[] {
+  return TASKS;
+}
+
+/** The task registered under `name`; an unknown name is an InputError that lists the known ones. */
+export function getTask(name: string): Task {
+  const task = BY_NAME.get(name);
+  if (task === undefined) {
+    throw new InputError(`unknown task "${name}"; known tasks: ${knownTaskNames().join(', ')}`, { field: 'task' });
+  }
+  return task;
+}

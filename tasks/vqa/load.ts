@@ -1,0 +1,314 @@
+import { createHash } from 'node:crypto';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { InputError, fieldError, listSome } from '../../harness/errors.ts';
+import type { LoadOptions, LoadedSplit } from '../../harness/types.ts';
+
+/** Bumps when what the loader puts in an example changes. */
+export const VQA_TASK_VERSION = 'vqa-v2/1';
+
+/** The number of human answers per question in VQA v2; the 0.3/0.6/0.9/1 accuracy steps depend on it. */
+export const VQA_ANSWERS_PER_QUESTION = 10;
+
+export interface VqaExample {
+  /** The question id as a string, for the leaderboard's per-example records. */
+  id: string;
+  questionId: number;
+  imageId: number;
+  /** `<imagesDir>/<subtype>/COCO_<subtype>_<image id, 12 digits>.jpg`; resolved, not checked for existence. */
+  imagePath: string;
+  question: string;
+  /** The 10 human answers in annotation order, raw (the scorer normalises them); empty on test splits. */
+  answers: string[];
+  answerType?: string;
+  questionType?: string;
+  multipleChoiceAnswer?: string;
+}
+
+/** The split, with the header fields of its files. */
+export interface VqaSplitInfo {
+  /** data_type of the files: "mscoco", "abstract_v002", "synthscenes", … */
+  dataType: string;
+  /** data_subtype: "val2014", "test-dev2015", "val_source", … */
+  dataSubtype: string;
+  annotated: boolean;
+}
+
+export type LoadedVqaSplit = LoadedSplit<VqaExample> & { info?: VqaSplitInfo };
+
+/**
+ * Loads a VQA v2 split from its official files: `v2_OpenEnded_<dataType>_<subtype>_questions.json`
+ * and, except for test splits, `v2_<dataType>_<subtype>_annotations.json`, found in `dataDir` (or
+ * its Questions/ and Annotations/ folders) by split name, or given as `files.questions` /
+ * `files.annotations`. An empty `split` takes the split from the files' data_subtype.
+ *
+ * Examples come in annotation-file order (the order the official evaluator walks), or question-file
+ * order on test splits. The fingerprint is sha256 over the bytes of the files read and the ordered
+ * image ids.
+ */
+export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit> {
+  const { questionsFile, annotationsFile } = await locateVqaFiles(options);
+  const questionsBytes = await readBytes(questionsFile, 'questions');
+  const questionsJson = parseJson(questionsBytes, questionsFile);
+  const questionsHeader = readHeader(questionsJson, questionsFile, 'questions');
+  const questions = readQuestions(questionsHeader.records, questionsFile);
+
+  let annotationsBytes: Buffer | undefined;
+  let annotations: Map<number, AnnotationRecord> | undefined;
+  let annotationOrder: number[] | undefined;
+  if (annotationsFile !== undefined) {
+    annotationsBytes = await readBytes(annotationsFile, 'annotations');
+    const annotationsHeader = readHeader(parseJson(annotationsBytes, annotationsFile), annotationsFile, 'annotations');
+    if (annotationsHeader.dataSubtype !== undefined && questionsHeader.dataSubtype !== undefined && annotationsHeader.dataSubtype !== questionsHeader.dataSubtype) {
+      throw new InputError(
+        `data_subtype "${annotationsHeader.dataSubtype}" does not match the questions file's "${questionsHeader.dataSubtype}" (${questionsFile})`,
+        { file: annotationsFile, field: 'data_subtype' },
+      );
+    }
+    ({ annotations, order: annotationOrder } = readAnnotations(annotationsHeader.records, annotationsFile, questions));
+  }
+
+  const dataSubtype = questionsHeader.dataSubtype ?? (options.split || undefined);
+  if (dataSubtype === undefined) {
+    throw new InputError('the questions file has no data_subtype and no split was given: cannot name the images', { file: questionsFile, field: 'data_subtype' });
+  }
+  if (options.split && questionsHeader.dataSubtype !== undefined && options.split !== questionsHeader.dataSubtype) {
+    throw new InputError(`the file is split "${questionsHeader.dataSubtype}", not the split "${options.split}" that was asked for`, {
+      file: questionsFile,
+      field: 'data_subtype',
+    });
+  }
+  const imagesDir = resolve(options.imagesDir ?? options.dataDir ?? dirname(questionsFile));
+  // test-dev2015 is a subset of test2015 and has no images of its own.
+  const imageSubtype = dataSubtype === 'test-dev2015' ? 'test2015' : dataSubtype;
+
+  const order = annotationOrder ?? [...questions.keys()];
+  const examples: VqaExample[] = order.map((questionId) => {
+    const question = questions.get(questionId)!;
+    const annotation = annotations?.get(questionId);
+    const example: VqaExample = {
+      id: String(questionId),
+      questionId,
+      imageId: question.imageId,
+      imagePath: join(imagesDir, imageSubtype, `COCO_${imageSubtype}_${String(question.imageId).padStart(12, '0')}.jpg`),
+      question: question.question,
+      answers: annotation?.answers ?? [],
+    };
+    if (annotation) {
+      example.answerType = annotation.answerType;
+      example.questionType = annotation.questionType;
+      example.multipleChoiceAnswer = annotation.multipleChoiceAnswer;
+    }
+    return example;
+  });
+
+  const files = annotationsFile !== undefined ? [questionsFile, annotationsFile] : [questionsFile];
+  const contents = annotationsBytes !== undefined ? [questionsBytes, annotationsBytes] : [questionsBytes];
+  return {
+    task: 'vqa',
+    taskVersion: VQA_TASK_VERSION,
+    split: options.splitLabel ?? dataSubtype,
+    fingerprint: fingerprintSplit(contents, examples.map((example) => example.imageId)),
+    files,
+    examples,
+    info: { dataType: questionsHeader.dataType ?? 'unknown', dataSubtype, annotated: annotations !== undefined },
+  };
+}
+
+/** sha256 over each file's length and bytes, then the ordered image ids: the split's identity. */
+export function fingerprintSplit(contents: readonly Uint8Array[], imageIds: readonly (number | string)[]): string {
+  const hash = createHash('sha256');
+  for (const bytes of contents) {
+    hash.update(`${bytes.length}\n`);
+    hash.update(bytes);
+  }
+  hash.update(`images\n${imageIds.join('\n')}`);
+  return hash.digest('hex');
+}
+
+async function locateVqaFiles(options: LoadOptions): Promise<{ questionsFile: string; annotationsFile?: string }> {
+  const explicitQuestions = options.files?.questions;
+  const explicitAnnotations = options.files?.annotations;
+  if (explicitQuestions !== undefined) return { questionsFile: resolve(explicitQuestions), annotationsFile: explicitAnnotations && resolve(explicitAnnotations) };
+  if (explicitAnnotations !== undefined) {
+    throw new InputError('an annotations file was given without its questions file (the questions hold the question text)', { file: explicitAnnotations });
+  }
+  if (options.dataDir === undefined) throw new InputError('VQA needs a dataset folder (dataDir) or the questions file (files.questions)');
+  if (!options.split) throw new InputError('VQA needs a split name (e.g. val2014) to find its files', { file: options.dataDir });
+  const folders = [options.dataDir, join(options.dataDir, 'Questions'), join(options.dataDir, 'Annotations')];
+  const questionPattern = new RegExp(`^v2_OpenEnded_(.+)_${escapeRegExp(options.split)}_questions\\.json$`);
+  const found: { file: string; dataType: string }[] = [];
+  for (const folder of folders) {
+    for (const name of await listFolder(folder)) {
+      const match = questionPattern.exec(name);
+      if (match) found.push({ file: join(folder, name), dataType: match[1] });
+    }
+  }
+  if (found.length === 0) {
+    throw new InputError(`no v2_OpenEnded_<dataType>_${options.split}_questions.json for split "${options.split}"`, { file: options.dataDir });
+  }
+  if (found.length > 1) {
+    throw new InputError(`several questions files match split "${options.split}": ${found.map((entry) => basename(entry.file)).join(', ')}; give files.questions`, {
+      file: options.dataDir,
+    });
+  }
+  const { file: questionsFile, dataType } = found[0];
+  const annotationsName = `v2_${dataType}_${options.split}_annotations.json`;
+  for (const folder of folders) {
+    const candidate = join(folder, annotationsName);
+    if (await isFile(candidate)) return { questionsFile: resolve(questionsFile), annotationsFile: resolve(candidate) };
+  }
+  return { questionsFile: resolve(questionsFile) };
+}
+
+interface QuestionRecord {
+  imageId: number;
+  question: string;
+}
+
+interface AnnotationRecord {
+  answers: string[];
+  answerType: string;
+  questionType: string;
+  multipleChoiceAnswer: string;
+}
+
+interface Header {
+  dataType?: string;
+  dataSubtype?: string;
+  records: unknown[];
+}
+
+function readHeader(json: unknown, file: string, kind: 'questions' | 'annotations'): Header {
+  if (!isObject(json)) throw new InputError(`expected a JSON object with a "${kind}" array, got ${Array.isArray(json) ? 'an array' : typeof json}`, { file });
+  const records = json[kind];
+  if (!Array.isArray(records)) throw fieldError(file, undefined, kind, 'an array', records);
+  const dataType = json.data_type;
+  const dataSubtype = json.data_subtype;
+  if (dataType !== undefined && typeof dataType !== 'string') throw fieldError(file, undefined, 'data_type', 'a string', dataType);
+  if (dataSubtype !== undefined && typeof dataSubtype !== 'string') throw fieldError(file, undefined, 'data_subtype', 'a string', dataSubtype);
+  return { dataType, dataSubtype, records };
+}
+
+function readQuestions(records: unknown[], file: string): Map<number, QuestionRecord> {
+  const questions = new Map<number, QuestionRecord>();
+  records.forEach((record, index) => {
+    if (!isObject(record)) throw fieldError(file, index, 'questions[]', 'an object', record);
+    const questionId = record.question_id;
+    if (!isId(questionId)) throw fieldError(file, index, 'question_id', 'a non-negative integer', questionId);
+    if (questions.has(questionId)) throw new InputError('question_id appears twice', { file, record: questionId, field: 'question_id' });
+    const imageId = record.image_id;
+    if (!isId(imageId)) throw fieldError(file, questionId, 'image_id', 'a non-negative integer', imageId);
+    const question = record.question;
+    if (typeof question !== 'string') throw fieldError(file, questionId, 'question', 'a string', question);
+    questions.set(questionId, { imageId, question });
+  });
+  return questions;
+}
+
+function readAnnotations(
+  records: unknown[],
+  file: string,
+  questions: Map<number, QuestionRecord>,
+): { annotations: Map<number, AnnotationRecord>; order: number[] } {
+  const annotations = new Map<number, AnnotationRecord>();
+  const order: number[] = [];
+  const unknownIds: number[] = [];
+  records.forEach((record, index) => {
+    if (!isObject(record)) throw fieldError(file, index, 'annotations[]', 'an object', record);
+    const questionId = record.question_id;
+    if (!isId(questionId)) throw fieldError(file, index, 'question_id', 'a non-negative integer', questionId);
+    if (annotations.has(questionId)) throw new InputError('question_id appears twice', { file, record: questionId, field: 'question_id' });
+    const question = questions.get(questionId);
+    if (question === undefined) {
+      unknownIds.push(questionId);
+      return;
+    }
+    if (record.image_id !== question.imageId) throw fieldError(file, questionId, 'image_id', `${question.imageId} (the questions file's image_id)`, record.image_id);
+    const questionType = record.question_type;
+    if (typeof questionType !== 'string') throw fieldError(file, questionId, 'question_type', 'a string', questionType);
+    const answerType = record.answer_type;
+    if (typeof answerType !== 'string') throw fieldError(file, questionId, 'answer_type', 'a string ("yes/no", "number" or "other")', answerType);
+    const multipleChoiceAnswer = record.multiple_choice_answer;
+    if (typeof multipleChoiceAnswer !== 'string') throw fieldError(file, questionId, 'multiple_choice_answer', 'a string', multipleChoiceAnswer);
+    annotations.set(questionId, { answers: readAnswers(record.answers, file, questionId), answerType, questionType, multipleChoiceAnswer });
+    order.push(questionId);
+  });
+  if (unknownIds.length > 0) {
+    throw new InputError(`annotations for question ids that are not in the questions file: ${listSome(unknownIds)}`, { file, field: 'question_id' });
+  }
+  const unannotated = [...questions.keys()].filter((questionId) => !annotations.has(questionId));
+  if (unannotated.length > 0) {
+    throw new InputError(`questions without an annotation: ${listSome(unannotated)}`, { file, field: 'question_id' });
+  }
+  return { annotations, order };
+}
+
+function readAnswers(value: unknown, file: string, questionId: number): string[] {
+  if (!Array.isArray(value) || value.length !== VQA_ANSWERS_PER_QUESTION) {
+    throw fieldError(file, questionId, 'answers', `an array of ${VQA_ANSWERS_PER_QUESTION} answer objects`, value);
+  }
+  const answers: string[] = [];
+  const answerIds = new Set<number>();
+  value.forEach((entry, index) => {
+    const field = `answers[${index}]`;
+    if (!isObject(entry)) throw fieldError(file, questionId, field, 'an object {answer, answer_confidence, answer_id}', entry);
+    if (typeof entry.answer !== 'string') throw fieldError(file, questionId, `${field}.answer`, 'a string', entry.answer);
+    // The evaluator leaves one answer out by comparing whole answer records, so the records must
+    // be distinct; answer_id (1..10) is what makes them so.
+    const answerId = entry.answer_id;
+    if (!Number.isInteger(answerId)) throw fieldError(file, questionId, `${field}.answer_id`, 'an integer', answerId);
+    if (answerIds.has(answerId as number)) throw fieldError(file, questionId, `${field}.answer_id`, 'an id not used by another answer of this question', answerId);
+    answerIds.add(answerId as number);
+    if (entry.answer_confidence !== undefined && typeof entry.answer_confidence !== 'string') {
+      throw fieldError(file, questionId, `${field}.answer_confidence`, 'a string ("yes", "maybe" or "no")', entry.answer_confidence);
+    }
+    answers.push(entry.answer);
+  });
+  return answers;
+}
+
+export async function readBytes(file: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    throw new InputError(`cannot read the ${what} file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
+  }
+}
+
+export function parseJson(bytes: Buffer, file: string): unknown {
+  try {
+    // A UTF-8 byte order mark is legal in a file but not in JSON.parse.
+    return JSON.parse(bytes.toString('utf8').replace(/^\uFEFF/, ''));
+  } catch (error) {
+    throw new InputError(`not valid JSON: ${(error as Error).message}`, { file });
+  }
+}
+
+async function listFolder(folder: string): Promise<string[]> {
+  try {
+    return (await readdir(folder)).sort();
+  } catch {
+    return [];
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isId(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}

@@ -1,0 +1,67 @@
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { InputError, describeValue, listSome } from '../../harness/errors.ts';
+import type { LoadedSplit } from '../../harness/types.ts';
+import { isObject, parseJson, readBytes } from './load.ts';
+
+/** How many bad records an error lists before it only counts them. */
+const SHOWN = 5;
+
+/**
+ * Reads an EvalAI VQA result file, `[{"question_id": int, "answer": str}]`, and checks it covers
+ * the split's questions exactly: every record well typed, no id twice, none missing, none extra
+ * (the official loader refuses a result file whose ids are not the annotation's ids).
+ */
+export async function readVqaPredictions(split: LoadedSplit<{ questionId: number }>, file: string): Promise<Map<number, string>> {
+  const json = parseJson(await readBytes(file, 'predictions'), file);
+  if (!Array.isArray(json)) throw new InputError(`expected a JSON array of {"question_id": int, "answer": str}, got ${describeValue(json)}`, { file });
+  const predictions = new Map<number, string>();
+  const badRecords: string[] = [];
+  const duplicates: number[] = [];
+  json.forEach((record, index) => {
+    if (!isObject(record)) return void badRecords.push(`[${index}] is ${describeValue(record)}, not an object`);
+    const questionId = record.question_id;
+    if (!Number.isSafeInteger(questionId)) return void badRecords.push(`[${index}].question_id is ${describeValue(questionId)}, not an integer`);
+    if (typeof record.answer !== 'string') return void badRecords.push(`[${index}] (question_id ${questionId}).answer is ${describeValue(record.answer)}, not a string`);
+    if (predictions.has(questionId as number)) duplicates.push(questionId as number);
+    else predictions.set(questionId as number, record.answer);
+  });
+  if (badRecords.length > 0) {
+    const head = badRecords.slice(0, SHOWN).join('; ');
+    throw new InputError(`${badRecords.length} malformed result record${badRecords.length === 1 ? '' : 's'}${badRecords.length > SHOWN ? ` (first ${SHOWN})` : ''}: ${head}`, { file });
+  }
+  if (duplicates.length > 0) throw new InputError(`question ids predicted more than once: ${listSome(duplicates, SHOWN)}`, { file, field: 'question_id' });
+  checkVqaPredictions(split, predictions, file);
+  return predictions;
+}
+
+/** Refuses predictions whose question ids are not exactly the split's. */
+export function checkVqaPredictions(split: LoadedSplit<{ questionId: number }>, predictions: ReadonlyMap<number, string>, file: string): void {
+  const missing: number[] = [];
+  for (const example of split.examples) if (!predictions.has(example.questionId)) missing.push(example.questionId);
+  const known = new Set(split.examples.map((example) => example.questionId));
+  const extra: number[] = [];
+  for (const questionId of predictions.keys()) if (!known.has(questionId)) extra.push(questionId);
+  const problems: string[] = [];
+  if (missing.length > 0) problems.push(`${listSome(missing, SHOWN)} question ids of split "${split.split}" have no answer`);
+  if (extra.length > 0) problems.push(`${listSome(extra, SHOWN)} question ids are not in split "${split.split}"`);
+  if (problems.length > 0) throw new InputError(`${problems.join('; ')}; nothing is scored on a subset`, { file, field: 'question_id' });
+}
+
+/** Writes the EvalAI result file in the split's order, after checking it covers the split exactly; atomic. */
+export async function writeVqaResults(split: LoadedSplit<{ questionId: number }>, predictions: ReadonlyMap<number, string>, file: string): Promise<void> {
+  checkVqaPredictions(split, predictions, file);
+  const records = split.examples.map((example) => ({ question_id: example.questionId, answer: predictions.get(example.questionId)! }));
+  await writeFileAtomically(file, JSON.stringify(records));
+}
+
+/** Temp file in the same folder, then rename: a reader never sees half a file. */
+export async function writeFileAtomically(file: string, text: string): Promise<void> {
+  const temporary = `${file}.${process.pid}.${Date.now()}.tmp`;
+  try {
+    await writeFile(temporary, text);
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw new InputError(`cannot write: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
+  }
+}
