@@ -1,0 +1,284 @@
+import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { InputError, describeValue, fieldError } from '../../harness/errors.ts';
+import type { LoadOptions, LoadedSplit } from '../../harness/types.ts';
+import { renderVcrTokens, type VcrText, type VcrToken } from './tags.ts';
+
+/** Bump when loading or tag rendering changes what a model sees (README.md). */
+export const VCR_TASK_VERSION = '1';
+
+/** A detection box from the image's metadata json: [x1, y1, x2, y2, detector score], in pixels. */
+export type VcrBox = [number, number, number, number, number];
+
+export interface VcrExample {
+  /** annot_id, e.g. "val-0". */
+  id: string;
+  imageId: string;
+  movie: string;
+  questionNumber: number;
+  /** Absolute path of the image (img_fn resolved inside the dataset folder). */
+  imagePath: string;
+  /** Absolute path of the metadata json (metadata_fn resolved inside the dataset folder). */
+  metadataPath: string;
+  imageWidth: number;
+  imageHeight: number;
+  /** Detection classes; tags in the texts index into this, and into `boxes`. */
+  objects: string[];
+  /** One box per object, same order. */
+  boxes: VcrBox[];
+  question: VcrText;
+  answers: VcrText[];
+  rationales: VcrText[];
+  /** 0–3; absent in the test split. */
+  answerLabel?: number;
+  /** 0–3, the right rationale for the right answer; absent in the test split. */
+  rationaleLabel?: number;
+}
+
+export const VCR_CHOICES = 4;
+
+interface ImageMetadata {
+  boxes: VcrBox[];
+  width: number;
+  height: number;
+}
+
+/**
+ * Loads `<split>.jsonl` (or `files.annotations`) with the metadata json of every image. img_fn and
+ * metadata_fn are resolved against `<dataDir>/vcr1images` when that folder exists (the official
+ * layout), else against `<dataDir>`; dataDir defaults to the folder of the jsonl.
+ */
+export async function loadVcrSplit(options: LoadOptions): Promise<LoadedSplit<VcrExample>> {
+  const annotationsFile = resolve(
+    options.files?.annotations ??
+      (options.dataDir !== undefined
+        ? join(options.dataDir, `${options.split}.jsonl`)
+        : failNoFiles(options.split)),
+  );
+  if (options.files) {
+    const unknown = Object.keys(options.files).filter((key) => key !== 'annotations');
+    if (unknown.length) throw new InputError(`VCR reads only an "annotations" file (the jsonl), not ${unknown.map((k) => `"${k}"`).join(', ')}`);
+  }
+  const dataDir = resolve(options.dataDir ?? dirname(annotationsFile));
+  const imagesRoot = isDirectory(join(dataDir, 'vcr1images')) ? join(dataDir, 'vcr1images') : dataDir;
+
+  const bytes = await readExisting(annotationsFile, 'VCR annotations');
+  const records = parseJsonl(bytes.toString('utf8'), annotationsFile);
+  if (records.length === 0) throw new InputError('no examples: the file has no jsonl records', { file: annotationsFile });
+
+  const hash = createHash('sha256').update(bytes);
+  const metadataByPath = new Map<string, ImageMetadata>();
+  const seenIds = new Map<string, number>();
+  let labelled: boolean | undefined;
+  const examples: VcrExample[] = [];
+  for (const { line, value } of records) {
+    const item = parseVcrRecord(value, annotationsFile, line);
+    const firstLine = seenIds.get(item.annotId);
+    if (firstLine !== undefined) {
+      throw new InputError(`duplicate annot_id, first seen on line ${firstLine}`, { file: annotationsFile, record: `line ${line} (${item.annotId})`, field: 'annot_id' });
+    }
+    seenIds.set(item.annotId, line);
+    const hasLabels = item.answerLabel !== undefined;
+    if (labelled === undefined) labelled = hasLabels;
+    else if (labelled !== hasLabels) {
+      throw new InputError(`some records have answer_label/rationale_label and some do not; a split is either labelled (train, val) or not (test)`, {
+        file: annotationsFile, record: `line ${line} (${item.annotId})`, field: 'answer_label',
+      });
+    }
+
+    const where = `line ${line} (${item.annotId})`;
+    const imagePath = resolveInside(imagesRoot, item.imgFn, annotationsFile, where, 'img_fn');
+    const metadataPath = resolveInside(imagesRoot, item.metadataFn, annotationsFile, where, 'metadata_fn');
+    let metadata = metadataByPath.get(metadataPath);
+    if (!metadata) {
+      const metadataBytes = await readExisting(metadataPath, `metadata of ${where} in ${annotationsFile}`);
+      hash.update(metadataBytes);
+      metadata = parseMetadata(metadataBytes, metadataPath);
+      metadataByPath.set(metadataPath, metadata);
+    }
+    if (metadata.boxes.length !== item.objects.length) {
+      throw new InputError(`${item.objects.length} objects in ${annotationsFile} ${where}, but ${metadata.boxes.length} boxes in the metadata`, {
+        file: metadataPath, field: 'boxes',
+      });
+    }
+    examples.push({
+      id: item.annotId,
+      imageId: item.imgId,
+      movie: item.movie,
+      questionNumber: item.questionNumber,
+      imagePath,
+      metadataPath,
+      imageWidth: metadata.width,
+      imageHeight: metadata.height,
+      objects: item.objects,
+      boxes: metadata.boxes,
+      question: renderVcrTokens(item.question, item.objects),
+      answers: item.answerChoices.map((tokens) => renderVcrTokens(tokens, item.objects)),
+      rationales: item.rationaleChoices.map((tokens) => renderVcrTokens(tokens, item.objects)),
+      ...(hasLabels ? { answerLabel: item.answerLabel, rationaleLabel: item.rationaleLabel } : {}),
+    });
+  }
+  // The image list is in the jsonl already; hashing it again keeps the rule every task follows.
+  hash.update('\n' + examples.map((example) => example.imageId).join('\n'));
+
+  return {
+    task: 'vcr',
+    taskVersion: VCR_TASK_VERSION,
+    split: options.splitLabel ?? options.split,
+    fingerprint: hash.digest('hex'),
+    files: [annotationsFile],
+    examples,
+  };
+}
+
+interface VcrRecord {
+  annotId: string;
+  imgFn: string;
+  metadataFn: string;
+  imgId: string;
+  movie: string;
+  questionNumber: number;
+  objects: string[];
+  question: VcrToken[];
+  answerChoices: VcrToken[][];
+  rationaleChoices: VcrToken[][];
+  answerLabel?: number;
+  rationaleLabel?: number;
+}
+
+function parseVcrRecord(value: unknown, file: string, line: number): VcrRecord {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fieldError(file, `line ${line}`, '(record)', 'a JSON object', value);
+  const raw = value as Record<string, unknown>;
+  const annotId = raw.annot_id;
+  if (typeof annotId !== 'string' || annotId === '') throw fieldError(file, `line ${line}`, 'annot_id', 'a non-empty string', annotId);
+  const record = `line ${line} (${annotId})`;
+  const text = (field: string): string => {
+    const got = raw[field];
+    if (typeof got !== 'string' || got === '') throw fieldError(file, record, field, 'a non-empty string', got);
+    return got;
+  };
+  const objectsRaw = raw.objects;
+  if (!Array.isArray(objectsRaw) || !objectsRaw.every((o) => typeof o === 'string' && o !== '')) {
+    throw fieldError(file, record, 'objects', 'an array of class names', objectsRaw);
+  }
+  const objects = objectsRaw as string[];
+  const tokens = (got: unknown, field: string): VcrToken[] => {
+    if (!Array.isArray(got) || got.length === 0) throw fieldError(file, record, field, 'a non-empty token list', got);
+    got.forEach((token, position) => {
+      if (typeof token === 'string') return;
+      const tagOk = Array.isArray(token) && token.length > 0 && token.every((i) => Number.isInteger(i) && i >= 0 && i < objects.length);
+      if (!tagOk) {
+        throw fieldError(file, record, `${field}[${position}]`, `a word or a detection tag of indexes 0..${objects.length - 1} into objects`, token);
+      }
+    });
+    return got as VcrToken[];
+  };
+  const choices = (field: string): VcrToken[][] => {
+    const got = raw[field];
+    if (!Array.isArray(got) || got.length !== VCR_CHOICES) throw fieldError(file, record, field, `${VCR_CHOICES} choices`, got);
+    return got.map((choice, i) => tokens(choice, `${field}[${i}]`));
+  };
+  const label = (field: string): number | undefined => {
+    const got = raw[field];
+    if (got === undefined) return undefined;
+    if (!Number.isInteger(got) || (got as number) < 0 || (got as number) >= VCR_CHOICES) throw fieldError(file, record, field, 'an integer 0..3', got);
+    return got as number;
+  };
+  const questionNumber = raw.question_number;
+  if (!Number.isInteger(questionNumber)) throw fieldError(file, record, 'question_number', 'an integer', questionNumber);
+  const answerLabel = label('answer_label');
+  const rationaleLabel = label('rationale_label');
+  if ((answerLabel === undefined) !== (rationaleLabel === undefined)) {
+    const missing = answerLabel === undefined ? 'answer_label' : 'rationale_label';
+    throw fieldError(file, record, missing, 'both labels or neither (test)', undefined);
+  }
+  return {
+    annotId,
+    imgFn: text('img_fn'),
+    metadataFn: text('metadata_fn'),
+    imgId: text('img_id'),
+    movie: text('movie'),
+    questionNumber: questionNumber as number,
+    objects,
+    question: tokens(raw.question, 'question'),
+    answerChoices: choices('answer_choices'),
+    rationaleChoices: choices('rationale_choices'),
+    answerLabel,
+    rationaleLabel,
+  };
+}
+
+function parseMetadata(bytes: Buffer, file: string): ImageMetadata {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    throw new InputError(`not valid JSON (${(error as Error).message})`, { file });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fieldError(file, undefined, '(file)', 'a JSON object', value);
+  const raw = value as Record<string, unknown>;
+  const boxes = raw.boxes;
+  if (!Array.isArray(boxes)) throw fieldError(file, undefined, 'boxes', 'an array of [x1, y1, x2, y2, score]', boxes);
+  boxes.forEach((box, i) => {
+    if (!Array.isArray(box) || box.length !== 5 || !box.every((n) => typeof n === 'number' && Number.isFinite(n))) {
+      throw fieldError(file, `box ${i}`, 'boxes', '[x1, y1, x2, y2, score] of finite numbers', box);
+    }
+  });
+  for (const field of ['width', 'height'] as const) {
+    const got = raw[field];
+    if (typeof got !== 'number' || !(got > 0)) throw fieldError(file, undefined, field, 'a positive number of pixels', got);
+  }
+  return { boxes: boxes as VcrBox[], width: raw.width as number, height: raw.height as number };
+}
+
+/** One JSON value per non-blank line; a record's line number (1-based) goes into every error. */
+export function parseJsonl(text: string, file: string): { line: number; value: unknown }[] {
+  const records: { line: number; value: unknown }[] = [];
+  const lines = text.replace(/^\uFEFF/, '').split('\n');
+  lines.forEach((content, index) => {
+    if (content.trim() === '') return;
+    try {
+      records.push({ line: index + 1, value: JSON.parse(content) });
+    } catch (error) {
+      throw new InputError(`not valid JSON (${(error as Error).message})`, { file, record: `line ${index + 1}` });
+    }
+  });
+  return records;
+}
+
+/**
+ * Resolves a dataset-relative path and refuses one that leaves the dataset folder (absolute, or
+ * climbing with ".."): annotation files are input, and must not make vlbench read anywhere else.
+ */
+function resolveInside(root: string, path: string, file: string, record: string, field: string): string {
+  if (isAbsolute(path) || /^[a-zA-Z]:[\\/]/.test(path)) {
+    throw new InputError(`expected a path relative to ${root}, got the absolute path ${describeValue(path)}`, { file, record, field });
+  }
+  const resolved = resolve(root, path);
+  const inside = relative(root, resolved);
+  if (inside === '' || inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) {
+    throw new InputError(`path ${describeValue(path)} resolves outside the dataset folder ${root}`, { file, record, field });
+  }
+  return resolved;
+}
+
+function isDirectory(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory();
+}
+
+async function readExisting(file: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InputError(`${what}: file not found`, { file });
+    if (code === 'EISDIR') throw new InputError(`${what}: expected a file, got a folder`, { file });
+    throw new InputError(`${what}: cannot read (${(error as Error).message})`, { file });
+  }
+}
+
+function failNoFiles(split: string): never {
+  throw new InputError(`VCR split "${split}": give the dataset folder (with ${split}.jsonl) or the jsonl file itself`);
+}
