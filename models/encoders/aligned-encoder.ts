@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { InputError } from '../../harness/errors.ts';
+import type { BackendChoice } from '../../harness/backend.ts';
+import { readPreprocessorConfig, type ImagePreprocessing } from '../../harness/images.ts';
+import type { BackendName } from '../../harness/types.ts';
+import type { ClipConfig } from './clip-config.ts';
+import type { FreezePolicy } from './clip.ts';
+import type { PaddingMode } from './clip-tokenizer.ts';
+
+/** A float32 array with its shape, independent of the engine that computed it. */
+export interface HostTensor {
+  data: Float32Array;
+  shape: number[];
+}
+
+export interface ImageEncoding {
+  /** [N, projection_dim] projected features before L2 normalisation (HF get_image_features). */
+  embeds: HostTensor;
+  /** [N, 1 + P, Dv]: HF's vision last_hidden_state, the encoder output BEFORE post_layernorm
+   *  (token 0 is the class token, then patches row by row). Fusion heads normalise it themselves. */
+  tokens: HostTensor;
+}
+
+export interface TextEncoding {
+  /** [N, projection_dim] projected features before L2 normalisation (HF get_text_features). */
+  embeds: HostTensor;
+  /** [N, T, Dt]: HF's text last_hidden_state, AFTER final_layer_norm (causal: a token saw only those before it). */
+  tokens: HostTensor;
+  /** [N, T] 1 for real tokens, 0 for padding. */
+  attentionMask: Int32Array;
+  /** [N, T] token ids as fed to the model. */
+  inputIds: Int32Array;
+}
+
+/**
+ * One aligned image-text encoder (CLIP family), whatever runs it. Tasks and heads meet the
+ * model only through this: pixels in (preprocessed by `preprocessing`, [N, 3, H, W]
+ * channels first), embeddings and token features out.
+ */
+export interface AlignedEncoder {
+  readonly engine: 'tfjs' | 'onnx';
+  /** What computed the numbers (goes into run records). */
+  readonly backend: BackendName;
+  /** Absolute path of the model folder. */
+  readonly folder: string;
+  readonly config: ClipConfig;
+  /** Size of the shared embedding space (projection_dim). */
+  readonly embeddingDim: number;
+  /** Hidden sizes of the token outputs. */
+  readonly imageTokenDim: number;
+  readonly textTokenDim: number;
+  /** sha256 (hex) of the folder as loaded: config.json, weight files, tokenizer and preprocessor files (see fingerprintModelFolder). */
+  readonly fingerprint: string;
+  /** Whether the weights can be fine-tuned (the tfjs engine; ONNX is inference only). */
+  readonly trainable: boolean;
+  /** The image pipeline settings from the folder's preprocessor_config.json. */
+  readonly preprocessing: ImagePreprocessing;
+  embedImages(pixels: Float32Array, shape: readonly [number, 3, number, number]): Promise<HostTensor>;
+  embedTexts(texts: readonly string[]): Promise<HostTensor>;
+  encodeImages(pixels: Float32Array, shape: readonly [number, 3, number, number]): Promise<ImageEncoding>;
+  encodeTexts(texts: readonly string[], options?: { padding?: PaddingMode }): Promise<TextEncoding>;
+  dispose(): Promise<void>;
+}
+
+export type EncoderEngine = 'tfjs' | 'onnx';
+export const ENCODER_ENGINES: readonly EncoderEngine[] = ['tfjs', 'onnx'];
+
+export interface LoadEncoderOptions {
+  /** Overrides the choice by folder contents (model.safetensors → tfjs; onnx/ only → onnx). */
+  engine?: EncoderEngine;
+  /** tfjs backend (ignored by the ONNX engine). */
+  backend?: BackendChoice;
+  /** tfjs only: which weights train (default 'frozen'). */
+  freeze?: FreezePolicy;
+}
+
+/** Loads the encoder a model folder holds. */
+export async function loadEncoder(dir: string, options: LoadEncoderOptions = {}): Promise<AlignedEncoder> {
+  const folder = resolve(dir);
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new InputError('model folder does not exist', { file: folder });
+  const engine = options.engine ?? (await detectEngine(folder));
+  if (engine === 'tfjs') {
+    const { TfjsClipEncoder } = await import('./clip-encoder.ts');
+    return TfjsClipEncoder.load(folder, options);
+  }
+  if (engine === 'onnx') {
+    if (options.freeze !== undefined && options.freeze !== 'frozen') throw new InputError('the ONNX engine is inference only; use --engine tfjs to fine-tune', { file: folder, field: 'freeze' });
+    const { OnnxClipEncoder } = await import('./onnx-clip.ts');
+    return OnnxClipEncoder.load(folder);
+  }
+  throw new InputError(`unknown engine "${String(engine)}"; expected one of ${ENCODER_ENGINES.join(', ')}`, { field: '--engine' });
+}
+
+async function detectEngine(folder: string): Promise<EncoderEngine> {
+  if (existsSync(join(folder, 'model.safetensors'))) return 'tfjs';
+  if (existsSync(join(folder, 'onnx', 'vision_model.onnx')) || existsSync(join(folder, 'onnx', 'text_model.onnx'))) return 'onnx';
+  const files = await readdir(folder);
+  const pickled = files.filter((f) => /\.(bin|pt|pth|ckpt|pkl)$/.test(f));
+  if (pickled.length) {
+    throw new InputError(`only ${pickled.join(', ')} found: vlbench never unpickles checkpoints (that can execute code); convert to safetensors (model.safetensors) first`, { file: folder });
+  }
+  throw new InputError('no model.safetensors (tfjs engine) and no onnx/vision_model.onnx or onnx/text_model.onnx (ONNX engine) in the model folder', { file: folder });
+}
+
+/** The files a folder's fingerprint covers, for an engine: those that change its outputs. */
+export function fingerprintFiles(folder: string, engine: EncoderEngine): string[] {
+  const weights = engine === 'tfjs' ? ['model.safetensors'] : ['onnx/vision_model.onnx', 'onnx/text_model.onnx'];
+  return ['config.json', ...weights, 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json'].filter((f) => existsSync(join(folder, f)));
+}
+
+/**
+ * sha256 over the files that decide the encoder's outputs: config.json and the weights, and
+ * also the tokenizer and preprocessor files, since a changed vocabulary or normalisation
+ * changes every number too.
+ * Each file enters as its relative name, its byte length, then its bytes.
+ */
+export async function fingerprintModelFolder(folder: string, engine: EncoderEngine): Promise<string> {
+  const hash = createHash('sha256');
+  for (const name of fingerprintFiles(folder, engine)) {
+    const file = join(folder, name);
+    hash.update(`${name}\0${statSync(file).size}\0`);
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  }
+  return hash.digest('hex');
+}
+
+/** The folder's preprocessor_config.json, checked against the model's input size. */
+export async function readModelPreprocessing(folder: string, config: ClipConfig): Promise<ImagePreprocessing> {
+  const file = join(folder, 'preprocessor_config.json');
+  if (!existsSync(file)) {
+    throw new InputError('preprocessor_config.json is missing: without it the image normalisation is unknown (copy the one the checkpoint was trained with)', { file: folder });
+  }
+  const prep = await readPreprocessorConfig(file);
+  const size = config.vision.image_size;
+  if (!prep.doCenterCrop || prep.cropHeight !== size || prep.cropWidth !== size) {
+    throw new InputError(`the crop (${prep.doCenterCrop ? `${prep.cropWidth}×${prep.cropHeight}` : 'disabled'}) must be the model's image_size ${size}×${size}`, { file, field: 'crop_size' });
+  }
+  return prep;
+}
+
+/** Checks a pixel batch against the model before any engine sees it. */
+export function checkPixelBatch(pixels: Float32Array, shape: readonly number[], config: ClipConfig): void {
+  const size = config.vision.image_size;
+  if (shape.length !== 4 || shape[1] !== 3 || shape[2] !== size || shape[3] !== size) {
+    throw new InputError(`pixel batch has shape [${shape.join(', ')}], this model needs [N, 3, ${size}, ${size}]`, { field: 'pixel_values' });
+  }
+  if (pixels.length !== shape[0] * 3 * size * size) throw new InputError(`pixel batch holds ${pixels.length} values, shape [${shape.join(', ')}] needs ${shape[0] * 3 * size * size}`, { field: 'pixel_values' });
+}

@@ -1,0 +1,122 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { InputError } from '../../harness/errors.ts';
+
+/**
+ * Hugging Face's CLIPConfig, the fields the model's shape and arithmetic depend on, with the
+ * defaults of transformers' CLIPTextConfig / CLIPVisionConfig (which equal
+ * openai/clip-vit-base-patch32). Unknown fields (HF configs carry dozens of generation
+ * settings) are ignored, and kept when the config is written back.
+ */
+
+const positiveInt = z.number().int().positive();
+const activation = z.enum(['quick_gelu', 'gelu']);
+
+const textConfigSchema = z.looseObject({
+  vocab_size: positiveInt.default(49408),
+  hidden_size: positiveInt.default(512),
+  intermediate_size: positiveInt.default(2048),
+  projection_dim: positiveInt.default(512),
+  num_hidden_layers: positiveInt.default(12),
+  num_attention_heads: positiveInt.default(8),
+  max_position_embeddings: positiveInt.default(77),
+  hidden_act: activation.default('quick_gelu'),
+  layer_norm_eps: z.number().positive().default(1e-5),
+  pad_token_id: z.number().int().nullable().default(1),
+  bos_token_id: z.number().int().nullable().default(49406),
+  eos_token_id: z.number().int().default(49407),
+});
+
+const visionConfigSchema = z.looseObject({
+  hidden_size: positiveInt.default(768),
+  intermediate_size: positiveInt.default(3072),
+  projection_dim: positiveInt.default(512),
+  num_hidden_layers: positiveInt.default(12),
+  num_attention_heads: positiveInt.default(12),
+  num_channels: z.literal(3).default(3),
+  image_size: positiveInt.default(224),
+  patch_size: positiveInt.default(32),
+  hidden_act: activation.default('quick_gelu'),
+  layer_norm_eps: z.number().positive().default(1e-5),
+});
+
+const clipConfigSchema = z.looseObject({
+  model_type: z.literal('clip').optional(),
+  projection_dim: positiveInt.default(512),
+  logit_scale_init_value: z.number().default(2.6592),
+  text_config: z.unknown().optional(),
+  vision_config: z.unknown().optional(),
+});
+
+export type ClipTextConfig = z.infer<typeof textConfigSchema>;
+export type ClipVisionConfig = z.infer<typeof visionConfigSchema>;
+
+export interface ClipConfig {
+  projectionDim: number;
+  logitScaleInit: number;
+  text: ClipTextConfig;
+  vision: ClipVisionConfig;
+  /** The config as read, so unknown fields survive a save. */
+  raw: Record<string, unknown>;
+}
+
+/** Parses a CLIPConfig object; `file` names the source in errors. */
+export function parseClipConfig(json: unknown, file: string): ClipConfig {
+  const top = clipConfigSchema.safeParse(json);
+  if (!top.success) throw zodError(top.error, file, '');
+  const text = textConfigSchema.safeParse(top.data.text_config ?? {});
+  if (!text.success) throw zodError(text.error, file, 'text_config.');
+  const vision = visionConfigSchema.safeParse(top.data.vision_config ?? {});
+  if (!vision.success) throw zodError(vision.error, file, 'vision_config.');
+  const config: ClipConfig = {
+    projectionDim: top.data.projection_dim,
+    logitScaleInit: top.data.logit_scale_init_value,
+    text: text.data,
+    vision: vision.data,
+    raw: json as Record<string, unknown>,
+  };
+  checkShapes(config, file);
+  return config;
+}
+
+export async function readClipConfig(file: string): Promise<ClipConfig> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new InputError(`cannot read CLIP config: ${(error as Error).message}`, { file });
+  }
+  return parseClipConfig(json, file);
+}
+
+/** The config as a Hugging Face config.json object (CLIPModel). */
+export function clipConfigToJson(config: ClipConfig): Record<string, unknown> {
+  return {
+    ...config.raw,
+    architectures: ['CLIPModel'],
+    model_type: 'clip',
+    projection_dim: config.projectionDim,
+    logit_scale_init_value: config.logitScaleInit,
+    text_config: { ...config.text, model_type: 'clip_text_model', projection_dim: config.projectionDim },
+    vision_config: { ...config.vision, model_type: 'clip_vision_model', projection_dim: config.projectionDim },
+  };
+}
+
+function checkShapes(config: ClipConfig, file: string): void {
+  for (const [prefix, tower] of [['text_config', config.text], ['vision_config', config.vision]] as const) {
+    if (tower.hidden_size % tower.num_attention_heads !== 0) {
+      throw new InputError(`hidden_size ${tower.hidden_size} is not divisible by num_attention_heads ${tower.num_attention_heads}`, { file, field: `${prefix}.hidden_size` });
+    }
+  }
+  if (config.vision.image_size % config.vision.patch_size !== 0) {
+    throw new InputError(`image_size ${config.vision.image_size} is not a multiple of patch_size ${config.vision.patch_size}`, { file, field: 'vision_config.image_size' });
+  }
+  if (config.text.eos_token_id >= config.text.vocab_size) {
+    throw new InputError(`eos_token_id ${config.text.eos_token_id} is outside the vocabulary of ${config.text.vocab_size}`, { file, field: 'text_config.eos_token_id' });
+  }
+}
+
+function zodError(error: z.ZodError, file: string, prefix: string): InputError {
+  const issue = error.issues[0];
+  return new InputError(`expected a Hugging Face CLIPConfig: ${issue.message}`, { file, field: prefix + issue.path.join('.') });
+}

@@ -1,0 +1,418 @@
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { InputError, listSome } from '../../harness/errors.ts';
+import type { SeededRandom } from '../../harness/random.ts';
+import { clipConfigToJson, readClipConfig, type ClipConfig } from './clip-config.ts';
+import { readSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.ts';
+
+/**
+ * CLIP (Radford et al. 2021) in tfjs, parameter for parameter the Hugging Face
+ * `CLIPModel`: the same names, the same shapes (torch Linear weights stay [out, in], the
+ * patch embedding stays a [hidden, 3, p, p] conv kernel), the same arithmetic. So a real
+ * `openai/clip-vit-base-patch32` model.safetensors loads unchanged and a trained model
+ * saves back to a folder Hugging Face (and our ONNX export script) reads.
+ *
+ * Every weight is a tf.Variable and the forward passes read them directly, so a training
+ * loop can call `imageForward` / `textForward` inside `tf.grad` or `optimizer.minimize`,
+ * passing `trainableVariables()` as the variable list.
+ */
+
+/** Which weights a fine-tuning run may change. */
+export type FreezePolicy = 'frozen' | 'all' | { lastBlocks: number };
+
+/** Token ids and attention mask for a batch of texts, row-major [batch, length]. */
+export interface TokenBatch {
+  inputIds: Int32Array;
+  attentionMask: Int32Array;
+  batch: number;
+  length: number;
+}
+
+export interface TowerOutput {
+  /** HF's last_hidden_state: vision, encoder output before post_layernorm [N, 1+P, Dv];
+   *  text, after final_layer_norm [N, T, Dt]. */
+  tokens: tf.Tensor3D;
+  /** HF's pooler_output: vision, post_layernorm of the class token; text, the EOS token. */
+  pooled: tf.Tensor2D;
+  /** The projection of `pooled`, before L2 normalisation (HF's get_*_features). */
+  embeds: tf.Tensor2D;
+}
+
+/** Buffers HF checkpoints may carry that are not parameters (int64 arange position ids). */
+const IGNORED_BUFFERS = ['text_model.embeddings.position_ids', 'vision_model.embeddings.position_ids'];
+
+/** Name → shape of every parameter of a CLIPModel with this config, in HF's order. */
+export function clipParameterShapes(config: ClipConfig): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  const { text, vision, projectionDim } = config;
+  const addTower = (prefix: string, hidden: number, intermediate: number, layers: number) => {
+    for (let i = 0; i < layers; i++) {
+      const layer = `${prefix}.encoder.layers.${i}`;
+      for (const proj of ['k_proj', 'v_proj', 'q_proj', 'out_proj']) {
+        shapes.set(`${layer}.self_attn.${proj}.weight`, [hidden, hidden]);
+        shapes.set(`${layer}.self_attn.${proj}.bias`, [hidden]);
+      }
+      shapes.set(`${layer}.layer_norm1.weight`, [hidden]);
+      shapes.set(`${layer}.layer_norm1.bias`, [hidden]);
+      shapes.set(`${layer}.mlp.fc1.weight`, [intermediate, hidden]);
+      shapes.set(`${layer}.mlp.fc1.bias`, [intermediate]);
+      shapes.set(`${layer}.mlp.fc2.weight`, [hidden, intermediate]);
+      shapes.set(`${layer}.mlp.fc2.bias`, [hidden]);
+      shapes.set(`${layer}.layer_norm2.weight`, [hidden]);
+      shapes.set(`${layer}.layer_norm2.bias`, [hidden]);
+    }
+  };
+  shapes.set('text_model.embeddings.token_embedding.weight', [text.vocab_size, text.hidden_size]);
+  shapes.set('text_model.embeddings.position_embedding.weight', [text.max_position_embeddings, text.hidden_size]);
+  addTower('text_model', text.hidden_size, text.intermediate_size, text.num_hidden_layers);
+  shapes.set('text_model.final_layer_norm.weight', [text.hidden_size]);
+  shapes.set('text_model.final_layer_norm.bias', [text.hidden_size]);
+  const patches = (vision.image_size / vision.patch_size) ** 2;
+  shapes.set('vision_model.embeddings.class_embedding', [vision.hidden_size]);
+  shapes.set('vision_model.embeddings.patch_embedding.weight', [vision.hidden_size, vision.num_channels, vision.patch_size, vision.patch_size]);
+  shapes.set('vision_model.embeddings.position_embedding.weight', [patches + 1, vision.hidden_size]);
+  shapes.set('vision_model.pre_layrnorm.weight', [vision.hidden_size]);
+  shapes.set('vision_model.pre_layrnorm.bias', [vision.hidden_size]);
+  addTower('vision_model', vision.hidden_size, vision.intermediate_size, vision.num_hidden_layers);
+  shapes.set('vision_model.post_layernorm.weight', [vision.hidden_size]);
+  shapes.set('vision_model.post_layernorm.bias', [vision.hidden_size]);
+  shapes.set('visual_projection.weight', [projectionDim, vision.hidden_size]);
+  shapes.set('text_projection.weight', [projectionDim, text.hidden_size]);
+  shapes.set('logit_scale', []);
+  return shapes;
+}
+
+/**
+ * Fresh weights with Hugging Face's CLIPPreTrainedModel._init_weights (initializer_factor 1):
+ * normal embeddings (σ 0.02; class token σ D^-½), attention in-projections σ D^-½·(2L)^-½,
+ * out-projection σ D^-½, fc1 σ (2D)^-½, fc2 like the in-projections, projections σ D^-½,
+ * layer norms 1/0, biases 0, logit_scale = logit_scale_init_value.
+ */
+export function initialClipWeights(config: ClipConfig, random: SeededRandom): Map<string, TensorToWrite> {
+  const out = new Map<string, TensorToWrite>();
+  const normal = (count: number, std: number) => {
+    const data = new Float32Array(count);
+    for (let i = 0; i < count; i++) data[i] = random.normal() * std;
+    return data;
+  };
+  for (const [name, shape] of clipParameterShapes(config)) {
+    const count = shape.reduce((a, b) => a * b, 1);
+    const tower = name.startsWith('text_model') || name === 'text_projection.weight' ? config.text : config.vision;
+    const hidden = tower.hidden_size;
+    const inProjStd = hidden ** -0.5 * (2 * tower.num_hidden_layers) ** -0.5;
+    let data: Float32Array;
+    if (name === 'logit_scale') data = Float32Array.of(config.logitScaleInit);
+    else if (/layer_?norm|layrnorm/.test(name)) data = new Float32Array(count).fill(name.endsWith('.weight') ? 1 : 0);
+    else if (name.endsWith('.bias')) data = new Float32Array(count);
+    else if (name.endsWith('embeddings.class_embedding')) data = normal(count, hidden ** -0.5);
+    else if (name.includes('embeddings.')) data = normal(count, 0.02);
+    else if (/[qkv]_proj\.weight$/.test(name) || name.endsWith('fc2.weight')) data = normal(count, inProjStd);
+    else if (name.endsWith('out_proj.weight')) data = normal(count, hidden ** -0.5);
+    else if (name.endsWith('fc1.weight')) data = normal(count, (2 * hidden) ** -0.5);
+    else if (name.endsWith('_projection.weight')) data = normal(count, hidden ** -0.5);
+    else throw new Error(`no initialiser for ${name}`);
+    out.set(name, { shape, data });
+  }
+  return out;
+}
+
+/** Looks up a table row per id, with a gradient the wasm backend can compute (it lacks UnsortedSegmentSum, which tf.gather's gradient needs). */
+const embeddingLookup = tf.customGrad((...args: unknown[]) => {
+  const [table, ids] = args as [tf.Tensor2D, tf.Tensor1D];
+  const value = tf.gather(table, ids);
+  // ScatterNd sums rows for repeated ids, which is the gradient of a gather.
+  return { value, gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [tf.scatterND(tf.expandDims(ids, 1), dy as tf.Tensor, table.shape), tf.zerosLike(ids)] };
+}) as (table: tf.Tensor2D, ids: tf.Tensor1D) => tf.Tensor2D;
+
+export class ClipModel {
+  private readonly parameters: Map<string, tf.Variable>;
+  private policy: FreezePolicy = 'frozen';
+
+  private constructor(
+    readonly config: ClipConfig,
+    parameters: Map<string, tf.Variable>,
+  ) {
+    this.parameters = parameters;
+    this.setFreezePolicy('frozen');
+  }
+
+  /**
+   * Builds the model from named float32 tensors, refusing a missing, unknown or mis-shaped
+   * tensor by name (`source` names the file in errors).
+   */
+  static fromTensors(config: ClipConfig, tensors: Map<string, TensorToWrite>, source: string): ClipModel {
+    const expected = clipParameterShapes(config);
+    const missing = [...expected.keys()].filter((name) => !tensors.has(name));
+    if (missing.length) throw new InputError(`checkpoint lacks ${listSome(missing)} tensor(s) that this config.json needs`, { file: source, record: missing[0] });
+    const unknown = [...tensors.keys()].filter((name) => !expected.has(name) && !IGNORED_BUFFERS.includes(name));
+    if (unknown.length) throw new InputError(`checkpoint has ${listSome(unknown)} tensor(s) a CLIPModel with this config.json does not have`, { file: source, record: unknown[0] });
+    for (const [name, shape] of expected) {
+      const got = tensors.get(name)!.shape;
+      if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+        throw new InputError(`shape [${got.join(', ')}] does not match [${shape.join(', ')}] required by config.json`, { file: source, record: name, field: 'shape' });
+      }
+    }
+    const parameters = new Map<string, tf.Variable>();
+    for (const [name, shape] of expected) {
+      parameters.set(name, tf.variable(tf.tensor(tensors.get(name)!.data, shape, 'float32'), false, `clip/${name}`));
+    }
+    return new ClipModel(config, parameters);
+  }
+
+  /** Reads `config.json` and `model.safetensors` from a Hugging Face model folder. */
+  static async load(dir: string): Promise<ClipModel> {
+    const configFile = join(dir, 'config.json');
+    if (!existsSync(configFile)) throw new InputError('not a model folder: config.json is missing', { file: dir });
+    const config = await readClipConfig(configFile);
+    const weightsFile = join(dir, 'model.safetensors');
+    if (!existsSync(weightsFile)) {
+      const files = await readdir(dir);
+      const pickled = files.filter((f) => /\.(bin|pt|pth|ckpt|pkl)$/.test(f));
+      if (pickled.length) {
+        throw new InputError(`only ${pickled.join(', ')} found: vlbench never unpickles checkpoints (that can execute code); convert to safetensors (model.safetensors) first`, { file: dir });
+      }
+      if (files.some((f) => f.endsWith('.safetensors.index.json'))) throw new InputError('sharded safetensors checkpoints are not supported yet; merge the shards into model.safetensors', { file: dir });
+      throw new InputError('model.safetensors is missing', { file: dir });
+    }
+    const weights = await readSafetensors(weightsFile);
+    const tensors = new Map<string, TensorToWrite>();
+    const expected = clipParameterShapes(config);
+    for (const name of weights.names) {
+      const entry = weights.entry(name)!;
+      // Decode only what is used; ignored buffers (int64 position ids) are checked by name only.
+      tensors.set(name, { shape: entry.shape, data: expected.has(name) ? weights.float32(name) : new Float32Array(0) });
+    }
+    return ClipModel.fromTensors(config, tensors, weightsFile);
+  }
+
+  static initialise(config: ClipConfig, random: SeededRandom): ClipModel {
+    return ClipModel.fromTensors(config, initialClipWeights(config, random), '(initial weights)');
+  }
+
+  /** The parameter by its Hugging Face name. */
+  parameter(name: string): tf.Variable {
+    const variable = this.parameters.get(name);
+    if (!variable) throw new Error(`CLIP has no parameter "${name}"`);
+    return variable;
+  }
+
+  get parameterNames(): string[] {
+    return [...this.parameters.keys()];
+  }
+
+  get logitScale(): tf.Variable {
+    return this.parameter('logit_scale');
+  }
+
+  get freezePolicy(): FreezePolicy {
+    return this.policy;
+  }
+
+  /**
+   * Marks which variables train. `{lastBlocks: k}` opens the last k encoder blocks of each
+   * tower plus what follows them (final norms); projections and logit_scale train whenever
+   * anything does, since the embedding space must follow the blocks that move.
+   */
+  setFreezePolicy(policy: FreezePolicy): void {
+    if (typeof policy === 'object') {
+      if (!Number.isInteger(policy.lastBlocks) || policy.lastBlocks < 0) throw new InputError(`lastBlocks must be a non-negative integer, got ${policy.lastBlocks}`, { field: 'freeze' });
+      if (policy.lastBlocks === 0) policy = 'frozen';
+    }
+    this.policy = policy;
+    for (const [name, variable] of this.parameters) variable.trainable = this.isTrainable(name);
+  }
+
+  private isTrainable(name: string): boolean {
+    if (this.policy === 'frozen') return false;
+    if (this.policy === 'all') return true;
+    const k = this.policy.lastBlocks;
+    if (/^(visual_projection|text_projection)\.|^logit_scale$|final_layer_norm|post_layernorm/.test(name)) return true;
+    const block = /^(text_model|vision_model)\.encoder\.layers\.(\d+)\./.exec(name);
+    if (!block) return false;
+    const layers = block[1] === 'text_model' ? this.config.text.num_hidden_layers : this.config.vision.num_hidden_layers;
+    return Number(block[2]) >= layers - k;
+  }
+
+  /** The variables a training loop passes to its optimizer (its varList). */
+  trainableVariables(): tf.Variable[] {
+    return [...this.parameters.values()].filter((v) => v.trainable);
+  }
+
+  /** Trainable variables by HF name (for weight-decay rules that skip norms and biases). */
+  trainableParameters(): Map<string, tf.Variable> {
+    return new Map([...this.parameters].filter(([, v]) => v.trainable));
+  }
+
+  /** pixels: [N, 3, H, W] preprocessed (CHW, as HF's pixel_values). */
+  imageForward(pixels: tf.Tensor4D): TowerOutput {
+    const { vision } = this.config;
+    const [n, channels, height, width] = pixels.shape;
+    if (channels !== 3 || height !== vision.image_size || width !== vision.image_size) {
+      throw new InputError(`pixel batch has shape [${pixels.shape.join(', ')}], this model needs [N, 3, ${vision.image_size}, ${vision.image_size}]`, { field: 'pixel_values' });
+    }
+    return tf.tidy(() => {
+      const p = vision.patch_size;
+      const grid = vision.image_size / p;
+      const hidden = vision.hidden_size;
+      // A stride-p conv without bias is a matmul over flattened p×p×3 patches, in the
+      // kernel's (channel, row, column) order.
+      const patches = pixels
+        .reshape([n * 3, grid, p, grid, p])
+        .transpose([0, 1, 3, 2, 4])
+        .reshape([n, 3, grid * grid, p * p])
+        .transpose([0, 2, 1, 3])
+        .reshape([n * grid * grid, 3 * p * p]);
+      const kernel = this.parameter('vision_model.embeddings.patch_embedding.weight').reshape([hidden, 3 * p * p]) as tf.Tensor2D;
+      const patchEmbeds = tf.matMul(patches as tf.Tensor2D, kernel, false, true).reshape([n, grid * grid, hidden]);
+      const classToken = this.parameter('vision_model.embeddings.class_embedding').reshape([1, 1, hidden]).tile([n, 1, 1]);
+      let x = tf.concat([classToken, patchEmbeds], 1).add(this.parameter('vision_model.embeddings.position_embedding.weight')) as tf.Tensor3D;
+      x = this.layerNorm(x, 'vision_model.pre_layrnorm', vision.layer_norm_eps);
+      for (let i = 0; i < vision.num_hidden_layers; i++) x = this.encoderLayer(x, `vision_model.encoder.layers.${i}`, vision.num_attention_heads, vision.hidden_act, vision.layer_norm_eps, null);
+      const classOut = x.slice([0, 0, 0], [n, 1, hidden]).reshape([n, hidden]) as tf.Tensor2D;
+      const pooled = this.layerNorm(classOut, 'vision_model.post_layernorm', vision.layer_norm_eps);
+      const embeds = tf.matMul(pooled, this.parameter('visual_projection.weight') as tf.Tensor2D, false, true) as tf.Tensor2D;
+      return { tokens: x, pooled, embeds };
+    });
+  }
+
+  textForward(batch: TokenBatch): TowerOutput {
+    const { text } = this.config;
+    const { batch: n, length } = batch;
+    if (length > text.max_position_embeddings) {
+      throw new InputError(`token sequences of length ${length} exceed max_position_embeddings ${text.max_position_embeddings}`, { field: 'input_ids' });
+    }
+    if (batch.inputIds.length !== n * length || batch.attentionMask.length !== n * length) throw new Error(`token batch arrays do not hold ${n}×${length} values`);
+    for (const id of batch.inputIds) {
+      if (id < 0 || id >= text.vocab_size) throw new InputError(`token id ${id} is outside the vocabulary of ${text.vocab_size}`, { field: 'input_ids' });
+    }
+    const eosPositions = this.eosPositions(batch);
+    return tf.tidy(() => {
+      const hidden = text.hidden_size;
+      const ids = tf.tensor1d(batch.inputIds, 'int32');
+      const tokens = embeddingLookup(this.parameter('text_model.embeddings.token_embedding.weight') as tf.Tensor2D, ids).reshape([n, length, hidden]);
+      const positions = this.parameter('text_model.embeddings.position_embedding.weight').slice([0, 0], [length, hidden]);
+      let x = tokens.add(positions) as tf.Tensor3D;
+      const mask = textAttentionBias(batch);
+      for (let i = 0; i < text.num_hidden_layers; i++) x = this.encoderLayer(x, `text_model.encoder.layers.${i}`, text.num_attention_heads, text.hidden_act, text.layer_norm_eps, mask);
+      x = this.layerNorm(x, 'text_model.final_layer_norm', text.layer_norm_eps);
+      // Pick each row's EOS token with a one-hot weighted sum: differentiable on every backend.
+      const picker = tf.oneHot(tf.tensor1d(eosPositions, 'int32'), length).toFloat().reshape([n, length, 1]);
+      const pooled = x.mul(picker).sum(1) as tf.Tensor2D;
+      const embeds = tf.matMul(pooled, this.parameter('text_projection.weight') as tf.Tensor2D, false, true) as tf.Tensor2D;
+      return { tokens: x, pooled, embeds };
+    });
+  }
+
+  /**
+   * Hugging Face's CLIPTextTransformer pooling: with the legacy eos_token_id 2 (the original
+   * openai configs), the position of the largest id (EOS has the largest id in CLIP's
+   * vocabulary); otherwise the first position holding eos_token_id.
+   */
+  eosPositions(batch: TokenBatch): Int32Array {
+    const eos = this.config.text.eos_token_id;
+    const out = new Int32Array(batch.batch);
+    for (let row = 0; row < batch.batch; row++) {
+      const ids = batch.inputIds.subarray(row * batch.length, (row + 1) * batch.length);
+      let position = 0;
+      if (eos === 2) {
+        for (let t = 1; t < ids.length; t++) if (ids[t] > ids[position]) position = t;
+      } else {
+        position = ids.indexOf(eos);
+        if (position < 0) {
+          // HF's argmax over an all-false row returns 0; doing the same keeps parity, but
+          // a text without EOS means the tokenizer and config disagree: say so.
+          throw new InputError(`token row ${row} holds no eos_token_id ${eos}; the tokenizer does not end texts with the config's EOS token`, { field: 'input_ids' });
+        }
+      }
+      out[row] = position;
+    }
+    return out;
+  }
+
+  private layerNorm<T extends tf.Tensor>(x: T, prefix: string, eps: number): T {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(this.parameter(`${prefix}.weight`)).add(this.parameter(`${prefix}.bias`)) as T;
+  }
+
+  private linear(x: tf.Tensor, prefix: string): tf.Tensor {
+    const weight = this.parameter(`${prefix}.weight`);
+    const shape = x.shape;
+    const flat = x.reshape([-1, shape[shape.length - 1]]) as tf.Tensor2D;
+    const out = tf.matMul(flat, weight as tf.Tensor2D, false, true).add(this.parameter(`${prefix}.bias`));
+    return out.reshape([...shape.slice(0, -1), weight.shape[0]]);
+  }
+
+  private encoderLayer(x: tf.Tensor3D, prefix: string, heads: number, act: 'quick_gelu' | 'gelu', eps: number, bias: tf.Tensor | null): tf.Tensor3D {
+    const attended = this.attention(this.layerNorm(x, `${prefix}.layer_norm1`, eps), `${prefix}.self_attn`, heads, bias);
+    const h = x.add(attended) as tf.Tensor3D;
+    const inner = activation(this.linear(this.layerNorm(h, `${prefix}.layer_norm2`, eps), `${prefix}.mlp.fc1`), act);
+    return h.add(this.linear(inner, `${prefix}.mlp.fc2`)) as tf.Tensor3D;
+  }
+
+  private attention(x: tf.Tensor3D, prefix: string, heads: number, bias: tf.Tensor | null): tf.Tensor3D {
+    const [n, length, hidden] = x.shape;
+    const headDim = hidden / heads;
+    const split = (t: tf.Tensor) => t.reshape([n, length, heads, headDim]).transpose([0, 2, 1, 3]).reshape([n * heads, length, headDim]) as tf.Tensor3D;
+    const q = split(this.linear(x, `${prefix}.q_proj`).mul(headDim ** -0.5));
+    const k = split(this.linear(x, `${prefix}.k_proj`));
+    const v = split(this.linear(x, `${prefix}.v_proj`));
+    let scores = tf.matMul(q, k, false, true);
+    if (bias) scores = scores.reshape([n, heads, length, length]).add(bias).reshape([n * heads, length, length]);
+    const context = tf.matMul(tf.softmax(scores), v).reshape([n, heads, length, headDim]).transpose([0, 2, 1, 3]).reshape([n, length, hidden]);
+    return this.linear(context, `${prefix}.out_proj`) as tf.Tensor3D;
+  }
+
+  /** Current weights as host arrays, in HF order. */
+  async exportTensors(): Promise<Array<[string, TensorToWrite]>> {
+    const out: Array<[string, TensorToWrite]> = [];
+    for (const [name, variable] of this.parameters) out.push([name, { shape: variable.shape, data: (await variable.data()) as Float32Array }]);
+    return out;
+  }
+
+  /**
+   * Writes config.json and model.safetensors (F32) into `dir`. Other files of a model folder
+   * (tokenizer, preprocessor config) are the caller's.
+   */
+  async save(dir: string, metadata: Record<string, string> = {}): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    await writeSafetensors(join(dir, 'model.safetensors'), await this.exportTensors(), { metadata: { format: 'pt', ...metadata } });
+    const configFile = join(dir, 'config.json');
+    const temporary = `${configFile}.${process.pid}.tmp`;
+    try {
+      await writeFile(temporary, JSON.stringify(clipConfigToJson(this.config), null, 2) + '\n');
+      await rename(temporary, configFile);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
+    }
+  }
+
+  dispose(): void {
+    for (const variable of this.parameters.values()) variable.dispose();
+    this.parameters.clear();
+  }
+}
+
+/** Additive attention bias [N, 1, T, T]: causal (a token sees itself and earlier ones) and padding (no one sees a padded key). */
+function textAttentionBias(batch: TokenBatch): tf.Tensor4D {
+  const { batch: n, length } = batch;
+  // Large and finite, like HF's finfo.min: exp() of it is 0, and a fully masked row stays finite.
+  const blocked = -1e9;
+  const bias = new Float32Array(n * length * length);
+  for (let row = 0; row < n; row++) {
+    for (let query = 0; query < length; query++) {
+      for (let key = 0; key < length; key++) {
+        if (key > query || batch.attentionMask[row * length + key] === 0) bias[(row * length + query) * length + key] = blocked;
+      }
+    }
+  }
+  return tf.tensor4d(bias, [n, 1, length, length]);
+}
+
+function activation(x: tf.Tensor, kind: 'quick_gelu' | 'gelu'): tf.Tensor {
+  if (kind === 'quick_gelu') return x.mul(tf.sigmoid(x.mul(1.702)));
+  // Exact (erf) GELU, as torch's nn.GELU() and HF's "gelu".
+  return x.mul(0.5).mul(tf.erf(x.mul(Math.SQRT1_2)).add(1));
+}
