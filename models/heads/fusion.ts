@@ -1,0 +1,197 @@
+import * as tf from '@tensorflow/tfjs';
+import type { SeededRandom } from '../../harness/random.ts';
+import type { NormalisedBox } from '../objectives/scene-graph.ts';
+import { LayerNorm, Linear, ParameterStore, quickGelu, type TrainableModule } from './layers.ts';
+
+/**
+ * A small cross-modal fusion transformer, single-stream (UNITER/VisualBERT style): image
+ * tokens, optional region tokens and text tokens are projected to one width, tagged with a
+ * learned type embedding (0 image, 1 text, 2 region), concatenated, and passed through L
+ * pre-norm layers, each self-attention over the whole sequence then an MLP, both residual.
+ * Padding (text beyond its length, absent regions) is masked out of attention as keys.
+ *
+ * No position embeddings: the encoder's tokens already carry their positions.
+ * Region tokens add a projection of UNITER's 7-d box geometry (x1, y1, x2, y2, w, h, w·h), so
+ * the fusion knows where each region is.
+ *
+ * Pooled output: the masked mean of the final (layer-normed) tokens over all valid positions.
+ * A mean needs no extra [CLS] token to learn a summary and cannot be dominated by padding;
+ * `sequence` is returned too, for heads that want the first token instead.
+ */
+export interface FusionConfig {
+  imageDim: number;
+  textDim: number;
+  hidden?: number;
+  layers?: number;
+  heads?: number;
+  mlpRatio?: number;
+}
+
+export const FUSION_DEFAULTS = { hidden: 256, layers: 2, heads: 4, mlpRatio: 4 } as const;
+
+export interface RegionTokens {
+  /** [B, R, imageDim], e.g. from poolRegions. */
+  tokens: tf.Tensor3D;
+  /** [B, R], 1 for a real region. */
+  mask: tf.Tensor2D;
+  /** [B, R, 7], from boxGeometry. */
+  geometry: tf.Tensor3D;
+}
+
+export interface FusionInputs {
+  /** [B, Ti, imageDim] */
+  imageTokens: tf.Tensor3D;
+  /** [B, Ti]; all valid when absent. */
+  imageMask?: tf.Tensor2D;
+  /** [B, Tt, textDim] */
+  textTokens: tf.Tensor3D;
+  /** [B, Tt], 1 for real tokens, 0 for padding. */
+  textMask: tf.Tensor2D;
+  regions?: RegionTokens;
+}
+
+export interface FusionOutput {
+  /** [B, hidden] */
+  pooled: tf.Tensor2D;
+  /** [B, Ti + R + Tt, hidden], image tokens first, then regions, then text. */
+  sequence: tf.Tensor3D;
+  /** [B, Ti + R + Tt] */
+  mask: tf.Tensor2D;
+}
+
+/** UNITER's box features: [x1, y1, x2, y2, w, h, w·h] per box, zero rows for padding, [B, R, 7]. */
+export function boxGeometry(boxesPerImage: readonly (readonly NormalisedBox[])[], maxRegions: number): tf.Tensor3D {
+  const values = new Float32Array(boxesPerImage.length * maxRegions * 7);
+  boxesPerImage.forEach((boxes, image) =>
+    boxes.forEach(([x1, y1, x2, y2], region) => {
+      const w = x2 - x1;
+      const h = y2 - y1;
+      values.set([x1, y1, x2, y2, w, h, w * h], (image * maxRegions + region) * 7);
+    }),
+  );
+  return tf.tensor3d(values, [boxesPerImage.length, maxRegions, 7]);
+}
+
+class FusionLayer {
+  private readonly attentionNorm: LayerNorm;
+  private readonly query: Linear;
+  private readonly key: Linear;
+  private readonly value: Linear;
+  private readonly output: Linear;
+  private readonly mlpNorm: LayerNorm;
+  private readonly mlpIn: Linear;
+  private readonly mlpOut: Linear;
+
+  constructor(
+    params: ParameterStore,
+    name: string,
+    private readonly hidden: number,
+    private readonly heads: number,
+    mlpRatio: number,
+  ) {
+    this.attentionNorm = new LayerNorm(params, `${name}/attention_norm`, hidden);
+    this.query = new Linear(params, `${name}/attention/query`, hidden, hidden);
+    this.key = new Linear(params, `${name}/attention/key`, hidden, hidden);
+    this.value = new Linear(params, `${name}/attention/value`, hidden, hidden);
+    this.output = new Linear(params, `${name}/attention/output`, hidden, hidden);
+    this.mlpNorm = new LayerNorm(params, `${name}/mlp_norm`, hidden);
+    this.mlpIn = new Linear(params, `${name}/mlp/in`, hidden, hidden * mlpRatio);
+    this.mlpOut = new Linear(params, `${name}/mlp/out`, hidden * mlpRatio, hidden);
+  }
+
+  /** x [B, T, hidden]; keyBias [B, 1, 1, T] with 0 for valid keys and a large negative for padding. */
+  apply(x: tf.Tensor3D, keyBias: tf.Tensor4D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [batch, length] = x.shape;
+      const headDim = this.hidden / this.heads;
+      const normed = this.attentionNorm.apply(x);
+      // [B, T, hidden] → [B·H, T, headDim]: rank-3 batched matmuls are what every backend supports.
+      const split = (t: tf.Tensor) => t.reshape([batch, length, this.heads, headDim]).transpose([0, 2, 1, 3]).reshape([batch * this.heads, length, headDim]) as tf.Tensor3D;
+      const q = split(this.query.apply(normed));
+      const k = split(this.key.apply(normed));
+      const v = split(this.value.apply(normed));
+      const scores = tf.matMul(q, k, false, true).mul(1 / Math.sqrt(headDim)).reshape([batch, this.heads, length, length]).add(keyBias);
+      const weights = tf.softmax(scores).reshape([batch * this.heads, length, length]) as tf.Tensor3D;
+      const attended = tf.matMul(weights, v).reshape([batch, this.heads, length, headDim]).transpose([0, 2, 1, 3]).reshape([batch, length, this.hidden]);
+      const afterAttention = x.add(this.output.apply(attended));
+      const mlp = this.mlpOut.apply(quickGelu(this.mlpIn.apply(this.mlpNorm.apply(afterAttention))));
+      return afterAttention.add(mlp) as tf.Tensor3D;
+    });
+  }
+}
+
+export class FusionTransformer implements TrainableModule {
+  readonly hidden: number;
+  readonly imageDim: number;
+  readonly textDim: number;
+  private readonly params: ParameterStore;
+  private readonly imageProjection: Linear;
+  private readonly textProjection: Linear;
+  private readonly geometryProjection: Linear;
+  private readonly typeEmbeddings: tf.Variable;
+  private readonly layers: FusionLayer[];
+  private readonly finalNorm: LayerNorm;
+
+  constructor(config: FusionConfig, rng: SeededRandom, scope = 'fusion') {
+    const hidden = config.hidden ?? FUSION_DEFAULTS.hidden;
+    const heads = config.heads ?? FUSION_DEFAULTS.heads;
+    const layers = config.layers ?? FUSION_DEFAULTS.layers;
+    const mlpRatio = config.mlpRatio ?? FUSION_DEFAULTS.mlpRatio;
+    for (const [name, value] of Object.entries({ imageDim: config.imageDim, textDim: config.textDim, hidden, heads, mlpRatio })) {
+      if (!Number.isInteger(value) || value < 1) throw new Error(`FusionTransformer: ${name} must be a positive integer, got ${value}`);
+    }
+    if (!Number.isInteger(layers) || layers < 0) throw new Error(`FusionTransformer: layers must be an integer ≥ 0, got ${layers}`);
+    if (hidden % heads !== 0) throw new Error(`FusionTransformer: hidden ${hidden} is not divisible by ${heads} heads`);
+    this.hidden = hidden;
+    this.imageDim = config.imageDim;
+    this.textDim = config.textDim;
+    this.params = new ParameterStore(scope, rng);
+    this.imageProjection = new Linear(this.params, 'image_projection', config.imageDim, hidden);
+    this.textProjection = new Linear(this.params, 'text_projection', config.textDim, hidden);
+    this.geometryProjection = new Linear(this.params, 'region_geometry', 7, hidden);
+    this.typeEmbeddings = this.params.normal('type_embeddings', [3, hidden]);
+    this.layers = Array.from({ length: layers }, (_, i) => new FusionLayer(this.params, `layer${i}`, hidden, heads, mlpRatio));
+    this.finalNorm = new LayerNorm(this.params, 'final_norm', hidden);
+  }
+
+  apply(inputs: FusionInputs): FusionOutput {
+    const { imageTokens, textTokens, textMask, regions } = inputs;
+    const batch = imageTokens.shape[0];
+    if (imageTokens.rank !== 3 || imageTokens.shape[2] !== this.imageDim) throw new Error(`fusion: image tokens ${JSON.stringify(imageTokens.shape)}, expected [B, T, ${this.imageDim}]`);
+    if (textTokens.rank !== 3 || textTokens.shape[2] !== this.textDim || textTokens.shape[0] !== batch) {
+      throw new Error(`fusion: text tokens ${JSON.stringify(textTokens.shape)}, expected [${batch}, T, ${this.textDim}]`);
+    }
+    if (!tf.util.arraysEqual(textMask.shape, textTokens.shape.slice(0, 2))) throw new Error(`fusion: text mask ${JSON.stringify(textMask.shape)} does not match text tokens`);
+    return tf.tidy(() => {
+      const typeRow = (index: number) => this.typeEmbeddings.slice([index, 0], [1, this.hidden]).reshape([1, 1, this.hidden]);
+      const parts: tf.Tensor[] = [this.imageProjection.apply(imageTokens).add(typeRow(0))];
+      const masks: tf.Tensor[] = [inputs.imageMask ?? tf.ones([batch, imageTokens.shape[1]])];
+      if (regions) {
+        parts.push(this.imageProjection.apply(regions.tokens).add(this.geometryProjection.apply(regions.geometry)).add(typeRow(2)));
+        masks.push(regions.mask);
+      }
+      parts.push(this.textProjection.apply(textTokens).add(typeRow(1)));
+      masks.push(textMask);
+      const mask = tf.concat(masks, 1).toFloat() as tf.Tensor2D;
+      const keyBias = tf.sub(1, mask).mul(-1e9).reshape([batch, 1, 1, mask.shape[1]]) as tf.Tensor4D;
+      let x = tf.concat(parts, 1) as tf.Tensor3D;
+      for (const layer of this.layers) x = layer.apply(x, keyBias);
+      const sequence = this.finalNorm.apply(x) as tf.Tensor3D;
+      const weights = mask.expandDims(2);
+      const pooled = sequence.mul(weights).sum(1).div(weights.sum(1)) as tf.Tensor2D;
+      return { pooled, sequence, mask };
+    });
+  }
+
+  trainableVariables(): tf.Variable[] {
+    return this.params.trainableVariables();
+  }
+
+  namedVariables(): Map<string, tf.Variable> {
+    return this.params.namedVariables();
+  }
+
+  dispose(): void {
+    this.params.dispose();
+  }
+}

@@ -1,0 +1,52 @@
+import * as tf from '@tensorflow/tfjs';
+import type { SeededRandom } from '../../harness/random.ts';
+import { LayerNorm, Linear, ParameterStore, quickGelu, type TrainableModule } from './layers.ts';
+
+/**
+ * VQA answer classifier over the fusion's pooled output: Linear → GELU → LayerNorm → Linear,
+ * the shape of UNITER's and LXMERT's VQA heads. One logit per answer of the vocabulary,
+ * trained with soft-score BCE (objectives/soft-score-bce.ts); the prediction is the argmax.
+ */
+export interface VqaClassifierConfig {
+  inputDim: number;
+  answers: number;
+  /** Hidden width; 2 · inputDim when absent. */
+  hiddenDim?: number;
+}
+
+export class VqaClassifier implements TrainableModule {
+  private readonly params: ParameterStore;
+  private readonly hidden: Linear;
+  private readonly norm: LayerNorm;
+  private readonly output: Linear;
+
+  constructor(
+    readonly config: VqaClassifierConfig,
+    rng: SeededRandom,
+    scope = 'vqa_classifier',
+  ) {
+    if (!Number.isInteger(config.answers) || config.answers < 1) throw new Error(`VqaClassifier: answers must be ≥ 1, got ${config.answers}`);
+    const hiddenDim = config.hiddenDim ?? 2 * config.inputDim;
+    this.params = new ParameterStore(scope, rng);
+    this.hidden = new Linear(this.params, 'hidden', config.inputDim, hiddenDim);
+    this.norm = new LayerNorm(this.params, 'norm', hiddenDim);
+    this.output = new Linear(this.params, 'output', hiddenDim, config.answers);
+  }
+
+  /** [B, inputDim] → [B, answers] logits. */
+  apply(pooled: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => this.output.apply(this.norm.apply(quickGelu(this.hidden.apply(pooled)))) as tf.Tensor2D);
+  }
+
+  trainableVariables(): tf.Variable[] {
+    return this.params.trainableVariables();
+  }
+
+  namedVariables(): Map<string, tf.Variable> {
+    return this.params.namedVariables();
+  }
+
+  dispose(): void {
+    this.params.dispose();
+  }
+}

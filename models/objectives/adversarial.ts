@@ -1,0 +1,224 @@
+import * as tf from '@tensorflow/tfjs';
+import { booleanSetting, choiceSetting, integerSetting, numberSetting, parseSettings, type SettingFields } from './settings.ts';
+
+/**
+ * Adversarial perturbation training in the embedding space, VILLA style (Gan et al. 2020,
+ * zhegan27/VILLA; FreeLB's accumulation). Perturbations δ are added to the text token
+ * embeddings and/or the image token embeddings entering the fusion. Starting from δ = 0,
+ * for k = 0 … K−1:
+ *
+ *   L_k = (task(x + δ_k) + α · (KL(p ‖ p_adv) + KL(p_adv ‖ p))) / K
+ *
+ * where p = softmax(clean logits) and p_adv = softmax(logits on x + δ_k), both KLs summed
+ * over classes and averaged over the batch. The gradients of L_k with respect to the model
+ * variables are summed over the K steps and returned; the caller applies ONE optimiser step
+ * with them. Between steps δ ascends the loss:
+ *
+ *   δ ← δ + η · g / max(‖g‖, 1e-8)      (g = ∂L_k/∂δ, norm per example over all of its tokens)
+ *   δ ← projection onto {‖δ‖ ≤ ε}       (per example; skipped when ε = 0)
+ *
+ * Step 0 is the clean loss (δ = 0, KL = 0), so the objective is the clean task loss plus
+ * the adversarial ones, averaged. As in VILLA's code, `norm` selects both the gradient
+ * normalisation and the ball: "l2" divides by the L2 norm and rescales δ into the L2 ball;
+ * "linf" divides by the max-abs of g and clips δ to [−ε, ε]. Text and image each get their
+ * own δ and their own per-example norm when the modality is "both".
+ *
+ * Defaults K = 3, η = 1e-3, α = 1.5, ε = 0 (unbounded), text: VILLA's released VQA setting.
+ * Its VCR setting is K = 3, η = 0.01, α = 1.5, modality both, ε = 0
+ * (`--set adv.eta=0.01 --set adv.modality=both`).
+ *
+ * `cleanGradient` (default true, as VILLA): the clean distribution p also receives gradient
+ * through the KL term; VILLA keeps the clean forward graph alive across its K backward passes,
+ * here the clean forward is recomputed inside each step (K−1 extra forwards). false treats p
+ * as a constant target and saves those forwards.
+ */
+export const ADVERSARIAL_MODALITIES = ['text', 'image', 'both'] as const;
+export const ADVERSARIAL_NORMS = ['l2', 'linf'] as const;
+
+export interface AdversarialSettings {
+  steps: number;
+  eta: number;
+  alpha: number;
+  epsilon: number;
+  norm: (typeof ADVERSARIAL_NORMS)[number];
+  modality: (typeof ADVERSARIAL_MODALITIES)[number];
+  cleanGradient: boolean;
+}
+
+export const ADVERSARIAL_DEFAULTS: AdversarialSettings = {
+  steps: 3,
+  eta: 1e-3,
+  alpha: 1.5,
+  epsilon: 0,
+  norm: 'l2',
+  modality: 'text',
+  cleanGradient: true,
+};
+
+const FIELDS: SettingFields<AdversarialSettings> = {
+  steps: { schema: integerSetting(1, 100), expects: 'an integer in [1, 100]', doc: 'K, the number of perturbation steps (forward/backward passes) per batch' },
+  eta: { schema: numberSetting((n) => n.positive()), expects: 'a number > 0', doc: 'η, the size of one normalised ascent step on δ' },
+  alpha: { schema: numberSetting((n) => n.min(0)), expects: 'a number ≥ 0', doc: 'α, weight of the symmetric KL between clean and perturbed predictions' },
+  epsilon: { schema: numberSetting((n) => n.min(0)), expects: 'a number ≥ 0', doc: 'ε, radius of the per-example ball δ is projected onto (0 = unbounded)' },
+  norm: { schema: choiceSetting(ADVERSARIAL_NORMS), expects: 'l2 or linf', doc: 'norm of the step normalisation and of the ε ball' },
+  modality: { schema: choiceSetting(ADVERSARIAL_MODALITIES), expects: 'text, image or both', doc: 'which embeddings are perturbed' },
+  cleanGradient: { schema: booleanSetting(), expects: 'true or false', doc: 'back-propagate the KL term into the clean prediction too (VILLA)' },
+};
+
+export function parseAdversarialSettings(given: Readonly<Record<string, string>>): AdversarialSettings {
+  return parseSettings('adv', FIELDS, ADVERSARIAL_DEFAULTS, given);
+}
+
+export interface PerturbationDeltas {
+  /** Same shape as the text token embeddings; zeros when text is not perturbed. */
+  text: tf.Tensor;
+  /** Same shape as the image token embeddings; zeros when images are not perturbed. */
+  image: tf.Tensor;
+}
+
+/**
+ * The model's forward pass with perturbations: it computes its embeddings itself (so their
+ * gradient reaches e.g. the word-embedding table), adds the deltas, and returns the task loss
+ * and the logits the KL compares (answer logits for VQA, choice scores for VCR).
+ */
+export type PerturbedLossAndLogits = (deltas: PerturbationDeltas) => { loss: tf.Scalar; logits: tf.Tensor2D };
+
+export interface AdversarialOptions {
+  textShape: readonly number[];
+  imageShape: readonly number[];
+  /** The model variables to differentiate; their gradients are accumulated over the K steps. */
+  variables: readonly tf.Variable[];
+  settings?: AdversarialSettings;
+}
+
+export interface AdversarialResult {
+  /** Σ_k ∂L_k/∂variable, by variable name; the caller owns and disposes them. */
+  grads: tf.NamedTensorMap;
+  /** Σ_k L_k, the value the gradients belong to. */
+  loss: number;
+  /** task(x + δ_k) for each step; entry 0 is the clean task loss. */
+  taskLosses: number[];
+  /** Symmetric KL at each step (0 at step 0). */
+  klLosses: number[];
+  /** Per-example norms (in `norm`) of the last δ used, per perturbed modality. */
+  perturbationNorms: { text: number[]; image: number[] };
+}
+
+/** Per-example norm over all axes but the first: [B, …] → [B]. */
+export function perExampleNorm(x: tf.Tensor, norm: AdversarialSettings['norm']): tf.Tensor1D {
+  return tf.tidy(() => {
+    const flat = x.reshape([x.shape[0], -1]);
+    return (norm === 'l2' ? flat.square().sum(1).sqrt() : flat.abs().max(1)) as tf.Tensor1D;
+  });
+}
+
+function perExampleShape(x: tf.Tensor): number[] {
+  return [x.shape[0], ...x.shape.slice(1).map(() => 1)];
+}
+
+/** η · g / max(‖g‖, 1e-8), per example. */
+export function ascentStep(gradient: tf.Tensor, eta: number, norm: AdversarialSettings['norm']): tf.Tensor {
+  return tf.tidy(() => gradient.mul(eta).div(tf.maximum(perExampleNorm(gradient, norm), 1e-8).reshape(perExampleShape(gradient))));
+}
+
+/** Projects each example's δ onto the ε ball of the given norm; ε = 0 means unbounded. */
+export function projectPerturbation(delta: tf.Tensor, epsilon: number, norm: AdversarialSettings['norm']): tf.Tensor {
+  return tf.tidy(() => {
+    if (epsilon <= 0) return delta.clone();
+    if (norm === 'linf') return tf.clipByValue(delta, -epsilon, epsilon);
+    const norms = perExampleNorm(delta, 'l2').reshape(perExampleShape(delta));
+    return delta.mul(tf.minimum(1, tf.div(epsilon, tf.maximum(norms, 1e-12))));
+  });
+}
+
+/** KL(p‖q) + KL(q‖p) = Σ (p − q)(log p − log q), summed over classes, mean over the batch. */
+export function symmetricKl(logitsP: tf.Tensor2D, logitsQ: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const logP = tf.logSoftmax(logitsP);
+    const logQ = tf.logSoftmax(logitsQ);
+    return tf.exp(logP).sub(tf.exp(logQ)).mul(logP.sub(logQ)).sum().div(logitsP.shape[0]) as tf.Scalar;
+  });
+}
+
+export function adversarialGradients(lossAndLogits: PerturbedLossAndLogits, options: AdversarialOptions): AdversarialResult {
+  const settings = options.settings ?? ADVERSARIAL_DEFAULTS;
+  const perturbText = settings.modality !== 'image';
+  const perturbImage = settings.modality !== 'text';
+  const steps = settings.steps;
+  const zerosText = tf.zeros(options.textShape as number[]);
+  const zerosImage = tf.zeros(options.imageShape as number[]);
+  // δ are variables so that variableGrads gives their gradient alongside the model's.
+  const deltaText = perturbText ? tf.variable(tf.zeros(options.textShape as number[]), true) : null;
+  const deltaImage = perturbImage ? tf.variable(tf.zeros(options.imageShape as number[]), true) : null;
+  const deltas: PerturbationDeltas = { text: deltaText ?? zerosText, image: deltaImage ?? zerosImage };
+  const grads: tf.NamedTensorMap = {};
+  const taskLosses: number[] = [];
+  const klLosses: number[] = [];
+  let loss = 0;
+  let constantCleanLogits: tf.Tensor2D | null = null;
+  try {
+    for (let step = 0; step < steps; step++) {
+      const ascend = step < steps - 1;
+      const varList = [...options.variables, ...(ascend ? [deltaText, deltaImage].filter((d): d is tf.Variable => d !== null) : [])];
+      let taskTensor: tf.Scalar | null = null;
+      let klTensor: tf.Scalar | null = null;
+      const { value, grads: stepGrads } = tf.variableGrads(() => {
+        const { loss: task, logits } = lossAndLogits(deltas);
+        let kl: tf.Scalar;
+        if (step === 0) {
+          // δ = 0: these are the clean logits, and KL(p‖p) = 0 with zero gradient.
+          kl = tf.scalar(0);
+          if (!settings.cleanGradient && steps > 1) constantCleanLogits = tf.keep(logits.clone());
+        } else {
+          const clean = settings.cleanGradient ? lossAndLogits({ text: zerosText, image: zerosImage }).logits : constantCleanLogits!;
+          kl = symmetricKl(clean, logits);
+        }
+        taskTensor = tf.keep(task.clone());
+        klTensor = tf.keep(kl.clone());
+        return task.add(kl.mul(settings.alpha)).div(steps) as tf.Scalar;
+      }, varList);
+      loss += value.dataSync()[0];
+      value.dispose();
+      taskLosses.push(readAndDispose(taskTensor!));
+      klLosses.push(readAndDispose(klTensor!));
+      for (const variable of options.variables) {
+        const g = stepGrads[variable.name];
+        if (!g) continue;
+        const previous = grads[variable.name];
+        grads[variable.name] = previous ? tf.tidy(() => previous.add(g)) : g.clone();
+        previous?.dispose();
+      }
+      if (ascend) {
+        for (const delta of [deltaText, deltaImage]) {
+          if (!delta) continue;
+          const g = stepGrads[delta.name];
+          // No gradient reached δ (the model ignores that modality): δ stays where it is.
+          if (g) tf.tidy(() => delta.assign(projectPerturbation(delta.add(ascentStep(g, settings.eta, settings.norm)), settings.epsilon, settings.norm)));
+        }
+      }
+      tf.dispose(stepGrads);
+    }
+    const normsOf = (delta: tf.Variable | null): number[] => {
+      if (!delta) return [];
+      const norms = perExampleNorm(delta, settings.norm);
+      const values = Array.from(norms.dataSync());
+      norms.dispose();
+      return values;
+    };
+    return { grads, loss, taskLosses, klLosses, perturbationNorms: { text: normsOf(deltaText), image: normsOf(deltaImage) } };
+  } catch (error) {
+    tf.dispose(grads);
+    throw error;
+  } finally {
+    tf.dispose([zerosText, zerosImage]);
+    deltaText?.dispose();
+    deltaImage?.dispose();
+    (constantCleanLogits as tf.Tensor | null)?.dispose();
+  }
+}
+
+function readAndDispose(x: tf.Scalar): number {
+  const value = x.dataSync()[0];
+  x.dispose();
+  return value;
+}

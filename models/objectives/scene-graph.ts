@@ -1,0 +1,345 @@
+import * as tf from '@tensorflow/tfjs';
+import { sigmoidCrossEntropyWithLogits } from './soft-score-bce.ts';
+import { numberSetting, parseSettings, type SettingFields } from './settings.ts';
+
+/**
+ * Scene-graph auxiliary loss (ERNIE-ViL's scene-graph prediction, used with adversarial
+ * training in Tencent Hunyuan's VCR recipe). Region features are the encoder's image tokens
+ * pooled inside each object's box; from them a head predicts
+ *   - the object class (cross-entropy, mean over objects),
+ *   - its attributes (multi-label BCE, summed over attributes, mean over annotated objects),
+ *   - for every ordered pair (i, j), i ≠ j, of objects in one image, the relation predicate
+ *     (cross-entropy over predicates plus "none" at index 0, weighted mean over pairs).
+ * total = λ · (w_obj·L_obj + w_attr·L_attr + w_rel·L_rel).
+ *
+ * Several predicates for one ordered pair share the target mass equally. Pairs whose target
+ * is "none" get weight `noneRelationWeight`, because unrelated pairs outnumber related ones
+ * (n objects give n(n−1) pairs) and would otherwise teach the head to answer "none".
+ * Graphs without attributes or relations (VCR gives only object names and boxes) leave
+ * those terms out; the object term alone remains.
+ */
+export interface SceneGraphSettings {
+  lambda: number;
+  objectWeight: number;
+  attributeWeight: number;
+  relationWeight: number;
+  noneRelationWeight: number;
+}
+
+/** λ = 1 and equal term weights follow ERNIE-ViL, which sums its scene-graph prediction losses unweighted; not tuned here. */
+export const SCENE_GRAPH_DEFAULTS: SceneGraphSettings = {
+  lambda: 1,
+  objectWeight: 1,
+  attributeWeight: 1,
+  relationWeight: 1,
+  noneRelationWeight: 1,
+};
+
+const nonNegative = { schema: numberSetting((n) => n.min(0)), expects: 'a number ≥ 0' };
+
+const FIELDS: SettingFields<SceneGraphSettings> = {
+  lambda: { ...nonNegative, doc: 'weight λ of the whole scene-graph loss next to the task loss' },
+  objectWeight: { ...nonNegative, doc: 'weight of the object-class cross-entropy' },
+  attributeWeight: { ...nonNegative, doc: 'weight of the attribute BCE' },
+  relationWeight: { ...nonNegative, doc: 'weight of the relation-predicate cross-entropy' },
+  noneRelationWeight: { ...nonNegative, doc: 'weight of a pair whose target is "none" relative to a related pair' },
+};
+
+export function parseSceneGraphSettings(given: Readonly<Record<string, string>>): SceneGraphSettings {
+  return parseSettings('sg', FIELDS, SCENE_GRAPH_DEFAULTS, given);
+}
+
+/**
+ * Where the patch tokens sit in an encoder's token sequence: `rows × cols` patches in
+ * row-major order starting at token `offset` (CLIP ViT puts its class token at 0, so 1).
+ */
+export interface TokenGrid {
+  rows: number;
+  cols: number;
+  offset: number;
+}
+
+/** [x1, y1, x2, y2] as fractions of the image width and height, y downwards. */
+export type NormalisedBox = readonly [number, number, number, number];
+
+/**
+ * Patch indices (0-based inside the grid) whose centres fall inside the box, borders
+ * included; when none does (a box smaller than a patch), the patch holding the box centre,
+ * which is the patch whose centre is nearest to it.
+ */
+export function regionPatchIndices(grid: TokenGrid, box: NormalisedBox): number[] {
+  const [x1, y1, x2, y2] = clampBox(box);
+  const inside: number[] = [];
+  for (let row = 0; row < grid.rows; row++) {
+    const cy = (row + 0.5) / grid.rows;
+    if (cy < y1 || cy > y2) continue;
+    for (let col = 0; col < grid.cols; col++) {
+      const cx = (col + 0.5) / grid.cols;
+      if (cx >= x1 && cx <= x2) inside.push(row * grid.cols + col);
+    }
+  }
+  if (inside.length > 0) return inside;
+  const col = Math.min(grid.cols - 1, Math.floor(((x1 + x2) / 2) * grid.cols));
+  const row = Math.min(grid.rows - 1, Math.floor(((y1 + y2) / 2) * grid.rows));
+  return [row * grid.cols + col];
+}
+
+function clampBox(box: NormalisedBox): [number, number, number, number] {
+  if (box.length !== 4 || !box.every(Number.isFinite) || box[2] < box[0] || box[3] < box[1]) {
+    throw new Error(`region box ${JSON.stringify(box)} is not [x1, y1, x2, y2] with x1 ≤ x2, y1 ≤ y2`);
+  }
+  // Annotated boxes overhang the image by a pixel or so (GQA, VCR); the image ends at its border.
+  const clamp = (v: number) => Math.min(1, Math.max(0, v));
+  return [clamp(box[0]), clamp(box[1]), clamp(box[2]), clamp(box[3])];
+}
+
+function checkTokens(tokens: tf.Tensor3D, grid: TokenGrid, boxesPerImage: readonly (readonly NormalisedBox[])[]): void {
+  if (tokens.rank !== 3) throw new Error(`region pooling needs tokens [batch, tokens, dim], got ${JSON.stringify(tokens.shape)}`);
+  if (boxesPerImage.length !== tokens.shape[0]) throw new Error(`region pooling: ${boxesPerImage.length} box lists for a batch of ${tokens.shape[0]}`);
+  if (grid.offset + grid.rows * grid.cols > tokens.shape[1]) {
+    throw new Error(`region pooling: a ${grid.rows}×${grid.cols} grid at offset ${grid.offset} does not fit ${tokens.shape[1]} tokens`);
+  }
+}
+
+/**
+ * Mean of the patch tokens inside each box, padded to the most boxes in any image:
+ * `regions` [B, R, D], `mask` [B, R] (1 for a real box). Differentiable in `tokens`.
+ */
+export function poolRegions(
+  tokens: tf.Tensor3D,
+  grid: TokenGrid,
+  boxesPerImage: readonly (readonly NormalisedBox[])[],
+): { regions: tf.Tensor3D; mask: tf.Tensor2D; maxRegions: number } {
+  checkTokens(tokens, grid, boxesPerImage);
+  const [batch, tokenCount] = tokens.shape;
+  const maxRegions = Math.max(1, ...boxesPerImage.map((boxes) => boxes.length));
+  const weights = new Float32Array(batch * maxRegions * tokenCount);
+  const mask = new Float32Array(batch * maxRegions);
+  boxesPerImage.forEach((boxes, image) => {
+    boxes.forEach((box, region) => {
+      const patches = regionPatchIndices(grid, box);
+      const base = (image * maxRegions + region) * tokenCount + grid.offset;
+      for (const patch of patches) weights[base + patch] = 1 / patches.length;
+      mask[image * maxRegions + region] = 1;
+    });
+  });
+  return tf.tidy(() => ({
+    // A weighted matmul rather than gather: gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks.
+    regions: tf.matMul(tf.tensor3d(weights, [batch, maxRegions, tokenCount]), tokens) as tf.Tensor3D,
+    mask: tf.tensor2d(mask, [batch, maxRegions]),
+    maxRegions,
+  }));
+}
+
+/** The pooled regions of all images as one list [N, D], image by image in box order. */
+export function poolRegionList(tokens: tf.Tensor3D, grid: TokenGrid, boxesPerImage: readonly (readonly NormalisedBox[])[]): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { regions, maxRegions } = poolRegions(tokens, grid, boxesPerImage);
+    const rowsOfPadded = boxesPerImage.flatMap((boxes, image) => boxes.map((_, region) => image * maxRegions + region));
+    const padded = regions.reshape([boxesPerImage.length * maxRegions, tokens.shape[2]]) as tf.Tensor2D;
+    return tf.matMul(selectionMatrix(rowsOfPadded, padded.shape[0]), padded) as tf.Tensor2D;
+  });
+}
+
+/** A [rows.length, size] one-hot matrix: multiplying by it selects rows without gather (see poolRegions). */
+export function selectionMatrix(rows: readonly number[], size: number): tf.Tensor2D {
+  const values = new Float32Array(rows.length * size);
+  rows.forEach((row, i) => {
+    if (!Number.isInteger(row) || row < 0 || row >= size) throw new Error(`selection of row ${row} from ${size}`);
+    values[i * size + row] = 1;
+  });
+  return tf.tensor2d(values, [rows.length, size]);
+}
+
+export interface SceneGraphObject {
+  box: NormalisedBox;
+  /** Index in the object-class vocabulary. */
+  classIndex: number;
+  /** Attribute vocabulary indices; absent when the dataset does not annotate attributes. */
+  attributes?: readonly number[];
+}
+
+export interface SceneGraphRelation {
+  /** Indices into the image's `objects`. */
+  subject: number;
+  object: number;
+  /** Index in the predicate vocabulary (0-based, without "none"). */
+  predicate: number;
+}
+
+export interface SceneGraph {
+  objects: readonly SceneGraphObject[];
+  /** Absent when the dataset does not annotate relations; then no pairs are scored for this image. */
+  relations?: readonly SceneGraphRelation[];
+}
+
+export interface SceneGraphVocabularySizes {
+  objectClasses: number;
+  attributes: number;
+  /** Predicates without "none": relation logits have predicates + 1 columns, "none" first. */
+  predicates: number;
+}
+
+/** A batch of graphs flattened for the loss: objects in image order, pairs as indices into that list. */
+export interface SceneGraphBatch {
+  boxes: NormalisedBox[][];
+  objectClasses: number[];
+  /** Objects (indices into the flat list) whose attributes are annotated. */
+  attributeObjects: number[];
+  /** [attributeObjects.length × attributes] multi-hot targets. */
+  attributeTargets: Float32Array;
+  pairs: Array<readonly [number, number]>;
+  /** [pairs.length × (predicates + 1)] target distributions, "none" at column 0. */
+  relationTargets: Float32Array;
+  relationWeights: Float32Array;
+  sizes: SceneGraphVocabularySizes;
+}
+
+export function buildSceneGraphBatch(
+  graphs: readonly SceneGraph[],
+  sizes: SceneGraphVocabularySizes,
+  settings: SceneGraphSettings = SCENE_GRAPH_DEFAULTS,
+): SceneGraphBatch {
+  const boxes: NormalisedBox[][] = [];
+  const objectClasses: number[] = [];
+  const attributeObjects: number[] = [];
+  const attributeRows: number[][] = [];
+  const pairs: Array<readonly [number, number]> = [];
+  const relationRows: Float32Array[] = [];
+  const relationWeights: number[] = [];
+  const relationColumns = sizes.predicates + 1;
+  graphs.forEach((graph, image) => {
+    const first = objectClasses.length;
+    boxes.push(graph.objects.map((object) => object.box));
+    graph.objects.forEach((object, index) => {
+      checkIndex(object.classIndex, sizes.objectClasses, `image ${image} object ${index} class`);
+      objectClasses.push(object.classIndex);
+      if (object.attributes) {
+        object.attributes.forEach((a) => checkIndex(a, sizes.attributes, `image ${image} object ${index} attribute`));
+        attributeObjects.push(first + index);
+        attributeRows.push([...object.attributes]);
+      }
+    });
+    if (!graph.relations) return;
+    const count = graph.objects.length;
+    const predicatesOf = new Map<number, number[]>();
+    graph.relations.forEach((relation, r) => {
+      checkIndex(relation.subject, count, `image ${image} relation ${r} subject`);
+      checkIndex(relation.object, count, `image ${image} relation ${r} object`);
+      checkIndex(relation.predicate, sizes.predicates, `image ${image} relation ${r} predicate`);
+      if (relation.subject === relation.object) throw new Error(`scene graph image ${image} relation ${r} relates object ${relation.subject} to itself`);
+      const key = relation.subject * count + relation.object;
+      const list = predicatesOf.get(key) ?? [];
+      if (!list.includes(relation.predicate)) list.push(relation.predicate);
+      predicatesOf.set(key, list);
+    });
+    for (let subject = 0; subject < count; subject++) {
+      for (let object = 0; object < count; object++) {
+        if (subject === object) continue;
+        pairs.push([first + subject, first + object]);
+        const row = new Float32Array(relationColumns);
+        const predicates = predicatesOf.get(subject * count + object);
+        if (predicates) for (const p of predicates) row[p + 1] = 1 / predicates.length;
+        else row[0] = 1;
+        relationRows.push(row);
+        relationWeights.push(predicates ? 1 : settings.noneRelationWeight);
+      }
+    }
+  });
+  const attributeTargets = new Float32Array(attributeObjects.length * sizes.attributes);
+  attributeRows.forEach((row, i) => row.forEach((a) => (attributeTargets[i * sizes.attributes + a] = 1)));
+  const relationTargets = new Float32Array(pairs.length * relationColumns);
+  relationRows.forEach((row, i) => relationTargets.set(row, i * relationColumns));
+  return { boxes, objectClasses, attributeObjects, attributeTargets, pairs, relationTargets, relationWeights: Float32Array.from(relationWeights), sizes };
+}
+
+function checkIndex(value: number, size: number, what: string): void {
+  if (!Number.isInteger(value) || value < 0 || value >= size) throw new Error(`scene graph ${what} is ${value}, expected an integer in [0, ${size})`);
+}
+
+export interface SceneGraphPredictions {
+  /** [N, objectClasses] */
+  objectLogits: tf.Tensor2D;
+  /** [N, attributes] */
+  attributeLogits: tf.Tensor2D;
+  /** [pairs, predicates + 1], or null when there are no pairs. */
+  relationLogits: tf.Tensor2D | null;
+}
+
+/** What the loss needs from a head (models/heads/scene-graph-head.ts implements it). */
+export interface SceneGraphPredictor {
+  predict(regions: tf.Tensor2D, pairs: readonly (readonly [number, number])[]): SceneGraphPredictions;
+}
+
+export type SceneGraphLosses = {
+  /** λ · weighted sum: what training adds to the task loss. */
+  total: tf.Scalar;
+  object: tf.Scalar;
+  attribute: tf.Scalar;
+  relation: tf.Scalar;
+};
+
+export function sceneGraphLoss(
+  predictions: SceneGraphPredictions,
+  batch: SceneGraphBatch,
+  settings: SceneGraphSettings = SCENE_GRAPH_DEFAULTS,
+): SceneGraphLosses {
+  const objects = batch.objectClasses.length;
+  if (predictions.objectLogits.shape[0] !== objects || predictions.objectLogits.shape[1] !== batch.sizes.objectClasses) {
+    throw new Error(`sceneGraphLoss: object logits ${JSON.stringify(predictions.objectLogits.shape)} for ${objects} objects of ${batch.sizes.objectClasses} classes`);
+  }
+  return tf.tidy(() => {
+    const zero = tf.scalar(0);
+    const object =
+      objects === 0
+        ? zero
+        : tf.logSoftmax(predictions.objectLogits)
+            .mul(tf.oneHot(tf.tensor1d(batch.objectClasses, 'int32'), batch.sizes.objectClasses).toFloat())
+            .sum()
+            .neg()
+            .div(objects);
+    const annotated = batch.attributeObjects.length;
+    const attribute =
+      annotated === 0 || batch.sizes.attributes === 0
+        ? zero
+        : sigmoidCrossEntropyWithLogits(
+            tf.matMul(selectionMatrix(batch.attributeObjects, objects), predictions.attributeLogits),
+            tf.tensor2d(batch.attributeTargets, [annotated, batch.sizes.attributes]),
+          )
+            .sum()
+            .div(annotated);
+    let relation: tf.Tensor = zero;
+    if (batch.pairs.length > 0) {
+      if (!predictions.relationLogits) throw new Error(`sceneGraphLoss: ${batch.pairs.length} pairs but no relation logits`);
+      const columns = batch.sizes.predicates + 1;
+      const perPair = tf.logSoftmax(predictions.relationLogits).mul(tf.tensor2d(batch.relationTargets, [batch.pairs.length, columns])).sum(1).neg();
+      const weightSum = batch.relationWeights.reduce((a, b) => a + b, 0);
+      relation = weightSum === 0 ? zero : perPair.mul(tf.tensor1d(batch.relationWeights)).sum().div(weightSum);
+    }
+    const total = object
+      .mul(settings.objectWeight)
+      .add(attribute.mul(settings.attributeWeight))
+      .add(relation.mul(settings.relationWeight))
+      .mul(settings.lambda);
+    return { total: total as tf.Scalar, object: object as tf.Scalar, attribute: attribute as tf.Scalar, relation: relation as tf.Scalar };
+  });
+}
+
+/** Pools regions from image tokens, runs the head and returns the losses: the whole `sg` objective in one call. */
+export function sceneGraphObjective(
+  tokens: tf.Tensor3D,
+  grid: TokenGrid,
+  graphs: readonly SceneGraph[],
+  predictor: SceneGraphPredictor,
+  sizes: SceneGraphVocabularySizes,
+  settings: SceneGraphSettings = SCENE_GRAPH_DEFAULTS,
+): SceneGraphLosses {
+  const batch = buildSceneGraphBatch(graphs, sizes, settings);
+  if (batch.objectClasses.length === 0) {
+    return tf.tidy(() => ({ total: tf.scalar(0), object: tf.scalar(0), attribute: tf.scalar(0), relation: tf.scalar(0) }));
+  }
+  return tf.tidy(() => {
+    const regions = poolRegionList(tokens, grid, batch.boxes);
+    return sceneGraphLoss(predictor.predict(regions, batch.pairs), batch, settings);
+  });
+}
