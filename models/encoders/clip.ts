@@ -126,6 +126,8 @@ const embeddingLookup = tf.customGrad((...args: unknown[]) => {
   return { value, gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [tf.scatterND(tf.expandDims(ids, 1), dy as tf.Tensor, table.shape), tf.zerosLike(ids)] };
 }) as (table: tf.Tensor2D, ids: tf.Tensor1D) => tf.Tensor2D;
 
+let modelsCreated = 0;
+
 export class ClipModel {
   private readonly parameters: Map<string, tf.Variable>;
   private policy: FreezePolicy = 'frozen';
@@ -155,8 +157,12 @@ export class ClipModel {
       }
     }
     const parameters = new Map<string, tf.Variable>();
+    // tfjs variable names are global: several models (a frozen teacher, a copy) may coexist.
+    const scope = `clip${++modelsCreated}`;
     for (const [name, shape] of expected) {
-      parameters.set(name, tf.variable(tf.tensor(tensors.get(name)!.data, shape, 'float32'), false, `clip/${name}`));
+      const initial = tf.tensor(tensors.get(name)!.data, shape, 'float32');
+      parameters.set(name, tf.variable(initial, false, `${scope}/${name}`));
+      initial.dispose();
     }
     return new ClipModel(config, parameters);
   }
