@@ -1,0 +1,111 @@
+import test from 'ava';
+import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../harness/cli.ts';
+import { getTask, knownTaskNames } from '../../harness/task-registry.ts';
+import { generateSynthScenes, synthPaths } from '../../tasks/synth/index.ts';
+
+/** Runs `vlbench <args>` in-process and captures what it writes. */
+async function vlbench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const writeOut = process.stdout.write.bind(process.stdout);
+  const writeErr = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += String(chunk)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += String(chunk)), true)) as typeof process.stderr.write;
+  const exitCode = process.exitCode;
+  try {
+    const code = await main(args);
+    return { code, stdout, stderr };
+  } finally {
+    process.stdout.write = writeOut;
+    process.stderr.write = writeErr;
+    process.exitCode = exitCode;
+  }
+}
+
+const answers = (list: string[]) => list.map((answer, index) => ({ answer, answer_confidence: 'yes', answer_id: index + 1 }));
+
+async function vqaFiles(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'vlbench-score-'));
+  const header = { info: {}, task_type: 'Open-Ended', data_type: 'mscoco', license: {}, data_subtype: 'val2014' };
+  await writeFile(join(dir, 'Q.json'), JSON.stringify({ ...header, questions: [
+    { image_id: 1, question: 'Is it a cat?', question_id: 10 },
+    { image_id: 2, question: 'How many?', question_id: 20 },
+  ] }));
+  await writeFile(join(dir, 'A.json'), JSON.stringify({ ...header, annotations: [
+    { question_id: 10, image_id: 1, question_type: 'is it', answer_type: 'yes/no', multiple_choice_answer: 'yes', answers: answers(Array(10).fill('yes')) },
+    { question_id: 20, image_id: 2, question_type: 'how many', answer_type: 'number', multiple_choice_answer: '2', answers: answers([...Array(2).fill('2'), ...Array(8).fill('3')]) },
+  ] }));
+  await writeFile(join(dir, 'P.json'), JSON.stringify([{ question_id: 10, answer: 'Yes' }, { question_id: 20, answer: 'two' }]));
+  return dir;
+}
+
+test.serial('vlbench score --task vqa prints the official accuracy as one JSON object', async (t) => {
+  const dir = await vqaFiles();
+  const base = ['score', '--task', 'vqa', '--questions', join(dir, 'Q.json'), '--annotations', join(dir, 'A.json'), '--predictions', join(dir, 'P.json')];
+  const current = await vlbench([...base, '--per-question', join(dir, 'per-question.json')]);
+  t.is(current.code, 0, current.stderr);
+  t.is(current.stdout.trim().split('\n').length, 1);
+  // 10: "Yes" vs ten "yes" → 0; 20: "two" → "2" matched by 2 of 10 → 0.6
+  t.deepEqual(JSON.parse(current.stdout), { overall: 30, perAnswerType: { 'yes/no': 0, number: 60 }, perQuestionType: { 'is it': 0, 'how many': 60 } });
+  t.is(await readFile(join(dir, 'per-question.json'), 'utf8'), '{"10":0,"20":60}\n');
+  t.deepEqual((await readdir(dir)).filter((name) => name.endsWith('.tmp')), []);
+
+  const legacy = await vlbench([...base, '--legacy-normalization']);
+  t.is(legacy.code, 0, legacy.stderr);
+  t.deepEqual(JSON.parse(legacy.stdout), { overall: 80, perAnswerType: { 'yes/no': 100, number: 60 }, perQuestionType: { 'is it': 100, 'how many': 60 } });
+});
+
+test.serial('bad input is one line on stderr and exit code 2', async (t) => {
+  const dir = await vqaFiles();
+  await writeFile(join(dir, 'P.json'), JSON.stringify([{ question_id: 10, answer: 'yes' }]));
+  const missing = await vlbench(['score', '--task', 'vqa', '--questions', join(dir, 'Q.json'), '--annotations', join(dir, 'A.json'), '--predictions', join(dir, 'P.json')]);
+  t.is(missing.code, 2);
+  t.is(missing.stdout, '');
+  t.regex(missing.stderr, /^vlbench: error: .*P\.json, field "question_id": 1 \(20\) question ids of split "val2014" have no answer; nothing is scored on a subset\n$/);
+
+  const unknown = await vlbench(['score', '--task', 'nope', '--questions', join(dir, 'Q.json'), '--predictions', join(dir, 'P.json')]);
+  t.is(unknown.code, 2);
+  t.regex(unknown.stderr, /unknown task "nope"; known tasks: vqa, gqa/);
+
+  const wrongFlag = await vlbench(['score', '--task', 'gqa', '--questions', join(dir, 'Q.json'), '--predictions', join(dir, 'P.json'), '--legacy-normalization']);
+  t.is(wrongFlag.code, 2);
+  t.regex(wrongFlag.stderr, /--legacy-normalization applies to vqa only/);
+
+  const noFile = await vlbench(['score', '--task', 'vqa', '--questions', join(dir, 'nothing.json'), '--predictions', join(dir, 'P.json')]);
+  t.is(noFile.code, 2);
+  t.regex(noFile.stderr, /nothing\.json: --questions: no such file/);
+});
+
+test('the registry lists its tasks and refuses unknown names', (t) => {
+  t.true(knownTaskNames().includes('vqa'));
+  t.true(knownTaskNames().includes('gqa'));
+  t.is(getTask('vqa').name, 'vqa');
+  t.throws(() => getTask('coco'), { message: /unknown task "coco"; known tasks: / });
+});
+
+test.serial('SynthScenes output scores through vlbench score (VQA and GQA layouts)', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'vlbench-synth-'));
+  await generateSynthScenes({ outDir: join(root, 'synth'), images: 8, seed: 3, size: 32, domains: ['source'] });
+  const synth = join(root, 'synth');
+
+  const annotations = JSON.parse(await readFile(synthPaths.vqaAnnotations(synth, 'val_source'), 'utf8')) as {
+    annotations: { question_id: number; multiple_choice_answer: string }[];
+  };
+  const vqaPredictions = join(root, 'vqa-predictions.json');
+  await writeFile(vqaPredictions, JSON.stringify(annotations.annotations.map((a) => ({ question_id: a.question_id, answer: a.multiple_choice_answer }))));
+  const vqa = await vlbench(['score', '--task', 'vqa', '--questions', synthPaths.vqaQuestions(synth, 'val_source'), '--annotations', synthPaths.vqaAnnotations(synth, 'val_source'), '--predictions', vqaPredictions]);
+  t.is(vqa.code, 0, vqa.stderr);
+  const vqaReport = JSON.parse(vqa.stdout) as { overall: number; perAnswerType: Record<string, number> };
+  t.true(vqaReport.overall > 0 && vqaReport.overall <= 100);
+  t.true(Object.keys(vqaReport.perAnswerType).length > 0);
+
+  const questions = JSON.parse(await readFile(synthPaths.gqaQuestions(synth, 'val_source'), 'utf8')) as Record<string, { answer: string }>;
+  const gqaPredictions = join(root, 'gqa-predictions.json');
+  await writeFile(gqaPredictions, JSON.stringify(Object.entries(questions).map(([questionId, q]) => ({ questionId, prediction: q.answer }))));
+  const gqa = await vlbench(['score', '--task', 'gqa', '--questions', synthPaths.gqaQuestions(synth, 'val_source'), '--predictions', gqaPredictions]);
+  t.is(gqa.code, 0, gqa.stderr);
+  t.is((JSON.parse(gqa.stdout) as { accuracy: number }).accuracy, 100);
+});
