@@ -1,4 +1,187 @@
-import type { Command } from 'commander';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { InputError } from '../errors.ts';
+import { gitCommit, softwareVersions } from '../environment.ts';
+import type { Task } from '../types.ts';
+import { VLBENCH_VERSION } from '../version.ts';
+import { addPredictions } from '../../leaderboard/add-predictions.ts';
+import { buildBoard } from '../../leaderboard/board.ts';
+import { compareRuns, formatComparison } from '../../leaderboard/compare.ts';
+import { renderHtml } from '../../leaderboard/render-html.ts';
+import { renderCsv, renderJson, renderMarkdown, renderTable } from '../../leaderboard/render-text.ts';
+import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES } from '../../leaderboard/statistics.ts';
+import { DEFAULT_LEADERBOARD_PATH, exampleScores, findRun, listRuns, openLeaderboard, type LeaderboardStore } from '../../leaderboard/store.ts';
 
-/** Placeholder until the `leaderboard` command lands; registers nothing yet. */
-export function registerLeaderboard(_program: Command): void {}
+/**
+ * `vlbench leaderboard` (print or export the board), `vlbench leaderboard add` (score a
+ * predictions file and record it) and `vlbench compare` (the CI regression gate).
+ */
+export type TaskLookup = (name: string) => Task | Promise<Task>;
+
+export interface LeaderboardCommandOptions {
+  /** How `leaderboard add` finds a task by name; defaults to the task registry. */
+  lookupTask?: TaskLookup;
+}
+
+const FORMATS = ['table', 'csv', 'md', 'html', 'json'] as const;
+type Format = (typeof FORMATS)[number];
+const MAX_RESAMPLES = 1_000_000;
+
+export function registerLeaderboard(program: Command, options: LeaderboardCommandOptions = {}): void {
+  const lookupTask = options.lookupTask ?? lookupTaskInRegistry;
+
+  const leaderboard = program
+    .command('leaderboard')
+    .description('print or export the leaderboard: one ranked table per comparability key (task, task version, split, split fingerprint, metric version)')
+    // `add` has its own --task and --db: without this, the parent would swallow them.
+    .enablePositionalOptions()
+    .option('--task <name>', 'only runs of this task')
+    .addOption(new Option('--format <format>', 'output format').choices(FORMATS).default('table'))
+    .option('--out <file>', 'write to this file (atomically) instead of standard output')
+    .option('--db <path>', 'leaderboard database', DEFAULT_LEADERBOARD_PATH)
+    .option('--resamples <n>', 'bootstrap resamples for per-run intervals', String(DEFAULT_RESAMPLES))
+    .option('--seed <n>', 'bootstrap seed', String(DEFAULT_BOOTSTRAP_SEED))
+    .action((flags: { task?: string; format: Format; out?: string; db: string; resamples: string; seed: string }) => {
+      const resamples = parseWholeNumber(flags.resamples, '--resamples', 1, MAX_RESAMPLES);
+      const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
+      const output = withStore(flags.db, false, (store) => {
+        const runs = listRuns(store, { task: flags.task });
+        const board = buildBoard(runs, (runId) => exampleScores(store, runId), { resamples, seed, confidence: DEFAULT_CONFIDENCE });
+        switch (flags.format) {
+          case 'table':
+            return renderTable(board);
+          case 'csv':
+            return renderCsv(board);
+          case 'md':
+            return renderMarkdown(board);
+          case 'json':
+            return renderJson(board);
+          case 'html':
+            return renderHtml(board, { generator: `vlbench ${VLBENCH_VERSION}` });
+        }
+      });
+      if (flags.out !== undefined) {
+        writeFileAtomically(flags.out, output);
+        process.stderr.write(`wrote ${flags.format} leaderboard to ${flags.out}\n`);
+      } else {
+        process.stdout.write(output);
+      }
+    });
+
+  leaderboard
+    .command('add')
+    .description('score a predictions file in the task\'s official result format with the official metric, and record it as a run')
+    .requiredOption('--task <name>', 'task name, e.g. vqa, vcr, retrieval')
+    .requiredOption('--data <dir>', 'dataset folder in the task\'s official layout')
+    .option('--split <name>', 'split in the dataset\'s own terms (default: the task\'s first split)')
+    .requiredOption('--predictions <file>', 'predictions in the task\'s official result format')
+    .requiredOption('--name <name>', 'run name shown on the board and accepted by `vlbench compare`')
+    .option('--model <name>', 'model name', 'external')
+    .option('--method <spec>', 'method description', 'external predictions')
+    .option('--seed <n>', 'the seed the predictions were made with, when known')
+    .option('--db <path>', 'leaderboard database', DEFAULT_LEADERBOARD_PATH)
+    .action(async (flags: { task: string; data: string; split?: string; predictions: string; name: string; model: string; method: string; seed?: string; db: string }) => {
+      const seed = flags.seed === undefined ? null : parseWholeNumber(flags.seed, '--seed', -(2 ** 31), 2 ** 32 - 1);
+      if (flags.name.trim() === '') throw new InputError('expected a non-empty run name', { field: '--name' });
+      const task = await lookupTask(flags.task);
+      const store = openLeaderboard(flags.db, { create: true });
+      try {
+        const record = await addPredictions(store, {
+          task,
+          dataDir: flags.data,
+          split: flags.split,
+          predictionsFile: flags.predictions,
+          name: flags.name,
+          model: flags.model,
+          method: flags.method,
+          seed,
+          versions: { ...softwareVersions() },
+          gitCommit: gitCommit(),
+        });
+        process.stdout.write(`recorded run ${record.id} "${record.name}": ${record.task} ${record.split}, ${record.primaryMetric} ${record.metrics[record.primaryMetric].toFixed(2)}\n`);
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('compare')
+    .description(
+      'regression gate: paired bootstrap of CANDIDATE − BASE over matched examples. Exit 0: no significant drop beyond --max-drop; ' +
+        '1: regression (the upper end of the 95% interval of the difference is below −max-drop); 2: not comparable or bad input',
+    )
+    .argument('<base>', 'base run id or name (a name recorded several times means its latest run)')
+    .argument('<candidate>', 'candidate run id or name')
+    .option('--metric <name>', 'metric to compare (default: the primary metric; others have no per-example scores, so no interval)')
+    .option('--max-drop <points>', 'tolerated drop, in metric points', '0')
+    .option('--db <path>', 'leaderboard database', DEFAULT_LEADERBOARD_PATH)
+    .option('--resamples <n>', 'bootstrap resamples', String(DEFAULT_RESAMPLES))
+    .option('--seed <n>', 'bootstrap seed', String(DEFAULT_BOOTSTRAP_SEED))
+    .addOption(new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'))
+    .action((baseRef: string, candidateRef: string, flags: { metric?: string; maxDrop: string; db: string; resamples: string; seed: string; format: 'text' | 'json' }) => {
+      const maxDrop = Number(flags.maxDrop);
+      if (flags.maxDrop.trim() === '' || !Number.isFinite(maxDrop) || maxDrop < 0) throw new InputError(`expected 0 or more metric points, got ${JSON.stringify(flags.maxDrop)}`, { field: '--max-drop' });
+      const resamples = parseWholeNumber(flags.resamples, '--resamples', 1, MAX_RESAMPLES);
+      const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
+      const comparison = withStore(flags.db, false, (store) => {
+        const load = (ref: string, role: string) => {
+          const { run, matchedByName } = findRun(store, ref);
+          if (matchedByName > 1) process.stderr.write(`note: ${role} name "${ref}" matches ${matchedByName} runs; using the latest, ${run.record.id}\n`);
+          return { record: run.record, perExample: run.exampleCount > 0 ? exampleScores(store, run.record.id) : null };
+        };
+        return compareRuns(load(baseRef, 'base'), load(candidateRef, 'candidate'), { metric: flags.metric, maxDrop, resamples, seed, confidence: DEFAULT_CONFIDENCE });
+      });
+      process.stdout.write(flags.format === 'json' ? JSON.stringify(comparison, null, 2) + '\n' : formatComparison(comparison));
+      // main() returns process.exitCode: 1 fails the CI job on a regression.
+      process.exitCode = comparison.exitCode;
+    });
+}
+
+function withStore<T>(path: string, create: boolean, work: (store: LeaderboardStore) => T): T {
+  const store = openLeaderboard(path, { create });
+  try {
+    return work(store);
+  } finally {
+    store.close();
+  }
+}
+
+function parseWholeNumber(text: string, option: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InputError(`expected a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`, { field: option });
+  }
+  return value;
+}
+
+/** Temp file + rename in the same folder: a reader never sees half a page, a crash leaves the old file. */
+function writeFileAtomically(file: string, content: string): void {
+  const target = resolve(file);
+  mkdirSync(dirname(target), { recursive: true });
+  const temporary = `${target}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temporary, content);
+    renameSync(temporary, target);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw new InputError(`cannot write the output: ${(error as Error).message}`, { file });
+  }
+}
+
+/**
+ * The task registry (harness/task-registry.ts) is loaded on first use, so the other commands
+ * never pay for loading every task adapter.
+ */
+async function lookupTaskInRegistry(name: string): Promise<Task> {
+  const registryUrl = new URL('../task-registry.ts', import.meta.url).href;
+  let registry: { getTask?: (name: string) => Task };
+  try {
+    registry = await import(registryUrl);
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') throw new InputError('this build of vlbench has no task registry yet (harness/task-registry.ts)', { field: '--task' });
+    throw error;
+  }
+  if (typeof registry.getTask !== 'function') throw new Error('harness/task-registry.ts exports no getTask(name)');
+  return registry.getTask(name);
+}

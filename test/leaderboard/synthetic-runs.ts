@@ -1,0 +1,51 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SeededRandom } from '../../harness/random.ts';
+import type { ExampleScore } from '../../harness/types.ts';
+import type { RunRecordDraft } from '../../leaderboard/run-record.ts';
+
+/** Made-up runs and per-example scores for the leaderboard tests. */
+
+export const FINGERPRINT_A = 'a'.repeat(64);
+export const FINGERPRINT_B = 'b'.repeat(64);
+
+export function temporaryDbPath(label = 'lb'): string {
+  return join(mkdtempSync(join(tmpdir(), `vlbench-${label}-`)), 'leaderboard.db');
+}
+
+/** 0/100 per example, each right with probability `accuracy`, ids "q0".."q{n-1}". */
+export function bernoulliScores(n: number, accuracy: number, seed: number): ExampleScore[] {
+  const random = new SeededRandom(seed);
+  return Array.from({ length: n }, (_, i) => ({ id: `q${i}`, score: random.next() < accuracy ? 100 : 0 }));
+}
+
+export function meanScore(scores: readonly ExampleScore[]): number {
+  return scores.reduce((sum, entry) => sum + entry.score, 0) / scores.length;
+}
+
+/** A complete draft whose primary metric is the mean of `perExample`. */
+export function syntheticDraft(name: string, perExample: readonly ExampleScore[] | null, overrides: Partial<RunRecordDraft> = {}): RunRecordDraft {
+  const accuracy = perExample ? meanScore(perExample) : 50;
+  return {
+    name,
+    task: 'vqa',
+    taskVersion: '1',
+    split: 'val/source',
+    splitFingerprint: FINGERPRINT_A,
+    metric: 'vqa-accuracy',
+    metricVersion: '2',
+    primaryMetric: 'overall',
+    model: { name: 'clip-tiny', fingerprint: 'c'.repeat(64) },
+    method: { spec: 'finetune', hyperparameters: { learningRate: 1e-4, epochs: 3, objectives: ['vqa-bce'] } },
+    seed: 1,
+    backend: 'wasm',
+    versions: { vlbench: '0.1.0', node: '20.20.2', tfjs: '4.22.0', transformersJs: '4.3.1', sharp: '0.35.5' },
+    gitCommit: null,
+    timings: { train: 12.5, score: 0.25 },
+    metrics: { overall: accuracy, 'answerType/yes/no': 71.25, 'answerType/number': 40.5 },
+    perExamplePath: null,
+    predictions: null,
+    ...overrides,
+  };
+}
