@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { InputError, describeValue, fieldError } from '../../harness/errors.ts';
 import type { LoadOptions, LoadedSplit } from '../../harness/types.ts';
 import { renderVcrTokens, type VcrText, type VcrToken } from './tags.ts';
@@ -53,10 +53,12 @@ interface ImageMetadata {
 export async function loadVcrSplit(options: LoadOptions): Promise<LoadedSplit<VcrExample>> {
   const annotationsFile = resolve(
     options.files?.annotations ??
-      (options.dataDir !== undefined
+      (options.dataDir !== undefined && options.split !== ''
         ? join(options.dataDir, `${options.split}.jsonl`)
         : failNoFiles(options.split)),
   );
+  // Given only the file (`vlbench score --annotations val.jsonl`), the split is its name: "val".
+  const split = options.split !== '' ? options.split : basename(annotationsFile).replace(/\.jsonl$/, '');
   if (options.files) {
     const unknown = Object.keys(options.files).filter((key) => key !== 'annotations');
     if (unknown.length) throw new InputError(`VCR reads only an "annotations" file (the jsonl), not ${unknown.map((k) => `"${k}"`).join(', ')}`);
@@ -126,7 +128,7 @@ export async function loadVcrSplit(options: LoadOptions): Promise<LoadedSplit<Vc
   return {
     task: 'vcr',
     taskVersion: VCR_TASK_VERSION,
-    split: options.splitLabel ?? options.split,
+    split: options.splitLabel ?? split,
     fingerprint: hash.digest('hex'),
     files: [annotationsFile],
     examples,
@@ -280,5 +282,5 @@ async function readExisting(file: string, what: string): Promise<Buffer> {
 }
 
 function failNoFiles(split: string): never {
-  throw new InputError(`VCR split "${split}": give the dataset folder (with ${split}.jsonl) or the jsonl file itself`);
+  throw new InputError(`VCR${split ? ` split "${split}"` : ''}: give the dataset folder and the split (<split>.jsonl in it) or the jsonl file itself`);
 }

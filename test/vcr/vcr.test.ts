@@ -138,7 +138,9 @@ test('loads the official layout: vcr1images paths, boxes, rendered texts, labels
   t.is(second.movie, '3015_CHARLIE_ST_CLOUD');
 
   // Same bytes, same fingerprint; the jsonl file given directly finds the same images.
-  const again = await vcrTask.load({ split: 'val', files: { annotations: join(dir, 'val.jsonl') } });
+  // As `vlbench score --annotations val.jsonl` calls it: no split name, so the file names it.
+  const again = await vcrTask.load({ split: '', files: { annotations: join(dir, 'val.jsonl') } });
+  t.is(again.split, 'val');
   t.is(again.fingerprint, split.fingerprint);
   t.is(again.examples[0].imagePath, first.imagePath);
 });
@@ -182,6 +184,8 @@ test('bad records are refused with file, line, annot_id and field', async (t) =>
   const broken = writeDataset([vcrRecord(0)]);
   writeFileSync(join(broken, 'val.jsonl'), JSON.stringify(vcrRecord(0)) + '\n{"annot_id": \n');
   await t.throwsAsync(vcrTask.load({ split: 'val', dataDir: broken }), { message: /val\.jsonl, record "line 2": not valid JSON/ });
+
+  await t.throwsAsync(vcrTask.load({ split: 'val' }), { message: /VCR split "val": give the dataset folder and the split/ });
 
   const mixed = writeDataset([vcrRecord(0), vcrRecord(1, { answer_label: undefined, rationale_label: undefined })]);
   await t.throwsAsync(vcrTask.load({ split: 'val', dataDir: mixed }), { message: /some records have answer_label\/rationale_label and some do not/ });
