@@ -118,12 +118,36 @@ export function initialClipWeights(config: ClipConfig, random: SeededRandom): Ma
   return out;
 }
 
+/**
+ * Refuses a missing, unknown or mis-shaped tensor by name (`source` names the file), before
+ * any value is read: a checkpoint's header alone can be checked against a config.
+ */
+export function checkClipTensors(config: ClipConfig, shapes: Map<string, readonly number[]>, source: string): void {
+  const expected = clipParameterShapes(config);
+  const missing = [...expected.keys()].filter((name) => !shapes.has(name));
+  if (missing.length) throw new InputError(`checkpoint lacks ${listSome(missing)} tensor(s) that this config.json needs`, { file: source, record: missing[0] });
+  const unknown = [...shapes.keys()].filter((name) => !expected.has(name) && !IGNORED_BUFFERS.includes(name));
+  if (unknown.length) throw new InputError(`checkpoint has ${listSome(unknown)} tensor(s) a CLIPModel with this config.json does not have`, { file: source, record: unknown[0] });
+  for (const [name, shape] of expected) {
+    const got = shapes.get(name)!;
+    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+      throw new InputError(`shape [${got.join(', ')}] does not match [${shape.join(', ')}] required by config.json`, { file: source, record: name, field: 'shape' });
+    }
+  }
+}
+
 /** Looks up a table row per id, with a gradient the wasm backend can compute (it lacks UnsortedSegmentSum, which tf.gather's gradient needs). */
-const embeddingLookup = tf.customGrad((...args: unknown[]) => {
-  const [table, ids] = args as [tf.Tensor2D, tf.Tensor1D];
+export const embeddingLookup = tf.customGrad((...args: unknown[]) => {
+  const [table, ids, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+  // Saved, not captured: tf.tidy around the forward pass would dispose a captured tensor before backprop.
+  save([ids]);
   const value = tf.gather(table, ids);
+  const rows = table.shape;
   // ScatterNd sums rows for repeated ids, which is the gradient of a gather.
-  return { value, gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [tf.scatterND(tf.expandDims(ids, 1), dy as tf.Tensor, table.shape), tf.zerosLike(ids)] };
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [tf.scatterND(tf.expandDims(saved[0], 1), dy as tf.Tensor, rows), tf.zerosLike(saved[0])],
+  };
 }) as (table: tf.Tensor2D, ids: tf.Tensor1D) => tf.Tensor2D;
 
 let modelsCreated = 0;
@@ -145,17 +169,8 @@ export class ClipModel {
    * tensor by name (`source` names the file in errors).
    */
   static fromTensors(config: ClipConfig, tensors: Map<string, TensorToWrite>, source: string): ClipModel {
+    checkClipTensors(config, new Map([...tensors].map(([name, t]) => [name, t.shape])), source);
     const expected = clipParameterShapes(config);
-    const missing = [...expected.keys()].filter((name) => !tensors.has(name));
-    if (missing.length) throw new InputError(`checkpoint lacks ${listSome(missing)} tensor(s) that this config.json needs`, { file: source, record: missing[0] });
-    const unknown = [...tensors.keys()].filter((name) => !expected.has(name) && !IGNORED_BUFFERS.includes(name));
-    if (unknown.length) throw new InputError(`checkpoint has ${listSome(unknown)} tensor(s) a CLIPModel with this config.json does not have`, { file: source, record: unknown[0] });
-    for (const [name, shape] of expected) {
-      const got = tensors.get(name)!.shape;
-      if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
-        throw new InputError(`shape [${got.join(', ')}] does not match [${shape.join(', ')}] required by config.json`, { file: source, record: name, field: 'shape' });
-      }
-    }
     const parameters = new Map<string, tf.Variable>();
     // tfjs variable names are global: several models (a frozen teacher, a copy) may coexist.
     const scope = `clip${++modelsCreated}`;
@@ -183,6 +198,7 @@ export class ClipModel {
       throw new InputError('model.safetensors is missing', { file: dir });
     }
     const weights = await readSafetensors(weightsFile);
+    checkClipTensors(config, new Map(weights.names.map((name) => [name, weights.entry(name)!.shape])), weightsFile);
     const tensors = new Map<string, TensorToWrite>();
     const expected = clipParameterShapes(config);
     for (const name of weights.names) {
