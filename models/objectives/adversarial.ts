@@ -55,7 +55,7 @@ export const ADVERSARIAL_DEFAULTS: AdversarialSettings = {
   cleanGradient: true,
 };
 
-const FIELDS: SettingFields<AdversarialSettings> = {
+export const ADVERSARIAL_SETTING_FIELDS: SettingFields<AdversarialSettings> = {
   steps: { schema: integerSetting(1, 100), expects: 'an integer in [1, 100]', doc: 'K, the number of perturbation steps (forward/backward passes) per batch' },
   eta: { schema: numberSetting((n) => n.positive()), expects: 'a number > 0', doc: 'η, the size of one normalised ascent step on δ' },
   alpha: { schema: numberSetting((n) => n.min(0)), expects: 'a number ≥ 0', doc: 'α, weight of the symmetric KL between clean and perturbed predictions' },
@@ -66,7 +66,7 @@ const FIELDS: SettingFields<AdversarialSettings> = {
 };
 
 export function parseAdversarialSettings(given: Readonly<Record<string, string>>): AdversarialSettings {
-  return parseSettings('adv', FIELDS, ADVERSARIAL_DEFAULTS, given);
+  return parseSettings('adv', ADVERSARIAL_SETTING_FIELDS, ADVERSARIAL_DEFAULTS, given);
 }
 
 export interface PerturbationDeltas {
@@ -148,8 +148,8 @@ export function adversarialGradients(lossAndLogits: PerturbedLossAndLogits, opti
   const zerosText = tf.zeros(options.textShape as number[]);
   const zerosImage = tf.zeros(options.imageShape as number[]);
   // δ are variables so that variableGrads gives their gradient alongside the model's.
-  const deltaText = perturbText ? tf.variable(tf.zeros(options.textShape as number[]), true) : null;
-  const deltaImage = perturbImage ? tf.variable(tf.zeros(options.imageShape as number[]), true) : null;
+  const deltaText = perturbText ? tf.tidy(() => tf.variable(tf.zeros(options.textShape as number[]), true)) : null;
+  const deltaImage = perturbImage ? tf.tidy(() => tf.variable(tf.zeros(options.imageShape as number[]), true)) : null;
   const deltas: PerturbationDeltas = { text: deltaText ?? zerosText, image: deltaImage ?? zerosImage };
   const grads: tf.NamedTensorMap = {};
   const taskLosses: number[] = [];

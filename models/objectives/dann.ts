@@ -23,14 +23,14 @@ export interface DannSettings {
 /** weight 1 and γ = 10 are the DANN paper's; 256 hidden units fit this project's small encoders. */
 export const DANN_DEFAULTS: DannSettings = { weight: 1, gamma: 10, discriminatorHidden: 256 };
 
-const FIELDS: SettingFields<DannSettings> = {
+export const DANN_SETTING_FIELDS: SettingFields<DannSettings> = {
   weight: { schema: numberSetting((n) => n.min(0)), expects: 'a number ≥ 0', doc: 'weight of the domain loss next to the task loss' },
   gamma: { schema: numberSetting((n) => n.positive()), expects: 'a number > 0', doc: 'steepness γ of the λ_p schedule' },
   discriminatorHidden: { schema: integerSetting(1, 65536), expects: 'an integer ≥ 1', doc: 'hidden units of the domain discriminator' },
 };
 
 export function parseDannSettings(given: Readonly<Record<string, string>>): DannSettings {
-  return parseSettings('dann', FIELDS, DANN_DEFAULTS, given);
+  return parseSettings('dann', DANN_SETTING_FIELDS, DANN_DEFAULTS, given);
 }
 
 export function dannLambda(step: number, totalSteps: number, gamma = DANN_DEFAULTS.gamma): number {

@@ -1,11 +1,12 @@
 import { InputError } from '../../harness/errors.ts';
-import { ADVERSARIAL_DEFAULTS, parseAdversarialSettings, type AdversarialSettings } from './adversarial.ts';
-import { DANN_DEFAULTS, parseDannSettings, type DannSettings } from './dann.ts';
-import { INFO_NCE_DEFAULTS, parseInfoNceSettings, type InfoNceSettings } from './info-nce.ts';
-import { MMD_DEFAULTS, parseMmdSettings, type MmdSettings } from './mmd.ts';
-import { MULTIPLE_CHOICE_DEFAULTS, parseMultipleChoiceSettings, type MultipleChoiceSettings } from './multiple-choice-ce.ts';
-import { SCENE_GRAPH_DEFAULTS, parseSceneGraphSettings, type SceneGraphSettings } from './scene-graph.ts';
-import { SOFT_SCORE_BCE_DEFAULTS, parseSoftScoreBceSettings, type SoftScoreBceSettings } from './soft-score-bce.ts';
+import { documentSettings } from './settings.ts';
+import { ADVERSARIAL_DEFAULTS, ADVERSARIAL_SETTING_FIELDS, parseAdversarialSettings, type AdversarialSettings } from './adversarial.ts';
+import { DANN_DEFAULTS, DANN_SETTING_FIELDS, parseDannSettings, type DannSettings } from './dann.ts';
+import { INFO_NCE_DEFAULTS, INFO_NCE_SETTING_FIELDS, parseInfoNceSettings, type InfoNceSettings } from './info-nce.ts';
+import { MMD_DEFAULTS, MMD_SETTING_FIELDS, parseMmdSettings, type MmdSettings } from './mmd.ts';
+import { MULTIPLE_CHOICE_DEFAULTS, MULTIPLE_CHOICE_SETTING_FIELDS, parseMultipleChoiceSettings, type MultipleChoiceSettings } from './multiple-choice-ce.ts';
+import { SCENE_GRAPH_DEFAULTS, SCENE_GRAPH_SETTING_FIELDS, parseSceneGraphSettings, type SceneGraphSettings } from './scene-graph.ts';
+import { SOFT_SCORE_BCE_DEFAULTS, SOFT_SCORE_BCE_SETTING_FIELDS, parseSoftScoreBceSettings, type SoftScoreBceSettings } from './soft-score-bce.ts';
 
 /**
  * A method SPEC names a base and the auxiliary objectives added to it, joined by "+":
@@ -69,6 +70,20 @@ export const OBJECTIVE_DEFAULTS = {
   bce: SOFT_SCORE_BCE_DEFAULTS,
   mc: MULTIPLE_CHOICE_DEFAULTS,
 } as const;
+
+/** Every `--set` key with its default and one line of documentation, e.g. for `vlbench run --help`. */
+export function describeObjectiveSettings(): Array<{ key: string; default: unknown; doc: string }> {
+  const prefixed = (prefix: string, rows: Array<{ key: string; default: unknown; doc: string }>) => rows.map((row) => ({ ...row, key: `${prefix}.${row.key}` }));
+  return [
+    ...prefixed('sg', documentSettings(SCENE_GRAPH_SETTING_FIELDS, SCENE_GRAPH_DEFAULTS)),
+    ...prefixed('adv', documentSettings(ADVERSARIAL_SETTING_FIELDS, ADVERSARIAL_DEFAULTS)),
+    ...prefixed('mmd', documentSettings(MMD_SETTING_FIELDS, MMD_DEFAULTS)),
+    ...prefixed('dann', documentSettings(DANN_SETTING_FIELDS, DANN_DEFAULTS)),
+    ...prefixed('infonce', documentSettings(INFO_NCE_SETTING_FIELDS, INFO_NCE_DEFAULTS)),
+    ...prefixed('bce', documentSettings(SOFT_SCORE_BCE_SETTING_FIELDS, SOFT_SCORE_BCE_DEFAULTS)),
+    ...prefixed('mc', documentSettings(MULTIPLE_CHOICE_SETTING_FIELDS, MULTIPLE_CHOICE_DEFAULTS)),
+  ];
+}
 
 export function parseMethodSpec(spec: string, settings: Readonly<Record<string, string>> = {}): MethodSpec {
   const known = [...BASE_METHODS, ...AUXILIARY_OBJECTIVES];

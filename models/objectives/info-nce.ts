@@ -28,7 +28,7 @@ export interface InfoNceSettings {
 
 export const INFO_NCE_DEFAULTS: InfoNceSettings = { initialTemperature: 0.07, maxLogitScale: 100, learnableScale: true };
 
-const FIELDS: SettingFields<InfoNceSettings> = {
+export const INFO_NCE_SETTING_FIELDS: SettingFields<InfoNceSettings> = {
   initialTemperature: {
     schema: numberSetting((n) => n.positive()),
     expects: 'a number > 0',
@@ -39,8 +39,7 @@ const FIELDS: SettingFields<InfoNceSettings> = {
 };
 
 export function parseInfoNceSettings(given: Readonly<Record<string, string>>): InfoNceSettings {
-  const settings = parseSettings('infonce', FIELDS, INFO_NCE_DEFAULTS, given);
-  return settings;
+  return parseSettings('infonce', INFO_NCE_SETTING_FIELDS, INFO_NCE_DEFAULTS, given);
 }
 
 /** A log-scale variable at log(1/τ), for encoders that do not bring their own. */

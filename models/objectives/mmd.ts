@@ -27,7 +27,7 @@ export interface MmdSettings {
 
 export const MMD_DEFAULTS: MmdSettings = { weight: 1, kernelMultipliers: [0.125, 0.25, 0.5, 1, 2] };
 
-const FIELDS: SettingFields<MmdSettings> = {
+export const MMD_SETTING_FIELDS: SettingFields<MmdSettings> = {
   weight: { schema: numberSetting((n) => n.min(0)), expects: 'a number ≥ 0', doc: 'weight of MMD² next to the task loss' },
   kernelMultipliers: {
     schema: positiveListSetting(),
@@ -37,7 +37,7 @@ const FIELDS: SettingFields<MmdSettings> = {
 };
 
 export function parseMmdSettings(given: Readonly<Record<string, string>>): MmdSettings {
-  return parseSettings('mmd', FIELDS, MMD_DEFAULTS, given);
+  return parseSettings('mmd', MMD_SETTING_FIELDS, MMD_DEFAULTS, given);
 }
 
 /** Identity forward, zero gradient: tfjs has no stopGradient op. */

@@ -15,7 +15,7 @@ export interface MultipleChoiceSettings {
 
 export const MULTIPLE_CHOICE_DEFAULTS: MultipleChoiceSettings = { labelSmoothing: 0 };
 
-const FIELDS: SettingFields<MultipleChoiceSettings> = {
+export const MULTIPLE_CHOICE_SETTING_FIELDS: SettingFields<MultipleChoiceSettings> = {
   labelSmoothing: {
     schema: numberSetting((n) => n.min(0).lt(1)),
     expects: 'a number in [0, 1)',
@@ -24,7 +24,7 @@ const FIELDS: SettingFields<MultipleChoiceSettings> = {
 };
 
 export function parseMultipleChoiceSettings(given: Readonly<Record<string, string>>): MultipleChoiceSettings {
-  return parseSettings('mc', FIELDS, MULTIPLE_CHOICE_DEFAULTS, given);
+  return parseSettings('mc', MULTIPLE_CHOICE_SETTING_FIELDS, MULTIPLE_CHOICE_DEFAULTS, given);
 }
 
 export function multipleChoiceLoss(

@@ -37,7 +37,7 @@ export const SCENE_GRAPH_DEFAULTS: SceneGraphSettings = {
 
 const nonNegative = { schema: numberSetting((n) => n.min(0)), expects: 'a number ≥ 0' };
 
-const FIELDS: SettingFields<SceneGraphSettings> = {
+export const SCENE_GRAPH_SETTING_FIELDS: SettingFields<SceneGraphSettings> = {
   lambda: { ...nonNegative, doc: 'weight λ of the whole scene-graph loss next to the task loss' },
   objectWeight: { ...nonNegative, doc: 'weight of the object-class cross-entropy' },
   attributeWeight: { ...nonNegative, doc: 'weight of the attribute BCE' },
@@ -46,7 +46,7 @@ const FIELDS: SettingFields<SceneGraphSettings> = {
 };
 
 export function parseSceneGraphSettings(given: Readonly<Record<string, string>>): SceneGraphSettings {
-  return parseSettings('sg', FIELDS, SCENE_GRAPH_DEFAULTS, given);
+  return parseSettings('sg', SCENE_GRAPH_SETTING_FIELDS, SCENE_GRAPH_DEFAULTS, given);
 }
 
 /**

@@ -19,10 +19,10 @@ export type SoftScoreBceSettings = Record<string, never>;
 
 export const SOFT_SCORE_BCE_DEFAULTS: SoftScoreBceSettings = {};
 
-const FIELDS: SettingFields<SoftScoreBceSettings> = {};
+export const SOFT_SCORE_BCE_SETTING_FIELDS: SettingFields<SoftScoreBceSettings> = {};
 
 export function parseSoftScoreBceSettings(given: Readonly<Record<string, string>>): SoftScoreBceSettings {
-  return parseSettings('bce', FIELDS, SOFT_SCORE_BCE_DEFAULTS, given);
+  return parseSettings('bce', SOFT_SCORE_BCE_SETTING_FIELDS, SOFT_SCORE_BCE_DEFAULTS, given);
 }
 
 /** Element-wise BCE on logits, in the overflow-free form max(x,0) − x·t + log(1 + e^−|x|). */

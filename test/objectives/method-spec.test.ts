@@ -1,0 +1,64 @@
+import test from 'ava';
+import { InputError } from '../../harness/errors.ts';
+import { ADVERSARIAL_DEFAULTS } from '../../models/objectives/adversarial.ts';
+import { describeObjectiveSettings, OBJECTIVE_DEFAULTS, objectiveSettings, parseMethodSpec, parseSetOptions } from '../../models/objectives/index.ts';
+
+test('a SPEC parses into the base and typed objectives in canonical order', (t) => {
+  const method = parseMethodSpec('ft+dann+adv+sg');
+  t.is(method.spec, 'ft+sg+adv+dann');
+  t.is(method.base, 'ft');
+  t.deepEqual(method.objectives.map((o) => o.name), ['sg', 'adv', 'dann']);
+  t.deepEqual(objectiveSettings(method, 'adv'), ADVERSARIAL_DEFAULTS);
+  t.is(objectiveSettings(method, 'mmd'), undefined);
+  t.deepEqual(parseMethodSpec(' zeroshot ').objectives, []);
+  t.is(parseMethodSpec('mmd+ft').spec, 'ft+mmd');
+});
+
+test('settings go to their objective; others are handed back for the training loop', (t) => {
+  const method = parseMethodSpec('ft+sg+adv', { 'adv.eta': '0.01', 'adv.modality': 'both', 'sg.lambda': '0.5', 'infonce.learnableScale': 'false', lr: '1e-4', 'train.epochs': '3' });
+  t.is(objectiveSettings(method, 'adv')?.eta, 0.01);
+  t.is(objectiveSettings(method, 'adv')?.modality, 'both');
+  t.is(objectiveSettings(method, 'sg')?.lambda, 0.5);
+  t.false(method.taskLoss.infonce.learnableScale);
+  t.is(method.taskLoss.mc.labelSmoothing, 0);
+  t.deepEqual(method.otherSettings, { lr: '1e-4', 'train.epochs': '3' });
+});
+
+test('bad SPECs are refused with the known names', (t) => {
+  const error = t.throws(() => parseMethodSpec('ft+villa'), { instanceOf: InputError });
+  t.regex(error!.message, /--method.*unknown objective "villa".*known: ft, zeroshot, sg, adv, mmd, dann/);
+  t.throws(() => parseMethodSpec('ft+sg+sg'), { message: /"sg" appears twice/ });
+  t.throws(() => parseMethodSpec('sg+adv'), { message: /exactly one base.*got none/ });
+  t.throws(() => parseMethodSpec('ft+zeroshot'), { message: /exactly one base.*ft and zeroshot/ });
+  t.throws(() => parseMethodSpec('zeroshot+mmd'), { message: /zeroshot trains nothing.*ft\+mmd/ });
+  t.throws(() => parseMethodSpec('ft++sg'), { message: /empty part/ });
+  t.throws(() => parseMethodSpec(''), { message: /empty part/ });
+  t.throws(() => parseMethodSpec('FT'), { message: /unknown objective "FT"/ });
+});
+
+test('a setting for an objective the SPEC lacks is refused, not ignored', (t) => {
+  t.throws(() => parseMethodSpec('ft+sg', { 'adv.eta': '0.1' }), { message: /adv\.eta given, but method "ft\+sg" has no adv objective/ });
+  t.throws(() => parseMethodSpec('ft+adv', { 'adv.etta': '0.1' }), { message: /unknown setting "etta".*known keys: steps, eta/ });
+  t.throws(() => parseMethodSpec('ft', { 'mc.smoothing': '0.1' }), { message: /--set mc\.smoothing/ });
+});
+
+test('--set options become a record; malformed and repeated keys are refused', (t) => {
+  t.deepEqual(parseSetOptions(['adv.eta=0.01', 'sg.lambda=0.5', 'note=a=b']), { 'adv.eta': '0.01', 'sg.lambda': '0.5', note: 'a=b' });
+  t.throws(() => parseSetOptions(['adv.eta']), { message: /expected key=value/ });
+  t.throws(() => parseSetOptions(['=3']), { message: /expected key=value/ });
+  t.throws(() => parseSetOptions(['adv.eta=1', 'adv.eta=2']), { message: /"adv\.eta" is set twice/ });
+});
+
+test('every objective documents its defaults', (t) => {
+  t.deepEqual(Object.keys(OBJECTIVE_DEFAULTS), ['sg', 'adv', 'mmd', 'dann', 'infonce', 'bce', 'mc']);
+  t.deepEqual(OBJECTIVE_DEFAULTS.mmd.kernelMultipliers, [0.125, 0.25, 0.5, 1, 2]);
+  t.is(OBJECTIVE_DEFAULTS.dann.gamma, 10);
+});
+
+test('every --set key is documented with its default', (t) => {
+  const rows = describeObjectiveSettings();
+  const eta = rows.find((row) => row.key === 'adv.eta');
+  t.is(eta?.default, 1e-3);
+  t.true(rows.every((row) => row.doc.length > 10));
+  t.true(rows.some((row) => row.key === 'sg.lambda') && rows.some((row) => row.key === 'mmd.kernelMultipliers'));
+});
