@@ -1,12 +1,14 @@
 import { InputError } from './errors.ts';
 import type { Task } from './types.ts';
 import { gqaTask, vqaTask } from '../tasks/vqa/index.ts';
+import { vcrTask } from '../tasks/vcr/index.ts';
+import { retrievalTask } from '../tasks/retrieval/index.ts';
 
 /**
  * Every task vlbench knows, by the name used on the command line and in run records.
  * Adding a dataset = one folder under tasks/ and one line here.
  */
-const TASKS: readonly Task[] = [vqaTask, gqaTask];
+const TASKS: readonly Task[] = [vqaTask, gqaTask, vcrTask, retrievalTask];
 
 const BY_NAME: ReadonlyMap<string, Task> = new Map(TASKS.map((task) => [task.name, task]));
 

@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { main } from '../../harness/cli.ts';
 import { getTask, knownTaskNames } from '../../harness/task-registry.ts';
 import { generateSynthScenes, synthPaths } from '../../tasks/synth/index.ts';
+import type { LoadedSplit } from '../../harness/types.ts';
+import type { VcrExample, VcrPredictions } from '../../tasks/vcr/index.ts';
+import { writeNpyMatrix, type RetrievalImage } from '../../tasks/retrieval/index.ts';
 
 /** Runs `vlbench <args>` in-process and captures what it writes. */
 async function vlbench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -68,7 +71,7 @@ test.serial('bad input is one line on stderr and exit code 2', async (t) => {
 
   const unknown = await vlbench(['score', '--task', 'nope', '--questions', join(dir, 'Q.json'), '--predictions', join(dir, 'P.json')]);
   t.is(unknown.code, 2);
-  t.regex(unknown.stderr, /unknown task "nope"; known tasks: vqa, gqa/);
+  t.regex(unknown.stderr, /unknown task "nope"; known tasks: vqa, gqa, vcr, retrieval/);
 
   const wrongFlag = await vlbench(['score', '--task', 'gqa', '--questions', join(dir, 'Q.json'), '--predictions', join(dir, 'P.json'), '--legacy-normalization']);
   t.is(wrongFlag.code, 2);
@@ -86,7 +89,7 @@ test('the registry lists its tasks and refuses unknown names', (t) => {
   t.throws(() => getTask('coco'), { message: /unknown task "coco"; known tasks: / });
 });
 
-test.serial('SynthScenes output scores through vlbench score (VQA and GQA layouts)', async (t) => {
+test.serial('SynthScenes output scores through vlbench score for vqa, gqa, vcr and retrieval', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'vlbench-synth-'));
   await generateSynthScenes({ outDir: join(root, 'synth'), images: 8, seed: 3, size: 32, domains: ['source'] });
   const synth = join(root, 'synth');
@@ -108,4 +111,32 @@ test.serial('SynthScenes output scores through vlbench score (VQA and GQA layout
   const gqa = await vlbench(['score', '--task', 'gqa', '--questions', synthPaths.gqaQuestions(synth, 'val_source'), '--predictions', gqaPredictions]);
   t.is(gqa.code, 0, gqa.stderr);
   t.is((JSON.parse(gqa.stdout) as { accuracy: number }).accuracy, 100);
+
+  // VCR and retrieval go through the same generic path: predictions written by the tasks' own writers.
+  const vcrSplit = (await getTask('vcr').load({ split: 'val_source', files: { annotations: synthPaths.vcrAnnotations(synth, 'val_source') } })) as LoadedSplit<VcrExample>;
+  const oneHot = (index: number) => [0, 1, 2, 3].map((i) => (i === index ? 1 : 0));
+  const vcrPredictions: VcrPredictions = new Map(vcrSplit.examples.map((example) => [example.id, {
+    answer: oneHot(example.answerLabel!),
+    rationaleGivenAnswer: [0, 1, 2, 3].map(() => oneHot(example.rationaleLabel!)),
+  }]));
+  const vcrCsv = join(root, 'vcr.csv');
+  await getTask('vcr').writeSubmission(vcrSplit, vcrPredictions, vcrCsv);
+  const vcr = await vlbench(['score', '--task', 'vcr', '--annotations', synthPaths.vcrAnnotations(synth, 'val_source'), '--predictions', vcrCsv]);
+  t.is(vcr.code, 0, vcr.stderr);
+  t.deepEqual(JSON.parse(vcr.stdout), { q2a: 100, qa2r: 100, q2ar: 100 });
+
+  const retrievalFile = synthPaths.retrieval(synth, 'source');
+  const retrievalSplit = (await getTask('retrieval').load({ split: 'test', files: { annotations: retrievalFile } })) as LoadedSplit<RetrievalImage>;
+  const captionOwners = retrievalSplit.examples.flatMap((image, row) => image.captions.map(() => row));
+  const rows = retrievalSplit.examples.length;
+  const data = new Float32Array(rows * captionOwners.length);
+  captionOwners.forEach((owner, column) => (data[owner * captionOwners.length + column] = 1));
+  const npy = join(root, 'similarities.npy');
+  await writeNpyMatrix(npy, { data, rows, cols: captionOwners.length });
+  const retrieval = await vlbench(['score', '--task', 'retrieval', '--annotations', retrievalFile, '--split', 'test', '--similarities', npy]);
+  t.is(retrieval.code, 0, retrieval.stderr);
+  const recall = JSON.parse(retrieval.stdout) as { i2t: { r1: number }; t2i: { r1: number }; rsum: number };
+  t.is(recall.i2t.r1, 100);
+  t.is(recall.t2i.r1, 100);
+  t.is(recall.rsum, 600);
 });

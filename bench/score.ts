@@ -1,0 +1,185 @@
+/**
+ * How fast the official scorers run at full scale, next to a floor measured in the same run.
+ *
+ *   npx tsx bench/score.ts [--vqa-questions N] [--images N] [--captions-per-image N] [--skip-retrieval]
+ *
+ * VQA: 214,354 questions (the size of val2014) with seeded random annotations and predictions,
+ * written in the official layout and scored the way `vlbench score` does (load → readPredictions →
+ * score), in both normalisation modes. Floor: a loop over the same answers that only compares raw
+ * strings (the leave-one-out count without any normalisation).
+ *
+ * Retrieval: a 5,000 × 25,000 similarity matrix (COCO 5K test), scored with the retrieval scorer.
+ * Floor: one pass that reads every similarity once.
+ *
+ * Times are wall clock; peak memory is the process's maximum resident set so far (it only grows,
+ * so each line shows the peak up to that step).
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SeededRandom } from '../harness/random.ts';
+import { vqaTask } from '../tasks/vqa/index.ts';
+import { scoreRetrieval } from '../tasks/retrieval/recall.ts';
+
+const argv = process.argv.slice(2);
+function numberFlag(name: string, fallback: number): number {
+  const at = argv.indexOf(name);
+  if (at < 0) return fallback;
+  const value = Number(argv[at + 1]);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} expects a positive integer, got ${argv[at + 1]}`);
+  return value;
+}
+const VQA_QUESTIONS = numberFlag('--vqa-questions', 214_354);
+const IMAGES = numberFlag('--images', 5_000);
+const CAPTIONS_PER_IMAGE = numberFlag('--captions-per-image', 5);
+
+const rows: { step: string; seconds: number; cpuSeconds: number; peakRssMiB: number; note?: string }[] = [];
+/** Wall and CPU time side by side: on a shared machine the gap is time spent waiting for a core or the disk. */
+async function measure<T>(step: string, work: () => T | Promise<T>, note?: (result: T) => string): Promise<T> {
+  const start = process.hrtime.bigint();
+  const cpuStart = process.cpuUsage();
+  const result = await work();
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = process.cpuUsage(cpuStart);
+  rows.push({ step, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMiB: process.resourceUsage().maxRSS / 1024, note: note?.(result) });
+  return result;
+}
+
+// ------------------------------------------------------------------------------------------------
+// VQA v2: 214k questions
+
+/** Answers in the shapes the normaliser sees: number words, articles, punctuation, case, contractions. */
+function answerPool(rng: SeededRandom): string[] {
+  const words = ['dog', 'cat', 'red', 'blue', 'white', 'black', 'table', 'pizza', 'man', 'woman', 'tennis', 'frisbee', 'left', 'right', 'kitchen', 'grass', 'sky', 'train', 'bus', 'umbrella'];
+  const pool = ['yes', 'no', 'Yes', 'No', 'yes.', 'none', 'dont know', '1,000', '3.5', 'two', '2', 'three', '3', '10', 'ten'];
+  for (let i = 0; i < 3_000; i++) {
+    const first = rng.pick(words);
+    const form = rng.int(0, 5);
+    pool.push(
+      form === 0 ? first
+        : form === 1 ? `the ${first}`
+        : form === 2 ? `${first} and ${rng.pick(words)}`
+        : form === 3 ? `${first[0].toUpperCase()}${first.slice(1)}!`
+        : form === 4 ? `${first}-${rng.pick(words)}`
+        : `${rng.int(0, 20)} ${first}s`,
+    );
+  }
+  return pool;
+}
+
+interface GeneratedQuestion {
+  questionId: number;
+  imageId: number;
+  answers: string[];
+  prediction: string;
+  answerType: string;
+  questionType: string;
+}
+
+function generateVqa(count: number, rng: SeededRandom): GeneratedQuestion[] {
+  const pool = answerPool(rng);
+  const questionTypes = ['what color is the', 'how many', 'is the', 'what is the', 'where is the', 'are there', 'what sport is', 'none of the above'];
+  const questions: GeneratedQuestion[] = [];
+  for (let i = 0; i < count; i++) {
+    const candidates = [rng.pick(pool), rng.pick(pool), rng.pick(pool)];
+    const unanimous = rng.next() < 0.35;
+    const answers = Array.from({ length: 10 }, () => (unanimous ? candidates[0] : candidates[rng.int(0, rng.next() < 0.6 ? 0 : 2)]));
+    const prediction = rng.next() < 0.6 ? rng.pick(candidates) : rng.pick(pool);
+    const questionType = rng.pick(questionTypes);
+    const answerType = questionType === 'how many' ? 'number' : questionType.startsWith('is') || questionType.startsWith('are') ? 'yes/no' : 'other';
+    questions.push({ questionId: i * 10 + 1, imageId: Math.floor(i / 5) + 1, answers, prediction, answerType, questionType });
+  }
+  return questions;
+}
+
+/** The floor: the leave-one-out count on raw strings, no normalisation, no files. */
+function rawStringFloor(questions: readonly GeneratedQuestion[]): number {
+  let total = 0;
+  for (const question of questions) {
+    let matches = 0;
+    for (const answer of question.answers) if (answer === question.prediction) matches++;
+    let sum = 0;
+    for (const answer of question.answers) sum += Math.min(1, (answer === question.prediction ? matches - 1 : matches) / 3);
+    total += sum / question.answers.length;
+  }
+  return (100 * total) / questions.length;
+}
+
+async function benchVqa(): Promise<void> {
+  const rng = new SeededRandom(2024).fork('bench-vqa');
+  const questions = await measure(`VQA: generate ${VQA_QUESTIONS.toLocaleString('en')} questions`, () => generateVqa(VQA_QUESTIONS, rng));
+  const dir = await mkdtemp(join(tmpdir(), 'vlbench-bench-score-'));
+  try {
+    const header = { info: {}, task_type: 'Open-Ended', data_type: 'mscoco', license: {}, data_subtype: 'val2014' };
+    await measure('VQA: write questions, annotations, results (official layout)', async () => {
+      await writeFile(join(dir, 'v2_OpenEnded_mscoco_val2014_questions.json'), JSON.stringify({
+        ...header,
+        questions: questions.map((q) => ({ image_id: q.imageId, question: `question ${q.questionId}?`, question_id: q.questionId })),
+      }));
+      await writeFile(join(dir, 'v2_mscoco_val2014_annotations.json'), JSON.stringify({
+        ...header,
+        annotations: questions.map((q) => ({
+          question_id: q.questionId, image_id: q.imageId, question_type: q.questionType, answer_type: q.answerType, multiple_choice_answer: q.answers[0],
+          answers: q.answers.map((answer, index) => ({ answer, answer_confidence: 'yes', answer_id: index + 1 })),
+        })),
+      }));
+      await writeFile(join(dir, 'results.json'), JSON.stringify(questions.map((q) => ({ question_id: q.questionId, answer: q.prediction }))));
+    });
+    await measure('VQA floor: raw string compare, in memory', () => rawStringFloor(questions), (overall) => `overall ${overall.toFixed(2)} (no normalisation)`);
+    const split = await measure('VQA: load + validate split', () => vqaTask.load({ dataDir: dir, split: 'val2014' }));
+    const predictions = await measure('VQA: read + check result file', () => vqaTask.readPredictions(split, join(dir, 'results.json')));
+    await measure('VQA: score, current evaluator', () => vqaTask.score(split, predictions), (r) => `overall ${(r.official as { overall: number }).overall}`);
+    await measure('VQA: score, legacy normalisation', () => vqaTask.score(split, predictions, { legacyNormalization: true }), (r) => `overall ${(r.official as { overall: number }).overall}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Retrieval: 5,000 images × 25,000 captions (the other engineer's scorer, tasks/retrieval)
+
+async function benchRetrieval(): Promise<void> {
+  const rng = new SeededRandom(2024).fork('bench-retrieval');
+  const captions = IMAGES * CAPTIONS_PER_IMAGE;
+  const dimensions = 8;
+  const similarities = await measure(`retrieval: generate ${IMAGES.toLocaleString('en')} × ${captions.toLocaleString('en')} float32 similarities`, () => {
+    // Captions sit near their image in a small embedding space, so recalls are neither 0 nor 100.
+    const imageEmbeddings = Float64Array.from({ length: IMAGES * dimensions }, () => rng.normal());
+    const captionEmbeddings = new Float64Array(captions * dimensions);
+    for (let c = 0; c < captions; c++) {
+      const image = Math.floor(c / CAPTIONS_PER_IMAGE);
+      for (let d = 0; d < dimensions; d++) captionEmbeddings[c * dimensions + d] = imageEmbeddings[image * dimensions + d] + 0.8 * rng.normal();
+    }
+    const matrix = new Float32Array(IMAGES * captions);
+    for (let i = 0; i < IMAGES; i++) {
+      for (let c = 0; c < captions; c++) {
+        let dot = 0;
+        for (let d = 0; d < dimensions; d++) dot += imageEmbeddings[i * dimensions + d] * captionEmbeddings[c * dimensions + d];
+        matrix[i * captions + c] = dot;
+      }
+    }
+    return matrix;
+  });
+  const captionImageIndex = Int32Array.from({ length: captions }, (_, c) => Math.floor(c / CAPTIONS_PER_IMAGE));
+  await measure('retrieval floor: read every similarity once', () => {
+    let sum = 0;
+    for (let k = 0; k < similarities.length; k++) sum += similarities[k];
+    return sum;
+  });
+  await measure('retrieval: score 5K (R@1/5/10 both ways)', () => scoreRetrieval(similarities, IMAGES, captionImageIndex), (r) => `rsum ${r.rsum.toFixed(2)}`);
+  if (IMAGES % 5 === 0) {
+    await measure('retrieval: score 1K (5 folds)', () => scoreRetrieval(similarities, IMAGES, captionImageIndex, { folds: 5 }), (r) => `rsum ${r.rsum.toFixed(2)}`);
+  }
+}
+
+await benchVqa();
+if (!argv.includes('--skip-retrieval')) await benchRetrieval();
+
+const stepWidth = Math.max(...rows.map((row) => row.step.length));
+console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
+console.log(`${'step'.padEnd(stepWidth)}  ${'wall s'.padStart(8)}  ${'CPU s'.padStart(8)}  ${'peak RSS MiB'.padStart(12)}  note`);
+for (const row of rows) {
+  console.log(
+    `${row.step.padEnd(stepWidth)}  ${row.seconds.toFixed(3).padStart(8)}  ${row.cpuSeconds.toFixed(3).padStart(8)}  ${row.peakRssMiB.toFixed(0).padStart(12)}  ${row.note ?? ''}`,
+  );
+}
