@@ -1,0 +1,76 @@
+import test from 'ava';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { main } from '../../harness/cli.ts';
+import { runEncode } from '../../harness/commands/encode.ts';
+import { InputError } from '../../harness/errors.ts';
+import { preprocessImage } from '../../harness/images.ts';
+import { loadEncoder } from '../../models/encoders/aligned-encoder.ts';
+
+const fixture = join(import.meta.dirname, '..', 'fixtures', 'clip-tiny');
+const dir = mkdtempSync(join(tmpdir(), 'vlbench-encode-'));
+const images = [join(dir, 'red.png'), join(dir, 'blue.jpg'), join(dir, 'wide.png')];
+const textsFile = join(dir, 'texts.txt');
+
+test.before(async () => {
+  await sharp({ create: { width: 40, height: 48, channels: 3, background: { r: 220, g: 20, b: 30 } } }).png().toFile(images[0]);
+  await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 10, g: 60, b: 230 } } }).jpeg().toFile(images[1]);
+  const gradient = Buffer.alloc(96 * 40 * 3).map((_, i) => (i * 7) % 256);
+  await sharp(gradient, { raw: { width: 96, height: 40, channels: 3 } }).png().toFile(images[2]);
+  writeFileSync(textsFile, 'a photo of a red circle\ntwo blue squares\nthe large cat on the left\n');
+});
+
+test.serial('encode writes one row per image in argument order and per text line, matching the encoder', async (t) => {
+  const out = join(dir, 'tfjs.json');
+  const code = await main(['encode', '--model', fixture, '--images', images[2], images[0], images[1], '--texts', textsFile, '--out', out, '--backend', 'wasm']);
+  t.is(code, 0);
+  const written = JSON.parse(readFileSync(out, 'utf8'));
+  t.is(written.image_embeds.length, 3);
+  t.is(written.text_embeds.length, 3);
+  t.is(written.image_embeds[0].length, 16);
+  t.is(written.engine, 'tfjs');
+  t.false(written.normalized);
+  const encoder = await loadEncoder(fixture, { backend: 'wasm' });
+  try {
+    const pixels = await preprocessImage(images[0], encoder.preprocessing);
+    const expected = await encoder.embedImages(pixels, [1, 3, 32, 32]);
+    written.image_embeds[1].forEach((v: number, i: number) => t.true(Math.abs(v - expected.data[i]) < 1e-6));
+    const text = await encoder.embedTexts(['two blue squares']);
+    written.text_embeds[1].forEach((v: number, i: number) => t.true(Math.abs(v - text.data[i]) < 1e-6));
+  } finally {
+    await encoder.dispose();
+  }
+});
+
+test.serial('--normalize gives unit rows; the ONNX engine agrees with tfjs to 1e-4', async (t) => {
+  const tfjs = await runEncode({ model: fixture, images, texts: textsFile, out: join(dir, 'a.json'), normalize: true, backend: 'wasm' });
+  const onnx = await runEncode({ model: fixture, engine: 'onnx', images, texts: textsFile, out: join(dir, 'b.json'), normalize: true });
+  t.is(onnx.engine, 'onnx');
+  t.is(onnx.backend, 'onnxruntime');
+  for (const row of [...tfjs.image_embeds, ...tfjs.text_embeds]) t.true(Math.abs(Math.hypot(...row) - 1) < 1e-6);
+  tfjs.image_embeds.forEach((row, r) => row.forEach((v, i) => t.true(Math.abs(v - onnx.image_embeds[r][i]) < 1e-4)));
+  tfjs.text_embeds.forEach((row, r) => row.forEach((v, i) => t.true(Math.abs(v - onnx.text_embeds[r][i]) < 1e-4)));
+});
+
+test.serial('texts only: image_embeds is empty', async (t) => {
+  const result = await runEncode({ model: fixture, texts: textsFile, out: join(dir, 'c.json'), backend: 'wasm' });
+  t.deepEqual(result.image_embeds, []);
+  t.is(result.text_embeds.length, 3);
+});
+
+test.serial('bad input is refused before anything is written', async (t) => {
+  const out = join(dir, 'never.json');
+  await t.throwsAsync(runEncode({ model: fixture, out }), { instanceOf: InputError, message: /nothing to encode/ });
+  await t.throwsAsync(runEncode({ model: fixture, images: [join(dir, 'missing.png')], out }), { instanceOf: InputError, message: /missing\.png: image file does not exist/ });
+  await t.throwsAsync(runEncode({ model: fixture, texts: textsFile, out, engine: 'torch' }), { instanceOf: InputError, message: /unknown engine "torch"/ });
+  await t.throwsAsync(runEncode({ model: fixture, texts: textsFile, out, batch: '0' }), { instanceOf: InputError, message: /--batch/ });
+  const gappy = join(dir, 'gappy.txt');
+  writeFileSync(gappy, 'a cat\n\na dog\n');
+  await t.throwsAsync(runEncode({ model: fixture, texts: gappy, out }), { instanceOf: InputError, message: /gappy\.txt, record "line 2": empty line/ });
+  await t.throwsAsync(runEncode({ model: join(dir, 'no-model'), texts: textsFile, out }), { instanceOf: InputError, message: /model folder does not exist/ });
+  t.false(existsSync(out));
+  // Through the CLI: one line on stderr, exit code 2.
+  t.is(await main(['encode', '--model', fixture, '--out', out]), 2);
+});
