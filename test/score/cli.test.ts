@@ -112,6 +112,15 @@ test.serial('SynthScenes output scores through vlbench score for vqa, gqa, vcr a
   t.is(gqa.code, 0, gqa.stderr);
   t.is((JSON.parse(gqa.stdout) as { accuracy: number }).accuracy, 100);
 
+  // Discovery by split name in the SynthScenes folders resolves images that exist.
+  const vqaSplit = await getTask('vqa').load({ dataDir: synthPaths.vqaDir(synth), split: 'val_source', imagesDir: synthPaths.imagesRoot(synth), splitLabel: 'val/source' });
+  t.is(vqaSplit.split, 'val/source');
+  const firstVqa = vqaSplit.examples[0] as { imagePath: string; imageId: number };
+  t.is(firstVqa.imagePath, synthPaths.image(synth, 'val_source', firstVqa.imageId));
+  await t.notThrowsAsync(readFile(firstVqa.imagePath));
+  const gqaSplit = await getTask('gqa').load({ dataDir: synthPaths.gqaDir(synth), split: 'val_source', imagesDir: join(synthPaths.imagesRoot(synth), 'val_source') });
+  await t.notThrowsAsync(readFile((gqaSplit.examples[0] as { imagePath: string }).imagePath));
+
   // VCR and retrieval go through the same generic path: predictions written by the tasks' own writers.
   const vcrSplit = (await getTask('vcr').load({ split: 'val_source', files: { annotations: synthPaths.vcrAnnotations(synth, 'val_source') } })) as LoadedSplit<VcrExample>;
   const oneHot = (index: number) => [0, 1, 2, 3].map((i) => (i === index ? 1 : 0));
