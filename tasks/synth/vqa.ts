@@ -1,0 +1,302 @@
+import type { SeededRandom } from '../../harness/random.ts';
+import {
+  DIRECTIONS,
+  SHAPE_PLURALS,
+  SYNTH_COLORS,
+  SYNTH_SHAPES,
+  type Scene,
+  type SynthColor,
+  type SynthShape,
+  oppositeDirection,
+  soleDirection,
+  soleObjectInDirection,
+  uniqueReference,
+  withArticle,
+} from './scene.ts';
+
+/**
+ * VQA v2 questions for one scene, each with the single answer the scene graph gives,
+ * and the ten answers of simulated annotators.
+ */
+
+export type AnswerKind = 'yesno' | 'number' | 'color' | 'shape' | 'size';
+export type VqaFamily = 'existence' | 'counting' | 'color' | 'shape' | 'size' | 'spatial' | 'comparison';
+
+export interface VqaQuestionDraft {
+  family: VqaFamily;
+  question: string;
+  /** VQA-style question type: the question's opening words. */
+  questionType: string;
+  answerType: 'yes/no' | 'number' | 'other';
+  kind: AnswerKind;
+  /** The canonical answer, already in the form the official normalisation produces. */
+  answer: string;
+}
+
+export interface VqaAnswer {
+  answer: string;
+  answer_confidence: 'yes' | 'maybe' | 'no';
+  answer_id: number;
+}
+
+export const VQA_QUESTIONS_PER_IMAGE = 5;
+
+const NUMBER_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'];
+
+export function vqaQuestionsFor(scene: Scene, rng: SeededRandom): VqaQuestionDraft[] {
+  const families: ((scene: Scene, rng: SeededRandom) => VqaQuestionDraft | null)[] = [
+    existenceQuestion,
+    countingQuestion,
+    colorQuestion,
+    shapeQuestion,
+    sizeQuestion,
+    spatialQuestion,
+    comparisonQuestion,
+  ];
+  const drafts: VqaQuestionDraft[] = [];
+  for (const family of rng.shuffled(families)) {
+    if (drafts.length === VQA_QUESTIONS_PER_IMAGE) break;
+    const draft = family(scene, rng);
+    if (draft && !drafts.some((d) => d.question === draft.question)) drafts.push(draft);
+  }
+  return drafts;
+}
+
+function existenceQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft {
+  let color: SynthColor;
+  let shape: SynthShape;
+  const present = (c: SynthColor, s: SynthShape) => scene.objects.some((o) => o.color === c && o.shape === s);
+  if (rng.next() < 0.5) {
+    ({ color, shape } = rng.pick(scene.objects));
+  } else {
+    // Absent combinations that share a colour or a shape with something present are the plausible ones.
+    const absent: [SynthColor, SynthShape][] = [];
+    for (const o of scene.objects) {
+      for (const c of SYNTH_COLORS) if (!present(c, o.shape)) absent.push([c, o.shape]);
+      for (const s of SYNTH_SHAPES) if (!present(o.color, s)) absent.push([o.color, s]);
+    }
+    [color, shape] = rng.pick(absent);
+  }
+  return {
+    family: 'existence',
+    question: `Is there ${withArticle(`${color} ${shape}`)}?`,
+    questionType: 'is there a',
+    answerType: 'yes/no',
+    kind: 'yesno',
+    answer: present(color, shape) ? 'yes' : 'no',
+  };
+}
+
+function countingQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft {
+  const byColor = rng.next() < 0.3;
+  if (byColor) {
+    const color = rng.next() < 0.9 ? rng.pick(scene.objects).color : rng.pick(SYNTH_COLORS);
+    return {
+      family: 'counting',
+      question: `How many ${color} shapes are there?`,
+      questionType: 'how many',
+      answerType: 'number',
+      kind: 'number',
+      answer: String(scene.objects.filter((o) => o.color === color).length),
+    };
+  }
+  const shape = rng.next() < 0.9 ? rng.pick(scene.objects).shape : rng.pick(SYNTH_SHAPES);
+  return {
+    family: 'counting',
+    question: `How many ${SHAPE_PLURALS[shape]} are there?`,
+    questionType: 'how many',
+    answerType: 'number',
+    kind: 'number',
+    answer: String(scene.objects.filter((o) => o.shape === shape).length),
+  };
+}
+
+function colorQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft | null {
+  for (const index of rng.shuffled(scene.objects.map((_, i) => i))) {
+    const reference = uniqueReference(scene, index, ['size']);
+    if (!reference) continue;
+    return {
+      family: 'color',
+      question: `What color is the ${reference}?`,
+      questionType: 'what color is the',
+      answerType: 'other',
+      kind: 'color',
+      answer: scene.objects[index].color,
+    };
+  }
+  return null;
+}
+
+function shapeQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft | null {
+  for (const index of rng.shuffled(scene.objects.map((_, i) => i))) {
+    const target = scene.objects[index];
+    // Named without its shape: by colour, else by size and colour.
+    const sameColor = scene.objects.filter((o) => o.color === target.color);
+    const sameColorAndSize = sameColor.filter((o) => o.size === target.size);
+    const reference = sameColor.length === 1 ? target.color : sameColorAndSize.length === 1 ? `${target.size} ${target.color}` : null;
+    if (!reference) continue;
+    return {
+      family: 'shape',
+      question: `What shape is the ${reference} object?`,
+      questionType: 'what shape is the',
+      answerType: 'other',
+      kind: 'shape',
+      answer: target.shape,
+    };
+  }
+  return null;
+}
+
+function sizeQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft | null {
+  for (const index of rng.shuffled(scene.objects.map((_, i) => i))) {
+    const reference = uniqueReference(scene, index, ['color']);
+    if (!reference) continue;
+    return {
+      family: 'size',
+      question: `What size is the ${reference}?`,
+      questionType: 'what size is the',
+      answerType: 'other',
+      kind: 'size',
+      answer: scene.objects[index].size,
+    };
+  }
+  return null;
+}
+
+function spatialQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft | null {
+  for (const anchor of rng.shuffled(scene.objects.map((_, i) => i))) {
+    const reference = uniqueReference(scene, anchor, ['color', 'size']);
+    if (!reference) continue;
+    for (const direction of rng.shuffled(DIRECTIONS)) {
+      const only = soleObjectInDirection(scene, anchor, direction);
+      if (only === null) continue;
+      return {
+        family: 'spatial',
+        question: `What is ${direction} the ${reference}?`,
+        questionType: 'what is',
+        answerType: 'other',
+        kind: 'shape',
+        answer: scene.objects[only].shape,
+      };
+    }
+  }
+  return null;
+}
+
+function comparisonQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft | null {
+  const indexes = scene.objects.map((_, i) => i);
+  for (const a of rng.shuffled(indexes)) {
+    for (const b of rng.shuffled(indexes)) {
+      if (a === b) continue;
+      // Naming by size would give the answer away.
+      const refA = uniqueReference(scene, a, ['color']);
+      const refB = uniqueReference(scene, b, ['color']);
+      if (!refA || !refB || refA === refB) continue;
+      if (rng.next() < 0.5) {
+        const [sizeA, sizeB] = [scene.objects[a].size, scene.objects[b].size];
+        return {
+          family: 'comparison',
+          question: `Is the ${refA} bigger than the ${refB}?`,
+          questionType: 'is the',
+          answerType: 'yes/no',
+          kind: 'yesno',
+          answer: sizeA === 'large' && sizeB === 'small' ? 'yes' : 'no',
+        };
+      }
+      const direction = soleDirection(scene, a, b);
+      if (direction === null) continue;
+      // Only the opposite is asked as the false case: a shape above and a little to the left
+      // of another is not clearly "not to the left of" it for a person.
+      const asked = rng.next() < 0.5 ? direction : oppositeDirection(direction);
+      return {
+        family: 'comparison',
+        question: `Is the ${refA} ${asked} the ${refB}?`,
+        questionType: 'is the',
+        answerType: 'yes/no',
+        kind: 'yesno',
+        answer: asked === direction ? 'yes' : 'no',
+      };
+    }
+  }
+  return null;
+}
+
+/** Another plausible answer of the same kind, preferring what is in the scene. */
+function wrongAnswer(draft: VqaQuestionDraft, scene: Scene, rng: SeededRandom): string {
+  switch (draft.kind) {
+    case 'yesno':
+      return draft.answer === 'yes' ? 'no' : 'yes';
+    case 'number': {
+      const n = Number(draft.answer);
+      return String(n === 0 ? 1 : rng.next() < 0.5 ? n - 1 : n + 1);
+    }
+    case 'size':
+      return draft.answer === 'large' ? 'small' : 'large';
+    case 'color':
+    case 'shape': {
+      const vocabulary: readonly string[] = draft.kind === 'color' ? SYNTH_COLORS : SYNTH_SHAPES;
+      const inScene = scene.objects.map((o) => (draft.kind === 'color' ? o.color : o.shape)).filter((v) => v !== draft.answer);
+      return inScene.length && rng.next() < 0.7 ? rng.pick(inScene) : rng.pick(vocabulary.filter((v) => v !== draft.answer));
+    }
+  }
+}
+
+const SYNONYMS: Record<string, string[]> = {
+  gray: ['grey'],
+  purple: ['violet'],
+  large: ['big'],
+  small: ['tiny', 'little'],
+  diamond: ['rhombus'],
+  square: ['box'],
+  hexagon: ['hexagonal'],
+  yes: ['yeah'],
+  no: ['nope'],
+};
+
+/**
+ * The same answer as people type it: capitalised, with a full stop, a number word, an
+ * article, or a synonym. Case, punctuation, number words and articles are undone by the
+ * official normalisation; synonyms are not, which the soft score then reflects.
+ */
+function variantOf(draft: VqaQuestionDraft, rng: SeededRandom): string {
+  const answer = draft.answer;
+  const capitalised = answer[0].toUpperCase() + answer.slice(1);
+  const variants = [capitalised, `${answer}.`];
+  if (draft.kind === 'number') variants.push(NUMBER_WORDS[Number(answer)], NUMBER_WORDS[Number(answer)]);
+  if (draft.kind === 'shape') variants.push(withArticle(answer), withArticle(answer));
+  if (draft.kind === 'yesno') variants.push(`${answer}!`);
+  if (SYNONYMS[answer] && rng.next() < 0.5) variants.push(...SYNONYMS[answer]);
+  return rng.pick(variants);
+}
+
+/**
+ * Ten simulated annotators. A question is clean (all ten agree, as for most of VQA),
+ * slightly or very noisy; noisy annotators type a variant or, less often, get it wrong.
+ */
+export function simulateAnswers(draft: VqaQuestionDraft, scene: Scene, rng: SeededRandom): { answers: VqaAnswer[]; multipleChoiceAnswer: string } {
+  const noise = rng.pick([0, 0, 0.15, 0.3, 0.5]);
+  const answers: VqaAnswer[] = [];
+  for (let id = 1; id <= 10; id++) {
+    let answer = draft.answer;
+    let answer_confidence: VqaAnswer['answer_confidence'] = rng.next() < 0.9 ? 'yes' : 'maybe';
+    if (rng.next() < noise) {
+      if (rng.next() < 0.35) {
+        answer = wrongAnswer(draft, scene, rng);
+        answer_confidence = rng.pick(['maybe', 'maybe', 'no', 'yes']);
+      } else {
+        answer = variantOf(draft, rng);
+      }
+    }
+    answers.push({ answer, answer_confidence, answer_id: id });
+  }
+  return { answers, multipleChoiceAnswer: mostCommonAnswer(answers) };
+}
+
+/** Most frequent answer string; ties go to the one given first. */
+export function mostCommonAnswer(answers: readonly { answer: string }[]): string {
+  const counts = new Map<string, number>();
+  for (const { answer } of answers) counts.set(answer, (counts.get(answer) ?? 0) + 1);
+  let best = answers[0].answer;
+  for (const [answer, count] of counts) if (count > counts.get(best)!) best = answer;
+  return best;
+}
