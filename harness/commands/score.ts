@@ -70,10 +70,10 @@ export async function runScore(flags: ScoreFlags): Promise<ScoreReport> {
     if (flags[flag] !== undefined && !tasks.includes(task.name)) throw new InputError(`${option} applies to ${tasks.join(', ')} only, not to ${task.name}`, { file: option });
   }
   if (flags.predictions !== undefined && flags.similarities !== undefined) {
-    throw new InputError('give the predictions with either --predictions or --similarities, not both', { file: '--similarities' });
+    throw new InputError('give the predictions with --predictions or with --similarities, not both', { file: '--similarities' });
   }
   const predictionsFile = flags.predictions ?? flags.similarities;
-  if (predictionsFile === undefined) throw new InputError(`--predictions is required (--similarities for retrieval)`, { file: '--predictions' });
+  if (predictionsFile === undefined) throw new InputError('required: the predictions file (for retrieval, --similarities)', { file: '--predictions' });
   const files: Record<string, string> = {};
   for (const [key, option] of [['questions', '--questions'], ['annotations', '--annotations'], ['choices', '--choices'], ['sceneGraphs', '--scene-graphs']] as const) {
     const file = flags[key];
