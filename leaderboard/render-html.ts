@@ -59,10 +59,10 @@ function methodColors(board: Board): Map<string, string> {
 
 function barChart(section: BoardSection, colors: Map<string, string>, confidence: number): string {
   const rows = section.rows;
-  const labelWidth = 180;
-  const valueWidth = 120;
-  const plotWidth = 380;
-  const barHeight = 22;
+  const labelWidth = 150;
+  const valueWidth = 56;
+  const plotWidth = 290;
+  const barHeight = 24;
   const gap = 10;
   const top = 8;
   const axisHeight = 28;
@@ -90,7 +90,7 @@ function barChart(section: BoardSection, colors: Map<string, string>, confidence
       spread ? (spread.kind === 'interval' ? `, ${Math.round(confidence * 100)}% CI [${fixed(spread.low)}, ${fixed(spread.high)}]` : ` ± ${fixed(row.primary.std!)} over ${row.primary.n} seeds`) : ''
     }`;
     parts.push(`<g class="bar"><title>${escapeHtml(tooltip)}</title>`);
-    parts.push(`<text class="label" x="${labelWidth - 10}" y="${y + barHeight / 2 + 4}" text-anchor="end">${escapeHtml(truncate(`${row.rank}. ${row.name}`, 26))}</text>`);
+    parts.push(`<text class="label" x="${labelWidth - 10}" y="${y + barHeight / 2 + 4}" text-anchor="end">${escapeHtml(truncate(`${row.rank}. ${row.name}`, 22))}</text>`);
     parts.push(`<rect x="${Math.min(x0, x1).toFixed(1)}" y="${y}" width="${Math.abs(x1 - x0).toFixed(1)}" height="${barHeight}" rx="3" fill="${color}"/>`);
     if (spread) {
       const wl = x(spread.low).toFixed(1);
@@ -165,7 +165,10 @@ function runTable(section: BoardSection, colors: Map<string, string>, confidence
     ['#', 'number'], ['run', 'text'], ['model', 'text'], ['method', 'text'], ['seeds', 'text'], [section.primaryMetric, 'number'],
     [`${Math.round(confidence * 100)}% CI / ± std`, 'number'], ...metricNames.map((name) => [name, 'number']), ['examples', 'number'],
   ];
-  const head = header.map(([label, type], column) => `<th scope="col" data-type="${type}" data-column="${column}"><button type="button">${escapeHtml(label)}</button></th>`).join('');
+  // Metric names like "answerType/yes/no" may break after a slash instead of widening the table.
+  const head = header
+    .map(([label, type], column) => `<th scope="col" data-type="${type}" data-column="${column}"><button type="button">${escapeHtml(label).replace(/\//g, '/<wbr>')}</button></th>`)
+    .join('');
   const body = section.rows
     .map((row) => {
       const spread = spreadText(row);
@@ -210,10 +213,10 @@ function renderSection(section: BoardSection, index: number, board: Board, color
     <figure class="chart">
       <figcaption>${escapeHtml(section.primaryMetric)} — whiskers: ${Math.round(board.confidence * 100)}% bootstrap CI (single runs), ± 1 std (seed groups, dashed)</figcaption>
       ${barChart(section, colors, board.confidence)}
-      ${legend(section, colors)}
     </figure>
-    ${curves ? `<figure class="chart"><figcaption>training curves</figcaption>${curves}${legend(section, colors)}</figure>` : ''}
+    ${curves ? `<figure class="chart"><figcaption>training loss per step (hover a line for its run)</figcaption>${curves}</figure>` : ''}
   </div>
+  ${legend(section, colors)}
   ${runTable(section, colors, board.confidence, shown, 'sortable runs-table')}
   ${others.length > shown.length ? `<details class="all-metrics"><summary>all ${section.metricNames.length} metrics</summary>${runTable(section, colors, board.confidence, others, 'sortable')}</details>` : ''}
 </section>`;
@@ -236,7 +239,7 @@ body { margin: 0; background: var(--bg); color: var(--text); font: 14px/1.45 sys
 .key dt { color: var(--muted); }
 .key dd { margin: 0; font-weight: 500; }
 .charts { display: flex; flex-wrap: wrap; gap: 18px 28px; margin: 16px 0 10px; }
-.chart { margin: 0; flex: 1 1 480px; min-width: 0; }
+.chart { margin: 0; flex: 1 1 440px; min-width: 0; }
 .chart figcaption { font-size: 12.5px; color: var(--muted); margin-bottom: 6px; }
 .chart-svg { width: 100%; height: auto; max-width: 100%; overflow: visible; }
 .chart-svg text { font: 12px system-ui, sans-serif; fill: var(--text); }
@@ -250,12 +253,12 @@ body { margin: 0; background: var(--bg); color: var(--text); font: 14px/1.45 sys
 .chart-svg .bar:hover rect { filter: brightness(1.12); }
 .chart-svg .curve { fill: none; stroke-width: 2; stroke-linejoin: round; opacity: .9; }
 .chart-svg .curve:hover { stroke-width: 3.5; opacity: 1; }
-.legend { list-style: none; display: flex; flex-wrap: wrap; gap: 4px 14px; padding: 0; margin: 6px 0 0; font-size: 12.5px; color: var(--muted); }
+.legend { list-style: none; display: flex; flex-wrap: wrap; gap: 4px 16px; padding: 0; margin: 0 0 10px; font-size: 12.5px; color: var(--muted); }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; vertical-align: baseline; }
 .table-wrap { overflow-x: auto; margin-top: 6px; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
-th { font-size: 12px; color: var(--muted); font-weight: 600; position: sticky; top: 0; background: var(--card); }
+th, td { padding: 6px 8px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
+th { font-size: 12px; color: var(--muted); font-weight: 600; position: sticky; top: 0; background: var(--card); white-space: normal; max-width: 120px; vertical-align: bottom; }
 th button { all: unset; cursor: pointer; }
 th button::after { content: " ↕"; opacity: .35; }
 th[aria-sort="ascending"] button::after { content: " ▲"; opacity: .8; }

@@ -31,10 +31,13 @@ const MAX_RESAMPLES = 1_000_000;
 export function registerLeaderboard(program: Command, options: LeaderboardCommandOptions = {}): void {
   const lookupTask = options.lookupTask ?? lookupTaskInRegistry;
 
+  // `leaderboard add` has its own --task, --db and --seed; without positional options all the way
+  // down from the root, commander hands them to `leaderboard` instead. The root has no options of
+  // its own besides --version and --help, so no other command changes.
+  program.enablePositionalOptions();
   const leaderboard = program
     .command('leaderboard')
     .description('print or export the leaderboard: one ranked table per comparability key (task, task version, split, split fingerprint, metric version)')
-    // `add` has its own --task and --db: without this, the parent would swallow them.
     .enablePositionalOptions()
     .option('--task <name>', 'only runs of this task')
     .addOption(new Option('--format <format>', 'output format').choices(FORMATS).default('table'))
@@ -169,19 +172,8 @@ function writeFileAtomically(file: string, content: string): void {
   }
 }
 
-/**
- * The task registry (harness/task-registry.ts) is loaded on first use, so the other commands
- * never pay for loading every task adapter.
- */
+/** Loaded on first use, so printing the board never pays for loading every task adapter. */
 async function lookupTaskInRegistry(name: string): Promise<Task> {
-  const registryUrl = new URL('../task-registry.ts', import.meta.url).href;
-  let registry: { getTask?: (name: string) => Task };
-  try {
-    registry = await import(registryUrl);
-  } catch (error) {
-    if ((error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') throw new InputError('this build of vlbench has no task registry yet (harness/task-registry.ts)', { field: '--task' });
-    throw error;
-  }
-  if (typeof registry.getTask !== 'function') throw new Error('harness/task-registry.ts exports no getTask(name)');
-  return registry.getTask(name);
+  const { getTask } = await import('../task-registry.ts');
+  return getTask(name);
 }

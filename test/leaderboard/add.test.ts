@@ -1,0 +1,151 @@
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { InputError } from '../../harness/errors.ts';
+import type { LoadedSplit, ScoreReport, Task } from '../../harness/types.ts';
+import { registerLeaderboard } from '../../harness/commands/leaderboard.ts';
+import { exampleScores, listRuns, openLeaderboard } from '../../leaderboard/store.ts';
+
+/** A task small enough to read in one glance: answers.json holds {id: answer}; predictions are [{id, answer}]. */
+interface ToyExample {
+  id: string;
+  answer: string;
+}
+const toyTask: Task<ToyExample, Map<string, string>> = {
+  name: 'toy',
+  version: '3',
+  description: 'exact-match toy task',
+  splits: ['val'],
+  async load({ dataDir, split }): Promise<LoadedSplit<ToyExample>> {
+    const file = join(dataDir!, `${split}.json`);
+    const bytes = readFileSync(file);
+    const answers = JSON.parse(bytes.toString('utf8')) as Record<string, string>;
+    return {
+      task: 'toy',
+      taskVersion: '3',
+      split,
+      fingerprint: createHash('sha256').update(bytes).digest('hex'),
+      files: [file],
+      examples: Object.entries(answers).map(([id, answer]) => ({ id, answer })),
+    };
+  },
+  async readPredictions(split, file) {
+    const entries = JSON.parse(readFileSync(file, 'utf8')) as { id: string; answer: string }[];
+    const predictions = new Map(entries.map((entry) => [entry.id, entry.answer]));
+    const missing = split.examples.filter((example) => !predictions.has(example.id));
+    if (missing.length) throw new InputError(`missing ${missing.length} predictions`, { file });
+    return predictions;
+  },
+  score(split, predictions): ScoreReport {
+    const perExample = split.examples.map((example) => ({ id: example.id, score: predictions.get(example.id) === example.answer ? 100 : 0 }));
+    const accuracy = perExample.reduce((sum, e) => sum + e.score, 0) / perExample.length;
+    return { metric: 'toy-accuracy', metricVersion: '1', primary: 'accuracy', metrics: { accuracy }, official: { accuracy }, perExample };
+  },
+  async writeSubmission() {},
+};
+
+function program(lookupTask?: (name: string) => Task): Command {
+  const root = new Command().exitOverride();
+  registerLeaderboard(root, lookupTask ? { lookupTask } : {});
+  return root;
+}
+
+async function quietly<T>(work: () => Promise<T>): Promise<{ value: T; stdout: string }> {
+  const written: string[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((chunk: string) => written.push(String(chunk)) > 0) as typeof process.stdout.write;
+  try {
+    return { value: await work(), stdout: written.join('') };
+  } finally {
+    process.stdout.write = write;
+  }
+}
+
+test.serial('leaderboard add scores a predictions file through the task and records it', async (t) => {
+  const folder = mkdtempSync(join(tmpdir(), 'vlbench-add-'));
+  writeFileSync(join(folder, 'val.json'), JSON.stringify({ a: 'cat', b: 'dog', c: 'two', d: 'red' }));
+  const predictions = join(folder, 'predictions.json');
+  writeFileSync(predictions, JSON.stringify([{ id: 'a', answer: 'cat' }, { id: 'b', answer: 'cow' }, { id: 'c', answer: 'two' }, { id: 'd', answer: 'red' }]));
+  const db = join(folder, 'board.db');
+  const lookups: string[] = [];
+  const { stdout } = await quietly(() =>
+    program((name) => (lookups.push(name), toyTask)).parseAsync(
+      ['leaderboard', 'add', '--task', 'toy', '--data', folder, '--predictions', predictions, '--name', 'pytorch-baseline', '--model', 'blip-base', '--seed', '7', '--db', db],
+      { from: 'user' },
+    ),
+  );
+  t.deepEqual(lookups, ['toy']);
+  t.regex(stdout, /recorded run \S+ "pytorch-baseline": toy val, accuracy 75\.00/);
+  const store = openLeaderboard(db, { create: false });
+  const [{ record }] = listRuns(store);
+  t.like(record, {
+    name: 'pytorch-baseline',
+    task: 'toy',
+    taskVersion: '3',
+    split: 'val',
+    metric: 'toy-accuracy',
+    primaryMetric: 'accuracy',
+    metrics: { accuracy: 75 },
+    model: { name: 'blip-base', fingerprint: null },
+    seed: 7,
+    backend: null,
+    predictions: { path: predictions, sha256: createHash('sha256').update(readFileSync(predictions)).digest('hex') },
+  });
+  t.is(record.splitFingerprint, createHash('sha256').update(readFileSync(join(folder, 'val.json'))).digest('hex'));
+  t.deepEqual(Object.keys(record.timings).sort(), ['load', 'readPredictions', 'score']);
+  t.deepEqual(exampleScores(store, record.id), [
+    { id: 'a', score: 100 },
+    { id: 'b', score: 0 },
+    { id: 'c', score: 100 },
+    { id: 'd', score: 100 },
+  ]);
+  store.close();
+});
+
+test.serial('leaderboard add refuses a missing predictions file and records nothing', async (t) => {
+  const folder = mkdtempSync(join(tmpdir(), 'vlbench-add-'));
+  writeFileSync(join(folder, 'val.json'), '{"a": "cat"}');
+  const db = join(folder, 'board.db');
+  await t.throwsAsync(
+    program(() => toyTask).parseAsync(['leaderboard', 'add', '--task', 'toy', '--data', folder, '--predictions', join(folder, 'nope.json'), '--name', 'x', '--db', db], { from: 'user' }),
+    { instanceOf: InputError, message: /nope\.json: expected a predictions file/ },
+  );
+  const store = openLeaderboard(db, { create: true });
+  t.is(listRuns(store).length, 0);
+  store.close();
+});
+
+test.serial('vlbench leaderboard add scores SynthScenes VQA predictions through the task registry, then compare and the board read them', async (t) => {
+  const { generateSynthScenes, synthPaths } = await import('../../tasks/synth/index.ts');
+  const { main } = await import('../../harness/cli.ts');
+  const root = mkdtempSync(join(tmpdir(), 'vlbench-add-synth-'));
+  const synth = join(root, 'synth');
+  await generateSynthScenes({ outDir: synth, images: 8, seed: 3, size: 32, domains: ['source'] });
+  const questions = JSON.parse(readFileSync(synthPaths.vqaQuestions(synth, 'val_source'), 'utf8')).questions as { question_id: number }[];
+  const yes = join(root, 'yes.json');
+  const no = join(root, 'no.json');
+  writeFileSync(yes, JSON.stringify(questions.map((q) => ({ question_id: q.question_id, answer: 'yes' }))));
+  writeFileSync(no, JSON.stringify(questions.map((q) => ({ question_id: q.question_id, answer: 'no' }))));
+  const db = join(root, 'board.db');
+  const add = (file: string, name: string) =>
+    quietly(() => main(['leaderboard', 'add', '--task', 'vqa', '--data', synthPaths.vqaDir(synth), '--split', 'val_source', '--predictions', file, '--name', name, '--db', db]));
+  t.is((await add(yes, 'always-yes')).value, 0);
+  t.is((await add(no, 'always-no')).value, 0);
+  const store = openLeaderboard(db, { create: false });
+  const runs = listRuns(store);
+  t.deepEqual(runs.map((r) => [r.record.task, r.record.metric, r.record.primaryMetric, r.exampleCount]), [
+    ['vqa', 'vqa-accuracy', 'overall', questions.length],
+    ['vqa', 'vqa-accuracy', 'overall', questions.length],
+  ]);
+  store.close();
+  const board = await quietly(() => main(['leaderboard', '--db', db, '--format', 'json', '--resamples', '100']));
+  t.is(board.value, 0);
+  t.is(JSON.parse(board.stdout).sections[0].rows.length, 2);
+  const compared = await quietly(() => main(['compare', 'always-yes', 'always-no', '--db', db, '--format', 'json', '--resamples', '100']));
+  process.exitCode = undefined;
+  t.true([0, 1].includes(compared.value));
+  t.is(JSON.parse(compared.stdout).paired.examples, questions.length);
+});

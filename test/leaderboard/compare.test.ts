@@ -1,0 +1,121 @@
+import test from 'ava';
+import { main } from '../../harness/cli.ts';
+import type { ExampleScore } from '../../harness/types.ts';
+import { openLeaderboard, recordRun } from '../../leaderboard/store.ts';
+import { bernoulliScores, FINGERPRINT_B, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
+
+/** Runs the real CLI in-process and captures what it prints and the exit code main() returns. */
+async function vlbench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const writeOut = process.stdout.write;
+  const writeErr = process.stderr.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => stdout.push(String(chunk)) > 0) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => stderr.push(String(chunk)) > 0) as typeof process.stderr.write;
+  process.exitCode = undefined;
+  try {
+    const code = await main(args);
+    return { code, stdout: stdout.join(''), stderr: stderr.join('') };
+  } finally {
+    process.stdout.write = writeOut;
+    process.stderr.write = writeErr;
+    // The compare action sets it; left set, it would fail this test process.
+    process.exitCode = undefined;
+  }
+}
+
+const base = bernoulliScores(2000, 0.7, 100);
+/** 100 examples the base got right, now wrong: a drop of exactly 5 points. */
+const regressed = base.map((s, i) => (i < 400 && s.score === 100 && base.slice(0, i).filter((b) => b.score === 100).length < 100 ? { ...s, score: 0 } : s));
+/** 60 right answers lost and 60 gained on other examples: same mean, pure noise. */
+function noisy(scores: ExampleScore[]): ExampleScore[] {
+  let lost = 0;
+  let gained = 0;
+  return scores.map((s) => {
+    if (s.score === 100 && lost < 60) return lost++, { ...s, score: 0 };
+    if (s.score === 0 && gained < 60) return gained++, { ...s, score: 100 };
+    return s;
+  });
+}
+
+function boardWith(runs: [string, ExampleScore[] | null, Parameters<typeof syntheticDraft>[2]?][]): string {
+  const path = temporaryDbPath('compare');
+  const store = openLeaderboard(path, { create: true });
+  for (const [name, scores, overrides] of runs) recordRun(store, syntheticDraft(name, scores, overrides), scores);
+  store.close();
+  return path;
+}
+
+test.serial('a planted 5-point regression fails the gate (exit 1)', async (t) => {
+  t.is(meanOf(regressed) - meanOf(base), -5);
+  const db = boardWith([['main', base], ['feature', regressed]]);
+  const result = await vlbench(['compare', 'main', 'feature', '--db', db]);
+  t.is(result.code, 1, result.stdout + result.stderr);
+  t.regex(result.stdout, /difference −5\.00 points/);
+  t.regex(result.stdout, /paired bootstrap over 2000 matched examples \(1000 resamples\)/);
+  t.regex(result.stdout, /REGRESSION: the whole 95% interval of the difference lies below 0\.00/);
+  t.regex(result.stdout, /p \(candidate worse, one-sided\) < 0\.0010/);
+});
+
+test.serial('the same drop within the tolerance passes (exit 0)', async (t) => {
+  const db = boardWith([['main', base], ['feature', regressed]]);
+  const result = await vlbench(['compare', 'main', 'feature', '--db', db, '--max-drop', '8']);
+  t.is(result.code, 0, result.stdout + result.stderr);
+  t.regex(result.stdout, /pass: the whole 95% interval lies at or above −8\.00/);
+});
+
+test.serial('noise of the same mean passes (exit 0), and the JSON report carries the interval', async (t) => {
+  const candidate = noisy(base);
+  t.is(meanOf(candidate), meanOf(base));
+  const db = boardWith([['main', base], ['feature', candidate]]);
+  const result = await vlbench(['compare', 'main', 'feature', '--db', db, '--format', 'json', '--resamples', '500', '--seed', '3']);
+  t.is(result.code, 0, result.stdout + result.stderr);
+  const report = JSON.parse(result.stdout);
+  t.is(report.exitCode, 0);
+  t.is(report.difference, 0);
+  t.true(report.paired.lower < 0 && report.paired.upper > 0);
+  t.is(report.paired.resamples, 500);
+  t.true(report.paired.pWorse > 0.1);
+});
+
+test.serial('runs that are not comparable exit 2 and say which fields differ', async (t) => {
+  const db = boardWith([['main', base], ['other-split', base, { splitFingerprint: FINGERPRINT_B, metricVersion: '3' }]]);
+  const result = await vlbench(['compare', 'main', 'other-split', '--db', db]);
+  t.is(result.code, 2);
+  t.is(result.stdout, '');
+  t.regex(result.stderr, /not comparable: splitFingerprint differs \(base "a{64}", candidate "b{64}"\); metricVersion differs \(base "2", candidate "3"\)/);
+});
+
+test.serial('runs that scored different examples exit 2 with how many and the first few', async (t) => {
+  const db = boardWith([['main', base], ['subset', base.slice(0, 1990)]]);
+  const result = await vlbench(['compare', 'main', 'subset', '--db', db]);
+  t.is(result.code, 2);
+  t.regex(result.stderr, /did not score the same examples: 10 \(first 5: "q1990", "q1991", "q1992", "q1993", "q1994"\) only in base run "main"/);
+});
+
+test.serial('a metric without per-example scores is compared on point values, and says so', async (t) => {
+  const db = boardWith([['main', base], ['feature', regressed, { metrics: { overall: meanOf(regressed), 'answerType/number': 30 } }]]);
+  const result = await vlbench(['compare', 'main', 'feature', '--db', db, '--metric', 'answerType/number', '--max-drop', '5']);
+  t.is(result.code, 1);
+  t.regex(result.stdout, /no interval: per-example scores exist only for the primary metric \(overall\)/);
+  t.regex(result.stdout, /REGRESSION: the difference −10\.50 is below −5\.00 \(point values only/);
+  const missing = await vlbench(['compare', 'main', 'feature', '--db', db, '--metric', 'nope']);
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /has no metric "nope"/);
+});
+
+test.serial('bad input exits 2: unknown run, bad tolerance, missing database', async (t) => {
+  const db = boardWith([['main', base]]);
+  t.is((await vlbench(['compare', 'main', 'ghost', '--db', db])).code, 2);
+  const tolerance = await vlbench(['compare', 'main', 'main', '--db', db, '--max-drop', '-1']);
+  t.is(tolerance.code, 2);
+  t.regex(tolerance.stderr, /--max-drop/);
+  t.is((await vlbench(['compare', 'main', 'main', '--db', db, '--resamples', '1.5'])).code, 2);
+  const missing = await vlbench(['compare', 'a', 'b', '--db', `${db}.absent`]);
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /no leaderboard database here/);
+});
+
+function meanOf(scores: ExampleScore[]): number {
+  return scores.reduce((sum, s) => sum + s.score, 0) / scores.length;
+}
