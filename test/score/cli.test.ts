@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { rm, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../harness/cli.ts';
@@ -8,6 +8,18 @@ import { generateSynthScenes, synthPaths } from '../../tasks/synth/index.ts';
 import type { LoadedSplit } from '../../harness/types.ts';
 import type { VcrExample, VcrPredictions } from '../../tasks/vcr/index.ts';
 import { writeNpyMatrix, type RetrievalImage } from '../../tasks/retrieval/index.ts';
+
+/** Every folder this file creates, removed when its tests are done. */
+const createdDirs: string[] = [];
+async function temporaryDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(prefix);
+  createdDirs.push(dir);
+  return dir;
+}
+test.after.always(async () => {
+  await Promise.all(createdDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
 
 /** Runs `vlbench <args>` in-process and captures what it writes. */
 async function vlbench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -31,7 +43,7 @@ async function vlbench(args: string[]): Promise<{ code: number; stdout: string; 
 const answers = (list: string[]) => list.map((answer, index) => ({ answer, answer_confidence: 'yes', answer_id: index + 1 }));
 
 async function vqaFiles(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'vlbench-score-'));
+  const dir = await temporaryDir(join(tmpdir(), 'vlbench-score-'));
   const header = { info: {}, task_type: 'Open-Ended', data_type: 'mscoco', license: {}, data_subtype: 'val2014' };
   await writeFile(join(dir, 'Q.json'), JSON.stringify({ ...header, questions: [
     { image_id: 1, question: 'Is it a cat?', question_id: 10 },
@@ -90,7 +102,7 @@ test('the registry lists its tasks and refuses unknown names', (t) => {
 });
 
 test.serial('SynthScenes output scores through vlbench score for vqa, gqa, vcr and retrieval', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'vlbench-synth-'));
+  const root = await temporaryDir(join(tmpdir(), 'vlbench-synth-'));
   await generateSynthScenes({ outDir: join(root, 'synth'), images: 8, seed: 3, size: 32, domains: ['source'] });
   const synth = join(root, 'synth');
 

@@ -1,8 +1,20 @@
 import test from 'ava';
-import { mkdtemp, mkdir, writeFile, readFile } from 'node:fs/promises';
+import { rm, mkdtemp, mkdir, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gqaTask, loadGqaSplit, readGqaPredictions, scoreGqa } from '../../tasks/vqa/index.ts';
+
+/** Every folder this file creates, removed when its tests are done. */
+const createdDirs: string[] = [];
+async function temporaryDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(prefix);
+  createdDirs.push(dir);
+  return dir;
+}
+test.after.always(async () => {
+  await Promise.all(createdDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
 
 // File order on purpose: a JavaScript object (this literal included) lists integer-like ids first, in
 // numeric order, so the files are written from `questionEntries`, which keeps the order below.
@@ -56,7 +68,7 @@ const predictions = [
 ];
 
 async function dataset(chunked = false): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'vlbench-gqa-'));
+  const dir = await temporaryDir(join(tmpdir(), 'vlbench-gqa-'));
   if (chunked) {
     await mkdir(join(dir, 'val_balanced_questions'));
     const entries = questionEntries;
@@ -111,7 +123,7 @@ test('chunked question folders load like one file', async (t) => {
 });
 
 test('without choices or entailed questions, those metrics are left out rather than guessed', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'vlbench-gqa-'));
+  const dir = await temporaryDir(join(tmpdir(), 'vlbench-gqa-'));
   const balancedOnly = Object.fromEntries(Object.entries(questions).filter(([id]) => id !== '201307251'));
   await writeFile(join(dir, 'q.json'), JSON.stringify(balancedOnly));
   const split = await loadGqaSplit({ files: { questions: join(dir, 'q.json') }, split: 'val' });

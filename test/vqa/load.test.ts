@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp, mkdir, writeFile, readFile } from 'node:fs/promises';
+import { rm, mkdtemp, mkdir, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -12,6 +12,18 @@ import {
   type VqaExample,
 } from '../../tasks/vqa/index.ts';
 import type { LoadedSplit } from '../../harness/types.ts';
+
+/** Every folder this file creates, removed when its tests are done. */
+const createdDirs: string[] = [];
+async function temporaryDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(prefix);
+  createdDirs.push(dir);
+  return dir;
+}
+test.after.always(async () => {
+  await Promise.all(createdDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
 
 const header = (subtype: string) => ({
   info: { description: 'test', version: '2.0', year: 2017 },
@@ -45,7 +57,7 @@ function officialFiles(subtype = 'val2014') {
 }
 
 async function writeDataset(files = officialFiles(), subtype = 'val2014'): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'vlbench-vqa-'));
+  const dir = await temporaryDir(join(tmpdir(), 'vlbench-vqa-'));
   await writeFile(join(dir, `v2_OpenEnded_mscoco_${subtype}_questions.json`), JSON.stringify(files.questions));
   await writeFile(join(dir, `v2_mscoco_${subtype}_annotations.json`), JSON.stringify(files.annotations));
   return dir;
@@ -80,7 +92,7 @@ test('the fingerprint changes with the annotation bytes', async (t) => {
 });
 
 test('test splits load from questions alone and refuse to score', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'vlbench-vqa-'));
+  const dir = await temporaryDir(join(tmpdir(), 'vlbench-vqa-'));
   await mkdir(join(dir, 'Questions'));
   const { questions } = officialFiles('test-dev2015');
   await writeFile(join(dir, 'Questions', 'v2_OpenEnded_mscoco_test-dev2015_questions.json'), JSON.stringify(questions));
