@@ -190,6 +190,7 @@ async function writeBenchmark(root: string, plan: Plan): Promise<SynthManifest> 
   const concurrency = Math.max(2, availableParallelism());
   const limit = pLimit(concurrency);
   const inFlight = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
   let done = 0;
   const counts: SynthManifest['counts'] = {};
 
@@ -236,7 +237,10 @@ async function writeBenchmark(root: string, plan: Plan): Promise<SynthManifest> 
             plan.onProgress?.({ done: ++done, total });
           });
           const tracked: Promise<void> = task.finally(() => inFlight.delete(tracked));
+          // Marks the rejection handled (it may come while the loop awaits a file write); it is rethrown below.
+          tracked.catch((error: unknown) => (failure ??= { error }));
           inFlight.add(tracked);
+          if (failure) throw failure.error;
           // Bounded: at most a few images per worker are rendered or waiting, never a whole split.
           if (inFlight.size >= 2 * concurrency) await Promise.race(inFlight);
         }

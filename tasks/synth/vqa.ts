@@ -40,6 +40,7 @@ export interface VqaAnswer {
 }
 
 export const VQA_QUESTIONS_PER_IMAGE = 5;
+const MAX_DEVIATING_ANNOTATORS = 4;
 
 const NUMBER_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'];
 
@@ -276,10 +277,13 @@ function variantOf(draft: VqaQuestionDraft, rng: SeededRandom): string {
 export function simulateAnswers(draft: VqaQuestionDraft, scene: Scene, rng: SeededRandom): { answers: VqaAnswer[]; multipleChoiceAnswer: string } {
   const noise = rng.pick([0, 0, 0.15, 0.3, 0.5]);
   const answers: VqaAnswer[] = [];
+  let deviations = 0;
   for (let id = 1; id <= 10; id++) {
     let answer = draft.answer;
     let answer_confidence: VqaAnswer['answer_confidence'] = rng.next() < 0.9 ? 'yes' : 'maybe';
-    if (rng.next() < noise) {
+    // At most four stray answers, so the right answer is always the most common one.
+    if (deviations < MAX_DEVIATING_ANNOTATORS && rng.next() < noise) {
+      deviations++;
       if (rng.next() < 0.35) {
         answer = wrongAnswer(draft, scene, rng);
         answer_confidence = rng.pick(['maybe', 'maybe', 'no', 'yes']);
