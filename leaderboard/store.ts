@@ -288,12 +288,14 @@ function readStoredRecord(store: LeaderboardStore, json: string): RunRecord {
  * run (a CI pipeline records "main" on every merge and gates against the latest); the
  * caller is told which one through `matchedByName`.
  */
-export function findRun(store: LeaderboardStore, idOrName: string): { run: StoredRun; matchedByName: number } {
-  const byId = store.db.prepare('SELECT seq FROM runs WHERE id = ?').get(idOrName) as { seq: number } | undefined;
+export function findRun(store: LeaderboardStore, idOrName: string, filter: RunFilter = {}): { run: StoredRun; matchedByName: number } {
+  const taskClause = filter.task !== undefined ? 'AND task = @task' : '';
+  const parameters = { ref: idOrName, task: filter.task };
+  const byId = store.db.prepare(`SELECT seq FROM runs WHERE id = @ref ${taskClause}`).get(parameters) as { seq: number } | undefined;
   const seqs = byId
     ? [byId.seq]
-    : (store.db.prepare('SELECT seq FROM runs WHERE name = ? ORDER BY created_at DESC, seq DESC').all(idOrName) as { seq: number }[]).map((row) => row.seq);
-  if (seqs.length === 0) throw new InputError(`no run with this id or name`, { file: store.path, record: idOrName });
+    : (store.db.prepare(`SELECT seq FROM runs WHERE name = @ref ${taskClause} ORDER BY created_at DESC, seq DESC`).all(parameters) as { seq: number }[]).map((row) => row.seq);
+  if (seqs.length === 0) throw new InputError(`no run with this id or name${filter.task !== undefined ? ` for task ${JSON.stringify(filter.task)}` : ''}`, { file: store.path, record: idOrName });
   const row = store.db
     .prepare('SELECT r.record_json AS json, (SELECT COUNT(*) FROM example_scores s WHERE s.run_seq = r.seq) AS exampleCount FROM runs r WHERE r.seq = ?')
     .get(seqs[0]) as { json: string; exampleCount: number };

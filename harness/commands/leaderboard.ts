@@ -116,21 +116,24 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     )
     .argument('<base>', 'base run id or name (a name recorded several times means its latest run)')
     .argument('<candidate>', 'candidate run id or name')
+    .option('--task <name>', 'look run names up among this task\'s runs only')
     .option('--metric <name>', 'metric to compare (default: the primary metric; others have no per-example scores, so no interval)')
     .option('--max-drop <points>', 'tolerated drop, in metric points', '0')
     .option('--db <path>', 'leaderboard database', DEFAULT_LEADERBOARD_PATH)
     .option('--resamples <n>', 'bootstrap resamples', String(DEFAULT_RESAMPLES))
     .option('--seed <n>', 'bootstrap seed', String(DEFAULT_BOOTSTRAP_SEED))
     .addOption(new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'))
-    .action((baseRef: string, candidateRef: string, flags: { metric?: string; maxDrop: string; db: string; resamples: string; seed: string; format: 'text' | 'json' }) => {
+    .action((baseRef: string, candidateRef: string, flags: { task?: string; metric?: string; maxDrop: string; db: string; resamples: string; seed: string; format: 'text' | 'json' }) => {
       const maxDrop = Number(flags.maxDrop);
       if (flags.maxDrop.trim() === '' || !Number.isFinite(maxDrop) || maxDrop < 0) throw new InputError(`expected 0 or more metric points, got ${JSON.stringify(flags.maxDrop)}`, { field: '--max-drop' });
       const resamples = parseWholeNumber(flags.resamples, '--resamples', 1, MAX_RESAMPLES);
       const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
       const comparison = withStore(flags.db, false, (store) => {
         const load = (ref: string, role: string) => {
-          const { run, matchedByName } = findRun(store, ref);
-          if (matchedByName > 1) process.stderr.write(`note: ${role} name "${ref}" matches ${matchedByName} runs; using the latest, ${run.record.id}\n`);
+          const { run, matchedByName } = findRun(store, ref, { task: flags.task });
+          if (matchedByName > 1) {
+            process.stderr.write(`note: ${role} name "${ref}" matches ${matchedByName} runs${flags.task ? '' : ' (narrow with --task, or pass a run id)'}; using the latest, ${run.record.id}\n`);
+          }
           return { record: run.record, perExample: run.exampleCount > 0 ? exampleScores(store, run.record.id) : null };
         };
         return compareRuns(load(baseRef, 'base'), load(candidateRef, 'candidate'), { metric: flags.metric, maxDrop, resamples, seed, confidence: DEFAULT_CONFIDENCE });

@@ -104,6 +104,18 @@ test.serial('a metric without per-example scores is compared on point values, an
   t.regex(missing.stderr, /has no metric "nope"/);
 });
 
+test.serial('--task narrows name lookups when a name exists in several tasks', async (t) => {
+  const vcr = { task: 'vcr', metric: 'vcr-accuracy', primaryMetric: 'q2ar', metrics: { q2ar: meanOf(base) } };
+  const db = boardWith([['main', base], ['feature', regressed], ['main', base, vcr]]);
+  const ambiguous = await vlbench(['compare', 'main', 'feature', '--db', db]);
+  t.is(ambiguous.code, 2, 'the latest "main" is the vcr run: not comparable');
+  t.regex(ambiguous.stderr, /note: base name "main" matches 2 runs \(narrow with --task, or pass a run id\)/);
+  t.regex(ambiguous.stderr, /task differs \(base "vcr", candidate "vqa"\)/);
+  const narrowed = await vlbench(['compare', 'main', 'feature', '--db', db, '--task', 'vqa']);
+  t.is(narrowed.code, 1, narrowed.stderr);
+  t.is(narrowed.stderr, '');
+});
+
 test.serial('bad input exits 2: unknown run, bad tolerance, missing database', async (t) => {
   const db = boardWith([['main', base]]);
   t.is((await vlbench(['compare', 'main', 'ghost', '--db', db])).code, 2);
