@@ -1,13 +1,13 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { InputError } from '../../harness/errors.ts';
 import type { LoadedSplit, ScoreReport, Task } from '../../harness/types.ts';
 import { registerLeaderboard } from '../../harness/commands/leaderboard.ts';
 import { exampleScores, listRuns, openLeaderboard } from '../../leaderboard/store.ts';
+import { temporaryFolder } from './synthetic-runs.ts';
 
 /** A task small enough to read in one glance: answers.json holds {id: answer}; predictions are [{id, answer}]. */
 interface ToyExample {
@@ -65,7 +65,7 @@ async function quietly<T>(work: () => Promise<T>): Promise<{ value: T; stdout: s
 }
 
 test.serial('leaderboard add scores a predictions file through the task and records it', async (t) => {
-  const folder = mkdtempSync(join(tmpdir(), 'vlbench-add-'));
+  const folder = temporaryFolder('add');
   writeFileSync(join(folder, 'val.json'), JSON.stringify({ a: 'cat', b: 'dog', c: 'two', d: 'red' }));
   const predictions = join(folder, 'predictions.json');
   writeFileSync(predictions, JSON.stringify([{ id: 'a', answer: 'cat' }, { id: 'b', answer: 'cow' }, { id: 'c', answer: 'two' }, { id: 'd', answer: 'red' }]));
@@ -106,7 +106,7 @@ test.serial('leaderboard add scores a predictions file through the task and reco
 });
 
 test.serial('leaderboard add refuses a missing predictions file and records nothing', async (t) => {
-  const folder = mkdtempSync(join(tmpdir(), 'vlbench-add-'));
+  const folder = temporaryFolder('add');
   writeFileSync(join(folder, 'val.json'), '{"a": "cat"}');
   const db = join(folder, 'board.db');
   await t.throwsAsync(
@@ -121,7 +121,7 @@ test.serial('leaderboard add refuses a missing predictions file and records noth
 test.serial('vlbench leaderboard add scores SynthScenes VQA predictions through the task registry, then compare and the board read them', async (t) => {
   const { generateSynthScenes, synthPaths } = await import('../../tasks/synth/index.ts');
   const { main } = await import('../../harness/cli.ts');
-  const root = mkdtempSync(join(tmpdir(), 'vlbench-add-synth-'));
+  const root = temporaryFolder('add-synth');
   const synth = join(root, 'synth');
   await generateSynthScenes({ outDir: synth, images: 8, seed: 3, size: 32, domains: ['source'] });
   const questions = JSON.parse(readFileSync(synthPaths.vqaQuestions(synth, 'val_source'), 'utf8')).questions as { question_id: number }[];

@@ -1,13 +1,12 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildBoard } from '../../leaderboard/board.ts';
 import { renderHtml } from '../../leaderboard/render-html.ts';
 import { exampleScores, listRuns, openLeaderboard, recordRun } from '../../leaderboard/store.ts';
-import { bernoulliScores, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
+import { bernoulliScores, syntheticDraft, temporaryDbPath, temporaryFolder } from './synthetic-runs.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const run = promisify(execFile);
@@ -29,7 +28,7 @@ renderTest('the HTML page renders in headless Chromium and its DOM shows every r
   const html = renderHtml(buildBoard(listRuns(store), (id) => exampleScores(store, id), { resamples: 200 }));
   store.close();
 
-  const folder = mkdtempSync(join(tmpdir(), 'vlbench-html-'));
+  const folder = temporaryFolder('html');
   const page = join(folder, 'leaderboard.html');
   writeFileSync(page, html);
   const { stdout: dom } = await run(CHROMIUM, [...chromiumFlags(join(folder, 'profile-dom')), '--dump-dom', `file://${page}`], { timeout: 120_000, maxBuffer: 16 << 20 });

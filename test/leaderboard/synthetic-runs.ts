@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SeededRandom } from '../../harness/random.ts';
@@ -10,8 +10,21 @@ import type { RunRecordDraft } from '../../leaderboard/run-record.ts';
 export const FINGERPRINT_A = 'a'.repeat(64);
 export const FINGERPRINT_B = 'b'.repeat(64);
 
+const createdFolders: string[] = [];
+// ava runs each test file in its own process: the folders go when it exits.
+process.on('exit', () => {
+  for (const folder of createdFolders) rmSync(folder, { recursive: true, force: true });
+});
+
+/** A fresh folder under the OS temp dir, removed when the test process exits. */
+export function temporaryFolder(label: string): string {
+  const folder = mkdtempSync(join(tmpdir(), `vlbench-${label}-`));
+  createdFolders.push(folder);
+  return folder;
+}
+
 export function temporaryDbPath(label = 'lb'): string {
-  return join(mkdtempSync(join(tmpdir(), `vlbench-${label}-`)), 'leaderboard.db');
+  return join(temporaryFolder(label), 'leaderboard.db');
 }
 
 /** 0/100 per example, each right with probability `accuracy`, ids "q0".."q{n-1}". */
