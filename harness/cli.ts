@@ -17,6 +17,8 @@ export function buildProgram(): Command {
     .description('Benchmark harness for vision-language models (VQA, GQA, VCR, image-text retrieval)')
     .version(VLBENCH_VERSION)
     .showHelpAfterError('(run with --help for usage)')
+    // Subcommands with their own --task/--db/--seed (leaderboard add) must receive them.
+    .enablePositionalOptions()
     .exitOverride();
   for (const register of [registerEnv, registerSynth, registerScore, registerEncode, registerPretrain, registerLeaderboard]) {
     register(program);
@@ -26,6 +28,8 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  // In-process callers (tests, scripts) must not inherit the exit code of an earlier command.
+  process.exitCode = undefined;
   try {
     await program.parseAsync(argv, { from: 'user' });
     return Number(process.exitCode ?? 0);
@@ -33,6 +37,9 @@ export async function main(argv: string[]): Promise<number> {
     return reportError(error);
   }
 }
+
+/** Exit codes: 0 done, 1 regression (compare), 2 bad input or not comparable, 3 a bug in vlbench. */
+export const EXIT_INTERNAL_ERROR = 3;
 
 function reportError(error: unknown): number {
   if (error instanceof CommanderError) {
@@ -47,5 +54,6 @@ function reportError(error: unknown): number {
   process.stderr.write(`vlbench: internal error: ${message}\n`);
   if (process.env.VLBENCH_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   else process.stderr.write('vlbench: set VLBENCH_DEBUG=1 for the stack trace, and please report it.\n');
-  return 1;
+  // Not 1: `vlbench compare` exits 1 for a regression, and a crash must not read as one.
+  return EXIT_INTERNAL_ERROR;
 }

@@ -31,10 +31,8 @@ const MAX_RESAMPLES = 1_000_000;
 export function registerLeaderboard(program: Command, options: LeaderboardCommandOptions = {}): void {
   const lookupTask = options.lookupTask ?? lookupTaskInRegistry;
 
-  // `leaderboard add` has its own --task, --db and --seed; without positional options all the way
-  // down from the root, commander hands them to `leaderboard` instead. The root has no options of
-  // its own besides --version and --help, so no other command changes.
-  program.enablePositionalOptions();
+  // `leaderboard add` has its own --task, --db and --seed; the root program enables positional
+  // options (harness/cli.ts) so that commander hands them to `add`, not to `leaderboard`.
   const leaderboard = program
     .command('leaderboard')
     .description('print or export the leaderboard: one ranked table per comparability key (task, task version, split, split fingerprint, metric version)')
