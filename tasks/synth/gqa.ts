@@ -6,6 +6,7 @@ import {
   SYNTH_SHAPES,
   type Scene,
   gqaObjectId,
+  pairsNamedByColor,
   soleObjectInDirection,
   uniqueReference,
   withArticle,
@@ -193,49 +194,45 @@ function logicalQuestion(scene: Scene, rng: SeededRandom, add: Add): void {
 }
 
 function compareQuestion(scene: Scene, rng: SeededRandom, add: Add): void {
-  const indexes = scene.objects.map((_, i) => i);
-  for (const a of rng.shuffled(indexes)) {
-    for (const b of rng.shuffled(indexes)) {
-      if (a === b) continue;
-      const refA = uniqueReference(scene, a, ['color']);
-      const refB = uniqueReference(scene, b, ['color']);
-      if (!refA || !refB || refA === refB) continue;
-      const [oa, ob] = [scene.objects[a], scene.objects[b]];
-      if (rng.next() < 0.5) {
-        const same = oa.color === ob.color;
-        add(
-          [
-            {
-              question: `Are the ${refA} and the ${refB} the same color?`,
-              answer: same ? 'yes' : 'no',
-              fullAnswer: same ? `Yes, both the ${refA} and the ${refB} are ${oa.color}.` : `No, the ${refA} is ${oa.color} and the ${refB} is ${ob.color}.`,
-              types: { structural: 'compare', semantic: 'attr', detailed: same ? 'sameColor' : 'diffColor' },
-              groups: { global: null, local: `compare-color-${a}-${b}` },
-              mentions: [a, b],
-            },
-          ],
-          () => [[]],
-        );
-        return;
-      }
-      if (oa.size === ob.size) continue;
-      const bigger = oa.size === 'large' ? refA : refB;
-      add(
-        [
-          {
-            question: `Which is bigger, the ${refA} or the ${refB}?`,
-            answer: bigger,
-            fullAnswer: `The ${bigger} is bigger.`,
-            types: { structural: 'compare', semantic: 'attr', detailed: 'compareSize' },
-            groups: { global: null, local: `compare-size-${a}-${b}` },
-            mentions: [a, b],
-          },
-        ],
-        () => [[]],
-      );
-      return;
-    }
+  const pairs = pairsNamedByColor(scene);
+  if (pairs.length === 0) return;
+  const differing = pairs.filter(({ a, b }) => scene.objects[a].size !== scene.objects[b].size);
+  if (rng.next() < 0.5 || differing.length === 0) {
+    // Half the time from pairs that share a colour, where there are any, so "yes" is not rare.
+    const sameColor = pairs.filter(({ a, b }) => scene.objects[a].color === scene.objects[b].color);
+    const { a, b, refA, refB } = sameColor.length && rng.next() < 0.5 ? rng.pick(sameColor) : rng.pick(pairs);
+    const [oa, ob] = [scene.objects[a], scene.objects[b]];
+    const same = oa.color === ob.color;
+    add(
+      [
+        {
+          question: `Are the ${refA} and the ${refB} the same color?`,
+          answer: same ? 'yes' : 'no',
+          fullAnswer: same ? `Yes, both the ${refA} and the ${refB} are ${oa.color}.` : `No, the ${refA} is ${oa.color} and the ${refB} is ${ob.color}.`,
+          types: { structural: 'compare', semantic: 'attr', detailed: same ? 'sameColor' : 'diffColor' },
+          groups: { global: null, local: `compare-color-${a}-${b}` },
+          mentions: [a, b],
+        },
+      ],
+      () => [[]],
+    );
+    return;
   }
+  const { a, b, refA, refB } = rng.pick(differing);
+  const bigger = scene.objects[a].size === 'large' ? refA : refB;
+  add(
+    [
+      {
+        question: `Which is bigger, the ${refA} or the ${refB}?`,
+        answer: bigger,
+        fullAnswer: `The ${bigger} is bigger.`,
+        types: { structural: 'compare', semantic: 'attr', detailed: 'compareSize' },
+        groups: { global: null, local: `compare-size-${a}-${b}` },
+        mentions: [a, b],
+      },
+    ],
+    () => [[]],
+  );
 }
 
 function capitalise(text: string): string {

@@ -194,6 +194,19 @@ export function uniqueReference(scene: Scene, index: number, allowed: readonly R
   return null;
 }
 
+/** Ordered pairs of distinct objects that can both be named without their size (naming by size would give comparisons away). */
+export function pairsNamedByColor(scene: Scene): { a: number; b: number; refA: string; refB: string }[] {
+  const pairs: { a: number; b: number; refA: string; refB: string }[] = [];
+  scene.objects.forEach((_, a) =>
+    scene.objects.forEach((__, b) => {
+      const refA = uniqueReference(scene, a, ['color']);
+      const refB = uniqueReference(scene, b, ['color']);
+      if (a !== b && refA && refB && refA !== refB) pairs.push({ a, b, refA, refB });
+    }),
+  );
+  return pairs;
+}
+
 export function describe(o: SceneObject, attributes: readonly ReferenceAttribute[]): string {
   const words: string[] = [];
   if (attributes.includes('size')) words.push(o.size);

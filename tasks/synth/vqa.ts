@@ -8,6 +8,7 @@ import {
   type SynthColor,
   type SynthShape,
   oppositeDirection,
+  pairsNamedByColor,
   soleDirection,
   soleObjectInDirection,
   uniqueReference,
@@ -101,7 +102,10 @@ function countingQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft {
       answer: String(scene.objects.filter((o) => o.color === color).length),
     };
   }
-  const shape = rng.next() < 0.9 ? rng.pick(scene.objects).shape : rng.pick(SYNTH_SHAPES);
+  // Real VQA counts are mostly small but not mostly one: lean towards shapes that occur more than once.
+  const repeated = scene.objects.filter((o) => scene.objects.filter((other) => other.shape === o.shape).length > 1);
+  const roll = rng.next();
+  const shape = roll < 0.1 ? rng.pick(SYNTH_SHAPES) : repeated.length && roll < 0.55 ? rng.pick(repeated).shape : rng.pick(scene.objects).shape;
   return {
     family: 'counting',
     question: `How many ${SHAPE_PLURALS[shape]} are there?`,
@@ -185,41 +189,36 @@ function spatialQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft | nu
 }
 
 function comparisonQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft | null {
-  const indexes = scene.objects.map((_, i) => i);
-  for (const a of rng.shuffled(indexes)) {
-    for (const b of rng.shuffled(indexes)) {
-      if (a === b) continue;
-      // Naming by size would give the answer away.
-      const refA = uniqueReference(scene, a, ['color']);
-      const refB = uniqueReference(scene, b, ['color']);
-      if (!refA || !refB || refA === refB) continue;
-      if (rng.next() < 0.5) {
-        const [sizeA, sizeB] = [scene.objects[a].size, scene.objects[b].size];
-        return {
-          family: 'comparison',
-          question: `Is the ${refA} bigger than the ${refB}?`,
-          questionType: 'is the',
-          answerType: 'yes/no',
-          kind: 'yesno',
-          answer: sizeA === 'large' && sizeB === 'small' ? 'yes' : 'no',
-        };
-      }
-      const direction = soleDirection(scene, a, b);
-      if (direction === null) continue;
-      // Only the opposite is asked as the false case: a shape above and a little to the left
-      // of another is not clearly "not to the left of" it for a person.
-      const asked = rng.next() < 0.5 ? direction : oppositeDirection(direction);
-      return {
-        family: 'comparison',
-        question: `Is the ${refA} ${asked} the ${refB}?`,
-        questionType: 'is the',
-        answerType: 'yes/no',
-        kind: 'yesno',
-        answer: asked === direction ? 'yes' : 'no',
-      };
-    }
+  const pairs = pairsNamedByColor(scene);
+  if (pairs.length === 0) return null;
+  if (rng.next() < 0.5) {
+    // Mostly pairs of different sizes, in either order: about as many "yes" as "no".
+    const differing = pairs.filter(({ a, b }) => scene.objects[a].size !== scene.objects[b].size);
+    const { a, b, refA, refB } = differing.length && rng.next() < 0.8 ? rng.pick(differing) : rng.pick(pairs);
+    return {
+      family: 'comparison',
+      question: `Is the ${refA} bigger than the ${refB}?`,
+      questionType: 'is the',
+      answerType: 'yes/no',
+      kind: 'yesno',
+      answer: scene.objects[a].size === 'large' && scene.objects[b].size === 'small' ? 'yes' : 'no',
+    };
   }
-  return null;
+  const directional = pairs.filter(({ a, b }) => soleDirection(scene, a, b) !== null);
+  if (directional.length === 0) return null;
+  const { a, b, refA, refB } = rng.pick(directional);
+  const direction = soleDirection(scene, a, b)!;
+  // Only the opposite is asked as the false case: a shape above and a little to the left
+  // of another is not clearly "not to the left of" it for a person.
+  const asked = rng.next() < 0.5 ? direction : oppositeDirection(direction);
+  return {
+    family: 'comparison',
+    question: `Is the ${refA} ${asked} the ${refB}?`,
+    questionType: 'is the',
+    answerType: 'yes/no',
+    kind: 'yesno',
+    answer: asked === direction ? 'yes' : 'no',
+  };
 }
 
 /** Another plausible answer of the same kind, preferring what is in the scene. */
