@@ -58,8 +58,8 @@ test('one AdamW step matches the hand computation, with decoupled decay on matri
   const matrix = tf.variable(tf.tensor2d([[1, 2]]));
   const vector = tf.variable(tf.tensor1d([1]));
   const optimizer = new AdamW({ beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.1 });
-  const variables = new Map([['m', matrix], ['v', vector]]);
-  optimizer.apply(variables, new Map([['m', tf.tensor2d([[0.5, -2]])], ['v', tf.tensor1d([4])]]), 0.01);
+  const variables = new Map<string, tf.Variable>([['m', matrix], ['v', vector]]);
+  optimizer.apply(variables, new Map<string, tf.Tensor>([['m', tf.tensor2d([[0.5, -2]])], ['v', tf.tensor1d([4])]]), 0.01);
   // First step: m̂ = g, v̂ = g², so the update is g/|g| = sign(g) (up to epsilon).
   const m = matrix.dataSync();
   t.true(Math.abs(m[0] - (1 * (1 - 0.01 * 0.1) - 0.01)) < 1e-6);
