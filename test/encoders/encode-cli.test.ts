@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -13,6 +13,7 @@ const fixture = join(import.meta.dirname, '..', 'fixtures', 'clip-tiny');
 const dir = mkdtempSync(join(tmpdir(), 'vlbench-encode-'));
 const images = [join(dir, 'red.png'), join(dir, 'blue.jpg'), join(dir, 'wide.png')];
 const textsFile = join(dir, 'texts.txt');
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
 test.before(async () => {
   await sharp({ create: { width: 40, height: 48, channels: 3, background: { r: 220, g: 20, b: 30 } } }).png().toFile(images[0]);

@@ -1,11 +1,12 @@
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../../harness/errors.ts';
 import { encodeSafetensors, float32ToFloat16, parseSafetensors, readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../models/encoders/safetensors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vlbench-safetensors-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A file from a hand-written header and data section, to make each lie exactly. */
 function craft(header: unknown, data: Uint8Array | number, headerText?: string): Buffer {
