@@ -14,3 +14,24 @@ export {
 export { softwareVersions, describeMachine, gitCommit, type SoftwareVersions } from './harness/environment.ts';
 export type { Task, LoadedSplit, LoadOptions, ScoreOptions, ScoreReport, ExampleScore, BackendName } from './harness/types.ts';
 export { main as runCli } from './harness/cli.ts';
+
+// Tasks: loaders, official metrics and submission writers.
+export { getTask, knownTaskNames, listTasks } from './harness/task-registry.ts';
+export { vqaTask, gqaTask, normalizeVqaAnswer, vqaQuestionAccuracy, vqaSoftScore, buildAnswerVocabulary, loadVqaSplit, loadGqaSplit, scoreVqa, scoreGqa, type VqaExample, type GqaExample } from './tasks/vqa/index.ts';
+export { vcrTask, loadVcrSplit, scoreVcr, readVcrLeaderboardCsv, writeVcrLeaderboardCsv, renderVcrTokens, type VcrExample } from './tasks/vcr/index.ts';
+export { retrievalTask, loadKarpathySplit, scoreRetrieval, readNpyMatrix, writeNpyMatrix, type RetrievalImage, type RetrievalScores } from './tasks/retrieval/index.ts';
+export { generateSynthScenes, readSynthManifest, type SynthManifest, type SynthOptions } from './tasks/synth/index.ts';
+
+// Models: the aligned encoder (tfjs CLIP in the Hugging Face layout, ONNX), safetensors, training.
+export { loadEncoder, fingerprintModelFolder, type AlignedEncoder, type LoadEncoderOptions, type HostTensor } from './models/encoders/aligned-encoder.ts';
+export { ClipModel, type FreezePolicy } from './models/encoders/clip.ts';
+export { TfjsClipEncoder } from './models/encoders/clip-encoder.ts';
+export { readSafetensors, writeSafetensors } from './models/encoders/safetensors.ts';
+export { train, AdamW, learningRateAt, type TrainingProblem, type TrainingSettings, type TrainingResult } from './models/train.ts';
+export { parseMethodSpec, type MethodSpec } from './models/objectives/index.ts';
+
+// Leaderboard: run records, the store, statistics and the regression gate.
+export { openLeaderboard, recordRun, listRuns, findRun, exampleScores, DEFAULT_LEADERBOARD_PATH } from './leaderboard/store.ts';
+export { parseRunRecord, comparabilityKey, type RunRecord, type RunRecordDraft } from './leaderboard/run-record.ts';
+export { compareRuns } from './leaderboard/compare.ts';
+export { bootstrapInterval, pairedBootstrap } from './leaderboard/statistics.ts';
