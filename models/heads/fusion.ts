@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { matMul } from '../objectives/matmul.ts';
 import type { SeededRandom } from '../../harness/random.ts';
 import type { NormalisedBox } from '../objectives/scene-graph.ts';
 import { LayerNorm, Linear, ParameterStore, quickGelu, type TrainableModule } from './layers.ts';
@@ -110,9 +111,9 @@ class FusionLayer {
       const q = split(this.query.apply(normed));
       const k = split(this.key.apply(normed));
       const v = split(this.value.apply(normed));
-      const scores = tf.matMul(q, k, false, true).mul(1 / Math.sqrt(headDim)).reshape([batch, this.heads, length, length]).add(keyBias);
+      const scores = matMul(q, k, false, true).mul(1 / Math.sqrt(headDim)).reshape([batch, this.heads, length, length]).add(keyBias);
       const weights = tf.softmax(scores).reshape([batch * this.heads, length, length]) as tf.Tensor3D;
-      const attended = tf.matMul(weights, v).reshape([batch, this.heads, length, headDim]).transpose([0, 2, 1, 3]).reshape([batch, length, this.hidden]);
+      const attended = matMul(weights, v).reshape([batch, this.heads, length, headDim]).transpose([0, 2, 1, 3]).reshape([batch, length, this.hidden]);
       const afterAttention = x.add(this.output.apply(attended));
       const mlp = this.mlpOut.apply(quickGelu(this.mlpIn.apply(this.mlpNorm.apply(afterAttention))));
       return afterAttention.add(mlp) as tf.Tensor3D;

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { matMul } from '../objectives/matmul.ts';
 import type { SeededRandom } from '../../harness/random.ts';
 
 /**
@@ -79,7 +80,7 @@ export class Linear {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const flat = x.reshape([-1, this.inputDim]);
-      return tf.matMul(flat, this.kernel).add(this.bias).reshape([...lead, this.outputDim]);
+      return matMul(flat, this.kernel).add(this.bias).reshape([...lead, this.outputDim]);
     });
   }
 }

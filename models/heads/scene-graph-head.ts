@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { matMul } from '../objectives/matmul.ts';
 import type { SeededRandom } from '../../harness/random.ts';
 import {
   selectionMatrix,
@@ -51,8 +52,8 @@ export class SceneGraphHead implements TrainableModule, SceneGraphPredictor {
       pairs.length === 0
         ? null
         : tf.tidy(() => {
-            const subjects = tf.matMul(selectionMatrix(pairs.map(([s]) => s), count), regions);
-            const objects = tf.matMul(selectionMatrix(pairs.map(([, o]) => o), count), regions);
+            const subjects = matMul(selectionMatrix(pairs.map(([s]) => s), count), regions);
+            const objects = matMul(selectionMatrix(pairs.map(([, o]) => o), count), regions);
             return this.relationClassifier.apply(tf.concat([subjects, objects], 1)) as tf.Tensor2D;
           });
     return { objectLogits, attributeLogits, relationLogits };

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { matMul } from './matmul.ts';
 import { booleanSetting, numberSetting, parseSettings, type SettingFields } from './settings.ts';
 
 /**
@@ -65,7 +66,7 @@ export function similarityLogits(
 ): tf.Tensor2D {
   return tf.tidy(() => {
     const scale = tf.minimum(tf.exp(logScale), maxLogitScale);
-    return tf.matMul(l2Normalize(imageEmbeds), l2Normalize(textEmbeds), false, true).mul(scale) as tf.Tensor2D;
+    return matMul(l2Normalize(imageEmbeds), l2Normalize(textEmbeds), false, true).mul(scale) as tf.Tensor2D;
   });
 }
 

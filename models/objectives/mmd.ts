@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { matMul } from './matmul.ts';
 import { numberSetting, parseSettings, positiveListSetting, type SettingFields } from './settings.ts';
 
 /**
@@ -52,7 +53,7 @@ function withoutGradient(x: tf.Tensor): tf.Tensor {
 export function pairwiseSquaredDistances(z: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
     const norms = z.square().sum(1, true);
-    return tf.relu(norms.add(norms.transpose()).sub(tf.matMul(z, z, false, true).mul(2))) as tf.Tensor2D;
+    return tf.relu(norms.add(norms.transpose()).sub(matMul(z, z, false, true).mul(2))) as tf.Tensor2D;
   });
 }
 
@@ -73,7 +74,7 @@ export function multiKernelMmd(source: tf.Tensor2D, target: tf.Tensor2D, kernelM
     }
     // MMD² = wᵀ K w with w = (1/ns, …, −1/nt, …): the three block means in one product.
     const weights = tf.concat([tf.fill([ns, 1], 1 / ns), tf.fill([nt, 1], -1 / nt)], 0);
-    return tf.matMul(tf.matMul(weights, kernel, true, false), weights).reshape([]) as tf.Scalar;
+    return matMul(matMul(weights, kernel, true, false), weights).reshape([]) as tf.Scalar;
   });
 }
 

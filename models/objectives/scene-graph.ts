@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { matMul } from './matmul.ts';
 import { sigmoidCrossEntropyWithLogits } from './soft-score-bce.ts';
 import { numberSetting, parseSettings, type SettingFields } from './settings.ts';
 
@@ -125,7 +126,7 @@ export function poolRegions(
   });
   return tf.tidy(() => ({
     // A weighted matmul rather than gather: gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks.
-    regions: tf.matMul(tf.tensor3d(weights, [batch, maxRegions, tokenCount]), tokens) as tf.Tensor3D,
+    regions: matMul(tf.tensor3d(weights, [batch, maxRegions, tokenCount]), tokens) as tf.Tensor3D,
     mask: tf.tensor2d(mask, [batch, maxRegions]),
     maxRegions,
   }));
@@ -137,7 +138,7 @@ export function poolRegionList(tokens: tf.Tensor3D, grid: TokenGrid, boxesPerIma
     const { regions, maxRegions } = poolRegions(tokens, grid, boxesPerImage);
     const rowsOfPadded = boxesPerImage.flatMap((boxes, image) => boxes.map((_, region) => image * maxRegions + region));
     const padded = regions.reshape([boxesPerImage.length * maxRegions, tokens.shape[2]]) as tf.Tensor2D;
-    return tf.matMul(selectionMatrix(rowsOfPadded, padded.shape[0]), padded) as tf.Tensor2D;
+    return matMul(selectionMatrix(rowsOfPadded, padded.shape[0]), padded) as tf.Tensor2D;
   });
 }
 
@@ -303,7 +304,7 @@ export function sceneGraphLoss(
       annotated === 0 || batch.sizes.attributes === 0
         ? zero
         : sigmoidCrossEntropyWithLogits(
-            tf.matMul(selectionMatrix(batch.attributeObjects, objects), predictions.attributeLogits),
+            matMul(selectionMatrix(batch.attributeObjects, objects), predictions.attributeLogits),
             tf.tensor2d(batch.attributeTargets, [annotated, batch.sizes.attributes]),
           )
             .sum()
