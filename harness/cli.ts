@@ -6,6 +6,7 @@ import { registerScore } from './commands/score.ts';
 import { registerEncode } from './commands/encode.ts';
 import { registerPretrain } from './commands/pretrain.ts';
 import { registerLeaderboard } from './commands/leaderboard.ts';
+import { registerRun } from './commands/run.ts';
 import { VLBENCH_VERSION } from './version.ts';
 
 /**
@@ -20,7 +21,7 @@ export function buildProgram(): Command {
     // Subcommands with their own --task/--db/--seed (leaderboard add) must receive them.
     .enablePositionalOptions()
     .exitOverride();
-  for (const register of [registerEnv, registerSynth, registerScore, registerEncode, registerPretrain, registerLeaderboard]) {
+  for (const register of [registerEnv, registerSynth, registerScore, registerEncode, registerPretrain, registerRun, registerLeaderboard]) {
     register(program);
   }
   return program;

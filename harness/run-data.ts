@@ -13,7 +13,8 @@ import { readSynthManifest, synthPaths, synthSplitLabel, synthSubtype, type Synt
  */
 export interface RunData {
   task: string;
-  synthetic: boolean;
+  /** The SynthScenes folder, when the data is SynthScenes. */
+  synthRoot?: string;
   train: LoadOptions;
   /** Validation split used for early stopping and model selection (never the test split). */
   validation: LoadOptions;
@@ -25,7 +26,7 @@ export interface RunData {
 export interface RunDataRequest {
   task: string;
   dataDir: string;
-  /** Evaluation split: on SynthScenes "val" or "test" (both domains scored); elsewhere the dataset's own name. */
+  /** Evaluation split: on SynthScenes "test" (default) or "val", both domains scored; elsewhere the dataset's own name. */
   split?: string;
   trainSplit?: string;
   validationSplit?: string;
@@ -47,7 +48,6 @@ export async function resolveRunData(request: RunDataRequest): Promise<RunData> 
   const common = { dataDir, imagesDir: request.imagesDir };
   return {
     task: request.task,
-    synthetic: false,
     train: { ...common, split: request.trainSplit },
     validation: { ...common, split: request.validationSplit ?? request.split },
     evaluations: [{ ...common, split: request.split }],
@@ -59,14 +59,14 @@ const EVALUATION_SPLITS: readonly SynthSplit[] = ['val', 'test'];
 
 async function synthRunData(request: RunDataRequest, root: string, manifest: SynthManifest): Promise<RunData> {
   if (request.targetDir) throw new InputError('--target is for real datasets; a SynthScenes folder brings its own target domain', { file: root });
-  const split = (request.split ?? 'val') as SynthSplit;
+  const split = (request.split ?? 'test') as SynthSplit;
   if (!EVALUATION_SPLITS.includes(split)) throw new InputError(`--split "${request.split}" is not a SynthScenes evaluation split; expected val or test`, { file: root });
   const domains = manifest.options.domains as SynthDomain[];
   if (!domains.includes('source')) throw new InputError('this SynthScenes folder has no source domain to train on', { file: root });
   const options = (domain: SynthDomain, which: SynthSplit): LoadOptions => synthLoadOptions(request.task, root, domain, which);
   return {
     task: request.task,
-    synthetic: true,
+    synthRoot: root,
     train: options('source', 'train'),
     validation: options('source', 'val'),
     evaluations: domains.map((domain) => options(domain, split)),

@@ -62,6 +62,8 @@ export interface TrainingProblem {
   computeGradients(batch: number[], context: StepContext): StepResult;
   /** A validation score, higher is better (used for early stopping and to keep the best weights). */
   validate?(): Promise<number>;
+  /** Called after each optimiser step, e.g. to clamp a temperature into its range. */
+  afterOptimizerStep?(): void;
 }
 
 export interface CurvePoint {
@@ -257,6 +259,7 @@ export async function train(problem: TrainingProblem, settingsInput: Partial<Tra
     }
     const learningRate = learningRateAt(step, totalSteps, settings);
     optimizer.apply(problem.variables, gradients, learningRate);
+    problem.afterOptimizerStep?.();
     for (const g of gradients.values()) g.dispose();
     samples += batch.length;
     state.step = step + 1;

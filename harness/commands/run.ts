@@ -1,0 +1,131 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { describeObjectiveSettings, parseSetOptions } from '../../models/objectives/index.ts';
+import { DEFAULT_LEADERBOARD_PATH } from '../../leaderboard/store.ts';
+import { BACKEND_CHOICES } from '../backend.ts';
+import { InputError } from '../errors.ts';
+import { executeRun, RUN_DEFAULTS, RUN_TASKS, runRequestSchema, type RunOutcome, type RunRequest } from '../run.ts';
+
+interface RunFlags {
+  task?: string;
+  data?: string;
+  model?: string;
+  method?: string;
+  seed: string;
+  epochs?: string;
+  out: string;
+  split?: string;
+  trainSplit?: string;
+  validationSplit?: string;
+  imagesDir?: string;
+  target?: string;
+  set: string[];
+  backend: string;
+  db: string;
+  record: boolean;
+  name?: string;
+  resume?: string;
+  maxTrain?: string;
+  json?: boolean;
+}
+
+function integer(value: string | undefined, flag: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new InputError(`${flag} expects an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest; runsDir: string; resumeDir?: string }> {
+  if (flags.resume) {
+    const resumeDir = resolve(flags.resume);
+    const file = join(resumeDir, 'request.json');
+    if (!existsSync(file)) throw new InputError('not an interrupted run folder (no request.json); give the <id>.partial folder of the run', { file: resumeDir });
+    const parsed = runRequestSchema.safeParse(JSON.parse(await readFile(file, 'utf8')));
+    if (!parsed.success) throw new InputError(`not a vlbench run request: ${parsed.error.issues[0].message}`, { file, field: parsed.error.issues[0].path.join('.') });
+    return { request: parsed.data, runsDir: dirname(resumeDir), resumeDir };
+  }
+  for (const [flag, value] of [['--task', flags.task], ['--data', flags.data], ['--method', flags.method]] as const) {
+    if (!value) throw new InputError(`${flag} is required (or --resume RUN_DIR)`);
+  }
+  if (!(RUN_TASKS as readonly string[]).includes(flags.task!)) throw new InputError(`--task "${flags.task}" is not a task; expected one of ${RUN_TASKS.join(', ')}`);
+  const request: RunRequest = {
+    task: flags.task as RunRequest['task'],
+    dataDir: resolve(flags.data!),
+    modelDir: flags.model ? resolve(flags.model) : undefined,
+    method: flags.method!,
+    sets: parseSetOptions(flags.set),
+    seed: integer(flags.seed, '--seed', 0)!,
+    epochs: integer(flags.epochs, '--epochs', 1),
+    split: flags.split,
+    trainSplit: flags.trainSplit,
+    validationSplit: flags.validationSplit,
+    imagesDir: flags.imagesDir ? resolve(flags.imagesDir) : undefined,
+    targetDir: flags.target ? resolve(flags.target) : undefined,
+    backend: flags.backend as RunRequest['backend'],
+    name: flags.name,
+    maxTrainExamples: integer(flags.maxTrain, '--max-train', 1),
+  };
+  return { request, runsDir: resolve(flags.out) };
+}
+
+export function formatRunOutcome(outcome: RunOutcome): string {
+  const lines = [`run ${outcome.name} → ${outcome.runDir} (backend ${outcome.backend})`];
+  if (outcome.training) {
+    const t = outcome.training;
+    lines.push(`  trained ${t.steps} steps in ${t.seconds.toFixed(1)} s (${t.samplesPerSecond.toFixed(1)} samples/s)${t.stoppedEarly ? ', stopped early' : ''}${t.bestStep !== null ? `, best validation at step ${t.bestStep}` : ''}`);
+  }
+  for (const { split, report, record } of outcome.splits) {
+    const metrics = Object.entries(report.metrics)
+      .slice(0, 8)
+      .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+      .join(', ');
+    lines.push(`  ${split}: ${metrics}${record ? ` [recorded ${record.id}]` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+export function registerRun(program: Command): void {
+  const settingsHelp = describeObjectiveSettings()
+    .map((row) => `  ${row.key.padEnd(28)} ${JSON.stringify(row.default).padEnd(10)} ${row.doc}`)
+    .join('\n');
+  program
+    .command('run')
+    .description('fine-tune (or zero-shot) the encoder on a task, predict, score with the official metric, write a run folder and record it in the leaderboard')
+    .option('--task <name>', `task: ${RUN_TASKS.join(' | ')}`)
+    .option('--data <dir>', 'dataset folder: a SynthScenes folder, or the task\'s official layout')
+    .option('--model <dir>', 'model folder (default: the bundled SynthScenes CLIP)')
+    .option('--method <spec>', 'zeroshot (retrieval) | ft, plus +sg +adv +mmd +dann, e.g. ft+sg+adv')
+    .option('--seed <n>', 'run seed: data order, head initialisation, perturbations', '0')
+    .option('--epochs <n>', `training epochs (default ${RUN_DEFAULTS.epochs})`)
+    .option('--out <dir>', 'folder of run folders', 'runs')
+    .option('--split <name>', 'evaluation split (SynthScenes: test or val, both domains scored; default test)')
+    .option('--train-split <name>', 'training split (real datasets)')
+    .option('--validation-split <name>', 'validation split for model selection (real datasets; default --split)')
+    .option('--images-dir <dir>', 'images root where it is not inside --data (COCO, GQA)')
+    .option('--target <dir>', 'folder of unlabelled target-domain images for mmd/dann (real datasets)')
+    .option('--set <key=value...>', 'override a setting (repeatable); see the list below', [])
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
+    .option('--db <path>', 'leaderboard database', DEFAULT_LEADERBOARD_PATH)
+    .option('--no-record', 'do not record the run in the leaderboard')
+    .option('--name <name>', 'name shown in the leaderboard (default task:method)')
+    .option('--resume <run_dir>', 'continue an interrupted run from its <id>.partial folder')
+    .option('--max-train <n>', 'use at most n training examples (quick checks)')
+    .option('--json', 'print the outcome as JSON')
+    .addHelpText(
+      'after',
+      `\nRun settings (--set key=value): lr, batch, weight_decay, warmup, patience, checkpoint_every, fusion.hidden, fusion.layers, fusion.heads, answers.min_count\n` +
+        `Defaults: ${JSON.stringify(RUN_DEFAULTS)}\n\nObjective settings (--set <objective>.<key>=value):\n${settingsHelp}\n`,
+    )
+    .action(async (flags: RunFlags) => {
+      const { request, runsDir, resumeDir } = await requestFromFlags(flags);
+      const outcome = await executeRun(request, { db: flags.record ? resolve(flags.db) : null, runsDir, resumeDir });
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ runDir: outcome.runDir, name: outcome.name, backend: outcome.backend, splits: outcome.splits.map((s) => ({ split: s.split, metrics: s.report.metrics, official: s.report.official, recordId: s.record?.id ?? null })), timings: outcome.timings }, null, 2)}\n`);
+      } else {
+        process.stdout.write(`${formatRunOutcome(outcome)}\n`);
+      }
+    });
+}

@@ -1,0 +1,119 @@
+import { basename } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { VqaClassifier } from '../../models/heads/vqa-classifier.ts';
+import { softScoreBceLoss, softScoreTargets, type SoftTarget } from '../../models/objectives/soft-score-bce.ts';
+import type { SceneGraph } from '../../models/objectives/scene-graph.ts';
+import { AnswerProcessingCache, vqaSoftScore } from '../../tasks/vqa/accuracy.ts';
+import type { GqaExample, GqaSceneGraph } from '../../tasks/vqa/gqa.ts';
+import type { VqaExample } from '../../tasks/vqa/load.ts';
+import { buildAnswerVocabulary } from '../../tasks/vqa/vocabulary.ts';
+import type { SeededRandom } from '../random.ts';
+import type { FusionTaskHead, FusionRows } from './fusion-training.ts';
+
+/**
+ * VQA v2 and GQA as answer classification over a vocabulary built from the training
+ * answers: VQA trains on the official soft scores of each question's ten answers, GQA on
+ * its one answer (score 1). Predictions are the argmax answer string, in each task's
+ * official result format.
+ */
+export type AnswerExample = { kind: 'vqa'; example: VqaExample } | { kind: 'gqa'; example: GqaExample };
+
+export function answerExamples(task: 'vqa' | 'gqa', examples: readonly unknown[]): AnswerExample[] {
+  return examples.map((example) => (task === 'vqa' ? { kind: 'vqa', example: example as VqaExample } : { kind: 'gqa', example: example as GqaExample }));
+}
+
+/** The usual VQA v2 recipe keeps answers seen ≥ 9 times; on small data (SynthScenes, tests) that drops real answers, so below 50k questions the default is 1. */
+export function defaultMinAnswerCount(trainQuestions: number): number {
+  return trainQuestions >= 50_000 ? 9 : 1;
+}
+
+/**
+ * VQA: the official vocabulary rule (normalised multiple_choice_answer, min count). GQA is
+ * scored by exact match without normalisation, so its vocabulary keeps the raw answers
+ * (normalising would turn "t-shirt" into "t shirt" and never match).
+ */
+export function answerVocabulary(train: readonly AnswerExample[], minCount: number): string[] {
+  if (train.every((e) => e.kind === 'vqa')) return buildAnswerVocabulary(train.map((e) => e.example as VqaExample), minCount);
+  const counts = new Map<string, number>();
+  for (const e of train) if (e.kind === 'gqa' && e.example.answer !== undefined) counts.set(e.example.answer, (counts.get(e.example.answer) ?? 0) + 1);
+  return [...counts]
+    .filter(([, count]) => count >= minCount)
+    .sort(([a, countA], [b, countB]) => countB - countA || (a < b ? -1 : a > b ? 1 : 0))
+    .map(([answer]) => answer);
+}
+
+/** Soft targets of each example over the vocabulary (answers outside it contribute nothing). */
+export function answerTargets(examples: readonly AnswerExample[], vocabulary: readonly string[]): SoftTarget[][] {
+  const cache = new AnswerProcessingCache();
+  const indexOf = new Map(vocabulary.map((answer, i) => [answer, i]));
+  return examples.map((e) => {
+    if (e.kind === 'gqa') {
+      const index = e.example.answer === undefined ? undefined : indexOf.get(e.example.answer);
+      return index === undefined ? [] : [{ answer: index, score: 1 }];
+    }
+    const targets: SoftTarget[] = [];
+    for (const candidate of new Set(e.example.answers.map((a) => cache.normalize(a)))) {
+      const index = indexOf.get(candidate);
+      if (index !== undefined) targets.push({ answer: index, score: vqaSoftScore(e.example.answers, candidate, cache) });
+    }
+    return targets;
+  });
+}
+
+export function exampleText(e: AnswerExample): string {
+  return e.example.question;
+}
+
+export function exampleImage(e: AnswerExample): string {
+  return e.example.imagePath;
+}
+
+/** The GQA scene graph of an example's image: GQA carries it; SynthScenes VQA finds it by image file name. */
+export function exampleGraphSource(e: AnswerExample, graphsByImageId: ReadonlyMap<string, GqaSceneGraph>): GqaSceneGraph | undefined {
+  if (e.kind === 'gqa') return e.example.sceneGraph ?? graphsByImageId.get(e.example.imageId);
+  return graphsByImageId.get(basename(e.example.imagePath).replace(/\.jpg$/i, ''));
+}
+
+export class AnswerHead implements FusionTaskHead {
+  readonly classifier: VqaClassifier;
+  private targets?: tf.Tensor2D;
+
+  constructor(inputDim: number, readonly vocabulary: readonly string[], random: SeededRandom) {
+    this.classifier = new VqaClassifier({ inputDim, answers: vocabulary.length }, random.fork('answer-classifier'));
+  }
+
+  /** Sets the batch's targets; the loss reads them. */
+  useTargets(targets: readonly (readonly SoftTarget[])[]): void {
+    this.targets?.dispose();
+    this.targets = softScoreTargets(targets, this.vocabulary.length);
+  }
+
+  logits(pooled: tf.Tensor2D): tf.Tensor2D {
+    return this.classifier.apply(pooled);
+  }
+
+  loss(logits: tf.Tensor2D): tf.Scalar {
+    if (!this.targets) throw new Error('AnswerHead: no targets set for this batch');
+    return softScoreBceLoss(logits, this.targets);
+  }
+
+  namedVariables(): Map<string, tf.Variable> {
+    return this.classifier.namedVariables();
+  }
+
+  dispose(): void {
+    this.targets?.dispose();
+    this.classifier.dispose();
+  }
+}
+
+export function answerRows(examples: readonly AnswerExample[], graphs?: readonly SceneGraph[]): FusionRows {
+  return { imageKeys: examples.map(exampleImage), textKeys: examples.map(exampleText), graphs: graphs ? [...graphs] : undefined };
+}
+
+/** argmax over the vocabulary; ties go to the more frequent answer (lower index). */
+export function argmaxAnswer(logits: Float32Array, vocabulary: readonly string[]): string {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  return vocabulary[best];
+}

@@ -1,0 +1,125 @@
+import * as tf from '@tensorflow/tfjs';
+import { DomainDiscriminator } from '../../models/heads/domain-discriminator.ts';
+import { ParameterStore } from '../../models/heads/layers.ts';
+import { dannObjective } from '../../models/objectives/dann.ts';
+import { objectiveSettings, type MethodSpec } from '../../models/objectives/index.ts';
+import { clampLogitScale, createLogitScale, infoNceLoss, l2Normalize } from '../../models/objectives/info-nce.ts';
+import { matMul } from '../../models/objectives/matmul.ts';
+import { mmdLoss } from '../../models/objectives/mmd.ts';
+import type { StepContext, StepResult } from '../../models/train.ts';
+import type { RetrievalImage } from '../../tasks/retrieval/karpathy.ts';
+import type { FeatureTable } from '../run-features.ts';
+import type { SeededRandom } from '../random.ts';
+
+/**
+ * Retrieval fine-tuning on a frozen encoder: a learned linear map on each tower's projected
+ * embedding (initialised to the identity, so step 0 is exactly zero-shot) and the logit
+ * scale, trained with symmetric InfoNCE on (image, one of its captions) pairs. W·(P·x) is
+ * (W·P)·x: this is fine-tuning the encoder's projections, without touching its weights.
+ * `mmd` / `dann` align the normalised image embeddings of source and target images.
+ */
+export class ContrastiveRetrieval {
+  private readonly params: ParameterStore;
+  readonly imageMap: tf.Variable;
+  readonly textMap: tf.Variable;
+  readonly logScale: tf.Variable;
+  readonly discriminator?: DomainDiscriminator;
+
+  constructor(
+    private readonly method: MethodSpec,
+    private readonly images: FeatureTable,
+    private readonly texts: FeatureTable,
+    private readonly targetImageKeys: readonly string[],
+    random: SeededRandom,
+  ) {
+    const dim = images.embedDim;
+    this.params = new ParameterStore('retrieval', random.fork('retrieval-adapter'));
+    this.imageMap = this.params.zeros('image_map', [dim, dim]);
+    this.textMap = this.params.zeros('text_map', [dim, dim]);
+    this.imageMap.assign(tf.eye(dim));
+    this.textMap.assign(tf.eye(dim));
+    this.logScale = createLogitScale(method.taskLoss.infonce);
+    const dann = objectiveSettings(method, 'dann');
+    if (dann) this.discriminator = new DomainDiscriminator({ inputDim: dim, hiddenDim: dann.discriminatorHidden }, random.fork('domain-discriminator'));
+    if ((dann || objectiveSettings(method, 'mmd')) && targetImageKeys.length === 0) throw new Error('mmd/dann need target-domain images and none were found');
+  }
+
+  namedVariables(): Map<string, tf.Variable> {
+    return new Map([...this.params.namedVariables(), ['retrieval/logit_scale', this.logScale], ...(this.discriminator?.namedVariables() ?? [])]);
+  }
+
+  private imageEmbeds(keys: readonly string[]): tf.Tensor2D {
+    return l2Normalize(matMul(tf.tensor2d(this.images.gatherEmbeds(keys), [keys.length, this.images.embedDim]), this.imageMap)) as tf.Tensor2D;
+  }
+
+  private textEmbeds(keys: readonly string[]): tf.Tensor2D {
+    return l2Normalize(matMul(tf.tensor2d(this.texts.gatherEmbeds(keys), [keys.length, this.texts.embedDim]), this.textMap)) as tf.Tensor2D;
+  }
+
+  /** One batch of images, each with one caption drawn by the step's generator. */
+  step(batch: readonly RetrievalImage[], context: StepContext): StepResult {
+    const mmd = objectiveSettings(this.method, 'mmd');
+    const dann = objectiveSettings(this.method, 'dann');
+    const imageKeys = batch.map((image) => image.path);
+    const textKeys = batch.map((image) => context.random.pick(image.captions).text);
+    const targetKeys = mmd || dann ? batch.map(() => context.random.pick(this.targetImageKeys)) : [];
+    const variables = this.namedVariables();
+    const nameOf = new Map([...variables].map(([name, variable]) => [variable.name, name]));
+    const recorded: Record<string, tf.Scalar> = {};
+    const { value, grads } = tf.variableGrads(() => {
+      const images = this.imageEmbeds(imageKeys);
+      let total = infoNceLoss(images, this.textEmbeds(textKeys), this.logScale as tf.Scalar, { maxLogitScale: this.method.taskLoss.infonce.maxLogitScale });
+      recorded.task = tf.keep(total.clone());
+      if (targetKeys.length) {
+        const target = this.imageEmbeds(targetKeys);
+        if (mmd) {
+          const term = mmdLoss(images, target, mmd);
+          recorded.mmd = tf.keep(term.clone());
+          total = total.add(term);
+        }
+        if (dann && this.discriminator) {
+          const out = dannObjective(images, target, this.discriminator, context.step, context.totalSteps, dann);
+          recorded.dann = tf.keep(out.domainLoss.clone());
+          total = total.add(out.loss);
+        }
+      }
+      return total;
+    }, [...variables.values()]);
+    const loss = value.dataSync()[0];
+    value.dispose();
+    const gradients = new Map<string, tf.Tensor>();
+    for (const [tfName, g] of Object.entries(grads)) gradients.set(nameOf.get(tfName)!, g);
+    const parts = Object.fromEntries(Object.entries(recorded).map(([k, t]) => [k, t.dataSync()[0]]));
+    tf.dispose(Object.values(recorded));
+    return { loss, gradients, parts };
+  }
+
+  /** Keeps the temperature within its cap after each optimiser step. */
+  afterStep(): void {
+    clampLogitScale(this.logScale, this.method.taskLoss.infonce);
+  }
+
+  /** Cosine similarities [images × captions] of a split, captions image by image in file order. */
+  similarities(split: readonly RetrievalImage[]): Float32Array {
+    const imageKeys = split.map((image) => image.path);
+    const captionKeys = split.flatMap((image) => image.captions.map((c) => c.text));
+    return tf.tidy(() => matMul(this.imageEmbeds(imageKeys), this.textEmbeds(captionKeys), false, true).dataSync() as Float32Array);
+  }
+
+  dispose(): void {
+    this.params.dispose();
+    this.logScale.dispose();
+    this.discriminator?.dispose();
+  }
+}
+
+/** Zero-shot similarities straight from the encoder's embeddings. */
+export function zeroShotSimilarities(images: FeatureTable, texts: FeatureTable, split: readonly RetrievalImage[]): Float32Array {
+  const imageKeys = split.map((image) => image.path);
+  const captionKeys = split.flatMap((image) => image.captions.map((c) => c.text));
+  return tf.tidy(() => {
+    const a = l2Normalize(tf.tensor2d(images.gatherEmbeds(imageKeys), [imageKeys.length, images.embedDim]));
+    const b = l2Normalize(tf.tensor2d(texts.gatherEmbeds(captionKeys), [captionKeys.length, texts.embedDim]));
+    return matMul(a, b, false, true).dataSync() as Float32Array;
+  });
+}
