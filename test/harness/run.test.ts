@@ -1,0 +1,101 @@
+import test from 'ava';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { executeRun, type RunRequest } from '../../harness/run.ts';
+import { getTask } from '../../harness/task-registry.ts';
+import { generateSynthScenes } from '../../tasks/synth/index.ts';
+import { listRuns, openLeaderboard } from '../../leaderboard/store.ts';
+
+const fixtureModel = new URL('../fixtures/clip-tiny', import.meta.url).pathname;
+let data = '';
+
+test.before(async () => {
+  data = join(await mkdtemp(join(tmpdir(), 'vlbench-run-')), 'synth');
+  // 32 px matches the tiny fixture CLIP's input size.
+  await generateSynthScenes({ outDir: data, images: 20, seed: 3, size: 32 });
+});
+
+async function freshRuns(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'vlbench-runs-'));
+}
+
+function request(task: RunRequest['task'], method: string, extra: Partial<RunRequest> = {}): RunRequest {
+  return { task, dataDir: data, modelDir: fixtureModel, method, sets: {}, seed: 1, epochs: 1, backend: 'wasm', ...extra };
+}
+
+const quiet = () => undefined;
+
+test('a VQA run scores both domains, writes a complete folder and records one run per split', async (t) => {
+  const runsDir = await freshRuns();
+  const db = join(runsDir, 'board.db');
+  const outcome = await executeRun(request('vqa', 'ft'), { db, runsDir, log: quiet });
+  t.deepEqual(outcome.splits.map((s) => s.split), ['test/source', 'test/target']);
+  for (const file of ['config.json', 'metrics.json', 'curve.json', 'timings.json', 'request.json']) t.true(existsSync(join(outcome.runDir, file)), file);
+  t.false(existsSync(`${outcome.runDir}.partial`));
+  // The submission file is the official result format: the VQA task reads it back and scores it the same.
+  const vqa = getTask('vqa');
+  const split = outcome.splits[0];
+  const loaded = await vqa.load({ split: 'test_source', files: { questions: join(data, 'vqa', 'v2_OpenEnded_synthscenes_test_source_questions.json'), annotations: join(data, 'vqa', 'v2_synthscenes_test_source_annotations.json') }, imagesDir: join(data, 'images'), splitLabel: 'test/source' });
+  const predictions = await vqa.readPredictions(loaded, split.record!.predictions!.path);
+  t.deepEqual(vqa.score(loaded, predictions).metrics, split.report.metrics);
+  const store = openLeaderboard(db, { create: false });
+  t.is(listRuns(store, { task: 'vqa' }).length, 2);
+  store.close();
+});
+
+test('every method of the SPEC composes on VQA and VCR (sg, adv, mmd, dann)', async (t) => {
+  const runsDir = await freshRuns();
+  for (const task of ['vqa', 'vcr'] as const) {
+    const outcome = await executeRun(request(task, 'ft+sg+adv+mmd+dann', { sets: { batch: '16', 'adv.steps': '2' } }), { db: null, runsDir, log: quiet });
+    const parts = Object.keys(outcome.training!.curve[0].parts).sort();
+    t.deepEqual(parts, ['adv_kl', 'dann', 'mmd', 'sg', 'task'], task);
+    t.true(outcome.splits.every((s) => Number.isFinite(s.report.metrics[s.report.primary])));
+  }
+});
+
+test('retrieval: zero-shot needs no training, fine-tuning starts from it', async (t) => {
+  const runsDir = await freshRuns();
+  const zeroshot = await executeRun(request('retrieval', 'zeroshot'), { db: null, runsDir, log: quiet });
+  t.is(zeroshot.training, null);
+  t.true(zeroshot.splits[0].report.metrics.rsum > 0);
+  const tuned = await executeRun(request('retrieval', 'ft+dann', { epochs: 2 }), { db: null, runsDir, log: quiet });
+  t.is(tuned.training!.steps, 2);
+});
+
+test('an interrupted run leaves only a .partial folder and resumes to the same predictions', async (t) => {
+  const runsDir = await freshRuns();
+  const settings = { sets: { batch: '4', checkpoint_every: '2' }, epochs: 2 };
+  const straight = await executeRun(request('vqa', 'ft', settings), { db: null, runsDir, log: quiet });
+  const interruptedDir = await freshRuns();
+  await t.throwsAsync(executeRun(request('vqa', 'ft', settings), { db: null, runsDir: interruptedDir, interruptAfterStep: 3, log: quiet }), { message: /interrupted after step 3/ });
+  const left = (await readdir(interruptedDir)).filter((f) => !f.startsWith('.'));
+  t.is(left.length, 1);
+  t.regex(left[0], /\.partial$/);
+  const resumed = await executeRun(request('vqa', 'ft', settings), { db: null, runsDir: interruptedDir, resumeDir: join(interruptedDir, left[0]), log: quiet });
+  t.is(resumed.training!.resumedFromStep, 2);
+  for (const file of ['test_source.json', 'test_target.json']) {
+    t.is(await readFile(join(resumed.runDir, 'predictions', file), 'utf8'), await readFile(join(straight.runDir, 'predictions', file), 'utf8'), file);
+  }
+  t.deepEqual(resumed.splits.map((s) => s.report.metrics), straight.splits.map((s) => s.report.metrics));
+});
+
+test('the second run on the same data reads image features from the cache', async (t) => {
+  const runsDir = await freshRuns();
+  const lines: string[] = [];
+  await executeRun(request('retrieval', 'zeroshot'), { db: null, runsDir, log: (l) => lines.push(l) });
+  await executeRun(request('retrieval', 'zeroshot'), { db: null, runsDir, log: (l) => lines.push(l) });
+  const featureLines = lines.filter((l) => l.startsWith('features:'));
+  t.regex(featureLines[0], /\(0 from the cache\)/);
+  t.notRegex(featureLines[1], /\(0 from the cache\)/);
+});
+
+test('methods that do not apply, and unknown settings, are refused before any work', async (t) => {
+  const runsDir = await freshRuns();
+  await t.throwsAsync(executeRun(request('vqa', 'zeroshot'), { db: null, runsDir, log: quiet }), { message: /zeroshot applies to retrieval only/ });
+  await t.throwsAsync(executeRun(request('retrieval', 'ft+sg'), { db: null, runsDir, log: quiet }), { message: /sg and adv act on the fusion/ });
+  await t.throwsAsync(executeRun(request('vqa', 'ft', { sets: { learning_rate: '1' } }), { db: null, runsDir, log: quiet }), { message: /unknown --set key "learning_rate"/ });
+  await t.throwsAsync(executeRun(request('vqa', 'ft', { split: 'train' }), { db: null, runsDir, log: quiet }), { message: /not a SynthScenes evaluation split/ });
+  t.deepEqual((await readdir(runsDir)).filter((f) => !f.startsWith('.')), []);
+});
