@@ -7,6 +7,7 @@ import { registerEncode } from './commands/encode.ts';
 import { registerPretrain } from './commands/pretrain.ts';
 import { registerLeaderboard } from './commands/leaderboard.ts';
 import { registerRun } from './commands/run.ts';
+import { registerDemo } from './commands/demo.ts';
 import { VLBENCH_VERSION } from './version.ts';
 
 /**
@@ -21,7 +22,7 @@ export function buildProgram(): Command {
     // Subcommands with their own --task/--db/--seed (leaderboard add) must receive them.
     .enablePositionalOptions()
     .exitOverride();
-  for (const register of [registerEnv, registerSynth, registerScore, registerEncode, registerPretrain, registerRun, registerLeaderboard]) {
+  for (const register of [registerEnv, registerSynth, registerScore, registerEncode, registerPretrain, registerRun, registerLeaderboard, registerDemo]) {
     register(program);
   }
   return program;

@@ -33,6 +33,8 @@ export interface RunDataRequest {
   imagesDir?: string;
   /** A folder of unlabelled target-domain images (real datasets only). */
   targetDir?: string;
+  /** SynthScenes only: train on the target domain's labels instead (the oracle reference of adaptation studies). */
+  trainDomain?: SynthDomain;
 }
 
 export async function resolveRunData(request: RunDataRequest): Promise<RunData> {
@@ -62,15 +64,17 @@ async function synthRunData(request: RunDataRequest, root: string, manifest: Syn
   const split = (request.split ?? 'test') as SynthSplit;
   if (!EVALUATION_SPLITS.includes(split)) throw new InputError(`--split "${request.split}" is not a SynthScenes evaluation split; expected val or test`, { file: root });
   const domains = manifest.options.domains as SynthDomain[];
-  if (!domains.includes('source')) throw new InputError('this SynthScenes folder has no source domain to train on', { file: root });
   const options = (domain: SynthDomain, which: SynthSplit): LoadOptions => synthLoadOptions(request.task, root, domain, which);
+  const trainDomain = request.trainDomain ?? 'source';
+  if (!domains.includes(trainDomain)) throw new InputError(`this SynthScenes folder has no ${trainDomain} domain to train on`, { file: root });
   return {
     task: request.task,
     synthRoot: root,
-    train: options('source', 'train'),
-    validation: options('source', 'val'),
+    train: options(trainDomain, 'train'),
+    validation: options(trainDomain, 'val'),
     evaluations: domains.map((domain) => options(domain, split)),
-    targetImages: domains.includes('target') ? await synthTargetImages(root) : [],
+    // Training on the target's own labels leaves nothing to adapt to.
+    targetImages: domains.includes('target') && trainDomain === 'source' ? await synthTargetImages(root) : [],
   };
 }
 

@@ -51,6 +51,8 @@ export const runRequestSchema = z.object({
   validationSplit: z.string().optional(),
   imagesDir: z.string().optional(),
   targetDir: z.string().optional(),
+  /** SynthScenes: train on this domain's labels (target = the oracle reference). */
+  trainDomain: z.enum(['source', 'target']).optional(),
   backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   name: z.string().optional(),
   /** Use at most this many training examples (quick checks). */
@@ -137,7 +139,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     throw new InputError(`--method ${method.spec}: sg and adv act on the fusion's tokens, which retrieval does not use; retrieval takes zeroshot, ft, ft+mmd, ft+dann`);
   }
   const task = getTask(request.task);
-  const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir });
+  const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, trainDomain: request.trainDomain });
   const needsTarget = Boolean(objectiveSettings(method, 'mmd') || objectiveSettings(method, 'dann'));
   if (needsTarget && data.targetImages.length === 0) {
     throw new InputError(`--method ${method.spec} aligns to a target domain: give --target DIR (a folder of unlabelled target images), or use a SynthScenes folder with its target domain`);
@@ -157,7 +159,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   };
 
   const runsDir = resolve(hooks.runsDir);
-  const name = request.name ?? `${request.task}:${method.spec}`;
+  const name = request.name ?? `${request.task}:${method.spec}${request.trainDomain === 'target' ? ' (oracle: target labels)' : ''}`;
   const runId = hooks.resumeDir ? basename(hooks.resumeDir).replace(/\.partial$/, '') : newRunFolderId(request, method.spec);
   const partialDir = hooks.resumeDir ? resolve(hooks.resumeDir) : join(runsDir, `${runId}.partial`);
   const finalDir = join(runsDir, runId);
@@ -182,6 +184,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       fusion: { hidden: recipe['fusion.hidden'] ?? RUN_DEFAULTS['fusion.hidden'], layers: recipe['fusion.layers'] ?? RUN_DEFAULTS['fusion.layers'], heads: recipe['fusion.heads'] ?? RUN_DEFAULTS['fusion.heads'] },
       encoder: { folder: modelDir, engine: encoder.engine, frozen: true },
       maxTrainExamples: request.maxTrainExamples ?? null,
+      trainDomain: request.trainDomain ?? (data.synthRoot ? 'source' : null),
     };
     const model = await timed('train', () =>
       trainModel(request, method, recipe, splits, images, texts, data.targetImages, random, training, hyperparameters, encoder!.preprocessing, {
@@ -258,7 +261,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
 
 function newRunFolderId(request: RunRequest, spec: string): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
-  const label = `${request.task}-${spec.replace(/\+/g, '_')}-s${request.seed}`;
+  const label = `${request.task}-${spec.replace(/\+/g, '_')}${request.trainDomain === 'target' ? '-oracle' : ''}-s${request.seed}`;
   return `${stamp}-${label}-${process.pid}`;
 }
 

@@ -29,6 +29,7 @@ interface RunFlags {
   resume?: string;
   maxTrain?: string;
   json?: boolean;
+  trainDomain?: string;
 }
 
 function integer(value: string | undefined, flag: string, min: number): number | undefined {
@@ -67,6 +68,7 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
     backend: flags.backend as RunRequest['backend'],
     name: flags.name,
     maxTrainExamples: integer(flags.maxTrain, '--max-train', 1),
+    trainDomain: flags.trainDomain as RunRequest['trainDomain'],
   };
   return { request, runsDir: resolve(flags.out) };
 }
@@ -113,6 +115,7 @@ export function registerRun(program: Command): void {
     .option('--name <name>', 'name shown in the leaderboard (default task:method)')
     .option('--resume <run_dir>', 'continue an interrupted run from its <id>.partial folder')
     .option('--max-train <n>', 'use at most n training examples (quick checks)')
+    .addOption(new Option('--train-domain <domain>', 'SynthScenes: train on this domain\'s labels (target = the oracle reference for adaptation)').choices(['source', 'target']))
     .option('--json', 'print the outcome as JSON')
     .addHelpText(
       'after',

@@ -1,0 +1,119 @@
+import { existsSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { buildBoard } from '../leaderboard/board.ts';
+import { renderHtml } from '../leaderboard/render-html.ts';
+import { renderTable } from '../leaderboard/render-text.ts';
+import { exampleScores, listRuns, openLeaderboard } from '../leaderboard/store.ts';
+import { readClipConfig } from '../models/encoders/clip-config.ts';
+import { generateSynthScenes, readSynthManifest } from '../tasks/synth/index.ts';
+import { executeRun, type RunOutcome, type RunRequest } from './run.ts';
+import { VLBENCH_VERSION } from './version.ts';
+
+/**
+ * The main job on the embedded default: generate SynthScenes, load the bundled CLIP, compare
+ * the adaptation methods on VQA and VCR (train on the source domain, score both domains),
+ * zero-shot and fine-tuned retrieval, then print a comparison table and the leaderboard and
+ * write its HTML page. Everything lands in one folder, so a second demo reuses the data and
+ * the cached image features.
+ */
+export const DEMO_METHODS = ['ft', 'ft+sg', 'ft+adv', 'ft+sg+adv', 'ft+mmd', 'ft+dann'] as const;
+
+export interface DemoOptions {
+  outDir: string;
+  images: number;
+  seed: number;
+  epochs: number;
+  methods: readonly string[];
+  tasks: readonly ('vqa' | 'vcr' | 'retrieval')[];
+  modelDir?: string;
+  backend: RunRequest['backend'];
+  log: (line: string) => void;
+}
+
+export interface DemoResult {
+  outcomes: { task: string; method: string; outcome: RunOutcome }[];
+  table: string;
+  leaderboard: string;
+  htmlFile: string;
+  seconds: number;
+}
+
+async function modelImageSize(modelDir: string | undefined): Promise<number> {
+  const dir = modelDir ?? (await import('../models/encoders/bundled.ts')).bundledModelDir();
+  return (await readClipConfig(join(dir, 'config.json'))).vision.image_size;
+}
+
+export async function runDemo(options: DemoOptions): Promise<DemoResult> {
+  const started = performance.now();
+  const outDir = resolve(options.outDir);
+  const dataDir = join(outDir, 'synthscenes');
+  const size = await modelImageSize(options.modelDir);
+  const wanted = { images: options.images, seed: options.seed, size };
+  let reuse = false;
+  if (existsSync(join(dataDir, 'manifest.json'))) {
+    const manifest = await readSynthManifest(dataDir);
+    reuse = manifest.seed === wanted.seed && manifest.options.images === wanted.images && manifest.options.size === wanted.size;
+  }
+  if (reuse) options.log(`SynthScenes: reusing ${dataDir}`);
+  else {
+    options.log(`SynthScenes: generating ${options.images} images per domain at ${size} px into ${dataDir}`);
+    await generateSynthScenes({ outDir: dataDir, images: options.images, seed: options.seed, size, force: true });
+  }
+  // Each demo is a fresh comparison, built in its own database and swapped in at the end, so a
+  // failed demo leaves the previous demo's board as it was.
+  const finalDb = join(outDir, 'leaderboard.db');
+  const db = join(outDir, `leaderboard.${process.pid}.partial.db`);
+  const runsDir = join(outDir, 'runs');
+  const outcomes: DemoResult['outcomes'] = [];
+  const plan: { task: 'vqa' | 'vcr' | 'retrieval'; method: string }[] = [];
+  for (const task of options.tasks) {
+    if (task === 'retrieval') plan.push({ task, method: 'zeroshot' }, { task, method: 'ft' });
+    else for (const method of options.methods) plan.push({ task, method });
+  }
+  for (const [i, { task, method }] of plan.entries()) {
+    options.log(`[${i + 1}/${plan.length}] ${task} ${method}`);
+    const outcome = await executeRun(
+      { task, dataDir, modelDir: options.modelDir, method, sets: {}, seed: options.seed, epochs: options.epochs, backend: options.backend },
+      { db, runsDir, log: () => undefined },
+    );
+    outcomes.push({ task, method, outcome });
+  }
+  const table = comparisonTable(outcomes);
+  const store = openLeaderboard(db, { create: false });
+  let leaderboard: string;
+  let html: string;
+  try {
+    const board = buildBoard(listRuns(store), (runId) => exampleScores(store, runId), { resamples: 500, seed: options.seed });
+    leaderboard = renderTable(board);
+    html = renderHtml(board, { generator: `vlbench ${VLBENCH_VERSION} demo` });
+  } finally {
+    store.close();
+  }
+  await rename(db, finalDb);
+  const htmlFile = join(outDir, 'leaderboard.html');
+  await mkdir(outDir, { recursive: true });
+  await writeFile(`${htmlFile}.tmp`, html);
+  await rename(`${htmlFile}.tmp`, htmlFile);
+  return { outcomes, table, leaderboard, htmlFile, seconds: (performance.now() - started) / 1000 };
+}
+
+/** One row per task and method: the primary metric on each domain, and the target − source gap. */
+export function comparisonTable(outcomes: DemoResult['outcomes']): string {
+  const rows = outcomes.map(({ task, method, outcome }) => {
+    const bySplit = new Map(outcome.splits.map((s) => [s.split.split('/')[1] ?? s.split, s.report]));
+    const source = bySplit.get('source');
+    const target = bySplit.get('target');
+    const primary = source?.primary ?? target?.primary ?? '';
+    const value = (r: typeof source) => (r ? r.metrics[r.primary] : NaN);
+    return [task, method, primary, fmt(value(source)), fmt(value(target)), fmt(value(target) - value(source)), outcome.training ? `${outcome.training.seconds.toFixed(1)} s` : '-'];
+  });
+  const header = ['task', 'method', 'metric', 'source', 'target', 'gap', 'train time'];
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((cell, c) => (c >= 3 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function fmt(value: number): string {
+  return Number.isFinite(value) ? value.toFixed(2) : '-';
+}
