@@ -48,7 +48,8 @@ const toyTask: Task<ToyExample, Map<string, string>> = {
 };
 
 function program(lookupTask?: (name: string) => Task): Command {
-  const root = new Command().exitOverride();
+  // As harness/cli.ts builds the root: positional options, so `add` gets its own --task/--db.
+  const root = new Command().enablePositionalOptions().exitOverride();
   registerLeaderboard(root, lookupTask ? { lookupTask } : {});
   return root;
 }
