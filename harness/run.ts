@@ -440,7 +440,7 @@ async function trainModel(
   const variables = new Map([...composed.namedVariables(), ...head.namedVariables()]);
   const predict = (split: LoadedSplit<unknown>) => {
     const list = split.examples as VcrExample[];
-    const logits = composed.predictLogits(choiceRows(list.flatMap(predictionItems)), head, 4);
+    const logits = composed.predictLogits(choiceRows(list.flatMap(predictionItems), preprocessing), head, 4);
     return vcrPredictionsFromLogits(list, logits);
   };
   const problem: TrainingProblem = {
@@ -448,7 +448,7 @@ async function trainModel(
     exampleCount: items.length,
     computeGradients: (batch, context) => {
       head.useLabels(batch.map((i) => choiceLabel(items[i])));
-      return composed.step(choiceRows(batch.map((i) => items[i]), graphs ? batch.map((i) => graphs[i]) : undefined), head, variables, context);
+      return composed.step(choiceRows(batch.map((i) => items[i]), preprocessing, graphs ? batch.map((i) => graphs[i]) : undefined), head, variables, context);
     },
     validate: validationScore(predict),
   };

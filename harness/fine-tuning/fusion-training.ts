@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { DomainDiscriminator } from '../../models/heads/domain-discriminator.ts';
-import { FusionTransformer } from '../../models/heads/fusion.ts';
+import { boxGeometry, FusionTransformer, type RegionTokens } from '../../models/heads/fusion.ts';
 import { SceneGraphHead } from '../../models/heads/scene-graph-head.ts';
 import { adversarialGradients, type PerturbationDeltas } from '../../models/objectives/adversarial.ts';
 import { dannObjective } from '../../models/objectives/dann.ts';
 import { objectiveSettings, type MethodSpec } from '../../models/objectives/index.ts';
 import { mmdLoss } from '../../models/objectives/mmd.ts';
-import { sceneGraphObjective, type SceneGraph, type SceneGraphVocabularySizes, type TokenGrid } from '../../models/objectives/scene-graph.ts';
+import { poolRegions, sceneGraphObjective, type NormalisedBox, type SceneGraph, type SceneGraphVocabularySizes, type TokenGrid } from '../../models/objectives/scene-graph.ts';
 import type { StepContext, StepResult } from '../../models/train.ts';
 import type { FeatureTable } from '../run-features.ts';
 import type { SeededRandom } from '../random.ts';
@@ -30,6 +30,8 @@ export interface FusionRows {
   textKeys: string[];
   /** Scene graph of each row's image, for `sg` (boxes in crop coordinates). */
   graphs?: SceneGraph[];
+  /** Object boxes of each row's image (crop coordinates): pooled into region tokens the fusion attends to. */
+  boxes?: NormalisedBox[][];
 }
 
 export interface FusionTaskHead {
@@ -74,14 +76,26 @@ export class FusionTraining {
     return new Map([...this.setup.fusion.namedVariables(), ...(this.sceneGraphHead?.namedVariables() ?? []), ...(this.discriminator?.namedVariables() ?? [])]);
   }
 
-  /** Tensors of the rows: image tokens [R, Ti, Dv], text tokens [R, Tt, Dt], text mask [R, Tt]. */
-  rowTensors(imageKeys: readonly string[], textKeys: readonly string[]): { image: tf.Tensor3D; text: tf.Tensor3D; mask: tf.Tensor2D } {
+  /** Tensors of the rows: image tokens [R, Ti, Dv], text tokens [R, Tt, Dt], text mask [R, Tt], region tokens when boxes are given. */
+  rowTensors(imageKeys: readonly string[], textKeys: readonly string[], boxes?: readonly NormalisedBox[][]): { image: tf.Tensor3D; text: tf.Tensor3D; mask: tf.Tensor2D; regions?: RegionTokens } {
     const { images, texts } = this.setup;
+    const image = tf.tensor3d(images.gatherTokens(imageKeys), [imageKeys.length, images.tokenCount, images.tokenDim]);
+    let regions: RegionTokens | undefined;
+    if (boxes && boxes.some((b) => b.length > 0)) {
+      const pooled = poolRegions(image, this.grid, boxes);
+      regions = { tokens: pooled.regions, mask: pooled.mask, geometry: boxGeometry(boxes, pooled.maxRegions) };
+    }
     return {
-      image: tf.tensor3d(images.gatherTokens(imageKeys), [imageKeys.length, images.tokenCount, images.tokenDim]),
+      image,
       text: tf.tensor3d(texts.gatherTokens(textKeys), [textKeys.length, texts.tokenCount, texts.tokenDim]),
       mask: tf.tensor2d(texts.gatherMasks(textKeys), [textKeys.length, texts.tokenCount]),
+      regions,
     };
+  }
+
+  private disposeRows(t: { image: tf.Tensor; text: tf.Tensor; mask: tf.Tensor; regions?: RegionTokens }): void {
+    tf.dispose([t.image, t.text, t.mask]);
+    if (t.regions) tf.dispose([t.regions.tokens, t.regions.mask, t.regions.geometry]);
   }
 
   /** Logits of rows for prediction (no perturbation, no auxiliary losses), in chunks. */
@@ -90,8 +104,8 @@ export class FusionTraining {
     const chunk = Math.max(rowsPerExample, Math.floor(chunkRows / rowsPerExample) * rowsPerExample);
     for (let start = 0; start < rows.imageKeys.length; start += chunk) {
       const logits = tf.tidy(() => {
-        const t = this.rowTensors(rows.imageKeys.slice(start, start + chunk), rows.textKeys.slice(start, start + chunk));
-        return head.logits(this.setup.fusion.apply({ imageTokens: t.image, textTokens: t.text, textMask: t.mask }).pooled);
+        const t = this.rowTensors(rows.imageKeys.slice(start, start + chunk), rows.textKeys.slice(start, start + chunk), rows.boxes?.slice(start, start + chunk));
+        return head.logits(this.setup.fusion.apply({ imageTokens: t.image, textTokens: t.text, textMask: t.mask, regions: t.regions }).pooled);
       });
       const values = logits.dataSync() as Float32Array;
       const classes = logits.shape[1];
@@ -126,7 +140,7 @@ export class FusionTraining {
       }
     };
     const parts: Record<string, number> = {};
-    const t = this.rowTensors(rows.imageKeys, rows.textKeys);
+    const t = this.rowTensors(rows.imageKeys, rows.textKeys, rows.boxes);
     const targetKeys = mmd || dann ? rows.imageKeys.map(() => context.random.pick(this.setup.targetImageKeys)) : [];
     const target = targetKeys.length ? this.rowTensors(targetKeys, context.random.shuffled(rows.textKeys)) : undefined;
     let loss = 0;
@@ -135,7 +149,7 @@ export class FusionTraining {
       if (adv) {
         const result = adversarialGradients(
           (deltas: PerturbationDeltas) => {
-            const fused = fusion.apply({ imageTokens: t.image.add(deltas.image) as tf.Tensor3D, textTokens: t.text.add(deltas.text) as tf.Tensor3D, textMask: t.mask });
+            const fused = fusion.apply({ imageTokens: t.image.add(deltas.image) as tf.Tensor3D, textTokens: t.text.add(deltas.text) as tf.Tensor3D, textMask: t.mask, regions: t.regions });
             const logits = head.logits(fused.pooled);
             return { loss: head.loss(logits), logits };
           },
@@ -150,7 +164,7 @@ export class FusionTraining {
       if (!adv || auxiliary) {
         const recorded: Record<string, tf.Scalar> = {};
         const { value, grads } = tf.variableGrads(() => {
-          const fused = fusion.apply({ imageTokens: t.image, textTokens: t.text, textMask: t.mask });
+          const fused = fusion.apply({ imageTokens: t.image, textTokens: t.text, textMask: t.mask, regions: t.regions });
           let total: tf.Scalar = tf.scalar(0);
           if (!adv) {
             const task = head.loss(head.logits(fused.pooled));
@@ -187,8 +201,8 @@ export class FusionTraining {
         }
       }
     } finally {
-      tf.dispose([t.image, t.text, t.mask]);
-      if (target) tf.dispose([target.image, target.text, target.mask]);
+      this.disposeRows(t);
+      if (target) this.disposeRows(target);
     }
     return { loss, gradients, parts };
   }

@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { ChoiceScorer } from '../../models/heads/choice-scorer.ts';
 import { multipleChoiceLoss, type MultipleChoiceSettings } from '../../models/objectives/multiple-choice-ce.ts';
-import type { SceneGraph } from '../../models/objectives/scene-graph.ts';
+import type { NormalisedBox, SceneGraph } from '../../models/objectives/scene-graph.ts';
 import { VCR_CHOICES, type VcrExample } from '../../tasks/vcr/load.ts';
 import type { VcrPredictions } from '../../tasks/vcr/score.ts';
+import type { ImagePreprocessing } from '../images.ts';
 import type { SeededRandom } from '../random.ts';
+import { boxInCrop } from './scene-graphs.ts';
 import type { FusionRows, FusionTaskHead } from './fusion-training.ts';
 
 /**
@@ -45,11 +47,15 @@ export function predictionItems(example: VcrExample): ChoiceItem[] {
   return [{ example, mode: 'answer', givenAnswer: -1 }, ...Array.from({ length: VCR_CHOICES }, (_, a) => ({ example, mode: 'rationale' as const, givenAnswer: a }))];
 }
 
-export function choiceRows(items: readonly ChoiceItem[], graphs?: readonly SceneGraph[]): FusionRows {
+/** Each item's 4 rows share its image, its graph and its object boxes (R2C gives the model the detections). */
+export function choiceRows(items: readonly ChoiceItem[], prep: ImagePreprocessing, graphs?: readonly SceneGraph[]): FusionRows {
+  const boxesOf = (example: VcrExample) =>
+    example.boxes.map(([x1, y1, x2, y2]) => boxInCrop([x1, y1, x2, y2], example.imageWidth, example.imageHeight, prep)).filter((b): b is NormalisedBox => b !== null);
   return {
     imageKeys: items.flatMap((item) => Array(VCR_CHOICES).fill(item.example.imagePath)),
     textKeys: items.flatMap(choiceTexts),
     graphs: graphs ? items.flatMap((_, i) => Array(VCR_CHOICES).fill(graphs[i])) : undefined,
+    boxes: items.flatMap((item) => Array(VCR_CHOICES).fill(boxesOf(item.example))),
   };
 }
 
