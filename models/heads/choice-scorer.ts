@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { SeededRandom } from '../../harness/random.ts';
 import { poolRegions, type NormalisedBox, type TokenGrid } from '../objectives/scene-graph.ts';
 import { boxGeometry, type FusionTransformer } from './fusion.ts';
-import { LayerNorm, Linear, ParameterStore, quickGelu, type TrainableModule } from './layers.ts';
+import { LayerNorm, Linear, ParameterModule, quickGelu, type TrainableModule } from './layers.ts';
 
 /**
  * VCR choice scorer. Each (question, choice) text is fused with the image on its own; the
@@ -22,8 +22,7 @@ export interface ChoiceScorerConfig {
   hiddenDim?: number;
 }
 
-export class ChoiceScorer implements TrainableModule {
-  private readonly params: ParameterStore;
+export class ChoiceScorer extends ParameterModule implements TrainableModule {
   private readonly hidden: Linear;
   private readonly norm: LayerNorm;
   private readonly output: Linear;
@@ -33,8 +32,8 @@ export class ChoiceScorer implements TrainableModule {
     rng: SeededRandom,
     scope = 'choice_scorer',
   ) {
+    super(scope, rng);
     const hiddenDim = config.hiddenDim ?? config.inputDim;
-    this.params = new ParameterStore(scope, rng);
     this.hidden = new Linear(this.params, 'hidden', config.inputDim, hiddenDim);
     this.norm = new LayerNorm(this.params, 'norm', hiddenDim);
     this.output = new Linear(this.params, 'output', hiddenDim, 1);
@@ -46,17 +45,6 @@ export class ChoiceScorer implements TrainableModule {
     return tf.tidy(() => this.output.apply(this.norm.apply(quickGelu(this.hidden.apply(pooled)))).reshape([-1, choices]) as tf.Tensor2D);
   }
 
-  trainableVariables(): tf.Variable[] {
-    return this.params.trainableVariables();
-  }
-
-  namedVariables(): Map<string, tf.Variable> {
-    return this.params.namedVariables();
-  }
-
-  dispose(): void {
-    this.params.dispose();
-  }
 }
 
 export interface ChoiceInputs {

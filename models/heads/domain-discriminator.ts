@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SeededRandom } from '../../harness/random.ts';
 import type { DomainClassifier } from '../objectives/dann.ts';
-import { Linear, ParameterStore, type TrainableModule } from './layers.ts';
+import { Linear, ParameterModule, type TrainableModule } from './layers.ts';
 
 /**
  * DANN's domain discriminator: Linear → ReLU → Linear → one logit, positive for "source".
@@ -13,8 +13,7 @@ export interface DomainDiscriminatorConfig {
   hiddenDim: number;
 }
 
-export class DomainDiscriminator implements TrainableModule, DomainClassifier {
-  private readonly params: ParameterStore;
+export class DomainDiscriminator extends ParameterModule implements TrainableModule, DomainClassifier {
   private readonly hidden: Linear;
   private readonly output: Linear;
 
@@ -23,7 +22,7 @@ export class DomainDiscriminator implements TrainableModule, DomainClassifier {
     rng: SeededRandom,
     scope = 'domain_discriminator',
   ) {
-    this.params = new ParameterStore(scope, rng);
+    super(scope, rng);
     this.hidden = new Linear(this.params, 'hidden', config.inputDim, config.hiddenDim);
     this.output = new Linear(this.params, 'output', config.hiddenDim, 1);
   }
@@ -33,15 +32,4 @@ export class DomainDiscriminator implements TrainableModule, DomainClassifier {
     return tf.tidy(() => this.output.apply(tf.relu(this.hidden.apply(features))).reshape([-1]) as tf.Tensor1D);
   }
 
-  trainableVariables(): tf.Variable[] {
-    return this.params.trainableVariables();
-  }
-
-  namedVariables(): Map<string, tf.Variable> {
-    return this.params.namedVariables();
-  }
-
-  dispose(): void {
-    this.params.dispose();
-  }
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matMul } from '../objectives/matmul.ts';
 import type { SeededRandom } from '../../harness/random.ts';
 import type { NormalisedBox } from '../objectives/scene-graph.ts';
-import { LayerNorm, Linear, ParameterStore, quickGelu, type TrainableModule } from './layers.ts';
+import { LayerNorm, Linear, ParameterModule, ParameterStore, quickGelu, type TrainableModule } from './layers.ts';
 
 /**
  * A small cross-modal fusion transformer, single-stream (UNITER/VisualBERT style): image
@@ -121,11 +121,10 @@ class FusionLayer {
   }
 }
 
-export class FusionTransformer implements TrainableModule {
+export class FusionTransformer extends ParameterModule implements TrainableModule {
   readonly hidden: number;
   readonly imageDim: number;
   readonly textDim: number;
-  private readonly params: ParameterStore;
   private readonly imageProjection: Linear;
   private readonly textProjection: Linear;
   private readonly geometryProjection: Linear;
@@ -134,6 +133,7 @@ export class FusionTransformer implements TrainableModule {
   private readonly finalNorm: LayerNorm;
 
   constructor(config: FusionConfig, rng: SeededRandom, scope = 'fusion') {
+    super(scope, rng);
     const hidden = config.hidden ?? FUSION_DEFAULTS.hidden;
     const heads = config.heads ?? FUSION_DEFAULTS.heads;
     const layers = config.layers ?? FUSION_DEFAULTS.layers;
@@ -146,7 +146,6 @@ export class FusionTransformer implements TrainableModule {
     this.hidden = hidden;
     this.imageDim = config.imageDim;
     this.textDim = config.textDim;
-    this.params = new ParameterStore(scope, rng);
     this.imageProjection = new Linear(this.params, 'image_projection', config.imageDim, hidden);
     this.textProjection = new Linear(this.params, 'text_projection', config.textDim, hidden);
     this.geometryProjection = new Linear(this.params, 'region_geometry', 7, hidden);
@@ -184,15 +183,4 @@ export class FusionTransformer implements TrainableModule {
     });
   }
 
-  trainableVariables(): tf.Variable[] {
-    return this.params.trainableVariables();
-  }
-
-  namedVariables(): Map<string, tf.Variable> {
-    return this.params.namedVariables();
-  }
-
-  dispose(): void {
-    this.params.dispose();
-  }
 }

@@ -62,6 +62,27 @@ export interface TrainableModule {
   dispose(): void;
 }
 
+/** A head whose parameters all live in one ParameterStore: its TrainableModule methods are the store's. */
+export abstract class ParameterModule implements TrainableModule {
+  protected readonly params: ParameterStore;
+
+  constructor(scope: string, rng: SeededRandom) {
+    this.params = new ParameterStore(scope, rng);
+  }
+
+  trainableVariables(): tf.Variable[] {
+    return this.params.trainableVariables();
+  }
+
+  namedVariables(): Map<string, tf.Variable> {
+    return this.params.namedVariables();
+  }
+
+  dispose(): void {
+    this.params.dispose();
+  }
+}
+
 export class Linear {
   readonly kernel: tf.Variable;
   readonly bias: tf.Variable;

@@ -7,7 +7,7 @@ import {
   type SceneGraphPredictor,
   type SceneGraphVocabularySizes,
 } from '../objectives/scene-graph.ts';
-import { Linear, ParameterStore, type TrainableModule } from './layers.ts';
+import { Linear, ParameterModule, type TrainableModule } from './layers.ts';
 
 /**
  * Linear read-outs of the scene graph from region features (objectives/scene-graph.ts pools
@@ -19,8 +19,7 @@ export interface SceneGraphHeadConfig extends SceneGraphVocabularySizes {
   inputDim: number;
 }
 
-export class SceneGraphHead implements TrainableModule, SceneGraphPredictor {
-  private readonly params: ParameterStore;
+export class SceneGraphHead extends ParameterModule implements TrainableModule, SceneGraphPredictor {
   private readonly objectClassifier: Linear;
   private readonly attributeClassifier: Linear;
   private readonly relationClassifier: Linear;
@@ -30,13 +29,13 @@ export class SceneGraphHead implements TrainableModule, SceneGraphPredictor {
     rng: SeededRandom,
     scope = 'scene_graph_head',
   ) {
+    super(scope, rng);
     for (const key of ['inputDim', 'objectClasses'] as const) {
       if (!Number.isInteger(config[key]) || config[key] < 1) throw new Error(`SceneGraphHead: ${key} must be ≥ 1, got ${config[key]}`);
     }
     for (const key of ['attributes', 'predicates'] as const) {
       if (!Number.isInteger(config[key]) || config[key] < 0) throw new Error(`SceneGraphHead: ${key} must be ≥ 0, got ${config[key]}`);
     }
-    this.params = new ParameterStore(scope, rng);
     this.objectClassifier = new Linear(this.params, 'object', config.inputDim, config.objectClasses);
     // A zero-width layer is still created so the head's parameter list does not depend on the data.
     this.attributeClassifier = new Linear(this.params, 'attribute', config.inputDim, Math.max(1, config.attributes));
@@ -59,15 +58,4 @@ export class SceneGraphHead implements TrainableModule, SceneGraphPredictor {
     return { objectLogits, attributeLogits, relationLogits };
   }
 
-  trainableVariables(): tf.Variable[] {
-    return this.params.trainableVariables();
-  }
-
-  namedVariables(): Map<string, tf.Variable> {
-    return this.params.namedVariables();
-  }
-
-  dispose(): void {
-    this.params.dispose();
-  }
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SeededRandom } from '../../harness/random.ts';
-import { LayerNorm, Linear, ParameterStore, quickGelu, type TrainableModule } from './layers.ts';
+import { LayerNorm, Linear, ParameterModule, quickGelu, type TrainableModule } from './layers.ts';
 
 /**
  * VQA answer classifier over the fusion's pooled output: Linear → GELU → LayerNorm → Linear,
@@ -14,8 +14,7 @@ export interface VqaClassifierConfig {
   hiddenDim?: number;
 }
 
-export class VqaClassifier implements TrainableModule {
-  private readonly params: ParameterStore;
+export class VqaClassifier extends ParameterModule implements TrainableModule {
   private readonly hidden: Linear;
   private readonly norm: LayerNorm;
   private readonly output: Linear;
@@ -25,9 +24,9 @@ export class VqaClassifier implements TrainableModule {
     rng: SeededRandom,
     scope = 'vqa_classifier',
   ) {
+    super(scope, rng);
     if (!Number.isInteger(config.answers) || config.answers < 1) throw new Error(`VqaClassifier: answers must be ≥ 1, got ${config.answers}`);
     const hiddenDim = config.hiddenDim ?? 2 * config.inputDim;
-    this.params = new ParameterStore(scope, rng);
     this.hidden = new Linear(this.params, 'hidden', config.inputDim, hiddenDim);
     this.norm = new LayerNorm(this.params, 'norm', hiddenDim);
     this.output = new Linear(this.params, 'output', hiddenDim, config.answers);
@@ -38,15 +37,4 @@ export class VqaClassifier implements TrainableModule {
     return tf.tidy(() => this.output.apply(this.norm.apply(quickGelu(this.hidden.apply(pooled)))) as tf.Tensor2D);
   }
 
-  trainableVariables(): tf.Variable[] {
-    return this.params.trainableVariables();
-  }
-
-  namedVariables(): Map<string, tf.Variable> {
-    return this.params.namedVariables();
-  }
-
-  dispose(): void {
-    this.params.dispose();
-  }
 }
