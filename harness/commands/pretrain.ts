@@ -12,6 +12,7 @@ import { VLBENCH_VERSION } from '../version.ts';
 import { ClipModel } from '../../models/encoders/clip.ts';
 import { ClipTokenizer } from '../../models/encoders/clip-tokenizer.ts';
 import { readModelPreprocessing } from '../../models/encoders/aligned-encoder.ts';
+import { writeSafetensors } from '../../models/encoders/safetensors.ts';
 import { wordLevelVocabulary, writeWordLevelTokenizer } from '../../models/encoders/word-level-tokenizer.ts';
 import {
   PRETRAIN_CONFIG_NAMES,
@@ -39,6 +40,7 @@ export interface PretrainFlags {
   backend?: string;
   resume?: boolean;
   checkpointEvery?: string;
+  dtype?: string;
 }
 
 /** What `vlbench-recipe.json` records: enough to rerun the exact training and to check what data it saw. */
@@ -50,6 +52,8 @@ export interface PretrainRecipe {
   seed: number;
   data: { folder: string; manifestSha256: string; generatorVersion: string; domain: SynthDomain; split: 'train'; images: number; captions: number };
   settings: Partial<TrainingSettings>;
+  /** How model.safetensors stores the weights. */
+  dtype: 'f32' | 'f16';
   backend: string;
   steps: number;
   /** Mean InfoNCE over the last 10% of steps (a single batch is noisy). */
@@ -91,6 +95,7 @@ export function registerPretrain(program: Command): void {
     .option('--weight-decay <x>', 'AdamW weight decay (matrices only)', '0.1')
     .option('--checkpoint-every <n>', 'steps between checkpoints', '25')
     .option('--backend <name>', 'tfjs backend: auto | tensorflow | wasm | cpu', 'auto')
+    .option('--dtype <type>', 'how model.safetensors stores the weights: f32 | f16 (half the size; training is always float32)', 'f32')
     .option('--resume', 'continue the interrupted run whose checkpoint is in <out>.partial/')
     .action(async (flags: PretrainFlags) => {
       const { folder, recipe } = await runPretrain(flags, (line) => process.stdout.write(`${line}\n`), process.argv.slice(2));
@@ -150,6 +155,8 @@ export async function runPretrain(
   };
   if ((settings.batchSize ?? 0) < 2) throw new InputError('a contrastive batch needs at least 2 pairs', { field: '--batch' });
   const backendChoice = parseBackendChoice(flags.backend ?? 'auto');
+  const dtype = flags.dtype ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'f16') throw new InputError(`expected f32 or f16, got ${JSON.stringify(flags.dtype)}`, { field: '--dtype' });
   if (flags.init !== undefined && flags.config !== undefined) throw new InputError('--init brings its own model size; drop --config', { field: '--config' });
   if (existsSync(outDir)) throw new InputError('the model folder already exists; choose another --out or remove it', { file: outDir, field: '--out' });
   if (!existsSync(dirname(outDir))) throw new InputError('the parent folder of --out does not exist', { file: dirname(outDir), field: '--out' });
@@ -237,6 +244,7 @@ export async function runPretrain(
       seed,
       data: { folder: dataDir, manifestSha256, generatorVersion: manifest.generatorVersion, domain, split: 'train', images: split.examples.length, captions: captionCount },
       settings,
+      dtype,
       backend: backend.name,
       steps: result.steps,
       finalLoss: tail.reduce((sum, p) => sum + p.loss, 0) / tail.length,
@@ -248,6 +256,7 @@ export async function runPretrain(
       curve: result.curve.filter((_, i) => i % every === 0 || i === result.curve.length - 1).map((p) => ({ step: p.step, loss: p.loss, learningRate: p.learningRate })),
     };
     await model.save(modelDir, { vlbench: VLBENCH_VERSION });
+    if (dtype === 'f16') await writeSafetensors(join(modelDir, 'model.safetensors'), await model.exportTensors(), { dtype: 'F16', metadata: { format: 'pt', vlbench: VLBENCH_VERSION } });
     await writeJson(join(modelDir, 'vlbench-recipe.json'), recipe);
     // The finished folder appears in one rename; only then does the checkpoint go.
     await rename(modelDir, outDir);

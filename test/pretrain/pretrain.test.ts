@@ -110,7 +110,7 @@ test('the transpose-free matmul gradient equals tfjs own for every transpose com
 
 test('vlbench pretrain writes a complete model folder that loads with loadEncoder and embeds', async (t) => {
   const out = join(root, 'model-a');
-  const { folder, recipe } = await runPretrain(tinyFlags(out), () => undefined, ['pretrain', '--data', data]);
+  const { folder, recipe } = await runPretrain(tinyFlags(out, { dtype: 'f16' }), () => undefined, ['pretrain', '--data', data]);
   t.is(folder, out);
   for (const file of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json', 'vlbench-recipe.json']) t.true(existsSync(join(out, file)), file);
   t.false(existsSync(`${out}.partial`));
@@ -123,6 +123,9 @@ test('vlbench pretrain writes a complete model folder that loads with loadEncode
   t.is(written.command, 'vlbench pretrain --data ' + data);
   t.true(Number.isFinite(written.finalLoss));
   t.is(recipe.steps, written.steps);
+  t.is(written.dtype, 'f16');
+  const weights = await readSafetensors(join(out, 'model.safetensors'));
+  t.is(weights.entry('logit_scale')!.dtype, 'F16');
 
   const encoder = await loadEncoder(out, { backend: 'wasm' });
   try {
@@ -162,6 +165,7 @@ test('an interrupted pretraining run resumes to the same final weights as an uni
 test('vlbench pretrain refuses bad options by name', async (t) => {
   await t.throwsAsync(runPretrain(tinyFlags(join(root, 'x'), { config: 'huge' })), { instanceOf: InputError, message: /unknown config "huge"/ });
   await t.throwsAsync(runPretrain(tinyFlags(join(root, 'x'), { epochs: '0' })), { instanceOf: InputError, message: /positive integer/ });
+  await t.throwsAsync(runPretrain(tinyFlags(join(root, 'x'), { dtype: 'f64' })), { instanceOf: InputError, message: /f32 or f16/ });
   await t.throwsAsync(runPretrain(tinyFlags(join(root, 'x'), { batch: '1' })), { instanceOf: InputError, message: /at least 2/ });
   await t.throwsAsync(runPretrain(tinyFlags(join(root, 'x'), { domain: 'target' })), { instanceOf: InputError, message: /no target domain/ });
   await t.throwsAsync(runPretrain(tinyFlags(join(root, 'x'), { data: root })), { instanceOf: InputError, message: /not a SynthScenes folder/ });
