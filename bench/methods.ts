@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { executeRun, type RunRequest } from '../harness/run.ts';
+import { bundledModelDir } from '../models/encoders/bundled.ts';
+import { readClipConfig } from '../models/encoders/clip-config.ts';
 import { generateSynthScenes } from '../tasks/synth/index.ts';
 
 const { values } = parseArgs({
@@ -29,8 +31,7 @@ const work = await mkdtemp(join(tmpdir(), 'vlbench-methods-'));
 let data = values.data;
 if (!data) {
   data = join(work, 'synth');
-  const { readClipConfig } = await import('../models/encoders/clip-config.ts');
-  const modelDir = values.model ?? (await import('../models/encoders/bundled.ts')).bundledModelDir();
+  const modelDir = values.model ?? bundledModelDir();
   const size = (await readClipConfig(join(modelDir, 'config.json'))).vision.image_size;
   await generateSynthScenes({ outDir: data, images: Number(values.images), seed: 0, size });
 } else if (!existsSync(join(data, 'manifest.json'))) {

@@ -5,6 +5,7 @@ import { buildBoard } from '../leaderboard/board.ts';
 import { renderHtml } from '../leaderboard/render-html.ts';
 import { renderTable } from '../leaderboard/render-text.ts';
 import { exampleScores, listRuns, openLeaderboard } from '../leaderboard/store.ts';
+import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { readClipConfig } from '../models/encoders/clip-config.ts';
 import { generateSynthScenes, readSynthManifest } from '../tasks/synth/index.ts';
 import { executeRun, type RunOutcome, type RunRequest } from './run.ts';
@@ -40,7 +41,7 @@ export interface DemoResult {
 }
 
 async function modelImageSize(modelDir: string | undefined): Promise<number> {
-  const dir = modelDir ?? (await import('../models/encoders/bundled.ts')).bundledModelDir();
+  const dir = modelDir ?? bundledModelDir();
   return (await readClipConfig(join(dir, 'config.json'))).vision.image_size;
 }
 

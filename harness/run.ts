@@ -4,6 +4,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { loadEncoder, type AlignedEncoder } from '../models/encoders/aligned-encoder.ts';
+import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { FusionTransformer } from '../models/heads/fusion.ts';
 import { objectiveSettings, parseMethodSpec, type MethodSpec } from '../models/objectives/index.ts';
 import { removeCheckpoint, train, trainingSettingsSchema, type TrainingProblem, type TrainingResult, type TrainingSettings } from '../models/train.ts';
@@ -144,7 +145,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   if (needsTarget && data.targetImages.length === 0) {
     throw new InputError(`--method ${method.spec} aligns to a target domain: give --target DIR (a folder of unlabelled target images), or use a SynthScenes folder with its target domain`);
   }
-  const modelDir = resolve(request.modelDir ?? (await import('../models/encoders/bundled.ts')).bundledModelDir());
+  const modelDir = resolve(request.modelDir ?? bundledModelDir());
   const backend = await selectBackend(request.backend as BackendChoice);
   log(describeBackend(backend));
   const training: Partial<TrainingSettings> = {

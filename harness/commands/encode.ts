@@ -6,6 +6,7 @@ import { describeBackend, parseBackendChoice, selectBackend } from '../backend.t
 import { InputError } from '../errors.ts';
 import { preprocessedBatches } from '../images.ts';
 import { ENCODER_ENGINES, loadEncoder, type EncoderEngine, type HostTensor } from '../../models/encoders/aligned-encoder.ts';
+import { bundledModelDir } from '../../models/encoders/bundled.ts';
 
 interface EncodeFlags {
   model?: string;
@@ -39,7 +40,7 @@ export function registerEncode(program: Command): void {
   program
     .command('encode')
     .description('embed images and/or texts with a CLIP-family model folder; writes JSON')
-    .requiredOption('--model <dir>', 'model folder in the Hugging Face layout (config.json, model.safetensors or onnx/, tokenizer.json, preprocessor_config.json)')
+    .option('--model <dir>', 'model folder in the Hugging Face layout (config.json, model.safetensors or onnx/, tokenizer.json, preprocessor_config.json); default: the bundled SynthScenes CLIP')
     .option('--engine <engine>', `${ENCODER_ENGINES.join(' | ')} (default: by folder contents)`)
     .option('--images <files...>', 'image files (JPEG, PNG, WebP)')
     .option('--texts <file>', 'UTF-8 text file, one text per line')
@@ -55,8 +56,8 @@ export function registerEncode(program: Command): void {
 
 /** The work of `vlbench encode`, callable from code; `log` receives the backend line. */
 export async function runEncode(flags: EncodeFlags, log: (line: string) => void = () => {}): Promise<EncodeResult> {
-  const { model, out } = flags;
-  if (!model) throw new InputError('--model is required', { field: '--model' });
+  const { out } = flags;
+  const model = flags.model ?? bundledModelDir();
   if (!out) throw new InputError('--out is required', { field: '--out' });
   const engine = flags.engine === undefined ? undefined : parseEngine(flags.engine);
   const backend = parseBackendChoice(flags.backend ?? 'auto');
