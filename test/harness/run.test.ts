@@ -55,6 +55,14 @@ test('every method of the SPEC composes on VQA and VCR (sg, adv, mmd, dann)', as
   }
 });
 
+test('GQA trains on its raw answers and scores with the GQA metrics on both domains', async (t) => {
+  const runsDir = await freshRuns();
+  const outcome = await executeRun(request('gqa', 'ft+sg'), { db: null, runsDir, log: quiet });
+  t.deepEqual(outcome.splits.map((s) => s.split), ['test/source', 'test/target']);
+  for (const s of outcome.splits) t.deepEqual([s.report.primary, typeof s.report.metrics.binary], ['accuracy', 'number']);
+  t.true('sg' in outcome.training!.curve[0].parts);
+});
+
 test('retrieval: zero-shot needs no training, fine-tuning starts from it', async (t) => {
   const runsDir = await freshRuns();
   const zeroshot = await executeRun(request('retrieval', 'zeroshot'), { db: null, runsDir, log: quiet });
