@@ -152,3 +152,34 @@ export async function extractTextFeatures(encoder: AlignedEncoder, allTexts: rea
   }
   return new FeatureTable(longest, tokenDim, embedDim, tokens, embeds, texts, masks);
 }
+
+/**
+ * Average-pools the patch grid of image token rows by `factor` × `factor` (the class token
+ * is kept). Fusion cost grows with the square of its sequence length; on a CPU, an 8×8 grid
+ * pooled to 4×4 makes the heads train about 3× faster while boxes still land on distinct cells.
+ */
+export function poolImageTokenGrid(table: FeatureTable, keys: readonly string[], factor: number): FeatureTable {
+  if (factor === 1) return table;
+  const side = Math.round(Math.sqrt(table.tokenCount - 1));
+  if (side * side !== table.tokenCount - 1 || side % factor !== 0) {
+    throw new InputError(`--set fusion.image_pool=${factor} does not divide the encoder's ${side}×${side} patch grid`);
+  }
+  const pooledSide = side / factor;
+  const pooledCount = 1 + pooledSide * pooledSide;
+  const dim = table.tokenDim;
+  const out = new Float32Array(keys.length * pooledCount * dim);
+  const share = 1 / (factor * factor);
+  keys.forEach((key, row) => {
+    const source = table.row(key) * table.tokenCount * dim;
+    const target = row * pooledCount * dim;
+    out.set(table.tokens.subarray(source, source + dim), target);
+    for (let r = 0; r < side; r++) {
+      for (let c = 0; c < side; c++) {
+        const from = source + (1 + r * side + c) * dim;
+        const to = target + (1 + Math.floor(r / factor) * pooledSide + Math.floor(c / factor)) * dim;
+        for (let d = 0; d < dim; d++) out[to + d] += table.tokens[from + d] * share;
+      }
+    }
+  });
+  return new FeatureTable(pooledCount, dim, table.embedDim, out, table.gatherEmbeds(keys), keys);
+}

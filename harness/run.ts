@@ -22,7 +22,7 @@ import { ContrastiveRetrieval, zeroShotSimilarities } from './fine-tuning/contra
 import { FusionTraining } from './fine-tuning/fusion-training.ts';
 import { ChoiceHead, choiceLabel, choiceRows, choiceTexts, predictionItems, trainingItems, vcrPredictionsFromLogits } from './fine-tuning/multiple-choice.ts';
 import { gqaGraphVocabulary, gqaSceneGraph, vcrObjectVocabulary, vcrSceneGraph, vocabularySizes } from './fine-tuning/scene-graphs.ts';
-import { extractImageFeatures, extractTextFeatures, type FeatureTable } from './run-features.ts';
+import { extractImageFeatures, extractTextFeatures, poolImageTokenGrid, type FeatureTable } from './run-features.ts';
 import { describeSplit, resolveRunData, type RunData } from './run-data.ts';
 import { SeededRandom } from './random.ts';
 import { getTask } from './task-registry.ts';
@@ -73,13 +73,14 @@ const recipeSchema = z
     'fusion.hidden': z.coerce.number().int().positive().optional(),
     'fusion.layers': z.coerce.number().int().nonnegative().optional(),
     'fusion.heads': z.coerce.number().int().positive().optional(),
+    'fusion.image_pool': z.coerce.number().int().positive().optional(),
     'answers.min_count': z.coerce.number().int().positive().optional(),
   })
   .strict();
 type Recipe = z.infer<typeof recipeSchema>;
 
 /** Defaults sized for a CPU: the encoder is frozen and its features cached, so only the heads train. */
-export const RUN_DEFAULTS = { epochs: 3, batch: 32, lr: 1e-3, weight_decay: 0.01, warmup: 0.1, 'fusion.hidden': 128, 'fusion.layers': 2, 'fusion.heads': 4 } as const;
+export const RUN_DEFAULTS = { epochs: 3, batch: 32, lr: 1e-3, weight_decay: 0.01, warmup: 0.1, 'fusion.hidden': 128, 'fusion.layers': 2, 'fusion.heads': 4, 'fusion.image_pool': 2 } as const;
 
 function parseRecipe(settings: Record<string, string>): Recipe {
   const parsed = recipeSchema.safeParse(settings);
@@ -174,7 +175,10 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     log(`model: ${modelDir} (${encoder.engine}, fingerprint ${encoder.fingerprint.slice(0, 12)})`);
     const splits = await timed('load_data', () => loadSplits(task, data, method));
     const cacheDir = hooks.cacheDir ?? join(runsDir, '.cache');
-    const { images, texts, cacheHits } = await timed('encode', () => encodeEverything(request.task, encoder!, splits, data.targetImages, cacheDir));
+    const encoded = await timed('encode', () => encodeEverything(request.task, encoder!, splits, data.targetImages, cacheDir));
+    const { texts, cacheHits } = encoded;
+    const imagePool = recipe['fusion.image_pool'] ?? (Math.round(Math.sqrt(encoded.images.tokenCount - 1)) % RUN_DEFAULTS['fusion.image_pool'] === 0 ? RUN_DEFAULTS['fusion.image_pool'] : 1);
+    const images = poolImageTokenGrid(encoded.images, encoded.imageKeys, imagePool);
     log(`features: ${images.size} images (${cacheHits} from the cache), ${texts.size} texts`);
     const random = new SeededRandom(request.seed);
     const hyperparameters: Record<string, unknown> = {
@@ -182,7 +186,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       objectives: Object.fromEntries(method.objectives.map((o) => [o.name, o.settings])),
       taskLoss: method.taskLoss,
       training: trainingSettingsSchema.parse(training),
-      fusion: { hidden: recipe['fusion.hidden'] ?? RUN_DEFAULTS['fusion.hidden'], layers: recipe['fusion.layers'] ?? RUN_DEFAULTS['fusion.layers'], heads: recipe['fusion.heads'] ?? RUN_DEFAULTS['fusion.heads'] },
+      fusion: { hidden: recipe['fusion.hidden'] ?? RUN_DEFAULTS['fusion.hidden'], layers: recipe['fusion.layers'] ?? RUN_DEFAULTS['fusion.layers'], heads: recipe['fusion.heads'] ?? RUN_DEFAULTS['fusion.heads'], imagePool },
       encoder: { folder: modelDir, engine: encoder.engine, frozen: true },
       maxTrainExamples: request.maxTrainExamples ?? null,
       trainDomain: request.trainDomain ?? (data.synthRoot ? 'source' : null),
@@ -321,12 +325,18 @@ function imagesOf(task: string, split: LoadedSplit<unknown>): string[] {
   return (split.examples as { imagePath: string }[]).map((e) => e.imagePath);
 }
 
-async function encodeEverything(task: string, encoder: AlignedEncoder, splits: RunSplits, targetImages: readonly string[], cacheDir: string): Promise<{ images: FeatureTable; texts: FeatureTable; cacheHits: number }> {
+async function encodeEverything(
+  task: string,
+  encoder: AlignedEncoder,
+  splits: RunSplits,
+  targetImages: readonly string[],
+  cacheDir: string,
+): Promise<{ images: FeatureTable; imageKeys: string[]; texts: FeatureTable; cacheHits: number }> {
   const all = [splits.train, splits.validation, ...splits.evaluations].filter((s): s is LoadedSplit<unknown> => s !== null);
-  const imagePaths = [...all.flatMap((s) => imagesOf(task, s)), ...(splits.train ? targetImages : [])];
-  const { table: images, cacheHits } = await extractImageFeatures(encoder, imagePaths, { cacheRoot: cacheDir });
+  const imageKeys = [...new Set([...all.flatMap((s) => imagesOf(task, s)), ...(splits.train ? targetImages : [])])];
+  const { table: images, cacheHits } = await extractImageFeatures(encoder, imageKeys, { cacheRoot: cacheDir });
   const texts = await extractTextFeatures(encoder, all.flatMap((s) => textsOf(task, s)));
-  return { images, texts, cacheHits };
+  return { images, imageKeys, texts, cacheHits };
 }
 
 interface TrainedModel {

@@ -119,7 +119,7 @@ export function registerRun(program: Command): void {
     .option('--json', 'print the outcome as JSON')
     .addHelpText(
       'after',
-      `\nRun settings (--set key=value): lr, batch, weight_decay, warmup, patience, checkpoint_every, fusion.hidden, fusion.layers, fusion.heads, answers.min_count\n` +
+      `\nRun settings (--set key=value): lr, batch, weight_decay, warmup, patience, checkpoint_every, fusion.hidden, fusion.layers, fusion.heads, fusion.image_pool, answers.min_count\n` +
         `Defaults: ${JSON.stringify(RUN_DEFAULTS)}\n\nObjective settings (--set <objective>.<key>=value):\n${settingsHelp}\n`,
     )
     .action(async (flags: RunFlags) => {
