@@ -11,6 +11,7 @@ import { SeededRandom } from '../random.ts';
 import { VLBENCH_VERSION } from '../version.ts';
 import { ClipModel } from '../../models/encoders/clip.ts';
 import { ClipTokenizer } from '../../models/encoders/clip-tokenizer.ts';
+import { synthTrainingTexts } from '../synth-texts.ts';
 import { readModelPreprocessing } from '../../models/encoders/aligned-encoder.ts';
 import { writeSafetensors } from '../../models/encoders/safetensors.ts';
 import { wordLevelVocabulary, writeWordLevelTokenizer } from '../../models/encoders/word-level-tokenizer.ts';
@@ -199,7 +200,8 @@ export async function runPretrain(
       await writeFile(join(modelDir, name), await readFile(file));
     }
   } else {
-    const vocabulary = wordLevelVocabulary(captions.flat());
+    // Questions and rationales are in the vocabulary too: a frozen text encoder must tell them apart when fine-tuned.
+    const vocabulary = wordLevelVocabulary([...captions.flat(), ...(await synthTrainingTexts(dataDir))]);
     const config = pretrainClipConfig(configName, vocabulary);
     model = ClipModel.initialise(config, new SeededRandom(seed).fork('init'));
     await writeWordLevelTokenizer(modelDir, vocabulary, config.text.max_position_embeddings);

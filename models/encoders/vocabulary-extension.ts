@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../../harness/errors.ts';
 import type { SeededRandom } from '../../harness/random.ts';
@@ -49,10 +49,9 @@ export async function extendWordLevelVocabulary(fromDir: string, toDir: string, 
   await writeSafetensors(join(partial, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
   await writeFile(join(partial, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   await writeFile(join(partial, 'tokenizer.json'), `${JSON.stringify(tokenizer, null, 2)}\n`);
-  for (const name of ['tokenizer_config.json', 'special_tokens_map.json', 'preprocessor_config.json']) {
-    await copyFile(join(fromDir, name), join(partial, name)).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
+  // Everything else in the folder (tokenizer and preprocessor configs, recipes, README) comes along unchanged.
+  for (const entry of await readdir(fromDir, { withFileTypes: true })) {
+    if (entry.isFile() && !['model.safetensors', 'config.json', 'tokenizer.json'].includes(entry.name)) await copyFile(join(fromDir, entry.name), join(partial, entry.name));
   }
   await rm(toDir, { recursive: true, force: true });
   await rename(partial, toDir);
