@@ -35,3 +35,14 @@ export { openLeaderboard, recordRun, listRuns, findRun, exampleScores, DEFAULT_L
 export { parseRunRecord, comparabilityKey, type RunRecord, type RunRecordDraft } from './leaderboard/run-record.ts';
 export { compareRuns } from './leaderboard/compare.ts';
 export { bootstrapInterval, pairedBootstrap } from './leaderboard/statistics.ts';
+
+// Contrastive pretraining and the bundled SynthScenes CLIP.
+export { bundledModelDir } from './models/encoders/bundled.ts';
+export { pretrainClip, pretrainClipConfig, contrastivePretrainingProblem, loadPretrainingPairs } from './models/pretrain.ts';
+export { runPretrain } from './harness/commands/pretrain.ts';
+export { wordLevelVocabulary, writeWordLevelTokenizer } from './models/encoders/word-level-tokenizer.ts';
+export { extendWordLevelVocabulary } from './models/encoders/vocabulary-extension.ts';
+
+// Runs: fine-tuning and scoring end to end, and the demo.
+export { executeRun, type RunRequest, type RunOutcome } from './harness/run.ts';
+export { runDemo } from './harness/demo.ts';
