@@ -15,9 +15,9 @@ import { generateSynthScenes } from '../tasks/synth/index.ts';
 const { values } = parseArgs({
   options: {
     data: { type: 'string' },
-    images: { type: 'string', default: '300' },
+    images: { type: 'string', default: '250' },
     seeds: { type: 'string', default: '0,1,2' },
-    epochs: { type: 'string', default: '4' },
+    epochs: { type: 'string', default: '2' },
     tasks: { type: 'string', default: 'vqa,vcr' },
     methods: { type: 'string', default: 'ft,ft+sg,ft+adv,ft+sg+adv,ft+mmd,ft+dann' },
     split: { type: 'string', default: 'test' },

@@ -80,7 +80,7 @@ const recipeSchema = z
 type Recipe = z.infer<typeof recipeSchema>;
 
 /** Defaults sized for a CPU: the encoder is frozen and its features cached, so only the heads train. */
-export const RUN_DEFAULTS = { epochs: 3, batch: 32, lr: 1e-3, weight_decay: 0.01, warmup: 0.1, 'fusion.hidden': 128, 'fusion.layers': 2, 'fusion.heads': 4, 'fusion.image_pool': 2 } as const;
+export const RUN_DEFAULTS = { epochs: 3, batch: 32, lr: 1e-3, weight_decay: 0.01, warmup: 0.1, 'fusion.hidden': 64, 'fusion.layers': 1, 'fusion.heads': 2, 'fusion.image_pool': 2 } as const;
 
 function parseRecipe(settings: Record<string, string>): Recipe {
   const parsed = recipeSchema.safeParse(settings);
