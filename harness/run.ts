@@ -210,6 +210,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       results.push({ split, report, predictionsFile: submission });
       log(`${split.split}: ${report.primary} = ${report.metrics[report.primary].toFixed(2)}`);
     }
+    model.dispose();
     const curve = model.training?.curve.map((p) => ({ step: p.step, loss: p.loss, learningRate: p.learningRate, ...(p.validation !== undefined ? { validation: p.validation } : {}), ...p.parts })) ?? [];
     await writeJson(join(partialDir, 'curve.json'), curve);
     await writeJson(join(partialDir, 'config.json'), { request, hyperparameters, backend: backend.name, model: { folder: modelDir, fingerprint: encoder.fingerprint }, versions: softwareVersions(), gitCommit: gitCommit() });
@@ -342,6 +343,8 @@ async function encodeEverything(
 interface TrainedModel {
   training: TrainingResult | null;
   predict(split: LoadedSplit<unknown>): unknown;
+  /** Frees the heads' tensors (a demo runs many models in one process). */
+  dispose(): void;
 }
 
 async function trainModel(
@@ -368,9 +371,17 @@ async function trainModel(
     };
   };
   const stepsFor = (examples: number) => Math.ceil(examples / (settings.batchSize ?? RUN_DEFAULTS.batch)) * (settings.epochs ?? RUN_DEFAULTS.epochs);
+  const trainWithProgress = async (problem: TrainingProblem): Promise<TrainingResult> => {
+    const progress = progressHooks(stepsFor(problem.exampleCount));
+    try {
+      return await train(problem, settings, progress);
+    } finally {
+      progress.done();
+    }
+  };
 
   if (request.task === 'retrieval') {
-    if (method.base === 'zeroshot') return { training: null, predict: (split) => zeroShotSimilarities(images, texts, split.examples as RetrievalImage[]) };
+    if (method.base === 'zeroshot') return { training: null, predict: (split) => zeroShotSimilarities(images, texts, split.examples as RetrievalImage[]), dispose: () => undefined };
     const trainImages = limit(splits.train!.examples as RetrievalImage[]);
     const model = new ContrastiveRetrieval(method, images, texts, targetImages, random);
     const variables = model.namedVariables();
@@ -383,13 +394,7 @@ async function trainModel(
         return getTask('retrieval').score(splits.validation!, model.similarities(splits.validation!.examples as RetrievalImage[])).metrics.rsum;
       },
     };
-    const progress = progressHooks(stepsFor(trainImages.length));
-    try {
-      const result = await train(problem, settings, progress);
-      return { training: result, predict: (split) => model.similarities(split.examples as RetrievalImage[]) };
-    } finally {
-      progress.done();
-    }
+    return { training: await trainWithProgress(problem), predict: (split) => model.similarities(split.examples as RetrievalImage[]), dispose: () => model.dispose() };
   }
 
   const fusion = new FusionTransformer(
@@ -421,7 +426,7 @@ async function trainModel(
     const predict = (split: LoadedSplit<unknown>) => {
       const examples = answerExamples(request.task as 'vqa' | 'gqa', split.examples);
       const logits = composed.predictLogits(answerRows(examples), head, 1);
-      return new Map(examples.map((e, i) => [e.kind === 'vqa' ? e.example.questionId : e.example.questionId, argmaxAnswer(logits[i], vocabulary)] as [number | string, string]));
+      return new Map(examples.map((e, i) => [e.example.questionId, argmaxAnswer(logits[i], vocabulary)] as [number | string, string]));
     };
     const problem: TrainingProblem = {
       variables,
@@ -432,12 +437,7 @@ async function trainModel(
       },
       validate: validationScore(predict),
     };
-    const progress = progressHooks(stepsFor(trainExamples.length));
-    try {
-      return { training: await train(problem, settings, progress), predict };
-    } finally {
-      progress.done();
-    }
+    return { training: await trainWithProgress(problem), predict, dispose: () => (composed.dispose(), head.dispose(), fusion.dispose()) };
   }
 
   // VCR
@@ -463,10 +463,5 @@ async function trainModel(
     },
     validate: validationScore(predict),
   };
-  const progress = progressHooks(stepsFor(items.length));
-  try {
-    return { training: await train(problem, settings, progress), predict };
-  } finally {
-    progress.done();
-  }
+  return { training: await trainWithProgress(problem), predict, dispose: () => (composed.dispose(), head.dispose(), fusion.dispose()) };
 }
