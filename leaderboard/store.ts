@@ -147,10 +147,12 @@ function refuseForeignSchema(absolute: string, shown: string): void {
 }
 
 function prepareSchema(db: Database.Database, shown: string): void {
-  const state = inspect(db);
+  // A fresh file that another process is creating this instant can look foreign from outside a
+  // transaction; an IMMEDIATE transaction waits for that writer and then sees its committed schema.
+  const state = inspect(db) === 'foreign' ? db.transaction(() => inspect(db)).immediate() : 'checked';
   if (state === 'foreign') throw foreignError(shown);
   // WAL cannot be switched on inside a transaction; the file is ours or empty, so this is safe.
-  db.pragma('journal_mode = WAL');
+  enableWal(db);
   db.pragma('synchronous = NORMAL');
   // IMMEDIATE: of several processes opening a fresh file at once, exactly one creates the schema.
   db.transaction(() => {
@@ -173,6 +175,24 @@ function prepareSchema(db: Database.Database, shown: string): void {
       db.prepare('INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)').run(migration.version, migration.description, new Date().toISOString());
     }
   }).immediate();
+}
+
+/**
+ * Switching to WAL needs a moment alone with the file, and SQLite answers "database is locked"
+ * at once (without its busy handler) when another process is creating the same fresh file;
+ * so retry until the busy timeout. A file already in WAL mode (it is persistent) needs nothing.
+ */
+function enableWal(db: Database.Database): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if (!/locked|busy/i.test((error as Error).message) || Date.now() > deadline) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
 }
 
 type FileState = 'ours' | 'empty' | 'foreign';
