@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { buildBoard } from '../leaderboard/board.ts';
 import { renderHtml } from '../leaderboard/render-html.ts';
@@ -8,6 +8,7 @@ import { exampleScores, listRuns, openLeaderboard } from '../leaderboard/store.t
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { readClipConfig } from '../models/encoders/clip-config.ts';
 import { generateSynthScenes, readSynthManifest } from '../tasks/synth/index.ts';
+import { writeFileAtomically } from '../tasks/vqa/predictions.ts';
 import { executeRun, type RunOutcome, type RunRequest } from './run.ts';
 import { VLBENCH_VERSION } from './version.ts';
 
@@ -94,8 +95,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   await rename(db, finalDb);
   const htmlFile = join(outDir, 'leaderboard.html');
   await mkdir(outDir, { recursive: true });
-  await writeFile(`${htmlFile}.tmp`, html);
-  await rename(`${htmlFile}.tmp`, htmlFile);
+  await writeFileAtomically(htmlFile, html);
   return { outcomes, table, leaderboard, htmlFile, seconds: (performance.now() - started) / 1000 };
 }
 

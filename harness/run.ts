@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { loadEncoder, type AlignedEncoder } from '../models/encoders/aligned-encoder.ts';
@@ -11,6 +11,7 @@ import { removeCheckpoint, train, trainingSettingsSchema, type TrainingProblem, 
 import { openLeaderboard, recordRun } from '../leaderboard/store.ts';
 import type { RunRecord } from '../leaderboard/run-record.ts';
 import { loadGqaSplit, type GqaExample, type GqaSceneGraph } from '../tasks/vqa/gqa.ts';
+import { writeFileAtomically } from '../tasks/vqa/predictions.ts';
 import type { VcrExample } from '../tasks/vcr/load.ts';
 import type { RetrievalImage } from '../tasks/retrieval/karpathy.ts';
 import { synthPaths } from '../tasks/synth/index.ts';
@@ -277,9 +278,7 @@ function submissionExtension(task: string): string {
 
 async function writeJson(file: string, value: unknown): Promise<void> {
   await mkdir(resolve(file, '..'), { recursive: true });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(value, null, 2)}\n`);
-  await rename(temporary, file);
+  await writeFileAtomically(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 interface RunSplits {
