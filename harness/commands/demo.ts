@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES } from '../backend.ts';
-import { DEMO_METHODS, runDemo } from '../demo.ts';
+import { DEMO_EPOCHS, DEMO_METHODS, runDemo, type DemoTask } from '../demo.ts';
 import { InputError } from '../errors.ts';
 import { RUN_TASKS } from '../run.ts';
 
@@ -10,6 +10,21 @@ function positiveInteger(value: string, flag: string): number {
   return n;
 }
 
+/** `--epochs 5` (every task) or `--epochs vqa=40,vcr=3` (the tasks named; DEMO_EPOCHS for the rest). */
+export function parseDemoEpochs(value: string): Partial<Record<DemoTask, number>> {
+  if (/^\d+$/.test(value.trim())) {
+    const n = positiveInteger(value.trim(), '--epochs');
+    return { vqa: n, vcr: n, retrieval: n };
+  }
+  const epochs: Partial<Record<DemoTask, number>> = {};
+  for (const part of value.split(',')) {
+    const [task, count] = part.split('=').map((s) => s.trim());
+    if (!(task in DEMO_EPOCHS) || count === undefined) throw new InputError(`--epochs expects N or task=N,... with tasks ${Object.keys(DEMO_EPOCHS).join(', ')}; got ${JSON.stringify(part)}`);
+    epochs[task as DemoTask] = positiveInteger(count, `--epochs ${task}`);
+  }
+  return epochs;
+}
+
 /** `vlbench demo` (`npm run demo`): the whole pipeline on the embedded default, in minutes. */
 export function registerDemo(program: Command): void {
   program
@@ -17,20 +32,22 @@ export function registerDemo(program: Command): void {
     .description('generate SynthScenes, load the bundled CLIP, compare fine-tuning and adaptation methods on VQA and VCR (source → target), zero-shot and fine-tuned retrieval; print the comparison and the leaderboard, write its HTML page')
     .option('--out <dir>', 'demo folder (data, runs, leaderboard.db, leaderboard.html)', 'runs/demo')
     .option('--images <n>', 'SynthScenes images per domain', '200')
-    .option('--epochs <n>', 'training epochs per run', '2')
+    .option('--epochs <n|task=n,...>', `training epochs: one number for every task, or per task (default ${Object.entries(DEMO_EPOCHS).map(([t, n]) => `${t}=${n}`).join(',')})`)
+    .option('--jobs <n>', 'runs at once (default: one per core; the wasm backend uses one core per run)')
     .option('--seed <n>', 'seed of the data and of every run', '0')
     .option('--methods <list>', 'comma-separated method SPECs for VQA and VCR', DEMO_METHODS.join(','))
     .option('--tasks <list>', 'comma-separated tasks', 'vqa,vcr,retrieval')
     .option('--model <dir>', 'model folder (default: the bundled SynthScenes CLIP)')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
-    .action(async (flags: { out: string; images: string; epochs: string; seed: string; methods: string; tasks: string; model?: string; backend: string }) => {
+    .action(async (flags: { out: string; images: string; epochs?: string; jobs?: string; seed: string; methods: string; tasks: string; model?: string; backend: string }) => {
       const tasks = flags.tasks.split(',').map((t) => t.trim());
       const unknown = tasks.filter((t) => !(RUN_TASKS as readonly string[]).includes(t) || t === 'gqa');
       if (unknown.length) throw new InputError(`--tasks: unknown ${unknown.join(', ')}; the demo runs vqa, vcr, retrieval`);
       const result = await runDemo({
         outDir: flags.out,
         images: positiveInteger(flags.images, '--images'),
-        epochs: positiveInteger(flags.epochs, '--epochs'),
+        epochs: flags.epochs === undefined ? undefined : parseDemoEpochs(flags.epochs),
+        concurrency: flags.jobs === undefined ? undefined : positiveInteger(flags.jobs, '--jobs'),
         seed: Number.isInteger(Number(flags.seed)) ? Number(flags.seed) : positiveInteger(flags.seed, '--seed'),
         methods: flags.methods.split(',').map((m) => m.trim()).filter(Boolean),
         tasks: tasks as ('vqa' | 'vcr' | 'retrieval')[],

@@ -1,0 +1,136 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import pLimit from 'p-limit';
+import { InputError } from './errors.ts';
+import type { RunHooks, RunOutcome, RunRequest } from './run.ts';
+
+/**
+ * Runs many `vlbench run`s at once, one per core, in child processes. The tfjs wasm backend
+ * computes on one thread, so a comparison of 14 methods on a 2-core machine finishes in
+ * about half the time when two runs train side by side. Processes rather than worker
+ * threads: tfjs keeps one global engine per process, and tsx's loader is applied to
+ * child processes but not to worker threads.
+ *
+ * Runs sharing one leaderboard database is safe (the store takes an IMMEDIATE transaction per
+ * write); runs sharing one feature cache are too (entries are written to a temporary file
+ * and renamed), but two runs that miss the cache at once both encode, so `warmFirst` runs the
+ * first job alone to fill the cache for the others.
+ */
+export interface PoolJob {
+  request: RunRequest;
+  hooks: Pick<RunHooks, 'db' | 'runsDir' | 'cacheDir'>;
+}
+
+/** What a run reports back across the process boundary (the parts comparisons need). */
+export interface RunSummary {
+  runDir: string;
+  name: string;
+  backend: string;
+  splits: { split: string; primary: string; metrics: Record<string, number>; recordId: string | null }[];
+  trainingSeconds: number | null;
+  timings: Record<string, number>;
+}
+
+export function summarizeOutcome(outcome: RunOutcome): RunSummary {
+  return {
+    runDir: outcome.runDir,
+    name: outcome.name,
+    backend: outcome.backend,
+    splits: outcome.splits.map((s) => ({ split: s.split, primary: s.report.primary, metrics: s.report.metrics, recordId: s.record?.id ?? null })),
+    trainingSeconds: outcome.training?.seconds ?? null,
+    timings: outcome.timings,
+  };
+}
+
+/** Messages between the pool and a worker (harness/run-worker.ts). */
+export type WorkerReply = { ok: true; summary: RunSummary } | { ok: false; message: string; inputError: boolean };
+
+export interface PoolOptions {
+  /** Runs at once; default: the machine's cores. */
+  concurrency?: number;
+  /** Run the first job alone before the others start (it fills the shared feature cache). */
+  warmFirst?: boolean;
+  /** Called as each job finishes, in finishing order. */
+  onFinish?: (index: number, summary: RunSummary) => void;
+  /** Called as each job starts. */
+  onStart?: (index: number) => void;
+}
+
+export function defaultConcurrency(): number {
+  return Math.max(1, availableParallelism());
+}
+
+const WORKER_FILE = fileURLToPath(new URL('./run-worker.ts', import.meta.url));
+/** Lines of a worker's stderr kept for the error message when it dies. */
+const STDERR_LINES_KEPT = 30;
+
+class RunWorker {
+  private readonly child: ChildProcess;
+  private stderrTail: string[] = [];
+
+  constructor() {
+    // tsx by absolute URL: `--import tsx` would resolve from the user's working directory.
+    this.child = fork(WORKER_FILE, [], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (chunk: string) => {
+      this.stderrTail.push(...chunk.split('\n').filter(Boolean));
+      if (this.stderrTail.length > STDERR_LINES_KEPT) this.stderrTail = this.stderrTail.slice(-STDERR_LINES_KEPT);
+    });
+  }
+
+  run(job: PoolJob): Promise<RunSummary> {
+    this.stderrTail = [];
+    return new Promise((resolve, reject) => {
+      const onMessage = (reply: WorkerReply) => {
+        cleanup();
+        if (reply.ok) resolve(reply.summary);
+        else reject(reply.inputError ? new InputError(reply.message) : new Error(reply.message));
+      };
+      const onExit = (code: number | null, signal: string | null) => {
+        cleanup();
+        reject(new Error(`the run of ${job.request.task} ${job.request.method} (seed ${job.request.seed}) died (${signal ?? `exit code ${code}`}):\n${this.stderrTail.join('\n')}`));
+      };
+      const cleanup = () => {
+        this.child.off('message', onMessage);
+        this.child.off('exit', onExit);
+      };
+      this.child.on('message', onMessage);
+      this.child.on('exit', onExit);
+      this.child.send(job);
+    });
+  }
+
+  stop(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill();
+  }
+}
+
+/** Runs every job, at most `concurrency` at once; resolves to the summaries in job order. A failed job fails the pool (after the running ones are stopped). */
+export async function runPool(jobs: readonly PoolJob[], options: PoolOptions = {}): Promise<RunSummary[]> {
+  const concurrency = Math.max(1, options.concurrency ?? defaultConcurrency());
+  const idle: RunWorker[] = [];
+  const all: RunWorker[] = [];
+  const summaries: RunSummary[] = new Array(jobs.length);
+  const runJob = async (index: number) => {
+    const worker = idle.pop() ?? new RunWorker();
+    if (!all.includes(worker)) all.push(worker);
+    options.onStart?.(index);
+    const summary = await worker.run(jobs[index]);
+    idle.push(worker);
+    summaries[index] = summary;
+    options.onFinish?.(index, summary);
+  };
+  try {
+    let first = 0;
+    if (options.warmFirst && jobs.length > 0) {
+      await runJob(0);
+      first = 1;
+    }
+    const limit = pLimit(concurrency);
+    await Promise.all(jobs.slice(first).map((_, i) => limit(() => runJob(first + i))));
+    return summaries;
+  } finally {
+    for (const worker of all) worker.stop();
+  }
+}

@@ -1,0 +1,46 @@
+import test from 'ava';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InputError } from '../../harness/errors.ts';
+import { executeRun, type RunRequest } from '../../harness/run.ts';
+import { runPool, summarizeOutcome } from '../../harness/run-pool.ts';
+import { listRuns, openLeaderboard } from '../../leaderboard/store.ts';
+import { generateSynthScenes } from '../../tasks/synth/index.ts';
+
+const fixtureModel = new URL('../fixtures/clip-tiny', import.meta.url).pathname;
+let data = '';
+
+test.before(async () => {
+  data = join(await mkdtemp(join(tmpdir(), 'vlbench-pool-')), 'synth');
+  await generateSynthScenes({ outDir: data, images: 16, seed: 5, size: 32 });
+});
+
+function request(method: string, seed: number): RunRequest {
+  return { task: 'vqa', dataDir: data, modelDir: fixtureModel, method, sets: {}, seed, epochs: 1, backend: 'wasm' };
+}
+
+test('runs in child processes give the same scores as in-process runs, in job order, into one leaderboard', async (t) => {
+  const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-pool-runs-'));
+  const db = join(runsDir, 'board.db');
+  const requests = [request('ft', 1), request('ft+mmd', 2), request('ft', 3)];
+  const finished: number[] = [];
+  const summaries = await runPool(
+    requests.map((r) => ({ request: r, hooks: { db, runsDir } })),
+    { concurrency: 2, warmFirst: true, onFinish: (index) => finished.push(index) },
+  );
+  t.is(finished[0], 0, 'warmFirst runs the first job alone');
+  t.deepEqual([...finished].sort(), [0, 1, 2]);
+  const inProcess = summarizeOutcome(await executeRun(requests[1], { db: null, runsDir, log: () => undefined }));
+  t.deepEqual(summaries[1].splits.map((s) => s.metrics), inProcess.splits.map((s) => s.metrics));
+  const store = openLeaderboard(db, { create: false });
+  t.is(listRuns(store, { task: 'vqa' }).length, 6, 'three runs, two splits each');
+  store.close();
+});
+
+test('a bad request in a child process fails the pool with the input error it raised', async (t) => {
+  const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-pool-bad-'));
+  const error = await t.throwsAsync(runPool([{ request: { ...request('ft', 0), sets: { 'no.such': '1' } }, hooks: { db: null, runsDir } }], { concurrency: 1 }));
+  t.true(error instanceof InputError, String(error));
+  t.regex(error!.message, /no\.such/);
+});
