@@ -1,13 +1,17 @@
 // Adaptation methods compared on SynthScenes over several seeds: each method's target-domain
 // score as mean ± std, next to the source-only reference (ft) and the oracle trained on the
 // target's own labels, all measured in this run on the same data.
-// Usage: npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs E] [--tasks vqa,vcr] [--split test|val]
+// Runs go in parallel child processes, one per core (--jobs).
+// Usage: npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs N | vqa=30,vcr=2] [--tasks vqa,vcr] [--split test|val] [--jobs N]
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { executeRun, type RunRequest } from '../harness/run.ts';
+import { parseDemoEpochs } from '../harness/commands/demo.ts';
+import { DEMO_EPOCHS } from '../harness/demo.ts';
+import type { RunRequest } from '../harness/run.ts';
+import { defaultConcurrency, runPool, type PoolJob } from '../harness/run-pool.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { readClipConfig } from '../models/encoders/clip-config.ts';
 import { generateSynthScenes } from '../tasks/synth/index.ts';
@@ -17,7 +21,8 @@ const { values } = parseArgs({
     data: { type: 'string' },
     images: { type: 'string', default: '250' },
     seeds: { type: 'string', default: '0,1,2' },
-    epochs: { type: 'string', default: '2' },
+    epochs: { type: 'string' },
+    jobs: { type: 'string' },
     tasks: { type: 'string', default: 'vqa,vcr' },
     methods: { type: 'string', default: 'ft,ft+sg,ft+adv,ft+sg+adv,ft+mmd,ft+dann' },
     split: { type: 'string', default: 'test' },
@@ -26,7 +31,9 @@ const { values } = parseArgs({
 });
 const seeds = values.seeds!.split(',').map(Number);
 const methods = values.methods!.split(',');
-const tasks = values.tasks!.split(',') as RunRequest['task'][];
+const tasks = values.tasks!.split(',') as ('vqa' | 'vcr')[];
+const epochs = { ...DEMO_EPOCHS, ...(values.epochs ? parseDemoEpochs(values.epochs) : {}) };
+const concurrency = values.jobs ? Number(values.jobs) : defaultConcurrency();
 const work = await mkdtemp(join(tmpdir(), 'vlbench-methods-'));
 let data = values.data;
 if (!data) {
@@ -45,25 +52,27 @@ const meanStd = (xs: number[]) => {
 };
 
 const started = performance.now();
+const variants = [...methods.map((method) => ({ method, trainDomain: 'source' as const, label: method })), { method: 'ft', trainDomain: 'target' as const, label: 'oracle (ft on target labels)' }];
+const plan = tasks.flatMap((task) => variants.flatMap((variant) => seeds.map((seed) => ({ task, variant, seed }))));
+const jobs: PoolJob[] = plan.map(({ task, variant, seed }) => ({
+  request: { task, dataDir: data, modelDir: values.model, method: variant.method, sets: {}, seed, epochs: epochs[task], split: values.split, backend: 'auto', trainDomain: variant.trainDomain } satisfies RunRequest,
+  hooks: { db: null, runsDir: join(work, 'runs'), cacheDir: join(work, 'cache') },
+}));
+process.stderr.write(`${jobs.length} runs, ${concurrency} at a time\n`);
+const summaries = await runPool(jobs, {
+  concurrency,
+  warmFirst: true,
+  onFinish: (index, summary) => process.stderr.write(`${plan[index].task} ${plan[index].variant.label} seed ${plan[index].seed}: ${summary.splits.map((s) => `${s.split} ${s.metrics[s.primary].toFixed(2)}`).join(', ')}\n`),
+});
 for (const task of tasks) {
-  const rows: { label: string; source: number[]; target: number[]; seconds: number[] }[] = [];
-  const variants = [...methods.map((method) => ({ method, trainDomain: 'source' as const, label: method })), { method: 'ft', trainDomain: 'target' as const, label: 'oracle (ft on target labels)' }];
-  for (const variant of variants) {
-    const row = { label: variant.label, source: [] as number[], target: [] as number[], seconds: [] as number[] };
-    for (const seed of seeds) {
-      const outcome = await executeRun(
-        { task, dataDir: data, modelDir: values.model, method: variant.method, sets: {}, seed, epochs: Number(values.epochs), split: values.split, backend: 'auto', trainDomain: variant.trainDomain },
-        { db: null, runsDir: join(work, 'runs'), cacheDir: join(work, 'cache'), log: () => undefined },
-      );
-      for (const s of outcome.splits) (s.split.endsWith('/source') ? row.source : row.target).push(s.report.metrics[s.report.primary]);
-      row.seconds.push(outcome.training?.seconds ?? 0);
-    }
-    rows.push(row);
-    process.stderr.write(`${task} ${variant.label}: target ${meanStd(row.target)}\n`);
-  }
   const primary = task === 'vcr' ? 'Q→AR' : 'accuracy';
-  console.log(`\n${task} (${primary}, ${values.split} split, ${seeds.length} seeds, ${values.epochs} epochs; trained on source unless noted)`);
+  console.log(`\n${task} (${primary}, ${values.split} split, ${seeds.length} seeds, ${epochs[task]} epochs; trained on source unless noted)`);
   console.log(`| method | source | target | train s/run |\n|---|---|---|---|`);
-  for (const row of rows) console.log(`| ${row.label} | ${meanStd(row.source)} | ${meanStd(row.target)} | ${(row.seconds.reduce((a, b) => a + b, 0) / row.seconds.length).toFixed(1)} |`);
+  for (const variant of variants) {
+    const runs = plan.map((p, i) => ({ p, summary: summaries[i] })).filter(({ p }) => p.task === task && p.variant === variant).map(({ summary }) => summary);
+    const score = (domain: string) => runs.map((r) => r.splits.find((s) => s.split.endsWith(`/${domain}`))!).map((s) => s.metrics[s.primary]);
+    const seconds = runs.map((r) => r.trainingSeconds ?? 0);
+    console.log(`| ${variant.label} | ${meanStd(score('source'))} | ${meanStd(score('target'))} | ${(seconds.reduce((a, b) => a + b, 0) / seconds.length).toFixed(1)} |`);
+  }
 }
-console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s`);
+console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s with ${concurrency} runs at a time`);

@@ -11,7 +11,7 @@ import { removeCheckpoint, train, trainingSettingsSchema, type TrainingProblem, 
 import { openLeaderboard, recordRun } from '../leaderboard/store.ts';
 import type { RunRecord } from '../leaderboard/run-record.ts';
 import { loadGqaSplit, type GqaExample, type GqaSceneGraph } from '../tasks/vqa/gqa.ts';
-import { writeFileAtomically } from '../tasks/vqa/predictions.ts';
+import { writeFileAtomically } from './atomic-write.ts';
 import type { VcrExample } from '../tasks/vcr/load.ts';
 import type { RetrievalImage } from '../tasks/retrieval/karpathy.ts';
 import { synthPaths } from '../tasks/synth/index.ts';
@@ -277,7 +277,6 @@ function submissionExtension(task: string): string {
 }
 
 async function writeJson(file: string, value: unknown): Promise<void> {
-  await mkdir(resolve(file, '..'), { recursive: true });
   await writeFileAtomically(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 

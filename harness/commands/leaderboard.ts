@@ -1,6 +1,5 @@
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { writeFileAtomically } from '../atomic-write.ts';
 import { InputError } from '../errors.ts';
 import { gitCommit, softwareVersions } from '../environment.ts';
 import type { Task } from '../types.ts';
@@ -43,7 +42,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     .option('--db <path>', 'leaderboard database', DEFAULT_LEADERBOARD_PATH)
     .option('--resamples <n>', 'bootstrap resamples for per-run intervals', String(DEFAULT_RESAMPLES))
     .option('--seed <n>', 'bootstrap seed', String(DEFAULT_BOOTSTRAP_SEED))
-    .action((flags: { task?: string; format: Format; out?: string; db: string; resamples: string; seed: string }) => {
+    .action(async (flags: { task?: string; format: Format; out?: string; db: string; resamples: string; seed: string }) => {
       const resamples = parseWholeNumber(flags.resamples, '--resamples', 1, MAX_RESAMPLES);
       const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
       const output = withStore(flags.db, false, (store) => {
@@ -63,7 +62,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
         }
       });
       if (flags.out !== undefined) {
-        writeFileAtomically(flags.out, output);
+        await writeFileAtomically(flags.out, output);
         process.stderr.write(`wrote ${flags.format} leaderboard to ${flags.out}\n`);
       } else {
         process.stdout.write(output);
@@ -159,19 +158,6 @@ function parseWholeNumber(text: string, option: string, min: number, max: number
   return value;
 }
 
-/** Temp file + rename in the same folder: a reader never sees half a page, a crash leaves the old file. */
-function writeFileAtomically(file: string, content: string): void {
-  const target = resolve(file);
-  mkdirSync(dirname(target), { recursive: true });
-  const temporary = `${target}.${process.pid}.tmp`;
-  try {
-    writeFileSync(temporary, content);
-    renameSync(temporary, target);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw new InputError(`cannot write the output: ${(error as Error).message}`, { file });
-  }
-}
 
 /** Loaded on first use, so printing the board never pays for loading every task adapter. */
 async function lookupTaskInRegistry(name: string): Promise<Task> {

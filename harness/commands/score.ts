@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { InputError } from '../errors.ts';
 import { getTask, knownTaskNames } from '../task-registry.ts';
 import type { LoadOptions, ScoreOptions, ScoreReport } from '../types.ts';
-import { pythonRound, writeFileAtomically } from '../../tasks/vqa/index.ts';
+import { pythonRound } from '../../tasks/vqa/index.ts';
+import { writeFileAtomically } from '../atomic-write.ts';
 
 interface ScoreFlags {
   task?: string;

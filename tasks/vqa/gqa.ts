@@ -4,7 +4,7 @@ import { InputError, describeValue, fieldError, listSome } from '../../harness/e
 import type { LoadOptions, LoadedSplit, ScoreReport, Task } from '../../harness/types.ts';
 import { pythonRound } from './accuracy.ts';
 import { fingerprintSplit, isObject, parseJson, readBytes } from './load.ts';
-import { writeFileAtomically } from './predictions.ts';
+import { writeFileAtomically } from '../../harness/atomic-write.ts';
 
 /**
  * GQA (Hudson & Manning): questions, scene graphs, choices, and the metrics of the official

@@ -16,7 +16,7 @@ export {
   type VqaScoredQuestion,
 } from './accuracy.ts';
 export { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, fingerprintSplit, loadVqaSplit, type LoadedVqaSplit, type VqaExample, type VqaSplitInfo } from './load.ts';
-export { checkVqaPredictions, readVqaPredictions, writeFileAtomically, writeVqaResults } from './predictions.ts';
+export { checkVqaPredictions, readVqaPredictions, writeVqaResults } from './predictions.ts';
 export { VQA_METRIC_VERSION, scoreVqa, type VqaPredictions } from './score.ts';
 export { buildAnswerVocabulary } from './vocabulary.ts';
 export * from './gqa.ts';

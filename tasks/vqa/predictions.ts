@@ -1,4 +1,4 @@
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { writeFileAtomically } from '../../harness/atomic-write.ts';
 import { InputError, describeValue, listSome } from '../../harness/errors.ts';
 import type { LoadedSplit } from '../../harness/types.ts';
 import { isObject, parseJson, readBytes } from './load.ts';
@@ -54,14 +54,3 @@ export async function writeVqaResults(split: LoadedSplit<{ questionId: number }>
   await writeFileAtomically(file, JSON.stringify(records));
 }
 
-/** Temp file in the same folder, then rename: a reader never sees half a file. */
-export async function writeFileAtomically(file: string, text: string): Promise<void> {
-  const temporary = `${file}.${process.pid}.${Date.now()}.tmp`;
-  try {
-    await writeFile(temporary, text);
-    await rename(temporary, file);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw new InputError(`cannot write: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
-  }
-}
