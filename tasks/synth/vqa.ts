@@ -4,6 +4,7 @@ import {
   SHAPE_PLURALS,
   SYNTH_COLORS,
   SYNTH_SHAPES,
+  type ReferenceAttribute,
   type Scene,
   type SynthColor,
   type SynthShape,
@@ -49,9 +50,9 @@ export function vqaQuestionsFor(scene: Scene, rng: SeededRandom): VqaQuestionDra
   const families: ((scene: Scene, rng: SeededRandom) => VqaQuestionDraft | null)[] = [
     existenceQuestion,
     countingQuestion,
-    colorQuestion,
+    attributeQuestion('color'),
     shapeQuestion,
-    sizeQuestion,
+    attributeQuestion('size'),
     spatialQuestion,
     comparisonQuestion,
   ];
@@ -116,20 +117,24 @@ function countingQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft {
   };
 }
 
-function colorQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft | null {
-  for (const index of rng.shuffled(scene.objects.map((_, i) => i))) {
-    const reference = uniqueReference(scene, index, ['size']);
-    if (!reference) continue;
-    return {
-      family: 'color',
-      question: `What color is the ${reference}?`,
-      questionType: 'what color is the',
-      answerType: 'other',
-      kind: 'color',
-      answer: scene.objects[index].color,
-    };
-  }
-  return null;
+/** "What color is the large circle?" / "What size is the red circle?": the object is named by its shape and, where needed, the other attribute. */
+function attributeQuestion(attribute: 'color' | 'size'): (scene: Scene, rng: SeededRandom) => VqaQuestionDraft | null {
+  const namedBy: ReferenceAttribute = attribute === 'color' ? 'size' : 'color';
+  return (scene, rng) => {
+    for (const index of rng.shuffled(scene.objects.map((_, i) => i))) {
+      const reference = uniqueReference(scene, index, [namedBy]);
+      if (!reference) continue;
+      return {
+        family: attribute,
+        question: `What ${attribute} is the ${reference}?`,
+        questionType: `what ${attribute} is the`,
+        answerType: 'other',
+        kind: attribute,
+        answer: scene.objects[index][attribute],
+      };
+    }
+    return null;
+  };
 }
 
 function shapeQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft | null {
@@ -147,22 +152,6 @@ function shapeQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft | null
       answerType: 'other',
       kind: 'shape',
       answer: target.shape,
-    };
-  }
-  return null;
-}
-
-function sizeQuestion(scene: Scene, rng: SeededRandom): VqaQuestionDraft | null {
-  for (const index of rng.shuffled(scene.objects.map((_, i) => i))) {
-    const reference = uniqueReference(scene, index, ['color']);
-    if (!reference) continue;
-    return {
-      family: 'size',
-      question: `What size is the ${reference}?`,
-      questionType: 'what size is the',
-      answerType: 'other',
-      kind: 'size',
-      answer: scene.objects[index].size,
     };
   }
   return null;

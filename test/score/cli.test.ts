@@ -1,5 +1,5 @@
 import test from 'ava';
-import { rm, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../harness/cli.ts';
@@ -8,17 +8,9 @@ import { generateSynthScenes, synthPaths } from '../../tasks/synth/index.ts';
 import type { LoadedSplit } from '../../harness/types.ts';
 import type { VcrExample, VcrPredictions } from '../../tasks/vcr/index.ts';
 import { writeNpyMatrix, type RetrievalImage } from '../../tasks/retrieval/index.ts';
+import { temporaryFolders } from '../support/temporary-folders.ts';
 
-/** Every folder this file creates, removed when its tests are done. */
-const createdDirs: string[] = [];
-async function temporaryDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(prefix);
-  createdDirs.push(dir);
-  return dir;
-}
-test.after.always(async () => {
-  await Promise.all(createdDirs.map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const temporaryDir = temporaryFolders(test);
 
 
 /** Runs `vlbench <args>` in-process and captures what it writes. */

@@ -1,19 +1,11 @@
 import test from 'ava';
-import { rm, mkdtemp, mkdir, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gqaTask, loadGqaSplit, readGqaPredictions, scoreGqa } from '../../tasks/vqa/index.ts';
+import { temporaryFolders } from '../support/temporary-folders.ts';
 
-/** Every folder this file creates, removed when its tests are done. */
-const createdDirs: string[] = [];
-async function temporaryDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(prefix);
-  createdDirs.push(dir);
-  return dir;
-}
-test.after.always(async () => {
-  await Promise.all(createdDirs.map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const temporaryDir = temporaryFolders(test);
 
 
 // File order on purpose: a JavaScript object (this literal included) lists integer-like ids first, in

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { rm, mkdtemp, mkdir, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -12,17 +12,9 @@ import {
   type VqaExample,
 } from '../../tasks/vqa/index.ts';
 import type { LoadedSplit } from '../../harness/types.ts';
+import { temporaryFolders } from '../support/temporary-folders.ts';
 
-/** Every folder this file creates, removed when its tests are done. */
-const createdDirs: string[] = [];
-async function temporaryDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(prefix);
-  createdDirs.push(dir);
-  return dir;
-}
-test.after.always(async () => {
-  await Promise.all(createdDirs.map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const temporaryDir = temporaryFolders(test);
 
 
 const header = (subtype: string) => ({
