@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AlignedEncoder } from '../models/encoders/aligned-encoder.ts';
+import { writeFileAtomically } from './atomic-write.ts';
 import { InputError } from './errors.ts';
 import { FeatureCache } from './feature-cache.ts';
 import { preprocessedBatches } from './images.ts';
@@ -12,6 +15,7 @@ import { startProgress } from './progress.ts';
  */
 export class FeatureTable {
   private readonly rowOf = new Map<string, number>();
+  private realLengths?: Int32Array;
 
   constructor(
     /** Values per row of each part: tokens [tokenCount × tokenDim], embeds [embedDim]. */
@@ -37,19 +41,44 @@ export class FeatureTable {
     return row;
   }
 
-  /** Copies the token rows of `keys` into one [keys.length × tokenCount × tokenDim] array. */
-  gatherTokens(keys: readonly string[]): Float32Array {
-    const width = this.tokenCount * this.tokenDim;
+  /**
+   * Copies the first `length` token rows of each of `keys` into one [keys.length × length × tokenDim]
+   * array (all tokenCount by default).
+   */
+  gatherTokens(keys: readonly string[], length = this.tokenCount): Float32Array {
+    const stride = this.tokenCount * this.tokenDim;
+    const width = length * this.tokenDim;
     const out = new Float32Array(keys.length * width);
-    keys.forEach((key, i) => out.set(this.tokens.subarray(this.row(key) * width, (this.row(key) + 1) * width), i * width));
+    keys.forEach((key, i) => out.set(this.tokens.subarray(this.row(key) * stride, this.row(key) * stride + width), i * width));
     return out;
   }
 
-  gatherMasks(keys: readonly string[]): Float32Array {
+  gatherMasks(keys: readonly string[], length = this.tokenCount): Float32Array {
     if (!this.masks) throw new Error('this feature table has no masks');
-    const out = new Float32Array(keys.length * this.tokenCount);
-    keys.forEach((key, i) => out.set(this.masks!.subarray(this.row(key) * this.tokenCount, (this.row(key) + 1) * this.tokenCount), i * this.tokenCount));
+    const out = new Float32Array(keys.length * length);
+    keys.forEach((key, i) => out.set(this.masks!.subarray(this.row(key) * this.tokenCount, this.row(key) * this.tokenCount + length), i * length));
     return out;
+  }
+
+  /**
+   * The longest real (unmasked) length among `keys`. A batch of short texts is cut to it rather
+   * than to the run's longest text: padding is masked out of the fusion's attention and its
+   * pooling, so the cut changes no output, only the work (VCR mixes 15-token Q→A texts with
+   * 40-token QA→R texts).
+   */
+  longestText(keys: readonly string[]): number {
+    if (!this.masks) return this.tokenCount;
+    if (!this.realLengths) {
+      this.realLengths = new Int32Array(this.size);
+      for (let row = 0; row < this.size; row++) {
+        let length = 0;
+        for (let t = 0; t < this.tokenCount; t++) if (this.masks[row * this.tokenCount + t] > 0) length = t + 1;
+        this.realLengths[row] = length;
+      }
+    }
+    let longest = 1;
+    for (const key of keys) longest = Math.max(longest, this.realLengths[this.row(key)]);
+    return longest;
   }
 
   gatherEmbeds(keys: readonly string[]): Float32Array {
@@ -111,46 +140,85 @@ export async function extractImageFeatures(encoder: AlignedEncoder, imagePaths: 
 }
 
 /**
- * Encodes every distinct text once. Token rows are cut to the longest text of the run (not
- * the model's context length): the encoder is causal, so trailing padding changes nothing,
- * and the fusion then attends over fewer positions.
+ * Encodes every distinct text once. Texts are batched in order of length and padded to the
+ * longest of their batch, and token rows are cut to the longest text of the run (not the
+ * model's context length): the text encoder is causal, so padding after a text changes none
+ * of its outputs, only the work. With `cacheRoot`, the whole table is kept on disk, keyed by
+ * the encoder's fingerprint and the texts, so the other methods of a comparison (same data,
+ * same texts) read it instead of encoding again; a VCR split has 20 texts per question.
  */
-export async function extractTextFeatures(encoder: AlignedEncoder, allTexts: readonly string[], options: { batchSize?: number } = {}): Promise<FeatureTable> {
+export async function extractTextFeatures(encoder: AlignedEncoder, allTexts: readonly string[], options: { batchSize?: number; cacheRoot?: string } = {}): Promise<FeatureTable> {
   const texts = [...new Set(allTexts)];
   if (texts.length === 0) throw new InputError('no texts to encode');
+  const tokenDim = encoder.textTokenDim;
+  const embedDim = encoder.embeddingDim;
+  const cacheFile = options.cacheRoot
+    ? join(options.cacheRoot, 'text-features', `${createHash('sha256').update(JSON.stringify({ fingerprint: encoder.fingerprint, kind: 'text-last-hidden-state+text-embeds', texts })).digest('hex').slice(0, 32)}.f32`)
+    : undefined;
+  if (cacheFile) {
+    const cached = await readCachedTextTable(cacheFile, texts, tokenDim, embedDim);
+    if (cached) return cached;
+  }
   const batchSize = options.batchSize ?? 64;
-  const encodings = [];
+  const order = texts.map((_, i) => i).sort((a, b) => texts[a].length - texts[b].length || a - b);
+  const encoded: { rows: number[]; encoding: Awaited<ReturnType<AlignedEncoder['encodeTexts']>> }[] = [];
   let longest = 1;
   const progress = startProgress('encoding texts', texts.length);
-  for (let start = 0; start < texts.length; start += batchSize) {
-    const encoding = await encoder.encodeTexts(texts.slice(start, start + batchSize), { padding: 'max_length' });
-    const [count, length] = [encoding.tokens.shape[0], encoding.tokens.shape[1]];
-    for (let i = 0; i < count; i++) {
+  for (let start = 0; start < order.length; start += batchSize) {
+    const rows = order.slice(start, start + batchSize);
+    const encoding = await encoder.encodeTexts(rows.map((row) => texts[row]), { padding: 'longest' });
+    const length = encoding.tokens.shape[1];
+    for (let i = 0; i < rows.length; i++) {
       let real = 0;
       for (let t = 0; t < length; t++) real += encoding.attentionMask[i * length + t];
       longest = Math.max(longest, real);
     }
-    encodings.push(encoding);
-    progress.tick(count);
+    encoded.push({ rows, encoding });
+    progress.tick(rows.length);
   }
   progress.stop();
-  const tokenDim = encoder.textTokenDim;
-  const embedDim = encoder.embeddingDim;
   const tokens = new Float32Array(texts.length * longest * tokenDim);
   const masks = new Float32Array(texts.length * longest);
   const embeds = new Float32Array(texts.length * embedDim);
-  let row = 0;
-  for (const encoding of encodings) {
-    const [count, length] = [encoding.tokens.shape[0], encoding.tokens.shape[1]];
-    for (let i = 0; i < count; i++, row++) {
-      for (let t = 0; t < longest; t++) {
+  for (const { rows, encoding } of encoded) {
+    const length = encoding.tokens.shape[1];
+    rows.forEach((row, i) => {
+      for (let t = 0; t < Math.min(length, longest); t++) {
         tokens.set(encoding.tokens.data.subarray((i * length + t) * tokenDim, (i * length + t + 1) * tokenDim), (row * longest + t) * tokenDim);
         masks[row * longest + t] = encoding.attentionMask[i * length + t];
       }
       embeds.set(encoding.embeds.data.subarray(i * embedDim, (i + 1) * embedDim), row * embedDim);
-    }
+    });
   }
-  return new FeatureTable(longest, tokenDim, embedDim, tokens, embeds, texts, masks);
+  const table = new FeatureTable(longest, tokenDim, embedDim, tokens, embeds, texts, masks);
+  if (cacheFile) await writeCachedTextTable(cacheFile, table);
+  return table;
+}
+
+/** Cached table layout: [longest as float32], tokens, embeds, masks. Anything that does not add up is a miss. */
+async function readCachedTextTable(file: string, texts: string[], tokenDim: number, embedDim: number): Promise<FeatureTable | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch {
+    return undefined;
+  }
+  const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength - (bytes.byteLength % 4)));
+  const longest = values[0];
+  const n = texts.length;
+  if (!Number.isInteger(longest) || longest < 1 || values.length !== 1 + n * (longest * tokenDim + embedDim + longest)) return undefined;
+  const tokensEnd = 1 + n * longest * tokenDim;
+  const embedsEnd = tokensEnd + n * embedDim;
+  return new FeatureTable(longest, tokenDim, embedDim, values.subarray(1, tokensEnd), values.subarray(tokensEnd, embedsEnd), texts, values.subarray(embedsEnd));
+}
+
+async function writeCachedTextTable(file: string, table: FeatureTable): Promise<void> {
+  const values = new Float32Array(1 + table.tokens.length + table.embeds.length + table.masks!.length);
+  values[0] = table.tokenCount;
+  values.set(table.tokens, 1);
+  values.set(table.embeds, 1 + table.tokens.length);
+  values.set(table.masks!, 1 + table.tokens.length + table.embeds.length);
+  await writeFileAtomically(file, new Uint8Array(values.buffer));
 }
 
 /**

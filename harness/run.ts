@@ -334,7 +334,7 @@ async function encodeEverything(
   const all = [splits.train, splits.validation, ...splits.evaluations].filter((s): s is LoadedSplit<unknown> => s !== null);
   const imageKeys = [...new Set([...all.flatMap((s) => imagesOf(task, s)), ...(splits.train ? targetImages : [])])];
   const { table: images, cacheHits } = await extractImageFeatures(encoder, imageKeys, { cacheRoot: cacheDir });
-  const texts = await extractTextFeatures(encoder, all.flatMap((s) => textsOf(task, s)));
+  const texts = await extractTextFeatures(encoder, all.flatMap((s) => textsOf(task, s)), { cacheRoot: cacheDir });
   return { images, imageKeys, texts, cacheHits };
 }
 

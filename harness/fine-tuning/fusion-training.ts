@@ -85,10 +85,11 @@ export class FusionTraining {
       const pooled = poolRegions(image, this.grid, boxes);
       regions = { tokens: pooled.regions, mask: pooled.mask, geometry: boxGeometry(boxes, pooled.maxRegions) };
     }
+    const length = texts.longestText(textKeys);
     return {
       image,
-      text: tf.tensor3d(texts.gatherTokens(textKeys), [textKeys.length, texts.tokenCount, texts.tokenDim]),
-      mask: tf.tensor2d(texts.gatherMasks(textKeys), [textKeys.length, texts.tokenCount]),
+      text: tf.tensor3d(texts.gatherTokens(textKeys, length), [textKeys.length, length, texts.tokenDim]),
+      mask: tf.tensor2d(texts.gatherMasks(textKeys, length), [textKeys.length, length]),
       regions,
     };
   }
