@@ -19,7 +19,7 @@ import { generateSynthScenes } from '../tasks/synth/index.ts';
 const { values } = parseArgs({
   options: {
     data: { type: 'string' },
-    images: { type: 'string', default: '250' },
+    images: { type: 'string', default: '500' },
     seeds: { type: 'string', default: '0,1,2' },
     epochs: { type: 'string' },
     jobs: { type: 'string' },
