@@ -46,3 +46,4 @@ export { extendWordLevelVocabulary } from './models/encoders/vocabulary-extensio
 // Runs: fine-tuning and scoring end to end, and the demo.
 export { executeRun, type RunRequest, type RunOutcome } from './harness/run.ts';
 export { runDemo } from './harness/demo.ts';
+export { runPool, defaultConcurrency, type PoolJob, type RunSummary } from './harness/run-pool.ts';
