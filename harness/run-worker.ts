@@ -9,6 +9,9 @@ if (!process.send) {
   process.exit(2);
 }
 
+// The pool is gone (Ctrl-C, a crash): stop now. A run cut short leaves only its `.partial` folder.
+process.on('disconnect', () => process.exit(1));
+
 process.on('message', async (job: PoolJob) => {
   let reply: WorkerReply;
   try {
