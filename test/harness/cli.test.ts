@@ -1,5 +1,6 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -35,4 +36,16 @@ test('a bad option value exits 2 with a one-line error', async (t) => {
   const { code, stderr } = await vlbench('env', '--backend', 'gpu');
   t.is(code, 2);
   t.is(stderr.trim().split('\n').length, 1);
+});
+
+test('demo --epochs takes one number for every task or task=N pairs, and refuses anything else before any work', async (t) => {
+  const { parseDemoEpochs } = await import('../../harness/commands/demo.ts');
+  t.deepEqual(parseDemoEpochs('5'), { vqa: 5, vcr: 5, retrieval: 5 });
+  t.deepEqual(parseDemoEpochs('vqa=40, vcr=3'), { vqa: 40, vcr: 3 });
+  t.throws(() => parseDemoEpochs('gqa=3'), { message: /task=N/ });
+  t.throws(() => parseDemoEpochs('vqa=0'), { message: /positive integer/ });
+  const { code, stderr } = await vlbench('demo', '--out', 'tmp/never-made', '--methods', 'ft+bogus');
+  t.is(code, 2);
+  t.regex(stderr, /unknown objective "bogus"/);
+  t.false(existsSync(new URL('../../tmp/never-made', import.meta.url)), 'no data generated for a run that cannot start');
 });
