@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rename } from 'node:fs/promises';
+import { rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { buildBoard } from '../leaderboard/board.ts';
 import { renderHtml } from '../leaderboard/render-html.ts';
@@ -84,7 +84,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const finalDb = join(outDir, 'leaderboard.db');
   const db = join(outDir, `leaderboard.${process.pid}.partial.db`);
   const runsDir = join(outDir, 'runs');
-  const plan: { task: 'vqa' | 'vcr' | 'retrieval'; method: string }[] = [];
+  const plan: { task: DemoTask; method: string }[] = [];
   for (const task of options.tasks) {
     if (task === 'retrieval') plan.push({ task, method: 'zeroshot' }, { task, method: 'ft' });
     else for (const method of options.methods) plan.push({ task, method });
@@ -120,7 +120,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   }
   await rename(db, finalDb);
   const htmlFile = join(outDir, 'leaderboard.html');
-  await mkdir(outDir, { recursive: true });
   await writeFileAtomically(htmlFile, html);
   return { outcomes, table, leaderboard, htmlFile, seconds: (performance.now() - started) / 1000 };
 }

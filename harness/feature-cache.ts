@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomically } from './atomic-write.ts';
 import type { ImagePreprocessing } from './images.ts';
 
 /**
@@ -49,10 +50,6 @@ export class FeatureCache {
   }
 
   async put(contentKey: string, features: Float32Array): Promise<void> {
-    const file = this.fileFor(contentKey);
-    await mkdir(join(this.dir, contentKey.slice(0, 2)), { recursive: true });
-    const temporary = `${file}.${process.pid}.tmp`;
-    await writeFile(temporary, new Uint8Array(features.buffer, features.byteOffset, features.byteLength));
-    await rename(temporary, file);
+    await writeFileAtomically(this.fileFor(contentKey), new Uint8Array(features.buffer, features.byteOffset, features.byteLength));
   }
 }

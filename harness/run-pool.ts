@@ -112,9 +112,13 @@ export async function runPool(jobs: readonly PoolJob[], options: PoolOptions = {
   const idle: RunWorker[] = [];
   const all: RunWorker[] = [];
   const summaries: RunSummary[] = new Array(jobs.length);
+  const startWorker = () => {
+    const worker = new RunWorker();
+    all.push(worker);
+    return worker;
+  };
   const runJob = async (index: number) => {
-    const worker = idle.pop() ?? new RunWorker();
-    if (!all.includes(worker)) all.push(worker);
+    const worker = idle.pop() ?? startWorker();
     options.onStart?.(index);
     const summary = await worker.run(jobs[index]);
     idle.push(worker);
