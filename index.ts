@@ -1,7 +1,7 @@
 // The public API of vlbench: what a user imports from code. The CLI is a thin layer over these.
-export { selectBackend, parseBackendChoice, describeBackend, type BackendChoice, type SelectedBackend } from './harness/backend.ts';
-export { InputError, type InputLocation } from './harness/errors.ts';
-export { SeededRandom } from './harness/random.ts';
+export { selectBackend, parseBackendChoice, describeBackend, type BackendChoice, type SelectedBackend } from './models/backends/select.ts';
+export { InputError, type InputLocation } from './core/errors.ts';
+export { SeededRandom } from './core/random.ts';
 export {
   OPENAI_CLIP_PREPROCESSING,
   preprocessImage,
@@ -10,20 +10,21 @@ export {
   toPreprocessorConfig,
   type ImagePreprocessing,
   type PixelBatch,
-} from './harness/images.ts';
-export { softwareVersions, describeMachine, gitCommit, type SoftwareVersions } from './harness/environment.ts';
-export type { Task, LoadedSplit, LoadOptions, ScoreOptions, ScoreReport, ExampleScore, BackendName } from './harness/types.ts';
-export { main as runCli } from './harness/cli.ts';
+} from './models/image-pipeline.ts';
+export { softwareVersions, describeMachine, gitCommit, type SoftwareVersions } from './core/environment.ts';
+export type { Task, LoadedSplit, LoadOptions, ScoreOptions, ScoreReport, ExampleScore, BackendName } from './core/types.ts';
+export { main as runCli } from './cli/program.ts';
 
 // Tasks: loaders, official metrics and submission writers.
-export { getTask, knownTaskNames, listTasks } from './harness/task-registry.ts';
+export { getTask, knownTaskNames, listTasks } from './tasks/registry.ts';
 export { vqaTask, gqaTask, normalizeVqaAnswer, vqaQuestionAccuracy, vqaSoftScore, buildAnswerVocabulary, loadVqaSplit, loadGqaSplit, scoreVqa, scoreGqa, type VqaExample, type GqaExample } from './tasks/vqa/index.ts';
 export { vcrTask, loadVcrSplit, scoreVcr, readVcrLeaderboardCsv, writeVcrLeaderboardCsv, renderVcrTokens, type VcrExample } from './tasks/vcr/index.ts';
 export { retrievalTask, loadKarpathySplit, scoreRetrieval, readNpyMatrix, writeNpyMatrix, type RetrievalImage, type RetrievalScores } from './tasks/retrieval/index.ts';
 export { generateSynthScenes, readSynthManifest, type SynthManifest, type SynthOptions } from './tasks/synth/index.ts';
 
 // Models: the aligned encoder (tfjs CLIP in the Hugging Face layout, ONNX), safetensors, training.
-export { loadEncoder, fingerprintModelFolder, type AlignedEncoder, type LoadEncoderOptions, type HostTensor } from './models/encoders/aligned-encoder.ts';
+export { fingerprintModelFolder, type AlignedEncoder, type HostTensor } from './models/encoders/aligned-encoder.ts';
+export { loadEncoder, type LoadEncoderOptions } from './models/encoders/load-encoder.ts';
 export { ClipModel, type FreezePolicy } from './models/encoders/clip.ts';
 export { TfjsClipEncoder } from './models/encoders/clip-encoder.ts';
 export { readSafetensors, writeSafetensors } from './models/encoders/safetensors.ts';
@@ -39,7 +40,7 @@ export { bootstrapInterval, pairedBootstrap } from './leaderboard/statistics.ts'
 // Contrastive pretraining and the bundled SynthScenes CLIP.
 export { bundledModelDir } from './models/encoders/bundled.ts';
 export { pretrainClip, pretrainClipConfig, contrastivePretrainingProblem, loadPretrainingPairs } from './models/pretrain.ts';
-export { runPretrain } from './harness/commands/pretrain.ts';
+export { runPretrain } from './cli/commands/pretrain.ts';
 export { wordLevelVocabulary, writeWordLevelTokenizer } from './models/encoders/word-level-tokenizer.ts';
 export { extendWordLevelVocabulary } from './models/encoders/vocabulary-extension.ts';
 

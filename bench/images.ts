@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
-import { OPENAI_CLIP_PREPROCESSING, preprocessedBatches } from '../harness/images.ts';
-import { SeededRandom } from '../harness/random.ts';
+import { OPENAI_CLIP_PREPROCESSING, preprocessedBatches } from '../models/image-pipeline.ts';
+import { SeededRandom } from '../core/random.ts';
 
 const args = process.argv.slice(2);
 const concurrencyFlag = args.indexOf('--concurrency');

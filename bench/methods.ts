@@ -8,7 +8,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseDemoEpochs } from '../harness/commands/demo.ts';
+import { parseDemoEpochs } from '../cli/commands/demo.ts';
 import { DEMO_EPOCHS } from '../harness/demo.ts';
 import type { RunRequest } from '../harness/run.ts';
 import { defaultConcurrency, runPool, type PoolJob } from '../harness/run-pool.ts';

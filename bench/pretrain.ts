@@ -4,8 +4,8 @@
 //
 //   npx tsx bench/pretrain.ts [--config tiny|small] [--batch 64] [--steps 5] [--backend wasm]
 import * as tf from '@tensorflow/tfjs';
-import { describeBackend, parseBackendChoice, selectBackend } from '../harness/backend.ts';
-import { SeededRandom } from '../harness/random.ts';
+import { describeBackend, parseBackendChoice, selectBackend } from '../models/backends/select.ts';
+import { SeededRandom } from '../core/random.ts';
 import { ClipModel } from '../models/encoders/clip.ts';
 import { wordLevelVocabulary } from '../models/encoders/word-level-tokenizer.ts';
 import { PRETRAIN_CONFIG_NAMES, contrastivePretrainingProblem, pretrainClipConfig, withTransposeFreeMatMulGradient, type PretrainConfigName } from '../models/pretrain.ts';

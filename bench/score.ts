@@ -17,7 +17,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SeededRandom } from '../harness/random.ts';
+import { SeededRandom } from '../core/random.ts';
 import { vqaTask } from '../tasks/vqa/index.ts';
 import { scoreRetrieval } from '../tasks/retrieval/recall.ts';
 

@@ -4,9 +4,10 @@
 //
 //   npx tsx bench/zeroshot.ts --data tmp/synth-6667 [--model DIR (default: the bundled model)] [--split test] [--backend wasm]
 import { resolve } from 'node:path';
-import { parseBackendChoice } from '../harness/backend.ts';
-import { preprocessedBatches } from '../harness/images.ts';
-import { loadEncoder, type HostTensor } from '../models/encoders/aligned-encoder.ts';
+import { parseBackendChoice } from '../models/backends/select.ts';
+import { preprocessedBatches } from '../models/image-pipeline.ts';
+import { type HostTensor } from '../models/encoders/aligned-encoder.ts';
+import { loadEncoder } from '../models/encoders/load-encoder.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { loadKarpathySplit, retrievalCaptions, scoreRetrievalSplit } from '../tasks/retrieval/index.ts';
 import { SYNTH_DOMAINS, readSynthManifest, synthPaths } from '../tasks/synth/index.ts';

@@ -2,4 +2,4 @@
 // The package ships TypeScript sources; tsx's loader runs them without a build step.
 import { register } from 'tsx/esm/api';
 register();
-await import('../harness/main.ts');
+await import('../cli/main.ts');

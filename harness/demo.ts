@@ -9,10 +9,10 @@ import { parseMethodSpec } from '../models/objectives/index.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { readClipConfig } from '../models/encoders/clip-config.ts';
 import { generateSynthScenes, readSynthManifest } from '../tasks/synth/index.ts';
-import { writeFileAtomically } from './atomic-write.ts';
+import { writeFileAtomically } from '../core/atomic-write.ts';
 import type { RunRequest } from './run.ts';
 import { defaultConcurrency, runPool, type PoolJob, type RunSummary } from './run-pool.ts';
-import { VLBENCH_VERSION } from './version.ts';
+import { VLBENCH_VERSION } from '../core/version.ts';
 
 /**
  * The main job on the embedded default: generate SynthScenes, load the bundled CLIP, compare

@@ -1,8 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { InputError } from './errors.ts';
-import type { LoadOptions } from './types.ts';
+import { InputError } from '../core/errors.ts';
+import type { LoadOptions } from '../core/types.ts';
 import { readSynthManifest, synthPaths, synthSplitLabel, synthSubtype, type SynthDomain, type SynthManifest, type SynthSplit } from '../tasks/synth/index.ts';
 
 /**

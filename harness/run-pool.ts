@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pLimit from 'p-limit';
-import { InputError } from './errors.ts';
+import { InputError } from '../core/errors.ts';
 import type { RunHooks, RunOutcome, RunRequest } from './run.ts';
 
 /**

@@ -1,6 +1,6 @@
 // A child process of the run pool (harness/run-pool.ts): takes one run at a time over IPC,
 // executes it, replies with its summary, and waits for the next until the pool stops it.
-import { InputError } from './errors.ts';
+import { InputError } from '../core/errors.ts';
 import { executeRun } from './run.ts';
 import { summarizeOutcome, type PoolJob, type WorkerReply } from './run-pool.ts';
 

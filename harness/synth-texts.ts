@@ -1,7 +1,7 @@
 import type { VcrExample } from '../tasks/vcr/load.ts';
 import type { RetrievalImage } from '../tasks/retrieval/karpathy.ts';
 import { synthLoadOptions } from './run-data.ts';
-import { getTask } from './task-registry.ts';
+import { getTask } from '../tasks/registry.ts';
 
 /**
  * Every text a run on a SynthScenes folder feeds the text encoder, from one domain's

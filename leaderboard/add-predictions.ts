@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { InputError } from '../harness/errors.ts';
-import type { Task } from '../harness/types.ts';
+import { InputError } from '../core/errors.ts';
+import type { Task } from '../core/types.ts';
 import type { RunRecord, RunRecordDraft } from './run-record.ts';
 import { recordRun, type LeaderboardStore } from './store.ts';
 

@@ -1,8 +1,8 @@
-import type { ExampleScore } from '../harness/types.ts';
+import type { ExampleScore } from '../core/types.ts';
 import { comparabilityKey, comparabilityKeyString, seedGroupKey, type ComparabilityKey, type RunRecord, type TrainingCurvePoint } from './run-record.ts';
 import { aggregateOverSeeds, bootstrapInterval, DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, type Interval } from './statistics.ts';
 import type { StoredRun } from './store.ts';
-import { SeededRandom } from '../harness/random.ts';
+import { SeededRandom } from '../core/random.ts';
 
 /**
  * The leaderboard as data, before any formatting: one section per comparability key (and

@@ -1,5 +1,5 @@
-import { InputError } from '../harness/errors.ts';
-import type { ExampleScore } from '../harness/types.ts';
+import { InputError } from '../core/errors.ts';
+import type { ExampleScore } from '../core/types.ts';
 import { comparabilityDifferences, type RunRecord } from './run-record.ts';
 import { pairedBootstrap, type BootstrapOptions, type PairedDifference } from './statistics.ts';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { InputError } from '../harness/errors.ts';
+import { InputError } from '../core/errors.ts';
 
 /**
  * The run record: everything needed to reproduce a leaderboard number and to decide

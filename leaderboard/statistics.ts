@@ -1,6 +1,6 @@
-import { InputError, listSome } from '../harness/errors.ts';
-import { SeededRandom } from '../harness/random.ts';
-import type { ExampleScore } from '../harness/types.ts';
+import { InputError, listSome } from '../core/errors.ts';
+import { SeededRandom } from '../core/random.ts';
+import type { ExampleScore } from '../core/types.ts';
 
 /**
  * How sure a leaderboard number is.

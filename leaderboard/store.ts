@@ -1,8 +1,8 @@
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { InputError, listSome } from '../harness/errors.ts';
-import type { ExampleScore } from '../harness/types.ts';
+import { InputError, listSome } from '../core/errors.ts';
+import type { ExampleScore } from '../core/types.ts';
 import { RUN_RECORD_VERSION, newRunId, parseRunRecord, type RunRecord, type RunRecordDraft } from './run-record.ts';
 
 /**

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from '../harness/errors.ts';
-import { preprocessedBatches, type ImagePreprocessing } from '../harness/images.ts';
+import { InputError } from '../core/errors.ts';
+import { preprocessedBatches, type ImagePreprocessing } from './image-pipeline.ts';
 import { parseClipConfig, type ClipConfig } from './encoders/clip-config.ts';
 import type { ClipModel } from './encoders/clip.ts';
 import type { ClipTokenizer } from './encoders/clip-tokenizer.ts';

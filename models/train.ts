@@ -2,8 +2,8 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { InputError } from '../harness/errors.ts';
-import { SeededRandom } from '../harness/random.ts';
+import { InputError } from '../core/errors.ts';
+import { SeededRandom } from '../core/random.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from './encoders/safetensors.ts';
 
 /**

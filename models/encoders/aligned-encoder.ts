@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { InputError } from '../../harness/errors.ts';
-import type { BackendChoice } from '../../harness/backend.ts';
-import { readPreprocessorConfig, type ImagePreprocessing } from '../../harness/images.ts';
-import type { BackendName } from '../../harness/types.ts';
+import { InputError } from '../../core/errors.ts';
+import type { BackendChoice } from '../backends/select.ts';
+import { readPreprocessorConfig, type ImagePreprocessing } from '../image-pipeline.ts';
+import type { BackendName } from '../../core/types.ts';
 import type { ClipConfig } from './clip-config.ts';
 import type { FreezePolicy } from './clip.ts';
 import type { PaddingMode } from './clip-tokenizer.ts';
@@ -75,34 +75,6 @@ export interface LoadEncoderOptions {
   backend?: BackendChoice;
   /** tfjs only: which weights train (default 'frozen'). */
   freeze?: FreezePolicy;
-}
-
-/** Loads the encoder a model folder holds. */
-export async function loadEncoder(dir: string, options: LoadEncoderOptions = {}): Promise<AlignedEncoder> {
-  const folder = resolve(dir);
-  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new InputError('model folder does not exist', { file: folder });
-  const engine = options.engine ?? (await detectEngine(folder));
-  if (engine === 'tfjs') {
-    const { TfjsClipEncoder } = await import('./clip-encoder.ts');
-    return TfjsClipEncoder.load(folder, options);
-  }
-  if (engine === 'onnx') {
-    if (options.freeze !== undefined && options.freeze !== 'frozen') throw new InputError('the ONNX engine is inference only; use --engine tfjs to fine-tune', { file: folder, field: 'freeze' });
-    const { OnnxClipEncoder } = await import('./onnx-clip.ts');
-    return OnnxClipEncoder.load(folder);
-  }
-  throw new InputError(`unknown engine "${String(engine)}"; expected one of ${ENCODER_ENGINES.join(', ')}`, { field: '--engine' });
-}
-
-async function detectEngine(folder: string): Promise<EncoderEngine> {
-  if (existsSync(join(folder, 'model.safetensors'))) return 'tfjs';
-  if (existsSync(join(folder, 'onnx', 'vision_model.onnx')) || existsSync(join(folder, 'onnx', 'text_model.onnx'))) return 'onnx';
-  const files = await readdir(folder);
-  const pickled = files.filter((f) => /\.(bin|pt|pth|ckpt|pkl)$/.test(f));
-  if (pickled.length) {
-    throw new InputError(`only ${pickled.join(', ')} found: vlbench never unpickles checkpoints (that can execute code); convert to safetensors (model.safetensors) first`, { file: folder });
-  }
-  throw new InputError('no model.safetensors (tfjs engine) and no onnx/vision_model.onnx or onnx/text_model.onnx (ONNX engine) in the model folder', { file: folder });
 }
 
 /** The files a folder's fingerprint covers, for an engine: those that change its outputs. */

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 
 /**
  * Hugging Face's CLIPConfig, the fields the model's shape and arithmetic depend on, with the

@@ -1,17 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../harness/backend.ts';
-import type { ImagePreprocessing } from '../../harness/images.ts';
-import type { BackendName } from '../../harness/types.ts';
-import {
-  checkPixelBatch,
-  fingerprintModelFolder,
-  readModelPreprocessing,
-  type AlignedEncoder,
-  type HostTensor,
-  type ImageEncoding,
-  type LoadEncoderOptions,
-  type TextEncoding,
-} from './aligned-encoder.ts';
+import { selectBackend } from '../backends/select.ts';
+import type { ImagePreprocessing } from '../image-pipeline.ts';
+import type { BackendName } from '../../core/types.ts';
+import { checkPixelBatch, fingerprintModelFolder, readModelPreprocessing, type AlignedEncoder, type LoadEncoderOptions, type HostTensor, type ImageEncoding, type TextEncoding } from './aligned-encoder.ts';
+
 import type { ClipConfig } from './clip-config.ts';
 import { ClipModel } from './clip.ts';
 import { ClipTokenizer, type PaddingMode } from './clip-tokenizer.ts';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 import type { TokenBatch } from './clip.ts';
 
 /**

@@ -2,8 +2,8 @@ import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { InputError, listSome } from '../../harness/errors.ts';
-import type { SeededRandom } from '../../harness/random.ts';
+import { InputError, listSome } from '../../core/errors.ts';
+import type { SeededRandom } from '../../core/random.ts';
 import { clipConfigToJson, readClipConfig, type ClipConfig } from './clip-config.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 

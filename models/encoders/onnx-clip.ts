@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLIPTextModelWithProjection, CLIPVisionModelWithProjection, Tensor, type PreTrainedModel } from '@huggingface/transformers';
-import { InputError } from '../../harness/errors.ts';
-import type { ImagePreprocessing } from '../../harness/images.ts';
+import { InputError } from '../../core/errors.ts';
+import type { ImagePreprocessing } from '../image-pipeline.ts';
 import {
   checkPixelBatch,
   fingerprintModelFolder,

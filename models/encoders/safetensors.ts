@@ -1,6 +1,6 @@
 import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 
 /**
  * Reader and writer for the safetensors format (Hugging Face's weight file): an 8-byte

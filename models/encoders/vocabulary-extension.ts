@@ -1,7 +1,7 @@
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InputError } from '../../harness/errors.ts';
-import type { SeededRandom } from '../../harness/random.ts';
+import { InputError } from '../../core/errors.ts';
+import type { SeededRandom } from '../../core/random.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import { wordLevelPieces } from './word-level-tokenizer.ts';
 

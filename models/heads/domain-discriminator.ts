@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { SeededRandom } from '../../harness/random.ts';
+import type { SeededRandom } from '../../core/random.ts';
 import type { DomainClassifier } from '../objectives/dann.ts';
 import { Linear, ParameterModule, type TrainableModule } from './layers.ts';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { matMul } from '../objectives/matmul.ts';
-import type { SeededRandom } from '../../harness/random.ts';
+import { matMul } from '../ops/matmul.ts';
+import type { SeededRandom } from '../../core/random.ts';
 import {
   selectionMatrix,
   type SceneGraphPredictions,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { SeededRandom } from '../../harness/random.ts';
+import type { SeededRandom } from '../../core/random.ts';
 import { LayerNorm, Linear, ParameterModule, quickGelu, type TrainableModule } from './layers.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { documentSettings } from './settings.ts';
 import { ADVERSARIAL_DEFAULTS, ADVERSARIAL_SETTING_FIELDS, parseAdversarialSettings, type AdversarialSettings } from './adversarial.ts';
 import { DANN_DEFAULTS, DANN_SETTING_FIELDS, parseDannSettings, type DannSettings } from './dann.ts';

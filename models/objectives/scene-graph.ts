@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { matMul } from './matmul.ts';
+import { matMul } from '../ops/matmul.ts';
 import { sigmoidCrossEntropyWithLogits } from './soft-score-bce.ts';
 import { numberSetting, parseSettings, type SettingFields } from './settings.ts';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 
 /**
  * Objective settings arrive as strings (`--set adv.eta=0.01`). Each objective declares,

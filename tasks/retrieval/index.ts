@@ -1,5 +1,5 @@
-import { InputError } from '../../harness/errors.ts';
-import type { LoadedSplit, ScoreOptions, ScoreReport, Task } from '../../harness/types.ts';
+import { InputError } from '../../core/errors.ts';
+import type { LoadedSplit, ScoreOptions, ScoreReport, Task } from '../../core/types.ts';
 import { KARPATHY_SPLITS, RETRIEVAL_TASK_VERSION, captionImageIndexOf, loadKarpathySplit, type RetrievalImage } from './karpathy.ts';
 import { readNpyMatrix, writeNpyMatrix, type SimilarityMatrix } from './npy.ts';
 import { checkFiniteSimilarities, scoreRetrieval, type DirectionRecall } from './recall.ts';

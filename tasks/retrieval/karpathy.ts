@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { InputError, describeValue, fieldError, listSome } from '../../harness/errors.ts';
-import type { LoadOptions, LoadedSplit } from '../../harness/types.ts';
+import { InputError, describeValue, fieldError, listSome } from '../../core/errors.ts';
+import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
 
 /** Bump when loading changes which images or captions a split holds, or their order. */
 export const RETRIEVAL_TASK_VERSION = '1';

@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 
 /**
  * NumPy .npy files, only the part retrieval needs: 2-D float32 / float64, little endian, C order.

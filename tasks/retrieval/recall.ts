@@ -1,4 +1,4 @@
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 
 /**
  * Image-text retrieval recall over a similarity matrix S[image][caption] (row-major, rows = images,

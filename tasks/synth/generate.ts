@@ -3,8 +3,8 @@ import { copyFile, link, lstat, mkdir, readFile, readdir, rename, rm, rmdir, wri
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import pLimit from 'p-limit';
-import { InputError } from '../../harness/errors.ts';
-import { SeededRandom } from '../../harness/random.ts';
+import { InputError } from '../../core/errors.ts';
+import { SeededRandom } from '../../core/random.ts';
 import { captionTokens, captionsFor } from './captions.ts';
 import { gqaQuestionsFor, type GqaQuestion } from './gqa.ts';
 import { SYNTH_DOMAINS, SYNTH_SPLITS, type SynthDomain, type SynthSplit, synthImageName, synthPaths, synthSubtype } from './layout.ts';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { SYNTH_DOMAINS, SYNTH_SPLITS, synthPaths } from './layout.ts';
 
 /** Bumped whenever the same seed and options would give different files. */

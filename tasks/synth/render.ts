@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { SeededRandom } from '../../harness/random.ts';
+import { SeededRandom } from '../../core/random.ts';
 import type { SynthDomain } from './layout.ts';
 import type { Scene, SceneObject, SynthColor } from './scene.ts';
 

@@ -1,4 +1,4 @@
-import type { SeededRandom } from '../../harness/random.ts';
+import type { SeededRandom } from '../../core/random.ts';
 
 /**
  * What a SynthScenes picture contains, independent of how it looks: the scene

@@ -1,4 +1,4 @@
-import type { SeededRandom } from '../../harness/random.ts';
+import type { SeededRandom } from '../../core/random.ts';
 import {
   REGIONS,
   SYNTH_COLORS,

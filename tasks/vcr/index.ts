@@ -1,4 +1,4 @@
-import type { LoadedSplit, Task } from '../../harness/types.ts';
+import type { LoadedSplit, Task } from '../../core/types.ts';
 import { VCR_TASK_VERSION, loadVcrSplit, type VcrExample } from './load.ts';
 import { readVcrLeaderboardCsv, writeVcrLeaderboardCsv } from './leaderboard-csv.ts';
 import { checkVcrPredictions, scoreVcr, type VcrPredictions } from './score.ts';

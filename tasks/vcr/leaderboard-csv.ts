@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { stringify } from 'csv-stringify/sync';
-import { InputError, listSome } from '../../harness/errors.ts';
+import { InputError, listSome } from '../../core/errors.ts';
 import { VCR_CHOICES } from './load.ts';
 import type { VcrPredictions, VcrProbabilities } from './score.ts';
 

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { InputError, describeValue, fieldError } from '../../harness/errors.ts';
-import type { LoadOptions, LoadedSplit } from '../../harness/types.ts';
+import { InputError, describeValue, fieldError } from '../../core/errors.ts';
+import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
 import { renderVcrTokens, type VcrText, type VcrToken } from './tags.ts';
 
 /** Bump when loading or tag rendering changes what a model sees (README.md). */

@@ -1,5 +1,5 @@
-import { InputError, listSome } from '../../harness/errors.ts';
-import type { LoadedSplit, ScoreReport } from '../../harness/types.ts';
+import { InputError, listSome } from '../../core/errors.ts';
+import type { LoadedSplit, ScoreReport } from '../../core/types.ts';
 import { VCR_CHOICES, type VcrExample } from './load.ts';
 
 /** Bumped when the definition of q2a / qa2r / q2ar or the per-example score changes. */

@@ -1,4 +1,4 @@
-import type { Task } from '../../harness/types.ts';
+import type { Task } from '../../core/types.ts';
 import { VQA_TASK_VERSION, loadVqaSplit, type VqaExample } from './load.ts';
 import { checkVqaPredictions, readVqaPredictions, writeVqaResults } from './predictions.ts';
 import { scoreVqa, type VqaPredictions } from './score.ts';
@@ -19,7 +19,7 @@ export { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, fingerprintSplit, loadVqaSp
 export { checkVqaPredictions, readVqaPredictions, writeVqaResults } from './predictions.ts';
 export { VQA_METRIC_VERSION, scoreVqa, type VqaPredictions } from './score.ts';
 export { buildAnswerVocabulary } from './vocabulary.ts';
-export * from './gqa.ts';
+export * from '../gqa/index.ts';
 
 /** VQA v2 (and any split in its layout: abstract scenes, SynthScenes): official accuracy, EvalAI result JSON. */
 export const vqaTask: Task<VqaExample, VqaPredictions> = {

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { InputError, fieldError, listSome } from '../../harness/errors.ts';
-import type { LoadOptions, LoadedSplit } from '../../harness/types.ts';
+import { InputError, fieldError, listSome } from '../../core/errors.ts';
+import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
 
 /** Bumps when what the loader puts in an example changes. */
 export const VQA_TASK_VERSION = 'vqa-v2/1';

@@ -1,6 +1,6 @@
-import { writeFileAtomically } from '../../harness/atomic-write.ts';
-import { InputError, describeValue, listSome } from '../../harness/errors.ts';
-import type { LoadedSplit } from '../../harness/types.ts';
+import { writeFileAtomically } from '../../core/atomic-write.ts';
+import { InputError, describeValue, listSome } from '../../core/errors.ts';
+import type { LoadedSplit } from '../../core/types.ts';
 import { isObject, parseJson, readBytes } from './load.ts';
 
 /** How many bad records an error lists before it only counts them. */

@@ -1,5 +1,5 @@
-import { InputError } from '../../harness/errors.ts';
-import type { LoadedSplit, ScoreOptions, ScoreReport } from '../../harness/types.ts';
+import { InputError } from '../../core/errors.ts';
+import type { LoadedSplit, ScoreOptions, ScoreReport } from '../../core/types.ts';
 import { computeVqaAccuracy, type VqaNormalizationMode, type VqaScoredQuestion } from './accuracy.ts';
 import type { VqaExample } from './load.ts';
 import { checkVqaPredictions } from './predictions.ts';

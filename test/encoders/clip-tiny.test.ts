@@ -3,9 +3,10 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../harness/backend.ts';
-import { InputError } from '../../harness/errors.ts';
-import { fingerprintModelFolder, loadEncoder, type AlignedEncoder, type HostTensor } from '../../models/encoders/aligned-encoder.ts';
+import { selectBackend } from '../../models/backends/select.ts';
+import { InputError } from '../../core/errors.ts';
+import { fingerprintModelFolder, type AlignedEncoder, type HostTensor } from '../../models/encoders/aligned-encoder.ts';
+import { loadEncoder } from '../../models/encoders/load-encoder.ts';
 import { ClipModel } from '../../models/encoders/clip.ts';
 import { parseClipConfig } from '../../models/encoders/clip-config.ts';
 import { ClipTokenizer } from '../../models/encoders/clip-tokenizer.ts';

@@ -3,11 +3,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { main } from '../../harness/cli.ts';
-import { runEncode } from '../../harness/commands/encode.ts';
-import { InputError } from '../../harness/errors.ts';
-import { preprocessImage } from '../../harness/images.ts';
-import { loadEncoder } from '../../models/encoders/aligned-encoder.ts';
+import { main } from '../../cli/program.ts';
+import { runEncode } from '../../cli/commands/encode.ts';
+import { InputError } from '../../core/errors.ts';
+import { preprocessImage } from '../../models/image-pipeline.ts';
+import { loadEncoder } from '../../models/encoders/load-encoder.ts';
 
 const fixture = join(import.meta.dirname, '..', 'fixtures', 'clip-tiny');
 const dir = mkdtempSync(join(tmpdir(), 'vlbench-encode-'));

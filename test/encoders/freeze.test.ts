@@ -1,8 +1,8 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../harness/backend.ts';
-import { InputError } from '../../harness/errors.ts';
-import { SeededRandom } from '../../harness/random.ts';
+import { selectBackend } from '../../models/backends/select.ts';
+import { InputError } from '../../core/errors.ts';
+import { SeededRandom } from '../../core/random.ts';
 import { ClipModel, embeddingLookup } from '../../models/encoders/clip.ts';
 import { parseClipConfig } from '../../models/encoders/clip-config.ts';
 

@@ -3,10 +3,10 @@ import { copyFileSync, createWriteStream, mkdtempSync, rmSync, truncateSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { selectBackend } from '../../harness/backend.ts';
-import { InputError } from '../../harness/errors.ts';
-import { SeededRandom } from '../../harness/random.ts';
-import { loadEncoder } from '../../models/encoders/aligned-encoder.ts';
+import { selectBackend } from '../../models/backends/select.ts';
+import { InputError } from '../../core/errors.ts';
+import { SeededRandom } from '../../core/random.ts';
+import { loadEncoder } from '../../models/encoders/load-encoder.ts';
 import { checkClipTensors, ClipModel, clipParameterShapes } from '../../models/encoders/clip.ts';
 import { parseClipConfig } from '../../models/encoders/clip-config.ts';
 import { float32ToFloat16, readSafetensorsHeader, type TensorToWrite } from '../../models/encoders/safetensors.ts';

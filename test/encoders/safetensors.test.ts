@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { encodeSafetensors, float32ToFloat16, parseSafetensors, readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../models/encoders/safetensors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vlbench-safetensors-'));

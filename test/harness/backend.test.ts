@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseBackendChoice, selectBackend } from '../../harness/backend.ts';
+import { parseBackendChoice, selectBackend } from '../../models/backends/select.ts';
 
 test('auto never picks the plain CPU backend', async (t) => {
   const backend = await selectBackend('auto');

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const cli = ['--import', 'tsx', 'harness/main.ts'];
+const cli = ['--import', 'tsx', 'cli/main.ts'];
 
 async function vlbench(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -39,7 +39,7 @@ test('a bad option value exits 2 with a one-line error', async (t) => {
 });
 
 test('demo --epochs takes one number for every task or task=N pairs, and refuses anything else before any work', async (t) => {
-  const { parseDemoEpochs } = await import('../../harness/commands/demo.ts');
+  const { parseDemoEpochs } = await import('../../cli/commands/demo.ts');
   t.deepEqual(parseDemoEpochs('5'), { vqa: 5, vcr: 5, retrieval: 5 });
   t.deepEqual(parseDemoEpochs('vqa=40, vcr=3'), { vqa: 40, vcr: 3 });
   t.throws(() => parseDemoEpochs('gqa=3'), { message: /task=N/ });

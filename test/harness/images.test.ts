@@ -3,7 +3,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { OPENAI_CLIP_PREPROCESSING, preprocessImage, preprocessedBatches, readPreprocessorConfig, resizedSize, type ImagePreprocessing } from '../../harness/images.ts';
+import { OPENAI_CLIP_PREPROCESSING, preprocessImage, preprocessedBatches, readPreprocessorConfig, resizedSize, type ImagePreprocessing } from '../../models/image-pipeline.ts';
 
 const noResize: ImagePreprocessing = { ...OPENAI_CLIP_PREPROCESSING, doResize: false, doCenterCrop: false };
 

@@ -2,9 +2,10 @@ import test from 'ava';
 import { mkdtemp, readdir, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { selectBackend } from '../../harness/backend.ts';
-import { extractTextFeatures } from '../../harness/run-features.ts';
-import { loadEncoder, type AlignedEncoder } from '../../models/encoders/aligned-encoder.ts';
+import { selectBackend } from '../../models/backends/select.ts';
+import { extractTextFeatures } from '../../models/features.ts';
+import { type AlignedEncoder } from '../../models/encoders/aligned-encoder.ts';
+import { loadEncoder } from '../../models/encoders/load-encoder.ts';
 
 const fixtureModel = new URL('../fixtures/clip-tiny', import.meta.url).pathname;
 let encoder: AlignedEncoder;

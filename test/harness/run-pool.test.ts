@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { executeRun, type RunRequest } from '../../harness/run.ts';
 import { runPool, summarizeOutcome } from '../../harness/run-pool.ts';
 import { listRuns, openLeaderboard } from '../../leaderboard/store.ts';

@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { executeRun, type RunRequest } from '../../harness/run.ts';
-import { getTask } from '../../harness/task-registry.ts';
+import { getTask } from '../../tasks/registry.ts';
 import { generateSynthScenes } from '../../tasks/synth/index.ts';
 import { listRuns, openLeaderboard } from '../../leaderboard/store.ts';
 

@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { InputError } from '../../harness/errors.ts';
-import type { LoadedSplit, ScoreReport, Task } from '../../harness/types.ts';
-import { registerLeaderboard } from '../../harness/commands/leaderboard.ts';
+import { InputError } from '../../core/errors.ts';
+import type { LoadedSplit, ScoreReport, Task } from '../../core/types.ts';
+import { registerLeaderboard } from '../../cli/commands/leaderboard.ts';
 import { exampleScores, listRuns, openLeaderboard } from '../../leaderboard/store.ts';
 import { temporaryFolder } from './synthetic-runs.ts';
 
@@ -121,7 +121,7 @@ test.serial('leaderboard add refuses a missing predictions file and records noth
 
 test.serial('vlbench leaderboard add scores SynthScenes VQA predictions through the task registry, then compare and the board read them', async (t) => {
   const { generateSynthScenes, synthPaths } = await import('../../tasks/synth/index.ts');
-  const { main } = await import('../../harness/cli.ts');
+  const { main } = await import('../../cli/program.ts');
   const root = temporaryFolder('add-synth');
   const synth = join(root, 'synth');
   await generateSynthScenes({ outDir: synth, images: 8, seed: 3, size: 32, domains: ['source'] });

@@ -7,7 +7,7 @@ import { renderHtml } from '../../leaderboard/render-html.ts';
 import { CSV_FIXED_COLUMNS, renderCsv, renderMarkdown, renderTable } from '../../leaderboard/render-text.ts';
 import { comparabilityKey } from '../../leaderboard/run-record.ts';
 import { exampleScores, listRuns, openLeaderboard, recordRun, type LeaderboardStore } from '../../leaderboard/store.ts';
-import { registerLeaderboard } from '../../harness/commands/leaderboard.ts';
+import { registerLeaderboard } from '../../cli/commands/leaderboard.ts';
 import { bernoulliScores, FINGERPRINT_B, meanScore, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
 
 /** A board with every way two runs can fail to be comparable, seed groups, a tie and curves. */

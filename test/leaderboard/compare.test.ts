@@ -1,6 +1,6 @@
 import test from 'ava';
-import { main } from '../../harness/cli.ts';
-import type { ExampleScore } from '../../harness/types.ts';
+import { main } from '../../cli/program.ts';
+import type { ExampleScore } from '../../core/types.ts';
 import { openLeaderboard, recordRun } from '../../leaderboard/store.ts';
 import { bernoulliScores, FINGERPRINT_B, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
 

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { comparabilityDifferences, parseRunRecord, RUN_RECORD_VERSION, seedGroupKey } from '../../leaderboard/run-record.ts';
 import { exampleScores, findRun, listRuns, openLeaderboard, recordRun } from '../../leaderboard/store.ts';
 import { RUN_RECORD_SCHEMA_FILE, runRecordSchemaText } from '../../leaderboard/write-run-record-schema.ts';

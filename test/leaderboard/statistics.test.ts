@@ -1,6 +1,6 @@
 import test from 'ava';
-import { InputError } from '../../harness/errors.ts';
-import { SeededRandom } from '../../harness/random.ts';
+import { InputError } from '../../core/errors.ts';
+import { SeededRandom } from '../../core/random.ts';
 import { aggregateOverSeeds, bootstrapInterval, pairedBootstrap, quantileOfSorted } from '../../leaderboard/statistics.ts';
 import { bernoulliScores } from './synthetic-runs.ts';
 

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { LEADERBOARD_APPLICATION_ID, LEADERBOARD_SCHEMA_VERSION, listRuns, openLeaderboard, recordRun } from '../../leaderboard/store.ts';
 import { bernoulliScores, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
 

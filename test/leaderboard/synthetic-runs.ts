@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SeededRandom } from '../../harness/random.ts';
-import type { ExampleScore } from '../../harness/types.ts';
+import { SeededRandom } from '../../core/random.ts';
+import type { ExampleScore } from '../../core/types.ts';
 import type { RunRecordDraft } from '../../leaderboard/run-record.ts';
 
 /** Made-up runs and per-example scores for the leaderboard tests. */

@@ -3,8 +3,8 @@ import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../harness/backend.ts';
-import { SeededRandom } from '../../harness/random.ts';
+import { selectBackend } from '../../models/backends/select.ts';
+import { SeededRandom } from '../../core/random.ts';
 import { AdamW, clipByGlobalNorm, epochBatches, learningRateAt, train, TrainingDivergedError, type TrainingProblem } from '../../models/train.ts';
 
 test.before(async () => {

@@ -1,6 +1,6 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../harness/backend.ts';
+import { selectBackend } from '../../models/backends/select.ts';
 import {
   ADVERSARIAL_DEFAULTS,
   adversarialGradients,

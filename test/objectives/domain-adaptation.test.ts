@@ -1,6 +1,6 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../harness/backend.ts';
+import { selectBackend } from '../../models/backends/select.ts';
 import { MMD_DEFAULTS, mmdLoss, multiKernelMmd, pairwiseSquaredDistances, parseMmdSettings } from '../../models/objectives/mmd.ts';
 import { dannLambda, dannObjective, domainDiscriminatorLoss, gradientReversal, parseDannSettings } from '../../models/objectives/dann.ts';
 

@@ -1,7 +1,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../harness/backend.ts';
-import { SeededRandom } from '../../harness/random.ts';
+import { selectBackend } from '../../models/backends/select.ts';
+import { SeededRandom } from '../../core/random.ts';
 import { infoNceLoss, createLogitScale } from '../../models/objectives/info-nce.ts';
 import { softScoreBceLoss } from '../../models/objectives/soft-score-bce.ts';
 import { multipleChoiceLoss } from '../../models/objectives/multiple-choice-ce.ts';

@@ -1,7 +1,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../harness/backend.ts';
-import { matMul } from '../../models/objectives/matmul.ts';
+import { selectBackend } from '../../models/backends/select.ts';
+import { matMul } from '../../models/ops/matmul.ts';
 
 test.before(async () => {
   await selectBackend('wasm');

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { ADVERSARIAL_DEFAULTS } from '../../models/objectives/adversarial.ts';
 import { describeObjectiveSettings, OBJECTIVE_DEFAULTS, objectiveSettings, parseMethodSpec, parseSetOptions } from '../../models/objectives/index.ts';
 

@@ -1,6 +1,6 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../harness/backend.ts';
+import { selectBackend } from '../../models/backends/select.ts';
 import { softScoreBceLoss, softScoreTargets, vqaSoftScore, parseSoftScoreBceSettings } from '../../models/objectives/soft-score-bce.ts';
 import { multipleChoiceLoss } from '../../models/objectives/multiple-choice-ce.ts';
 import { clampLogitScale, createLogitScale, infoNceLoss } from '../../models/objectives/info-nce.ts';

@@ -2,8 +2,8 @@ import test from 'ava';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { selectBackend } from '../../harness/backend.ts';
-import { loadEncoder } from '../../models/encoders/aligned-encoder.ts';
+import { selectBackend } from '../../models/backends/select.ts';
+import { loadEncoder } from '../../models/encoders/load-encoder.ts';
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
 
 test.before(async () => {

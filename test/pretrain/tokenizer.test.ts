@@ -6,8 +6,8 @@ import { ClipTokenizer } from '../../models/encoders/clip-tokenizer.ts';
 import { END_TOKEN, START_TOKEN, UNKNOWN_TOKEN, wordLevelPieces, wordLevelVocabulary, writeWordLevelTokenizer } from '../../models/encoders/word-level-tokenizer.ts';
 import { pretrainClipConfig } from '../../models/pretrain.ts';
 import { ClipModel } from '../../models/encoders/clip.ts';
-import { SeededRandom } from '../../harness/random.ts';
-import { selectBackend } from '../../harness/backend.ts';
+import { SeededRandom } from '../../core/random.ts';
+import { selectBackend } from '../../models/backends/select.ts';
 
 const folders: string[] = [];
 test.after.always(async () => {

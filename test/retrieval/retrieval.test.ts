@@ -2,8 +2,8 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InputError } from '../../harness/errors.ts';
-import type { LoadedSplit } from '../../harness/types.ts';
+import { InputError } from '../../core/errors.ts';
+import type { LoadedSplit } from '../../core/types.ts';
 import {
   captionImageIndexOf,
   retrievalCaptions,

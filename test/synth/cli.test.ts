@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../harness/cli.ts';
+import { main } from '../../cli/program.ts';
 import { readSynthManifest } from '../../tasks/synth/index.ts';
 
 let scratch = '';

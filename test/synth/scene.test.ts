@@ -1,5 +1,5 @@
 import test from 'ava';
-import { SeededRandom } from '../../harness/random.ts';
+import { SeededRandom } from '../../core/random.ts';
 import {
   MAX_OBJECTS,
   MIN_OBJECTS,

@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InputError } from '../../harness/errors.ts';
+import { InputError } from '../../core/errors.ts';
 import {
   GENDER_NEUTRAL_NAMES,
   VCR_CSV_COLUMNS,

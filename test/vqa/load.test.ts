@@ -11,7 +11,7 @@ import {
   writeVqaResults,
   type VqaExample,
 } from '../../tasks/vqa/index.ts';
-import type { LoadedSplit } from '../../harness/types.ts';
+import type { LoadedSplit } from '../../core/types.ts';
 import { temporaryFolders } from '../support/temporary-folders.ts';
 
 const temporaryDir = temporaryFolders(test);

@@ -1,7 +1,7 @@
 import type { NormalisedBox, SceneGraph, SceneGraphVocabularySizes } from '../../models/objectives/scene-graph.ts';
-import type { GqaSceneGraph } from '../../tasks/vqa/gqa.ts';
+import type { GqaSceneGraph } from '../../tasks/gqa/index.ts';
 import type { VcrExample } from '../../tasks/vcr/load.ts';
-import type { ImagePreprocessing } from '../images.ts';
+import type { ImagePreprocessing } from '../../models/image-pipeline.ts';
 
 /**
  * Scene graphs from the datasets, turned into what the `sg` objective reads: boxes in the

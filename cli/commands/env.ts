@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { parseBackendChoice, selectBackend } from '../backend.ts';
-import { describeMachine, softwareVersions } from '../environment.ts';
+import { parseBackendChoice, selectBackend } from '../../models/backends/select.ts';
+import { describeMachine, softwareVersions } from '../../core/environment.ts';
 
 /** `vlbench env`: what `--backend auto` would pick and why, the versions, the hardware seen. */
 export function registerEnv(program: Command): void {

@@ -1,9 +1,9 @@
 import { Command, Option } from 'commander';
-import { writeFileAtomically } from '../atomic-write.ts';
-import { InputError } from '../errors.ts';
-import { gitCommit, softwareVersions } from '../environment.ts';
-import type { Task } from '../types.ts';
-import { VLBENCH_VERSION } from '../version.ts';
+import { writeFileAtomically } from '../../core/atomic-write.ts';
+import { InputError } from '../../core/errors.ts';
+import { gitCommit, softwareVersions } from '../../core/environment.ts';
+import type { Task } from '../../core/types.ts';
+import { VLBENCH_VERSION } from '../../core/version.ts';
 import { addPredictions } from '../../leaderboard/add-predictions.ts';
 import { buildBoard } from '../../leaderboard/board.ts';
 import { compareRuns, formatComparison } from '../../leaderboard/compare.ts';
@@ -161,6 +161,6 @@ function parseWholeNumber(text: string, option: string, min: number, max: number
 
 /** Loaded on first use, so printing the board never pays for loading every task adapter. */
 async function lookupTaskInRegistry(name: string): Promise<Task> {
-  const { getTask } = await import('../task-registry.ts');
+  const { getTask } = await import('../../tasks/registry.ts');
   return getTask(name);
 }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomically } from './atomic-write.ts';
-import type { ImagePreprocessing } from './images.ts';
+import { writeFileAtomically } from '../core/atomic-write.ts';
+import type { ImagePreprocessing } from './image-pipeline.ts';
 
 /**
  * An on-disk cache of a frozen encoder's image features, so a second method on the same

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { InputError } from './errors.ts';
+import { InputError } from '../core/errors.ts';
 import { registerEnv } from './commands/env.ts';
 import { registerSynth } from './commands/synth.ts';
 import { registerScore } from './commands/score.ts';
@@ -8,7 +8,7 @@ import { registerPretrain } from './commands/pretrain.ts';
 import { registerLeaderboard } from './commands/leaderboard.ts';
 import { registerRun } from './commands/run.ts';
 import { registerDemo } from './commands/demo.ts';
-import { VLBENCH_VERSION } from './version.ts';
+import { VLBENCH_VERSION } from '../core/version.ts';
 
 /**
  * The `vlbench` command. Each subcommand lives in harness/commands/<name>.ts and

@@ -4,11 +4,11 @@ import { VqaClassifier } from '../../models/heads/vqa-classifier.ts';
 import { softScoreBceLoss, softScoreTargets, type SoftTarget } from '../../models/objectives/soft-score-bce.ts';
 import type { SceneGraph } from '../../models/objectives/scene-graph.ts';
 import { AnswerProcessingCache, vqaSoftScore } from '../../tasks/vqa/accuracy.ts';
-import type { GqaExample, GqaSceneGraph } from '../../tasks/vqa/gqa.ts';
+import type { GqaExample, GqaSceneGraph } from '../../tasks/gqa/index.ts';
 import type { VqaExample } from '../../tasks/vqa/load.ts';
 import { buildAnswerVocabulary } from '../../tasks/vqa/vocabulary.ts';
-import type { SeededRandom } from '../random.ts';
-import type { FusionTaskHead, FusionRows } from './fusion-training.ts';
+import type { SeededRandom } from '../../core/random.ts';
+import type { FusionTaskHead, FusionRows } from '../../models/fine-tuning/fusion-training.ts';
 
 /**
  * VQA v2 and GQA as answer classification over a vocabulary built from the training

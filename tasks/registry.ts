@@ -1,8 +1,8 @@
-import { InputError } from './errors.ts';
-import type { Task } from './types.ts';
-import { gqaTask, vqaTask } from '../tasks/vqa/index.ts';
-import { vcrTask } from '../tasks/vcr/index.ts';
-import { retrievalTask } from '../tasks/retrieval/index.ts';
+import { InputError } from '../core/errors.ts';
+import type { Task } from '../core/types.ts';
+import { gqaTask, vqaTask } from './vqa/index.ts';
+import { vcrTask } from './vcr/index.ts';
+import { retrievalTask } from './retrieval/index.ts';
 
 /**
  * Every task vlbench knows, by the name used on the command line and in run records.

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AlignedEncoder } from '../models/encoders/aligned-encoder.ts';
-import { writeFileAtomically } from './atomic-write.ts';
-import { InputError } from './errors.ts';
+import type { AlignedEncoder } from './encoders/aligned-encoder.ts';
+import { writeFileAtomically } from '../core/atomic-write.ts';
+import { InputError } from '../core/errors.ts';
 import { FeatureCache } from './feature-cache.ts';
-import { preprocessedBatches } from './images.ts';
-import { startProgress } from './progress.ts';
+import { preprocessedBatches } from './image-pipeline.ts';
+import { startProgress } from '../core/progress.ts';
 
 /**
  * Frozen-encoder features of a run, computed once and held as contiguous float32 rows, so

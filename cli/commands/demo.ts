@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
-import { BACKEND_CHOICES } from '../backend.ts';
-import { DEMO_EPOCHS, DEMO_METHODS, runDemo, type DemoTask } from '../demo.ts';
-import { InputError } from '../errors.ts';
-import { RUN_TASKS } from '../run.ts';
+import { BACKEND_CHOICES } from '../../models/backends/select.ts';
+import { DEMO_EPOCHS, DEMO_METHODS, runDemo, type DemoTask } from '../../harness/demo.ts';
+import { InputError } from '../../core/errors.ts';
+import { RUN_TASKS } from '../../harness/run.ts';
 
 function positiveInteger(value: string, flag: string): number {
   const n = Number(value);

@@ -1,4 +1,4 @@
 // Entry point of the `vlbench` command (bin/vlbench.js and `npm run vlbench` start here).
-import { main } from './cli.ts';
+import { main } from './program.ts';
 
 process.exitCode = await main(process.argv.slice(2));

@@ -4,10 +4,10 @@ import { multipleChoiceLoss, type MultipleChoiceSettings } from '../../models/ob
 import type { NormalisedBox, SceneGraph } from '../../models/objectives/scene-graph.ts';
 import { VCR_CHOICES, type VcrExample } from '../../tasks/vcr/load.ts';
 import type { VcrPredictions } from '../../tasks/vcr/score.ts';
-import type { ImagePreprocessing } from '../images.ts';
-import type { SeededRandom } from '../random.ts';
+import type { ImagePreprocessing } from '../../models/image-pipeline.ts';
+import type { SeededRandom } from '../../core/random.ts';
 import { boxInCrop } from './scene-graphs.ts';
-import type { FusionRows, FusionTaskHead } from './fusion-training.ts';
+import type { FusionRows, FusionTaskHead } from '../../models/fine-tuning/fusion-training.ts';
 
 /**
  * VCR as multiple choice, R2C style: Q→A scores "question + answer_i" for the 4 answers;

@@ -1,11 +1,11 @@
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
-import { InputError } from '../errors.ts';
-import { getTask, knownTaskNames } from '../task-registry.ts';
-import type { LoadOptions, ScoreOptions, ScoreReport } from '../types.ts';
+import { InputError } from '../../core/errors.ts';
+import { getTask, knownTaskNames } from '../../tasks/registry.ts';
+import type { LoadOptions, ScoreOptions, ScoreReport } from '../../core/types.ts';
 import { pythonRound } from '../../tasks/vqa/index.ts';
-import { writeFileAtomically } from '../atomic-write.ts';
+import { writeFileAtomically } from '../../core/atomic-write.ts';
 
 interface ScoreFlags {
   task?: string;

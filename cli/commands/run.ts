@@ -4,9 +4,9 @@ import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { describeObjectiveSettings, parseSetOptions } from '../../models/objectives/index.ts';
 import { DEFAULT_LEADERBOARD_PATH } from '../../leaderboard/store.ts';
-import { BACKEND_CHOICES } from '../backend.ts';
-import { InputError } from '../errors.ts';
-import { executeRun, RUN_DEFAULTS, RUN_TASKS, runRequestSchema, type RunOutcome, type RunRequest } from '../run.ts';
+import { BACKEND_CHOICES } from '../../models/backends/select.ts';
+import { InputError } from '../../core/errors.ts';
+import { executeRun, RUN_DEFAULTS, RUN_TASKS, runRequestSchema, type RunOutcome, type RunRequest } from '../../harness/run.ts';
 
 interface RunFlags {
   task?: string;

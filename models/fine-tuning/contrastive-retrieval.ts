@@ -1,15 +1,21 @@
 import * as tf from '@tensorflow/tfjs';
-import { DomainDiscriminator } from '../../models/heads/domain-discriminator.ts';
-import { ParameterStore } from '../../models/heads/layers.ts';
-import { dannObjective } from '../../models/objectives/dann.ts';
-import { objectiveSettings, type MethodSpec } from '../../models/objectives/index.ts';
-import { clampLogitScale, createLogitScale, infoNceLoss, l2Normalize } from '../../models/objectives/info-nce.ts';
-import { matMul } from '../../models/objectives/matmul.ts';
-import { mmdLoss } from '../../models/objectives/mmd.ts';
-import type { StepContext, StepResult } from '../../models/train.ts';
-import type { RetrievalImage } from '../../tasks/retrieval/karpathy.ts';
-import type { FeatureTable } from '../run-features.ts';
-import type { SeededRandom } from '../random.ts';
+import { DomainDiscriminator } from '../heads/domain-discriminator.ts';
+import { ParameterStore } from '../heads/layers.ts';
+import { dannObjective } from '../objectives/dann.ts';
+import { objectiveSettings, type MethodSpec } from '../objectives/index.ts';
+import { clampLogitScale, createLogitScale, infoNceLoss, l2Normalize } from '../objectives/info-nce.ts';
+import { matMul } from '../ops/matmul.ts';
+import { mmdLoss } from '../objectives/mmd.ts';
+import type { StepContext, StepResult } from '../train.ts';
+import type { FeatureTable } from '../features.ts';
+import type { SeededRandom } from '../../core/random.ts';
+
+/** One image and its captions, as the retrieval adapter hands them over (task-neutral: any
+ *  dataset whose rows have an image path and captions trains here). */
+export interface CaptionedImage {
+  path: string;
+  captions: readonly { text: string }[];
+}
 
 /**
  * Retrieval fine-tuning on a frozen encoder: a learned linear map on each tower's projected
@@ -57,7 +63,7 @@ export class ContrastiveRetrieval {
   }
 
   /** One batch of images, each with one caption drawn by the step's generator. */
-  step(batch: readonly RetrievalImage[], context: StepContext): StepResult {
+  step(batch: readonly CaptionedImage[], context: StepContext): StepResult {
     const mmd = objectiveSettings(this.method, 'mmd');
     const dann = objectiveSettings(this.method, 'dann');
     const imageKeys = batch.map((image) => image.path);
@@ -100,7 +106,7 @@ export class ContrastiveRetrieval {
   }
 
   /** Cosine similarities [images × captions] of a split, captions image by image in file order. */
-  similarities(split: readonly RetrievalImage[]): Float32Array {
+  similarities(split: readonly CaptionedImage[]): Float32Array {
     const imageKeys = split.map((image) => image.path);
     const captionKeys = split.flatMap((image) => image.captions.map((c) => c.text));
     return tf.tidy(() => matMul(this.imageEmbeds(imageKeys), this.textEmbeds(captionKeys), false, true).dataSync() as Float32Array);
@@ -114,7 +120,7 @@ export class ContrastiveRetrieval {
 }
 
 /** Zero-shot similarities straight from the encoder's embeddings. */
-export function zeroShotSimilarities(images: FeatureTable, texts: FeatureTable, split: readonly RetrievalImage[]): Float32Array {
+export function zeroShotSimilarities(images: FeatureTable, texts: FeatureTable, split: readonly CaptionedImage[]): Float32Array {
   const imageKeys = split.map((image) => image.path);
   const captionKeys = split.flatMap((image) => image.captions.map((c) => c.text));
   return tf.tidy(() => {

@@ -1,8 +1,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from './errors.ts';
-import type { BackendName } from './types.ts';
+import { InputError } from '../../core/errors.ts';
+import type { BackendName } from '../../core/types.ts';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];

@@ -1,15 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
-import { DomainDiscriminator } from '../../models/heads/domain-discriminator.ts';
-import { boxGeometry, FusionTransformer, type RegionTokens } from '../../models/heads/fusion.ts';
-import { SceneGraphHead } from '../../models/heads/scene-graph-head.ts';
-import { adversarialGradients, type PerturbationDeltas } from '../../models/objectives/adversarial.ts';
-import { dannObjective } from '../../models/objectives/dann.ts';
-import { objectiveSettings, type MethodSpec } from '../../models/objectives/index.ts';
-import { mmdLoss } from '../../models/objectives/mmd.ts';
-import { poolRegions, sceneGraphObjective, type NormalisedBox, type SceneGraph, type SceneGraphVocabularySizes, type TokenGrid } from '../../models/objectives/scene-graph.ts';
-import type { StepContext, StepResult } from '../../models/train.ts';
-import type { FeatureTable } from '../run-features.ts';
-import type { SeededRandom } from '../random.ts';
+import { DomainDiscriminator } from '../heads/domain-discriminator.ts';
+import { boxGeometry, FusionTransformer, type RegionTokens } from '../heads/fusion.ts';
+import { SceneGraphHead } from '../heads/scene-graph-head.ts';
+import { adversarialGradients, type PerturbationDeltas } from '../objectives/adversarial.ts';
+import { dannObjective } from '../objectives/dann.ts';
+import { objectiveSettings, type MethodSpec } from '../objectives/index.ts';
+import { mmdLoss } from '../objectives/mmd.ts';
+import { poolRegions, sceneGraphObjective, type NormalisedBox, type SceneGraph, type SceneGraphVocabularySizes, type TokenGrid } from '../objectives/scene-graph.ts';
+import type { StepContext, StepResult } from '../train.ts';
+import type { FeatureTable } from '../features.ts';
+import type { SeededRandom } from '../../core/random.ts';
 
 /**
  * What VQA, GQA and VCR fine-tuning share: a fusion transformer over frozen encoder tokens,

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { InputError } from './errors.ts';
+import { InputError } from '../core/errors.ts';
 
 /**
  * The image pipeline: decode (JPEG, PNG, WebP) with sharp, apply EXIF rotation, then

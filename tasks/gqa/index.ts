@@ -1,10 +1,10 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { InputError, describeValue, fieldError, listSome } from '../../harness/errors.ts';
-import type { LoadOptions, LoadedSplit, ScoreReport, Task } from '../../harness/types.ts';
-import { pythonRound } from './accuracy.ts';
-import { fingerprintSplit, isObject, parseJson, readBytes } from './load.ts';
-import { writeFileAtomically } from '../../harness/atomic-write.ts';
+import { InputError, describeValue, fieldError, listSome } from '../../core/errors.ts';
+import type { LoadOptions, LoadedSplit, ScoreReport, Task } from '../../core/types.ts';
+import { pythonRound } from '../vqa/accuracy.ts';
+import { fingerprintSplit, isObject, parseJson, readBytes } from '../vqa/load.ts';
+import { writeFileAtomically } from '../../core/atomic-write.ts';
 
 /**
  * GQA (Hudson & Manning): questions, scene graphs, choices, and the metrics of the official

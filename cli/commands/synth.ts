@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { InputError } from '../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import {
   SYNTH_DEFAULT_SIZE,
   SYNTH_DOMAINS,

@@ -2,10 +2,11 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { describeBackend, parseBackendChoice, selectBackend } from '../backend.ts';
-import { InputError } from '../errors.ts';
-import { preprocessedBatches } from '../images.ts';
-import { ENCODER_ENGINES, loadEncoder, type EncoderEngine, type HostTensor } from '../../models/encoders/aligned-encoder.ts';
+import { describeBackend, parseBackendChoice, selectBackend } from '../../models/backends/select.ts';
+import { InputError } from '../../core/errors.ts';
+import { preprocessedBatches } from '../../models/image-pipeline.ts';
+import { ENCODER_ENGINES, type EncoderEngine, type HostTensor } from '../../models/encoders/aligned-encoder.ts';
+import { loadEncoder } from '../../models/encoders/load-encoder.ts';
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
 
 interface EncodeFlags {

@@ -1,0 +1,428 @@
+/**
+ * The wasm backend with BLAS kernels: tfjs's wasm backend, its matrix products
+ * (`BatchMatMul`, `_FusedMatMul`) computed by the system's OpenBLAS through the small native
+ * addon in native/tfjs-blas, on the wasm heap in place (README.md there says why and how).
+ *
+ * It is registered as its own backend, 'wasm-blas', sharing the wasm backend's instance (one
+ * heap, one set of tensors) and every other wasm kernel, so plain wasm and wasm+BLAS coexist
+ * in one process: tests compare them and benches print both from the same run.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { InputError } from '../../core/errors.ts';
+
+export const WASM_BLAS_BACKEND = 'wasm-blas';
+
+/** The one line that makes the addon buildable on Debian and Ubuntu. */
+export const BLAS_INSTALL_HINT = 'apt-get install -y libopenblas-dev';
+
+const ADDON_DIR = join(import.meta.dirname, '..', '..', 'native', 'tfjs-blas');
+const ADDON_FILE = join(ADDON_DIR, 'build', 'Release', 'tfjs_blas.node');
+/** Written by scripts/build-native.mjs: why the addon did or did not build. */
+export const BUILD_STATUS_FILE = join(ADDON_DIR, 'build', 'status.json');
+
+export interface BlasInfo {
+  /** The BLAS library and its build, as OpenBLAS describes itself. */
+  library: string;
+  /** The kernel set OpenBLAS runs (its OPENBLAS_CORETYPE), and whether vlbench chose it. */
+  coreType: string;
+  coreTypeSource: 'cpu flags' | 'OPENBLAS_CORETYPE (user)' | 'OpenBLAS detection';
+  threads: number;
+}
+
+export interface WasmBlasAttempt {
+  ok: boolean;
+  reason: string;
+  info?: BlasInfo;
+}
+
+interface BlasAddon {
+  gemm(
+    heap: Float32Array,
+    transposeA: number,
+    transposeB: number,
+    m: number,
+    n: number,
+    k: number,
+    aOffsets: Int32Array,
+    bOffsets: Int32Array,
+    cOffset: number,
+    biasOffset: number,
+    biasSize: number,
+    activation: number,
+    leakyreluAlpha: number,
+    preluOffset: number,
+    preluSize: number,
+  ): void;
+  configure(threads: number): { threads: number; coreName: string; config: string };
+}
+
+// ---------------------------------------------------------------------------------------
+// Core type and threads: both must be settled before the addon (and so OpenBLAS) loads.
+
+/**
+ * The OpenBLAS kernel set for a CPU with these /proc/cpuinfo flags. OpenBLAS 0.3.21's own
+ * detection takes some virtual CPUs for a 2004 "Prescott" (a sixth of the speed), so the
+ * choice is made from the instruction sets the CPU reports instead; undefined leaves
+ * OpenBLAS's detection alone (a CPU without AVX gains nothing from naming one).
+ */
+export function coreTypeForCpuFlags(flags: ReadonlySet<string>): string | undefined {
+  if (['avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) return 'SkylakeX';
+  if (flags.has('avx2') && flags.has('fma')) return 'Haswell';
+  if (flags.has('avx')) return 'Sandybridge';
+  return undefined;
+}
+
+function cpuFlags(): Set<string> {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('flags'));
+    return new Set(line ? line.slice(line.indexOf(':') + 1).trim().split(/\s+/) : []);
+  } catch {
+    return new Set(); // not Linux: let OpenBLAS detect
+  }
+}
+
+/**
+ * BLAS threads for this process: VLBENCH_BLAS_THREADS when set (the run pool sets it for its
+ * workers), else every core. A pool of J workers gives each floor(cores / J), so J processes
+ * together never ask for more threads than there are cores.
+ */
+export function blasThreadsFor(environment: NodeJS.ProcessEnv = process.env, cores = os.availableParallelism()): number {
+  const asked = environment.VLBENCH_BLAS_THREADS;
+  if (asked === undefined || asked === '') return Math.max(1, cores);
+  const threads = Number(asked);
+  if (!Number.isInteger(threads) || threads < 1) throw new InputError(`VLBENCH_BLAS_THREADS must be a positive integer, got "${asked}"`, { field: 'VLBENCH_BLAS_THREADS' });
+  return threads;
+}
+
+/** What a pool of `jobs` processes should give each worker as VLBENCH_BLAS_THREADS. */
+export function blasThreadsPerWorker(jobs: number, cores = os.availableParallelism()): number {
+  return Math.max(1, Math.floor(cores / Math.max(1, jobs)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading the addon.
+
+interface LoadedAddon {
+  addon: BlasAddon;
+  info: BlasInfo;
+}
+
+let loaded: { addon?: LoadedAddon; failure?: string } | undefined;
+
+/** Why the addon is not built, from the build script's status file, with the fix. */
+function notBuiltReason(): string {
+  let why = 'the native addon native/tfjs-blas is not built (run `node scripts/build-native.mjs`)';
+  try {
+    const status = JSON.parse(readFileSync(BUILD_STATUS_FILE, 'utf8')) as { ok: boolean; reason?: string };
+    if (!status.ok && status.reason) why = `the native addon native/tfjs-blas did not build: ${status.reason}`;
+  } catch {
+    // no status file: the build script never ran
+  }
+  return `${why}; to build it: ${BLAS_INSTALL_HINT} && node scripts/build-native.mjs`;
+}
+
+function loadAddon(): { addon?: LoadedAddon; failure?: string } {
+  if (loaded) return loaded;
+  if (!existsSync(ADDON_FILE)) return (loaded = { failure: notBuiltReason() });
+  let coreTypeSource: BlasInfo['coreTypeSource'] = 'OpenBLAS detection';
+  if (process.env.OPENBLAS_CORETYPE) coreTypeSource = 'OPENBLAS_CORETYPE (user)';
+  else {
+    const chosen = coreTypeForCpuFlags(cpuFlags());
+    if (chosen) {
+      // OpenBLAS reads this once, when its shared library loads with the addon below.
+      process.env.OPENBLAS_CORETYPE = chosen;
+      coreTypeSource = 'cpu flags';
+    }
+  }
+  let threads: number;
+  try {
+    threads = blasThreadsFor();
+  } catch (error) {
+    return (loaded = { failure: (error as Error).message });
+  }
+  // OpenBLAS sizes its thread pool at load; starting it smaller keeps idle spinning threads
+  // from competing with other workers of a pool.
+  if (!process.env.OPENBLAS_NUM_THREADS) process.env.OPENBLAS_NUM_THREADS = String(threads);
+  try {
+    const addon = createRequire(import.meta.url)(ADDON_FILE) as BlasAddon;
+    const configured = addon.configure(threads);
+    const info: BlasInfo = { library: configured.config.trim(), coreType: configured.coreName, coreTypeSource, threads: configured.threads };
+    return (loaded = { addon: { addon, info } });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    return (loaded = { failure: `the native addon native/tfjs-blas failed to load: ${message}; rebuild it: ${BLAS_INSTALL_HINT} && node scripts/build-native.mjs` });
+  }
+}
+
+/** Whether the addon is built and loads, and why not, without touching tfjs. */
+export function blasAddonStatus(): { available: boolean; reason: string; info?: BlasInfo } {
+  const state = loadAddon();
+  if (!state.addon) return { available: false, reason: state.failure! };
+  return { available: true, reason: 'native/tfjs-blas built and loaded', info: state.addon.info };
+}
+
+// ---------------------------------------------------------------------------------------
+// The kernels.
+
+/** tfjs's fusable activations, numbered as the addon's `enum Activation`. */
+const ACTIVATION_CODES: Record<string, number> = { linear: 0, relu: 1, relu6: 2, prelu: 3, leakyrelu: 4, sigmoid: 5, elu: 6 };
+
+type TensorInfo = tf.TensorInfo;
+
+function elementOffset(backend: BackendWasm, tensor: TensorInfo): number {
+  const byteOffset = backend.dataIdMap.get(tensor.dataId)!.memoryOffset;
+  // tfjs-wasm allocates with malloc, which aligns to 8 or 16 bytes; float32 data is always 4-aligned.
+  return byteOffset / 4;
+}
+
+function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Heap offsets of each product's A and B for a batch broadcast the numpy way: the output's
+ * outer dims, right-aligned against each operand's, a dim of 1 repeating.
+ */
+function batchOffsets(outerOut: readonly number[], outer: readonly number[], base: number, matrixSize: number): Int32Array {
+  const batch = sizeOf(outerOut);
+  const offsets = new Int32Array(batch);
+  const rank = outerOut.length;
+  const padded = [...new Array(rank - outer.length).fill(1), ...outer];
+  // Element strides of the operand's outer dims, 0 where it broadcasts.
+  const strides = new Array<number>(rank).fill(0);
+  let stride = matrixSize;
+  for (let d = rank - 1; d >= 0; d--) {
+    strides[d] = padded[d] === 1 ? 0 : stride;
+    stride *= padded[d];
+  }
+  for (let i = 0; i < batch; i++) {
+    let rest = i;
+    let offset = base;
+    for (let d = rank - 1; d >= 0; d--) {
+      offset += (rest % outerOut[d]) * strides[d];
+      rest = Math.floor(rest / outerOut[d]);
+    }
+    offsets[i] = offset;
+  }
+  return offsets;
+}
+
+interface MatMulArgs {
+  a: TensorInfo;
+  b: TensorInfo;
+  transposeA: boolean;
+  transposeB: boolean;
+  bias?: TensorInfo | null;
+  activation?: string;
+  preluWeights?: TensorInfo | null;
+  leakyreluAlpha?: number;
+}
+
+function blasMatMul(addon: BlasAddon, backend: BackendWasm, args: MatMulArgs): TensorInfo {
+  const { a, b, transposeA, transposeB } = args;
+  const aRank = a.shape.length;
+  const bRank = b.shape.length;
+  const innerA = transposeA ? a.shape[aRank - 2] : a.shape[aRank - 1];
+  const innerB = transposeB ? b.shape[bRank - 1] : b.shape[bRank - 2];
+  const m = transposeA ? a.shape[aRank - 1] : a.shape[aRank - 2];
+  const n = transposeB ? b.shape[bRank - 2] : b.shape[bRank - 1];
+  if (innerA !== innerB) {
+    throw new Error(`Error in matMul: inner shapes (${innerA}) and (${innerB}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`);
+  }
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const outerOut = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+  const out = backend.makeOutput([...outerOut, m, n], 'float32');
+  if (sizeOf(out.shape) === 0) return out;
+  const k = innerA;
+  const aOffsets = batchOffsets(outerOut, outerA, elementOffset(backend, a), m * k);
+  const bOffsets = batchOffsets(outerOut, outerB, elementOffset(backend, b), k * n);
+  const activation = ACTIVATION_CODES[args.activation ?? 'linear'];
+  // Read after makeOutput: an allocation may have grown (and so replaced) the heap's buffer.
+  const heap = backend.wasm.HEAPF32;
+  addon.gemm(
+    heap,
+    transposeA ? 1 : 0,
+    transposeB ? 1 : 0,
+    m,
+    n,
+    k,
+    aOffsets,
+    bOffsets,
+    elementOffset(backend, out),
+    args.bias ? elementOffset(backend, args.bias) : -1,
+    args.bias ? sizeOf(args.bias.shape) : 0,
+    activation,
+    args.leakyreluAlpha ?? 0,
+    args.preluWeights ? elementOffset(backend, args.preluWeights) : -1,
+    args.preluWeights ? sizeOf(args.preluWeights.shape) : 0,
+  );
+  return out;
+}
+
+/** A bias the addon adds as one value per output column (or one for all); others go to the wasm kernel. */
+function isRowBias(bias: TensorInfo, n: number): boolean {
+  const size = sizeOf(bias.shape);
+  return (size === n && bias.shape[bias.shape.length - 1] === n) || size === 1;
+}
+
+function registerBlasKernels(addon: BlasAddon): void {
+  const plainBatchMatMul = tf.getKernel(tf.BatchMatMul, 'wasm')!;
+  const plainFusedMatMul = tf.getKernel(tf._FusedMatMul, 'wasm')!;
+  tf.copyRegisteredKernels('wasm', WASM_BLAS_BACKEND);
+  tf.unregisterKernel(tf.BatchMatMul, WASM_BLAS_BACKEND);
+  tf.unregisterKernel(tf._FusedMatMul, WASM_BLAS_BACKEND);
+  tf.registerKernel({
+    kernelName: tf.BatchMatMul,
+    backendName: WASM_BLAS_BACKEND,
+    kernelFunc: (args) => {
+      const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+      // Non-float products: the wasm kernel says what it says about them.
+      if (a.dtype !== 'float32' || b.dtype !== 'float32') return plainBatchMatMul.kernelFunc(args);
+      const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+      return blasMatMul(addon, args.backend as BackendWasm, { a, b, transposeA, transposeB });
+    },
+  });
+  tf.registerKernel({
+    kernelName: tf._FusedMatMul,
+    backendName: WASM_BLAS_BACKEND,
+    kernelFunc: (args) => {
+      const { a, b, bias, preluActivationWeights } = args.inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
+      const attrs = args.attrs as unknown as { transposeA: boolean; transposeB: boolean; activation: string; leakyreluAlpha?: number };
+      const n = attrs.transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
+      const supported =
+        a.dtype === 'float32' &&
+        b.dtype === 'float32' &&
+        attrs.activation in ACTIVATION_CODES &&
+        (bias == null || isRowBias(bias, n)) &&
+        (attrs.activation !== 'prelu' || preluActivationWeights != null);
+      if (!supported) return plainFusedMatMul.kernelFunc(args);
+      return blasMatMul(addon, args.backend as BackendWasm, {
+        a,
+        b,
+        transposeA: attrs.transposeA,
+        transposeB: attrs.transposeB,
+        bias,
+        activation: attrs.activation,
+        preluWeights: preluActivationWeights,
+        leakyreluAlpha: attrs.leakyreluAlpha,
+      });
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Registration, self-test, selection.
+
+let registration: Promise<WasmBlasAttempt> | undefined;
+
+/**
+ * Registers the 'wasm-blas' backend (once) without making it current, after a self-test of
+ * its kernels against the plain wasm ones. The current backend is left as it was, except
+ * that the wasm backend is initialised.
+ */
+export function registerWasmBlas(): Promise<WasmBlasAttempt> {
+  registration ??= registerNow();
+  return registration;
+}
+
+async function registerNow(): Promise<WasmBlasAttempt> {
+  const state = loadAddon();
+  if (!state.addon) return { ok: false, reason: state.failure! };
+  const { addon, info } = state.addon;
+  await import('@tensorflow/tfjs-backend-wasm');
+  const previous = tf.engine().backendName as string | null;
+  if (!(await tf.setBackend('wasm'))) return { ok: false, reason: 'the wasm backend failed to initialise' };
+  const wasm = tf.backend() as BackendWasm;
+  registerBlasKernels(addon);
+  // The same instance under a second name: tensors stay where they are when switching.
+  tf.registerBackend(WASM_BLAS_BACKEND, () => wasm, 1);
+  const mismatch = selfTest();
+  if (previous && previous !== tf.getBackend()) await tf.setBackend(previous);
+  if (mismatch) {
+    tf.removeBackend(WASM_BLAS_BACKEND);
+    return {
+      ok: false,
+      reason: `refused the BLAS kernels: ${mismatch} (OpenBLAS core type ${info.coreType}; another core type may compute correctly, e.g. OPENBLAS_CORETYPE=Haswell)`,
+      info,
+    };
+  }
+  return { ok: true, reason: describeBlas(info), info };
+}
+
+export function describeBlas(info: BlasInfo): string {
+  return `OpenBLAS kernels on the wasm heap (${info.library}, core type ${info.coreType} from ${info.coreTypeSource}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
+}
+
+/**
+ * Products of the shapes and options the models use, once through the plain wasm kernels
+ * and once through the BLAS ones. Returns what differs, or undefined when all agree.
+ */
+function selfTest(): string | undefined {
+  const cases: Array<{ name: string; run: () => tf.Tensor }> = [];
+  const random = (shape: number[], seed: number) => tf.randomUniform(shape, -1, 1, 'float32', seed);
+  cases.push({ name: '[67,129]·[129,33]', run: () => tf.matMul(random([67, 129], 1), random([129, 33], 2)) });
+  cases.push({ name: '[3,37,48]·[3,37,48]ᵀ', run: () => tf.matMul(random([3, 37, 48], 3), random([3, 37, 48], 4), false, true) });
+  cases.push({ name: '[200,96]ᵀ·[200,160]', run: () => tf.matMul(random([200, 96], 5), random([200, 160], 6), true, false) });
+  cases.push({
+    name: 'fused [64,192]·[192,768]ᵀ + bias, relu',
+    run: () => tf.fused.matMul({ a: random([64, 192], 7), b: random([768, 192], 8), transposeB: true, bias: random([768], 9), activation: 'relu' }),
+  });
+  const compute = (backendName: string) => {
+    tf.engine().setBackend(backendName); // both names are initialised: this is synchronous
+    return cases.map((c) => tf.tidy(() => c.run().dataSync() as Float32Array));
+  };
+  const current = tf.getBackend();
+  try {
+    const expected = compute('wasm');
+    const got = compute(WASM_BLAS_BACKEND);
+    for (let c = 0; c < cases.length; c++) {
+      for (let i = 0; i < expected[c].length; i++) {
+        const tolerance = 1e-4 * Math.max(1, Math.abs(expected[c][i]));
+        if (!(Math.abs(expected[c][i] - got[c][i]) <= tolerance)) {
+          return `${cases[c].name}: element ${i} is ${got[c][i]}, the plain wasm kernel gives ${expected[c][i]}`;
+        }
+      }
+    }
+    return undefined;
+  } catch (error) {
+    return `the self-test failed: ${(error as Error).message.split('\n')[0]}`;
+  } finally {
+    tf.engine().setBackend(current);
+  }
+}
+
+/**
+ * Makes 'wasm-blas' the current tfjs backend: the addon must be built, load, and pass its
+ * self-test; otherwise says why (and what to install) and leaves the backend unchanged.
+ */
+export async function tryWasmBlas(): Promise<WasmBlasAttempt> {
+  const registered = await registerWasmBlas();
+  if (!registered.ok) return registered;
+  if (!(await tf.setBackend(WASM_BLAS_BACKEND))) return { ok: false, reason: 'the wasm-blas backend failed to initialise', info: registered.info };
+  await tf.ready();
+  return registered;
+}
+
+/** The BLAS description of the running wasm-blas backend, for run records; undefined otherwise. */
+export function activeBlasInfo(): BlasInfo | undefined {
+  return tf.getBackend() === WASM_BLAS_BACKEND ? loaded?.addon?.info : undefined;
+}
+
+/**
+ * Whether the current backend multiplies by a transposed operand as fast as by a plain one.
+ * The wasm backend does not (8-35× slower, see models/ops/matmul.ts), so code written for it
+ * copies transposes out first; with BLAS, and on TensorFlow, the transpose flag is free and
+ * the copy is pure cost.
+ */
+export function transposedProductsAreFree(): boolean {
+  const name = tf.getBackend();
+  return name === WASM_BLAS_BACKEND || name === 'tensorflow';
+}
