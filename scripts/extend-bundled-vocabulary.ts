@@ -4,7 +4,7 @@
 // Usage: npx tsx scripts/extend-bundled-vocabulary.ts SYNTH_DIR [MODEL_DIR]
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { extendWordLevelVocabulary } from '../models/encoders/vocabulary-extension.ts';
-import { SeededRandom } from '../harness/random.ts';
+import { SeededRandom } from '../core/random.ts';
 import { synthTrainingTexts } from '../harness/synth-texts.ts';
 
 const [data, model = bundledModelDir()] = process.argv.slice(2);
