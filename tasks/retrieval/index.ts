@@ -45,7 +45,8 @@ export function similarityMatrixFor(split: LoadedSplit<RetrievalImage>, predicti
  */
 export function scoreRetrievalSplit(split: LoadedSplit<RetrievalImage>, predictions: RetrievalPredictions, options: ScoreOptions = {}, source = 'similarities'): ScoreReport {
   const matrix = similarityMatrixFor(split, predictions, source);
-  const scores = scoreRetrieval(matrix.data, matrix.rows, captionImageIndexOf(split), { folds: options.folds, source });
+  // A matrix read from a .npy file names that file in errors about its values; `source` is for arrays built in memory.
+  const scores = scoreRetrieval(matrix.data, matrix.rows, captionImageIndexOf(split), { folds: options.folds, source: matrix.file ?? source });
   const official: RetrievalOfficial = { i2t: scores.i2t, t2i: scores.t2i, rsum: scores.rsum, meanRecall: scores.meanRecall };
   return {
     metric: 'retrieval-recall',

@@ -14,6 +14,8 @@ export interface SimilarityMatrix {
   data: Float32Array | Float64Array;
   rows: number;
   cols: number;
+  /** The .npy file the matrix was read from, so an error about its values (a NaN cell) names it. */
+  file?: string;
 }
 
 /** Typed arrays use the host's byte order; the files are little endian (x64 and arm64 hosts are too). */
@@ -84,7 +86,7 @@ export function parseNpyMatrix(bytes: Buffer, file: string): SimilarityMatrix {
   const buffer = offset % elementSize === 0 ? bytes.buffer : bytes.buffer.slice(offset, offset + expectedBytes);
   const start = offset % elementSize === 0 ? offset : 0;
   const data = elementSize === 4 ? new Float32Array(buffer, start, rows * cols) : new Float64Array(buffer, start, rows * cols);
-  return { data, rows, cols };
+  return { data, rows, cols, file };
 }
 
 /** Writes a matrix as .npy version 1.0, readable by numpy.load. */

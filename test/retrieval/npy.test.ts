@@ -30,7 +30,7 @@ test('reads numpy float64 (format 1.0 and 2.0) and float32 files', (t) => {
 
   const f32 = new Float32Array([0.25, -1, 3.5, 1e-8]);
   const f32Bytes = numpyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4), }", Buffer.from(f32.buffer));
-  t.deepEqual(parseNpyMatrix(f32Bytes, 'x.npy'), { data: f32, rows: 1, cols: 4 });
+  t.deepEqual(parseNpyMatrix(f32Bytes, 'x.npy'), { data: f32, rows: 1, cols: 4, file: 'x.npy' });
   // Data that does not start on a 4-byte boundary of its buffer is copied, not misread.
   const shifted = Buffer.concat([Buffer.alloc(1), f32Bytes]).subarray(1);
   t.deepEqual([...parseNpyMatrix(shifted, 'x.npy').data], [...f32]);
@@ -42,7 +42,7 @@ test('the writer produces the bytes numpy.save writes', (t) => {
   const written = encodeNpyMatrix({ data, rows: 2, cols: 3 });
   t.true(written.equals(expected));
   t.is((written.length - 6 * 8) % 64, 0);
-  t.deepEqual(parseNpyMatrix(written, 'x.npy'), { data, rows: 2, cols: 3 });
+  t.deepEqual(parseNpyMatrix(written, 'x.npy'), { data, rows: 2, cols: 3, file: 'x.npy' });
 });
 
 test('refuses what is not a 2-D little-endian float32/float64 C-order matrix, saying how to fix it', (t) => {

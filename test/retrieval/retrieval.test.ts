@@ -1,11 +1,13 @@
 import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { InputError } from '../../core/errors.ts';
 import type { LoadedSplit } from '../../core/types.ts';
+import { runScore } from '../../cli/commands/score.ts';
 import {
   captionImageIndexOf,
+  encodeNpyMatrix,
   retrievalCaptions,
   retrievalTask,
   scoreRetrieval,
@@ -109,23 +111,30 @@ test('Flickr30k layout: no filepath, images beside the JSON unless imagesDir say
   t.is(elsewhere.examples[0].path, '/data/flickr30k-images/1000.jpg');
 });
 
-test('bad Karpathy files are refused: paths outside the images folder, fields, empty split', async (t) => {
+test('bad Karpathy files are refused naming the file, the image record and the field', async (t) => {
   const escape = writeKarpathy('coco', [cocoImage(0, 'test', 5), cocoImage(1, 'test', 5, { filepath: '../..', filename: 'etc/passwd' })]);
-  const error = await t.throwsAsync(retrievalTask.load({ split: 'test', files: { annotations: escape } }), { instanceOf: InputError });
-  t.regex(error!.message, /record "images\[1\] \(imgid 1\)", field "filepath\/filename": image path .* resolves outside the images folder/);
+  const imagesFolder = dirname(escape);
+  await t.throwsAsync(retrievalTask.load({ split: 'test', files: { annotations: escape } }), {
+    instanceOf: InputError,
+    message: `${escape}, record "images[1] (imgid 1)", field "filepath/filename": image path "../../etc/passwd" resolves outside the images folder ${imagesFolder}`,
+  });
   const absolute = writeKarpathy('flickr30k', [{ ...flickrImage(0, 'test', 5), filename: '/etc/passwd' }]);
-  await t.throwsAsync(retrievalTask.load({ split: 'test', files: { annotations: absolute } }), { message: /expected a path relative to the images folder/ });
+  await t.throwsAsync(retrievalTask.load({ split: 'test', files: { annotations: absolute } }), {
+    message: `${absolute}, record "images[0] (imgid 0)", field "filename": expected a path relative to the images folder ${dirname(absolute)}, got "/etc/passwd"`,
+  });
 
   const noSentences = writeKarpathy('coco', [cocoImage(0, 'test', 5), cocoImage(1, 'test', 0)]);
   await t.throwsAsync(retrievalTask.load({ split: 'test', files: { annotations: noSentences } }), {
-    message: /record "images\[1\] \(imgid 1\)", field "sentences": expected a non-empty array of sentences, got an array of 0/,
+    message: `${noSentences}, record "images[1] (imgid 1)", field "sentences": expected a non-empty array of sentences, got an array of 0`,
   });
   const badSplit = writeKarpathy('coco', [cocoImage(0, 'testing', 5)]);
-  await t.throwsAsync(retrievalTask.load({ split: 'test', files: { annotations: badSplit } }), { message: /field "split": expected "train", "val", "test" or "restval", got "testing"/ });
+  await t.throwsAsync(retrievalTask.load({ split: 'test', files: { annotations: badSplit } }), {
+    message: `${badSplit}, record "images[0] (imgid 0)", field "split": expected "train", "val", "test" or "restval", got "testing"`,
+  });
   const onlyTrain = writeKarpathy('coco', [cocoImage(0, 'train', 5)]);
-  await t.throwsAsync(retrievalTask.load({ split: 'test', files: { annotations: onlyTrain } }), { message: /no images in split "test" \(the file's splits: train\)/ });
+  await t.throwsAsync(retrievalTask.load({ split: 'test', files: { annotations: onlyTrain } }), { message: `${onlyTrain}: no images in split "test" (the file's splits: train)` });
   const twice = writeKarpathy('coco', [cocoImage(0, 'test', 5), cocoImage(0, 'test', 5)]);
-  await t.throwsAsync(retrievalTask.load({ split: 'test', files: { annotations: twice } }), { message: /imgid appears twice in the split/ });
+  await t.throwsAsync(retrievalTask.load({ split: 'test', files: { annotations: twice } }), { message: `${twice}, record "images[1] (imgid 0)", field "imgid": imgid appears twice in the split` });
 });
 
 test('ties count against the model; an image with 6 captions is a hit when any of them ranks', (t) => {
@@ -224,7 +233,7 @@ test('similarity matrices: .npy read and write, shape and NaN refused with the c
   const data = new Float32Array([0.9, 0.8, 0.1, 0.2, 0.3, 0.7]);
   await retrievalTask.writeSubmission(split, { data, rows: 2, cols: 3 }, file);
   const read = await retrievalTask.readPredictions(split, file);
-  t.deepEqual(read, { data, rows: 2, cols: 3 });
+  t.deepEqual(read, { data, rows: 2, cols: 3, file });
   t.deepEqual(retrievalTask.score(split, read).official, { i2t: { r1: 100, r5: 100, r10: 100 }, t2i: { r1: 100, r5: 100, r10: 100 }, rsum: 600, meanRecall: 100 });
 
   const wrongShape = fakeSplit([2, 2]);
@@ -238,4 +247,17 @@ test('similarity matrices: .npy read and write, shape and NaN refused with the c
   const infinite = new Float32Array([0.9, Infinity, 0.1, 0.2, 0.3, 0.7]);
   t.throws(() => retrievalTask.score(split, infinite), { message: /got Infinity at \[image 0, caption 1\]/ });
   await t.throwsAsync(retrievalTask.writeSubmission(split, { data: nan, rows: 2, cols: 3 }, join(dir, 'nan.npy')), { message: /got NaN at \[image 1, caption 1\]/ });
+});
+
+test('a NaN in a .npy file is refused naming the file and the cell, through the task and through vlbench score', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vlbench-npy-nan-'));
+  const annotations = writeKarpathy('coco', [cocoImage(0, 'test', 2), cocoImage(1, 'test', 2)]);
+  const split = await retrievalTask.load({ split: 'test', files: { annotations } });
+  const file = join(dir, 'sims.npy');
+  // Row 1 (image 1), column 3 (its second caption) is NaN.
+  writeFileSync(file, encodeNpyMatrix({ data: new Float32Array([0.9, 0.8, 0.1, 0.2, 0.3, 0.1, 0.7, Number.NaN]), rows: 2, cols: 4 }));
+  const predictions = await retrievalTask.readPredictions(split, file);
+  const expected = `${file}: expected finite similarities, got NaN at [image 1, caption 3] (0-based row, column)`;
+  t.throws(() => retrievalTask.score(split, predictions), { instanceOf: InputError, message: expected });
+  await t.throwsAsync(runScore({ task: 'retrieval', annotations, split: 'test', similarities: file }), { instanceOf: InputError, message: expected });
 });

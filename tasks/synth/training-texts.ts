@@ -1,6 +1,6 @@
 import type { VcrExample } from '../tasks/vcr/load.ts';
 import type { RetrievalImage } from '../tasks/retrieval/karpathy.ts';
-import { synthLoadOptions } from './run-data.ts';
+import { synthLoadOptions } from '../tasks/synth/run-splits.ts';
 import { getTask } from '../tasks/registry.ts';
 
 /**
