@@ -126,23 +126,27 @@ test('without choices or entailed questions, those metrics are left out rather t
   t.false('consistency' in official); // 101 entails 201307251, which is not in this file
 });
 
-test('bad files and predictions are refused with the record and field', async (t) => {
+test('bad files and predictions are refused naming the file, the record and the field', async (t) => {
   const dir = await dataset();
   const split = await loadGqaSplit({ dataDir: dir, split: 'val' });
   const file = join(dir, 'bad.json');
   await writeFile(file, JSON.stringify([{ questionId: 101, prediction: 'black' }]));
-  await t.throwsAsync(readGqaPredictions(split, file), { message: /1 malformed prediction record: \[0\]\.questionId is number 101, not a string/ });
+  await t.throwsAsync(readGqaPredictions(split, file), { message: `${file}: 1 malformed prediction record: [0].questionId is number 101, not a string` });
   await writeFile(file, JSON.stringify(predictions.slice(1)));
-  await t.throwsAsync(readGqaPredictions(split, file), { message: /1 \("101"\) questionIds of split "val" have no prediction/ });
+  await t.throwsAsync(readGqaPredictions(split, file), { message: `${file}, field "questionId": 1 ("101") questionIds of split "val" have no prediction; nothing is scored on a subset` });
 
   const broken = structuredClone(sceneGraphs);
   broken.n1.objects['1'].relations[0].object = '9';
   await writeFile(join(dir, 'val_sceneGraphs.json'), JSON.stringify(broken));
-  await t.throwsAsync(loadGqaSplit({ dataDir: dir, split: 'val' }), { message: /record "n1", field "objects\.1\.relations\[0\]\.object": expected the id of an object of this image, got "9"/ });
+  await t.throwsAsync(loadGqaSplit({ dataDir: dir, split: 'val' }), {
+    message: `${join(dir, 'val_sceneGraphs.json')}, record "n1", field "objects.1.relations[0].object": expected the id of an object of this image, got "9"`,
+  });
 
   const badQuestion = { ...questions, '102': { ...questions['102'], isBalanced: 'yes' } };
   await writeFile(join(dir, 'val_balanced_questions.json'), JSON.stringify(badQuestion));
-  await t.throwsAsync(loadGqaSplit({ files: { questions: join(dir, 'val_balanced_questions.json') }, split: 'val' }), { message: /record "102", field "isBalanced": expected true or false/ });
+  await t.throwsAsync(loadGqaSplit({ files: { questions: join(dir, 'val_balanced_questions.json') }, split: 'val' }), {
+    message: `${join(dir, 'val_balanced_questions.json')}, record "102", field "isBalanced": expected true or false, got "yes"`,
+  });
 });
 
 test('the predictions writer keeps the split order and refuses partial predictions', async (t) => {
