@@ -32,7 +32,7 @@ export { train, AdamW, learningRateAt, type TrainingProblem, type TrainingSettin
 export { parseMethodSpec, type MethodSpec } from './models/objectives/index.ts';
 
 // Leaderboard: run records, the store, statistics and the regression gate.
-export { openLeaderboard, recordRun, listRuns, findRun, exampleScores, DEFAULT_LEADERBOARD_PATH } from './leaderboard/store.ts';
+export { openLeaderboard, withLeaderboard, recordRun, listRuns, findRun, exampleScores, recordedRunIds, DEFAULT_LEADERBOARD_PATH, RunAlreadyRecordedError, StoreUnreachableError, type LeaderboardStore } from './leaderboard/store.ts';
 export { parseRunRecord, comparabilityKey, type RunRecord, type RunRecordDraft } from './leaderboard/run-record.ts';
 export { compareRuns } from './leaderboard/compare.ts';
 export { bootstrapInterval, pairedBootstrap } from './leaderboard/statistics.ts';

@@ -58,7 +58,7 @@ function draft(name: string, task: (typeof TASKS)[number], method: (typeof METHO
   };
 }
 
-const store = openLeaderboard(dbPath, { create: true });
+const store = await openLeaderboard(dbPath, { create: true });
 let recorded = 0;
 const recordStart = performance.now();
 for (const task of TASKS) {
@@ -68,7 +68,7 @@ for (const task of TASKS) {
       const accuracy = (task.base + method[1] + 1.2 * random.normal()) / 100;
       const scores = Array.from({ length: exampleCount }, (_, i) => ({ id: `${task.task}-${i}`, score: random.next() < accuracy ? 100 : 0 }));
       const name = seeds.length > 1 ? `${method[0]}-seed${seed}` : method[0];
-      recordRun(store, draft(name, task, method, seed, scores), scores);
+      await recordRun(store, draft(name, task, method, seed, scores), scores);
       recorded++;
     }
   }
@@ -76,7 +76,7 @@ for (const task of TASKS) {
 const recordSeconds = (performance.now() - recordStart) / 1000;
 
 const boardStart = performance.now();
-const board = buildBoard(listRuns(store), (id) => exampleScores(store, id));
+const board = await buildBoard(await listRuns(store), (id) => exampleScores(store, id));
 const boardSeconds = (performance.now() - boardStart) / 1000;
 const renderStart = performance.now();
 const html = renderHtml(board, { generator: 'vlbench bench' });
@@ -85,13 +85,13 @@ renderCsv(board);
 const renderSeconds = (performance.now() - renderStart) / 1000;
 
 const compareStart = performance.now();
-const load = (ref: string) => {
-  const { run } = findRun(store, ref);
-  return { record: run.record, perExample: exampleScores(store, run.record.id) };
+const load = async (ref: string) => {
+  const { run } = await findRun(store, ref);
+  return { record: run.record, perExample: await exampleScores(store, run.record.id) };
 };
-compareRuns(load('finetune'), load('finetune+scene-graph'));
+compareRuns(await load('finetune'), await load('finetune+scene-graph'));
 const compareSeconds = (performance.now() - compareStart) / 1000;
-store.close();
+await store.close();
 if (values.html) writeFileSync(values.html, html);
 
 console.log(

@@ -108,15 +108,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   });
   const outcomes: DemoResult['outcomes'] = plan.map(({ task, method }, i) => ({ task, method, outcome: summaries[i] }));
   const table = comparisonTable(outcomes);
-  const store = openLeaderboard(db, { create: false });
+  const store = await openLeaderboard(db, { create: false });
   let leaderboard: string;
   let html: string;
   try {
-    const board = buildBoard(listRuns(store), (runId) => exampleScores(store, runId), { resamples: 500, seed: options.seed });
+    const board = await buildBoard(await listRuns(store), (runId) => exampleScores(store, runId), { resamples: 500, seed: options.seed });
     leaderboard = renderTable(board);
     html = renderHtml(board, { generator: `vlbench ${VLBENCH_VERSION} demo` });
   } finally {
-    store.close();
+    await store.close();
   }
   await rename(db, finalDb);
   const htmlFile = join(outDir, 'leaderboard.html');

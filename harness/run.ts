@@ -225,12 +225,12 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     // The folder is complete before anything enters the leaderboard: a failed write to the
     // database leaves a finished run that `vlbench leaderboard add` can still record.
     const splitResults: SplitResult[] = [];
-    const store = hooks.db ? openLeaderboard(hooks.db, { create: true }) : null;
+    const store = hooks.db ? await openLeaderboard(hooks.db, { create: true }) : null;
     try {
       for (const { split, report, predictionsFile } of results) {
         const finalPredictions = predictionsFile.replace(partialDir, finalDir);
         const record = store
-          ? recordRun(
+          ? await recordRun(
               store,
               {
                 name,
@@ -259,7 +259,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
         splitResults.push({ split: split.split, report, record });
       }
     } finally {
-      store?.close();
+      await store?.close();
     }
     return { runDir: finalDir, name, backend: backend.name, splits: splitResults, training: model.training, timings };
   } finally {

@@ -63,7 +63,10 @@ export interface Board {
   sections: BoardSection[];
 }
 
-export function buildBoard(runs: readonly StoredRun[], scoresOf: (runId: string) => ExampleScore[], options: BoardOptions = {}): Board {
+/** How the board gets a run's per-example scores: from the store (asynchronous) or from memory. */
+export type ScoresOf = (runId: string) => ExampleScore[] | Promise<ExampleScore[]>;
+
+export async function buildBoard(runs: readonly StoredRun[], scoresOf: ScoresOf, options: BoardOptions = {}): Promise<Board> {
   const resamples = options.resamples ?? DEFAULT_RESAMPLES;
   const bootstrapSeed = options.seed ?? DEFAULT_BOOTSTRAP_SEED;
   const confidence = options.confidence ?? DEFAULT_CONFIDENCE;
@@ -74,7 +77,8 @@ export function buildBoard(runs: readonly StoredRun[], scoresOf: (runId: string)
     list.push(run);
     sectionsByKey.set(key, list);
   }
-  const sections = [...sectionsByKey.values()].map((sectionRuns) => buildSection(sectionRuns, scoresOf, { resamples, bootstrapSeed, confidence }));
+  const sections: BoardSection[] = [];
+  for (const sectionRuns of sectionsByKey.values()) sections.push(await buildSection(sectionRuns, scoresOf, { resamples, bootstrapSeed, confidence }));
   sections.sort((a, b) => compareText(a.key.task, b.key.task) || compareText(a.key.split, b.key.split) || compareText(a.key.taskVersion, b.key.taskVersion) || compareText(a.key.metricVersion, b.key.metricVersion) || compareText(a.key.splitFingerprint, b.key.splitFingerprint) || compareText(a.primaryMetric, b.primaryMetric));
   return { runCount: runs.length, resamples, bootstrapSeed, confidence, sections };
 }
@@ -83,7 +87,7 @@ function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function buildSection(runs: StoredRun[], scoresOf: (runId: string) => ExampleScore[], options: { resamples: number; bootstrapSeed: number; confidence: number }): BoardSection {
+async function buildSection(runs: StoredRun[], scoresOf: ScoresOf, options: { resamples: number; bootstrapSeed: number; confidence: number }): Promise<BoardSection> {
   const first = runs[0].record;
   const metricNames: string[] = [];
   for (const { record } of runs) for (const name of Object.keys(record.metrics)) if (!metricNames.includes(name)) metricNames.push(name);
@@ -94,7 +98,8 @@ function buildSection(runs: StoredRun[], scoresOf: (runId: string) => ExampleSco
     list.push(run);
     groups.set(key, list);
   }
-  const rows = [...groups.values()].map((group) => buildRow(group, first.primaryMetric, metricNames, scoresOf, options));
+  const rows: BoardRow[] = [];
+  for (const group of groups.values()) rows.push(await buildRow(group, first.primaryMetric, metricNames, scoresOf, options));
   rows.sort((a, b) => b.primary.mean - a.primary.mean || compareText(a.name, b.name));
   // Competition ranking: equal means share a rank, the next rank skips ("1, 2, 2, 4").
   rows.forEach((row, index) => {
@@ -103,7 +108,7 @@ function buildSection(runs: StoredRun[], scoresOf: (runId: string) => ExampleSco
   return { key: comparabilityKey(first), metric: first.metric, primaryMetric: first.primaryMetric, metricNames, rows };
 }
 
-function buildRow(group: StoredRun[], primaryMetric: string, metricNames: string[], scoresOf: (runId: string) => ExampleScore[], options: { resamples: number; bootstrapSeed: number; confidence: number }): BoardRow {
+async function buildRow(group: StoredRun[], primaryMetric: string, metricNames: string[], scoresOf: ScoresOf, options: { resamples: number; bootstrapSeed: number; confidence: number }): Promise<BoardRow> {
   const records = group.map((run) => run.record).sort((a, b) => (a.seed ?? 0) - (b.seed ?? 0) || compareText(a.createdAt, b.createdAt));
   const first = records[0];
   const primary = aggregateOverSeeds(records.map((record) => record.metrics[primaryMetric]));
@@ -111,7 +116,7 @@ function buildRow(group: StoredRun[], primaryMetric: string, metricNames: string
   if (group.length === 1 && group[0].exampleCount > 0) {
     const seed = new SeededRandom(options.bootstrapSeed).fork(first.id).seed;
     interval = bootstrapInterval(
-      scoresOf(first.id).map((entry) => entry.score),
+      (await scoresOf(first.id)).map((entry) => entry.score),
       { resamples: options.resamples, seed, confidence: options.confidence },
     );
   }

@@ -1,241 +1,64 @@
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import Database from 'better-sqlite3';
 import { InputError, listSome } from '../core/errors.ts';
 import type { ExampleScore } from '../core/types.ts';
 import { RUN_RECORD_VERSION, newRunId, parseRunRecord, type RunRecord, type RunRecordDraft } from './run-record.ts';
+import { openPostgresLeaderboard } from './postgres-store.ts';
+import { openSqliteLeaderboard } from './sqlite-store.ts';
+import type { LeaderboardStore, OpenOptions } from './store-engine.ts';
 
 /**
- * The leaderboard store: one SQLite file (WAL mode, so readers never block the one writer
- * and several processes can record runs at once). Each run is one IMMEDIATE transaction:
- * the record and its per-example scores land together or not at all.
+ * The leaderboard store: one interface, two engines. A path is an embedded SQLite file (the
+ * default, one machine); a `postgres://` or `postgresql://` URL is a shared PostgreSQL database
+ * that many machines record into. Both apply the same migrations (migrations.ts) and answer the
+ * same queries below, so the board, its statistics and `compare` cannot tell them apart.
  *
- * A file is only ever written when it is recognisably ours (our application_id and meta
- * row) or brand new (empty, no tables). Anything else is refused before a single byte
- * changes, so pointing --db at the wrong file cannot destroy it.
+ * Every call is asynchronous because the PostgreSQL driver is; the SQLite engine answers at once.
  */
 export const DEFAULT_LEADERBOARD_PATH = 'runs/leaderboard.db';
+/** Where the leaderboard is when no --db is given: this variable, else DEFAULT_LEADERBOARD_PATH. */
+export const LEADERBOARD_ENV_VARIABLE = 'VLBENCH_DB';
 
-/** "VLB1" as a big-endian int32: SQLite's header field for telling file formats apart. */
-export const LEADERBOARD_APPLICATION_ID = 0x564c4231;
-const FORMAT_NAME = 'vlbench-leaderboard';
-/** How long a writer waits for another process's transaction before giving up. */
-const BUSY_TIMEOUT_MS = 30_000;
-const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
+export { LEADERBOARD_SCHEMA_VERSION } from './migrations.ts';
+export { LEADERBOARD_APPLICATION_ID } from './sqlite-store.ts';
+export { RunAlreadyRecordedError, StoreUnreachableError, type LeaderboardStore, type OpenOptions } from './store-engine.ts';
 
-interface Migration {
-  version: number;
-  description: string;
-  sql: string;
+export function isPostgresLocation(location: string): boolean {
+  return /^postgres(?:ql)?:\/\//i.test(location);
 }
 
-/** Append-only: a released migration is never edited, a change is a new entry. */
-const MIGRATIONS: readonly Migration[] = [
-  {
-    version: 1,
-    description: 'runs with their records, per-example scores',
-    sql: `
-      CREATE TABLE runs (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        name TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        task TEXT NOT NULL,
-        task_version TEXT NOT NULL,
-        split TEXT NOT NULL,
-        split_fingerprint TEXT NOT NULL,
-        metric_version TEXT NOT NULL,
-        record_version INTEGER NOT NULL,
-        record_json TEXT NOT NULL
-      );
-      CREATE INDEX runs_by_name ON runs (name);
-      CREATE INDEX runs_by_task ON runs (task);
-      CREATE TABLE example_scores (
-        run_seq INTEGER NOT NULL REFERENCES runs (seq) ON DELETE CASCADE,
-        example_id TEXT NOT NULL,
-        score REAL NOT NULL,
-        PRIMARY KEY (run_seq, example_id)
-      ) WITHOUT ROWID;
-    `,
-  },
-];
-export const LEADERBOARD_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
-
-export interface LeaderboardStore {
-  readonly path: string;
-  readonly db: Database.Database;
-  close(): void;
+/** The --db a command uses when it is given none. */
+export function defaultLeaderboardLocation(): string {
+  const fromEnvironment = process.env[LEADERBOARD_ENV_VARIABLE];
+  return fromEnvironment !== undefined && fromEnvironment.trim() !== '' ? fromEnvironment : DEFAULT_LEADERBOARD_PATH;
 }
 
-export interface OpenOptions {
-  /** Create the file when it does not exist (commands that record runs); readers refuse a missing file. */
-  create: boolean;
+export async function openLeaderboard(location: string, options: OpenOptions): Promise<LeaderboardStore> {
+  if (location.trim() === '') throw new InputError('expected a leaderboard path or postgres:// URL, got an empty string', { field: '--db' });
+  return isPostgresLocation(location) ? openPostgresLeaderboard(location, options) : openSqliteLeaderboard(location, options);
 }
 
-export function openLeaderboard(path: string, { create }: OpenOptions): LeaderboardStore {
-  const absolute = resolve(path);
-  const exists = existsSync(absolute);
-  if (!exists && !create) {
-    throw new InputError('no leaderboard database here (record a run first, or pass --db PATH)', { file: path });
-  }
-  if (exists) {
-    refuseForeignBytes(absolute, path);
-    refuseForeignSchema(absolute, path);
-  } else {
-    mkdirSync(dirname(absolute), { recursive: true });
-  }
-
-  let db: Database.Database;
+/** Opens, hands the store to `work`, and closes it whatever happens. */
+export async function withLeaderboard<T>(location: string, options: OpenOptions, work: (store: LeaderboardStore) => Promise<T> | T): Promise<T> {
+  const store = await openLeaderboard(location, options);
   try {
-    db = new Database(absolute, { fileMustExist: exists });
-  } catch (error) {
-    throw new InputError(`cannot open as a SQLite database: ${(error as Error).message}`, { file: path });
-  }
-  try {
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    prepareSchema(db, path);
-    db.pragma('foreign_keys = ON');
-  } catch (error) {
-    db.close();
-    if (error instanceof InputError) throw error;
-    throw new InputError(`not a readable vlbench leaderboard (${(error as Error).message}); it was left unchanged`, { file: path });
-  }
-  return { path, db, close: () => db.close() };
-}
-
-/** Reads only the header, so a file that is not SQLite at all is never handed to SQLite. */
-function refuseForeignBytes(absolute: string, shown: string): void {
-  const stats = statSync(absolute);
-  if (!stats.isFile()) throw new InputError('expected a leaderboard database file, found a folder or device', { file: shown });
-  // An empty file holds nothing to lose: it is how a concurrent first writer's file looks for an instant.
-  if (stats.size === 0) return;
-  const header = Buffer.alloc(100);
-  const fd = openSync(absolute, 'r');
-  let read: number;
-  try {
-    read = readSync(fd, header, 0, 100, 0);
+    return await work(store);
   } finally {
-    closeSync(fd);
+    await store.close();
   }
-  if (read < 100 || !header.subarray(0, 16).equals(SQLITE_MAGIC)) {
-    throw new InputError('not a SQLite database (wrong header); refusing to touch it', { file: shown });
-  }
-  // The header's application_id, read without SQLite: a fresh file is 0 until our first write.
-  const applicationId = header.readInt32BE(68);
-  if (applicationId !== 0 && applicationId !== LEADERBOARD_APPLICATION_ID) {
-    throw new InputError(`a SQLite database of another application (application_id 0x${(applicationId >>> 0).toString(16)}); refusing to touch it`, { file: shown });
-  }
-}
-
-/**
- * Looks inside through a read-only connection first: a read-write connection to someone
- * else's WAL database would checkpoint it on close, rewriting their file.
- */
-function refuseForeignSchema(absolute: string, shown: string): void {
-  let state: FileState;
-  let reader: Database.Database | undefined;
-  try {
-    reader = new Database(absolute, { readonly: true, fileMustExist: true });
-    reader.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    state = inspect(reader);
-  } catch (error) {
-    throw new InputError(`not a readable SQLite database (${(error as Error).message}); it was left unchanged`, { file: shown });
-  } finally {
-    reader?.close();
-  }
-  if (state === 'foreign') throw foreignError(shown);
-}
-
-function prepareSchema(db: Database.Database, shown: string): void {
-  // A fresh file that another process is creating this instant can look foreign from outside a
-  // transaction; an IMMEDIATE transaction waits for that writer and then sees its committed schema.
-  const state = inspect(db) === 'foreign' ? db.transaction(() => inspect(db)).immediate() : 'checked';
-  if (state === 'foreign') throw foreignError(shown);
-  // WAL cannot be switched on inside a transaction; the file is ours or empty, so this is safe.
-  enableWal(db);
-  db.pragma('synchronous = NORMAL');
-  // IMMEDIATE: of several processes opening a fresh file at once, exactly one creates the schema.
-  db.transaction(() => {
-    const stateNow = inspect(db);
-    if (stateNow === 'foreign') throw foreignError(shown);
-    if (stateNow === 'empty') {
-      db.pragma(`application_id = ${LEADERBOARD_APPLICATION_ID}`);
-      db.exec(`
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL);
-      `);
-      db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('format', FORMAT_NAME);
-    }
-    const applied = (db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get() as { version: number | null }).version ?? 0;
-    if (applied > LEADERBOARD_SCHEMA_VERSION) {
-      throw new InputError(`written by a newer vlbench (schema version ${applied}, this vlbench knows up to ${LEADERBOARD_SCHEMA_VERSION}); upgrade vlbench`, { file: shown });
-    }
-    for (const migration of MIGRATIONS.filter((m) => m.version > applied)) {
-      db.exec(migration.sql);
-      db.prepare('INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)').run(migration.version, migration.description, new Date().toISOString());
-    }
-  }).immediate();
-}
-
-/**
- * Switching to WAL needs a moment alone with the file, and SQLite answers "database is locked"
- * at once (without its busy handler) when another process is creating the same fresh file;
- * so retry until the busy timeout. A file already in WAL mode (it is persistent) needs nothing.
- */
-function enableWal(db: Database.Database): void {
-  const deadline = Date.now() + BUSY_TIMEOUT_MS;
-  for (;;) {
-    try {
-      if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
-      return;
-    } catch (error) {
-      if (!/locked|busy/i.test((error as Error).message) || Date.now() > deadline) throw error;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-    }
-  }
-}
-
-type FileState = 'ours' | 'empty' | 'foreign';
-
-function inspect(db: Database.Database): FileState {
-  const applicationId = db.pragma('application_id', { simple: true }) as number;
-  const tableCount = (db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n;
-  if (applicationId === 0 && tableCount === 0) return 'empty';
-  if (applicationId !== LEADERBOARD_APPLICATION_ID) return 'foreign';
-  const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get() !== undefined;
-  if (!hasMeta) return 'foreign';
-  const format = db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined;
-  return format?.value === FORMAT_NAME ? 'ours' : 'foreign';
-}
-
-function foreignError(shown: string): InputError {
-  return new InputError('a SQLite database that is not a vlbench leaderboard; refusing to touch it (pass --db with a new path)', { file: shown });
 }
 
 /**
  * Records one run and its per-example scores in one transaction, after validating both.
- * This is what `vlbench run` and `vlbench leaderboard add` call.
+ * This is what `vlbench run`, `vlbench leaderboard add`, sweep workers and `leaderboard copy` call.
+ * A draft with an `id` and `createdAt` keeps them (a sweep's run key, a copied run).
  */
-export function recordRun(store: LeaderboardStore, draft: RunRecordDraft, perExample: readonly ExampleScore[] | null): RunRecord {
+export async function recordRun(store: LeaderboardStore, draft: RunRecordDraft, perExample: readonly ExampleScore[] | null): Promise<RunRecord> {
   const createdAt = draft.createdAt ?? new Date().toISOString();
   const record = parseRunRecord(
     { ...draft, recordVersion: RUN_RECORD_VERSION, createdAt, id: draft.id ?? newRunId(createdAt, draft) },
     `run record "${draft.name}"`,
   );
   if (perExample) checkPerExample(record, perExample);
-  const insertRun = store.db.prepare(`
-    INSERT INTO runs (id, name, created_at, task, task_version, split, split_fingerprint, metric_version, record_version, record_json)
-    VALUES (@id, @name, @createdAt, @task, @taskVersion, @split, @splitFingerprint, @metricVersion, @recordVersion, @json)`);
-  const insertScore = store.db.prepare('INSERT INTO example_scores (run_seq, example_id, score) VALUES (?, ?, ?)');
-  store.db
-    .transaction(() => {
-      if (store.db.prepare('SELECT 1 FROM runs WHERE id = ?').get(record.id)) {
-        throw new InputError('a run with this id is already recorded', { file: store.path, record: record.id, field: 'id' });
-      }
-      const { lastInsertRowid } = insertRun.run({ ...record, json: JSON.stringify(record) });
-      for (const { id, score } of perExample ?? []) insertScore.run(lastInsertRowid, id, score);
-    })
-    .immediate();
+  await store.insertRun(record, perExample);
   return record;
 }
 
@@ -282,14 +105,15 @@ export interface RunFilter {
   task?: string;
 }
 
+// CAST(... AS INTEGER): PostgreSQL's COUNT is a bigint, which its driver hands over as a string.
+const STORED_RUN_COLUMNS = 'r.record_json AS json, (SELECT CAST(COUNT(*) AS INTEGER) FROM example_scores s WHERE s.run_seq = r.seq) AS "exampleCount"';
+
 /** All runs, oldest first (the order they were recorded in). */
-export function listRuns(store: LeaderboardStore, filter: RunFilter = {}): StoredRun[] {
-  const rows = store.db
-    .prepare(
-      `SELECT r.record_json AS json, (SELECT COUNT(*) FROM example_scores s WHERE s.run_seq = r.seq) AS exampleCount
-       FROM runs r ${filter.task !== undefined ? 'WHERE r.task = @task' : ''} ORDER BY r.seq`,
-    )
-    .all(filter.task !== undefined ? { task: filter.task } : {}) as { json: string; exampleCount: number }[];
+export async function listRuns(store: LeaderboardStore, filter: RunFilter = {}): Promise<StoredRun[]> {
+  const rows = await store.query<{ json: string; exampleCount: number }>(
+    `SELECT ${STORED_RUN_COLUMNS} FROM runs r ${filter.task !== undefined ? 'WHERE r.task = ?' : ''} ORDER BY r.seq`,
+    filter.task !== undefined ? [filter.task] : [],
+  );
   return rows.map((row) => ({ record: readStoredRecord(store, row.json), exampleCount: row.exampleCount }));
 }
 
@@ -298,9 +122,9 @@ function readStoredRecord(store: LeaderboardStore, json: string): RunRecord {
   try {
     value = JSON.parse(json);
   } catch {
-    throw new InputError('a stored run record is not valid JSON (the database was edited by hand?)', { file: store.path });
+    throw new InputError('a stored run record is not valid JSON (the database was edited by hand?)', { file: store.location });
   }
-  return parseRunRecord(value, store.path);
+  return parseRunRecord(value, store.location);
 }
 
 /**
@@ -308,23 +132,30 @@ function readStoredRecord(store: LeaderboardStore, json: string): RunRecord {
  * run (a CI pipeline records "main" on every merge and gates against the latest); the
  * caller is told which one through `matchedByName`.
  */
-export function findRun(store: LeaderboardStore, idOrName: string, filter: RunFilter = {}): { run: StoredRun; matchedByName: number } {
-  const taskClause = filter.task !== undefined ? 'AND task = @task' : '';
-  const parameters = { ref: idOrName, task: filter.task };
-  const byId = store.db.prepare(`SELECT seq FROM runs WHERE id = @ref ${taskClause}`).get(parameters) as { seq: number } | undefined;
-  const seqs = byId
-    ? [byId.seq]
-    : (store.db.prepare(`SELECT seq FROM runs WHERE name = @ref ${taskClause} ORDER BY created_at DESC, seq DESC`).all(parameters) as { seq: number }[]).map((row) => row.seq);
-  if (seqs.length === 0) throw new InputError(`no run with this id or name${filter.task !== undefined ? ` for task ${JSON.stringify(filter.task)}` : ''}`, { file: store.path, record: idOrName });
-  const row = store.db
-    .prepare('SELECT r.record_json AS json, (SELECT COUNT(*) FROM example_scores s WHERE s.run_seq = r.seq) AS exampleCount FROM runs r WHERE r.seq = ?')
-    .get(seqs[0]) as { json: string; exampleCount: number };
-  return { run: { record: readStoredRecord(store, row.json), exampleCount: row.exampleCount }, matchedByName: byId ? 0 : seqs.length };
+export async function findRun(store: LeaderboardStore, idOrName: string, filter: RunFilter = {}): Promise<{ run: StoredRun; matchedByName: number }> {
+  const taskClause = filter.task !== undefined ? 'AND task = ?' : '';
+  const parameters = filter.task !== undefined ? [idOrName, filter.task] : [idOrName];
+  const byId = await store.query<{ seq: unknown }>(`SELECT seq FROM runs WHERE id = ? ${taskClause}`, parameters);
+  const seqs = byId.length > 0 ? [byId[0].seq] : (await store.query<{ seq: unknown }>(`SELECT seq FROM runs WHERE name = ? ${taskClause} ORDER BY created_at DESC, seq DESC`, parameters)).map((row) => row.seq);
+  if (seqs.length === 0) throw new InputError(`no run with this id or name${filter.task !== undefined ? ` for task ${JSON.stringify(filter.task)}` : ''}`, { file: store.location, record: idOrName });
+  const [row] = await store.query<{ json: string; exampleCount: number }>(`SELECT ${STORED_RUN_COLUMNS} FROM runs r WHERE r.seq = ?`, [seqs[0]]);
+  return { run: { record: readStoredRecord(store, row.json), exampleCount: row.exampleCount }, matchedByName: byId.length > 0 ? 0 : seqs.length };
 }
 
-/** The run's per-example scores, in example id order. */
-export function exampleScores(store: LeaderboardStore, runId: string): ExampleScore[] {
-  return store.db
-    .prepare('SELECT s.example_id AS id, s.score AS score FROM example_scores s JOIN runs r ON r.seq = s.run_seq WHERE r.id = ? ORDER BY s.example_id')
-    .all(runId) as ExampleScore[];
+/** Which of these run ids are recorded (a sweep asks before it runs, `leaderboard copy` before it copies). */
+export async function recordedRunIds(store: LeaderboardStore, runIds: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  // In slices: SQLite allows at most 32,766 parameters per statement.
+  for (let start = 0; start < runIds.length; start += 500) {
+    const slice = runIds.slice(start, start + 500);
+    if (slice.length === 0) continue;
+    const rows = await store.query<{ id: string }>(`SELECT id FROM runs WHERE id IN (${slice.map(() => '?').join(', ')})`, slice);
+    for (const row of rows) found.add(row.id);
+  }
+  return found;
+}
+
+/** The run's per-example scores, in example id order (byte order, the same on both engines). */
+export async function exampleScores(store: LeaderboardStore, runId: string): Promise<ExampleScore[]> {
+  return store.query<ExampleScore>('SELECT s.example_id AS id, s.score AS score FROM example_scores s JOIN runs r ON r.seq = s.run_seq WHERE r.id = ? ORDER BY s.example_id', [runId]);
 }

@@ -10,7 +10,8 @@ import { compareRuns, formatComparison } from '../../leaderboard/compare.ts';
 import { renderHtml } from '../../leaderboard/render-html.ts';
 import { renderCsv, renderJson, renderMarkdown, renderTable } from '../../leaderboard/render-text.ts';
 import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES } from '../../leaderboard/statistics.ts';
-import { DEFAULT_LEADERBOARD_PATH, exampleScores, findRun, listRuns, openLeaderboard, type LeaderboardStore } from '../../leaderboard/store.ts';
+import { exampleScores, findRun, listRuns, withLeaderboard } from '../../leaderboard/store.ts';
+import { leaderboardDbOption } from '../db-option.ts';
 
 /**
  * `vlbench leaderboard` (print or export the board), `vlbench leaderboard add` (score a
@@ -39,15 +40,15 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     .option('--task <name>', 'only runs of this task')
     .addOption(new Option('--format <format>', 'output format').choices(FORMATS).default('table'))
     .option('--out <file>', 'write to this file (atomically) instead of standard output')
-    .option('--db <path>', 'leaderboard database', DEFAULT_LEADERBOARD_PATH)
+    .addOption(leaderboardDbOption())
     .option('--resamples <n>', 'bootstrap resamples for per-run intervals', String(DEFAULT_RESAMPLES))
     .option('--seed <n>', 'bootstrap seed', String(DEFAULT_BOOTSTRAP_SEED))
     .action(async (flags: { task?: string; format: Format; out?: string; db: string; resamples: string; seed: string }) => {
       const resamples = parseWholeNumber(flags.resamples, '--resamples', 1, MAX_RESAMPLES);
       const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
-      const output = withStore(flags.db, false, (store) => {
-        const runs = listRuns(store, { task: flags.task });
-        const board = buildBoard(runs, (runId) => exampleScores(store, runId), { resamples, seed, confidence: DEFAULT_CONFIDENCE });
+      const output = await withLeaderboard(flags.db, { create: false }, async (store) => {
+        const runs = await listRuns(store, { task: flags.task });
+        const board = await buildBoard(runs, (runId) => exampleScores(store, runId), { resamples, seed, confidence: DEFAULT_CONFIDENCE });
         switch (flags.format) {
           case 'table':
             return renderTable(board);
@@ -80,13 +81,12 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     .option('--model <name>', 'model name', 'external')
     .option('--method <spec>', 'method description', 'external predictions')
     .option('--seed <n>', 'the seed the predictions were made with, when known')
-    .option('--db <path>', 'leaderboard database', DEFAULT_LEADERBOARD_PATH)
+    .addOption(leaderboardDbOption())
     .action(async (flags: { task: string; data: string; split?: string; predictions: string; name: string; model: string; method: string; seed?: string; db: string }) => {
       const seed = flags.seed === undefined ? null : parseWholeNumber(flags.seed, '--seed', -(2 ** 31), 2 ** 32 - 1);
       if (flags.name.trim() === '') throw new InputError('expected a non-empty run name', { field: '--name' });
       const task = await lookupTask(flags.task);
-      const store = openLeaderboard(flags.db, { create: true });
-      try {
+      await withLeaderboard(flags.db, { create: true }, async (store) => {
         const record = await addPredictions(store, {
           task,
           dataDir: flags.data,
@@ -100,9 +100,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
           gitCommit: gitCommit(),
         });
         process.stdout.write(`recorded run ${record.id} "${record.name}": ${record.task} ${record.split}, ${record.primaryMetric} ${record.metrics[record.primaryMetric].toFixed(2)}\n`);
-      } finally {
-        store.close();
-      }
+      });
     });
 
   program
@@ -116,38 +114,29 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     .option('--task <name>', 'look run names up among this task\'s runs only')
     .option('--metric <name>', 'metric to compare (default: the primary metric; others have no per-example scores, so no interval)')
     .option('--max-drop <points>', 'tolerated drop, in metric points', '0')
-    .option('--db <path>', 'leaderboard database', DEFAULT_LEADERBOARD_PATH)
+    .addOption(leaderboardDbOption())
     .option('--resamples <n>', 'bootstrap resamples', String(DEFAULT_RESAMPLES))
     .option('--seed <n>', 'bootstrap seed', String(DEFAULT_BOOTSTRAP_SEED))
     .addOption(new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'))
-    .action((baseRef: string, candidateRef: string, flags: { task?: string; metric?: string; maxDrop: string; db: string; resamples: string; seed: string; format: 'text' | 'json' }) => {
+    .action(async (baseRef: string, candidateRef: string, flags: { task?: string; metric?: string; maxDrop: string; db: string; resamples: string; seed: string; format: 'text' | 'json' }) => {
       const maxDrop = Number(flags.maxDrop);
       if (flags.maxDrop.trim() === '' || !Number.isFinite(maxDrop) || maxDrop < 0) throw new InputError(`expected 0 or more metric points, got ${JSON.stringify(flags.maxDrop)}`, { field: '--max-drop' });
       const resamples = parseWholeNumber(flags.resamples, '--resamples', 1, MAX_RESAMPLES);
       const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
-      const comparison = withStore(flags.db, false, (store) => {
-        const load = (ref: string, role: string) => {
-          const { run, matchedByName } = findRun(store, ref, { task: flags.task });
+      const comparison = await withLeaderboard(flags.db, { create: false }, async (store) => {
+        const load = async (ref: string, role: string) => {
+          const { run, matchedByName } = await findRun(store, ref, { task: flags.task });
           if (matchedByName > 1) {
             process.stderr.write(`note: ${role} name "${ref}" matches ${matchedByName} runs${flags.task ? '' : ' (narrow with --task, or pass a run id)'}; using the latest, ${run.record.id}\n`);
           }
-          return { record: run.record, perExample: run.exampleCount > 0 ? exampleScores(store, run.record.id) : null };
+          return { record: run.record, perExample: run.exampleCount > 0 ? await exampleScores(store, run.record.id) : null };
         };
-        return compareRuns(load(baseRef, 'base'), load(candidateRef, 'candidate'), { metric: flags.metric, maxDrop, resamples, seed, confidence: DEFAULT_CONFIDENCE });
+        return compareRuns(await load(baseRef, 'base'), await load(candidateRef, 'candidate'), { metric: flags.metric, maxDrop, resamples, seed, confidence: DEFAULT_CONFIDENCE });
       });
       process.stdout.write(flags.format === 'json' ? JSON.stringify(comparison, null, 2) + '\n' : formatComparison(comparison));
       // main() returns process.exitCode: 1 fails the CI job on a regression.
       process.exitCode = comparison.exitCode;
     });
-}
-
-function withStore<T>(path: string, create: boolean, work: (store: LeaderboardStore) => T): T {
-  const store = openLeaderboard(path, { create });
-  try {
-    return work(store);
-  } finally {
-    store.close();
-  }
 }
 
 function parseWholeNumber(text: string, option: string, min: number, max: number): number {

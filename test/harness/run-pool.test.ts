@@ -33,9 +33,9 @@ test('runs in child processes give the same scores as in-process runs, in job or
   t.deepEqual([...finished].sort(), [0, 1, 2]);
   const inProcess = summarizeOutcome(await executeRun(requests[1], { db: null, runsDir, log: () => undefined }));
   t.deepEqual(summaries[1].splits.map((s) => s.metrics), inProcess.splits.map((s) => s.metrics));
-  const store = openLeaderboard(db, { create: false });
-  t.is(listRuns(store, { task: 'vqa' }).length, 6, 'three runs, two splits each');
-  store.close();
+  const store = await openLeaderboard(db, { create: false });
+  t.is((await listRuns(store, { task: 'vqa' })).length, 6, 'three runs, two splits each');
+  await store.close();
 });
 
 test('a bad request in a child process fails the pool with the input error it raised', async (t) => {

@@ -40,9 +40,9 @@ test('a VQA run scores both domains, writes a complete folder and records one ru
   const loaded = await vqa.load({ split: 'test_source', files: { questions: join(data, 'vqa', 'v2_OpenEnded_synthscenes_test_source_questions.json'), annotations: join(data, 'vqa', 'v2_synthscenes_test_source_annotations.json') }, imagesDir: join(data, 'images'), splitLabel: 'test/source' });
   const predictions = await vqa.readPredictions(loaded, split.record!.predictions!.path);
   t.deepEqual(vqa.score(loaded, predictions).metrics, split.report.metrics);
-  const store = openLeaderboard(db, { create: false });
-  t.is(listRuns(store, { task: 'vqa' }).length, 2);
-  store.close();
+  const store = await openLeaderboard(db, { create: false });
+  t.is((await listRuns(store, { task: 'vqa' })).length, 2);
+  await store.close();
 });
 
 test('every method of the SPEC composes on VQA and VCR (sg, adv, mmd, dann)', async (t) => {

@@ -80,8 +80,8 @@ test.serial('leaderboard add scores a predictions file through the task and reco
   );
   t.deepEqual(lookups, ['toy']);
   t.regex(stdout, /recorded run \S+ "pytorch-baseline": toy val, accuracy 75\.00/);
-  const store = openLeaderboard(db, { create: false });
-  const [{ record }] = listRuns(store);
+  const store = await openLeaderboard(db, { create: false });
+  const [{ record }] = await listRuns(store);
   t.like(record, {
     name: 'pytorch-baseline',
     task: 'toy',
@@ -97,13 +97,13 @@ test.serial('leaderboard add scores a predictions file through the task and reco
   });
   t.is(record.splitFingerprint, createHash('sha256').update(readFileSync(join(folder, 'val.json'))).digest('hex'));
   t.deepEqual(Object.keys(record.timings).sort(), ['load', 'readPredictions', 'score']);
-  t.deepEqual(exampleScores(store, record.id), [
+  t.deepEqual(await exampleScores(store, record.id), [
     { id: 'a', score: 100 },
     { id: 'b', score: 0 },
     { id: 'c', score: 100 },
     { id: 'd', score: 100 },
   ]);
-  store.close();
+  await store.close();
 });
 
 test.serial('leaderboard add refuses a missing predictions file and records nothing', async (t) => {
@@ -114,9 +114,9 @@ test.serial('leaderboard add refuses a missing predictions file and records noth
     program(() => toyTask).parseAsync(['leaderboard', 'add', '--task', 'toy', '--data', folder, '--predictions', join(folder, 'nope.json'), '--name', 'x', '--db', db], { from: 'user' }),
     { instanceOf: InputError, message: /nope\.json: expected a predictions file/ },
   );
-  const store = openLeaderboard(db, { create: true });
-  t.is(listRuns(store).length, 0);
-  store.close();
+  const store = await openLeaderboard(db, { create: true });
+  t.is((await listRuns(store)).length, 0);
+  await store.close();
 });
 
 test.serial('vlbench leaderboard add scores SynthScenes VQA predictions through the task registry, then compare and the board read them', async (t) => {
@@ -135,13 +135,13 @@ test.serial('vlbench leaderboard add scores SynthScenes VQA predictions through 
     quietly(() => main(['leaderboard', 'add', '--task', 'vqa', '--data', synthPaths.vqaDir(synth), '--split', 'val_source', '--predictions', file, '--name', name, '--db', db]));
   t.is((await add(yes, 'always-yes')).value, 0);
   t.is((await add(no, 'always-no')).value, 0);
-  const store = openLeaderboard(db, { create: false });
-  const runs = listRuns(store);
+  const store = await openLeaderboard(db, { create: false });
+  const runs = await listRuns(store);
   t.deepEqual(runs.map((r) => [r.record.task, r.record.metric, r.record.primaryMetric, r.exampleCount]), [
     ['vqa', 'vqa-accuracy', 'overall', questions.length],
     ['vqa', 'vqa-accuracy', 'overall', questions.length],
   ]);
-  store.close();
+  await store.close();
   const board = await quietly(() => main(['leaderboard', '--db', db, '--format', 'json', '--resamples', '100']));
   t.is(board.value, 0);
   t.is(JSON.parse(board.stdout).sections[0].rows.length, 2);

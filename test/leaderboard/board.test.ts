@@ -11,15 +11,15 @@ import { registerLeaderboard } from '../../cli/commands/leaderboard.ts';
 import { bernoulliScores, FINGERPRINT_B, meanScore, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
 
 /** A board with every way two runs can fail to be comparable, seed groups, a tie and curves. */
-function populatedStore(): LeaderboardStore {
-  const store = openLeaderboard(temporaryDbPath('board'), { create: true });
+async function populatedStore(): Promise<LeaderboardStore> {
+  const store = await openLeaderboard(temporaryDbPath('board'), { create: true });
   const scoresA = bernoulliScores(300, 0.62, 1);
   const scoresB = bernoulliScores(300, 0.55, 2);
-  recordRun(store, syntheticDraft('finetune', scoresA, { curve: [{ step: 0, loss: 2 }, { step: 50, loss: 1.1 }, { step: 100, loss: 0.7 }] }), scoresA);
-  recordRun(store, syntheticDraft('zero-shot', scoresB, { method: { spec: 'zero-shot', hyperparameters: {} } }), scoresB);
-  recordRun(store, syntheticDraft('tie', null, { method: { spec: 'tie', hyperparameters: {} }, metrics: { overall: meanScore(scoresB) } }), null);
+  await recordRun(store, syntheticDraft('finetune', scoresA, { curve: [{ step: 0, loss: 2 }, { step: 50, loss: 1.1 }, { step: 100, loss: 0.7 }] }), scoresA);
+  await recordRun(store, syntheticDraft('zero-shot', scoresB, { method: { spec: 'zero-shot', hyperparameters: {} } }), scoresB);
+  await recordRun(store, syntheticDraft('tie', null, { method: { spec: 'tie', hyperparameters: {} }, metrics: { overall: meanScore(scoresB) } }), null);
   for (const [seed, overall] of [[1, 60], [2, 62], [3, 64]] as const) {
-    recordRun(
+    await recordRun(
       store,
       syntheticDraft(`villa-seed${seed}`, null, {
         seed,
@@ -31,24 +31,24 @@ function populatedStore(): LeaderboardStore {
     );
   }
   // One field of the comparability key changed at a time, plus another task.
-  recordRun(store, syntheticDraft('newer-task-version', null, { taskVersion: '2' }), null);
-  recordRun(store, syntheticDraft('other-images', null, { splitFingerprint: FINGERPRINT_B }), null);
-  recordRun(store, syntheticDraft('new-metric', null, { metricVersion: '3' }), null);
-  recordRun(store, syntheticDraft('test-split', null, { split: 'test/source' }), null);
-  recordRun(store, syntheticDraft('vcr run <b>&"', null, { task: 'vcr', metric: 'vcr-accuracy', primaryMetric: 'q2ar', metrics: { q2a: 70, qa2r: 71, q2ar: 50 } }), null);
+  await recordRun(store, syntheticDraft('newer-task-version', null, { taskVersion: '2' }), null);
+  await recordRun(store, syntheticDraft('other-images', null, { splitFingerprint: FINGERPRINT_B }), null);
+  await recordRun(store, syntheticDraft('new-metric', null, { metricVersion: '3' }), null);
+  await recordRun(store, syntheticDraft('test-split', null, { split: 'test/source' }), null);
+  await recordRun(store, syntheticDraft('vcr run <b>&"', null, { task: 'vcr', metric: 'vcr-accuracy', primaryMetric: 'q2ar', metrics: { q2a: 70, qa2r: 71, q2ar: 50 } }), null);
   return store;
 }
 
-function boardOf(store: LeaderboardStore, task?: string): Board {
-  return buildBoard(listRuns(store, { task }), (id) => exampleScores(store, id), { resamples: 300, seed: 1 });
+async function boardOf(store: LeaderboardStore, task?: string): Promise<Board> {
+  return buildBoard(await listRuns(store, { task }), (id) => exampleScores(store, id), { resamples: 300, seed: 1 });
 }
 
-test('runs are ranked only within their comparability key', (t) => {
-  const store = populatedStore();
-  const board = boardOf(store);
+test('runs are ranked only within their comparability key', async (t) => {
+  const store = await populatedStore();
+  const board = await boardOf(store);
   t.is(board.runCount, 11);
   t.is(board.sections.length, 6);
-  const byId = new Map(listRuns(store).map((run) => [run.record.id, run.record]));
+  const byId = new Map((await listRuns(store)).map((run) => [run.record.id, run.record]));
   for (const section of board.sections) {
     t.deepEqual(section.rows.map((row) => row.rank)[0], 1);
     for (const row of section.rows) for (const id of row.runIds) t.deepEqual(comparabilityKey(byId.get(id)!), section.key);
@@ -60,12 +60,12 @@ test('runs are ranked only within their comparability key', (t) => {
     'equal means share a rank; the 4 loners each head their own table',
   );
   t.deepEqual(board.sections.filter((s) => s.rows.length === 1).map((s) => s.rows[0].name).sort(), ['new-metric', 'newer-task-version', 'other-images', 'test-split', 'vcr run <b>&"'].sort());
-  store.close();
+  await store.close();
 });
 
-test('runs identical but for the seed fold into mean ± std; single runs get a bootstrap interval', (t) => {
-  const store = populatedStore();
-  const main = boardOf(store).sections.find((s) => s.rows.length > 1)!;
+test('runs identical but for the seed fold into mean ± std; single runs get a bootstrap interval', async (t) => {
+  const store = await populatedStore();
+  const main = (await boardOf(store)).sections.find((s) => s.rows.length > 1)!;
   const villa = main.rows.find((row) => row.name === 'villa')!;
   t.deepEqual(villa.seeds, [1, 2, 3]);
   t.deepEqual(villa.primary, { mean: 62, std: 2, n: 3, interval: null });
@@ -76,8 +76,8 @@ test('runs identical but for the seed fold into mean ± std; single runs get a b
   t.is(finetune.primary.std, null);
   t.true(finetune.primary.interval!.lower < finetune.primary.mean && finetune.primary.mean < finetune.primary.interval!.upper);
   t.is(finetune.primary.interval!.resamples, 300);
-  t.deepEqual(boardOf(store), boardOf(store), 'the board is deterministic');
-  store.close();
+  t.deepEqual(await boardOf(store), await boardOf(store), 'the board is deterministic');
+  await store.close();
 });
 
 /** RFC 4180: quoted fields, doubled quotes, commas and newlines inside quotes. */
@@ -101,9 +101,9 @@ function parseCsv(text: string): string[][] {
   return rows;
 }
 
-test('the CSV parses back to exactly the numbers on the board', (t) => {
-  const store = populatedStore();
-  const board = boardOf(store);
+test('the CSV parses back to exactly the numbers on the board', async (t) => {
+  const store = await populatedStore();
+  const board = await boardOf(store);
   const [header, ...rows] = parseCsv(renderCsv(board));
   t.deepEqual(header.slice(0, CSV_FIXED_COLUMNS.length), [...CSV_FIXED_COLUMNS]);
   t.is(rows.length, board.sections.reduce((n, s) => n + s.rows.length, 0));
@@ -132,12 +132,12 @@ test('the CSV parses back to exactly the numbers on the board', (t) => {
     }
   }
   t.is(column(rows.find((r) => column(r, 'task') === 'vcr')!, 'name'), 'vcr run <b>&"');
-  store.close();
+  await store.close();
 });
 
-test('table and Markdown show every row under its own key', (t) => {
-  const store = populatedStore();
-  const board = boardOf(store);
+test('table and Markdown show every row under its own key', async (t) => {
+  const store = await populatedStore();
+  const board = await boardOf(store);
   const table = renderTable(board);
   const markdown = renderMarkdown(board);
   for (const section of board.sections) for (const row of section.rows) t.true(table.includes(row.name), row.name);
@@ -145,13 +145,13 @@ test('table and Markdown show every row under its own key', (t) => {
   t.regex(table, /11 runs in 6 comparability groups/);
   t.is((markdown.match(/^### /gm) ?? []).length, 6);
   t.true(markdown.includes('vcr run \\<b\\>&"'));
-  t.is(renderTable(buildBoard([], () => [])), 'No runs recorded yet.\n');
-  store.close();
+  t.is(renderTable(await buildBoard([], () => [])), 'No runs recorded yet.\n');
+  await store.close();
 });
 
-test('the HTML page is self-contained, escapes run names and draws bars and curves', (t) => {
-  const store = populatedStore();
-  const html = renderHtml(boardOf(store), { generator: 'vlbench test' });
+test('the HTML page is self-contained, escapes run names and draws bars and curves', async (t) => {
+  const store = await populatedStore();
+  const html = renderHtml(await boardOf(store), { generator: 'vlbench test' });
   t.false(/https?:\/\//.test(html.replace('http://www.w3.org/2000/svg', '')), 'no network references');
   t.false(/<link|<img|src=|@import|url\(/.test(html));
   t.false(html.includes('<b>&"'));
@@ -160,13 +160,13 @@ test('the HTML page is self-contained, escapes run names and draws bars and curv
   t.is((html.match(/<tr class="run"/g) ?? []).length, 9);
   t.is((html.match(/<path class="curve"/g) ?? []).length, 4);
   t.regex(html, /<path class="whisker std"/);
-  store.close();
+  await store.close();
 });
 
 test.serial('vlbench leaderboard writes each format atomically to --out and filters by --task', async (t) => {
-  const store = populatedStore();
-  const db = store.path;
-  store.close();
+  const store = await populatedStore();
+  const db = store.location;
+  await store.close();
   const out = join(dirname(db), 'out', 'board.csv');
   const program = new Command().exitOverride();
   registerLeaderboard(program);

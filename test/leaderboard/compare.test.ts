@@ -38,17 +38,17 @@ function noisy(scores: ExampleScore[]): ExampleScore[] {
   });
 }
 
-function boardWith(runs: [string, ExampleScore[] | null, Parameters<typeof syntheticDraft>[2]?][]): string {
+async function boardWith(runs: [string, ExampleScore[] | null, Parameters<typeof syntheticDraft>[2]?][]): Promise<string> {
   const path = temporaryDbPath('compare');
-  const store = openLeaderboard(path, { create: true });
-  for (const [name, scores, overrides] of runs) recordRun(store, syntheticDraft(name, scores, overrides), scores);
-  store.close();
+  const store = await openLeaderboard(path, { create: true });
+  for (const [name, scores, overrides] of runs) await recordRun(store, syntheticDraft(name, scores, overrides), scores);
+  await store.close();
   return path;
 }
 
 test.serial('a planted 5-point regression fails the gate (exit 1)', async (t) => {
   t.is(meanOf(regressed) - meanOf(base), -5);
-  const db = boardWith([['main', base], ['feature', regressed]]);
+  const db = await boardWith([['main', base], ['feature', regressed]]);
   const result = await vlbench(['compare', 'main', 'feature', '--db', db]);
   t.is(result.code, 1, result.stdout + result.stderr);
   t.regex(result.stdout, /difference −5\.00 points/);
@@ -58,7 +58,7 @@ test.serial('a planted 5-point regression fails the gate (exit 1)', async (t) =>
 });
 
 test.serial('the same drop within the tolerance passes (exit 0)', async (t) => {
-  const db = boardWith([['main', base], ['feature', regressed]]);
+  const db = await boardWith([['main', base], ['feature', regressed]]);
   const result = await vlbench(['compare', 'main', 'feature', '--db', db, '--max-drop', '8']);
   t.is(result.code, 0, result.stdout + result.stderr);
   t.regex(result.stdout, /pass: the whole 95% interval lies at or above −8\.00/);
@@ -67,7 +67,7 @@ test.serial('the same drop within the tolerance passes (exit 0)', async (t) => {
 test.serial('noise of the same mean passes (exit 0), and the JSON report carries the interval', async (t) => {
   const candidate = noisy(base);
   t.is(meanOf(candidate), meanOf(base));
-  const db = boardWith([['main', base], ['feature', candidate]]);
+  const db = await boardWith([['main', base], ['feature', candidate]]);
   const result = await vlbench(['compare', 'main', 'feature', '--db', db, '--format', 'json', '--resamples', '500', '--seed', '3']);
   t.is(result.code, 0, result.stdout + result.stderr);
   const report = JSON.parse(result.stdout);
@@ -79,7 +79,7 @@ test.serial('noise of the same mean passes (exit 0), and the JSON report carries
 });
 
 test.serial('runs that are not comparable exit 2 and say which fields differ', async (t) => {
-  const db = boardWith([['main', base], ['other-split', base, { splitFingerprint: FINGERPRINT_B, metricVersion: '3' }]]);
+  const db = await boardWith([['main', base], ['other-split', base, { splitFingerprint: FINGERPRINT_B, metricVersion: '3' }]]);
   const result = await vlbench(['compare', 'main', 'other-split', '--db', db]);
   t.is(result.code, 2);
   t.is(result.stdout, '');
@@ -87,14 +87,14 @@ test.serial('runs that are not comparable exit 2 and say which fields differ', a
 });
 
 test.serial('runs that scored different examples exit 2 with how many and the first few', async (t) => {
-  const db = boardWith([['main', base], ['subset', base.slice(0, 1990)]]);
+  const db = await boardWith([['main', base], ['subset', base.slice(0, 1990)]]);
   const result = await vlbench(['compare', 'main', 'subset', '--db', db]);
   t.is(result.code, 2);
   t.regex(result.stderr, /did not score the same examples: 10 \(first 5: "q1990", "q1991", "q1992", "q1993", "q1994"\) only in base run "main"/);
 });
 
 test.serial('a metric without per-example scores is compared on point values, and says so', async (t) => {
-  const db = boardWith([['main', base], ['feature', regressed, { metrics: { overall: meanOf(regressed), 'answerType/number': 30 } }]]);
+  const db = await boardWith([['main', base], ['feature', regressed, { metrics: { overall: meanOf(regressed), 'answerType/number': 30 } }]]);
   const result = await vlbench(['compare', 'main', 'feature', '--db', db, '--metric', 'answerType/number', '--max-drop', '5']);
   t.is(result.code, 1);
   t.regex(result.stdout, /no interval: per-example scores exist only for the primary metric \(overall\)/);
@@ -106,7 +106,7 @@ test.serial('a metric without per-example scores is compared on point values, an
 
 test.serial('--task narrows name lookups when a name exists in several tasks', async (t) => {
   const vcr = { task: 'vcr', metric: 'vcr-accuracy', primaryMetric: 'q2ar', metrics: { q2ar: meanOf(base) } };
-  const db = boardWith([['main', base], ['feature', regressed], ['main', base, vcr]]);
+  const db = await boardWith([['main', base], ['feature', regressed], ['main', base, vcr]]);
   const ambiguous = await vlbench(['compare', 'main', 'feature', '--db', db]);
   t.is(ambiguous.code, 2, 'the latest "main" is the vcr run: not comparable');
   t.regex(ambiguous.stderr, /note: base name "main" matches 2 runs \(narrow with --task, or pass a run id\)/);
@@ -117,7 +117,7 @@ test.serial('--task narrows name lookups when a name exists in several tasks', a
 });
 
 test.serial('bad input exits 2: unknown run, bad tolerance, missing database', async (t) => {
-  const db = boardWith([['main', base]]);
+  const db = await boardWith([['main', base]]);
   t.is((await vlbench(['compare', 'main', 'ghost', '--db', db])).code, 2);
   const tolerance = await vlbench(['compare', 'main', 'main', '--db', db, '--max-drop', '-1']);
   t.is(tolerance.code, 2);

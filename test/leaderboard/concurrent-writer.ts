@@ -15,9 +15,9 @@ while (!allReady()) {
   await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
-const store = openLeaderboard(path, { create: true });
+const store = await openLeaderboard(path, { create: true });
 for (let i = 0; i < Number(count); i++) {
   const scores = bernoulliScores(Number(examples), 0.5, Number(worker) * 1000 + i);
-  recordRun(store, syntheticDraft(`worker${worker}-run${i}`, scores, { seed: i }), scores);
+  await recordRun(store, syntheticDraft(`worker${worker}-run${i}`, scores, { seed: i }), scores);
 }
-store.close();
+await store.close();

@@ -19,14 +19,14 @@ const renderTest = existsSync(CHROMIUM) ? test : test.skip;
 if (!existsSync(CHROMIUM)) test('headless Chromium check (skipped: /usr/bin/chromium is absent; apt-get install -y chromium)', (t) => t.pass());
 
 renderTest('the HTML page renders in headless Chromium and its DOM shows every run', async (t) => {
-  const store = openLeaderboard(temporaryDbPath('html'), { create: true });
+  const store = await openLeaderboard(temporaryDbPath('html'), { create: true });
   const names = ['finetune', 'zero-shot', 'villa <i>"quoted"</i>'];
-  names.forEach((name, i) => {
+  for (const [i, name] of names.entries()) {
     const scores = bernoulliScores(200, 0.4 + i / 10, i);
-    recordRun(store, syntheticDraft(name, scores, { method: { spec: name, hyperparameters: {} }, curve: [{ step: 0, loss: 2 }, { step: 10, loss: 1 - i / 10 }] }), scores);
-  });
-  const html = renderHtml(buildBoard(listRuns(store), (id) => exampleScores(store, id), { resamples: 200 }));
-  store.close();
+    await recordRun(store, syntheticDraft(name, scores, { method: { spec: name, hyperparameters: {} }, curve: [{ step: 0, loss: 2 }, { step: 10, loss: 1 - i / 10 }] }), scores);
+  }
+  const html = renderHtml(await buildBoard(await listRuns(store), (id) => exampleScores(store, id), { resamples: 200 }));
+  await store.close();
 
   const folder = temporaryFolder('html');
   const page = join(folder, 'leaderboard.html');

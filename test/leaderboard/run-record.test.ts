@@ -6,7 +6,7 @@ import { exampleScores, findRun, listRuns, openLeaderboard, recordRun } from '..
 import { RUN_RECORD_SCHEMA_FILE, runRecordSchemaText } from '../../leaderboard/write-run-record-schema.ts';
 import { bernoulliScores, FINGERPRINT_B, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
 
-test('a recorded run reads back identical, with its per-example scores', (t) => {
+test('a recorded run reads back identical, with its per-example scores', async (t) => {
   const path = temporaryDbPath();
   const scores = bernoulliScores(50, 0.6, 1);
   const draft = syntheticDraft('baseline', scores, {
@@ -17,68 +17,68 @@ test('a recorded run reads back identical, with its per-example scores', (t) => 
     gitCommit: '0123abcd',
     predictions: { path: '/tmp/predictions.json', sha256: 'd'.repeat(64) },
   });
-  const store = openLeaderboard(path, { create: true });
-  const recorded = recordRun(store, draft, scores);
-  store.close();
+  const store = await openLeaderboard(path, { create: true });
+  const recorded = await recordRun(store, draft, scores);
+  await store.close();
 
   t.is(recorded.recordVersion, RUN_RECORD_VERSION);
   t.regex(recorded.id, /^\d{8}-\d{6}-[0-9a-f]{10}$/);
-  const reopened = openLeaderboard(path, { create: false });
-  const [stored] = listRuns(reopened);
+  const reopened = await openLeaderboard(path, { create: false });
+  const [stored] = await listRuns(reopened);
   t.deepEqual(stored.record, recorded);
   t.deepEqual(stored.record, { ...draft, recordVersion: RUN_RECORD_VERSION, id: recorded.id, createdAt: recorded.createdAt });
   t.is(stored.exampleCount, 50);
   t.deepEqual(
-    exampleScores(reopened, recorded.id),
+    await exampleScores(reopened, recorded.id),
     [...scores].sort((a, b) => (a.id < b.id ? -1 : 1)),
   );
-  t.is(findRun(reopened, 'baseline').run.record.id, recorded.id);
-  t.is(findRun(reopened, recorded.id).matchedByName, 0);
-  reopened.close();
+  t.is((await findRun(reopened, 'baseline')).run.record.id, recorded.id);
+  t.is((await findRun(reopened, recorded.id)).matchedByName, 0);
+  await reopened.close();
 });
 
-test('a name recorded twice resolves to its latest run', (t) => {
-  const store = openLeaderboard(temporaryDbPath(), { create: true });
-  recordRun(store, syntheticDraft('main', null, { createdAt: '2025-01-01T00:00:00.000Z' }), null);
-  const latest = recordRun(store, syntheticDraft('main', null, { createdAt: '2025-02-01T00:00:00.000Z' }), null);
-  const found = findRun(store, 'main');
+test('a name recorded twice resolves to its latest run', async (t) => {
+  const store = await openLeaderboard(temporaryDbPath(), { create: true });
+  await recordRun(store, syntheticDraft('main', null, { createdAt: '2025-01-01T00:00:00.000Z' }), null);
+  const latest = await recordRun(store, syntheticDraft('main', null, { createdAt: '2025-02-01T00:00:00.000Z' }), null);
+  const found = await findRun(store, 'main');
   t.is(found.run.record.id, latest.id);
   t.is(found.matchedByName, 2);
-  t.throws(() => findRun(store, 'nope'), { instanceOf: InputError, message: /no run with this id or name/ });
-  store.close();
+  await t.throwsAsync(() => findRun(store, 'nope'), { instanceOf: InputError, message: /no run with this id or name/ });
+  await store.close();
 });
 
-test('a bad record is refused with the field named, and nothing is stored', (t) => {
-  const store = openLeaderboard(temporaryDbPath(), { create: true });
-  const error = t.throws(() => recordRun(store, syntheticDraft('bad', null, { splitFingerprint: 'not-a-hash' }), null), { instanceOf: InputError });
-  t.regex(error.message, /field "splitFingerprint"/);
-  t.throws(() => recordRun(store, syntheticDraft('bad', null, { primaryMetric: 'missing' }), null), { message: /field "primaryMetric".*names no key of metrics/ });
-  t.throws(() => recordRun(store, syntheticDraft('bad', null, { curve: [{ step: 5, loss: 1 }, { step: 5, loss: 0.5 }] }), null), { message: /field "curve.1.step"/ });
-  t.throws(() => recordRun(store, syntheticDraft('bad', null, { metrics: { overall: Number.NaN } }), null), { message: /field "metrics.overall"/ });
-  t.is(listRuns(store).length, 0);
-  store.close();
+test('a bad record is refused with the field named, and nothing is stored', async (t) => {
+  const store = await openLeaderboard(temporaryDbPath(), { create: true });
+  const error = await t.throwsAsync(() => recordRun(store, syntheticDraft('bad', null, { splitFingerprint: 'not-a-hash' }), null), { instanceOf: InputError });
+  t.regex(error!.message, /field "splitFingerprint"/);
+  await t.throwsAsync(() => recordRun(store, syntheticDraft('bad', null, { primaryMetric: 'missing' }), null), { message: /field "primaryMetric".*names no key of metrics/ });
+  await t.throwsAsync(() => recordRun(store, syntheticDraft('bad', null, { curve: [{ step: 5, loss: 1 }, { step: 5, loss: 0.5 }] }), null), { message: /field "curve.1.step"/ });
+  await t.throwsAsync(() => recordRun(store, syntheticDraft('bad', null, { metrics: { overall: Number.NaN } }), null), { message: /field "metrics.overall"/ });
+  t.is((await listRuns(store)).length, 0);
+  await store.close();
 });
 
-test('per-example scores must be unique, finite and average to the primary metric', (t) => {
-  const store = openLeaderboard(temporaryDbPath(), { create: true });
+test('per-example scores must be unique, finite and average to the primary metric', async (t) => {
+  const store = await openLeaderboard(temporaryDbPath(), { create: true });
   const scores = bernoulliScores(20, 0.5, 3);
-  t.throws(() => recordRun(store, syntheticDraft('dup', scores), [...scores, scores[0]]), { message: /duplicated: 1 \("q0"\)/ });
-  t.throws(() => recordRun(store, syntheticDraft('off', scores, { metrics: { overall: meanPlus(scores, 1) } }), scores), { message: /per-example scores must be contributions to the primary metric/ });
+  await t.throwsAsync(() => recordRun(store, syntheticDraft('dup', scores), [...scores, scores[0]]), { message: /duplicated: 1 \("q0"\)/ });
+  await t.throwsAsync(() => recordRun(store, syntheticDraft('off', scores, { metrics: { overall: meanPlus(scores, 1) } }), scores), { message: /per-example scores must be contributions to the primary metric/ });
   // The official evaluators round the primary to 2 decimals; that much is allowed.
-  t.notThrows(() => recordRun(store, syntheticDraft('rounded', scores, { metrics: { overall: meanPlus(scores, 0.004) } }), scores));
-  t.throws(() => recordRun(store, syntheticDraft('inf', scores), scores.map((s, i) => (i === 3 ? { ...s, score: Infinity } : s))), { message: /record "q3", field "score"/ });
-  t.is(listRuns(store).length, 1);
-  store.close();
+  await t.notThrowsAsync(() => recordRun(store, syntheticDraft('rounded', scores, { metrics: { overall: meanPlus(scores, 0.004) } }), scores));
+  await t.throwsAsync(() => recordRun(store, syntheticDraft('inf', scores), scores.map((s, i) => (i === 3 ? { ...s, score: Infinity } : s))), { message: /record "q3", field "score"/ });
+  t.is((await listRuns(store)).length, 1);
+  await store.close();
 });
 
-test('recording the same id twice fails as a whole: no second record, no extra scores', (t) => {
-  const store = openLeaderboard(temporaryDbPath(), { create: true });
+test('recording the same id twice fails as a whole: no second record, no extra scores', async (t) => {
+  const store = await openLeaderboard(temporaryDbPath(), { create: true });
   const scores = bernoulliScores(10, 0.5, 4);
-  const first = recordRun(store, syntheticDraft('once', scores), scores);
-  t.throws(() => recordRun(store, syntheticDraft('twice', scores, { id: first.id }), scores), { message: /already recorded/ });
-  t.is(listRuns(store).length, 1);
-  t.is((store.db.prepare('SELECT COUNT(*) AS n FROM example_scores').get() as { n: number }).n, 10);
-  store.close();
+  const first = await recordRun(store, syntheticDraft('once', scores), scores);
+  await t.throwsAsync(() => recordRun(store, syntheticDraft('twice', scores, { id: first.id }), scores), { message: /already recorded/ });
+  t.is((await listRuns(store)).length, 1);
+  t.deepEqual(await store.query('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM example_scores'), [{ n: 10 }]);
+  await store.close();
 });
 
 test('comparability names exactly the differing key fields; seed groups ignore seed, name and results', (t) => {

@@ -13,9 +13,9 @@ const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const repositoryRoot = join(here, '..', '..');
 
-test('a new database gets WAL mode, our application id and the schema migrations', (t) => {
+test('a new database gets WAL mode, our application id and the schema migrations', async (t) => {
   const path = temporaryDbPath();
-  openLeaderboard(path, { create: true }).close();
+  await (await openLeaderboard(path, { create: true })).close();
   const db = new Database(path, { readonly: true });
   t.is(db.pragma('journal_mode', { simple: true }), 'wal');
   t.is(db.pragma('application_id', { simple: true }), LEADERBOARD_APPLICATION_ID);
@@ -23,63 +23,63 @@ test('a new database gets WAL mode, our application id and the schema migrations
   db.close();
 });
 
-test('a reader never creates a database', (t) => {
+test('a reader never creates a database', async (t) => {
   const path = temporaryDbPath();
-  t.throws(() => openLeaderboard(path, { create: false }), { instanceOf: InputError, message: /no leaderboard database here/ });
+  await t.throwsAsync(() => openLeaderboard(path, { create: false }), { instanceOf: InputError, message: /no leaderboard database here/ });
   t.false(existsSync(path));
 });
 
 /** Opening must fail with an InputError and leave every byte as it was. */
-function assertRefusedUnchanged(t: import('ava').ExecutionContext, path: string, message: RegExp): void {
+async function assertRefusedUnchanged(t: import('ava').ExecutionContext, path: string, message: RegExp): Promise<void> {
   const before = readFileSync(path);
   for (const create of [true, false]) {
-    t.throws(() => openLeaderboard(path, { create }), { instanceOf: InputError, message });
+    await t.throwsAsync(() => openLeaderboard(path, { create }), { instanceOf: InputError, message });
     t.deepEqual(readFileSync(path), before);
   }
 }
 
-test('a file that is not SQLite is refused and left unchanged', (t) => {
+test('a file that is not SQLite is refused and left unchanged', async (t) => {
   const path = temporaryDbPath();
   writeFileSync(path, 'question_id,answer\n1,yes\n'.repeat(20));
-  assertRefusedUnchanged(t, path, /not a SQLite database/);
+  await assertRefusedUnchanged(t, path, /not a SQLite database/);
 });
 
-test('another application\'s SQLite database is refused and left unchanged', (t) => {
+test('another application\'s SQLite database is refused and left unchanged', async (t) => {
   const path = temporaryDbPath();
   const other = new Database(path);
   other.exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep me')");
   other.close();
-  assertRefusedUnchanged(t, path, /not a vlbench leaderboard/);
+  await assertRefusedUnchanged(t, path, /not a vlbench leaderboard/);
 
   const tagged = temporaryDbPath();
   const app = new Database(tagged);
   app.pragma('application_id = 1234');
   app.exec('CREATE TABLE t (x)');
   app.close();
-  assertRefusedUnchanged(t, tagged, /another application \(application_id 0x4d2\)/);
+  await assertRefusedUnchanged(t, tagged, /another application \(application_id 0x4d2\)/);
 });
 
-test('a corrupt leaderboard is refused and left unchanged', (t) => {
+test('a corrupt leaderboard is refused and left unchanged', async (t) => {
   const path = temporaryDbPath();
-  const store = openLeaderboard(path, { create: true });
+  const store = await openLeaderboard(path, { create: true });
   const scores = bernoulliScores(200, 0.5, 9);
-  recordRun(store, syntheticDraft('r', scores), scores);
-  store.close();
+  await recordRun(store, syntheticDraft('r', scores), scores);
+  await store.close();
   // Keep the header (so it still looks like ours) and scribble over the pages after it.
   const bytes = readFileSync(path);
   t.true(bytes.length > 4096 * 2);
   for (let i = 100; i < bytes.length; i += 7) bytes[i] = (bytes[i] * 31 + 17) & 0xff;
   writeFileSync(path, bytes);
-  assertRefusedUnchanged(t, path, /not a readable|not a vlbench leaderboard/);
+  await assertRefusedUnchanged(t, path, /not a readable|not a vlbench leaderboard/);
 });
 
-test('a database from a newer vlbench is refused, not migrated backwards', (t) => {
+test('a database from a newer vlbench is refused, not migrated backwards', async (t) => {
   const path = temporaryDbPath();
-  openLeaderboard(path, { create: true }).close();
+  await (await openLeaderboard(path, { create: true })).close();
   const db = new Database(path);
   db.prepare("INSERT INTO schema_migrations VALUES (?, 'from the future', '2030-01-01')").run(LEADERBOARD_SCHEMA_VERSION + 1);
   db.close();
-  t.throws(() => openLeaderboard(path, { create: true }), { instanceOf: InputError, message: /newer vlbench/ });
+  await t.throwsAsync(() => openLeaderboard(path, { create: true }), { instanceOf: InputError, message: /newer vlbench/ });
 });
 
 test('4 processes writing at once onto a fresh file keep every run and every score', async (t) => {
@@ -91,8 +91,8 @@ test('4 processes writing at once onto a fresh file keep every run and every sco
       run(process.execPath, ['--import', 'tsx', join(here, 'concurrent-writer.ts'), path, String(worker), '4', String(runsEach), String(examples)], { cwd: repositoryRoot }),
     ),
   );
-  const store = openLeaderboard(path, { create: false });
-  const runs = listRuns(store);
+  const store = await openLeaderboard(path, { create: false });
+  const runs = await listRuns(store);
   t.is(runs.length, 4 * runsEach);
   t.is(new Set(runs.map((r) => r.record.id)).size, 4 * runsEach);
   t.deepEqual(
@@ -100,6 +100,6 @@ test('4 processes writing at once onto a fresh file keep every run and every sco
     [0, 1, 2, 3].flatMap((w) => Array.from({ length: runsEach }, (_, i) => `worker${w}-run${i}`)).sort(),
   );
   t.true(runs.every((r) => r.exampleCount === examples));
-  t.is((store.db.prepare('SELECT COUNT(*) AS n FROM example_scores').get() as { n: number }).n, 4 * runsEach * examples);
-  store.close();
+  t.deepEqual(await store.query('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM example_scores'), [{ n: 4 * runsEach * examples }]);
+  await store.close();
 });
