@@ -17,7 +17,8 @@ export { main as runCli } from './cli/program.ts';
 
 // Tasks: loaders, official metrics and submission writers.
 export { getTask, knownTaskNames, listTasks } from './tasks/registry.ts';
-export { vqaTask, gqaTask, normalizeVqaAnswer, vqaQuestionAccuracy, vqaSoftScore, buildAnswerVocabulary, loadVqaSplit, loadGqaSplit, scoreVqa, scoreGqa, type VqaExample, type GqaExample } from './tasks/vqa/index.ts';
+export { vqaTask, normalizeVqaAnswer, vqaQuestionAccuracy, vqaSoftScore, buildAnswerVocabulary, loadVqaSplit, scoreVqa, type VqaExample } from './tasks/vqa/index.ts';
+export { gqaTask, loadGqaSplit, scoreGqa, type GqaExample } from './tasks/gqa/index.ts';
 export { vcrTask, loadVcrSplit, scoreVcr, readVcrLeaderboardCsv, writeVcrLeaderboardCsv, renderVcrTokens, type VcrExample } from './tasks/vcr/index.ts';
 export { retrievalTask, loadKarpathySplit, scoreRetrieval, readNpyMatrix, writeNpyMatrix, type RetrievalImage, type RetrievalScores } from './tasks/retrieval/index.ts';
 export { generateSynthScenes, readSynthManifest, type SynthManifest, type SynthOptions } from './tasks/synth/index.ts';

@@ -25,7 +25,7 @@ export const trainingSettingsSchema = z.object({
   /** Global L2 norm the gradients are clipped to; 0 disables clipping. */
   maxGradNorm: z.number().nonnegative().default(1),
   /** Steps between checkpoints; 0 writes none. */
-  checkpointEvery: z.number().int().nonnegative().default(50),
+  checkpointEvery: z.number().int().nonnegative().default(20),
   /** Steps between validations; 0 validates at the end of each epoch. */
   validateEvery: z.number().int().nonnegative().default(0),
   /** Validations without improvement before stopping; 0 never stops early. */
@@ -36,6 +36,9 @@ export const trainingSettingsSchema = z.object({
   epsilon: z.number().positive().default(1e-8),
 });
 export type TrainingSettings = z.infer<typeof trainingSettingsSchema>;
+
+/** The one place training defaults live; `vlbench run --help` shows these. */
+export const TRAINING_DEFAULTS: TrainingSettings = trainingSettingsSchema.parse({});
 
 export interface StepContext {
   step: number;

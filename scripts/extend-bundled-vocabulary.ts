@@ -5,7 +5,7 @@
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { extendWordLevelVocabulary } from '../models/encoders/vocabulary-extension.ts';
 import { SeededRandom } from '../core/random.ts';
-import { synthTrainingTexts } from '../harness/synth-texts.ts';
+import { synthTrainingTexts } from '../tasks/synth/training-texts.ts';
 
 const [data, model = bundledModelDir()] = process.argv.slice(2);
 if (!data) throw new Error('usage: npx tsx scripts/extend-bundled-vocabulary.ts SYNTH_DIR [MODEL_DIR]');

@@ -1,6 +1,7 @@
 import { InputError } from '../core/errors.ts';
 import type { Task } from '../core/types.ts';
-import { gqaTask, vqaTask } from './vqa/index.ts';
+import { vqaTask } from './vqa/index.ts';
+import { gqaTask } from './gqa/index.ts';
 import { vcrTask } from './vcr/index.ts';
 import { retrievalTask } from './retrieval/index.ts';
 
@@ -11,6 +12,9 @@ import { retrievalTask } from './retrieval/index.ts';
 const TASKS: readonly Task[] = [vqaTask, gqaTask, vcrTask, retrievalTask];
 
 const BY_NAME: ReadonlyMap<string, Task> = new Map(TASKS.map((task) => [task.name, task]));
+
+/** Task names in registry order: the choices of every --task flag. */
+export const TASK_NAMES: readonly string[] = TASKS.map((task) => task.name);
 
 export function knownTaskNames(): string[] {
   return [...BY_NAME.keys()];

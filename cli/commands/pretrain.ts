@@ -11,7 +11,7 @@ import { SeededRandom } from '../../core/random.ts';
 import { VLBENCH_VERSION } from '../../core/version.ts';
 import { ClipModel } from '../../models/encoders/clip.ts';
 import { ClipTokenizer } from '../../models/encoders/clip-tokenizer.ts';
-import { synthTrainingTexts } from '../../harness/synth-texts.ts';
+import { synthTrainingTexts } from '../../tasks/synth/training-texts.ts';
 import { readModelPreprocessing } from '../../models/encoders/aligned-encoder.ts';
 import { writeSafetensors } from '../../models/encoders/safetensors.ts';
 import { wordLevelVocabulary, writeWordLevelTokenizer } from '../../models/encoders/word-level-tokenizer.ts';

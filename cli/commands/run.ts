@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { describeObjectiveSettings, parseSetOptions } from '../../models/objectives/index.ts';
+import { describeObjectiveSettings } from '../../models/objectives/index.ts';
+import { parsePositiveInteger, parseSeed, parseSetOptions } from '../flags.ts';
 import { DEFAULT_LEADERBOARD_PATH } from '../../leaderboard/store.ts';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
 import { InputError } from '../../core/errors.ts';
@@ -32,13 +33,6 @@ interface RunFlags {
   trainDomain?: string;
 }
 
-function integer(value: string | undefined, flag: string, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new InputError(`${flag} expects an integer ≥ ${min}, got ${JSON.stringify(value)}`);
-  return n;
-}
-
 async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest; runsDir: string; resumeDir?: string }> {
   if (flags.resume) {
     const resumeDir = resolve(flags.resume);
@@ -51,15 +45,15 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
   for (const [flag, value] of [['--task', flags.task], ['--data', flags.data], ['--method', flags.method]] as const) {
     if (!value) throw new InputError(`${flag} is required (or --resume RUN_DIR)`);
   }
-  if (!(RUN_TASKS as readonly string[]).includes(flags.task!)) throw new InputError(`--task "${flags.task}" is not a task; expected one of ${RUN_TASKS.join(', ')}`);
+  if (!RUN_TASKS.includes(flags.task!)) throw new InputError(`--task "${flags.task}" is not a task; expected one of ${RUN_TASKS.join(', ')}`, { field: '--task' });
   const request: RunRequest = {
-    task: flags.task as RunRequest['task'],
+    task: flags.task!,
     dataDir: resolve(flags.data!),
     modelDir: flags.model ? resolve(flags.model) : undefined,
     method: flags.method!,
     sets: parseSetOptions(flags.set),
-    seed: integer(flags.seed, '--seed', 0)!,
-    epochs: integer(flags.epochs, '--epochs', 1),
+    seed: parseSeed('--seed', flags.seed),
+    epochs: flags.epochs === undefined ? undefined : parsePositiveInteger('--epochs', flags.epochs),
     split: flags.split,
     trainSplit: flags.trainSplit,
     validationSplit: flags.validationSplit,
@@ -67,7 +61,7 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
     targetDir: flags.target ? resolve(flags.target) : undefined,
     backend: flags.backend as RunRequest['backend'],
     name: flags.name,
-    maxTrainExamples: integer(flags.maxTrain, '--max-train', 1),
+    maxTrainExamples: flags.maxTrain === undefined ? undefined : parsePositiveInteger('--max-train', flags.maxTrain),
     trainDomain: flags.trainDomain as RunRequest['trainDomain'],
   };
   return { request, runsDir: resolve(flags.out) };
@@ -119,7 +113,7 @@ export function registerRun(program: Command): void {
     .option('--json', 'print the outcome as JSON')
     .addHelpText(
       'after',
-      `\nRun settings (--set key=value): lr, batch, weight_decay, warmup, patience, checkpoint_every, fusion.hidden, fusion.layers, fusion.heads, fusion.image_pool, answers.min_count\n` +
+      `\nRun settings (--set key=value): ${Object.keys(RUN_DEFAULTS).filter((key) => key !== 'epochs').join(', ')}, answers.min_count\n` +
         `Defaults: ${JSON.stringify(RUN_DEFAULTS)}\n\nObjective settings (--set <objective>.<key>=value):\n${settingsHelp}\n`,
     )
     .action(async (flags: RunFlags) => {

@@ -1,4 +1,4 @@
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { VqaClassifier } from '../../models/heads/vqa-classifier.ts';
 import { softScoreBceLoss, softScoreTargets, type SoftTarget } from '../../models/objectives/soft-score-bce.ts';
@@ -8,7 +8,14 @@ import type { GqaExample, GqaSceneGraph } from '../../tasks/gqa/index.ts';
 import type { VqaExample } from '../../tasks/vqa/load.ts';
 import { buildAnswerVocabulary } from '../../tasks/vqa/vocabulary.ts';
 import type { SeededRandom } from '../../core/random.ts';
-import type { FusionTaskHead, FusionRows } from '../../models/fine-tuning/fusion-training.ts';
+import { FusionTraining, type FusionTaskHead, type FusionRows } from '../../models/fine-tuning/fusion-training.ts';
+import { methodNeeds } from '../../models/objectives/index.ts';
+import { loadGqaSplit } from '../../tasks/gqa/index.ts';
+import { synthPaths } from '../../tasks/synth/index.ts';
+import { InputError } from '../../core/errors.ts';
+import type { LoadedSplit } from '../../core/types.ts';
+import { createFusion, limitTraining, unsupportedForProblem, validationScore, type TaskAdapter } from './adapter.ts';
+import { gqaGraphVocabulary, gqaSceneGraph, vocabularySizes } from './scene-graphs.ts';
 
 /**
  * VQA v2 and GQA as answer classification over a vocabulary built from the training
@@ -117,3 +124,68 @@ export function argmaxAnswer(logits: Float32Array, vocabulary: readonly string[]
   for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
   return vocabulary[best];
 }
+
+/** The VQA v2 and GQA adapters: answer classification on the fusion's pooled rows. */
+function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
+  return {
+    task: kind,
+    problemKind: 'fusion',
+    submissionExtension: 'json',
+    unsupportedMethod: (method) => unsupportedForProblem(method, kind, 'fusion', false),
+    imagesOf: (split) => answerExamples(kind, split.examples).map(exampleImage),
+    textsOf: (split) => answerExamples(kind, split.examples).map(exampleText),
+    async loadSceneGraphs(train, trainOptions, synthRoot) {
+      // GQA examples carry their graphs; SynthScenes VQA reads the GQA scene-graph file of the same split.
+      const graphs = new Map<string, GqaSceneGraph>();
+      if (kind === 'gqa') {
+        for (const example of train.examples as GqaExample[]) if (example.sceneGraph) graphs.set(example.imageId, example.sceneGraph);
+      } else if (synthRoot) {
+        const subtype = trainOptions.split;
+        const gqa = await loadGqaSplit({ split: subtype, files: { questions: synthPaths.gqaQuestions(synthRoot, subtype), sceneGraphs: synthPaths.gqaSceneGraphs(synthRoot, subtype) }, imagesDir: join(synthPaths.imagesRoot(synthRoot), subtype) });
+        for (const example of gqa.examples) if (example.sceneGraph) graphs.set(example.imageId, example.sceneGraph);
+      }
+      return graphs;
+    },
+    async build(context) {
+      const { method, splits, preprocessing, random } = context;
+      const trainExamples = limitTraining(answerExamples(kind, splits.train!.examples), context.maxTrainExamples);
+      const minCount = context.head.answersMinCount ?? defaultMinAnswerCount(trainExamples.length);
+      const vocabulary = answerVocabulary(trainExamples, minCount);
+      if (vocabulary.length === 0) throw new InputError(`no answer is seen ${minCount} times in the training split; lower --set answers.min_count`);
+      const targets = answerTargets(trainExamples, vocabulary);
+      const graphVocabulary = methodNeeds(method).sceneGraphs ? gqaGraphVocabulary(splits.graphs.values()) : undefined;
+      const graphs = graphVocabulary
+        ? trainExamples.map((e) => {
+            const source = exampleGraphSource(e, splits.graphs);
+            return source ? gqaSceneGraph(source, graphVocabulary, preprocessing) : { objects: [] };
+          })
+        : undefined;
+      const fusion = createFusion(context);
+      const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random });
+      const head = new AnswerHead(fusion.hidden, vocabulary, random);
+      const variables = new Map([...composed.namedVariables(), ...head.namedVariables()]);
+      const predict = (split: LoadedSplit<unknown>) => {
+        const examples = answerExamples(kind, split.examples);
+        const logits = composed.predictLogits(answerRows(examples), head, 1);
+        return new Map(examples.map((e, i) => [e.example.questionId, argmaxAnswer(logits[i], vocabulary)] as [number | string, string]));
+      };
+      return {
+        problem: {
+          variables,
+          exampleCount: trainExamples.length,
+          computeGradients: (batch, stepContext) => {
+            head.useTargets(batch.map((i) => targets[i]));
+            return composed.step(answerRows(batch.map((i) => trainExamples[i]), graphs ? batch.map((i) => graphs[i]) : undefined), head, variables, stepContext);
+          },
+          validate: validationScore(context, predict),
+        },
+        predict,
+        dispose: () => (composed.dispose(), head.dispose(), fusion.dispose()),
+        hyperparameters: { answers: { minCount, vocabularySize: vocabulary.length } },
+      };
+    },
+  };
+}
+
+export const vqaAdapter = answerAdapter('vqa');
+export const gqaAdapter = answerAdapter('gqa');

@@ -1,13 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { ChoiceScorer } from '../../models/heads/choice-scorer.ts';
 import { multipleChoiceLoss, type MultipleChoiceSettings } from '../../models/objectives/multiple-choice-ce.ts';
-import type { NormalisedBox, SceneGraph } from '../../models/objectives/scene-graph.ts';
+import type { SceneGraph } from '../../models/objectives/scene-graph.ts';
+import type { NormalisedBox } from '../../models/ops/regions.ts';
 import { VCR_CHOICES, type VcrExample } from '../../tasks/vcr/load.ts';
 import type { VcrPredictions } from '../../tasks/vcr/score.ts';
 import type { ImagePreprocessing } from '../../models/image-pipeline.ts';
 import type { SeededRandom } from '../../core/random.ts';
-import { boxInCrop } from './scene-graphs.ts';
-import type { FusionRows, FusionTaskHead } from '../../models/fine-tuning/fusion-training.ts';
+import { FusionTraining, type FusionRows, type FusionTaskHead } from '../../models/fine-tuning/fusion-training.ts';
+import { methodNeeds } from '../../models/objectives/index.ts';
+import type { LoadedSplit } from '../../core/types.ts';
+import { createFusion, limitTraining, unsupportedForProblem, validationScore, type TaskAdapter } from './adapter.ts';
+import { boxInCrop, vcrObjectVocabulary, vcrSceneGraph, vocabularySizes } from './scene-graphs.ts';
 
 /**
  * VCR as multiple choice, R2C style: Q→A scores "question + answer_i" for the 4 answers;
@@ -104,3 +108,43 @@ export function vcrPredictionsFromLogits(examples: readonly VcrExample[], logitR
   });
   return predictions;
 }
+
+/** The VCR adapter: Q→A and QA→R as 4-way multiple choice on the fusion's pooled rows. */
+export const vcrAdapter: TaskAdapter = {
+  task: 'vcr',
+  problemKind: 'fusion',
+  submissionExtension: 'csv',
+  unsupportedMethod: (method) => unsupportedForProblem(method, 'vcr', 'fusion', false),
+  imagesOf: (split) => (split.examples as VcrExample[]).map((e) => e.imagePath),
+  textsOf: (split) => (split.examples as VcrExample[]).flatMap((e) => predictionItems(e).flatMap(choiceTexts)),
+  async build(context) {
+    const { method, preprocessing, random } = context;
+    const examples = limitTraining(context.splits.train!.examples as VcrExample[], context.maxTrainExamples).filter((e) => e.answerLabel !== undefined && e.rationaleLabel !== undefined);
+    const items = trainingItems(examples);
+    const graphVocabulary = methodNeeds(method).sceneGraphs ? vcrObjectVocabulary(examples) : undefined;
+    const graphs = graphVocabulary ? items.map((item) => vcrSceneGraph(item.example, graphVocabulary, preprocessing)) : undefined;
+    const fusion = createFusion(context);
+    const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random });
+    const head = new ChoiceHead(fusion.hidden, random, method.taskLoss.mc);
+    const variables = new Map([...composed.namedVariables(), ...head.namedVariables()]);
+    const predict = (split: LoadedSplit<unknown>) => {
+      const list = split.examples as VcrExample[];
+      const logits = composed.predictLogits(choiceRows(list.flatMap(predictionItems), preprocessing), head, 4);
+      return vcrPredictionsFromLogits(list, logits);
+    };
+    return {
+      problem: {
+        variables,
+        exampleCount: items.length,
+        computeGradients: (batch, stepContext) => {
+          head.useLabels(batch.map((i) => choiceLabel(items[i])));
+          return composed.step(choiceRows(batch.map((i) => items[i]), preprocessing, graphs ? batch.map((i) => graphs[i]) : undefined), head, variables, stepContext);
+        },
+        validate: validationScore(context, predict),
+      },
+      predict,
+      dispose: () => (composed.dispose(), head.dispose(), fusion.dispose()),
+      hyperparameters: {},
+    };
+  },
+};

@@ -1,11 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { DomainDiscriminator } from '../heads/domain-discriminator.ts';
 import { ParameterStore } from '../heads/layers.ts';
-import { dannObjective } from '../objectives/dann.ts';
-import { objectiveSettings, type MethodSpec } from '../objectives/index.ts';
+import { methodNeeds, type MethodSpec, type ObjectiveModule } from '../objectives/index.ts';
 import { clampLogitScale, createLogitScale, infoNceLoss, l2Normalize } from '../objectives/info-nce.ts';
 import { matMul } from '../ops/matmul.ts';
-import { mmdLoss } from '../objectives/mmd.ts';
 import type { StepContext, StepResult } from '../train.ts';
 import type { FeatureTable } from '../features.ts';
 import type { SeededRandom } from '../../core/random.ts';
@@ -29,7 +26,9 @@ export class ContrastiveRetrieval {
   readonly imageMap: tf.Variable;
   readonly textMap: tf.Variable;
   readonly logScale: tf.Variable;
-  readonly discriminator?: DomainDiscriminator;
+  /** The modules of the SPEC's objectives (mmd, dann), in SPEC order. */
+  private readonly objectives: ObjectiveModule[];
+  private readonly needsTarget: boolean;
 
   constructor(
     private readonly method: MethodSpec,
@@ -45,13 +44,15 @@ export class ContrastiveRetrieval {
     this.imageMap.assign(tf.eye(dim));
     this.textMap.assign(tf.eye(dim));
     this.logScale = createLogitScale(method.taskLoss.infonce);
-    const dann = objectiveSettings(method, 'dann');
-    if (dann) this.discriminator = new DomainDiscriminator({ inputDim: dim, hiddenDim: dann.discriminatorHidden }, random.fork('domain-discriminator'));
-    if ((dann || objectiveSettings(method, 'mmd')) && targetImageKeys.length === 0) throw new Error('mmd/dann need target-domain images and none were found');
+    this.objectives = method.objectives.flatMap((objective) =>
+      objective.definition.create ? [objective.definition.create(objective.settings as never, { kind: 'contrastive', featureDim: dim, random })] : [],
+    );
+    this.needsTarget = methodNeeds(method).targetDomain;
+    if (this.needsTarget && targetImageKeys.length === 0) throw new Error(`${method.spec} needs target-domain images and none were found`);
   }
 
   namedVariables(): Map<string, tf.Variable> {
-    return new Map([...this.params.namedVariables(), ['retrieval/logit_scale', this.logScale], ...(this.discriminator?.namedVariables() ?? [])]);
+    return new Map([...this.params.namedVariables(), ['retrieval/logit_scale', this.logScale], ...this.objectives.flatMap((module) => [...module.namedVariables()])]);
   }
 
   private imageEmbeds(keys: readonly string[]): tf.Tensor2D {
@@ -64,11 +65,9 @@ export class ContrastiveRetrieval {
 
   /** One batch of images, each with one caption drawn by the step's generator. */
   step(batch: readonly CaptionedImage[], context: StepContext): StepResult {
-    const mmd = objectiveSettings(this.method, 'mmd');
-    const dann = objectiveSettings(this.method, 'dann');
     const imageKeys = batch.map((image) => image.path);
     const textKeys = batch.map((image) => context.random.pick(image.captions).text);
-    const targetKeys = mmd || dann ? batch.map(() => context.random.pick(this.targetImageKeys)) : [];
+    const targetKeys = this.needsTarget ? batch.map(() => context.random.pick(this.targetImageKeys)) : [];
     const variables = this.namedVariables();
     const nameOf = new Map([...variables].map(([name, variable]) => [variable.name, name]));
     const recorded: Record<string, tf.Scalar> = {};
@@ -76,17 +75,11 @@ export class ContrastiveRetrieval {
       const images = this.imageEmbeds(imageKeys);
       let total = infoNceLoss(images, this.textEmbeds(textKeys), this.logScale as tf.Scalar, { maxLogitScale: this.method.taskLoss.infonce.maxLogitScale });
       recorded.task = tf.keep(total.clone());
-      if (targetKeys.length) {
-        const target = this.imageEmbeds(targetKeys);
-        if (mmd) {
-          const term = mmdLoss(images, target, mmd);
-          recorded.mmd = tf.keep(term.clone());
-          total = total.add(term);
-        }
-        if (dann && this.discriminator) {
-          const out = dannObjective(images, target, this.discriminator, context.step, context.totalSteps, dann);
-          recorded.dann = tf.keep(out.domainLoss.clone());
-          total = total.add(out.loss);
+      const target = targetKeys.length ? this.imageEmbeds(targetKeys) : undefined;
+      for (const module of this.objectives) {
+        for (const term of module.lossTerms({ features: images, targetFeatures: target, step: context.step, totalSteps: context.totalSteps })) {
+          recorded[term.name] = tf.keep((term.recorded ?? term.contribution).clone());
+          total = total.add(term.contribution);
         }
       }
       return total;
@@ -115,7 +108,7 @@ export class ContrastiveRetrieval {
   dispose(): void {
     this.params.dispose();
     this.logScale.dispose();
-    this.discriminator?.dispose();
+    for (const module of this.objectives) module.dispose();
   }
 }
 

@@ -1,12 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { DomainDiscriminator } from '../heads/domain-discriminator.ts';
 import { boxGeometry, FusionTransformer, type RegionTokens } from '../heads/fusion.ts';
-import { SceneGraphHead } from '../heads/scene-graph-head.ts';
+import type { SceneGraphVocabularySizes } from '../heads/scene-graph-head.ts';
 import { adversarialGradients, type PerturbationDeltas } from '../objectives/adversarial.ts';
-import { dannObjective } from '../objectives/dann.ts';
-import { objectiveSettings, type MethodSpec } from '../objectives/index.ts';
-import { mmdLoss } from '../objectives/mmd.ts';
-import { poolRegions, sceneGraphObjective, type NormalisedBox, type SceneGraph, type SceneGraphVocabularySizes, type TokenGrid } from '../objectives/scene-graph.ts';
+import { methodNeeds, objectiveSettings, type MethodSpec, type ObjectiveBatch, type ObjectiveModule } from '../objectives/index.ts';
+import type { SceneGraph } from '../objectives/scene-graph.ts';
+import { poolRegions, type NormalisedBox, type TokenGrid } from '../ops/regions.ts';
 import type { StepContext, StepResult } from '../train.ts';
 import type { FeatureTable } from '../features.ts';
 import type { SeededRandom } from '../../core/random.ts';
@@ -18,12 +16,13 @@ import type { SeededRandom } from '../../core/random.ts';
  * One training step:
  *  - the task loss (soft-score BCE or multiple-choice CE) over the batch's fusion rows,
  *    through `adv` when the SPEC has it (K steps of perturbation on the token embeddings
- *    entering the fusion, gradients accumulated, VILLA style);
- *  - `sg`: regions pooled from the fusion's output image tokens inside each object's box
- *    predict object class, attributes and relations (so the loss shapes what the task uses);
- *  - `mmd` / `dann`: the same rows' texts fused with unlabelled target-domain images give
- *    target features; the pooled fusion outputs of both domains are aligned. The texts are the
- *    same on both sides, so the only shift left to align is the images'.
+ *    entering the fusion, gradients accumulated, VILLA style): the one objective that wraps
+ *    the forward pass instead of adding a term;
+ *  - every other objective's loss terms (models/objectives/objective.ts), summed in SPEC
+ *    order. They see the pooled fusion rows, the fusion's output image tokens on the patch
+ *    grid and the rows' scene graphs; objectives that need a target domain also see the same
+ *    rows' texts fused with unlabelled target-domain images, so the only shift left to align
+ *    is the images'.
  */
 export interface FusionRows {
   imageKeys: string[];
@@ -53,27 +52,26 @@ export interface FusionTrainingSetup {
 }
 
 export class FusionTraining {
-  readonly sceneGraphHead?: SceneGraphHead;
-  readonly discriminator?: DomainDiscriminator;
   readonly grid: TokenGrid;
+  /** The modules of the SPEC's term-adding objectives, in SPEC order. */
+  private readonly objectives: ObjectiveModule[];
+  private readonly needsTarget: boolean;
 
   constructor(private readonly setup: FusionTrainingSetup) {
     const side = Math.round(Math.sqrt(setup.images.tokenCount - 1));
     this.grid = { rows: side, cols: side, offset: 1 };
-    const sg = objectiveSettings(setup.method, 'sg');
-    if (sg && setup.sceneGraphSizes) {
-      this.sceneGraphHead = new SceneGraphHead({ inputDim: setup.fusion.hidden, ...setup.sceneGraphSizes }, setup.random.fork('scene-graph-head'));
-    }
-    const dann = objectiveSettings(setup.method, 'dann');
-    if (dann) this.discriminator = new DomainDiscriminator({ inputDim: setup.fusion.hidden, hiddenDim: dann.discriminatorHidden }, setup.random.fork('domain-discriminator'));
-    if ((dann || objectiveSettings(setup.method, 'mmd')) && setup.targetImageKeys.length === 0) {
-      throw new Error('mmd/dann need target-domain images and none were found');
-    }
+    this.objectives = setup.method.objectives.flatMap((objective) =>
+      objective.definition.create
+        ? [objective.definition.create(objective.settings as never, { kind: 'fusion', featureDim: setup.fusion.hidden, sceneGraphSizes: setup.sceneGraphSizes, random: setup.random })]
+        : [],
+    );
+    this.needsTarget = methodNeeds(setup.method).targetDomain;
+    if (this.needsTarget && setup.targetImageKeys.length === 0) throw new Error(`${setup.method.spec} needs target-domain images and none were found`);
   }
 
-  /** The fusion's and auxiliary heads' variables (the task head adds its own). */
+  /** The fusion's and the objectives' variables (the task head adds its own). */
   namedVariables(): Map<string, tf.Variable> {
-    return new Map([...this.setup.fusion.namedVariables(), ...(this.sceneGraphHead?.namedVariables() ?? []), ...(this.discriminator?.namedVariables() ?? [])]);
+    return new Map([...this.setup.fusion.namedVariables(), ...this.objectives.flatMap((module) => [...module.namedVariables()])]);
   }
 
   /** Tensors of the rows: image tokens [R, Ti, Dv], text tokens [R, Tt, Dt], text mask [R, Tt], region tokens when boxes are given. */
@@ -120,9 +118,6 @@ export class FusionTraining {
   step(rows: FusionRows, head: FusionTaskHead, variables: Map<string, tf.Variable>, context: StepContext): StepResult {
     const { method, fusion } = this.setup;
     const adv = objectiveSettings(method, 'adv');
-    const sg = objectiveSettings(method, 'sg');
-    const mmd = objectiveSettings(method, 'mmd');
-    const dann = objectiveSettings(method, 'dann');
     const nameOf = new Map([...variables].map(([name, variable]) => [variable.name, name]));
     const gradients = new Map<string, tf.Tensor>();
     const accumulate = (grads: tf.NamedTensorMap) => {
@@ -142,7 +137,7 @@ export class FusionTraining {
     };
     const parts: Record<string, number> = {};
     const t = this.rowTensors(rows.imageKeys, rows.textKeys, rows.boxes);
-    const targetKeys = mmd || dann ? rows.imageKeys.map(() => context.random.pick(this.setup.targetImageKeys)) : [];
+    const targetKeys = this.needsTarget ? rows.imageKeys.map(() => context.random.pick(this.setup.targetImageKeys)) : [];
     const target = targetKeys.length ? this.rowTensors(targetKeys, context.random.shuffled(rows.textKeys)) : undefined;
     let loss = 0;
     try {
@@ -161,8 +156,7 @@ export class FusionTraining {
         parts.task = result.taskLosses[0];
         parts.adv_kl = result.klLosses.at(-1) ?? 0;
       }
-      const auxiliary = sg || mmd || dann;
-      if (!adv || auxiliary) {
+      if (!adv || this.objectives.length > 0) {
         const recorded: Record<string, tf.Scalar> = {};
         const { value, grads } = tf.variableGrads(() => {
           const fused = fusion.apply({ imageTokens: t.image, textTokens: t.text, textMask: t.mask, regions: t.regions });
@@ -172,23 +166,19 @@ export class FusionTraining {
             recorded.task = tf.keep(task.clone());
             total = total.add(task);
           }
-          if (sg && this.sceneGraphHead && rows.graphs) {
-            const imagePart = fused.sequence.slice([0, 0, 0], [-1, this.setup.images.tokenCount, -1]) as tf.Tensor3D;
-            const losses = sceneGraphObjective(imagePart, this.grid, rows.graphs, this.sceneGraphHead, this.setup.sceneGraphSizes!, sg);
-            recorded.sg = tf.keep(losses.total.clone());
-            total = total.add(losses.total);
-          }
-          if (target && (mmd || dann)) {
-            const targetPooled = fusion.apply({ imageTokens: target.image, textTokens: target.text, textMask: target.mask }).pooled;
-            if (mmd) {
-              const term = mmdLoss(fused.pooled, targetPooled, mmd);
-              recorded.mmd = tf.keep(term.clone());
-              total = total.add(term);
-            }
-            if (dann && this.discriminator) {
-              const out = dannObjective(fused.pooled, targetPooled, this.discriminator, context.step, context.totalSteps, dann);
-              recorded.dann = tf.keep(out.domainLoss.clone());
-              total = total.add(out.loss);
+          const batch: ObjectiveBatch = {
+            features: fused.pooled,
+            imageTokens: rows.graphs ? (fused.sequence.slice([0, 0, 0], [-1, this.setup.images.tokenCount, -1]) as tf.Tensor3D) : undefined,
+            grid: this.grid,
+            graphs: rows.graphs,
+            targetFeatures: target ? fusion.apply({ imageTokens: target.image, textTokens: target.text, textMask: target.mask }).pooled : undefined,
+            step: context.step,
+            totalSteps: context.totalSteps,
+          };
+          for (const module of this.objectives) {
+            for (const term of module.lossTerms(batch)) {
+              recorded[term.name] = tf.keep((term.recorded ?? term.contribution).clone());
+              total = total.add(term.contribution);
             }
           }
           return total as tf.Scalar;
@@ -209,7 +199,6 @@ export class FusionTraining {
   }
 
   dispose(): void {
-    this.sceneGraphHead?.dispose();
-    this.discriminator?.dispose();
+    for (const module of this.objectives) module.dispose();
   }
 }

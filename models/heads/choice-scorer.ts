@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SeededRandom } from '../../core/random.ts';
-import { poolRegions, type NormalisedBox, type TokenGrid } from '../objectives/scene-graph.ts';
+import { poolRegions, type NormalisedBox, type TokenGrid } from '../ops/regions.ts';
 import { boxGeometry, type FusionTransformer } from './fusion.ts';
 import { LayerNorm, Linear, ParameterModule, quickGelu, type TrainableModule } from './layers.ts';
 

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SeededRandom } from '../../core/random.ts';
-import type { DomainClassifier } from '../objectives/dann.ts';
 import { Linear, ParameterModule, type TrainableModule } from './layers.ts';
 
 /**
@@ -13,7 +12,7 @@ export interface DomainDiscriminatorConfig {
   hiddenDim: number;
 }
 
-export class DomainDiscriminator extends ParameterModule implements TrainableModule, DomainClassifier {
+export class DomainDiscriminator extends ParameterModule implements TrainableModule {
   private readonly hidden: Linear;
   private readonly output: Linear;
 

@@ -1,12 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { matMul } from '../ops/matmul.ts';
 import type { SeededRandom } from '../../core/random.ts';
-import {
-  selectionMatrix,
-  type SceneGraphPredictions,
-  type SceneGraphPredictor,
-  type SceneGraphVocabularySizes,
-} from '../objectives/scene-graph.ts';
+import { selectionMatrix } from '../ops/regions.ts';
 import { Linear, ParameterModule, type TrainableModule } from './layers.ts';
 
 /**
@@ -15,11 +10,29 @@ import { Linear, ParameterModule, type TrainableModule } from './layers.ts';
  * from the concatenation [subject region, object region] of an ordered pair. Kept linear on
  * purpose: the auxiliary loss should shape the encoder's tokens, not a deep head of its own.
  */
+export interface SceneGraphVocabularySizes {
+  objectClasses: number;
+  attributes: number;
+  /** Predicates without "none": relation logits have predicates + 1 columns, "none" first. */
+  predicates: number;
+}
+
+
+export interface SceneGraphPredictions {
+  /** [N, objectClasses] */
+  objectLogits: tf.Tensor2D;
+  /** [N, attributes] */
+  attributeLogits: tf.Tensor2D;
+  /** [pairs, predicates + 1], or null when there are no pairs. */
+  relationLogits: tf.Tensor2D | null;
+}
+
+
 export interface SceneGraphHeadConfig extends SceneGraphVocabularySizes {
   inputDim: number;
 }
 
-export class SceneGraphHead extends ParameterModule implements TrainableModule, SceneGraphPredictor {
+export class SceneGraphHead extends ParameterModule implements TrainableModule {
   private readonly objectClassifier: Linear;
   private readonly attributeClassifier: Linear;
   private readonly relationClassifier: Linear;

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { booleanSetting, choiceSetting, integerSetting, numberSetting, parseSettings, type SettingFields } from './settings.ts';
+import { defineObjective } from './objective.ts';
 
 /**
  * Adversarial perturbation training in the embedding space, VILLA style (Gan et al. 2020,
@@ -222,3 +223,14 @@ function readAndDispose(x: tf.Scalar): number {
   x.dispose();
   return value;
 }
+
+/** `adv`: wraps the forward pass (see adversarialGradients); it adds no term of its own. */
+export const adversarialObjective = defineObjective({
+  name: 'adv',
+  summary: 'VILLA-style adversarial perturbation of the embeddings entering the fusion',
+  defaults: ADVERSARIAL_DEFAULTS,
+  fields: ADVERSARIAL_SETTING_FIELDS,
+  parse: parseAdversarialSettings,
+  wrapsForwardPass: true,
+  unsupported: (kind) => (kind === 'contrastive' ? "adv perturbs the tokens entering the fusion, which a contrastive (retrieval) problem does not have" : null),
+});

@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { sigmoidCrossEntropyWithLogits } from './soft-score-bce.ts';
 import { integerSetting, numberSetting, parseSettings, type SettingFields } from './settings.ts';
+import { DomainDiscriminator } from '../heads/domain-discriminator.ts';
+import { defineObjective } from './objective.ts';
 
 /**
  * Domain-adversarial training (DANN, Ganin et al. 2016). A domain discriminator D learns to
@@ -76,7 +78,7 @@ export interface DannOutput {
 }
 
 /** The whole `dann` objective for one step: reversal, discriminator, loss. */
-export function dannObjective(
+export function dannLoss(
   sourceFeatures: tf.Tensor2D,
   targetFeatures: tf.Tensor2D,
   discriminator: DomainClassifier,
@@ -92,3 +94,26 @@ export function dannObjective(
     return { loss: domainLoss.mul(settings.weight) as tf.Scalar, domainLoss, lambda };
   });
 }
+
+/** `dann`: a domain discriminator behind gradient reversal, on the problem's features. */
+export const dannObjective = defineObjective({
+  name: 'dann',
+  summary: 'domain-adversarial training with gradient reversal (DANN)',
+  defaults: DANN_DEFAULTS,
+  fields: DANN_SETTING_FIELDS,
+  parse: parseDannSettings,
+  needsTargetDomain: true,
+  unsupported: () => null,
+  create: (settings, setup) => {
+    const discriminator = new DomainDiscriminator({ inputDim: setup.featureDim, hiddenDim: settings.discriminatorHidden }, setup.random.fork('domain-discriminator'));
+    return {
+      namedVariables: () => discriminator.namedVariables(),
+      lossTerms: (batch) => {
+        if (!batch.targetFeatures) return [];
+        const out = dannLoss(batch.features, batch.targetFeatures, discriminator, batch.step, batch.totalSteps, settings);
+        return [{ name: 'dann', contribution: out.loss, recorded: out.domainLoss }];
+      },
+      dispose: () => discriminator.dispose(),
+    };
+  },
+});

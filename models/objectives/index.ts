@@ -1,11 +1,12 @@
 import { InputError } from '../../core/errors.ts';
-import { documentSettings } from './settings.ts';
-import { ADVERSARIAL_DEFAULTS, ADVERSARIAL_SETTING_FIELDS, parseAdversarialSettings, type AdversarialSettings } from './adversarial.ts';
-import { DANN_DEFAULTS, DANN_SETTING_FIELDS, parseDannSettings, type DannSettings } from './dann.ts';
+import { documentSettings, type SettingFields } from './settings.ts';
+import { adversarialObjective } from './adversarial.ts';
+import { dannObjective } from './dann.ts';
 import { INFO_NCE_DEFAULTS, INFO_NCE_SETTING_FIELDS, parseInfoNceSettings, type InfoNceSettings } from './info-nce.ts';
-import { MMD_DEFAULTS, MMD_SETTING_FIELDS, parseMmdSettings, type MmdSettings } from './mmd.ts';
+import { mmdObjective } from './mmd.ts';
 import { MULTIPLE_CHOICE_DEFAULTS, MULTIPLE_CHOICE_SETTING_FIELDS, parseMultipleChoiceSettings, type MultipleChoiceSettings } from './multiple-choice-ce.ts';
-import { SCENE_GRAPH_DEFAULTS, SCENE_GRAPH_SETTING_FIELDS, parseSceneGraphSettings, type SceneGraphSettings } from './scene-graph.ts';
+import type { Objective, ProblemKind } from './objective.ts';
+import { sceneGraphAuxiliaryObjective } from './scene-graph.ts';
 import { SOFT_SCORE_BCE_DEFAULTS, SOFT_SCORE_BCE_SETTING_FIELDS, parseSoftScoreBceSettings, type SoftScoreBceSettings } from './soft-score-bce.ts';
 
 /**
@@ -24,17 +25,26 @@ import { SOFT_SCORE_BCE_DEFAULTS, SOFT_SCORE_BCE_SETTING_FIELDS, parseSoftScoreB
  * `ft+adv+sg` and `ft+sg+adv` are recorded as the same method.
  */
 export const BASE_METHODS = ['ft', 'zeroshot'] as const;
-export const AUXILIARY_OBJECTIVES = ['sg', 'adv', 'mmd', 'dann'] as const;
+
+/**
+ * The auxiliary objectives, in canonical SPEC order. Adding an objective is one file under
+ * models/objectives/ (see objective.ts) and one entry here.
+ */
+export const OBJECTIVES = [sceneGraphAuxiliaryObjective, adversarialObjective, mmdObjective, dannObjective] as const;
+export const AUXILIARY_OBJECTIVES = OBJECTIVES.map((objective) => objective.name);
 export const TASK_LOSSES = ['infonce', 'bce', 'mc'] as const;
 
 export type BaseMethod = (typeof BASE_METHODS)[number];
-export type AuxiliaryObjectiveName = (typeof AUXILIARY_OBJECTIVES)[number];
+type ObjectiveDefinition = (typeof OBJECTIVES)[number];
+export type AuxiliaryObjectiveName = ObjectiveDefinition['name'];
+export type ObjectiveSettings<K extends AuxiliaryObjectiveName> = Extract<ObjectiveDefinition, { name: K }>['defaults'];
 
-export type AuxiliaryObjective =
-  | { name: 'sg'; settings: SceneGraphSettings }
-  | { name: 'adv'; settings: AdversarialSettings }
-  | { name: 'mmd'; settings: MmdSettings }
-  | { name: 'dann'; settings: DannSettings };
+/** One objective of a parsed SPEC: its definition and its resolved settings. */
+export interface AuxiliaryObjective<K extends AuxiliaryObjectiveName = AuxiliaryObjectiveName> {
+  name: K;
+  settings: ObjectiveSettings<K>;
+  definition: Objective<K, ObjectiveSettings<K>>;
+}
 
 export interface TaskLossSettings {
   infonce: InfoNceSettings;
@@ -53,36 +63,46 @@ export interface MethodSpec {
   otherSettings: Record<string, string>;
 }
 
-const AUXILIARY_PARSERS: { [K in AuxiliaryObjectiveName]: (given: Record<string, string>) => Extract<AuxiliaryObjective, { name: K }>['settings'] } = {
-  sg: parseSceneGraphSettings,
-  adv: parseAdversarialSettings,
-  mmd: parseMmdSettings,
-  dann: parseDannSettings,
-};
+const TASK_LOSS_DEFINITIONS = {
+  infonce: { defaults: INFO_NCE_DEFAULTS, fields: INFO_NCE_SETTING_FIELDS },
+  bce: { defaults: SOFT_SCORE_BCE_DEFAULTS, fields: SOFT_SCORE_BCE_SETTING_FIELDS },
+  mc: { defaults: MULTIPLE_CHOICE_DEFAULTS, fields: MULTIPLE_CHOICE_SETTING_FIELDS },
+} as const;
 
-/** Every objective's defaults, for `--help` output and the resolved run config. */
+type DefaultsByName = { [O in ObjectiveDefinition as O['name']]: O['defaults'] };
+
+/** Every objective's and task loss's defaults, for `--help` output and the resolved run config. */
 export const OBJECTIVE_DEFAULTS = {
-  sg: SCENE_GRAPH_DEFAULTS,
-  adv: ADVERSARIAL_DEFAULTS,
-  mmd: MMD_DEFAULTS,
-  dann: DANN_DEFAULTS,
+  ...(Object.fromEntries(OBJECTIVES.map((objective) => [objective.name, objective.defaults])) as DefaultsByName),
   infonce: INFO_NCE_DEFAULTS,
   bce: SOFT_SCORE_BCE_DEFAULTS,
   mc: MULTIPLE_CHOICE_DEFAULTS,
-} as const;
+};
 
 /** Every `--set` key with its default and one line of documentation, e.g. for `vlbench run --help`. */
 export function describeObjectiveSettings(): Array<{ key: string; default: unknown; doc: string }> {
   const prefixed = (prefix: string, rows: Array<{ key: string; default: unknown; doc: string }>) => rows.map((row) => ({ ...row, key: `${prefix}.${row.key}` }));
   return [
-    ...prefixed('sg', documentSettings(SCENE_GRAPH_SETTING_FIELDS, SCENE_GRAPH_DEFAULTS)),
-    ...prefixed('adv', documentSettings(ADVERSARIAL_SETTING_FIELDS, ADVERSARIAL_DEFAULTS)),
-    ...prefixed('mmd', documentSettings(MMD_SETTING_FIELDS, MMD_DEFAULTS)),
-    ...prefixed('dann', documentSettings(DANN_SETTING_FIELDS, DANN_DEFAULTS)),
-    ...prefixed('infonce', documentSettings(INFO_NCE_SETTING_FIELDS, INFO_NCE_DEFAULTS)),
-    ...prefixed('bce', documentSettings(SOFT_SCORE_BCE_SETTING_FIELDS, SOFT_SCORE_BCE_DEFAULTS)),
-    ...prefixed('mc', documentSettings(MULTIPLE_CHOICE_SETTING_FIELDS, MULTIPLE_CHOICE_DEFAULTS)),
+    ...OBJECTIVES.flatMap((objective) => prefixed(objective.name, documentSettings(objective.fields as unknown as SettingFields<Record<string, unknown>>, objective.defaults as unknown as Record<string, unknown>))),
+    ...Object.entries(TASK_LOSS_DEFINITIONS).flatMap(([name, loss]) => prefixed(name, documentSettings(loss.fields as unknown as SettingFields<Record<string, unknown>>, loss.defaults as unknown as Record<string, unknown>))),
   ];
+}
+
+/** Objectives of a SPEC that need something of the data: target-domain images, scene graphs. */
+export function methodNeeds(method: MethodSpec): { targetDomain: boolean; sceneGraphs: boolean } {
+  return {
+    targetDomain: method.objectives.some((objective) => objective.definition.needsTargetDomain === true),
+    sceneGraphs: method.objectives.some((objective) => objective.definition.needsSceneGraphs === true),
+  };
+}
+
+/** Why a SPEC cannot train a problem of this kind (the first objective that refuses), or null. */
+export function unsupportedObjective(method: MethodSpec, kind: ProblemKind): string | null {
+  for (const objective of method.objectives) {
+    const reason = objective.definition.unsupported(kind);
+    if (reason) return reason;
+  }
+  return null;
 }
 
 export function parseMethodSpec(spec: string, settings: Readonly<Record<string, string>> = {}): MethodSpec {
@@ -116,7 +136,9 @@ export function parseMethodSpec(spec: string, settings: Readonly<Record<string, 
       throw new InputError(`setting ${keys.join(', ')} given, but method "${spec}" has no ${prefix} objective`, { field: '--set' });
     }
   }
-  const objectives = names.map((name) => ({ name, settings: AUXILIARY_PARSERS[name](grouped.byPrefix[name] ?? {}) }) as AuxiliaryObjective);
+  const objectives = OBJECTIVES.filter((definition) => seen.has(definition.name)).map(
+    (definition) => ({ name: definition.name, settings: definition.parse(grouped.byPrefix[definition.name] ?? {}), definition }) as AuxiliaryObjective,
+  );
   const taskLoss: TaskLossSettings = {
     infonce: parseInfoNceSettings(grouped.byPrefix.infonce ?? {}),
     bce: parseSoftScoreBceSettings(grouped.byPrefix.bce ?? {}),
@@ -138,25 +160,6 @@ function groupSettings(settings: Readonly<Record<string, string>>): { byPrefix: 
   return { byPrefix, other };
 }
 
-/**
- * Turns repeated `--set key=value` options into a record. A key given twice is refused
- * rather than letting the last one win unnoticed.
- */
-export function parseSetOptions(values: readonly string[]): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const item of values) {
-    const eq = item.indexOf('=');
-    if (eq <= 0) throw new InputError(`expected key=value, got ${JSON.stringify(item)}`, { field: '--set' });
-    const key = item.slice(0, eq).trim();
-    if (key === '') throw new InputError(`expected key=value, got ${JSON.stringify(item)}`, { field: '--set' });
-    if (Object.hasOwn(result, key)) throw new InputError(`"${key}" is set twice`, { field: '--set' });
-    result[key] = item.slice(eq + 1);
-  }
-  return result;
-}
-
-export type ObjectiveSettings<K extends AuxiliaryObjectiveName> = Extract<AuxiliaryObjective, { name: K }>['settings'];
-
 /** The settings of objective `name` when the method includes it. */
 export function objectiveSettings<K extends AuxiliaryObjectiveName>(method: MethodSpec, name: K): ObjectiveSettings<K> | undefined {
   const found = method.objectives.find((objective) => objective.name === name);
@@ -164,3 +167,4 @@ export function objectiveSettings<K extends AuxiliaryObjectiveName>(method: Meth
 }
 
 export * from './settings.ts';
+export type { LossTerm, Objective, ObjectiveBatch, ObjectiveModule, ObjectiveSetup, ProblemKind } from './objective.ts';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { matMul } from '../ops/matmul.ts';
 import { numberSetting, parseSettings, positiveListSetting, type SettingFields } from './settings.ts';
+import { defineObjective } from './objective.ts';
 
 /**
  * Multi-kernel maximum mean discrepancy between source and target features (DAN, Long et
@@ -87,3 +88,19 @@ export function multiKernelMmd(source: tf.Tensor2D, target: tf.Tensor2D, kernelM
 export function mmdLoss(source: tf.Tensor2D, target: tf.Tensor2D, settings: MmdSettings = MMD_DEFAULTS): tf.Scalar {
   return tf.tidy(() => multiKernelMmd(source, target, settings.kernelMultipliers).mul(settings.weight) as tf.Scalar);
 }
+
+/** `mmd`: aligns the batch's source features with the same rows built from target-domain images. */
+export const mmdObjective = defineObjective({
+  name: 'mmd',
+  summary: 'multi-kernel MMD between source and target features (DAN)',
+  defaults: MMD_DEFAULTS,
+  fields: MMD_SETTING_FIELDS,
+  parse: parseMmdSettings,
+  needsTargetDomain: true,
+  unsupported: () => null,
+  create: (settings) => ({
+    namedVariables: () => new Map(),
+    lossTerms: (batch) => (batch.targetFeatures ? [{ name: 'mmd', contribution: mmdLoss(batch.features, batch.targetFeatures, settings) }] : []),
+    dispose: () => undefined,
+  }),
+});

@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { matMul } from '../ops/matmul.ts';
+import { poolRegionList, selectionMatrix, type NormalisedBox, type TokenGrid } from '../ops/regions.ts';
+import type { SceneGraphPredictions, SceneGraphVocabularySizes } from '../heads/scene-graph-head.ts';
+export { poolRegionList, poolRegions, regionPatchIndices, selectionMatrix, type NormalisedBox, type TokenGrid } from '../ops/regions.ts';
+export type { SceneGraphPredictions, SceneGraphVocabularySizes } from '../heads/scene-graph-head.ts';
 import { sigmoidCrossEntropyWithLogits } from './soft-score-bce.ts';
 import { numberSetting, parseSettings, type SettingFields } from './settings.ts';
+import { SceneGraphHead } from '../heads/scene-graph-head.ts';
+import { defineObjective } from './objective.ts';
 
 /**
  * Scene-graph auxiliary loss (ERNIE-ViL's scene-graph prediction, used with adversarial
@@ -50,108 +56,6 @@ export function parseSceneGraphSettings(given: Readonly<Record<string, string>>)
   return parseSettings('sg', SCENE_GRAPH_SETTING_FIELDS, SCENE_GRAPH_DEFAULTS, given);
 }
 
-/**
- * Where the patch tokens sit in an encoder's token sequence: `rows × cols` patches in
- * row-major order starting at token `offset` (CLIP ViT puts its class token at 0, so 1).
- */
-export interface TokenGrid {
-  rows: number;
-  cols: number;
-  offset: number;
-}
-
-/** [x1, y1, x2, y2] as fractions of the image width and height, y downwards. */
-export type NormalisedBox = readonly [number, number, number, number];
-
-/**
- * Patch indices (0-based inside the grid) whose centres fall inside the box, borders
- * included; when none does (a box smaller than a patch), the patch holding the box centre,
- * which is the patch whose centre is nearest to it.
- */
-export function regionPatchIndices(grid: TokenGrid, box: NormalisedBox): number[] {
-  const [x1, y1, x2, y2] = clampBox(box);
-  const inside: number[] = [];
-  for (let row = 0; row < grid.rows; row++) {
-    const cy = (row + 0.5) / grid.rows;
-    if (cy < y1 || cy > y2) continue;
-    for (let col = 0; col < grid.cols; col++) {
-      const cx = (col + 0.5) / grid.cols;
-      if (cx >= x1 && cx <= x2) inside.push(row * grid.cols + col);
-    }
-  }
-  if (inside.length > 0) return inside;
-  const col = Math.min(grid.cols - 1, Math.floor(((x1 + x2) / 2) * grid.cols));
-  const row = Math.min(grid.rows - 1, Math.floor(((y1 + y2) / 2) * grid.rows));
-  return [row * grid.cols + col];
-}
-
-function clampBox(box: NormalisedBox): [number, number, number, number] {
-  if (box.length !== 4 || !box.every(Number.isFinite) || box[2] < box[0] || box[3] < box[1]) {
-    throw new Error(`region box ${JSON.stringify(box)} is not [x1, y1, x2, y2] with x1 ≤ x2, y1 ≤ y2`);
-  }
-  // Annotated boxes overhang the image by a pixel or so (GQA, VCR); the image ends at its border.
-  const clamp = (v: number) => Math.min(1, Math.max(0, v));
-  return [clamp(box[0]), clamp(box[1]), clamp(box[2]), clamp(box[3])];
-}
-
-function checkTokens(tokens: tf.Tensor3D, grid: TokenGrid, boxesPerImage: readonly (readonly NormalisedBox[])[]): void {
-  if (tokens.rank !== 3) throw new Error(`region pooling needs tokens [batch, tokens, dim], got ${JSON.stringify(tokens.shape)}`);
-  if (boxesPerImage.length !== tokens.shape[0]) throw new Error(`region pooling: ${boxesPerImage.length} box lists for a batch of ${tokens.shape[0]}`);
-  if (grid.offset + grid.rows * grid.cols > tokens.shape[1]) {
-    throw new Error(`region pooling: a ${grid.rows}×${grid.cols} grid at offset ${grid.offset} does not fit ${tokens.shape[1]} tokens`);
-  }
-}
-
-/**
- * Mean of the patch tokens inside each box, padded to the most boxes in any image:
- * `regions` [B, R, D], `mask` [B, R] (1 for a real box). Differentiable in `tokens`.
- */
-export function poolRegions(
-  tokens: tf.Tensor3D,
-  grid: TokenGrid,
-  boxesPerImage: readonly (readonly NormalisedBox[])[],
-): { regions: tf.Tensor3D; mask: tf.Tensor2D; maxRegions: number } {
-  checkTokens(tokens, grid, boxesPerImage);
-  const [batch, tokenCount] = tokens.shape;
-  const maxRegions = Math.max(1, ...boxesPerImage.map((boxes) => boxes.length));
-  const weights = new Float32Array(batch * maxRegions * tokenCount);
-  const mask = new Float32Array(batch * maxRegions);
-  boxesPerImage.forEach((boxes, image) => {
-    boxes.forEach((box, region) => {
-      const patches = regionPatchIndices(grid, box);
-      const base = (image * maxRegions + region) * tokenCount + grid.offset;
-      for (const patch of patches) weights[base + patch] = 1 / patches.length;
-      mask[image * maxRegions + region] = 1;
-    });
-  });
-  return tf.tidy(() => ({
-    // A weighted matmul rather than gather: gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks.
-    regions: matMul(tf.tensor3d(weights, [batch, maxRegions, tokenCount]), tokens) as tf.Tensor3D,
-    mask: tf.tensor2d(mask, [batch, maxRegions]),
-    maxRegions,
-  }));
-}
-
-/** The pooled regions of all images as one list [N, D], image by image in box order. */
-export function poolRegionList(tokens: tf.Tensor3D, grid: TokenGrid, boxesPerImage: readonly (readonly NormalisedBox[])[]): tf.Tensor2D {
-  return tf.tidy(() => {
-    const { regions, maxRegions } = poolRegions(tokens, grid, boxesPerImage);
-    const rowsOfPadded = boxesPerImage.flatMap((boxes, image) => boxes.map((_, region) => image * maxRegions + region));
-    const padded = regions.reshape([boxesPerImage.length * maxRegions, tokens.shape[2]]) as tf.Tensor2D;
-    return matMul(selectionMatrix(rowsOfPadded, padded.shape[0]), padded) as tf.Tensor2D;
-  });
-}
-
-/** A [rows.length, size] one-hot matrix: multiplying by it selects rows without gather (see poolRegions). */
-export function selectionMatrix(rows: readonly number[], size: number): tf.Tensor2D {
-  const values = new Float32Array(rows.length * size);
-  rows.forEach((row, i) => {
-    if (!Number.isInteger(row) || row < 0 || row >= size) throw new Error(`selection of row ${row} from ${size}`);
-    values[i * size + row] = 1;
-  });
-  return tf.tensor2d(values, [rows.length, size]);
-}
-
 export interface SceneGraphObject {
   box: NormalisedBox;
   /** Index in the object-class vocabulary. */
@@ -172,13 +76,6 @@ export interface SceneGraph {
   objects: readonly SceneGraphObject[];
   /** Absent when the dataset does not annotate relations; then no pairs are scored for this image. */
   relations?: readonly SceneGraphRelation[];
-}
-
-export interface SceneGraphVocabularySizes {
-  objectClasses: number;
-  attributes: number;
-  /** Predicates without "none": relation logits have predicates + 1 columns, "none" first. */
-  predicates: number;
 }
 
 /** A batch of graphs flattened for the loss: objects in image order, pairs as indices into that list. */
@@ -258,15 +155,6 @@ function checkIndex(value: number, size: number, what: string): void {
   if (!Number.isInteger(value) || value < 0 || value >= size) throw new Error(`scene graph ${what} is ${value}, expected an integer in [0, ${size})`);
 }
 
-export interface SceneGraphPredictions {
-  /** [N, objectClasses] */
-  objectLogits: tf.Tensor2D;
-  /** [N, attributes] */
-  attributeLogits: tf.Tensor2D;
-  /** [pairs, predicates + 1], or null when there are no pairs. */
-  relationLogits: tf.Tensor2D | null;
-}
-
 /** What the loss needs from a head (models/heads/scene-graph-head.ts implements it). */
 export interface SceneGraphPredictor {
   predict(regions: tf.Tensor2D, pairs: readonly (readonly [number, number])[]): SceneGraphPredictions;
@@ -344,3 +232,27 @@ export function sceneGraphObjective(
     return sceneGraphLoss(predictor.predict(regions, batch.pairs), batch, settings);
   });
 }
+
+/** `sg`: predicts each image's scene graph from region features pooled out of the image tokens. */
+export const sceneGraphAuxiliaryObjective = defineObjective({
+  name: 'sg',
+  summary: 'scene-graph prediction (objects, attributes, relations) from pooled regions',
+  defaults: SCENE_GRAPH_DEFAULTS,
+  fields: SCENE_GRAPH_SETTING_FIELDS,
+  parse: parseSceneGraphSettings,
+  needsSceneGraphs: true,
+  unsupported: (kind) => (kind === 'contrastive' ? "sg pools regions from the fusion's image tokens, which a contrastive (retrieval) problem does not have" : null),
+  create: (settings, setup) => {
+    const sizes = setup.sceneGraphSizes;
+    if (!sizes) throw new Error('sg needs the scene graphs\' label spaces (the task adapter passes them)');
+    const head = new SceneGraphHead({ inputDim: setup.featureDim, ...sizes }, setup.random.fork('scene-graph-head'));
+    return {
+      namedVariables: () => head.namedVariables(),
+      lossTerms: (batch) => {
+        if (!batch.graphs || !batch.imageTokens || !batch.grid) return [];
+        return [{ name: 'sg', contribution: sceneGraphObjective(batch.imageTokens, batch.grid, batch.graphs, head, sizes, settings).total }];
+      },
+      dispose: () => head.dispose(),
+    };
+  },
+});

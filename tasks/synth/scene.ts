@@ -1,4 +1,5 @@
 import type { SeededRandom } from '../../core/random.ts';
+import type { GqaSceneGraph } from '../gqa/index.ts';
 
 /**
  * What a SynthScenes picture contains, independent of how it looks: the scene
@@ -229,15 +230,7 @@ export function regionOf(o: SceneObject, imageSide: number): string {
 
 export const REGIONS = ['top left', 'top', 'top right', 'left', 'center', 'right', 'bottom left', 'bottom', 'bottom right'] as const;
 
-/** GQA scene-graph record of one image. Object ids are unique across the benchmark. */
-export interface GqaSceneGraph {
-  width: number;
-  height: number;
-  objects: Record<
-    string,
-    { name: string; x: number; y: number; w: number; h: number; attributes: string[]; relations: { name: string; object: string }[] }
-  >;
-}
+export type { GqaSceneGraph } from '../gqa/index.ts';
 
 export function gqaObjectId(imageId: number, index: number): string {
   return String(imageId * 10 + index);

@@ -1,7 +1,7 @@
-import type { VcrExample } from '../tasks/vcr/load.ts';
-import type { RetrievalImage } from '../tasks/retrieval/karpathy.ts';
-import { synthLoadOptions } from '../tasks/synth/run-splits.ts';
-import { getTask } from '../tasks/registry.ts';
+import type { VcrExample } from '../vcr/load.ts';
+import type { RetrievalImage } from '../retrieval/karpathy.ts';
+import { synthLoadOptions } from './run-splits.ts';
+import { getTask } from '../registry.ts';
 
 /**
  * Every text a run on a SynthScenes folder feeds the text encoder, from one domain's

@@ -19,7 +19,6 @@ export { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, fingerprintSplit, loadVqaSp
 export { checkVqaPredictions, readVqaPredictions, writeVqaResults } from './predictions.ts';
 export { VQA_METRIC_VERSION, scoreVqa, type VqaPredictions } from './score.ts';
 export { buildAnswerVocabulary } from './vocabulary.ts';
-export * from '../gqa/index.ts';
 
 /** VQA v2 (and any split in its layout: abstract scenes, SynthScenes): official accuracy, EvalAI result JSON. */
 export const vqaTask: Task<VqaExample, VqaPredictions> = {

@@ -2,7 +2,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../models/backends/select.ts';
 import { MMD_DEFAULTS, mmdLoss, multiKernelMmd, pairwiseSquaredDistances, parseMmdSettings } from '../../models/objectives/mmd.ts';
-import { dannLambda, dannObjective, domainDiscriminatorLoss, gradientReversal, parseDannSettings } from '../../models/objectives/dann.ts';
+import { dannLambda, dannLoss, domainDiscriminatorLoss, gradientReversal, parseDannSettings } from '../../models/objectives/dann.ts';
 
 test.before(async () => {
   await selectBackend('wasm');
@@ -91,7 +91,7 @@ test('DANN: the discriminator descends the domain loss while the features ascend
   const source = tf.variable(tf.tensor2d([[1, 2]]), true);
   const target = tf.variable(tf.tensor2d([[0, 1]]), true);
   const settings = { ...parseDannSettings({}), weight: 2 };
-  const { value, grads } = tf.variableGrads(() => dannObjective(source, target, discriminator, 50, 100, settings).loss, [w, source, target]);
+  const { value, grads } = tf.variableGrads(() => dannLoss(source, target, discriminator, 50, 100, settings).loss, [w, source, target]);
   // Without reversal: ∂(weight·L)/∂f_s = weight · ½ · (σ(s) − 1) · wᵀ with s = f_s·w.
   const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
   const sourceLogit = 1 * 0.5 + 2 * -0.25;

@@ -8,7 +8,7 @@ import { multipleChoiceLoss } from '../../models/objectives/multiple-choice-ce.t
 import { sceneGraphObjective, type SceneGraph } from '../../models/objectives/scene-graph.ts';
 import { ADVERSARIAL_DEFAULTS, adversarialGradients } from '../../models/objectives/adversarial.ts';
 import { mmdLoss } from '../../models/objectives/mmd.ts';
-import { dannObjective, DANN_DEFAULTS } from '../../models/objectives/dann.ts';
+import { dannLoss, DANN_DEFAULTS } from '../../models/objectives/dann.ts';
 import { SceneGraphHead } from '../../models/heads/scene-graph-head.ts';
 import { DomainDiscriminator } from '../../models/heads/domain-discriminator.ts';
 
@@ -129,7 +129,7 @@ test('the DANN discriminator learns to tell the domains apart', (t) => {
   const source = randomTensor(rng, [8, 4]).add(1) as tf.Tensor2D;
   const target = randomTensor(rng, [8, 4]).sub(1) as tf.Tensor2D;
   const discriminator = new DomainDiscriminator({ inputDim: 4, hiddenDim: 8 }, rng.fork('d'));
-  const [first, last] = train(() => dannObjective(source, target, discriminator, 5, 10, DANN_DEFAULTS).loss, discriminator.trainableVariables());
+  const [first, last] = train(() => dannLoss(source, target, discriminator, 5, 10, DANN_DEFAULTS).loss, discriminator.trainableVariables());
   t.true(last < first * 0.8, `${first} → ${last}`);
   tf.dispose([source, target]);
   discriminator.dispose();

@@ -1,7 +1,8 @@
 import test from 'ava';
 import { InputError } from '../../core/errors.ts';
 import { ADVERSARIAL_DEFAULTS } from '../../models/objectives/adversarial.ts';
-import { describeObjectiveSettings, OBJECTIVE_DEFAULTS, objectiveSettings, parseMethodSpec, parseSetOptions } from '../../models/objectives/index.ts';
+import { describeObjectiveSettings, OBJECTIVE_DEFAULTS, objectiveSettings, parseMethodSpec } from '../../models/objectives/index.ts';
+import { parseSetOptions } from '../../cli/flags.ts';
 
 test('a SPEC parses into the base and typed objectives in canonical order', (t) => {
   const method = parseMethodSpec('ft+dann+adv+sg');

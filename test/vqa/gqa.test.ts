@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gqaTask, loadGqaSplit, readGqaPredictions, scoreGqa } from '../../tasks/vqa/index.ts';
+import { gqaTask, loadGqaSplit, readGqaPredictions, scoreGqa } from '../../tasks/gqa/index.ts';
 import { temporaryFolders } from '../support/temporary-folders.ts';
 
 const temporaryDir = temporaryFolders(test);

@@ -1,0 +1,100 @@
+import { FusionTransformer, FUSION_DEFAULTS } from '../../models/heads/fusion.ts';
+import { unsupportedObjective, type MethodSpec, type ProblemKind } from '../../models/objectives/index.ts';
+import type { FeatureTable } from '../../models/features.ts';
+import type { TrainingProblem } from '../../models/train.ts';
+import type { ImagePreprocessing } from '../../models/image-pipeline.ts';
+import type { GqaSceneGraph } from '../../tasks/gqa/index.ts';
+import type { SeededRandom } from '../../core/random.ts';
+import type { LoadedSplit, LoadOptions, Task } from '../../core/types.ts';
+
+/**
+ * A task adapter is where a task (tasks/*, which knows files and metrics) meets the models
+ * (models/*, which know tensors). Like lmms-eval's doc_to_visual / doc_to_text, it says which
+ * images and texts a split needs; it also says which methods the task supports (and why not),
+ * and builds the training problem, the prediction step and the hyperparameters it resolved.
+ * The run lifecycle (harness/run.ts) drives any adapter the same way and names no task.
+ */
+export interface TaskAdapter {
+  /** The task's name in tasks/registry.ts. */
+  task: string;
+  /** Which training problem the task's methods build (decides which objectives apply). */
+  problemKind: ProblemKind;
+  /** File extension of the official submission format. */
+  submissionExtension: string;
+  /** Why this task cannot run the method, or null when it can. */
+  unsupportedMethod(method: MethodSpec): string | null;
+  /** Every image file a split needs encoded. */
+  imagesOf(split: LoadedSplit<unknown>): string[];
+  /** Every text a split needs encoded. */
+  textsOf(split: LoadedSplit<unknown>): string[];
+  /** Scene graphs by image id for objectives that need them (sg); absent when the task has none. */
+  loadSceneGraphs?(train: LoadedSplit<unknown>, trainOptions: LoadOptions, synthRoot: string | undefined): Promise<Map<string, GqaSceneGraph>>;
+  /** Builds what trains and what predicts. */
+  build(context: AdapterContext): Promise<PreparedModel>;
+}
+
+export interface RunSplits {
+  train: LoadedSplit<unknown> | null;
+  validation: LoadedSplit<unknown> | null;
+  evaluations: LoadedSplit<unknown>[];
+  /** Scene graphs by image id, filled when the method needs them. */
+  graphs: Map<string, GqaSceneGraph>;
+}
+
+/** Head sizes and task-side settings a run resolves from `--set`, with their defaults applied. */
+export interface HeadSettings {
+  fusion: { hidden: number; layers: number; heads: number };
+  /** Minimum count of an answer in the training split to enter the vocabulary (answer tasks). */
+  answersMinCount?: number;
+}
+
+export interface AdapterContext {
+  task: Task;
+  method: MethodSpec;
+  head: HeadSettings;
+  splits: RunSplits;
+  images: FeatureTable;
+  texts: FeatureTable;
+  targetImages: readonly string[];
+  random: SeededRandom;
+  preprocessing: ImagePreprocessing;
+  /** Use at most this many training examples (quick checks). */
+  maxTrainExamples?: number;
+}
+
+export interface PreparedModel {
+  /** Null when nothing trains (zero-shot). */
+  problem: TrainingProblem | null;
+  predict(split: LoadedSplit<unknown>): unknown;
+  /** Frees the heads' tensors (a demo runs many models in one process). */
+  dispose(): void;
+  /** What the adapter resolved (e.g. the answer vocabulary's size), recorded with the run. */
+  hyperparameters: Record<string, unknown>;
+}
+
+/** The check every adapter starts from: zero-shot only where the task has a zero-shot path, objectives that fit the problem. */
+export function unsupportedForProblem(method: MethodSpec, task: string, problemKind: ProblemKind, zeroShot: boolean): string | null {
+  if (method.base === 'zeroshot' && !zeroShot) return `--method zeroshot applies to retrieval only; ${task} needs a trained head (e.g. --method ft)`;
+  const reason = unsupportedObjective(method, problemKind);
+  return reason ? `--method ${method.spec}: ${reason}` : null;
+}
+
+export function limitTraining<T>(items: T[], maxTrainExamples: number | undefined): T[] {
+  return maxTrainExamples ? items.slice(0, maxTrainExamples) : items;
+}
+
+/** The fusion transformer the fusion-problem tasks share, sized by the run's head settings. */
+export function createFusion(context: AdapterContext): FusionTransformer {
+  const { fusion } = context.head;
+  return new FusionTransformer({ imageDim: context.images.tokenDim, textDim: context.texts.tokenDim, hidden: fusion.hidden, layers: fusion.layers, heads: fusion.heads }, context.random.fork('fusion'));
+}
+
+/** Validation for model selection: the task's primary official metric on the validation split. */
+export function validationScore(context: AdapterContext, predict: (split: LoadedSplit<unknown>) => unknown): () => Promise<number> {
+  return async () => {
+    const report = context.task.score(context.splits.validation!, predict(context.splits.validation!));
+    return report.metrics[report.primary];
+  };
+}
+
+export { FUSION_DEFAULTS };

@@ -1,0 +1,91 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { SeededRandom } from '../../core/random.ts';
+import type { SceneGraph, SceneGraphVocabularySizes, TokenGrid } from './scene-graph.ts';
+import type { SettingFields } from './settings.ts';
+
+/**
+ * The contract every auxiliary objective of a method SPEC (`ft+sg+adv+mmd+dann`) fulfils.
+ * An objective is one file: it declares its settings with their defaults, the modules it adds
+ * (a scene-graph head, a domain discriminator), and the loss terms it contributes to a batch.
+ * The training problem sums the terms in SPEC order (as open_clip's training task returns a
+ * dict of losses and sums them); it never names an objective. Adding an objective is one
+ * file and one line in `OBJECTIVES` (index.ts).
+ *
+ * The adversarial objective is the one exception by nature: it perturbs the inputs of the
+ * forward pass rather than adding a term, so it declares `wrapsForwardPass` and the problem
+ * runs its forward pass through it.
+ */
+
+/** The two shapes of training problem objectives attach to. */
+export type ProblemKind =
+  /** A fusion transformer over image and text tokens with a task head (VQA, GQA, VCR). */
+  | 'fusion'
+  /** Two towers' embeddings compared by similarity (retrieval). */
+  | 'contrastive';
+
+/** What a problem hands an objective when it builds its modules. */
+export interface ObjectiveSetup {
+  kind: ProblemKind;
+  /** Width of the features the objective sees (pooled fusion output, or the embedding). */
+  featureDim: number;
+  /** Label spaces of the scene graphs, when the problem has them. */
+  sceneGraphSizes?: SceneGraphVocabularySizes;
+  random: SeededRandom;
+}
+
+/** Everything a loss term may read for one batch; each objective takes what it needs. */
+export interface ObjectiveBatch {
+  /** The batch's features on the source side: pooled fusion rows or image embeddings. */
+  features: tf.Tensor2D;
+  /** The same rows built from unlabelled target-domain images (objectives with `needsTargetDomain`). */
+  targetFeatures?: tf.Tensor2D;
+  /** Image tokens after the fusion, laid out as `grid`, for objectives that pool regions. */
+  imageTokens?: tf.Tensor3D;
+  grid?: TokenGrid;
+  /** Scene graph of each row's image (objectives with `needsSceneGraphs`). */
+  graphs?: readonly SceneGraph[];
+  step: number;
+  totalSteps: number;
+}
+
+export interface LossTerm {
+  /** Name on the training curve, e.g. "sg". */
+  name: string;
+  /** What enters the total loss. */
+  contribution: tf.Scalar;
+  /** What the curve records when it differs from the contribution (e.g. DANN's L_d before its weight). */
+  recorded?: tf.Scalar;
+}
+
+/** An objective's trainable part for one training problem. */
+export interface ObjectiveModule {
+  namedVariables(): Map<string, tf.Variable>;
+  /** The loss terms of one batch, computed inside the problem's gradient tape. */
+  lossTerms(batch: ObjectiveBatch): LossTerm[];
+  dispose(): void;
+}
+
+export interface Objective<Name extends string = string, Settings = unknown> {
+  /** The SPEC part and the `--set` prefix, e.g. "sg". */
+  name: Name;
+  /** One line for `--help`. */
+  summary: string;
+  defaults: Settings;
+  fields: SettingFields<Settings>;
+  parse(given: Readonly<Record<string, string>>): Settings;
+  /** Needs unlabelled target-domain images (mmd, dann). */
+  needsTargetDomain?: boolean;
+  /** Needs a scene graph per training image (sg). */
+  needsSceneGraphs?: boolean;
+  /** Perturbs the forward pass instead of adding a term (adv). */
+  wrapsForwardPass?: boolean;
+  /** Why this objective cannot train a problem of this kind, or null when it can. */
+  unsupported(kind: ProblemKind): string | null;
+  /** Builds the objective's modules; absent for objectives that only wrap the forward pass. */
+  create?(settings: Settings, setup: ObjectiveSetup): ObjectiveModule;
+}
+
+/** Declares an objective with its name kept as a literal type (so settings stay typed by name). */
+export function defineObjective<const Name extends string, Settings>(objective: Objective<Name, Settings>): Objective<Name, Settings> {
+  return objective;
+}
