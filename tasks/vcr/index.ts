@@ -4,7 +4,7 @@ import { readVcrLeaderboardCsv, writeVcrLeaderboardCsv } from './leaderboard-csv
 import { checkVcrPredictions, scoreVcr, type VcrPredictions } from './score.ts';
 
 export { GENDER_NEUTRAL_NAMES, joinWords, objectName, renderVcrTokens, type VcrText, type VcrToken } from './tags.ts';
-export { VCR_CHOICES, VCR_TASK_VERSION, loadVcrSplit, parseJsonl, type VcrBox, type VcrExample } from './load.ts';
+export { VCR_ANNOTATIONS_FOLDER, VCR_CHOICES, VCR_IMAGES_FOLDER, VCR_TASK_VERSION, checkVcrImageData, loadVcrSplit, parseJsonl, type VcrBox, type VcrExample } from './load.ts';
 export { VCR_METRIC_VERSION, argmaxFirst, checkVcrPredictions, scoreVcr, type VcrAccuracy, type VcrPredictions, type VcrProbabilities } from './score.ts';
 export { VCR_CSV_COLUMNS, VCR_CSV_PROBABILITY_COLUMNS, readVcrLeaderboardCsv, writeVcrLeaderboardCsv } from './leaderboard-csv.ts';
 

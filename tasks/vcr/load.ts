@@ -18,10 +18,16 @@ export interface VcrExample {
   imageId: string;
   movie: string;
   questionNumber: number;
-  /** Absolute path of the image (img_fn resolved inside the dataset folder). */
+  /** Absolute path of the image (img_fn resolved inside the images folder); not checked at load time. */
   imagePath: string;
-  /** Absolute path of the metadata json (metadata_fn resolved inside the dataset folder). */
+  /** Absolute path of the metadata json (metadata_fn resolved inside the images folder). */
   metadataPath: string;
+  /**
+   * Set when the metadata json was absent at load time (the annotations without vcr1images/):
+   * the labels score as usual, but reading `imageWidth`, `imageHeight` or `boxes` throws an
+   * InputError naming the missing file. `checkVcrImageData` refuses such a split up front.
+   */
+  metadataMissing?: true;
   imageWidth: number;
   imageHeight: number;
   /** Detection classes; tags in the texts index into this, and into `boxes`. */
@@ -37,6 +43,10 @@ export interface VcrExample {
   rationaleLabel?: number;
 }
 
+/** The folders of the release: vcr1annots.zip unpacks the jsonl files, vcr1images.zip the images and their metadata. */
+export const VCR_ANNOTATIONS_FOLDER = 'vcr1annots';
+export const VCR_IMAGES_FOLDER = 'vcr1images';
+
 export const VCR_CHOICES = 4;
 
 interface ImageMetadata {
@@ -46,32 +56,38 @@ interface ImageMetadata {
 }
 
 /**
- * Loads `<split>.jsonl` (or `files.annotations`) with the metadata json of every image. img_fn and
- * metadata_fn are resolved against `<dataDir>/vcr1images` when that folder exists (the official
- * layout), else against `<dataDir>`; dataDir defaults to the folder of the jsonl.
+ * Loads a VCR split: `<split>.jsonl` (or `files.annotations`) and, where present, each image's
+ * metadata json. Where the files are (README.md, "Files"):
+ *
+ * - the jsonl: `files.annotations`, else `<dataDir>/<split>.jsonl`, else
+ *   `<dataDir>/vcr1annots/<split>.jsonl` (dataDir the root the two release folders unpack into);
+ * - img_fn and metadata_fn resolve against `imagesDir` when given, else the first folder that
+ *   exists of `<dataDir>/vcr1images`, `<jsonl folder>/vcr1images` (r2c's layout) and
+ *   `<jsonl folder>/../vcr1images` (vcr1annots/ beside vcr1images/), else dataDir (SynthScenes
+ *   and flat copies); dataDir defaults to the jsonl's folder.
+ *
+ * Scoring needs only the labels, so a jsonl whose metadata and images are absent still loads:
+ * its examples are marked `metadataMissing` and their boxes cannot be read (see VcrExample).
+ * Metadata that is present is checked as before. The fingerprint covers the jsonl bytes and the
+ * image list, not the metadata, so a split scored from the annotations alone is the same split
+ * as the one a run trained and predicted on.
  */
 export async function loadVcrSplit(options: LoadOptions): Promise<LoadedSplit<VcrExample>> {
-  const annotationsFile = resolve(
-    options.files?.annotations ??
-      (options.dataDir !== undefined && options.split !== ''
-        ? join(options.dataDir, `${options.split}.jsonl`)
-        : failNoFiles(options.split)),
-  );
-  // Given only the file (`vlbench score --annotations val.jsonl`), the split is its name: "val".
-  const split = options.split !== '' ? options.split : basename(annotationsFile).replace(/\.jsonl$/, '');
   if (options.files) {
     const unknown = Object.keys(options.files).filter((key) => key !== 'annotations');
     if (unknown.length) throw new InputError(`VCR reads only an "annotations" file (the jsonl), not ${unknown.map((k) => `"${k}"`).join(', ')}`);
   }
+  const annotationsFile = locateAnnotations(options);
+  // Given only the file (`vlbench score --annotations val.jsonl`), the split is its name: "val".
+  const split = options.split !== '' ? options.split : basename(annotationsFile).replace(/\.jsonl$/, '');
   const dataDir = resolve(options.dataDir ?? dirname(annotationsFile));
-  const imagesRoot = isDirectory(join(dataDir, 'vcr1images')) ? join(dataDir, 'vcr1images') : dataDir;
+  const imagesRoot = locateImagesRoot(options, dataDir, annotationsFile);
 
   const bytes = await readExisting(annotationsFile, 'VCR annotations');
   const records = parseJsonl(bytes.toString('utf8'), annotationsFile);
   if (records.length === 0) throw new InputError('no examples: the file has no jsonl records', { file: annotationsFile });
 
-  const hash = createHash('sha256').update(bytes);
-  const metadataByPath = new Map<string, ImageMetadata>();
+  const metadataByPath = new Map<string, ImageMetadata | null>();
   const seenIds = new Map<string, number>();
   let labelled: boolean | undefined;
   const examples: VcrExample[] = [];
@@ -94,45 +110,89 @@ export async function loadVcrSplit(options: LoadOptions): Promise<LoadedSplit<Vc
     const imagePath = resolveInside(imagesRoot, item.imgFn, annotationsFile, where, 'img_fn');
     const metadataPath = resolveInside(imagesRoot, item.metadataFn, annotationsFile, where, 'metadata_fn');
     let metadata = metadataByPath.get(metadataPath);
-    if (!metadata) {
-      const metadataBytes = await readExisting(metadataPath, `metadata of ${where} in ${annotationsFile}`);
-      hash.update(metadataBytes);
-      metadata = parseMetadata(metadataBytes, metadataPath);
+    if (metadata === undefined) {
+      const metadataBytes = await readIfPresent(metadataPath, `metadata of ${where} in ${annotationsFile}`);
+      metadata = metadataBytes === undefined ? null : parseMetadata(metadataBytes, metadataPath);
       metadataByPath.set(metadataPath, metadata);
     }
-    if (metadata.boxes.length !== item.objects.length) {
+    if (metadata && metadata.boxes.length !== item.objects.length) {
       throw new InputError(`${item.objects.length} objects in ${annotationsFile} ${where}, but ${metadata.boxes.length} boxes in the metadata`, {
         file: metadataPath, field: 'boxes',
       });
     }
-    examples.push({
+    const example = {
       id: item.annotId,
       imageId: item.imgId,
       movie: item.movie,
       questionNumber: item.questionNumber,
       imagePath,
       metadataPath,
-      imageWidth: metadata.width,
-      imageHeight: metadata.height,
+      ...(metadata ? { imageWidth: metadata.width, imageHeight: metadata.height } : {}),
       objects: item.objects,
-      boxes: metadata.boxes,
+      ...(metadata ? { boxes: metadata.boxes } : {}),
       question: renderVcrTokens(item.question, item.objects),
       answers: item.answerChoices.map((tokens) => renderVcrTokens(tokens, item.objects)),
       rationales: item.rationaleChoices.map((tokens) => renderVcrTokens(tokens, item.objects)),
       ...(hasLabels ? { answerLabel: item.answerLabel, rationaleLabel: item.rationaleLabel } : {}),
-    });
+    } as VcrExample;
+    if (!metadata) markMetadataMissing(example, annotationsFile, where);
+    examples.push(example);
   }
-  // The image list is in the jsonl already; hashing it again keeps the rule every task follows.
-  hash.update('\n' + examples.map((example) => example.imageId).join('\n'));
 
   return {
     task: 'vcr',
     taskVersion: VCR_TASK_VERSION,
     split: options.splitLabel ?? split,
-    fingerprint: hash.digest('hex'),
+    fingerprint: createHash('sha256').update(bytes).update('\n' + examples.map((example) => example.imageId).join('\n')).digest('hex'),
     files: [annotationsFile],
     examples,
   };
+}
+
+/**
+ * Refuses a split that cannot be trained on or predicted with: an example whose metadata json
+ * was absent at load time, or whose image file does not exist. Scoring never needs this; a run
+ * calls it before any work, so a labels-only copy fails in one line instead of mid-training.
+ */
+export function checkVcrImageData(split: LoadedSplit<VcrExample>): void {
+  const withoutMetadata = split.examples.filter((example) => example.metadataMissing);
+  const withoutImage = split.examples.filter((example) => !example.metadataMissing && !isFile(example.imagePath));
+  if (withoutMetadata.length === 0 && withoutImage.length === 0) return;
+  const [first] = [...withoutMetadata, ...withoutImage];
+  const missing = withoutMetadata.length
+    ? `${withoutMetadata.length} of ${split.examples.length} examples have no metadata json (first: ${first.metadataPath})`
+    : `${withoutImage.length} of ${split.examples.length} examples have no image file (first: ${first.imagePath})`;
+  throw new InputError(`VCR split "${split.split}": ${missing}. ${TRAINING_NEEDS}`, { file: split.files[0], record: first.id });
+}
+
+const TRAINING_NEEDS =
+  `Training and prediction need every image and its metadata json (boxes) under ${VCR_IMAGES_FOLDER}/ (the release's ${VCR_IMAGES_FOLDER}.zip, unpacked beside ${VCR_ANNOTATIONS_FOLDER}/); scoring needs only the jsonl`;
+
+/** Makes the region fields of an example without metadata throw a clear error when read (training, prediction). */
+function markMetadataMissing(example: VcrExample, annotationsFile: string, where: string): void {
+  const fail = (): never => {
+    throw new InputError(`metadata of ${where} in ${annotationsFile}: file not found. ${TRAINING_NEEDS}`, { file: example.metadataPath });
+  };
+  example.metadataMissing = true;
+  for (const field of ['imageWidth', 'imageHeight', 'boxes'] as const) Object.defineProperty(example, field, { get: fail, enumerable: false });
+}
+
+function locateAnnotations(options: LoadOptions): string {
+  if (options.files?.annotations !== undefined) return resolve(options.files.annotations);
+  if (options.dataDir === undefined || options.split === '') failNoFiles(options.split);
+  const candidates = [join(options.dataDir, `${options.split}.jsonl`), join(options.dataDir, VCR_ANNOTATIONS_FOLDER, `${options.split}.jsonl`)].map((file) => resolve(file));
+  const found = candidates.find(isFile);
+  if (found === undefined) {
+    throw new InputError(`VCR split "${options.split}": no ${options.split}.jsonl (looked for ${candidates.join(' and ')})`, { file: resolve(options.dataDir) });
+  }
+  return found;
+}
+
+function locateImagesRoot(options: LoadOptions, dataDir: string, annotationsFile: string): string {
+  if (options.imagesDir !== undefined) return resolve(options.imagesDir);
+  const annotationsDir = dirname(annotationsFile);
+  const candidates = [join(dataDir, VCR_IMAGES_FOLDER), join(annotationsDir, VCR_IMAGES_FOLDER), join(annotationsDir, '..', VCR_IMAGES_FOLDER)];
+  return resolve(candidates.find(isDirectory) ?? dataDir);
 }
 
 interface VcrRecord {
@@ -270,12 +330,23 @@ function isDirectory(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory();
 }
 
+function isFile(path: string): boolean {
+  return existsSync(path) && statSync(path).isFile();
+}
+
 async function readExisting(file: string, what: string): Promise<Buffer> {
+  const bytes = await readIfPresent(file, what);
+  if (bytes === undefined) throw new InputError(`${what}: file not found`, { file });
+  return bytes;
+}
+
+/** The file's bytes, or undefined when it does not exist; any other failure to read is an error. */
+async function readIfPresent(file: string, what: string): Promise<Buffer | undefined> {
   try {
     return await readFile(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new InputError(`${what}: file not found`, { file });
+    if (code === 'ENOENT') return undefined;
     if (code === 'EISDIR') throw new InputError(`${what}: expected a file, got a folder`, { file });
     throw new InputError(`${what}: cannot read (${(error as Error).message})`, { file });
   }

@@ -1,12 +1,14 @@
 import test from 'ava';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../../core/errors.ts';
+import { runScore } from '../../cli/commands/score.ts';
 import {
   GENDER_NEUTRAL_NAMES,
   VCR_CSV_COLUMNS,
   argmaxFirst,
+  checkVcrImageData,
   joinWords,
   renderVcrTokens,
   scoreVcr,
@@ -16,6 +18,10 @@ import {
 } from '../../tasks/vcr/index.ts';
 
 type Json = Record<string, unknown>;
+
+/** What every refusal of a split without its images says after naming the file. */
+const TRAINING_NEEDS =
+  'Training and prediction need every image and its metadata json (boxes) under vcr1images/ (the release\'s vcr1images.zip, unpacked beside vcr1annots/); scoring needs only the jsonl';
 
 /** A record in the official val.jsonl layout (rowanz/r2c), with only the fields that matter changed. */
 function vcrRecord(n: number, overrides: Json = {}): Json {
@@ -105,7 +111,7 @@ test('R2C names, in R2C order, are given by object index; multi-object tags are 
   t.is(joinWords(['Is', 'it', '?', '?']), 'Is it??');
 });
 
-test('loads the official layout: vcr1images paths, boxes, rendered texts, labels', async (t) => {
+test('loads r2c\'s layout (vcr1images/ inside the jsonl folder): paths, boxes, rendered texts, labels', async (t) => {
   const dir = writeDataset([vcrRecord(0), vcrRecord(1, { question_number: 1, answer_label: 3, rationale_label: 2 })]);
   const split = await vcrTask.load({ split: 'val', dataDir: dir });
   t.is(split.task, 'vcr');
@@ -191,10 +197,17 @@ test('bad records are refused with file, line, annot_id and field', async (t) =>
   await t.throwsAsync(vcrTask.load({ split: 'val', dataDir: mixed }), { message: /some records have answer_label\/rationale_label and some do not/ });
 });
 
-test('metadata is checked: missing file, box count, box shape', async (t) => {
+test('metadata is checked when present: box count, box shape; an absent one loads, and its boxes cannot be read', async (t) => {
   const noMetadata = writeDataset([vcrRecord(0)]);
   writeFileSync(join(noMetadata, 'val.jsonl'), JSON.stringify(vcrRecord(0, { metadata_fn: 'lsmdc_3015_CHARLIE_ST_CLOUD/missing.json' })));
-  await t.throwsAsync(vcrTask.load({ split: 'val', dataDir: noMetadata }), { message: /missing\.json: metadata of line 1 \(val-0\).*file not found/ });
+  const split = await vcrTask.load({ split: 'val', dataDir: noMetadata });
+  const [example] = split.examples;
+  t.true(example.metadataMissing);
+  t.is(example.answerLabel, 1);
+  const missing = join(noMetadata, 'vcr1images', 'lsmdc_3015_CHARLIE_ST_CLOUD', 'missing.json');
+  const error = t.throws(() => example.boxes, { instanceOf: InputError });
+  t.is(error!.message, `${missing}: metadata of line 1 (val-0) in ${join(noMetadata, 'val.jsonl')}: file not found. ${TRAINING_NEEDS}`);
+  t.throws(() => example.imageWidth, { message: error!.message });
 
   const fewBoxes = writeDataset([vcrRecord(0)], { metadata: { ...METADATA, boxes: METADATA.boxes.slice(0, 3) } });
   await t.throwsAsync(vcrTask.load({ split: 'val', dataDir: fewBoxes }), { message: /field "boxes": 4 objects in .*val\.jsonl line 1 \(val-0\), but 3 boxes in the metadata/ });
@@ -316,3 +329,122 @@ test('the test split loads without labels, writes a submission, and refuses to b
   const bad: VcrPredictions = new Map([...predictions].map(([id, p]) => [id, { ...p, answer: [NaN, 0, 0, 0] }]));
   await t.throwsAsync(vcrTask.writeSubmission(split, bad, join(dir, 'bad.csv')), { message: /record "test-0", field "answer_0": expected a finite number, got NaN/ });
 });
+
+// ------------------------------------------------------------------------------------------------
+// The release layout: vcr1annots/{train,val,test}.jsonl beside vcr1images/ (test/fixtures/vcr-release,
+// written by scripts/make-vcr-release-fixture.ts: real record fields, [0, 2]-style tags, segms).
+
+const release = join(import.meta.dirname, '..', 'fixtures', 'vcr-release');
+const releaseVal = join(release, 'vcr1annots', 'val.jsonl');
+const releaseImage = (name: string) => join(release, 'vcr1images', 'lsmdc_3015_CHARLIE_ST_CLOUD', `3015_CHARLIE_ST_CLOUD_${name}`);
+
+/** Model outputs for the fixture's val split; labels (answer, rationale): val-0 (1, 1), val-1 (0, 0), val-2 (0, 0), val-3 (3, 2). */
+const RELEASE_VAL_PREDICTIONS: VcrPredictions = new Map([
+  // answer right, rationale given the gold answer right: Q→AR right.
+  ['val-0', probabilities([0.1, 0.7, 0.1, 0.1], { 1: [0.2, 0.5, 0.2, 0.1] })],
+  // answer right, rationale wrong.
+  ['val-1', probabilities([0.6, 0.2, 0.1, 0.1], { 0: [0.1, 0.8, 0.05, 0.05] })],
+  // answer wrong, rationale given the gold answer 0 right.
+  ['val-2', probabilities([0.1, 0.2, 0.6, 0.1], { 0: [0.9, 0.05, 0.05, 0] })],
+  // both right.
+  ['val-3', probabilities([0.1, 0.1, 0.1, 0.7], { 3: [0, 0, 1, 0] })],
+]);
+const RELEASE_VAL_SCORES = { q2a: 75, qa2r: 75, q2ar: 50 };
+
+test('the release layout loads from its root, from vcr1annots/ and from the jsonl alone, finding vcr1images/ beside it', async (t) => {
+  const split = await vcrTask.load({ split: 'val', dataDir: release });
+  t.is(split.split, 'val');
+  t.deepEqual(split.files, [releaseVal]);
+  t.deepEqual(split.examples.map((e) => e.id), ['val-0', 'val-1', 'val-2', 'val-3']);
+  const [first, second, third] = split.examples;
+  t.is(first.imagePath, releaseImage('00.23.57.935-00.24.00.783@0.jpg'));
+  t.is(first.metadataPath, releaseImage('00.23.57.935-00.24.00.783@0.json'));
+  t.is(first.metadataMissing, undefined);
+  t.deepEqual(first.boxes, [[1, 1, 16, 35, 0.99], [17, 2, 32, 35, 0.98], [33, 1, 47, 35, 0.97], [48, 10, 63, 30, 0.9]]);
+  t.is(first.imageWidth, 64);
+  t.is(first.imageHeight, 36);
+  t.is(first.question.text, 'Does Jessie feel comfortable?');
+  // A two-object tag [0, 2]: both names, joined.
+  t.is(second.question.text, 'Where are Casey and Jessie going?');
+  t.is(second.rationales[0].text, 'Casey holds the keys of the car.');
+  t.is(third.answers.map((a) => a.text).join(' | '), 'Coffee. | Soup. | Nothing. | Paint.');
+  t.deepEqual(third.boxes, [[5, 5, 35, 35, 0.97], [40, 20, 50, 30, 0.81]]);
+  t.notThrows(() => checkVcrImageData(split));
+
+  for (const options of [{ split: 'val', dataDir: join(release, 'vcr1annots') }, { split: '', files: { annotations: releaseVal } }]) {
+    const again = await vcrTask.load(options);
+    t.is(again.split, 'val');
+    t.is(again.fingerprint, split.fingerprint);
+    t.deepEqual(again.examples.map((e) => e.imagePath), split.examples.map((e) => e.imagePath));
+  }
+
+  const train = await vcrTask.load({ split: 'train', dataDir: release });
+  t.is(train.examples.length, 4);
+  t.is(train.examples[0].question.text, 'Why is Casey looking at Riley?');
+  const testSplit = await vcrTask.load({ split: 'test', dataDir: release });
+  t.deepEqual(testSplit.examples.map((e) => e.answerLabel), [undefined, undefined]);
+  await t.throwsAsync(vcrTask.load({ split: 'dev', dataDir: release }), {
+    message: `${release}: VCR split "dev": no dev.jsonl (looked for ${join(release, 'dev.jsonl')} and ${join(release, 'vcr1annots', 'dev.jsonl')})`,
+  });
+});
+
+test('vlbench score --task vcr --annotations vcr1annots/val.jsonl scores the release layout', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vlbench-vcr-release-'));
+  try {
+    const split = await vcrTask.load({ split: 'val', dataDir: release });
+    const csv = join(dir, 'val.csv');
+    await vcrTask.writeSubmission(split, RELEASE_VAL_PREDICTIONS, csv);
+    const report = await runScore({ task: 'vcr', annotations: releaseVal, predictions: csv });
+    t.deepEqual(report.official, RELEASE_VAL_SCORES);
+    t.deepEqual(report.perExample, [{ id: 'val-0', score: 100 }, { id: 'val-1', score: 0 }, { id: 'val-2', score: 0 }, { id: 'val-3', score: 100 }]);
+    t.deepEqual((await runScore({ task: 'vcr', dataDir: release, split: 'val', predictions: csv })).official, RELEASE_VAL_SCORES);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a jsonl without its metadata and images scores the same, with the same fingerprint; training on it is refused clearly', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vlbench-vcr-labels-only-'));
+  try {
+    // A leaderboard submitter's copy: vcr1annots/ only.
+    const annotations = join(dir, 'vcr1annots', 'val.jsonl');
+    mkdirSync(join(dir, 'vcr1annots'));
+    copyFileSync(releaseVal, annotations);
+    const full = await vcrTask.load({ split: 'val', dataDir: release });
+    const labelsOnly = await vcrTask.load({ split: '', files: { annotations } });
+    t.is(labelsOnly.fingerprint, full.fingerprint);
+    t.deepEqual(labelsOnly.examples.map((e) => [e.id, e.answerLabel, e.rationaleLabel, e.metadataMissing]), [
+      ['val-0', 1, 1, true], ['val-1', 0, 0, true], ['val-2', 0, 0, true], ['val-3', 3, 2, true],
+    ]);
+    t.deepEqual(labelsOnly.examples.map((e) => e.question.text), full.examples.map((e) => e.question.text));
+
+    const csv = join(dir, 'val.csv');
+    await vcrTask.writeSubmission(labelsOnly, RELEASE_VAL_PREDICTIONS, csv);
+    t.deepEqual((await runScore({ task: 'vcr', annotations, predictions: csv })).official, RELEASE_VAL_SCORES);
+
+    // The paths are where the images would be: beside vcr1annots/ (vcr1images/ does not exist, so the jsonl's folder).
+    const metadataPath = join(dir, 'vcr1annots', 'lsmdc_3015_CHARLIE_ST_CLOUD', '3015_CHARLIE_ST_CLOUD_00.23.57.935-00.24.00.783@0.json');
+    t.is(labelsOnly.examples[0].metadataPath, metadataPath);
+    t.throws(() => checkVcrImageData(labelsOnly), {
+      instanceOf: InputError,
+      message: `${annotations}, record "val-0": VCR split "val": 4 of 4 examples have no metadata json (first: ${metadataPath}). ${TRAINING_NEEDS}`,
+    });
+    t.throws(() => labelsOnly.examples[2].boxes, { instanceOf: InputError, message: new RegExp(`metadata of line 3 \\(val-2\\) in ${escapeRegExp(annotations)}: file not found`) });
+
+    // Metadata present but an image missing: also refused before any training.
+    const partial = join(dir, 'partial');
+    cpSync(release, partial, { recursive: true });
+    const missingImage = join(partial, 'vcr1images', 'lsmdc_3015_CHARLIE_ST_CLOUD', '3015_CHARLIE_ST_CLOUD_00.24.13.102-00.24.16.001@3.jpg');
+    rmSync(missingImage);
+    const withoutImage = await vcrTask.load({ split: 'val', dataDir: partial });
+    t.throws(() => checkVcrImageData(withoutImage), {
+      message: `${join(partial, 'vcr1annots', 'val.jsonl')}, record "val-2": VCR split "val": 2 of 4 examples have no image file (first: ${missingImage}). ${TRAINING_NEEDS}`,
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
