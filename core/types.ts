@@ -78,5 +78,13 @@ export interface Task<Example = unknown, Predictions = unknown> {
   writeSubmission(split: LoadedSplit<Example>, predictions: Predictions, file: string): Promise<void>;
 }
 
-/** Names the tfjs backend that computed something; goes into every output record. */
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu' | 'onnxruntime';
+/**
+ * Every backend that can compute something, as output records name it: the tfjs backends
+ * (CUDA through tfjs-node-gpu, WebGPU through Dawn, tfjs-node, wasm with OpenBLAS kernels,
+ * plain wasm, plain JavaScript) and ONNX Runtime for inference. The leaderboard's run
+ * record validates against this list.
+ */
+export const BACKEND_NAMES = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm-blas', 'wasm', 'cpu', 'onnxruntime'] as const;
+
+/** Names the backend that computed something; goes into every output record. */
+export type BackendName = (typeof BACKEND_NAMES)[number];

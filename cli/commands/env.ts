@@ -1,34 +1,58 @@
-import type { Command } from 'commander';
-import { parseBackendChoice, selectBackend } from '../../models/backends/select.ts';
+import { Option, type Command } from 'commander';
+import { BACKEND_CHOICES, BackendRefusedError, selectBackend, type BackendAttempt, type BackendChoice } from '../../models/backends/select.ts';
+import { describeWebGpuAdapter, discoverWebGpuAdapters } from '../../models/backends/webgpu.ts';
 import { describeMachine, softwareVersions } from '../../core/environment.ts';
 
-/** `vlbench env`: what `--backend auto` would pick and why, the versions, the hardware seen. */
+/**
+ * `vlbench env`: what `--backend auto` (or the named backend) picks and why each backend
+ * before it was skipped, the WebGPU adapters Dawn sees, the versions, the hardware seen.
+ * A refusal is printed like a choice, with every reason, and exits 2.
+ */
 export function registerEnv(program: Command): void {
   program
     .command('env')
-    .description('print the backend that --backend auto picks and why, the versions of node, tfjs, transformers.js, sharp, and the CPU/GPU seen')
-    .option('--backend <name>', 'backend to try: auto | tensorflow | wasm | cpu', 'auto')
+    .description('print the backend that --backend auto picks and why, the WebGPU adapters seen, the versions of node, tfjs, transformers.js, sharp, and the CPU/GPU seen')
+    .addOption(new Option('--backend <name>', 'backend to try').choices(BACKEND_CHOICES).default('auto'))
     .option('--json', 'print one JSON object instead of text')
-    .action(async (options: { backend: string; json?: boolean }) => {
-      const choice = parseBackendChoice(options.backend);
-      const backend = await selectBackend(choice);
+    .action(async (options: { backend: BackendChoice; json?: boolean }) => {
+      const choice = options.backend;
+      let picked: string | null = null;
+      let attempts: BackendAttempt[];
+      let refusal: string | undefined;
+      try {
+        const backend = await selectBackend(choice);
+        picked = backend.name;
+        attempts = backend.attempts;
+      } catch (error) {
+        if (!(error instanceof BackendRefusedError)) throw error;
+        attempts = error.attempts;
+        refusal = error.message;
+      }
+      const webgpu = await discoverWebGpuAdapters();
       const versions = softwareVersions();
       const machine = describeMachine();
       if (options.json) {
-        process.stdout.write(`${JSON.stringify({ backend: backend.name, attempts: backend.attempts, versions, machine }, null, 2)}\n`);
-        return;
+        process.stdout.write(`${JSON.stringify({ choice, backend: picked, attempts, refusal, webgpu, versions, machine }, null, 2)}\n`);
+      } else {
+        const lines = [
+          `backend (${choice}): ${picked ?? 'none (refused)'}`,
+          ...attempts.map((a) => `  ${a.ok ? 'picked ' : 'skipped'} ${a.backend.padEnd(14)} ${a.reason}`),
+          ...(refusal ? [`  ${refusal}`] : []),
+          'webgpu adapters (Dawn):',
+          ...(webgpu.adapters.length
+            ? webgpu.adapters.map((a) => `  ${a.software ? 'software' : 'hardware'} ${describeWebGpuAdapter(a)}; returned for ${a.foundBy.join(', ')}`)
+            : [`  none: ${webgpu.problem}`]),
+          ...(webgpu.enumerated.length > webgpu.adapters.length ? [`  Dawn enumerates ${webgpu.enumerated.length}: ${webgpu.enumerated.join('; ')}`] : []),
+          'versions:',
+          ...Object.entries(versions).map(([name, version]) => `  ${name.padEnd(14)} ${version}`),
+          'machine:',
+          `  cpu            ${machine.cpu} × ${machine.cores}`,
+          `  memory         ${machine.memoryGiB} GiB`,
+          `  gpu            ${machine.gpus.length ? machine.gpus.join('; ') : 'none seen (no nvidia-smi)'}`,
+          `  platform       ${machine.platform}`,
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
       }
-      const lines = [
-        `backend (${choice}): ${backend.name}`,
-        ...backend.attempts.map((a) => `  ${a.ok ? 'picked ' : 'skipped'} ${a.backend.padEnd(14)} ${a.reason}`),
-        'versions:',
-        ...Object.entries(versions).map(([name, version]) => `  ${name.padEnd(14)} ${version}`),
-        'machine:',
-        `  cpu            ${machine.cpu} × ${machine.cores}`,
-        `  memory         ${machine.memoryGiB} GiB`,
-        `  gpu            ${machine.gpus.length ? machine.gpus.join('; ') : 'none seen (no nvidia-smi)'}`,
-        `  platform       ${machine.platform}`,
-      ];
-      process.stdout.write(`${lines.join('\n')}\n`);
+      if (refusal) process.exitCode = 2;
     });
 }

@@ -3,20 +3,60 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../../core/errors.ts';
 import type { BackendName } from '../../core/types.ts';
+import { tryWebGpu, type AdapterPolicy } from './webgpu.ts';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+/**
+ * What `--backend` accepts, on every command: this is the one list the flags validate
+ * against. `webgpu` runs on the default WebGPU adapter, whatever it is (and says so when it
+ * is a software one); `webgpu-software` asks for the software adapter even where a GPU exists.
+ */
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'webgpu-software', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface BackendAttempt {
   backend: BackendName;
   ok: boolean;
   reason: string;
+  /** The device it computes on, where the backend can name it (e.g. the WebGPU adapter). */
+  device?: string;
 }
 
 export interface SelectedBackend {
   name: BackendName;
   /** Why this backend, and why not the ones before it. */
   attempts: BackendAttempt[];
+  /** The device it computes on, where known: for a run record's execution.device. */
+  device?: string;
+}
+
+/**
+ * One way of getting a backend. Each tries its backend, makes it the current tfjs backend when
+ * it works, and otherwise says why and leaves the current one alone. Each must be cheap to
+ * repeat: every selection runs its plan again (a cached answer made `auto` return whatever
+ * was asked for before it, the plain CPU backend included).
+ */
+export type BackendAttemptFunction = () => Promise<BackendAttempt>;
+
+export const ATTEMPT_NAMES = ['tensorflow-gpu', 'webgpu-hardware', 'webgpu', 'webgpu-software', 'tensorflow', 'wasm', 'cpu'] as const;
+export type AttemptName = (typeof ATTEMPT_NAMES)[number];
+
+/**
+ * The attempts each choice makes, in order; the first that works is used. `auto` never
+ * reaches the plain CPU backend (about 1.3 GFLOP/s) nor a software WebGPU adapter: both
+ * only run when asked for by name.
+ */
+export const SELECTION_PLANS: Readonly<Record<BackendChoice, readonly AttemptName[]>> = {
+  auto: ['tensorflow-gpu', 'webgpu-hardware', 'tensorflow', 'wasm'],
+  tensorflow: ['tensorflow-gpu', 'tensorflow'],
+  webgpu: ['webgpu'],
+  'webgpu-software': ['webgpu-software'],
+  wasm: ['wasm'],
+  cpu: ['cpu'],
+};
+
+export interface SelectBackendOptions {
+  /** Replaces how some backends are tried (tests: make every backend fail without breaking the machine). */
+  attempts?: Partial<Record<AttemptName, BackendAttemptFunction>>;
 }
 
 const require = createRequire(import.meta.url);
@@ -52,9 +92,23 @@ async function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-no
     if (!ok) return { backend: name, ok: false, reason: `${pkg} loaded but its backend failed to initialise` };
     return { backend: name, ok: true, reason: `${pkg} loaded` };
   } catch (error) {
-    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    return { backend: name, ok: false, reason: `${pkg} failed to load: ${message}` };
+    return { backend: name, ok: false, reason: `${pkg} failed to load: ${firstLine(error)}` };
   }
+}
+
+async function tryTensorflowGpu(): Promise<BackendAttempt> {
+  const cuda = cudaDriverPresent();
+  if (!cuda.present) return { backend: 'tensorflow-gpu', ok: false, reason: cuda.reason };
+  return tryNative('@tensorflow/tfjs-node-gpu', 'tensorflow-gpu');
+}
+
+/** `VLBENCH_NO_WEBGPU=1` keeps `auto` from loading Dawn at all (a driver that crashes on probing). */
+function webGpuAttempt(policy: AdapterPolicy): BackendAttemptFunction {
+  return async () => {
+    if (policy === 'hardware' && process.env.VLBENCH_NO_WEBGPU === '1') return { backend: 'webgpu', ok: false, reason: 'VLBENCH_NO_WEBGPU=1: not probed' };
+    const attempt = await tryWebGpu(policy);
+    return { backend: 'webgpu', ok: attempt.ok, reason: attempt.reason, device: attempt.adapter ? attempt.adapter.description || attempt.adapter.device : undefined };
+  };
 }
 
 async function tryWasm(): Promise<BackendAttempt> {
@@ -65,8 +119,7 @@ async function tryWasm(): Promise<BackendAttempt> {
     await tf.ready();
     return { backend: 'wasm', ok: true, reason: '@tensorflow/tfjs-backend-wasm (about 40 GFLOP/s on one core)' };
   } catch (error) {
-    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    return { backend: 'wasm', ok: false, reason: `@tensorflow/tfjs-backend-wasm failed: ${message}` };
+    return { backend: 'wasm', ok: false, reason: `@tensorflow/tfjs-backend-wasm failed: ${firstLine(error)}` };
   }
 }
 
@@ -76,50 +129,64 @@ async function tryCpu(): Promise<BackendAttempt> {
   return { backend: 'cpu', ok, reason: 'plain JavaScript CPU backend (about 1.3 GFLOP/s; only when asked for)' };
 }
 
-let selected: SelectedBackend | undefined;
+const ATTEMPTS: Readonly<Record<AttemptName, BackendAttemptFunction>> = {
+  'tensorflow-gpu': tryTensorflowGpu,
+  'webgpu-hardware': webGpuAttempt('hardware'),
+  webgpu: webGpuAttempt('any'),
+  'webgpu-software': webGpuAttempt('software'),
+  tensorflow: () => tryNative('@tensorflow/tfjs-node', 'tensorflow'),
+  wasm: tryWasm,
+  cpu: tryCpu,
+};
+
 /** Calls are serialised: two concurrent initialisations of one tfjs backend make the second fail. */
 let queue: Promise<unknown> = Promise.resolve();
 
 /**
- * Picks the tfjs backend. `auto` tries tfjs-node-gpu (only with a CUDA driver), then
- * tfjs-node, then wasm, and fails rather than fall back to the slow plain CPU backend,
- * which only runs when asked for by name.
+ * Picks the tfjs backend and makes it current, every call anew. `auto` tries tfjs-node-gpu
+ * (only with a CUDA driver), WebGPU on a hardware adapter, tfjs-node, then wasm, and fails
+ * rather than fall back to the plain CPU backend or a software adapter, which only run when
+ * asked for by name.
  */
-export function selectBackend(choice: BackendChoice = 'auto'): Promise<SelectedBackend> {
-  const result = queue.then(() => selectBackendNow(choice));
+export function selectBackend(choice: BackendChoice = 'auto', options: SelectBackendOptions = {}): Promise<SelectedBackend> {
+  const result = queue.then(() => selectBackendNow(choice, options));
   queue = result.catch(() => undefined);
   return result;
 }
 
-async function selectBackendNow(choice: BackendChoice): Promise<SelectedBackend> {
-  if (selected && (choice === 'auto' || choiceMatches(choice, selected.name))) return selected;
+async function selectBackendNow(choice: BackendChoice, options: SelectBackendOptions): Promise<SelectedBackend> {
+  const plan = SELECTION_PLANS[choice];
+  if (!plan) throw new InputError(`--backend "${choice}" is not a backend; expected one of ${BACKEND_CHOICES.join(', ')}`);
   const attempts: BackendAttempt[] = [];
-  const plan: Array<() => Promise<BackendAttempt>> = [];
-  if (choice === 'auto' || choice === 'tensorflow') {
-    const cuda = cudaDriverPresent();
-    if (cuda.present) plan.push(() => tryNative('@tensorflow/tfjs-node-gpu', 'tensorflow-gpu'));
-    else attempts.push({ backend: 'tensorflow-gpu', ok: false, reason: cuda.reason });
-    plan.push(() => tryNative('@tensorflow/tfjs-node', 'tensorflow'));
-  }
-  if (choice === 'auto' || choice === 'wasm') plan.push(tryWasm);
-  if (choice === 'cpu') plan.push(tryCpu);
-  for (const attempt of plan) {
-    const result = await attempt();
-    attempts.push(result);
-    if (result.ok) {
-      selected = { name: result.backend, attempts };
-      return selected;
+  for (const step of plan) {
+    const attempt = options.attempts?.[step] ?? ATTEMPTS[step];
+    let result: BackendAttempt;
+    try {
+      result = await attempt();
+    } catch (error) {
+      result = { backend: backendOfAttempt(step), ok: false, reason: `failed: ${firstLine(error)}` };
     }
+    attempts.push(result);
+    if (result.ok) return { name: result.backend, attempts, device: result.device };
   }
-  throw new InputError(
-    `no usable tfjs backend for --backend ${choice}: ${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')}` +
-      (choice === 'auto' ? ' (the plain CPU backend is never picked silently; pass --backend cpu to use it)' : ''),
-  );
+  throw new BackendRefusedError(choice, attempts);
 }
 
-function choiceMatches(choice: BackendChoice, name: BackendName): boolean {
-  if (choice === 'tensorflow') return name === 'tensorflow' || name === 'tensorflow-gpu';
-  return choice === name;
+/** No backend of the plan works; `attempts` says why each did not. */
+export class BackendRefusedError extends InputError {
+  constructor(
+    readonly choice: BackendChoice,
+    readonly attempts: BackendAttempt[],
+  ) {
+    super(
+      `no usable tfjs backend for --backend ${choice}: ${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')}` +
+        (choice === 'auto' ? ' (the plain CPU backend and software WebGPU adapters are never picked silently; pass --backend cpu or --backend webgpu to use them)' : ''),
+    );
+  }
+}
+
+function backendOfAttempt(step: AttemptName): BackendName {
+  return step.startsWith('webgpu') ? 'webgpu' : (step as BackendName);
 }
 
 /** Parses a --backend value with a clear message. */
@@ -131,4 +198,9 @@ export function parseBackendChoice(value: string): BackendChoice {
 /** The line every computing command prints once per run. */
 export function describeBackend(backend: SelectedBackend): string {
   return `backend: ${backend.name} (${backend.attempts[backend.attempts.length - 1].reason})`;
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split('\n')[0] || 'no message';
 }
