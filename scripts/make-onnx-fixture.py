@@ -9,6 +9,12 @@ and arithmetic. The TypeScript tests never run this script: they read what it co
 
   python3 scripts/make-onnx-fixture.py --preset tiny --out test/fixtures/clip-tiny
   python3 scripts/make-onnx-fixture.py --preset vit-b-32 --out /tmp/clip-b32 --no-reference
+
+A text graph with a fixed sequence length, as torch.onnx.export of openai/CLIP without a dynamic
+sequence axis writes it (input_ids [batch_size, N]), on the weights of an existing folder:
+
+  python3 scripts/make-onnx-fixture.py --preset tiny --weights-from test/fixtures/clip-tiny \
+      --text-sequence-length 16 --text-only --no-reference --out test/fixtures/clip-tiny-text16
 """
 import argparse
 import json
@@ -254,6 +260,24 @@ def write_safetensors(path, tensors):
             f.write(blob)
 
 
+def read_safetensors(path):
+    """The F32 tensors of a safetensors file (the layout write_safetensors writes)."""
+    with open(path, "rb") as f:
+        length = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(length))
+        data = f.read()
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if entry["dtype"] != "F32":
+            raise SystemExit(f"{path}: {name} is {entry['dtype']}, expected F32")
+        start, end = entry["data_offsets"]
+        values = torch.frombuffer(bytearray(data[start:end]), dtype=torch.float32)
+        tensors[name] = values.reshape(entry["shape"])
+    return tensors
+
+
 def tokenizer_json(vocab):
     special = lambda token: {"id": vocab[token], "content": token, "single_word": False, "lstrip": False,
                              "rstrip": False, "normalized": False, "special": True}
@@ -311,6 +335,10 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--no-reference", action="store_true", help="skip reference.json (benchmark models)")
+    parser.add_argument("--weights-from", help="take the weights from this folder's model.safetensors instead of drawing them")
+    parser.add_argument("--text-sequence-length", type=int,
+                        help="export the text graph with this fixed sequence length (no dynamic sequence axis)")
+    parser.add_argument("--text-only", action="store_true", help="write only onnx/text_model.onnx (no vision graph, no safetensors)")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -318,12 +346,15 @@ def main():
     config = full_config(args.preset)
     model = Clip(config).eval()
     randomise(model, generator, 0.3 if args.preset == "tiny" else 0.0)
+    if args.weights_from:
+        model.load_state_dict(read_safetensors(os.path.join(args.weights_from, "model.safetensors")))
     os.makedirs(os.path.join(args.out, "onnx"), exist_ok=True)
 
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")
-    write_safetensors(os.path.join(args.out, "model.safetensors"), list(model.state_dict().items()))
+    if not args.text_only:
+        write_safetensors(os.path.join(args.out, "model.safetensors"), list(model.state_dict().items()))
 
     vocab = {word: i for i, word in enumerate(WORDS)}
     vocab[BOS] = len(WORDS)
@@ -352,21 +383,25 @@ def main():
     vision = VisionWithProjection(model).eval()
     text = TextWithProjection(model).eval()
     pixels = pixel_formula(2, size)
-    encoded = [tokenize(t, vocab, max_length) for t in TEXTS]
+    sequence_length = args.text_sequence_length or max_length
+    if sequence_length > max_length:
+        raise SystemExit(f"--text-sequence-length {sequence_length} exceeds max_position_embeddings {max_length}")
+    encoded = [tokenize(t, vocab, sequence_length) for t in TEXTS]
     input_ids = torch.tensor([ids for ids, _ in encoded], dtype=torch.int64)
     attention_mask = torch.tensor([mask for _, mask in encoded], dtype=torch.int64)
+    # Without a dynamic sequence axis the graph accepts exactly sequence_length tokens.
+    text_axes = {0: "batch_size"} if args.text_sequence_length else {0: "batch_size", 1: "sequence_length"}
     with torch.no_grad():
-        torch.onnx.export(vision, (pixels,), os.path.join(args.out, "onnx", "vision_model.onnx"), opset_version=14,
-                          input_names=["pixel_values"], output_names=["image_embeds", "last_hidden_state"],
-                          dynamic_axes={"pixel_values": {0: "batch_size"}, "image_embeds": {0: "batch_size"},
-                                        "last_hidden_state": {0: "batch_size"}})
+        if not args.text_only:
+            torch.onnx.export(vision, (pixels,), os.path.join(args.out, "onnx", "vision_model.onnx"), opset_version=14,
+                              input_names=["pixel_values"], output_names=["image_embeds", "last_hidden_state"],
+                              dynamic_axes={"pixel_values": {0: "batch_size"}, "image_embeds": {0: "batch_size"},
+                                            "last_hidden_state": {0: "batch_size"}})
         torch.onnx.export(text, (input_ids, attention_mask), os.path.join(args.out, "onnx", "text_model.onnx"),
                           opset_version=14, input_names=["input_ids", "attention_mask"],
                           output_names=["text_embeds", "last_hidden_state"],
-                          dynamic_axes={"input_ids": {0: "batch_size", 1: "sequence_length"},
-                                        "attention_mask": {0: "batch_size", 1: "sequence_length"},
-                                        "text_embeds": {0: "batch_size"},
-                                        "last_hidden_state": {0: "batch_size", 1: "sequence_length"}})
+                          dynamic_axes={"input_ids": text_axes, "attention_mask": text_axes,
+                                        "text_embeds": {0: "batch_size"}, "last_hidden_state": text_axes})
         if args.no_reference:
             return
         image_embeds, image_tokens = vision(pixels)

@@ -18,6 +18,23 @@ import type { TokenBatch } from './clip.ts';
 
 type OnnxOutputs = Record<string, { data: ArrayLike<number>; dims: number[]; type: string }>;
 
+/** A graph input's declared shape: a number is a fixed size, a string a named dynamic axis. */
+export type DeclaredShape = readonly (number | string)[];
+
+/**
+ * What the text graph accepts, read from the ONNX file's declared input shapes. Exports in the
+ * wild often fix the sequence (torch.onnx.export of openai/CLIP without a dynamic axis takes
+ * exactly 77 tokens) and sometimes the batch.
+ */
+export interface TextGraphInputs {
+  /** Declared shape per input name (input_ids, attention_mask). */
+  declared: Record<string, DeclaredShape>;
+  /** Every batch is padded to exactly this many tokens, when the graph fixes it. */
+  fixedLength?: number;
+  /** Batches are run in chunks of exactly this many texts, when the graph fixes it. */
+  fixedBatch?: number;
+}
+
 /**
  * Inference-only encoder over a CLIP ONNX export (onnx/vision_model.onnx: pixel_values →
  * image_embeds [, last_hidden_state]; onnx/text_model.onnx: input_ids, attention_mask →
@@ -37,6 +54,8 @@ export class OnnxClipEncoder implements AlignedEncoder {
     readonly tokenizer: ClipTokenizer | undefined,
     readonly preprocessing: ImagePreprocessing,
     readonly fingerprint: string,
+    /** The text graph's declared inputs (undefined without a text graph). */
+    readonly textInputs: TextGraphInputs | undefined,
   ) {}
 
   static async load(folder: string): Promise<OnnxClipEncoder> {
@@ -59,9 +78,10 @@ export class OnnxClipEncoder implements AlignedEncoder {
     const text = await load('text');
     if (!vision && !text) throw new InputError('no onnx/vision_model.onnx or onnx/text_model.onnx', { file: folder });
     const tokenizer = text ? await ClipTokenizer.load(folder, config.text.max_position_embeddings) : undefined;
+    const textInputs = text ? readTextGraphInputs(declaredInputShapes(text), join(folder, 'onnx', 'text_model.onnx')) : undefined;
     const preprocessing = await readModelPreprocessing(folder, config);
     const fingerprint = await fingerprintModelFolder(folder, 'onnx');
-    return new OnnxClipEncoder(folder, config, vision, text, tokenizer, preprocessing, fingerprint);
+    return new OnnxClipEncoder(folder, config, vision, text, tokenizer, preprocessing, fingerprint, textInputs);
   }
 
   get embeddingDim(): number {
@@ -89,27 +109,53 @@ export class OnnxClipEncoder implements AlignedEncoder {
   }
 
   async encodeTexts(texts: readonly string[], options: { padding?: PaddingMode } = {}): Promise<TextEncoding> {
-    const batch = this.tokenize(texts, options.padding ?? 'max_length');
+    // Fitted here too, so the ids and mask returned match the tokens the graph saw.
+    const batch = this.fitToGraph(this.tokenize(texts, options.padding ?? 'max_length'));
     const { embeds, tokens } = await this.runText(batch, true);
     return { embeds, tokens, attentionMask: batch.attentionMask, inputIds: batch.inputIds };
   }
 
-  /** Runs the text graph on ready token ids (benchmarks feed ids directly). */
+  /**
+   * Runs the text graph on ready token ids (benchmarks feed ids directly). A graph with a fixed
+   * sequence length gets every batch padded to it; one with a fixed batch size is run in chunks
+   * of that size. Padding is causal-safe: CLIP pools at EOS and masks what follows it, so the
+   * embeddings do not depend on the padded length.
+   */
   async runText(batch: TokenBatch, withTokens: boolean): Promise<{ embeds: HostTensor; tokens: HostTensor }> {
-    if (!this.text) throw new InputError('this model folder has no onnx/text_model.onnx', { file: this.folder });
-    const dims = [batch.batch, batch.length];
-    const outputs = (await this.text({
-      input_ids: new Tensor('int64', BigInt64Array.from(batch.inputIds, BigInt), dims),
-      attention_mask: new Tensor('int64', BigInt64Array.from(batch.attentionMask, BigInt), dims),
-    })) as OnnxOutputs;
-    return { embeds: hostTensor(outputs, 'text_embeds', this.folder), tokens: withTokens ? hostTensor(outputs, 'last_hidden_state', this.folder) : emptyTensor() };
+    if (!this.text || !this.textInputs || !this.tokenizer) throw new InputError('this model folder has no onnx/text_model.onnx', { file: this.folder });
+    const file = join(this.folder, 'onnx', 'text_model.onnx');
+    const fitted = this.fitToGraph(batch);
+    const chunk = this.textInputs.fixedBatch ?? fitted.batch;
+    const embeds: HostTensor[] = [];
+    const tokens: HostTensor[] = [];
+    for (let start = 0; start < fitted.batch; start += chunk) {
+      const part = batchRows(fitted, start, chunk);
+      const dims = [part.batch, part.length];
+      const feeds = {
+        input_ids: new Tensor('int64', BigInt64Array.from(part.inputIds, BigInt), dims),
+        attention_mask: new Tensor('int64', BigInt64Array.from(part.attentionMask, BigInt), dims),
+      };
+      const outputs = await runGraph(this.text, feeds, this.textInputs.declared, file);
+      const rows = Math.min(chunk, fitted.batch - start);
+      embeds.push(firstRows(hostTensor(outputs, 'text_embeds', this.folder), rows));
+      if (withTokens) tokens.push(firstRows(hostTensor(outputs, 'last_hidden_state', this.folder), rows));
+    }
+    return { embeds: concatRows(embeds), tokens: withTokens ? concatRows(tokens) : emptyTensor() };
   }
 
   private async runVision(pixels: Float32Array, shape: readonly [number, 3, number, number], withTokens: boolean): Promise<ImageEncoding> {
     if (!this.vision) throw new InputError('this model folder has no onnx/vision_model.onnx', { file: this.folder });
     checkPixelBatch(pixels, shape, this.config);
-    const outputs = (await this.vision({ pixel_values: new Tensor('float32', pixels, [...shape]) })) as OnnxOutputs;
+    const file = join(this.folder, 'onnx', 'vision_model.onnx');
+    const outputs = await runGraph(this.vision, { pixel_values: new Tensor('float32', pixels, [...shape]) }, declaredInputShapes(this.vision), file);
     return { embeds: hostTensor(outputs, 'image_embeds', this.folder), tokens: withTokens ? hostTensor(outputs, 'last_hidden_state', this.folder) : emptyTensor() };
+  }
+
+  /** The batch padded to the text graph's fixed sequence length, when it has one. */
+  private fitToGraph(batch: TokenBatch): TokenBatch {
+    const length = this.textInputs?.fixedLength;
+    if (length === undefined || !this.tokenizer) return batch;
+    return padToFixedLength(batch, length, this.tokenizer.padTokenId, join(this.folder, 'onnx', 'text_model.onnx'));
   }
 
   private tokenize(texts: readonly string[], padding: PaddingMode): TokenBatch {
@@ -121,6 +167,114 @@ export class OnnxClipEncoder implements AlignedEncoder {
     await this.vision?.dispose();
     await this.text?.dispose();
   }
+}
+
+/** The declared input shapes of a transformers.js model's ONNX session (onnxruntime's inputMetadata). */
+function declaredInputShapes(model: PreTrainedModel): Record<string, DeclaredShape> {
+  const sessions = (model as unknown as { sessions?: Record<string, { inputMetadata?: readonly { name: string; isTensor: boolean; shape?: DeclaredShape }[] }> }).sessions ?? {};
+  const declared: Record<string, DeclaredShape> = {};
+  for (const session of Object.values(sessions)) {
+    for (const input of session.inputMetadata ?? []) if (input.isTensor && input.shape) declared[input.name] = input.shape;
+  }
+  return declared;
+}
+
+/**
+ * Reads what the text graph accepts from its declared shapes: [batch, sequence] for input_ids
+ * and attention_mask, each axis a fixed size or a named dynamic one. A graph whose two inputs
+ * disagree, or that declares another rank, cannot be fed and is refused here, at load time.
+ */
+export function readTextGraphInputs(declared: Record<string, DeclaredShape>, file: string): TextGraphInputs {
+  const fixed = (axis: number): number | undefined => {
+    const sizes = new Set<number | string>();
+    for (const name of ['input_ids', 'attention_mask']) {
+      const shape = declared[name];
+      if (shape === undefined) continue;
+      if (shape.length !== 2) throw new InputError(`the text graph declares ${name} ${formatShape(shape)}; expected [batch, sequence]`, { file, field: name });
+      sizes.add(typeof shape[axis] === 'number' && shape[axis] > 0 ? shape[axis] : 'dynamic');
+    }
+    if (sizes.size > 1) throw new InputError(`input_ids and attention_mask declare different shapes (${formatShape(declared.input_ids)} vs ${formatShape(declared.attention_mask)})`, { file });
+    const [size] = sizes;
+    return typeof size === 'number' ? size : undefined;
+  };
+  const inputs: TextGraphInputs = { declared };
+  const fixedBatch = fixed(0);
+  const fixedLength = fixed(1);
+  if (fixedBatch !== undefined) inputs.fixedBatch = fixedBatch;
+  if (fixedLength !== undefined) inputs.fixedLength = fixedLength;
+  return inputs;
+}
+
+/**
+ * Re-pads a token batch to exactly `length` tokens per text (a graph with a fixed sequence
+ * length). A text with more tokens than that cannot be fed whole and is refused by index: cutting
+ * it would move CLIP's pooled EOS token and silently change its embedding.
+ */
+export function padToFixedLength(batch: TokenBatch, length: number, padTokenId: number, file: string): TokenBatch {
+  if (batch.length === length) return batch;
+  const inputIds = new Int32Array(batch.batch * length).fill(padTokenId);
+  const attentionMask = new Int32Array(batch.batch * length);
+  for (let row = 0; row < batch.batch; row++) {
+    let used = 0;
+    for (let k = 0; k < batch.length; k++) if (batch.attentionMask[row * batch.length + k]) used = k + 1;
+    if (used > length) {
+      throw new InputError(`text ${row + 1} of the batch has ${used} tokens, but the text graph takes exactly ${length} (input_ids declared [batch, ${length}]): shorten it to at most ${length} tokens, special tokens included`, { file, field: 'input_ids' });
+    }
+    const copied = Math.min(batch.length, length);
+    inputIds.set(batch.inputIds.subarray(row * batch.length, row * batch.length + copied), row * length);
+    attentionMask.set(batch.attentionMask.subarray(row * batch.length, row * batch.length + copied), row * length);
+  }
+  return { inputIds, attentionMask, batch: batch.batch, length };
+}
+
+/** Rows start..start+count of a batch; past the end, the last row repeats (a fixed-batch graph needs full chunks). */
+function batchRows(batch: TokenBatch, start: number, count: number): TokenBatch {
+  if (start === 0 && count === batch.batch) return batch;
+  const inputIds = new Int32Array(count * batch.length);
+  const attentionMask = new Int32Array(count * batch.length);
+  for (let i = 0; i < count; i++) {
+    const row = Math.min(start + i, batch.batch - 1);
+    inputIds.set(batch.inputIds.subarray(row * batch.length, (row + 1) * batch.length), i * batch.length);
+    attentionMask.set(batch.attentionMask.subarray(row * batch.length, (row + 1) * batch.length), i * batch.length);
+  }
+  return { inputIds, attentionMask, batch: count, length: batch.length };
+}
+
+function firstRows(tensor: HostTensor, rows: number): HostTensor {
+  if (tensor.shape[0] === rows) return tensor;
+  const perRow = tensor.data.length / tensor.shape[0];
+  return { data: tensor.data.slice(0, rows * perRow), shape: [rows, ...tensor.shape.slice(1)] };
+}
+
+function concatRows(parts: HostTensor[]): HostTensor {
+  if (parts.length === 1) return parts[0];
+  const data = new Float32Array(parts.reduce((sum, part) => sum + part.data.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    data.set(part.data, offset);
+    offset += part.data.length;
+  }
+  return { data, shape: [parts.reduce((sum, part) => sum + part.shape[0], 0), ...parts[0].shape.slice(1)] };
+}
+
+/**
+ * Runs a graph. ONNX Runtime refusing the feeds (a shape the export did not allow) is the
+ * model's contract, not a vlbench bug: it becomes an InputError naming each input with the shape
+ * given and the shape the graph declares.
+ */
+async function runGraph(model: PreTrainedModel, feeds: Record<string, Tensor>, declared: Record<string, DeclaredShape>, file: string): Promise<OnnxOutputs> {
+  try {
+    return (await model(feeds)) as OnnxOutputs;
+  } catch (error) {
+    const given = Object.entries(feeds).map(([name, tensor]) => `${name} ${formatShape(tensor.dims)} (${tensor.type})`).join(', ');
+    const expected = Object.entries(declared).map(([name, shape]) => `${name} ${formatShape(shape)}`).join(', ') || 'no input shapes';
+    const reason = (error as Error).message.replace(/\s+/g, ' ').trim();
+    throw new InputError(`ONNX Runtime cannot run the graph on ${given}; the graph declares ${expected}: ${reason}`, { file });
+  }
+}
+
+function formatShape(shape: DeclaredShape | undefined): string {
+  return shape === undefined ? '(not declared)' : `[${shape.join(', ')}]`;
 }
 
 function hostTensor(outputs: OnnxOutputs, name: string, folder: string): HostTensor {
