@@ -1,8 +1,9 @@
 import type { ExampleScore } from '../core/types.ts';
 import { comparabilityKey, comparabilityKeyString, seedGroupKey, type ComparabilityKey, type RunRecord, type TrainingCurvePoint } from './run-record.ts';
-import { aggregateOverSeeds, bootstrapInterval, DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, type Interval } from './statistics.ts';
+import { aggregateOverSeeds, bootstrapInterval, DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, seedGroupInterval, type Interval } from './statistics.ts';
 import type { StoredRun } from './store.ts';
 import { SeededRandom } from '../core/random.ts';
+import { InputError } from '../core/errors.ts';
 
 /**
  * The leaderboard as data, before any formatting: one section per comparability key (and
@@ -33,17 +34,33 @@ export interface BoardRow {
   method: string;
   hyperparameters: Record<string, unknown>;
   backend: string | null;
+  /** What the row's runs were computed with, per field the distinct values among them (null = unknown); scores can drift with these across machines. */
+  execution: RowExecution;
   seeds: (number | null)[];
   /** Examples scored per run (0 when the run has no per-example scores). */
   examples: number;
   primary: MetricSummary & {
     n: number;
-    /** Bootstrap interval over examples: single runs with per-example scores only. */
+    /**
+     * Bootstrap interval of the mean: over examples for a single run, over seeds and examples
+     * (statistics.ts, seedGroupInterval) for a seed group whose every run has per-example
+     * scores; null otherwise.
+     */
     interval: Interval | null;
+    /** What the interval resamples. */
+    intervalOver: 'examples' | 'seeds and examples' | null;
   };
   metrics: Record<string, MetricSummary>;
   /** Training curves of the group's runs (those that have one). */
   curves: { runId: string; runName: string; seed: number | null; points: TrainingCurvePoint[] }[];
+}
+
+export interface RowExecution {
+  backend: (string | null)[];
+  device: (string | null)[];
+  dtype: (string | null)[];
+  batchSize: (number | null)[];
+  shardCount: (number | null)[];
 }
 
 export interface BoardSection {
@@ -113,12 +130,22 @@ async function buildRow(group: StoredRun[], primaryMetric: string, metricNames: 
   const first = records[0];
   const primary = aggregateOverSeeds(records.map((record) => record.metrics[primaryMetric]));
   let interval: Interval | null = null;
+  let intervalOver: BoardRow['primary']['intervalOver'] = null;
+  const bootstrap = { resamples: options.resamples, seed: new SeededRandom(options.bootstrapSeed).fork(records.map((record) => record.id).join(' ')).seed, confidence: options.confidence };
   if (group.length === 1 && group[0].exampleCount > 0) {
-    const seed = new SeededRandom(options.bootstrapSeed).fork(first.id).seed;
-    interval = bootstrapInterval(
-      (await scoresOf(first.id)).map((entry) => entry.score),
-      { resamples: options.resamples, seed, confidence: options.confidence },
-    );
+    interval = bootstrapInterval((await scoresOf(first.id)).map((entry) => entry.score), bootstrap);
+    intervalOver = 'examples';
+  } else if (group.length > 1 && group.every((run) => run.exampleCount > 0)) {
+    const seeds = [];
+    for (const record of records) seeds.push({ seed: record.seed, scores: await scoresOf(record.id) });
+    try {
+      const { seeds: _seeds, examples: _examples, ...groupInterval } = seedGroupInterval(seeds, bootstrap, `seed group "${sharedName(records.map((record) => record.name))}"`);
+      interval = groupInterval;
+      intervalOver = 'seeds and examples';
+    } catch (error) {
+      // Seeds that scored different examples have no common interval; the row keeps mean ± std.
+      if (!(error instanceof InputError)) throw error;
+    }
   }
   const metrics: Record<string, MetricSummary> = {};
   for (const name of metricNames) {
@@ -139,12 +166,23 @@ async function buildRow(group: StoredRun[], primaryMetric: string, metricNames: 
     method: first.method.spec,
     hyperparameters: first.method.hyperparameters as Record<string, unknown>,
     backend: first.backend,
+    execution: {
+      backend: distinct(records.map((record) => record.backend)),
+      device: distinct(records.map((record) => record.execution?.device ?? null)),
+      dtype: distinct(records.map((record) => record.execution?.dtype ?? null)),
+      batchSize: distinct(records.map((record) => record.execution?.batchSize ?? null)),
+      shardCount: distinct(records.map((record) => record.execution?.shardCount ?? null)),
+    },
     seeds: records.map((record) => record.seed),
     examples: Math.max(...group.map((run) => run.exampleCount)),
-    primary: { ...primary, interval },
+    primary: { ...primary, interval, intervalOver },
     metrics,
     curves: records.filter((record) => record.curve && record.curve.length > 0).map((record) => ({ runId: record.id, runName: record.name, seed: record.seed, points: record.curve! })),
   };
+}
+
+function distinct<T>(values: T[]): T[] {
+  return [...new Set(values)];
 }
 
 /** "villa-seed1", "villa-seed2" → "villa": the common prefix without its trailing separators and seed marker. */

@@ -1,4 +1,5 @@
 import { rowSpread, type Board, type BoardRow, type BoardSection } from './board.ts';
+import { executionText, scoringText } from './render-text.ts';
 
 /**
  * The leaderboard as one self-contained HTML page: inline CSS, inline SVG charts and a few
@@ -87,7 +88,11 @@ function barChart(section: BoardSection, colors: Map<string, string>, confidence
     const x1 = x(row.primary.mean);
     const spread = spreads[index];
     const tooltip = `${row.name} (${row.method})\n${section.primaryMetric} ${fixed(row.primary.mean)}${
-      spread ? (spread.kind === 'interval' ? `, ${Math.round(confidence * 100)}% CI [${fixed(spread.low)}, ${fixed(spread.high)}]` : ` ± ${fixed(row.primary.std!)} over ${row.primary.n} seeds`) : ''
+      spread
+        ? spread.kind === 'interval'
+          ? `${row.primary.std !== null ? ` ± ${fixed(row.primary.std)} over ${row.primary.n} seeds` : ''}, ${Math.round(confidence * 100)}% CI [${fixed(spread.low)}, ${fixed(spread.high)}] over ${row.primary.intervalOver}`
+          : ` ± ${fixed(row.primary.std!)} over ${row.primary.n} seeds`
+        : ''
     }`;
     parts.push(`<g class="bar"><title>${escapeHtml(tooltip)}</title>`);
     parts.push(`<text class="label" x="${labelWidth - 10}" y="${y + barHeight / 2 + 4}" text-anchor="end">${escapeHtml(truncate(`${row.rank}. ${row.name}`, 22))}</text>`);
@@ -149,10 +154,15 @@ function seedsText(row: BoardRow): string {
   return `${row.seeds.length} seeds (${row.seeds.join(', ')})`;
 }
 
-function spreadText(row: BoardRow): { text: string; sortValue: number | null } {
-  if (row.primary.interval) return { text: `[${fixed(row.primary.interval.lower)}, ${fixed(row.primary.interval.upper)}]`, sortValue: row.primary.interval.upper - row.primary.interval.lower };
-  if (row.primary.std !== null) return { text: `± ${fixed(row.primary.std)}`, sortValue: 2 * row.primary.std };
-  return { text: '–', sortValue: null };
+/** A seed group shows "± std [lower, upper]": its spread over seeds, then its interval over seeds and examples. */
+function spreadText(row: BoardRow): { text: string; sortValue: number | null; title: string } {
+  const std = row.primary.std !== null ? `± ${fixed(row.primary.std)}` : '';
+  if (row.primary.interval) {
+    const interval = `<span class="interval">[${fixed(row.primary.interval.lower)}, ${fixed(row.primary.interval.upper)}]</span>`;
+    return { text: std ? `${std} ${interval}` : interval, sortValue: row.primary.interval.upper - row.primary.interval.lower, title: `bootstrap over ${row.primary.intervalOver}` };
+  }
+  if (std) return { text: std, sortValue: 2 * row.primary.std!, title: 'sample std over seeds' };
+  return { text: '–', sortValue: null, title: '' };
 }
 
 function numberCell(value: number | undefined, extraClass = ''): string {
@@ -163,7 +173,7 @@ function numberCell(value: number | undefined, extraClass = ''): string {
 function runTable(section: BoardSection, colors: Map<string, string>, confidence: number, metricNames: string[], tableClass: string): string {
   const header = [
     ['#', 'number'], ['run', 'text'], ['model', 'text'], ['method', 'text'], ['seeds', 'text'], [section.primaryMetric, 'number'],
-    [`${Math.round(confidence * 100)}% CI / ± std`, 'number'], ...metricNames.map((name) => [name, 'number']), ['examples', 'number'],
+    [`± std / ${Math.round(confidence * 100)}% CI`, 'number'], ...metricNames.map((name) => [name, 'number']), ['examples', 'number'], ['ran on', 'text'],
   ];
   // Metric names like "answerType/yes/no" may break after a slash instead of widening the table.
   const head = header
@@ -182,9 +192,10 @@ function runTable(section: BoardSection, colors: Map<string, string>, confidence
         `<td data-value="${escapeHtml(row.method)}" title="${escapeHtml(methodTitle)}"><span class="swatch" style="background:${colors.get(row.method)}"></span>${escapeHtml(row.method)}</td>` +
         `<td data-value="${escapeHtml(seedsText(row))}">${escapeHtml(seedsText(row))}</td>` +
         numberCell(row.primary.mean, ' primary') +
-        `<td class="num spread" data-value="${spread.sortValue ?? ''}">${spread.text}</td>` +
+        `<td class="num spread" data-value="${spread.sortValue ?? ''}" title="${escapeHtml(spread.title)}">${spread.text}</td>` +
         metricNames.map((name) => numberCell(row.metrics[name]?.mean)).join('') +
-        `<td class="num" data-value="${row.examples}">${row.examples > 0 ? row.examples : '–'}</td></tr>`
+        `<td class="num" data-value="${row.examples}">${row.examples > 0 ? row.examples : '–'}</td>` +
+        `<td class="execution" data-value="${escapeHtml(executionText(row))}">${escapeHtml(executionText(row))}</td></tr>`
       );
     })
     .join('');
@@ -204,6 +215,7 @@ function renderSection(section: BoardSection, index: number, board: Board, color
     <dl class="key">
       <div><dt>task version</dt><dd>${escapeHtml(taskVersion)}</dd></div>
       <div><dt>metric</dt><dd>${escapeHtml(section.metric)} ${escapeHtml(metricVersion)}</dd></div>
+      ${scoringText(section) ? `<div><dt>scoring</dt><dd>${escapeHtml(scoringText(section))}</dd></div>` : ''}
       <div><dt>ranked by</dt><dd>${escapeHtml(section.primaryMetric)}</dd></div>
       <div><dt>split fingerprint</dt><dd><code title="${escapeHtml(splitFingerprint)}">${escapeHtml(splitFingerprint.slice(0, 12))}…</code></dd></div>
       <div><dt>runs</dt><dd>${runCount} in ${section.rows.length} rows</dd></div>
@@ -211,7 +223,7 @@ function renderSection(section: BoardSection, index: number, board: Board, color
   </header>
   <div class="charts">
     <figure class="chart">
-      <figcaption>${escapeHtml(section.primaryMetric)} — whiskers: ${Math.round(board.confidence * 100)}% bootstrap CI (single runs), ± 1 std (seed groups, dashed)</figcaption>
+      <figcaption>${escapeHtml(section.primaryMetric)} — whiskers: ${Math.round(board.confidence * 100)}% bootstrap CI, over examples (single runs) or over seeds and examples (seed groups); ± 1 std where a seed group has no per-example scores (dashed)</figcaption>
       ${barChart(section, colors, board.confidence)}
     </figure>
     ${curves ? `<figure class="chart"><figcaption>training loss per step (hover a line for its run)</figcaption>${curves}</figure>` : ''}
@@ -313,7 +325,7 @@ export function renderHtml(board: Board, options: HtmlOptions = {}): string {
   const summary =
     board.sections.length === 0
       ? 'No runs recorded yet.'
-      : `${board.runCount} runs in ${board.sections.length} comparability group${board.sections.length === 1 ? '' : 's'}. Runs are ranked only against runs with the same task, task version, split, split fingerprint and metric version.`;
+      : `${board.runCount} runs in ${board.sections.length} comparability group${board.sections.length === 1 ? '' : 's'}. Runs are ranked only against runs with the same task, task version, split, split fingerprint, metric, metric version and scoring options.`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -332,7 +344,7 @@ export function renderHtml(board: Board, options: HtmlOptions = {}): string {
 <main>
 ${sections || '<p class="empty">Record a run with <code>vlbench run</code> or <code>vlbench leaderboard add</code>.</p>'}
 </main>
-<footer>Single runs: ${Math.round(board.confidence * 100)}% percentile-bootstrap interval over examples (${board.resamples} resamples, seed ${board.bootstrapSeed}). Seed groups: mean ± sample standard deviation over seeds. Generated by ${escapeHtml(options.generator ?? 'vlbench')}.</footer>
+<footer>Single runs: ${Math.round(board.confidence * 100)}% percentile-bootstrap interval over examples (${board.resamples} resamples, seed ${board.bootstrapSeed}). Seed groups: mean ± sample standard deviation over seeds, and a ${Math.round(board.confidence * 100)}% interval of a two-way bootstrap over seeds and examples. Generated by ${escapeHtml(options.generator ?? 'vlbench')}.</footer>
 </div>
 <script>${SCRIPT}</script>
 </body>

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { InputError } from '../core/errors.ts';
+import { BACKEND_NAMES, type ScoreOptions } from '../core/types.ts';
 
 /**
  * The run record: everything needed to reproduce a leaderboard number and to decide
@@ -22,6 +23,47 @@ export const TrainingCurvePointSchema = z
   // Extra series logged at the same step (e.g. "valAccuracy", "learningRate") ride along as numbers.
   .catchall(z.number())
   .meta({ description: 'One logged training step: the loss and any other numeric series logged at that step.' });
+
+/**
+ * Scoring options that change the numbers for the same predictions: part of the comparability
+ * key. Every field has the value a record written without it was scored with, so older records
+ * read as what they are (see `withScoringOfOlderRecords`).
+ */
+export const RunScoringSchema = z
+  .object({
+    normalization: z
+      .enum(['current', 'legacy'])
+      .default('current')
+      .meta({
+        description:
+          'VQA answer normalisation: "current" is the official evaluator since its 2021 fix; "legacy" normalises the prediction even when all 10 answers agree (the pre-2021 evaluator, LAVIS). "current" for tasks without normalisation modes.',
+      }),
+    folds: z
+      .int()
+      .positive()
+      .default(1)
+      .meta({ description: 'Retrieval: the images were cut into this many consecutive folds, each ranked alone, and the recalls averaged (COCO 1K = 5); 1 ranks the whole split at once (COCO 5K). 1 for other tasks.' }),
+  })
+  .default({ normalization: 'current', folds: 1 })
+  .meta({ description: 'Scoring options that change the numbers for the same predictions; part of the comparability key.' });
+
+/**
+ * What the predictions were computed on, besides the backend: scores drift with these across
+ * machines (lm-eval #1081, #1719), so the board shows them and `compare` names a difference.
+ * Informational, never part of the comparability key; each field is absent when unknown.
+ */
+export const RunExecutionSchema = z
+  .object({
+    device: nonEmpty.max(200).optional().meta({ description: 'The device that ran the model, as the backend names it, e.g. "cpu (16 cores)", "NVIDIA H200", "wasm (1 thread)".' }),
+    dtype: nonEmpty.max(40).optional().meta({ description: 'Numeric type of the weights and activations at inference, e.g. "float32", "float16".' }),
+    batchSize: z.int().positive().optional().meta({ description: 'Examples per forward pass when predicting (padding and kernel choice depend on it).' }),
+    shardCount: z.int().positive().optional().meta({ description: 'Number of shards the evaluation examples were split into (1 = not sharded).' }),
+  })
+  .strict()
+  .meta({ description: 'The machine-dependent settings the predictions were computed with; absent fields are unknown.' });
+
+export type RunScoring = z.infer<typeof RunScoringSchema>;
+export type RunExecution = z.infer<typeof RunExecutionSchema>;
 
 export const RunRecordSchema = z
   .object({
@@ -49,7 +91,7 @@ export const RunRecordSchema = z
     }),
     seed: z.number().int().nullable().meta({ description: 'The run seed; null when unknown (predictions made elsewhere).' }),
     backend: z
-      .enum(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu', 'onnxruntime'])
+      .enum(BACKEND_NAMES)
       .nullable()
       .meta({ description: 'The backend that computed the predictions; null when they were made outside vlbench.' }),
     versions: z
@@ -64,6 +106,8 @@ export const RunRecordSchema = z
       .nullable()
       .meta({ description: 'The predictions file the metrics were computed from, when there is one.' }),
     perExamplePath: z.string().nullable().meta({ description: 'A file of per-example scores outside the database, when the run wrote one.' }),
+    scoring: RunScoringSchema,
+    execution: RunExecutionSchema.optional(),
   })
   .superRefine((record, context) => {
     if (!(record.primaryMetric in record.metrics)) {
@@ -81,8 +125,17 @@ export const RunRecordSchema = z
 export type RunRecord = z.infer<typeof RunRecordSchema>;
 export type TrainingCurvePoint = z.infer<typeof TrainingCurvePointSchema>;
 
-/** What a caller fills in; the store adds the version, the id and the time. */
-export type RunRecordDraft = Omit<RunRecord, 'recordVersion' | 'id' | 'createdAt'> & Partial<Pick<RunRecord, 'id' | 'createdAt'>>;
+/**
+ * What a caller fills in; the store adds the version, the id and the time. Without `scoring`
+ * the run counts as scored with the defaults (current normalisation, one fold).
+ */
+export type RunRecordDraft = Omit<RunRecord, 'recordVersion' | 'id' | 'createdAt' | 'scoring'> &
+  Partial<Pick<RunRecord, 'id' | 'createdAt'>> & { scoring?: Partial<RunScoring> };
+
+/** The `scoring` of a record from the options the task scored with (the same ScoreOptions passed to `task.score`). */
+export function recordedScoring(options: ScoreOptions = {}): RunScoring {
+  return { normalization: options.legacyNormalization ? 'legacy' : 'current', folds: options.folds ?? 1 };
+}
 
 /** The JSON Schema committed as leaderboard/run-record.schema.json, for tools outside vlbench. */
 export function runRecordJsonSchema(): Record<string, unknown> {
@@ -95,12 +148,32 @@ export function runRecordJsonSchema(): Record<string, unknown> {
 
 /** Validates one record; a bad one is an InputError that names where it came from and the first bad field. */
 export function parseRunRecord(value: unknown, source: string): RunRecord {
-  const result = RunRecordSchema.safeParse(value);
+  const result = RunRecordSchema.safeParse(withScoringOfOlderRecords(value));
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const record = typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string' ? (value as { id: string }).id : undefined;
   const more = result.error.issues.length > 1 ? ` (and ${result.error.issues.length - 1} more problems)` : '';
   throw new InputError(`${issue.message}${more}`, { file: source, record, field: issue.path.join('.') || undefined });
+}
+
+/**
+ * Records written before `scoring` existed say how they were scored elsewhere: the legacy VQA
+ * mode was always recorded as metric "vqa-accuracy-legacy", and the retrieval scorer always put
+ * its fold count in metrics.folds. Reading them this way (instead of a database migration) works
+ * the same on every store engine and for records that arrive as JSON (copies, exports), and never
+ * rewrites what was recorded.
+ */
+function withScoringOfOlderRecords(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || 'scoring' in value) return value;
+  const record = value as { metric?: unknown; metrics?: unknown };
+  const folds = typeof record.metrics === 'object' && record.metrics !== null ? (record.metrics as Record<string, unknown>).folds : undefined;
+  return {
+    ...value,
+    scoring: {
+      normalization: record.metric === 'vqa-accuracy-legacy' ? 'legacy' : 'current',
+      folds: typeof folds === 'number' && Number.isInteger(folds) && folds > 0 ? folds : 1,
+    },
+  };
 }
 
 /**
@@ -118,27 +191,76 @@ export function newRunId(createdAt: string, draft: unknown): string {
   return `${stamp}-${hash}`;
 }
 
-/** The fields that decide whether two runs may be ranked against each other (DESIGN.md). */
-export const COMPARABILITY_FIELDS = ['task', 'taskVersion', 'split', 'splitFingerprint', 'metricVersion'] as const;
-export type ComparabilityKey = Pick<RunRecord, (typeof COMPARABILITY_FIELDS)[number]>;
+/**
+ * The fields that decide whether two runs may be ranked against each other (DESIGN.md): the
+ * data (task, its version, split, split fingerprint) and everything that turns the same
+ * predictions into a number (the metric, its version, the scoring options).
+ */
+export const COMPARABILITY_FIELDS = ['task', 'taskVersion', 'split', 'splitFingerprint', 'metric', 'metricVersion', 'scoring.normalization', 'scoring.folds'] as const;
+export type ComparabilityField = (typeof COMPARABILITY_FIELDS)[number];
+
+export interface ComparabilityKey {
+  task: string;
+  taskVersion: string;
+  split: string;
+  splitFingerprint: string;
+  metric: string;
+  metricVersion: string;
+  scoring: RunScoring;
+}
 
 export function comparabilityKey(record: RunRecord): ComparabilityKey {
-  return { task: record.task, taskVersion: record.taskVersion, split: record.split, splitFingerprint: record.splitFingerprint, metricVersion: record.metricVersion };
+  return {
+    task: record.task,
+    taskVersion: record.taskVersion,
+    split: record.split,
+    splitFingerprint: record.splitFingerprint,
+    metric: record.metric,
+    metricVersion: record.metricVersion,
+    scoring: { normalization: record.scoring.normalization, folds: record.scoring.folds },
+  };
+}
+
+/** A field of a key or record by its dotted path ("scoring.folds"). */
+function fieldValue(value: object, path: string): string | number | null {
+  let current: unknown = value;
+  for (const part of path.split('.')) current = current === null || current === undefined ? undefined : (current as Record<string, unknown>)[part];
+  return current === undefined ? null : (current as string | number | null);
 }
 
 export function comparabilityKeyString(key: ComparabilityKey): string {
-  return JSON.stringify(COMPARABILITY_FIELDS.map((field) => key[field]));
+  return JSON.stringify(COMPARABILITY_FIELDS.map((field) => fieldValue(key, field)));
 }
 
 export interface FieldDifference {
+  /** Dotted path of the record field, e.g. "splitFingerprint", "scoring.normalization". */
   field: string;
-  base: string;
-  candidate: string;
+  /** The value in each run; null where the run does not say. */
+  base: string | number | null;
+  candidate: string | number | null;
 }
 
 /** The comparability fields on which two runs differ; empty when they may be ranked together. */
 export function comparabilityDifferences(base: RunRecord, candidate: RunRecord): FieldDifference[] {
-  return COMPARABILITY_FIELDS.filter((field) => base[field] !== candidate[field]).map((field) => ({ field, base: base[field], candidate: candidate[field] }));
+  return differencesIn(COMPARABILITY_FIELDS, comparabilityKey(base), comparabilityKey(candidate));
+}
+
+/**
+ * What can make the same method score differently on another machine (issue 14): the backend
+ * and the execution settings. Not part of the comparability key: a team moving its CI to new
+ * hardware must still be able to gate on it, and a submission scored from a predictions file
+ * has none of them. `compare` names a difference so a changed number can be traced to it.
+ */
+export const EXECUTION_FIELDS = ['backend', 'execution.device', 'execution.dtype', 'execution.batchSize', 'execution.shardCount'] as const;
+
+export function executionDifferences(base: RunRecord, candidate: RunRecord): FieldDifference[] {
+  return differencesIn(EXECUTION_FIELDS, base, candidate);
+}
+
+function differencesIn(fields: readonly string[], base: object, candidate: object): FieldDifference[] {
+  return fields
+    .map((field) => ({ field, base: fieldValue(base, field), candidate: fieldValue(candidate, field) }))
+    .filter((difference) => difference.base !== difference.candidate);
 }
 
 /**

@@ -41,9 +41,9 @@ function resolveOptions({ resamples = DEFAULT_RESAMPLES, seed = DEFAULT_BOOTSTRA
   return { resamples, seed, confidence };
 }
 
-export function mean(values: readonly number[]): number {
+export function mean(values: ArrayLike<number>): number {
   let sum = 0;
-  for (const value of values) sum += value;
+  for (let i = 0; i < values.length; i++) sum += values[i];
   return sum / values.length;
 }
 
@@ -158,4 +158,210 @@ export function pairedBootstrap(base: readonly ExampleScore[], candidate: readon
     pBetter,
     pTwoSided: Math.min(1, 2 * Math.min(pWorse, pBetter)),
   };
+}
+
+/** One seed of a seed group: its seed and its per-example scores of the primary metric. */
+export interface SeedScores {
+  seed: number | null;
+  scores: readonly ExampleScore[];
+}
+
+export interface SeedGroupInterval extends Interval {
+  seeds: number;
+  examples: number;
+}
+
+export interface SeedGroupDifference extends PairedDifference {
+  baseSeeds: number;
+  candidateSeeds: number;
+  /** True when both groups ran the same seeds, so seed draws were paired (same seed on both sides). */
+  pairedSeeds: boolean;
+}
+
+/**
+ * Intervals over seeds AND examples: the two-way ("pigeonhole") bootstrap of crossed data
+ * (Owen 2007, "The pigeonhole bootstrap", Ann. Appl. Stat. 1(2):386–411). Each resample draws
+ * the examples once, with replacement, and the seeds with replacement, and takes the mean over
+ * the drawn seeds of each seed's mean over the drawn examples.
+ *
+ * Why this design: a benchmark number varies with the training seed and with which examples
+ * the test set happens to hold, and ignoring either makes intervals too narrow and comparisons
+ * overconfident (Bouthillier et al. 2021, "Accounting for variance in machine learning
+ * benchmarks", MLSys). Every seed is scored on the same examples, so seeds and examples are
+ * crossed, not nested: a nested (hierarchical) bootstrap that resamples examples separately
+ * within each seed would pretend each seed saw its own test set and let the test-set variation
+ * average away over seeds. Drawing the examples once per resample keeps it shared, as it is.
+ *
+ * Differences are paired wherever the data match: the same example draw serves both groups
+ * (same test set), and when both groups ran exactly the same seeds a seed draw picks the same
+ * seed on both sides (same initialisation and data order). With 3 seeds the seed level has few
+ * distinct resamples, so the interval is a coarse description, not an exact test.
+ *
+ * Draw order per resample: the example indices, then the base's seed indices, then (unpaired)
+ * the candidate's; a group of one seed draws no seed index, so one seed gives exactly the
+ * single-run bootstrapInterval / pairedBootstrap of the same seed.
+ */
+export function seedGroupInterval(group: readonly SeedScores[], options: BootstrapOptions = {}, label = 'the seed group'): SeedGroupInterval {
+  const { resamples, seed, confidence } = resolveOptions(options);
+  const { matrix, examples } = alignSeedScores([{ label, group }]);
+  const runs = matrix[0];
+  const random = new SeededRandom(seed);
+  const runSums = new Float64Array(runs.length);
+  const means = new Float64Array(resamples);
+  for (let r = 0; r < resamples; r++) {
+    resampledSums(runs, examples, random, runSums);
+    means[r] = meanOverDrawnSeeds(runSums, examples, drawSeeds(runs.length, random));
+  }
+  means.sort();
+  const alpha = 1 - confidence;
+  const sorted = Array.from(means);
+  return {
+    estimate: mean(runs.map((run) => mean(run))),
+    lower: quantileOfSorted(sorted, alpha / 2),
+    upper: quantileOfSorted(sorted, 1 - alpha / 2),
+    confidence,
+    resamples,
+    seeds: runs.length,
+    examples,
+  };
+}
+
+/** Two-way bootstrap of (mean over the candidate's seeds) − (mean over the base's seeds); see seedGroupInterval. */
+export function seedGroupDifference(
+  base: readonly SeedScores[],
+  candidate: readonly SeedScores[],
+  options: BootstrapOptions = {},
+  labels = { base: 'base', candidate: 'candidate' },
+): SeedGroupDifference {
+  const { resamples, seed, confidence } = resolveOptions(options);
+  const pairing = seedPairing(base, candidate);
+  // Paired seeds are put in the same order on both sides, so seed index k is the same seed.
+  const orderedCandidate = pairing ? pairing.map((index) => candidate[index]) : candidate;
+  const { matrix, examples } = alignSeedScores([
+    { label: labels.base, group: base },
+    { label: labels.candidate, group: orderedCandidate },
+  ]);
+  const [baseRuns, candidateRuns] = matrix;
+  const random = new SeededRandom(seed);
+  const means = new Float64Array(resamples);
+  if (pairing) {
+    // Per seed, the per-example differences; their resampled mean is the paired statistic.
+    const differences = baseRuns.map((run, k) => run.map((value, i) => candidateRuns[k][i] - value));
+    const sums = new Float64Array(differences.length);
+    for (let r = 0; r < resamples; r++) {
+      resampledSums(differences, examples, random, sums);
+      means[r] = meanOverDrawnSeeds(sums, examples, drawSeeds(differences.length, random));
+    }
+  } else {
+    const baseSums = new Float64Array(baseRuns.length);
+    const candidateSums = new Float64Array(candidateRuns.length);
+    for (let r = 0; r < resamples; r++) {
+      const drawn = drawExamples(examples, random);
+      sumsAt(baseRuns, drawn, baseSums);
+      sumsAt(candidateRuns, drawn, candidateSums);
+      const baseMean = meanOverDrawnSeeds(baseSums, examples, drawSeeds(baseRuns.length, random));
+      means[r] = meanOverDrawnSeeds(candidateSums, examples, drawSeeds(candidateRuns.length, random)) - baseMean;
+    }
+  }
+  means.sort();
+  const estimate = pairing
+    ? mean(baseRuns.map((run, k) => mean(run.map((value, i) => candidateRuns[k][i] - value))))
+    : mean(candidateRuns.map((run) => mean(run))) - mean(baseRuns.map((run) => mean(run)));
+  let atLeastZero = 0;
+  let atMostZero = 0;
+  for (const value of means) {
+    if (value >= 0) atLeastZero++;
+    if (value <= 0) atMostZero++;
+  }
+  const alpha = 1 - confidence;
+  const sorted = Array.from(means);
+  const pWorse = atLeastZero / resamples;
+  const pBetter = atMostZero / resamples;
+  return {
+    estimate,
+    lower: quantileOfSorted(sorted, alpha / 2),
+    upper: quantileOfSorted(sorted, 1 - alpha / 2),
+    confidence,
+    resamples,
+    examples,
+    pWorse,
+    pBetter,
+    pTwoSided: Math.min(1, 2 * Math.min(pWorse, pBetter)),
+    baseSeeds: baseRuns.length,
+    candidateSeeds: candidateRuns.length,
+    pairedSeeds: pairing !== null,
+  };
+}
+
+/** For each base seed, the index of the candidate run with the same seed; null unless both ran exactly the same distinct, known seeds. */
+function seedPairing(base: readonly SeedScores[], candidate: readonly SeedScores[]): number[] | null {
+  if (base.length !== candidate.length) return null;
+  const candidateIndex = new Map<number, number>();
+  for (const [index, run] of candidate.entries()) {
+    if (run.seed === null || candidateIndex.has(run.seed)) return null;
+    candidateIndex.set(run.seed, index);
+  }
+  const pairing: number[] = [];
+  const seen = new Set<number>();
+  for (const run of base) {
+    if (run.seed === null || seen.has(run.seed) || !candidateIndex.has(run.seed)) return null;
+    seen.add(run.seed);
+    pairing.push(candidateIndex.get(run.seed)!);
+  }
+  return pairing;
+}
+
+/**
+ * Every run of every group must have scored exactly the same examples (else the groups' means
+ * describe different test sets). Returns each run's scores in one shared example order, ids
+ * sorted, so a resample does not depend on the order the runs were stored in.
+ */
+function alignSeedScores(groups: readonly { label: string; group: readonly SeedScores[] }[]): { matrix: Float64Array[][]; examples: number } {
+  const first = groups.find((g) => g.group.length > 0);
+  for (const { label, group } of groups) if (group.length === 0) throw new InputError(`${label} has no runs`);
+  const reference = first!.group[0].scores;
+  if (reference.length === 0) throw new InputError(`${first!.label} has no per-example scores`);
+  const ids = reference.map((entry) => entry.id).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const referenceLabel = `${first!.label} (seed ${first!.group[0].seed ?? 'unknown'})`;
+  const matrix = groups.map(({ label, group }) =>
+    group.map((run) => {
+      const matched = matchExampleScores(reference, run.scores, { base: referenceLabel, candidate: `${label} (seed ${run.seed ?? 'unknown'})` });
+      const byId = new Map(matched.ids.map((id, index) => [id, matched.candidate[index]]));
+      return Float64Array.from(ids, (id) => byId.get(id)!);
+    }),
+  );
+  return { matrix, examples: ids.length };
+}
+
+function drawExamples(examples: number, random: SeededRandom): Int32Array {
+  const drawn = new Int32Array(examples);
+  for (let i = 0; i < examples; i++) drawn[i] = random.int(0, examples - 1);
+  return drawn;
+}
+
+function sumsAt(runs: readonly Float64Array[], drawn: Int32Array, into: Float64Array): void {
+  for (let k = 0; k < runs.length; k++) {
+    const run = runs[k];
+    let sum = 0;
+    for (let i = 0; i < drawn.length; i++) sum += run[drawn[i]];
+    into[k] = sum;
+  }
+}
+
+function resampledSums(runs: readonly Float64Array[], examples: number, random: SeededRandom, into: Float64Array): void {
+  sumsAt(runs, drawExamples(examples, random), into);
+}
+
+/** Seed indices drawn with replacement; one seed draws nothing (so one seed is the single-run bootstrap). */
+function drawSeeds(seeds: number, random: SeededRandom): Int32Array {
+  if (seeds === 1) return Int32Array.of(0);
+  const drawn = new Int32Array(seeds);
+  for (let k = 0; k < seeds; k++) drawn[k] = random.int(0, seeds - 1);
+  return drawn;
+}
+
+function meanOverDrawnSeeds(sums: Float64Array, examples: number, drawn: Int32Array): number {
+  let total = 0;
+  for (const k of drawn) total += sums[k] / examples;
+  return total / drawn.length;
 }

@@ -1,16 +1,21 @@
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
 import { InputError } from '../../core/errors.ts';
 import { gitCommit, softwareVersions } from '../../core/environment.ts';
-import type { Task } from '../../core/types.ts';
+import type { ScoreOptions, Task } from '../../core/types.ts';
 import { VLBENCH_VERSION } from '../../core/version.ts';
-import { addPredictions } from '../../leaderboard/add-predictions.ts';
 import { buildBoard } from '../../leaderboard/board.ts';
-import { compareRuns, formatComparison } from '../../leaderboard/compare.ts';
+import { addPredictions, type SplitCandidate } from '../../leaderboard/add-predictions.ts';
+import { compareSeedGroups, formatComparison } from '../../leaderboard/compare.ts';
+import { resolveComparedGroup } from '../../leaderboard/compared-groups.ts';
+import type { RunExecution } from '../../leaderboard/run-record.ts';
+import { parsePositiveInteger } from '../flags.ts';
 import { renderHtml } from '../../leaderboard/render-html.ts';
 import { renderCsv, renderJson, renderMarkdown, renderTable } from '../../leaderboard/render-text.ts';
 import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES } from '../../leaderboard/statistics.ts';
-import { exampleScores, findRun, listRuns, withLeaderboard } from '../../leaderboard/store.ts';
+import { exampleScores, listRuns, withLeaderboard } from '../../leaderboard/store.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 
 /**
@@ -35,7 +40,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
   // options (harness/cli.ts) so that commander hands them to `add`, not to `leaderboard`.
   const leaderboard = program
     .command('leaderboard')
-    .description('print or export the leaderboard: one ranked table per comparability key (task, task version, split, split fingerprint, metric version)')
+    .description('print or export the leaderboard: one ranked table per comparability key (task, task version, split, split fingerprint, metric, metric version, scoring options)')
     .enablePositionalOptions()
     .option('--task <name>', 'only runs of this task')
     .addOption(new Option('--format <format>', 'output format').choices(FORMATS).default('table'))
@@ -74,28 +79,45 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     .command('add')
     .description('score a predictions file in the task\'s official result format with the official metric, and record it as a run')
     .requiredOption('--task <name>', 'task name, e.g. vqa, vcr, retrieval')
-    .requiredOption('--data <dir>', 'dataset folder in the task\'s official layout')
-    .option('--split <name>', 'split in the dataset\'s own terms (default: the task\'s first split)')
+    .requiredOption('--data <dir>', 'dataset folder, as `vlbench run` takes it: a SynthScenes folder, or a folder in the task\'s official layout')
+    .option(
+      '--split <name>',
+      'split as `vlbench run` records it (SynthScenes: test/source; test picks the domain the predictions fit) or in the dataset\'s own terms (val2014); ' +
+        'default: the one split whose examples the predictions fit',
+    )
     .requiredOption('--predictions <file>', 'predictions in the task\'s official result format')
     .requiredOption('--name <name>', 'run name shown on the board and accepted by `vlbench compare`')
     .option('--model <name>', 'model name', 'external')
     .option('--method <spec>', 'method description', 'external predictions')
     .option('--seed <n>', 'the seed the predictions were made with, when known')
+    .option('--legacy-normalization', 'vqa: score with the pre-2021 evaluator\'s normalisation (as LAVIS does); recorded, and never ranked with current-normalisation runs')
+    .option('--folds <n>', 'retrieval: average over n consecutive folds of the images (COCO 1K = 5); recorded, and never ranked with runs of other fold counts')
+    .option('--device <name>', 'the device the predictions were computed on (shown on the board; scores can drift across machines)')
+    .option('--dtype <type>', 'numeric type the model ran in, e.g. float32, float16')
+    .option('--batch-size <n>', 'examples per forward pass when the predictions were made')
     .addOption(leaderboardDbOption())
-    .action(async (flags: { task: string; data: string; split?: string; predictions: string; name: string; model: string; method: string; seed?: string; db: string }) => {
+    .action(async (flags: AddFlags) => {
       const seed = flags.seed === undefined ? null : parseWholeNumber(flags.seed, '--seed', -(2 ** 31), 2 ** 32 - 1);
       if (flags.name.trim() === '') throw new InputError('expected a non-empty run name', { field: '--name' });
       const task = await lookupTask(flags.task);
+      const scoring = scoringOptionsFromFlags(task.name, flags);
+      const execution: RunExecution = {};
+      if (flags.device !== undefined) execution.device = nonEmptyFlag(flags.device, '--device');
+      if (flags.dtype !== undefined) execution.dtype = nonEmptyFlag(flags.dtype, '--dtype');
+      if (flags.batchSize !== undefined) execution.batchSize = parsePositiveInteger('--batch-size', flags.batchSize);
+      const splits = await splitCandidates(task, flags.data, flags.split);
       await withLeaderboard(flags.db, { create: true }, async (store) => {
         const record = await addPredictions(store, {
           task,
           dataDir: flags.data,
-          split: flags.split,
+          splits,
           predictionsFile: flags.predictions,
           name: flags.name,
           model: flags.model,
           method: flags.method,
           seed,
+          scoring,
+          execution,
           versions: { ...softwareVersions() },
           gitCommit: gitCommit(),
         });
@@ -106,11 +128,12 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
   program
     .command('compare')
     .description(
-      'regression gate: paired bootstrap of CANDIDATE − BASE over matched examples. Exit 0: no significant drop beyond --max-drop; ' +
-        '1: regression (the upper end of the 95% interval of the difference is below −max-drop); 2: not comparable or bad input',
+      'regression gate: paired bootstrap of CANDIDATE − BASE over matched examples (seed groups: over seeds and examples). Exit 0: no significant drop beyond --max-drop; ' +
+        '1: regression (the upper end of the 95% interval of the difference is below −max-drop); 2: not comparable or bad input; 3: a bug in vlbench',
     )
-    .argument('<base>', 'base run id or name (a name recorded several times means its latest run)')
+    .argument('<base>', 'base run id or name (a name recorded several times means its latest run, or its seed group when those runs cover several seeds)')
     .argument('<candidate>', 'candidate run id or name')
+    .option('--seeds <list>', 'compare the seed groups of BASE and CANDIDATE on exactly these seeds, e.g. 0,1,2')
     .option('--task <name>', 'look run names up among this task\'s runs only')
     .option('--metric <name>', 'metric to compare (default: the primary metric; others have no per-example scores, so no interval)')
     .option('--max-drop <points>', 'tolerated drop, in metric points', '0')
@@ -118,25 +141,90 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     .option('--resamples <n>', 'bootstrap resamples', String(DEFAULT_RESAMPLES))
     .option('--seed <n>', 'bootstrap seed', String(DEFAULT_BOOTSTRAP_SEED))
     .addOption(new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'))
-    .action(async (baseRef: string, candidateRef: string, flags: { task?: string; metric?: string; maxDrop: string; db: string; resamples: string; seed: string; format: 'text' | 'json' }) => {
+    .action(async (baseRef: string, candidateRef: string, flags: { task?: string; metric?: string; maxDrop: string; db: string; resamples: string; seed: string; seeds?: string; format: 'text' | 'json' }) => {
       const maxDrop = Number(flags.maxDrop);
       if (flags.maxDrop.trim() === '' || !Number.isFinite(maxDrop) || maxDrop < 0) throw new InputError(`expected 0 or more metric points, got ${JSON.stringify(flags.maxDrop)}`, { field: '--max-drop' });
       const resamples = parseWholeNumber(flags.resamples, '--resamples', 1, MAX_RESAMPLES);
       const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
+      const seeds = flags.seeds === undefined ? undefined : parseSeedList(flags.seeds);
       const comparison = await withLeaderboard(flags.db, { create: false }, async (store) => {
-        const load = async (ref: string, role: string) => {
-          const { run, matchedByName } = await findRun(store, ref, { task: flags.task });
-          if (matchedByName > 1) {
-            process.stderr.write(`note: ${role} name "${ref}" matches ${matchedByName} runs${flags.task ? '' : ' (narrow with --task, or pass a run id)'}; using the latest, ${run.record.id}\n`);
-          }
-          return { record: run.record, perExample: run.exampleCount > 0 ? await exampleScores(store, run.record.id) : null };
+        const load = async (ref: string, role: 'base' | 'candidate') => {
+          const { group, note } = await resolveComparedGroup(store, ref, role, { task: flags.task, seeds });
+          if (note) process.stderr.write(`${note}\n`);
+          return group;
         };
-        return compareRuns(await load(baseRef, 'base'), await load(candidateRef, 'candidate'), { metric: flags.metric, maxDrop, resamples, seed, confidence: DEFAULT_CONFIDENCE });
+        return compareSeedGroups(await load(baseRef, 'base'), await load(candidateRef, 'candidate'), { metric: flags.metric, maxDrop, resamples, seed, confidence: DEFAULT_CONFIDENCE });
       });
       process.stdout.write(flags.format === 'json' ? JSON.stringify(comparison, null, 2) + '\n' : formatComparison(comparison));
       // main() returns process.exitCode: 1 fails the CI job on a regression.
       process.exitCode = comparison.exitCode;
     });
+}
+
+interface AddFlags {
+  task: string;
+  data: string;
+  split?: string;
+  predictions: string;
+  name: string;
+  model: string;
+  method: string;
+  seed?: string;
+  db: string;
+  legacyNormalization?: boolean;
+  folds?: string;
+  device?: string;
+  dtype?: string;
+  batchSize?: string;
+}
+
+/**
+ * The scoring options of --legacy-normalization and --folds, as `vlbench score` and `vlbench run`
+ * take them. Each means something to one task only; given to another it would be silently
+ * ignored, so it is refused.
+ */
+export function scoringOptionsFromFlags(taskName: string, flags: { legacyNormalization?: boolean; folds?: string }): ScoreOptions {
+  const options: ScoreOptions = {};
+  if (flags.legacyNormalization) {
+    if (taskName !== 'vqa') throw new InputError(`--legacy-normalization applies to vqa only, not to ${taskName}`, { field: '--legacy-normalization' });
+    options.legacyNormalization = true;
+  }
+  if (flags.folds !== undefined) {
+    if (taskName !== 'retrieval') throw new InputError(`--folds applies to retrieval only, not to ${taskName}`, { field: '--folds' });
+    options.folds = parsePositiveInteger('--folds', flags.folds);
+  }
+  return options;
+}
+
+/**
+ * The splits `leaderboard add` may score, from --data and --split. A SynthScenes folder (it has
+ * a manifest.json) gives its splits exactly as `vlbench run` loads and records them; any other
+ * folder is the task's official layout, with --split in the dataset's own terms, or without it
+ * every split the task knows (the predictions then pick the one they fit).
+ */
+async function splitCandidates(task: Task, dataDir: string, split: string | undefined): Promise<SplitCandidate[]> {
+  const root = resolve(dataDir);
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError('expected a dataset folder', { file: dataDir, field: '--data' });
+  // Loaded here, not at the top: printing the board never pays for the SynthScenes modules.
+  const { synthPaths } = await import('../../tasks/synth/layout.ts');
+  if (existsSync(synthPaths.manifest(root))) {
+    const { readSynthManifest } = await import('../../tasks/synth/manifest.ts');
+    const { synthSplitsNamed } = await import('../../tasks/synth/split-names.ts');
+    return synthSplitsNamed(task.name, root, await readSynthManifest(root), split);
+  }
+  const names = split !== undefined ? [split] : task.splits;
+  return names.map((name) => ({ label: name, load: { dataDir: root, split: name } }));
+}
+
+function parseSeedList(text: string): number[] {
+  const parts = text.split(',').map((part) => part.trim());
+  if (parts.length === 0 || parts.some((part) => part === '')) throw new InputError(`expected comma-separated seeds, e.g. 0,1,2, got ${JSON.stringify(text)}`, { field: '--seeds' });
+  return parts.map((part) => parseWholeNumber(part, '--seeds', -(2 ** 31), 2 ** 32 - 1));
+}
+
+function nonEmptyFlag(text: string, flag: string): string {
+  if (text.trim() === '') throw new InputError('expected a non-empty value', { field: flag });
+  return text.trim();
 }
 
 function parseWholeNumber(text: string, option: string, min: number, max: number): number {

@@ -138,14 +138,21 @@ async function locateVqaFiles(options: LoadOptions): Promise<{ questionsFile: st
   const folders = [options.dataDir, join(options.dataDir, 'Questions'), join(options.dataDir, 'Annotations')];
   const questionPattern = new RegExp(`^v2_OpenEnded_(.+)_${escapeRegExp(options.split)}_questions\\.json$`);
   const found: { file: string; dataType: string }[] = [];
+  const otherQuestionFiles: string[] = [];
   for (const folder of folders) {
     for (const name of await listFolder(folder)) {
       const match = questionPattern.exec(name);
       if (match) found.push({ file: join(folder, name), dataType: match[1] });
+      else if (/^v2_OpenEnded_.+_questions\.json$/.test(name)) otherQuestionFiles.push(name);
     }
   }
   if (found.length === 0) {
-    throw new InputError(`no v2_OpenEnded_<dataType>_${options.split}_questions.json for split "${options.split}"`, { file: options.dataDir });
+    // Real names only: the one expected for COCO, and the questions files that are there.
+    const there = otherQuestionFiles.length > 0 ? `questions files there: ${otherQuestionFiles.join(', ')}` : 'no v2_OpenEnded_*_questions.json files there';
+    throw new InputError(
+      `no questions file for split "${options.split}" in this folder, its Questions/ or Annotations/ (expected e.g. v2_OpenEnded_mscoco_${options.split}_questions.json); ${there}`,
+      { file: options.dataDir },
+    );
   }
   if (found.length > 1) {
     throw new InputError(`several questions files match split "${options.split}": ${found.map((entry) => basename(entry.file)).join(', ')}; give files.questions`, {

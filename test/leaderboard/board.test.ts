@@ -68,7 +68,8 @@ test('runs identical but for the seed fold into mean ± std; single runs get a b
   const main = (await boardOf(store)).sections.find((s) => s.rows.length > 1)!;
   const villa = main.rows.find((row) => row.name === 'villa')!;
   t.deepEqual(villa.seeds, [1, 2, 3]);
-  t.deepEqual(villa.primary, { mean: 62, std: 2, n: 3, interval: null });
+  // No per-example scores: mean ± std only, no interval over seeds and examples.
+  t.deepEqual(villa.primary, { mean: 62, std: 2, n: 3, interval: null, intervalOver: null });
   t.deepEqual(villa.metrics['answerType/yes/no'], { mean: 72, std: 1 });
   t.is(villa.curves.length, 3);
   const finetune = main.rows.find((row) => row.name === 'finetune')!;

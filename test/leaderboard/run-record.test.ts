@@ -1,7 +1,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { InputError } from '../../core/errors.ts';
-import { comparabilityDifferences, parseRunRecord, RUN_RECORD_VERSION, seedGroupKey } from '../../leaderboard/run-record.ts';
+import { comparabilityDifferences, executionDifferences, parseRunRecord, RUN_RECORD_VERSION, seedGroupKey } from '../../leaderboard/run-record.ts';
 import { exampleScores, findRun, listRuns, openLeaderboard, recordRun } from '../../leaderboard/store.ts';
 import { RUN_RECORD_SCHEMA_FILE, runRecordSchemaText } from '../../leaderboard/write-run-record-schema.ts';
 import { bernoulliScores, FINGERPRINT_B, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
@@ -26,7 +26,8 @@ test('a recorded run reads back identical, with its per-example scores', async (
   const reopened = await openLeaderboard(path, { create: false });
   const [stored] = await listRuns(reopened);
   t.deepEqual(stored.record, recorded);
-  t.deepEqual(stored.record, { ...draft, recordVersion: RUN_RECORD_VERSION, id: recorded.id, createdAt: recorded.createdAt });
+  // A draft without `scoring` is recorded as scored with the defaults.
+  t.deepEqual(stored.record, { ...draft, scoring: { normalization: 'current', folds: 1 }, recordVersion: RUN_RECORD_VERSION, id: recorded.id, createdAt: recorded.createdAt });
   t.is(stored.exampleCount, 50);
   t.deepEqual(
     await exampleScores(reopened, recorded.id),
@@ -94,6 +95,47 @@ test('comparability names exactly the differing key fields; seed groups ignore s
   const sameButSeed = { ...base, id: 'c', name: 'c-seed2', seed: 2, metrics: { overall: 10 }, method: { ...base.method, hyperparameters: { epochs: 3, objectives: ['vqa-bce'], learningRate: 1e-4 } } };
   t.is(seedGroupKey(sameButSeed), seedGroupKey(base));
   t.not(seedGroupKey({ ...base, method: { ...base.method, hyperparameters: { learningRate: 2e-4 } } }), seedGroupKey(base));
+});
+
+test('the metric and the scoring options are part of the comparability key', (t) => {
+  const record = (name: string, overrides: Parameters<typeof syntheticDraft>[2] = {}) =>
+    parseRunRecord({ ...syntheticDraft(name, null, overrides), recordVersion: 1, id: name, createdAt: '2025-01-01T00:00:00Z' }, name);
+  const current = record('current');
+  t.deepEqual(current.scoring, { normalization: 'current', folds: 1 });
+  t.deepEqual(comparabilityDifferences(current, record('legacy', { metric: 'vqa-accuracy-legacy', scoring: { normalization: 'legacy' } })), [
+    { field: 'metric', base: 'vqa-accuracy', candidate: 'vqa-accuracy-legacy' },
+    { field: 'scoring.normalization', base: 'current', candidate: 'legacy' },
+  ]);
+  t.deepEqual(comparabilityDifferences(current, record('folds', { scoring: { folds: 5 } })), [{ field: 'scoring.folds', base: 1, candidate: 5 }]);
+  t.not(seedGroupKey(record('folds', { scoring: { folds: 5 } })), seedGroupKey(current));
+});
+
+test('records written before the scoring field read as what they were scored with', (t) => {
+  const older = (overrides: Record<string, unknown>) => {
+    const { scoring: _none, ...draft } = { ...syntheticDraft('old', null), recordVersion: 1, id: 'old', createdAt: '2025-01-01T00:00:00Z', ...overrides } as Record<string, unknown>;
+    return parseRunRecord(draft, 'an older database');
+  };
+  t.deepEqual(older({}).scoring, { normalization: 'current', folds: 1 });
+  // The legacy VQA mode was always recorded under its own metric name.
+  t.deepEqual(older({ metric: 'vqa-accuracy-legacy' }).scoring, { normalization: 'legacy', folds: 1 });
+  // The retrieval scorer always put its fold count among the metrics.
+  t.deepEqual(older({ task: 'retrieval', metric: 'retrieval-recall', primaryMetric: 'rsum', metrics: { rsum: 300, folds: 5 } }).scoring, { normalization: 'current', folds: 5 });
+  t.throws(() => parseRunRecord({ ...syntheticDraft('bad', null), recordVersion: 1, id: 'bad', createdAt: '2025-01-01T00:00:00Z', scoring: { folds: 0 } }, 'x'), { message: /field "scoring\.folds"/ });
+});
+
+test('execution settings are named when they differ, but are not part of the comparability key', (t) => {
+  const record = (name: string, overrides: Parameters<typeof syntheticDraft>[2] = {}) =>
+    parseRunRecord({ ...syntheticDraft(name, null, overrides), recordVersion: 1, id: name, createdAt: '2025-01-01T00:00:00Z' }, name);
+  const laptop = record('laptop', { backend: 'wasm', execution: { device: 'cpu (2 cores)', dtype: 'float32', batchSize: 32 } });
+  const server = record('server', { backend: 'tensorflow-gpu', execution: { device: 'NVIDIA H200', dtype: 'float32', batchSize: 256, shardCount: 3 } });
+  t.deepEqual(comparabilityDifferences(laptop, server), []);
+  t.deepEqual(executionDifferences(laptop, server), [
+    { field: 'backend', base: 'wasm', candidate: 'tensorflow-gpu' },
+    { field: 'execution.device', base: 'cpu (2 cores)', candidate: 'NVIDIA H200' },
+    { field: 'execution.batchSize', base: 32, candidate: 256 },
+    { field: 'execution.shardCount', base: null, candidate: 3 },
+  ]);
+  t.throws(() => record('typo', { execution: { devise: 'gpu' } as never }), { message: /field "execution"/ });
 });
 
 test('the committed JSON Schema is the one the zod schema generates', (t) => {

@@ -126,7 +126,9 @@ test('bad records name the file, the question and the field', async (t) => {
   unknown.annotations.annotations[0].question_id = 99;
   await t.throwsAsync(loadVqaSplit({ dataDir: await writeDataset(unknown), split: 'val2014' }), { message: /not in the questions file: 1 \(99\)/ });
 
-  await t.throwsAsync(loadVqaSplit({ dataDir: await writeDataset(), split: 'train2014' }), { message: /no v2_OpenEnded_<dataType>_train2014_questions\.json/ });
+  await t.throwsAsync(loadVqaSplit({ dataDir: await writeDataset(), split: 'train2014' }), {
+    message: /: no questions file for split "train2014" in this folder, its Questions\/ or Annotations\/ \(expected e\.g\. v2_OpenEnded_mscoco_train2014_questions\.json\); questions files there: v2_OpenEnded_mscoco_val2014_questions\.json$/,
+  });
 });
 
 async function loadedSplit(): Promise<{ dir: string; split: LoadedSplit<VqaExample> }> {
