@@ -339,6 +339,10 @@ async function createBackend(device: GPUDevice, adapter: GPUAdapter): Promise<{ 
     // navigator.gpu at import time; it may or may not have registered: this module's replaces it.
     const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
     if (tf.findBackendFactory(WEBGPU_BACKEND)) tf.removeBackend(WEBGPU_BACKEND);
+    // By default the backend runs small ops on the CPU while their inputs are not yet on the
+    // GPU: whether a tensor was just loaded (a resumed checkpoint) would then change which
+    // kernel computes it and so the last bits of a training run. Always compute on the GPU.
+    tf.env().set('WEBGPU_CPU_FORWARD', false);
     const instance = new WebGPUBackend(device, adapter.info);
     instance.readSync = (dataId: object) => readSynchronously(instance as unknown as WebGpuBackendInternals, dataId);
     return { instance };
