@@ -7,6 +7,7 @@ import type { ClipTokenizer } from './encoders/clip-tokenizer.ts';
 import { wordLevelTextConfig, type WordLevelVocabulary } from './encoders/word-level-tokenizer.ts';
 import { INFO_NCE_DEFAULTS, clampLogitScale, infoNceLoss } from './objectives/info-nce.ts';
 import { train, type CurvePoint, type StepContext, type TrainingHooks, type TrainingProblem, type TrainingResult, type TrainingSettings } from './train.ts';
+import { transposedProductsAreFree } from './backends/wasm-blas.ts';
 
 /**
  * Contrastive pretraining of a CLIP from scratch (or from an --init model) on image-caption
@@ -161,6 +162,8 @@ export async function withTransposeFreeMatMulGradient<T>(work: () => Promise<T>)
     kernelName: 'BatchMatMul',
     inputsToSave: ['a', 'b'],
     gradFunc: (dy, saved, attrs) => {
+      // Decided per backward pass: with BLAS kernels the transposed products are free and tfjs's own gradient is the fast one.
+      if (transposedProductsAreFree()) return original.gradFunc(dy, saved, attrs);
       const [a, b] = saved;
       const gradient = dy as tf.Tensor;
       const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };

@@ -6,6 +6,7 @@ import { InputError, listSome } from '../../core/errors.ts';
 import type { SeededRandom } from '../../core/random.ts';
 import { clipConfigToJson, readClipConfig, type ClipConfig } from './clip-config.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.ts';
+import { transposedProductsAreFree } from '../backends/wasm-blas.ts';
 
 /**
  * CLIP (Radford et al. 2021) in tfjs, parameter for parameter the Hugging Face
@@ -287,14 +288,14 @@ export class ClipModel {
         .transpose([0, 2, 1, 3])
         .reshape([n * grid * grid, 3 * p * p]);
       const kernel = this.parameter('vision_model.embeddings.patch_embedding.weight').reshape([hidden, 3 * p * p]) as tf.Tensor2D;
-      const patchEmbeds = tf.matMul(patches as tf.Tensor2D, inputMajor(kernel)).reshape([n, grid * grid, hidden]);
+      const patchEmbeds = timesWeight(patches, kernel).reshape([n, grid * grid, hidden]);
       const classToken = this.parameter('vision_model.embeddings.class_embedding').reshape([1, 1, hidden]).tile([n, 1, 1]);
       let x = tf.concat([classToken, patchEmbeds], 1).add(this.parameter('vision_model.embeddings.position_embedding.weight')) as tf.Tensor3D;
       x = this.layerNorm(x, 'vision_model.pre_layrnorm', vision.layer_norm_eps);
       for (let i = 0; i < vision.num_hidden_layers; i++) x = this.encoderLayer(x, `vision_model.encoder.layers.${i}`, vision.num_attention_heads, vision.hidden_act, vision.layer_norm_eps, null);
       const classOut = x.slice([0, 0, 0], [n, 1, hidden]).reshape([n, hidden]) as tf.Tensor2D;
       const pooled = this.layerNorm(classOut, 'vision_model.post_layernorm', vision.layer_norm_eps);
-      const embeds = tf.matMul(pooled, inputMajor(this.parameter('visual_projection.weight'))) as tf.Tensor2D;
+      const embeds = timesWeight(pooled, this.parameter('visual_projection.weight')) as tf.Tensor2D;
       return { tokens: x, pooled, embeds };
     });
   }
@@ -322,7 +323,7 @@ export class ClipModel {
       // Pick each row's EOS token with a one-hot weighted sum: differentiable on every backend.
       const picker = tf.oneHot(tf.tensor1d(eosPositions, 'int32'), length).toFloat().reshape([n, length, 1]);
       const pooled = x.mul(picker).sum(1) as tf.Tensor2D;
-      const embeds = tf.matMul(pooled, inputMajor(this.parameter('text_projection.weight'))) as tf.Tensor2D;
+      const embeds = timesWeight(pooled, this.parameter('text_projection.weight')) as tf.Tensor2D;
       return { tokens: x, pooled, embeds };
     });
   }
@@ -362,7 +363,9 @@ export class ClipModel {
     const weight = this.parameter(`${prefix}.weight`);
     const shape = x.shape;
     const flat = x.reshape([-1, shape[shape.length - 1]]) as tf.Tensor2D;
-    const out = tf.matMul(flat, inputMajor(weight)).add(this.parameter(`${prefix}.bias`));
+    const bias = this.parameter(`${prefix}.bias`);
+    // One kernel (BLAS adds the bias as it writes the product) where the transposed weight is free.
+    const out = transposedProductsAreFree() ? tf.fused.matMul({ a: flat, b: weight as tf.Tensor2D, transposeB: true, bias }) : timesWeight(flat, weight).add(bias);
     return out.reshape([...shape.slice(0, -1), weight.shape[0]]);
   }
 
@@ -380,7 +383,7 @@ export class ClipModel {
     const q = split(this.linear(x, `${prefix}.q_proj`).mul(headDim ** -0.5));
     const k = split(this.linear(x, `${prefix}.k_proj`));
     const v = split(this.linear(x, `${prefix}.v_proj`));
-    let scores = tf.matMul(q, k.transpose([0, 2, 1]));
+    let scores = transposedProductsAreFree() ? tf.matMul(q, k, false, true) : tf.matMul(q, k.transpose([0, 2, 1]));
     if (bias) scores = scores.reshape([n, heads, length, length]).add(bias).reshape([n * heads, length, length]);
     const context = tf.matMul(tf.softmax(scores), v).reshape([n, heads, length, headDim]).transpose([0, 2, 1, 3]).reshape([n, length, hidden]);
     return this.linear(context, `${prefix}.out_proj`) as tf.Tensor3D;
@@ -440,6 +443,11 @@ function textAttentionBias(batch: TokenBatch): tf.Tensor4D {
  */
 function inputMajor(weight: tf.Tensor): tf.Tensor2D {
   return tf.transpose(weight as tf.Tensor2D);
+}
+
+/** x·weightᵀ for a torch Linear weight [out, in]: the transpose flag where it is free (BLAS), a transposed copy elsewhere. */
+function timesWeight(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
+  return transposedProductsAreFree() ? tf.matMul(x as tf.Tensor2D, weight as tf.Tensor2D, false, true) : tf.matMul(x as tf.Tensor2D, inputMajor(weight));
 }
 
 function activation(x: tf.Tensor, kind: 'quick_gelu' | 'gelu'): tf.Tensor {

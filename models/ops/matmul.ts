@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { transposedProductsAreFree } from '../backends/wasm-blas.ts';
 
 /**
  * Matrix product whose gradient never asks the backend for a transposed matmul.
@@ -11,11 +12,14 @@ import * as tf from '@tensorflow/tfjs';
  * that price. This product transposes explicitly, forward and backward.
  *
  * Ranks 2 and 3 (same batch size) are supported, which is all the heads and objectives use.
+ * Where transposed products are free (BLAS kernels, TensorFlow) this is tf.matMul itself:
+ * the copies would be pure cost there.
  */
 export function matMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
   if (a.rank !== b.rank || (a.rank !== 2 && a.rank !== 3) || (a.rank === 3 && a.shape[0] !== b.shape[0])) {
     throw new Error(`matMul: need two rank-2 or two rank-3 tensors with one batch size, got ${JSON.stringify(a.shape)} and ${JSON.stringify(b.shape)}`);
   }
+  if (transposedProductsAreFree()) return tf.matMul(a, b, transposeA, transposeB);
   return tf.tidy(() => product(transposeA ? swapLastAxes(a) : a, transposeB ? swapLastAxes(b) : b));
 }
 

@@ -1,0 +1,282 @@
+// BLAS kernels for the tfjs wasm backend: single-precision matrix products (with tfjs's fused
+// bias and activation) computed by the system's OpenBLAS directly on the wasm heap.
+//
+// JavaScript passes the heap (a Float32Array over the WebAssembly.Memory buffer) and element
+// offsets into it; nothing is copied in or out. See README.md for why and how.
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <node_api.h>
+
+// Activation codes, in the order models/backends/wasm-blas.ts lists them.
+enum Activation { LINEAR = 0, RELU = 1, RELU6 = 2, PRELU = 3, LEAKYRELU = 4, SIGMOID = 5, ELU = 6 };
+
+#define CHECK(env, call)                                                  \
+  do {                                                                    \
+    if ((call) != napi_ok) {                                              \
+      napi_throw_error((env), NULL, "tfjs-blas: N-API call failed: " #call); \
+      return NULL;                                                        \
+    }                                                                     \
+  } while (0)
+
+static int32_t get_int(napi_env env, napi_value value, int* ok) {
+  int32_t out = 0;
+  if (napi_get_value_int32(env, value, &out) != napi_ok) *ok = 0;
+  return out;
+}
+
+static double get_double(napi_env env, napi_value value, int* ok) {
+  double out = 0;
+  if (napi_get_value_double(env, value, &out) != napi_ok) *ok = 0;
+  return out;
+}
+
+// The data of a typed array of the expected kind, and its length in elements.
+static void* typed_array_data(napi_env env, napi_value value, napi_typedarray_type expected, size_t* length) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return NULL;
+  napi_typedarray_type type;
+  void* data = NULL;
+  if (napi_get_typedarray_info(env, value, &type, length, &data, NULL, NULL) != napi_ok || type != expected) return NULL;
+  return data;
+}
+
+typedef struct {
+  float* heap;
+  int trans_a, trans_b, m, n, k;
+  const int32_t* a_offsets;
+  const int32_t* b_offsets;
+  int64_t c_offset;
+  int first, last;  // batch range [first, last)
+} GemmWork;
+
+static void run_gemms(const GemmWork* w) {
+  const int lda = w->trans_a ? w->m : w->k;
+  const int ldb = w->trans_b ? w->k : w->n;
+  for (int i = w->first; i < w->last; i++) {
+    cblas_sgemm(CblasRowMajor, w->trans_a ? CblasTrans : CblasNoTrans, w->trans_b ? CblasTrans : CblasNoTrans, w->m, w->n, w->k, 1.0f,
+                w->heap + w->a_offsets[i], lda, w->heap + w->b_offsets[i], ldb, 0.0f, w->heap + w->c_offset + (int64_t)i * w->m * w->n, w->n);
+  }
+}
+
+static void* run_gemms_thread(void* arg) {
+  run_gemms((const GemmWork*)arg);
+  return NULL;
+}
+
+// OpenBLAS runs a product single-threaded below m·n·k = 65536·4 (SMP_THRESHOLD_MIN ·
+// GEMM_MULTITHREAD_THRESHOLD in interface/gemm.c), so a batch of such products (attention
+// scores: 64 images × 4 heads of 37×37×48) would use one core. Those calls never touch
+// OpenBLAS's thread pool, so splitting the batch over our own threads is safe and uses the rest.
+#define OPENBLAS_SINGLE_THREAD_BELOW (65536L * 4L)
+#define MAX_THREADS 64
+static int configured_threads = 1;
+
+static void gemm_batch(GemmWork* all, int batch) {
+  const long work = (long)all->m * all->n * all->k;
+  int threads = configured_threads;
+  if (threads > batch) threads = batch;
+  if (threads <= 1 || work >= OPENBLAS_SINGLE_THREAD_BELOW) {
+    all->first = 0;
+    all->last = batch;
+    run_gemms(all);
+    return;
+  }
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  GemmWork parts[MAX_THREADS];
+  pthread_t ids[MAX_THREADS];
+  int started[MAX_THREADS] = {0};
+  for (int t = 0; t < threads; t++) {
+    parts[t] = *all;
+    parts[t].first = (int)((long)batch * t / threads);
+    parts[t].last = (int)((long)batch * (t + 1) / threads);
+    if (t > 0) started[t] = pthread_create(&ids[t], NULL, run_gemms_thread, &parts[t]) == 0;
+  }
+  run_gemms(&parts[0]);
+  for (int t = 1; t < threads; t++) {
+    if (started[t]) pthread_join(ids[t], NULL);
+    else run_gemms(&parts[t]);  // no thread to be had: do its share here
+  }
+}
+
+static inline float activate(float x, int activation, float alpha, const float* prelu, int64_t prelu_size, int64_t index) {
+  switch (activation) {
+    case RELU: return x > 0 ? x : 0;
+    case RELU6: return x < 0 ? 0 : (x > 6 ? 6 : x);
+    // As the wasm kernel: weights indexed modulo their size (a per-channel vector or a full tensor).
+    case PRELU: return x < 0 ? prelu[index % prelu_size] * x : x;
+    case LEAKYRELU: return x < 0 ? alpha * x : x;
+    case SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case ELU: return x < 0 ? expm1f(x) : x;
+    default: return x;
+  }
+}
+
+// gemm(heap, transA, transB, m, n, k, aOffsets, bOffsets, cOffset,
+//      biasOffset, biasSize, activation, alpha, preluOffset, preluSize)
+// For batch i (aOffsets.length of them): C_i = op(A_i)·op(B_i), C_i at cOffset + i·m·n, then
+// C += bias (biasSize values, broadcast along rows; biasOffset < 0: none) and the activation.
+// Offsets count float32 elements from the start of the heap.
+static napi_value gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 15;
+  napi_value args[15];
+  CHECK(env, napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  if (argc != 15) {
+    napi_throw_type_error(env, NULL, "tfjs-blas gemm: expected 15 arguments");
+    return NULL;
+  }
+  size_t heap_length = 0, batch_a = 0, batch_b = 0;
+  float* heap = typed_array_data(env, args[0], napi_float32_array, &heap_length);
+  const int32_t* a_offsets = typed_array_data(env, args[6], napi_int32_array, &batch_a);
+  const int32_t* b_offsets = typed_array_data(env, args[7], napi_int32_array, &batch_b);
+  if (!heap || !a_offsets || !b_offsets || batch_a != batch_b) {
+    napi_throw_type_error(env, NULL, "tfjs-blas gemm: expected a Float32Array heap and two Int32Array offset lists of one length");
+    return NULL;
+  }
+  int ok = 1;
+  GemmWork work = {0};
+  work.heap = heap;
+  work.trans_a = get_int(env, args[1], &ok);
+  work.trans_b = get_int(env, args[2], &ok);
+  work.m = get_int(env, args[3], &ok);
+  work.n = get_int(env, args[4], &ok);
+  work.k = get_int(env, args[5], &ok);
+  work.a_offsets = a_offsets;
+  work.b_offsets = b_offsets;
+  work.c_offset = (int64_t)get_double(env, args[8], &ok);
+  const int64_t bias_offset = (int64_t)get_double(env, args[9], &ok);
+  const int64_t bias_size = get_int(env, args[10], &ok);
+  const int activation = get_int(env, args[11], &ok);
+  const float alpha = (float)get_double(env, args[12], &ok);
+  const int64_t prelu_offset = (int64_t)get_double(env, args[13], &ok);
+  const int64_t prelu_size = get_int(env, args[14], &ok);
+  if (!ok || work.m < 0 || work.n < 0 || work.k < 0 || activation < LINEAR || activation > ELU) {
+    napi_throw_type_error(env, NULL, "tfjs-blas gemm: bad numeric argument");
+    return NULL;
+  }
+  const int batch = (int)batch_a;
+  const int64_t out_size = (int64_t)batch * work.m * work.n;
+  // Bounds: a wrong offset from JavaScript must fail here, not corrupt the heap.
+  const int64_t a_size = (int64_t)work.m * work.k, b_size = (int64_t)work.k * work.n;
+  for (int i = 0; i < batch; i++) {
+    if (a_offsets[i] < 0 || a_offsets[i] + a_size > (int64_t)heap_length || b_offsets[i] < 0 || b_offsets[i] + b_size > (int64_t)heap_length) {
+      napi_throw_range_error(env, NULL, "tfjs-blas gemm: operand outside the heap");
+      return NULL;
+    }
+  }
+  if (work.c_offset < 0 || work.c_offset + out_size > (int64_t)heap_length || (bias_offset >= 0 && (bias_size <= 0 || bias_offset + bias_size > (int64_t)heap_length)) ||
+      (activation == PRELU && (prelu_offset < 0 || prelu_size <= 0 || prelu_offset + prelu_size > (int64_t)heap_length))) {
+    napi_throw_range_error(env, NULL, "tfjs-blas gemm: output, bias or prelu weights outside the heap");
+    return NULL;
+  }
+  if (work.k == 0) {
+    memset(heap + work.c_offset, 0, (size_t)out_size * sizeof(float));
+  } else if (out_size > 0) {
+    gemm_batch(&work, batch);
+  }
+  if (bias_offset >= 0 || activation != LINEAR) {
+    float* out = heap + work.c_offset;
+    const float* bias = bias_offset >= 0 ? heap + bias_offset : NULL;
+    const float* prelu = activation == PRELU ? heap + prelu_offset : NULL;
+    for (int64_t i = 0; i < out_size; i++) {
+      float x = out[i];
+      if (bias) x += bias[i % bias_size];
+      out[i] = activate(x, activation, alpha, prelu, prelu_size, i);
+    }
+  }
+  return NULL;
+}
+
+// A vector of ones, grown as needed: reductions below are products with it.
+static float* ones = NULL;
+static int64_t ones_length = 0;
+
+static int ensure_ones(int64_t length) {
+  if (length <= ones_length) return 1;
+  float* grown = realloc(ones, (size_t)length * sizeof(float));
+  if (!grown) return 0;
+  for (int64_t i = ones_length; i < length; i++) grown[i] = 1.0f;
+  ones = grown;
+  ones_length = length;
+  return 1;
+}
+
+// reduce(heap, xOffset, rows, cols, outOffset, overRows, scale)
+// x is [rows, cols] row-major. overRows: out[c] = scale·Σ_r x[r][c] (a sum over leading axes,
+// as bias gradients need); otherwise out[r] = scale·Σ_c x[r][c] (trailing axes, as a mean over
+// features). One BLAS matrix-vector product with a vector of ones either way.
+static napi_value reduce(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value args[7];
+  CHECK(env, napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  size_t heap_length = 0;
+  float* heap = argc == 7 ? typed_array_data(env, args[0], napi_float32_array, &heap_length) : NULL;
+  if (!heap) {
+    napi_throw_type_error(env, NULL, "tfjs-blas reduce: expected a Float32Array heap and 6 numbers");
+    return NULL;
+  }
+  int ok = 1;
+  const int64_t x_offset = (int64_t)get_double(env, args[1], &ok);
+  const int rows = get_int(env, args[2], &ok);
+  const int cols = get_int(env, args[3], &ok);
+  const int64_t out_offset = (int64_t)get_double(env, args[4], &ok);
+  const int over_rows = get_int(env, args[5], &ok);
+  const float scale = (float)get_double(env, args[6], &ok);
+  const int64_t out_size = over_rows ? cols : rows;
+  if (!ok || rows < 0 || cols < 0 || x_offset < 0 || x_offset + (int64_t)rows * cols > (int64_t)heap_length || out_offset < 0 || out_offset + out_size > (int64_t)heap_length) {
+    napi_throw_range_error(env, NULL, "tfjs-blas reduce: bad shape or offset outside the heap");
+    return NULL;
+  }
+  if (!ensure_ones(over_rows ? rows : cols)) {
+    napi_throw_error(env, NULL, "tfjs-blas reduce: out of memory");
+    return NULL;
+  }
+  if (rows == 0 || cols == 0) {
+    memset(heap + out_offset, 0, (size_t)out_size * sizeof(float));
+    return NULL;
+  }
+  // OpenBLAS 0.3.21 scales y by beta = 0 instead of overwriting it, so garbage NaNs in a fresh output would survive.
+  memset(heap + out_offset, 0, (size_t)out_size * sizeof(float));
+  cblas_sgemv(CblasRowMajor, over_rows ? CblasTrans : CblasNoTrans, rows, cols, scale, heap + x_offset, cols, ones, 1, 0.0f, heap + out_offset, 1);
+  return NULL;
+}
+
+// configure(threads) -> { threads, coreName, config }: sets OpenBLAS's thread count (and the
+// batch split above) and says what OpenBLAS picked.
+static napi_value configure(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  int ok = 1;
+  int threads = argc >= 1 ? get_int(env, args[0], &ok) : 1;
+  if (!ok || threads < 1) {
+    napi_throw_range_error(env, NULL, "tfjs-blas configure: threads must be a positive integer");
+    return NULL;
+  }
+  openblas_set_num_threads(threads);
+  configured_threads = openblas_get_num_threads();
+  napi_value result, value;
+  CHECK(env, napi_create_object(env, &result));
+  CHECK(env, napi_create_int32(env, configured_threads, &value));
+  CHECK(env, napi_set_named_property(env, result, "threads", value));
+  CHECK(env, napi_create_string_utf8(env, openblas_get_corename(), NAPI_AUTO_LENGTH, &value));
+  CHECK(env, napi_set_named_property(env, result, "coreName", value));
+  CHECK(env, napi_create_string_utf8(env, openblas_get_config(), NAPI_AUTO_LENGTH, &value));
+  CHECK(env, napi_set_named_property(env, result, "config", value));
+  return result;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  CHECK(env, napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, gemm, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "gemm", fn));
+  CHECK(env, napi_create_function(env, "reduce", NAPI_AUTO_LENGTH, reduce, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "reduce", fn));
+  CHECK(env, napi_create_function(env, "configure", NAPI_AUTO_LENGTH, configure, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "configure", fn));
+  return exports;
+}
