@@ -87,26 +87,57 @@ test('pretraining a tiny CLIP on a tiny SynthScenes split lowers the InfoNCE los
   }
 });
 
-test('the transpose-free matmul gradient equals tfjs own for every transpose combination, and is put back', async (t) => {
+test('the transpose-free matmul gradient equals the gradient by hand for every transpose combination, and is put back', async (t) => {
   const random = new SeededRandom(9);
   const values = (n: number) => Array.from({ length: n }, () => random.normal());
   const a = tf.tensor3d(values(2 * 3 * 4), [2, 3, 4]);
   const b = tf.tensor3d(values(2 * 4 * 5), [2, 4, 5]);
-  const shapes = { a: [a, [2, 4, 3]], b: [b, [2, 5, 4]] } as const;
   const original = tf.getGradient('BatchMatMul');
   for (const transposeA of [false, true]) {
     for (const transposeB of [false, true]) {
       const x = transposeA ? tf.transpose(a, [0, 2, 1]) : a;
       const y = transposeB ? tf.transpose(b, [0, 2, 1]) : b;
       const f = (p: tf.Tensor, q: tf.Tensor) => tf.matMul(p, q, transposeA, transposeB).square().sum();
-      const expected = tf.grads(f)([x, y]);
-      const got = await withTransposeFreeMatMulGradient(async () => tf.grads(f)([x, y]));
-      for (let i = 0; i < 2; i++) t.true(tf.max(tf.abs(tf.sub(expected[i], got[i]))).dataSync()[0] < 1e-4, `transposeA ${transposeA} transposeB ${transposeB} input ${i}`);
+      const [expectedX, expectedY] = sumOfSquaresMatMulGradient(x.arraySync() as number[][][], y.arraySync() as number[][][], transposeA, transposeB);
+      let swapped: unknown;
+      const got = await withTransposeFreeMatMulGradient(async () => {
+        swapped = tf.getGradient('BatchMatMul');
+        return tf.grads(f)([x, y]);
+      });
+      t.not(swapped, original, 'the gradient is replaced while the work runs');
+      const where = `transposeA ${transposeA} transposeB ${transposeB}`;
+      t.true(maxAbsDifference(got[0].arraySync() as number[][][], expectedX) < 1e-4, `${where}: d/dx`);
+      t.true(maxAbsDifference(got[1].arraySync() as number[][][], expectedY) < 1e-4, `${where}: d/dy`);
     }
   }
   t.is(tf.getGradient('BatchMatMul'), original);
-  t.truthy(shapes);
 });
+
+/**
+ * The gradient of f(x, y) = Σ (op(x)·op(y))², op a transpose when asked, by hand in plain
+ * numbers: with C = op(x)·op(y) and G = 2C, d/d op(x) = G·op(y)ᵀ and d/d op(y) = op(x)ᵀ·G, each
+ * transposed back when its input was transposed.
+ */
+function sumOfSquaresMatMulGradient(x: number[][][], y: number[][][], transposeX: boolean, transposeY: boolean): [number[][][], number[][][]] {
+  const transpose = (m: number[][]) => m[0].map((_, j) => m.map((row) => row[j]));
+  const multiply = (p: number[][], q: number[][]) => p.map((row) => q[0].map((_, j) => row.reduce((sum, v, k) => sum + v * q[k][j], 0)));
+  const dx: number[][][] = [];
+  const dy: number[][][] = [];
+  x.forEach((xBatch, n) => {
+    const left = transposeX ? transpose(xBatch) : xBatch;
+    const right = transposeY ? transpose(y[n]) : y[n];
+    const twiceC = multiply(left, right).map((row) => row.map((v) => 2 * v));
+    const dLeft = multiply(twiceC, transpose(right));
+    const dRight = multiply(transpose(left), twiceC);
+    dx.push(transposeX ? transpose(dLeft) : dLeft);
+    dy.push(transposeY ? transpose(dRight) : dRight);
+  });
+  return [dx, dy];
+}
+
+function maxAbsDifference(p: number[][][], q: number[][][]): number {
+  return Math.max(...p.flat(2).map((v, i) => Math.abs(v - q.flat(2)[i])));
+}
 
 test('vlbench pretrain writes a complete model folder that loads with loadEncoder and embeds', async (t) => {
   const out = join(root, 'model-a');
