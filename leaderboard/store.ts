@@ -155,6 +155,17 @@ export async function recordedRunIds(store: LeaderboardStore, runIds: readonly s
   return found;
 }
 
+/**
+ * Ids of the runs whose id starts with `prefix` (a sweep's run key names all the records of
+ * one run, one per evaluation split). A range, not LIKE: "_" in a prefix would be a wildcard.
+ */
+export async function recordedRunIdsWithPrefix(store: LeaderboardStore, prefix: string): Promise<string[]> {
+  if (prefix === '') throw new InputError('expected a non-empty run id prefix');
+  const upper = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+  const rows = await store.query<{ id: string }>('SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id', [prefix, upper]);
+  return rows.map((row) => row.id);
+}
+
 /** The run's per-example scores, in example id order (byte order, the same on both engines). */
 export async function exampleScores(store: LeaderboardStore, runId: string): Promise<ExampleScore[]> {
   return store.query<ExampleScore>('SELECT s.example_id AS id, s.score AS score FROM example_scores s JOIN runs r ON r.seq = s.run_seq WHERE r.id = ? ORDER BY s.example_id', [runId]);

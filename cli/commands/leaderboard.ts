@@ -17,6 +17,7 @@ import { renderCsv, renderJson, renderMarkdown, renderTable } from '../../leader
 import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES } from '../../leaderboard/statistics.ts';
 import { exampleScores, listRuns, withLeaderboard } from '../../leaderboard/store.ts';
 import { leaderboardDbOption } from '../db-option.ts';
+import { registerLeaderboardCopy } from './leaderboard-copy.ts';
 
 /**
  * `vlbench leaderboard` (print or export the board), `vlbench leaderboard add` (score a
@@ -74,6 +75,8 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
         process.stdout.write(output);
       }
     });
+
+  registerLeaderboardCopy(leaderboard);
 
   leaderboard
     .command('add')
