@@ -41,7 +41,7 @@ export { bootstrapInterval, pairedBootstrap } from './leaderboard/statistics.ts'
 // Contrastive pretraining and the bundled SynthScenes CLIP.
 export { bundledModelDir } from './models/encoders/bundled.ts';
 export { pretrainClip, pretrainClipConfig, contrastivePretrainingProblem, loadPretrainingPairs } from './models/pretrain.ts';
-export { runPretrain } from './cli/commands/pretrain.ts';
+export { runPretrain, type PretrainOptions } from './harness/pretrain-run.ts';
 export { wordLevelVocabulary, writeWordLevelTokenizer } from './models/encoders/word-level-tokenizer.ts';
 export { extendWordLevelVocabulary } from './models/encoders/vocabulary-extension.ts';
 

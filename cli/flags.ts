@@ -17,7 +17,9 @@ export function parseWholeNumber(flag: string, text: string, min = 0, max = Numb
 
 /** A whole number ≥ 1. */
 export function parsePositiveInteger(flag: string, text: string): number {
-  return parseWholeNumber(flag, text, 1);
+  const value = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isSafeInteger(value) || value < 1) throw new InputError(`expected a positive integer, got ${JSON.stringify(text)}`, { field: flag });
+  return value;
 }
 
 /** A run or generator seed: 0 … 2³² − 1, the range the seeded generator takes. */

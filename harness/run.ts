@@ -143,7 +143,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   const recipe = parseRecipe(method.otherSettings);
   const adapter = getAdapter(request.task);
   const unsupported = adapter.unsupportedMethod(method);
-  if (unsupported) throw new InputError(unsupported, { field: '--method' });
+  if (unsupported) throw new InputError(unsupported);
   const task = getTask(request.task);
   const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, trainDomain: request.trainDomain });
   const needsTarget = methodNeeds(method).targetDomain;
@@ -248,6 +248,8 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
           ? await recordRun(
               store,
               {
+                // A folder named by a sweep's run key (64 hex digits, harness/sweep/plan.ts) gives its records the ids `<key>-<split>`: a re-delivered job can never record the run twice.
+                id: /^[0-9a-f]{64}$/.test(runId) ? `${runId}-${split.split.replace(/[^A-Za-z0-9._-]+/g, '_')}` : undefined,
                 name,
                 task: request.task,
                 taskVersion: split.taskVersion,
@@ -299,8 +301,9 @@ async function loadSplits(task: Task, adapter: TaskAdapter, data: RunData, metho
   const evaluations = [];
   for (const options of data.evaluations) evaluations.push(await task.load(options));
   let graphs = new Map<string, never>() as RunSplits['graphs'];
-  if (train && methodNeeds(method).sceneGraphs) {
-    graphs = (await adapter.loadSceneGraphs?.(train, data.train, data.synthRoot)) ?? graphs;
+  // Tasks whose examples carry their own detections (VCR) build graphs from them and have no loader.
+  if (train && methodNeeds(method).sceneGraphs && adapter.loadSceneGraphs) {
+    graphs = await adapter.loadSceneGraphs(train, data.train, data.synthRoot);
     if (graphs.size === 0) throw new InputError(`--method ${method.spec} needs scene graphs (GQA's sceneGraphs file, or SynthScenes data); ${describeSplit(data.train)} has none`);
   }
   return { train, validation, evaluations, graphs };

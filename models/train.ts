@@ -1,10 +1,11 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { InputError } from '../core/errors.ts';
 import { SeededRandom } from '../core/random.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from './encoders/safetensors.ts';
+import { writeFileAtomically } from '../core/atomic-write.ts';
 
 /**
  * The training loop every method shares: AdamW with warmup and decay, global-norm gradient
@@ -331,9 +332,7 @@ async function saveCheckpoint(dir: string, state: CheckpointState, variables: Ma
   const tensorsName = `checkpoint-${state.step}.safetensors`;
   await writeSafetensors(join(dir, tensorsName), entries, { metadata: { step: String(state.step) } });
   state.tensorsFile = tensorsName;
-  const temporary = join(dir, `checkpoint.json.${process.pid}.tmp`);
-  await writeFile(temporary, JSON.stringify(state));
-  await rename(temporary, join(dir, 'checkpoint.json'));
+  await writeFileAtomically(join(dir, 'checkpoint.json'), JSON.stringify(state));
   for (const file of await readdir(dir)) {
     if (/^checkpoint-\d+\.safetensors$/.test(file) && file !== tensorsName) await rm(join(dir, file), { force: true });
   }

@@ -3,12 +3,9 @@ import { BACKEND_CHOICES } from '../../models/backends/select.ts';
 import { DEMO_EPOCHS, DEMO_METHODS, runDemo, type DemoTask } from '../../harness/demo.ts';
 import { InputError } from '../../core/errors.ts';
 import { RUN_TASKS } from '../../harness/run.ts';
+import { parsePositiveInteger, parseSeed } from '../flags.ts';
 
-function positiveInteger(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InputError(`${flag} expects a positive integer, got ${JSON.stringify(value)}`);
-  return n;
-}
+const positiveInteger = (value: string, flag: string) => parsePositiveInteger(flag, value);
 
 /** `--epochs 5` (every task) or `--epochs vqa=40,vcr=3` (the tasks named; DEMO_EPOCHS for the rest). */
 export function parseDemoEpochs(value: string): Partial<Record<DemoTask, number>> {
@@ -41,14 +38,14 @@ export function registerDemo(program: Command): void {
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
     .action(async (flags: { out: string; images: string; epochs?: string; jobs?: string; seed: string; methods: string; tasks: string; model?: string; backend: string }) => {
       const tasks = flags.tasks.split(',').map((t) => t.trim());
-      const unknown = tasks.filter((t) => !(RUN_TASKS as readonly string[]).includes(t) || t === 'gqa');
+      const unknown = tasks.filter((t) => !RUN_TASKS.includes(t) || t === 'gqa');
       if (unknown.length) throw new InputError(`--tasks: unknown ${unknown.join(', ')}; the demo runs vqa, vcr, retrieval`);
       const result = await runDemo({
         outDir: flags.out,
         images: positiveInteger(flags.images, '--images'),
         epochs: flags.epochs === undefined ? undefined : parseDemoEpochs(flags.epochs),
         concurrency: flags.jobs === undefined ? undefined : positiveInteger(flags.jobs, '--jobs'),
-        seed: Number.isInteger(Number(flags.seed)) ? Number(flags.seed) : positiveInteger(flags.seed, '--seed'),
+        seed: parseSeed('--seed', flags.seed),
         methods: flags.methods.split(',').map((m) => m.trim()).filter(Boolean),
         tasks: tasks as ('vqa' | 'vcr' | 'retrieval')[],
         modelDir: flags.model,

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { InputError } from '../../core/errors.ts';
+import { parseWholeNumber } from '../flags.ts';
 import {
   SYNTH_DEFAULT_SIZE,
   SYNTH_DOMAINS,
@@ -73,14 +74,6 @@ export function registerSynth(program: Command): void {
         throw error;
       }
     });
-}
-
-function parseWholeNumber(option: string, text: string, min: number, max: number): number {
-  const value = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new InputError(`expected a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`, { file: option });
-  }
-  return value;
 }
 
 function parseDomains(text: string): SynthDomain[] {

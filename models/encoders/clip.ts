@@ -1,4 +1,4 @@
-import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -7,6 +7,7 @@ import type { SeededRandom } from '../../core/random.ts';
 import { clipConfigToJson, readClipConfig, type ClipConfig } from './clip-config.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import { transposedProductsAreFree } from '../backends/wasm-blas.ts';
+import { writeFileAtomically } from '../../core/atomic-write.ts';
 
 /**
  * CLIP (Radford et al. 2021) in tfjs, parameter for parameter the Hugging Face
@@ -403,15 +404,7 @@ export class ClipModel {
   async save(dir: string, metadata: Record<string, string> = {}): Promise<void> {
     await mkdir(dir, { recursive: true });
     await writeSafetensors(join(dir, 'model.safetensors'), await this.exportTensors(), { metadata: { format: 'pt', ...metadata } });
-    const configFile = join(dir, 'config.json');
-    const temporary = `${configFile}.${process.pid}.tmp`;
-    try {
-      await writeFile(temporary, JSON.stringify(clipConfigToJson(this.config), null, 2) + '\n');
-      await rename(temporary, configFile);
-    } catch (error) {
-      await rm(temporary, { force: true });
-      throw error;
-    }
+    await writeFileAtomically(join(dir, 'config.json'), JSON.stringify(clipConfigToJson(this.config), null, 2) + '\n');
   }
 
   dispose(): void {

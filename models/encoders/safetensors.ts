@@ -1,6 +1,7 @@
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { InputError } from '../../core/errors.ts';
+import { writeFileAtomically } from '../../core/atomic-write.ts';
 
 /**
  * Reader and writer for the safetensors format (Hugging Face's weight file): an 8-byte
@@ -284,14 +285,7 @@ export async function writeSafetensors(
   tensors: Iterable<[string, TensorToWrite]>,
   options: { dtype?: WritableDtype; metadata?: Record<string, string> } = {},
 ): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`;
-  try {
-    await writeFile(temporary, encodeSafetensors(tensors, options));
-    await rename(temporary, file);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
+  await writeFileAtomically(file, encodeSafetensors(tensors, options));
 }
 
 let float16Table: Float32Array | undefined;

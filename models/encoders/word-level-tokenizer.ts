@@ -1,5 +1,5 @@
-import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomically } from '../../core/atomic-write.ts';
 
 /**
  * A word-level tokenizer in Hugging Face's `tokenizer.json` format, for a small closed
@@ -106,14 +106,6 @@ export async function writeWordLevelTokenizer(dir: string, vocabulary: WordLevel
     ['tokenizer_config.json', wordLevelTokenizerConfig(maxLength)],
   ];
   for (const [name, json] of files) {
-    const file = join(dir, name);
-    const temporary = `${file}.${process.pid}.tmp`;
-    try {
-      await writeFile(temporary, JSON.stringify(json, null, 2) + '\n');
-      await rename(temporary, file);
-    } catch (error) {
-      await rm(temporary, { force: true });
-      throw error;
-    }
+    await writeFileAtomically(join(dir, name), JSON.stringify(json, null, 2) + '\n');
   }
 }

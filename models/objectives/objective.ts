@@ -1,6 +1,8 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { SeededRandom } from '../../core/random.ts';
-import type { SceneGraph, SceneGraphVocabularySizes, TokenGrid } from './scene-graph.ts';
+import type { SceneGraphVocabularySizes } from '../heads/scene-graph-head.ts';
+import type { TokenGrid } from '../ops/regions.ts';
+import type { SceneGraph } from './scene-graph-data.ts';
 import type { SettingFields } from './settings.ts';
 
 /**

@@ -4,6 +4,8 @@ import { poolRegionList, selectionMatrix, type NormalisedBox, type TokenGrid } f
 import type { SceneGraphPredictions, SceneGraphVocabularySizes } from '../heads/scene-graph-head.ts';
 export { poolRegionList, poolRegions, regionPatchIndices, selectionMatrix, type NormalisedBox, type TokenGrid } from '../ops/regions.ts';
 export type { SceneGraphPredictions, SceneGraphVocabularySizes } from '../heads/scene-graph-head.ts';
+export type { SceneGraph, SceneGraphObject, SceneGraphRelation } from './scene-graph-data.ts';
+import type { SceneGraph } from './scene-graph-data.ts';
 import { sigmoidCrossEntropyWithLogits } from './soft-score-bce.ts';
 import { numberSetting, parseSettings, type SettingFields } from './settings.ts';
 import { SceneGraphHead } from '../heads/scene-graph-head.ts';
@@ -54,28 +56,6 @@ export const SCENE_GRAPH_SETTING_FIELDS: SettingFields<SceneGraphSettings> = {
 
 export function parseSceneGraphSettings(given: Readonly<Record<string, string>>): SceneGraphSettings {
   return parseSettings('sg', SCENE_GRAPH_SETTING_FIELDS, SCENE_GRAPH_DEFAULTS, given);
-}
-
-export interface SceneGraphObject {
-  box: NormalisedBox;
-  /** Index in the object-class vocabulary. */
-  classIndex: number;
-  /** Attribute vocabulary indices; absent when the dataset does not annotate attributes. */
-  attributes?: readonly number[];
-}
-
-export interface SceneGraphRelation {
-  /** Indices into the image's `objects`. */
-  subject: number;
-  object: number;
-  /** Index in the predicate vocabulary (0-based, without "none"). */
-  predicate: number;
-}
-
-export interface SceneGraph {
-  objects: readonly SceneGraphObject[];
-  /** Absent when the dataset does not annotate relations; then no pairs are scored for this image. */
-  relations?: readonly SceneGraphRelation[];
 }
 
 /** A batch of graphs flattened for the loss: objects in image order, pairs as indices into that list. */

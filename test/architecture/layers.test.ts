@@ -107,3 +107,23 @@ test('every import names a file that exists', (t) => {
   }
   t.deepEqual(missing, []);
 });
+
+test('the package entry (index.ts) reaches cli/ only through the program', (t) => {
+  const entry = join(ROOT, 'index.ts');
+  const offenders = importsOf(entry)
+    .map((specifier) => resolve(ROOT, specifier))
+    .filter((target) => floorOf(target) === 'cli' && rel(target) !== 'cli/program.ts')
+    .map(rel);
+  t.deepEqual(offenders, []);
+});
+
+test('files a user keeps are written through the one atomic writer (core/atomic-write.ts)', (t) => {
+  // A hand-rolled temp file + rename is how earlier code left temp files behind on failure.
+  const offenders: string[] = [];
+  for (const file of graph.keys()) {
+    if (rel(file) === 'core/atomic-write.ts') continue;
+    const text = readFileSync(file, 'utf8');
+    if (/\.tmp[`'"]/.test(text) && /\brename\(/.test(text)) offenders.push(rel(file));
+  }
+  t.deepEqual(offenders, []);
+});

@@ -102,7 +102,7 @@ test('the second run on the same data reads image features from the cache', asyn
 test('methods that do not apply, and unknown settings, are refused before any work', async (t) => {
   const runsDir = await freshRuns();
   await t.throwsAsync(executeRun(request('vqa', 'zeroshot'), { db: null, runsDir, log: quiet }), { message: /zeroshot applies to retrieval only/ });
-  await t.throwsAsync(executeRun(request('retrieval', 'ft+sg'), { db: null, runsDir, log: quiet }), { message: /sg and adv act on the fusion/ });
+  await t.throwsAsync(executeRun(request('retrieval', 'ft+sg'), { db: null, runsDir, log: quiet }), { message: /ft\+sg: sg pools regions from the fusion's image tokens, which a contrastive \(retrieval\) problem does not have/ });
   await t.throwsAsync(executeRun(request('vqa', 'ft', { sets: { learning_rate: '1' } }), { db: null, runsDir, log: quiet }), { message: /unknown --set key "learning_rate"/ });
   await t.throwsAsync(executeRun(request('vqa', 'ft', { split: 'train' }), { db: null, runsDir, log: quiet }), { message: /not a SynthScenes evaluation split/ });
   t.deepEqual((await readdir(runsDir)).filter((f) => !f.startsWith('.')), []);

@@ -6,7 +6,13 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../models/backends/select.ts';
 import { InputError } from '../../core/errors.ts';
-import { runPretrain, type PretrainRecipe } from '../../cli/commands/pretrain.ts';
+import { pretrainOptionsFromFlags, type PretrainFlags } from '../../cli/commands/pretrain.ts';
+import { runPretrain as runPretrainWithOptions, type PretrainRecipe } from '../../harness/pretrain-run.ts';
+
+/** The flags as `vlbench pretrain` parses them, then the run (flag errors reject like run errors). */
+async function runPretrain(flags: PretrainFlags, ...rest: Parameters<typeof runPretrainWithOptions> extends [unknown, ...infer R] ? R : never) {
+  return runPretrainWithOptions(pretrainOptionsFromFlags(flags), ...rest);
+}
 import { loadEncoder } from '../../models/encoders/load-encoder.ts';
 import { ClipModel } from '../../models/encoders/clip.ts';
 import { ClipTokenizer } from '../../models/encoders/clip-tokenizer.ts';
