@@ -128,6 +128,44 @@ test.serial('bad input exits 2: unknown run, bad tolerance, missing database', a
   t.regex(missing.stderr, /no leaderboard database here/);
 });
 
+test.serial('runs computed on different machines are compared (the gate applies) and the differing settings are named', async (t) => {
+  const db = await boardWith([
+    ['main', base, { backend: 'wasm', execution: { device: 'cpu (2 cores)', dtype: 'float32', batchSize: 32 } }],
+    ['feature', regressed, { backend: 'tensorflow-gpu', execution: { device: 'NVIDIA H200', dtype: 'float32', batchSize: 256, shardCount: 3 } }],
+  ]);
+  const result = await vlbench(['compare', 'main', 'feature', '--db', db]);
+  t.is(result.code, 1, 'still the planted regression: execution settings inform, they do not refuse');
+  const notes = result.stdout.split('\n').filter((line) => line.startsWith('note:'));
+  t.deepEqual(notes, [
+    'note: backend differs (base "wasm", candidate "tensorflow-gpu"); scores can drift with it across machines, the gate still applies',
+    'note: execution.device differs (base "cpu (2 cores)", candidate "NVIDIA H200"); scores can drift with it across machines, the gate still applies',
+    'note: execution.batchSize differs (base 32, candidate 256); scores can drift with it across machines, the gate still applies',
+    'note: execution.shardCount differs (base unknown, candidate 3); scores can drift with it across machines, the gate still applies',
+  ]);
+  const board = await vlbench(['leaderboard', '--db', db, '--resamples', '10']);
+  t.regex(board.stdout, /wasm · cpu \(2 cores\) · float32 · batch 32\n/);
+  t.regex(board.stdout, /tensorflow-gpu · NVIDIA H200 · float32 · batch 256 · 3 shards\n/);
+});
+
+test.serial('a crash inside compare exits 3, never 1: a bug must not read as a regression', async (t) => {
+  const db = await boardWith([['main', base], ['feature', regressed]]);
+  t.is((await vlbench(['compare', 'main', 'feature', '--db', db])).code, 1, 'the planted regression, without the fault');
+  // The fault: the bootstrap's sort of its resampled means throws, as a bug in the statistics would.
+  const sort = Float64Array.prototype.sort;
+  Float64Array.prototype.sort = function () {
+    throw new TypeError('planted fault in the bootstrap');
+  };
+  let result: Awaited<ReturnType<typeof vlbench>>;
+  try {
+    result = await vlbench(['compare', 'main', 'feature', '--db', db]);
+  } finally {
+    Float64Array.prototype.sort = sort;
+  }
+  t.is(result.code, 3);
+  t.is(result.stdout, '');
+  t.is(result.stderr, 'vlbench: internal error: planted fault in the bootstrap\nvlbench: set VLBENCH_DEBUG=1 for the stack trace, and please report it.\n');
+});
+
 function meanOf(scores: ExampleScore[]): number {
   return scores.reduce((sum, s) => sum + s.score, 0) / scores.length;
 }

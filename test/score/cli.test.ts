@@ -105,9 +105,28 @@ test.serial('SynthScenes output scores through vlbench score for vqa, gqa, vcr a
   await writeFile(vqaPredictions, JSON.stringify(annotations.annotations.map((a) => ({ question_id: a.question_id, answer: a.multiple_choice_answer }))));
   const vqa = await vlbench(['score', '--task', 'vqa', '--questions', synthPaths.vqaQuestions(synth, 'val_source'), '--annotations', synthPaths.vqaAnnotations(synth, 'val_source'), '--predictions', vqaPredictions]);
   t.is(vqa.code, 0, vqa.stderr);
-  const vqaReport = JSON.parse(vqa.stdout) as { overall: number; perAnswerType: Record<string, number> };
-  t.true(vqaReport.overall > 0 && vqaReport.overall <= 100);
-  t.true(Object.keys(vqaReport.perAnswerType).length > 0);
+  // The fixture's val_source questions (generator seed 3, 8 images) and their ten answers:
+  const annotated = (annotations as unknown as { annotations: { question_id: number; answer_type: string; question_type: string; answers: { answer: string }[] }[] }).annotations;
+  t.deepEqual(annotated.map((a) => [a.question_id, a.answer_type, a.answers.map((x) => x.answer).join('|')]), [
+    [70, 'other', 'square|square|square|square|square|square|square|square|square|square'],
+    [71, 'other', 'diamond|hexagon|diamond.|diamond|diamond|circle|Diamond|diamond|diamond|diamond'],
+    [72, 'other', 'purple|purple|purple|purple|purple|purple|purple|purple|purple|purple'],
+    [73, 'number', '1|1|1|1|1|1|one|1|0|2'],
+    [74, 'yes/no', 'no|no|no|no|no|no|no|no|no|no'],
+  ]);
+  // Predicted: the multiple_choice_answer, i.e. square, diamond, purple, 1, no. By the official
+  // definition, acc = mean over the 10 annotators i of min(1, #{j ≠ i : answer_j == prediction} / 3):
+  // - 70, 72, 74: all ten answers equal the prediction (not normalised): 9 others match for every i → 1.
+  // - 71: answers differ, so all are normalised: "diamond." loses its period, "Diamond" is lowercased →
+  //   8 × diamond, hexagon, circle. An annotator saying diamond has 7 matching others, the other two
+  //   have 8: min(1, 7/3) = min(1, 8/3) = 1 → 1.
+  // - 73: normalised, "one" → "1" → 8 × 1, 0, 2: again at least 7 others match for every i → 1.
+  // Every question scores 100, so overall and every answer type are exactly 100.
+  t.deepEqual(JSON.parse(vqa.stdout), {
+    overall: 100,
+    perAnswerType: { other: 100, number: 100, 'yes/no': 100 },
+    perQuestionType: Object.fromEntries(annotated.map((a) => [a.question_type, 100])),
+  });
 
   const questions = JSON.parse(await readFile(synthPaths.gqaQuestions(synth, 'val_source'), 'utf8')) as Record<string, { answer: string }>;
   const gqaPredictions = join(root, 'gqa-predictions.json');
