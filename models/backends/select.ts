@@ -107,7 +107,10 @@ function webGpuAttempt(policy: AdapterPolicy): BackendAttemptFunction {
   return async () => {
     if (policy === 'hardware' && process.env.VLBENCH_NO_WEBGPU === '1') return { backend: 'webgpu', ok: false, reason: 'VLBENCH_NO_WEBGPU=1: not probed' };
     const attempt = await tryWebGpu(policy);
-    return { backend: 'webgpu', ok: attempt.ok, reason: attempt.reason, device: attempt.adapter ? attempt.adapter.description || attempt.adapter.device : undefined };
+    const adapter = attempt.adapter;
+    // A run record's execution.device (200 characters at most): the adapter, and whether it is a GPU.
+    const device = adapter ? `${(adapter.description || adapter.device).slice(0, 170)} (${adapter.software ? 'software' : 'hardware'} adapter)` : undefined;
+    return { backend: 'webgpu', ok: attempt.ok, reason: attempt.reason, device };
   };
 }
 

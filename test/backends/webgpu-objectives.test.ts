@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../../core/random.ts';
 import { DomainDiscriminator } from '../../models/heads/domain-discriminator.ts';
@@ -25,7 +25,7 @@ const gpuTest = webGpuTest(test, 'test/backends/webgpu-objectives.test.ts');
 type Outputs = Record<string, Float32Array>;
 
 /** Runs `objective` on wasm, then on webgpu, and compares every output it names. */
-async function assertParity(t: Parameters<Parameters<typeof test>[1]>[0], objective: () => Outputs | Promise<Outputs>): Promise<void> {
+async function assertParity(t: ExecutionContext, objective: () => Outputs | Promise<Outputs>): Promise<void> {
   const results: Partial<Record<Backend, Outputs>> = {};
   for (const backend of ['wasm', 'webgpu'] as const) results[backend] = await onBackend(backend, objective);
   const { wasm, webgpu } = results as Record<Backend, Outputs>;

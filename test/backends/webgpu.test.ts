@@ -58,7 +58,7 @@ gpuTest('--backend webgpu runs on the adapter there is and says when it is a sof
   t.is(selected.name, 'webgpu');
   t.is(tf.getBackend(), 'webgpu');
   const adapter = activeWebGpuAdapter()!;
-  t.truthy(selected.device);
+  t.is(selected.device, `${adapter.description || adapter.device} (${adapter.software ? 'software' : 'hardware'} adapter)`);
   if (adapter.software) t.regex(selected.attempts[0].reason, /software adapter/);
   // Synchronous reads work in Node (no OffscreenCanvas): training code reads losses this way.
   t.deepEqual(Array.from(tf.tidy(() => tf.tensor1d([1, 2, 3]).mul(2).dataSync())), [2, 4, 6]);
