@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
+import { blasThreadsPerWorker } from '../models/backends/wasm-blas.ts';
 import { fileURLToPath } from 'node:url';
 import pLimit from 'p-limit';
 import { InputError } from '../core/errors.ts';
@@ -69,9 +70,11 @@ class RunWorker {
   private readonly child: ChildProcess;
   private stderrTail: string[] = [];
 
-  constructor() {
+  /** blasThreads: the BLAS threads this worker may use (cores / workers), unless VLBENCH_BLAS_THREADS says otherwise. */
+  constructor(blasThreads?: number) {
+    const env = blasThreads && !process.env.VLBENCH_BLAS_THREADS ? { ...process.env, VLBENCH_BLAS_THREADS: String(blasThreads) } : process.env;
     // tsx by absolute URL: `--import tsx` would resolve from the user's working directory.
-    this.child = fork(WORKER_FILE, [], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+    this.child = fork(WORKER_FILE, [], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced', env });
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (chunk: string) => {
       this.stderrTail.push(...chunk.split('\n').filter(Boolean));
@@ -113,7 +116,8 @@ export async function runPool(jobs: readonly PoolJob[], options: PoolOptions = {
   const all: RunWorker[] = [];
   const summaries: RunSummary[] = new Array(jobs.length);
   const startWorker = () => {
-    const worker = new RunWorker();
+    // Workers side by side share the cores: BLAS threads per worker keep the machine from oversubscribing.
+    const worker = new RunWorker(blasThreadsPerWorker(Math.min(concurrency, jobs.length)));
     all.push(worker);
     return worker;
   };

@@ -4,13 +4,14 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../../core/errors.ts';
 import type { BackendName } from '../../core/types.ts';
 import { tryWebGpu, type AdapterPolicy } from './webgpu.ts';
+import { WASM_BLAS_BACKEND, describeBlas, tryWasmBlas } from './wasm-blas.ts';
 
 /**
  * What `--backend` accepts, on every command: this is the one list the flags validate
  * against. `webgpu` runs on the default WebGPU adapter, whatever it is (and says so when it
  * is a software one); `webgpu-software` asks for the software adapter even where a GPU exists.
  */
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'webgpu-software', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'webgpu-software', 'wasm-blas', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface BackendAttempt {
@@ -37,7 +38,7 @@ export interface SelectedBackend {
  */
 export type BackendAttemptFunction = () => Promise<BackendAttempt>;
 
-export const ATTEMPT_NAMES = ['tensorflow-gpu', 'webgpu-hardware', 'webgpu', 'webgpu-software', 'tensorflow', 'wasm', 'cpu'] as const;
+export const ATTEMPT_NAMES = ['tensorflow-gpu', 'webgpu-hardware', 'webgpu', 'webgpu-software', 'tensorflow', 'wasm-blas', 'wasm', 'cpu'] as const;
 export type AttemptName = (typeof ATTEMPT_NAMES)[number];
 
 /**
@@ -46,10 +47,11 @@ export type AttemptName = (typeof ATTEMPT_NAMES)[number];
  * only run when asked for by name.
  */
 export const SELECTION_PLANS: Readonly<Record<BackendChoice, readonly AttemptName[]>> = {
-  auto: ['tensorflow-gpu', 'webgpu-hardware', 'tensorflow', 'wasm'],
+  auto: ['tensorflow-gpu', 'webgpu-hardware', 'tensorflow', 'wasm-blas', 'wasm'],
   tensorflow: ['tensorflow-gpu', 'tensorflow'],
   webgpu: ['webgpu'],
   'webgpu-software': ['webgpu-software'],
+  'wasm-blas': ['wasm-blas'],
   wasm: ['wasm'],
   cpu: ['cpu'],
 };
@@ -126,6 +128,12 @@ async function tryWasm(): Promise<BackendAttempt> {
   }
 }
 
+/** wasm with OpenBLAS kernels (native/tfjs-blas); the device names the BLAS build, core type and threads. */
+async function tryWasmBlasBackend(): Promise<BackendAttempt> {
+  const attempt = await tryWasmBlas();
+  return { backend: WASM_BLAS_BACKEND, ok: attempt.ok, reason: attempt.reason, device: attempt.ok && attempt.info ? `cpu: ${describeBlas(attempt.info)}`.slice(0, 200) : undefined };
+}
+
 async function tryCpu(): Promise<BackendAttempt> {
   const ok = await tf.setBackend('cpu');
   await tf.ready();
@@ -138,6 +146,7 @@ const ATTEMPTS: Readonly<Record<AttemptName, BackendAttemptFunction>> = {
   webgpu: webGpuAttempt('any'),
   'webgpu-software': webGpuAttempt('software'),
   tensorflow: () => tryNative('@tensorflow/tfjs-node', 'tensorflow'),
+  'wasm-blas': tryWasmBlasBackend,
   wasm: tryWasm,
   cpu: tryCpu,
 };
@@ -200,7 +209,10 @@ export function parseBackendChoice(value: string): BackendChoice {
 
 /** The line every computing command prints once per run. */
 export function describeBackend(backend: SelectedBackend): string {
-  return `backend: ${backend.name} (${backend.attempts[backend.attempts.length - 1].reason})`;
+  const line = `backend: ${backend.name} (${backend.attempts[backend.attempts.length - 1].reason})`;
+  // Plain wasm where BLAS kernels were tried: say once why not, and what to install.
+  const blas = backend.name === 'wasm' ? backend.attempts.find((a) => a.backend === WASM_BLAS_BACKEND && !a.ok) : undefined;
+  return blas ? `${line}; BLAS kernels not used: ${blas.reason}` : line;
 }
 
 function firstLine(error: unknown): string {

@@ -1,7 +1,8 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../../core/random.ts';
 import { InputError } from '../../core/errors.ts';
+import { SELECTION_PLANS, describeBackend, selectBackend } from '../../models/backends/select.ts';
 import { WASM_BLAS_BACKEND, blasThreadsFor, blasThreadsPerWorker, coreTypeForCpuFlags, registerWasmBlas } from '../../models/backends/wasm-blas.ts';
 import { ClipModel, type TokenBatch } from '../../models/encoders/clip.ts';
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
@@ -18,9 +19,10 @@ import { contrastivePretrainingProblem, pretrainClipConfig, withTransposeFreeMat
 const TOLERANCE = 1e-5;
 
 const blas = await registerWasmBlas();
-// One line where the addon is not built: a skipped test naming why and the fix, never a pass.
-const blasTest = blas.ok ? test.serial : (title: string) => test.skip(`${title} (skipped: ${blas.reason})`, () => undefined);
-if (!blas.ok) test.skip(`wasm-blas kernels: ${blas.reason}`, () => undefined);
+// Where the addon is not built, one skipped test names why and the fix (never a pass); the
+// kernel tests are not registered at all.
+const blasTest: (title: string, body: (t: ExecutionContext) => unknown) => void = blas.ok ? test.serial : () => undefined;
+if (!blas.ok) test.skip(`wasm-blas kernel tests: ${blas.reason}`, () => undefined);
 
 type Values = Float32Array[];
 
@@ -85,6 +87,34 @@ test('BLAS threads: every core alone, floor(cores / jobs) per pool worker, VLBEN
   const error = t.throws(() => blasThreadsFor({ VLBENCH_BLAS_THREADS: 'two' }, 2), { instanceOf: InputError });
   t.regex(error!.message, /VLBENCH_BLAS_THREADS must be a positive integer, got "two"/);
   t.throws(() => blasThreadsFor({ VLBENCH_BLAS_THREADS: '0' }, 2), { instanceOf: InputError });
+});
+
+test('auto tries wasm with BLAS kernels right before plain wasm; --backend wasm-blas tries only it', (t) => {
+  const auto = SELECTION_PLANS.auto;
+  t.is(auto.indexOf('wasm-blas'), auto.indexOf('wasm') - 1);
+  t.true(auto.indexOf('tensorflow') < auto.indexOf('wasm-blas'));
+  t.deepEqual(SELECTION_PLANS['wasm-blas'], ['wasm-blas']);
+});
+
+test('on plain wasm after a failed BLAS attempt, the backend line says once why and what to install', async (t) => {
+  const notBuilt = 'the native addon native/tfjs-blas did not build: the OpenBLAS headers (cblas.h) are not installed; to build it: apt-get install -y libopenblas-dev && node scripts/build-native.mjs';
+  const broken = async () => ({ backend: 'tensorflow' as const, ok: false, reason: 'broken by the test' });
+  const selected = await selectBackend('auto', {
+    attempts: { 'tensorflow-gpu': broken, 'webgpu-hardware': broken, tensorflow: broken, 'wasm-blas': async () => ({ backend: WASM_BLAS_BACKEND, ok: false, reason: notBuilt }) },
+  });
+  t.is(selected.name, 'wasm');
+  const line = describeBackend(selected);
+  t.regex(line, /^backend: wasm \(.*\); BLAS kernels not used: the native addon .*apt-get install -y libopenblas-dev/);
+  t.is(line.split('BLAS kernels not used').length, 2, 'said once');
+});
+
+blasTest('--backend wasm-blas selects it, and the backend line and device name OpenBLAS, its core type and threads', async (t) => {
+  const selected = await selectBackend('wasm-blas');
+  t.is(selected.name, 'wasm-blas');
+  t.is(tf.getBackend(), 'wasm-blas');
+  t.regex(describeBackend(selected), /^backend: wasm-blas \(OpenBLAS kernels on the wasm heap \(OpenBLAS .*core type \w+ from .*, \d+ threads?\)\)$/);
+  t.regex(selected.device ?? '', /^cpu: OpenBLAS kernels .*core type/);
+  t.true((selected.device ?? '').length <= 200);
 });
 
 blasTest('the self-test passed and the backend reports OpenBLAS, its core type and thread count', (t) => {
@@ -262,13 +292,15 @@ blasTest('clones and same-type casts share data and survive the original', async
 
 /** A batch of token rows for the bundled model: BOS, ids, EOS, with padding in some rows. */
 function tokens(model: ClipModel, n: number, length: number, random: SeededRandom): TokenBatch {
-  const { vocab_size: vocabulary } = model.config.text;
+  const { vocab_size: vocabulary, eos_token_id: eos } = model.config.text;
+  const bos = model.config.text.bos_token_id ?? 0;
+  const pad = model.config.text.pad_token_id ?? 0;
   const inputIds = new Int32Array(n * length);
   const attentionMask = new Int32Array(n * length);
   for (let row = 0; row < n; row++) {
     const used = length - (row % 3);
     for (let i = 0; i < length; i++) {
-      inputIds[row * length + i] = i === 0 ? model.config.text.bos_token_id : i === used - 1 ? model.config.text.eos_token_id : i < used ? random.int(3, vocabulary - 1) : model.config.text.pad_token_id;
+      inputIds[row * length + i] = i === 0 ? bos : i === used - 1 ? eos : i < used ? random.int(3, vocabulary - 2) : pad;
       attentionMask[row * length + i] = i < used ? 1 : 0;
     }
   }
@@ -316,10 +348,9 @@ blasTest('three pretraining steps of the bundled shape (small config) follow pla
         for (let step = 0; step < 3; step++) {
           const result = problem.computeGradients([0, 1, 2, 3, 4, 5], { step, totalSteps: 3, random: new SeededRandom(step) });
           losses.push(result.loss);
-          const byVariable: Record<string, tf.Tensor> = {};
-          for (const [name, gradient] of result.gradients) byVariable[problem.variables.get(name)!.name] = gradient;
-          optimizer.applyGradients(byVariable);
-          tf.dispose(Object.values(byVariable));
+          const named = [...result.gradients].map(([name, tensor]) => ({ name: problem.variables.get(name)!.name, tensor }));
+          optimizer.applyGradients(named);
+          tf.dispose(named.map((g) => g.tensor));
         }
       });
       const weights = ['vision_model.encoder.layers.0.self_attn.q_proj.weight', 'vision_model.encoder.layers.3.mlp.fc2.bias', 'text_model.encoder.layers.2.mlp.fc1.weight', 'visual_projection.weight', 'logit_scale'];
