@@ -4,7 +4,7 @@
 // Runs go in parallel child processes, one per core (--jobs).
 // Usage: npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs N | vqa=30,vcr=2] [--tasks vqa,vcr] [--split test|val] [--jobs N]
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,6 +15,8 @@ import { defaultConcurrency, runPool, type PoolJob } from '../harness/run-pool.t
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { readClipConfig } from '../models/encoders/clip-config.ts';
 import { generateSynthScenes } from '../tasks/synth/index.ts';
+import { seedGroupDifference } from '../leaderboard/statistics.ts';
+import type { ExampleScore } from '../core/types.ts';
 
 const { values } = parseArgs({
   options: {
@@ -73,6 +75,36 @@ for (const task of tasks) {
     const score = (domain: string) => runs.map((r) => r.splits.find((s) => s.split.endsWith(`/${domain}`))!).map((s) => s.metrics[s.primary]);
     const seconds = runs.map((r) => r.trainingSeconds ?? 0);
     console.log(`| ${variant.label} | ${meanStd(score('source'))} | ${meanStd(score('target'))} | ${(seconds.reduce((a, b) => a + b, 0) / seconds.length).toFixed(1)} |`);
+  }
+}
+// Each method against ft as seed groups: the two-way bootstrap over seeds and examples
+// (leaderboard/statistics.ts, seedGroupDifference), paired by seed, on each domain's per-example scores.
+const perExampleOf = async (runDir: string, split: string): Promise<ExampleScore[]> =>
+  (JSON.parse(await readFile(join(runDir, 'scores', `${split.replace(/[^A-Za-z0-9._-]+/g, '_')}.json`), 'utf8')) as { perExample: ExampleScore[] }).perExample;
+for (const task of tasks) {
+  console.log(`\n${task}: difference to ft, mean over seeds with its 95% interval over seeds and examples (${values.split} split)`);
+  console.log(`| method | source | target |\n|---|---|---|`);
+  const groupOf = async (variant: (typeof variants)[number], domain: string) => {
+    const group = [];
+    for (const [i, p] of plan.entries()) {
+      if (p.task !== task || p.variant !== variant) continue;
+      const split = summaries[i].splits.find((s) => s.split.endsWith(`/${domain}`))!.split;
+      group.push({ seed: p.seed, scores: await perExampleOf(summaries[i].runDir, split) });
+    }
+    return group;
+  };
+  const reference = variants.find((variant) => variant.method === 'ft' && variant.trainDomain === 'source');
+  if (!reference) {
+    console.log('(no ft among --methods: nothing to compare against)');
+    continue;
+  }
+  for (const variant of variants.filter((v) => v !== reference)) {
+    const cells: string[] = [];
+    for (const domain of ['source', 'target']) {
+      const d = seedGroupDifference(await groupOf(reference, domain), await groupOf(variant, domain), { seed: 0 });
+      cells.push(`${d.estimate >= 0 ? '+' : ''}${d.estimate.toFixed(2)} [${d.lower.toFixed(2)}, ${d.upper.toFixed(2)}]`);
+    }
+    console.log(`| ${variant.label} | ${cells.join(' | ')} |`);
   }
 }
 console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s with ${concurrency} runs at a time`);
