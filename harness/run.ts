@@ -170,6 +170,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   const partialDir = hooks.resumeDir ? resolve(hooks.resumeDir) : join(runsDir, `${runId}.partial`);
   const finalDir = join(runsDir, runId);
   if (existsSync(finalDir)) throw new InputError('this run folder is already complete', { file: finalDir });
+  if (hooks.resumeDir) await checkSameRequest(join(partialDir, 'request.json'), request);
   await mkdir(partialDir, { recursive: true });
   await writeJson(join(partialDir, 'request.json'), request);
 
@@ -282,6 +283,39 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   } finally {
     await encoder?.dispose();
   }
+}
+
+/**
+ * A resumed run must be the run that was interrupted: any changed setting (a learning rate, an
+ * objective's weight, the seed, the data) would make its checkpoint and its result mean
+ * nothing, so it is refused by name. Only where the leaderboard puts the result may differ.
+ */
+async function checkSameRequest(file: string, request: RunRequest): Promise<void> {
+  let stored: unknown;
+  try {
+    stored = JSON.parse(await readFile(file, 'utf8'));
+  } catch {
+    throw new InputError('not an interrupted run folder (no readable request.json)', { file });
+  }
+  const previous = runRequestSchema.parse(stored);
+  const changed: string[] = [];
+  const keys = new Set([...Object.keys(previous), ...Object.keys(request)]);
+  for (const key of [...keys].sort()) {
+    if (key === 'name') continue;
+    const before = (previous as Record<string, unknown>)[key];
+    const now = (request as Record<string, unknown>)[key];
+    if (key === 'sets') {
+      const setKeys = new Set([...Object.keys(before as object), ...Object.keys(now as object)]);
+      for (const setKey of [...setKeys].sort()) {
+        const a = (before as Record<string, string>)[setKey];
+        const b = (now as Record<string, string>)[setKey];
+        if (a !== b && setKey !== 'checkpoint_every') changed.push(`--set ${setKey} (${a ?? 'default'} → ${b ?? 'default'})`);
+      }
+    } else if (JSON.stringify(before) !== JSON.stringify(now)) {
+      changed.push(`${key} (${JSON.stringify(before) ?? 'default'} → ${JSON.stringify(now) ?? 'default'})`);
+    }
+  }
+  if (changed.length) throw new InputError(`a resumed run must keep the interrupted run's settings; changed: ${changed.join(', ')}`, { file });
 }
 
 function newRunFolderId(request: RunRequest, spec: string): string {

@@ -360,9 +360,11 @@ async function loadCheckpoint(
   if (tensors.metadata.step !== String(state.step)) {
     throw new InputError(`checkpoint tensors are from step ${tensors.metadata.step}, the state from step ${state.step}`, { file: tensorsFile });
   }
-  for (const key of ['epochs', 'batchSize', 'seed'] as const) {
-    if (state.settings[key] !== settings[key]) {
-      throw new InputError(`the checkpoint was made with ${key} = ${state.settings[key]}, this run has ${settings[key]}; a resumed run must keep them`, { file: jsonFile, field: key });
+  // Every setting shapes the result except how often checkpoints are written.
+  for (const key of Object.keys(settings) as (keyof TrainingSettings)[]) {
+    if (key === 'checkpointEvery') continue;
+    if (JSON.stringify(state.settings[key]) !== JSON.stringify(settings[key])) {
+      throw new InputError(`the checkpoint was made with ${key} = ${JSON.stringify(state.settings[key])}, this run has ${JSON.stringify(settings[key])}; a resumed run must keep its settings`, { file: jsonFile, field: key });
     }
   }
   const names = [...variables.keys()];

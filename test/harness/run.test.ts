@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { executeRun, type RunRequest } from '../../harness/run.ts';
 import { getTask } from '../../tasks/registry.ts';
-import { generateSynthScenes } from '../../tasks/synth/index.ts';
+import { generateSynthScenes, type SynthDomain } from '../../tasks/synth/index.ts';
+import { synthLoadOptions } from '../../tasks/synth/run-splits.ts';
+import { readNpyMatrix } from '../../tasks/retrieval/npy.ts';
 import { listRuns, openLeaderboard } from '../../leaderboard/store.ts';
 
 const fixtureModel = new URL('../fixtures/clip-tiny', import.meta.url).pathname;
@@ -26,6 +28,12 @@ function request(task: RunRequest['task'], method: string, extra: Partial<RunReq
 }
 
 const quiet = () => undefined;
+
+/** The loader options of a SynthScenes evaluation split as a run records it ("test/source"). */
+function synthOptions(task: string, label: string) {
+  const [split, domain] = label.split('/') as ['test', SynthDomain];
+  return synthLoadOptions(task, data, domain, split);
+}
 
 test('a VQA run scores both domains, writes a complete folder and records one run per split', async (t) => {
   const runsDir = await freshRuns();
@@ -51,7 +59,13 @@ test('every method of the SPEC composes on VQA and VCR (sg, adv, mmd, dann)', as
     const outcome = await executeRun(request(task, 'ft+sg+adv+mmd+dann', { sets: { batch: '16', 'adv.steps': '2' } }), { db: null, runsDir, log: quiet });
     const parts = Object.keys(outcome.training!.curve[0].parts).sort();
     t.deepEqual(parts, ['adv_kl', 'dann', 'mmd', 'sg', 'task'], task);
-    t.true(outcome.splits.every((s) => Number.isFinite(s.report.metrics[s.report.primary])));
+    // What was written is what was scored: the task reads its own submission back to the same metrics.
+    for (const s of outcome.splits) {
+      const file = s.record === null ? (await readdir(join(outcome.runDir, 'predictions'))).find((f) => f.startsWith(s.split.replace('/', '_')))! : '';
+      const split = await getTask(task).load(synthOptions(task, s.split));
+      const predictions = await getTask(task).readPredictions(split, join(outcome.runDir, 'predictions', file));
+      t.deepEqual(getTask(task).score(split, predictions).metrics, s.report.metrics, `${task} ${s.split}`);
+    }
   }
 });
 
@@ -59,7 +73,16 @@ test('GQA trains on its raw answers and scores with the GQA metrics on both doma
   const runsDir = await freshRuns();
   const outcome = await executeRun(request('gqa', 'ft+sg'), { db: null, runsDir, log: quiet });
   t.deepEqual(outcome.splits.map((s) => s.split), ['test/source', 'test/target']);
-  for (const s of outcome.splits) t.deepEqual([s.report.primary, typeof s.report.metrics.binary], ['accuracy', 'number']);
+  for (const s of outcome.splits) {
+    t.is(s.report.primary, 'accuracy');
+    // GQA accuracy by its definition: exact string match of the predicted answer, over every question.
+    const split = await getTask('gqa').load(synthOptions('gqa', s.split));
+    const results = JSON.parse(await readFile(join(outcome.runDir, 'predictions', `${s.split.replace('/', '_')}.json`), 'utf8')) as { questionId: string; prediction: string }[];
+    const answers = new Map((split.examples as { questionId: string; answer?: string }[]).map((e) => [e.questionId, e.answer]));
+    const correct = results.filter((r) => answers.get(r.questionId) === r.prediction).length;
+    // eval.py reports percentages to two decimals.
+    t.is(s.report.metrics.accuracy, Math.round((10_000 * correct) / results.length) / 100, s.split);
+  }
   t.true('sg' in outcome.training!.curve[0].parts);
 });
 
@@ -67,7 +90,22 @@ test('retrieval: zero-shot needs no training, fine-tuning starts from it', async
   const runsDir = await freshRuns();
   const zeroshot = await executeRun(request('retrieval', 'zeroshot'), { db: null, runsDir, log: quiet });
   t.is(zeroshot.training, null);
-  t.true(zeroshot.splits[0].report.metrics.rsum > 0);
+  // R@K by its definition, recomputed from the written similarity matrix: image→text counts a hit when
+  // any of the image's captions is among the K highest-scoring captions (ties count against the model).
+  const matrix = await readNpyMatrix(join(zeroshot.runDir, 'predictions', 'test_source.npy'));
+  const captionsPer = matrix.cols / matrix.rows;
+  const i2tAt = (k: number) => {
+    let hits = 0;
+    for (let image = 0; image < matrix.rows; image++) {
+      const row = matrix.data.subarray(image * matrix.cols, (image + 1) * matrix.cols);
+      const best = Math.max(...Array.from({ length: captionsPer }, (_, c) => row[image * captionsPer + c]));
+      const above = Array.from(row).filter((v, c) => v >= best && Math.floor(c / captionsPer) !== image).length;
+      if (above < k) hits++;
+    }
+    return (100 * hits) / matrix.rows;
+  };
+  t.is(zeroshot.splits[0].report.metrics.i2t_r1, i2tAt(1));
+  t.is(zeroshot.splits[0].report.metrics.i2t_r5, i2tAt(5));
   const tuned = await executeRun(request('retrieval', 'ft+dann', { epochs: 2 }), { db: null, runsDir, log: quiet });
   t.is(tuned.training!.steps, 2);
 });
