@@ -34,9 +34,10 @@ export { parseMethodSpec, type MethodSpec } from './models/objectives/index.ts';
 
 // Leaderboard: run records, the store, statistics and the regression gate.
 export { openLeaderboard, withLeaderboard, recordRun, listRuns, findRun, exampleScores, recordedRunIds, DEFAULT_LEADERBOARD_PATH, RunAlreadyRecordedError, StoreUnreachableError, type LeaderboardStore } from './leaderboard/store.ts';
-export { parseRunRecord, comparabilityKey, type RunRecord, type RunRecordDraft } from './leaderboard/run-record.ts';
-export { compareRuns } from './leaderboard/compare.ts';
-export { bootstrapInterval, pairedBootstrap } from './leaderboard/statistics.ts';
+export { parseRunRecord, comparabilityKey, recordedScoring, type RunRecord, type RunRecordDraft, type RunExecution, type RunScoring } from './leaderboard/run-record.ts';
+export { compareRuns, compareSeedGroups } from './leaderboard/compare.ts';
+export { resolveComparedGroup } from './leaderboard/compared-groups.ts';
+export { bootstrapInterval, pairedBootstrap, seedGroupDifference, seedGroupInterval } from './leaderboard/statistics.ts';
 
 // Contrastive pretraining and the bundled SynthScenes CLIP.
 export { bundledModelDir } from './models/encoders/bundled.ts';
