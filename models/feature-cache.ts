@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../core/atomic-write.ts';
-import type { ImagePreprocessing } from './image-pipeline.ts';
+import { IMAGE_PIPELINE_VERSION, type ImagePreprocessing } from './image-pipeline.ts';
 
 /**
  * An on-disk cache of a frozen encoder's image features, so a second method on the same
  * data does not encode the images again. The key is what determines the features: the
- * encoder's fingerprint (weights + config), the preprocessing, the kind of feature, and the
- * image's bytes (not its path: a renamed file hits, an edited file misses).
+ * encoder's fingerprint (weights + config), the preprocessing and the pipeline's version, the
+ * kind of feature, and the image's bytes (not its path: a renamed file hits, an edited file misses).
  */
 export class FeatureCache {
   readonly dir: string;
@@ -16,7 +16,7 @@ export class FeatureCache {
   misses = 0;
 
   constructor(root: string, encoderFingerprint: string, preprocessing: ImagePreprocessing, kind: string) {
-    const key = createHash('sha256').update(JSON.stringify({ encoderFingerprint, preprocessing, kind })).digest('hex').slice(0, 24);
+    const key = createHash('sha256').update(JSON.stringify({ encoderFingerprint, preprocessing, pipeline: IMAGE_PIPELINE_VERSION, kind })).digest('hex').slice(0, 24);
     this.dir = join(root, key);
   }
 

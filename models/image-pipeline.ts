@@ -7,8 +7,9 @@ import { InputError } from '../core/errors.ts';
 /**
  * The image pipeline: decode (JPEG, PNG, WebP) with sharp, apply EXIF rotation, then
  * CLIP-style preprocessing as Hugging Face's CLIPImageProcessor does it: resize the
- * shortest side (bicubic), center crop, rescale to [0, 1], normalise by mean/std,
- * channels first ([3, H, W], the layout of HF's pixel_values and of ONNX exports).
+ * shortest side with PIL's bicubic filter (resampleBicubicLikePil, bit for bit), center
+ * crop, rescale to [0, 1], normalise by mean/std, channels first ([3, H, W], the layout of
+ * HF's pixel_values and of ONNX exports).
  */
 export interface ImagePreprocessing {
   doResize: boolean;
@@ -22,6 +23,12 @@ export interface ImagePreprocessing {
   mean: [number, number, number];
   std: [number, number, number];
 }
+
+/**
+ * Bumped when the same file and settings give different pixels (the feature cache keys on it):
+ * 2 = resizing by PIL's bicubic arithmetic, as CLIPImageProcessor does (1 was sharp's cubic).
+ */
+export const IMAGE_PIPELINE_VERSION = 2;
 
 /** openai/clip-vit-base-patch32's preprocessor_config.json. */
 export const OPENAI_CLIP_PREPROCESSING: ImagePreprocessing = {
@@ -127,18 +134,20 @@ export async function preprocessImage(file: string, prep: ImagePreprocessing): P
     throw new InputError(`cannot read image: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
   }
   try {
-    let image = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' }).rotate();
-    const meta = await image.metadata();
-    if (!meta.width || !meta.height) throw new Error('no image dimensions');
-    // EXIF orientations 5-8 swap width and height.
-    const swapped = (meta.orientation ?? 1) >= 5;
-    let width = swapped ? meta.height : meta.width;
-    let height = swapped ? meta.width : meta.height;
+    // Decoded and rotated (EXIF) by sharp; resizing and cropping happen here, as PIL does them.
+    const decoded = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
+      .rotate()
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (decoded.info.channels !== 3) throw new Error(`expected 3 colour channels after conversion, got ${decoded.info.channels}`);
+    let rgb: Uint8Array = decoded.data;
+    let width = decoded.info.width;
+    let height = decoded.info.height;
     if (prep.doResize) {
       const target = resizedSize(width, height, prep.resizeShortestEdge);
-      if (target.width !== width || target.height !== height) {
-        image = image.resize(target.width, target.height, { kernel: 'cubic', fit: 'fill' });
-      }
+      rgb = resampleBicubicLikePil(rgb, width, height, target.width, target.height);
       width = target.width;
       height = target.height;
     }
@@ -149,14 +158,11 @@ export async function preprocessImage(file: string, prep: ImagePreprocessing): P
       // HF's center_crop: top = (height - crop) // 2, left likewise.
       const top = Math.floor((height - prep.cropHeight) / 2);
       const left = Math.floor((width - prep.cropWidth) / 2);
-      // Called after resize, sharp applies the extract to the resized image (one pipeline, no re-encode).
-      image = image.extract({ left, top, width: prep.cropWidth, height: prep.cropHeight });
+      rgb = cropRgb(rgb, width, left, top, prep.cropWidth, prep.cropHeight);
       width = prep.cropWidth;
       height = prep.cropHeight;
     }
-    const { data, info } = await image.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new Error(`expected 3 colour channels after conversion, got ${info.channels}`);
-    return toChannelsFirst(data, info.width, info.height, prep);
+    return toChannelsFirst(rgb, width, height, prep);
   } catch (error) {
     if (error instanceof InputError) throw error;
     const message = (error as Error).message.split('\n')[0];
@@ -165,7 +171,134 @@ export async function preprocessImage(file: string, prep: ImagePreprocessing): P
   }
 }
 
-function toChannelsFirst(rgb: Buffer, width: number, height: number, prep: ImagePreprocessing): Float32Array {
+/** PIL's fixed-point precision for 8-bit resampling: 32 bits less 8 for the value and 2 for overflow. */
+const PIL_PRECISION_BITS = 22;
+
+/** The cubic convolution kernel with a = -0.5, PIL's BICUBIC filter (support 2). */
+function bicubicKernel(x: number): number {
+  const a = -0.5;
+  const t = Math.abs(x);
+  if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+  if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
+  return 0;
+}
+
+/**
+ * One axis of PIL's resampling (Pillow's precompute_coeffs + normalize_coeffs_8bpc): for each
+ * output position, the first input index, the number of inputs, and fixed-point weights. The
+ * kernel is widened by the scale factor when shrinking, so downscaling averages (antialiases).
+ */
+function pilAxisCoefficients(inSize: number, outSize: number): { first: Int32Array; count: Int32Array; weights: Int32Array; taps: number } {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = 2 * filterScale;
+  const taps = Math.ceil(support) * 2 + 1;
+  const first = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
+  const weights = new Int32Array(outSize * taps);
+  const row = new Float64Array(taps);
+  for (let out = 0; out < outSize; out++) {
+    const center = (out + 0.5) * scale;
+    // C's (int) cast truncates toward zero; both bounds are rounded that way, as Pillow does.
+    const lo = Math.max(Math.trunc(center - support + 0.5), 0);
+    const hi = Math.min(Math.trunc(center + support + 0.5), inSize);
+    let total = 0;
+    for (let k = 0; k < hi - lo; k++) {
+      row[k] = bicubicKernel((k + lo - center + 0.5) / filterScale);
+      total += row[k];
+    }
+    for (let k = 0; k < hi - lo; k++) {
+      const w = total !== 0 ? row[k] / total : row[k];
+      weights[out * taps + k] = Math.trunc(w < 0 ? -0.5 + w * (1 << PIL_PRECISION_BITS) : 0.5 + w * (1 << PIL_PRECISION_BITS));
+    }
+    first[out] = lo;
+    count[out] = hi - lo;
+  }
+  return { first, count, weights, taps };
+}
+
+/** PIL's clip8: the fixed-point sum back to 0..255. */
+function clip8(sum: number): number {
+  const v = sum >> PIL_PRECISION_BITS;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/**
+ * Resizes packed RGB bytes to outWidth × outHeight exactly as PIL's Image.resize with
+ * resample=BICUBIC (what CLIPImageProcessor calls): a horizontal pass over the rows the vertical
+ * pass will read, rounded to bytes, then a vertical pass, both in PIL's 22-bit fixed point. An
+ * axis whose size does not change is not resampled. (sharp's cubic is the same filter, but its
+ * arithmetic and, when enlarging, its pixel alignment differ: values moved by up to 5/255.)
+ */
+export function resampleBicubicLikePil(rgb: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
+  if (outWidth === width && outHeight === height) return rgb;
+  const vertical = pilAxisCoefficients(height, outHeight);
+  const half = 1 << (PIL_PRECISION_BITS - 1);
+  // Rows of the input the vertical pass reads.
+  const firstRow = vertical.first[0];
+  const lastRow = vertical.first[outHeight - 1] + vertical.count[outHeight - 1];
+  let source = rgb;
+  let sourceWidth = width;
+  let rowOffset = 0;
+  if (outWidth !== width) {
+    const horizontal = pilAxisCoefficients(width, outWidth);
+    const rows = lastRow - firstRow;
+    const temp = new Uint8Array(rows * outWidth * 3);
+    for (let y = 0; y < rows; y++) {
+      const inRow = (y + firstRow) * width * 3;
+      const outRow = y * outWidth * 3;
+      for (let x = 0; x < outWidth; x++) {
+        const lo = horizontal.first[x];
+        const n = horizontal.count[x];
+        const k0 = x * horizontal.taps;
+        let r = half;
+        let g = half;
+        let b = half;
+        for (let k = 0; k < n; k++) {
+          const w = horizontal.weights[k0 + k];
+          const p = inRow + (lo + k) * 3;
+          r += rgb[p] * w;
+          g += rgb[p + 1] * w;
+          b += rgb[p + 2] * w;
+        }
+        temp[outRow + x * 3] = clip8(r);
+        temp[outRow + x * 3 + 1] = clip8(g);
+        temp[outRow + x * 3 + 2] = clip8(b);
+      }
+    }
+    source = temp;
+    sourceWidth = outWidth;
+    rowOffset = firstRow;
+  }
+  if (outHeight === height) return source;
+  const out = new Uint8Array(outWidth * outHeight * 3);
+  const stride = sourceWidth * 3;
+  // Row by row: each input row is added once per output row it weighs in (contiguous reads).
+  // The sums stay below 2^31 (255 × the kernel's absolute sum × 2^22), as in Pillow's int32.
+  const sums = new Int32Array(stride);
+  for (let y = 0; y < outHeight; y++) {
+    const lo = vertical.first[y] - rowOffset;
+    const n = vertical.count[y];
+    const k0 = y * vertical.taps;
+    sums.fill(half);
+    for (let k = 0; k < n; k++) {
+      const w = vertical.weights[k0 + k];
+      const row = (lo + k) * stride;
+      for (let i = 0; i < stride; i++) sums[i] += source[row + i] * w;
+    }
+    const outRow = y * stride;
+    for (let i = 0; i < stride; i++) out[outRow + i] = clip8(sums[i]);
+  }
+  return out;
+}
+
+function cropRgb(rgb: Uint8Array, width: number, left: number, top: number, cropWidth: number, cropHeight: number): Uint8Array {
+  const out = new Uint8Array(cropWidth * cropHeight * 3);
+  for (let y = 0; y < cropHeight; y++) out.set(rgb.subarray(((top + y) * width + left) * 3, ((top + y) * width + left + cropWidth) * 3), y * cropWidth * 3);
+  return out;
+}
+
+function toChannelsFirst(rgb: Uint8Array, width: number, height: number, prep: ImagePreprocessing): Float32Array {
   const plane = width * height;
   const out = new Float32Array(3 * plane);
   const scale = prep.doRescale ? prep.rescaleFactor : 1;
