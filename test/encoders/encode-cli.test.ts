@@ -6,7 +6,6 @@ import sharp from 'sharp';
 import { main } from '../../cli/program.ts';
 import { runEncode } from '../../cli/commands/encode.ts';
 import { InputError } from '../../core/errors.ts';
-import { preprocessImage } from '../../models/image-pipeline.ts';
 import { loadEncoder } from '../../models/encoders/load-encoder.ts';
 
 const fixture = join(import.meta.dirname, '..', 'fixtures', 'clip-tiny');
@@ -35,7 +34,14 @@ test.serial('encode writes one row per image in argument order and per text line
   t.false(written.normalized);
   const encoder = await loadEncoder(fixture, { backend: 'wasm' });
   try {
-    const pixels = await preprocessImage(images[0], encoder.preprocessing);
+    // red.png is one flat colour, so CLIP's preprocessing gives (v / 255 - mean) / std on every
+    // pixel of the 32 × 32 crop whatever the resize: the expected input, from the definition.
+    const { mean, std } = encoder.preprocessing;
+    const plane = 32 * 32;
+    const pixels = new Float32Array(3 * plane).map((_, i) => {
+      const c = Math.floor(i / plane);
+      return ([220, 20, 30][c] / 255 - mean[c]) / std[c];
+    });
     const expected = await encoder.embedImages(pixels, [1, 3, 32, 32]);
     written.image_embeds[1].forEach((v: number, i: number) => t.true(Math.abs(v - expected.data[i]) < 1e-6));
     const text = await encoder.embedTexts(['two blue squares']);
