@@ -30,7 +30,8 @@ export { ClipModel, type FreezePolicy } from './models/encoders/clip.ts';
 export { TfjsClipEncoder } from './models/encoders/clip-encoder.ts';
 export { readSafetensors, writeSafetensors } from './models/encoders/safetensors.ts';
 export { train, AdamW, learningRateAt, type TrainingProblem, type TrainingSettings, type TrainingResult } from './models/train.ts';
-export { parseMethodSpec, type MethodSpec } from './models/objectives/index.ts';
+export { OBJECTIVES, parseMethodSpec, type MethodSpec, type Objective, type ObjectiveModule, type ObjectiveBatch, type LossTerm } from './models/objectives/index.ts';
+export { defineObjective } from './models/objectives/objective.ts';
 
 // Leaderboard: run records, the store, statistics and the regression gate.
 export { openLeaderboard, withLeaderboard, recordRun, listRuns, findRun, exampleScores, recordedRunIds, DEFAULT_LEADERBOARD_PATH, RunAlreadyRecordedError, StoreUnreachableError, type LeaderboardStore } from './leaderboard/store.ts';
@@ -48,5 +49,7 @@ export { extendWordLevelVocabulary } from './models/encoders/vocabulary-extensio
 
 // Runs: fine-tuning and scoring end to end, and the demo.
 export { executeRun, type RunRequest, type RunOutcome } from './harness/run.ts';
+export { ADAPTERS, getAdapter, type TaskAdapter, type AdapterContext, type PreparedModel } from './harness/adapters/index.ts';
+export { runEncode, type EncodeOptions, type EncodeResult } from './harness/encode-run.ts';
 export { runDemo } from './harness/demo.ts';
 export { runPool, defaultConcurrency, type PoolJob, type RunSummary } from './harness/run-pool.ts';
