@@ -103,7 +103,8 @@ async function benchOnnx(dir: string, label: string, random: SeededRandom): Prom
 
 const random = new SeededRandom(2024);
 const rows: Row[] = [];
-const backends: BackendChoice[] = ['tensorflow', 'wasm', ...(withCpu ? (['cpu'] as const) : [])];
+// wasm with BLAS kernels, then plain wasm: both rows from the same run and the same weights (one shared wasm heap).
+const backends: BackendChoice[] = ['tensorflow', 'wasm-blas', 'wasm', ...(withCpu ? (['cpu'] as const) : [])];
 let model: ClipModel | undefined;
 for (const choice of backends) {
   let name: string;

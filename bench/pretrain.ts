@@ -2,7 +2,9 @@
 // AdamW) for a pretraining config, next to the forward pass alone (image + text towers) in the
 // same run, so the ratio survives a busy machine. Random pixels and captions of SynthScenes length.
 //
-//   npx tsx bench/pretrain.ts [--config tiny|small] [--batch 64] [--steps 5] [--backend wasm]
+//   npx tsx bench/pretrain.ts [--config tiny|small] [--batch 64] [--steps 5] [--backend auto] [--no-baseline]
+//
+// Any backend but plain wasm is followed by plain wasm on the same shapes, in the same run.
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, parseBackendChoice, selectBackend } from '../models/backends/select.ts';
 import { SeededRandom } from '../core/random.ts';
@@ -21,7 +23,7 @@ const configName = flag('--config', 'tiny') as PretrainConfigName;
 if (!PRETRAIN_CONFIG_NAMES.includes(configName)) throw new Error(`--config: one of ${PRETRAIN_CONFIG_NAMES.join(', ')}`);
 const batchSize = Number(flag('--batch', '64'));
 const steps = Number(flag('--steps', '5'));
-const backend = await selectBackend(parseBackendChoice(flag('--backend', 'wasm')));
+const backend = await selectBackend(parseBackendChoice(flag('--backend', 'auto')));
 console.log(describeBackend(backend));
 
 // A SynthScenes-like vocabulary and captions of typical length (about 30 tokens).
@@ -46,38 +48,53 @@ const examples = batchSize * 2;
 const pixels = new Float32Array(examples * 3 * size * size).map(() => random.normal());
 const pairs = { pixels, imageSize: size, captions: Array.from({ length: examples }, () => ['caption']) };
 
-const model = ClipModel.initialise(config, new SeededRandom(1));
-try {
-  const forward = () =>
-    tf.tidy(() => {
-      const image = model.imageForward(tf.tensor4d(pixels.subarray(0, batchSize * 3 * size * size), [batchSize, 3, size, size])).embeds;
-      const text = model.textForward(tokenBatch(batchSize)).embeds;
-      image.dataSync();
-      text.dataSync();
-    });
-  forward();
-  let started = performance.now();
-  for (let i = 0; i < steps; i++) forward();
-  const forwardRate = (steps * batchSize) / ((performance.now() - started) / 1000);
+/** Forward and training-step samples/s on the current backend, for a fresh model from the same seed. */
+async function measure(): Promise<{ forwardRate: number; trainRate: number }> {
+  const model = ClipModel.initialise(config, new SeededRandom(1));
+  try {
+    const forward = () =>
+      tf.tidy(() => {
+        const image = model.imageForward(tf.tensor4d(pixels.subarray(0, batchSize * 3 * size * size), [batchSize, 3, size, size])).embeds;
+        const text = model.textForward(tokenBatch(batchSize)).embeds;
+        image.dataSync();
+        text.dataSync();
+      });
+    forward();
+    let started = performance.now();
+    for (let i = 0; i < steps; i++) forward();
+    const forwardRate = (steps * batchSize) / ((performance.now() - started) / 1000);
 
-  const problem = contrastivePretrainingProblem(model, tokenizer, pairs);
-  const batch = Array.from({ length: batchSize }, (_, i) => i);
-  const trainRate = await withTransposeFreeMatMulGradient(async () => {
-    const step = (k: number) => {
-      const result = problem.computeGradients(batch, { step: k, totalSteps: steps + 1, random: new SeededRandom(k) });
-      for (const g of result.gradients.values()) g.dispose();
-    };
-    step(0);
-    started = performance.now();
-    for (let i = 1; i <= steps; i++) step(i);
-    return (steps * batchSize) / ((performance.now() - started) / 1000);
-  });
-  const patches = (size / config.vision.patch_size) ** 2;
-  console.log(
-    `config ${configName}: ${size} px, ${patches} patches, vision ${config.vision.hidden_size}×${config.vision.num_hidden_layers}, text ${config.text.hidden_size}×${config.text.num_hidden_layers}, batch ${batchSize}, ${length} tokens`,
-  );
-  console.log(`forward (image + text towers): ${forwardRate.toFixed(1)} samples/s`);
-  console.log(`pretraining step (forward + backward, InfoNCE; optimiser excluded): ${trainRate.toFixed(1)} samples/s (${(trainRate / forwardRate).toFixed(2)}× the forward rate)`);
-} finally {
-  model.dispose();
+    const problem = contrastivePretrainingProblem(model, tokenizer, pairs);
+    const batch = Array.from({ length: batchSize }, (_, i) => i);
+    const trainRate = await withTransposeFreeMatMulGradient(async () => {
+      const step = (k: number) => {
+        const result = problem.computeGradients(batch, { step: k, totalSteps: steps + 1, random: new SeededRandom(k) });
+        for (const g of result.gradients.values()) g.dispose();
+      };
+      step(0);
+      started = performance.now();
+      for (let i = 1; i <= steps; i++) step(i);
+      return (steps * batchSize) / ((performance.now() - started) / 1000);
+    });
+    return { forwardRate, trainRate };
+  } finally {
+    model.dispose();
+  }
+}
+
+const patches = (size / config.vision.patch_size) ** 2;
+console.log(
+  `config ${configName}: ${size} px, ${patches} patches, vision ${config.vision.hidden_size}×${config.vision.num_hidden_layers}, text ${config.text.hidden_size}×${config.text.num_hidden_layers}, batch ${batchSize}, ${length} tokens`,
+);
+const { forwardRate, trainRate } = await measure();
+console.log(`forward (image + text towers): ${forwardRate.toFixed(1)} samples/s`);
+console.log(`pretraining step (forward + backward, InfoNCE; optimiser excluded): ${trainRate.toFixed(1)} samples/s (${(trainRate / forwardRate).toFixed(2)}× the forward rate)`);
+
+// Plain wasm in the same run, so the speed-up survives a busy machine (--no-baseline skips it).
+if (backend.name !== 'wasm' && !process.argv.includes('--no-baseline')) {
+  const baseline = await selectBackend('wasm');
+  const plain = await measure();
+  console.log(`baseline ${describeBackend(baseline)}`);
+  console.log(`  forward (image + text towers): ${plain.forwardRate.toFixed(1)} samples/s (${backend.name}: ${(forwardRate / plain.forwardRate).toFixed(2)}× this)`);
+  console.log(`  pretraining step (forward + backward, InfoNCE; optimiser excluded): ${plain.trainRate.toFixed(1)} samples/s (${backend.name}: ${(trainRate / plain.trainRate).toFixed(2)}× this)`);
 }

@@ -59,6 +59,23 @@ interface BlasAddon {
     preluSize: number,
   ): void;
   reduce(heap: Float32Array, xOffset: number, rows: number, cols: number, outOffset: number, overRows: number, scale: number): void;
+  rowOp(
+    heap: Float32Array,
+    kind: number,
+    rows: number,
+    cols: number,
+    eps: number,
+    x: number,
+    gamma: number,
+    beta: number,
+    dy: number,
+    out: number,
+    mean: number,
+    rstd: number,
+    dx: number,
+    dgamma: number,
+    dbeta: number,
+  ): void;
   configure(threads: number): { threads: number; coreName: string; config: string };
 }
 
@@ -305,6 +322,100 @@ function blasReduction(addon: BlasAddon, plain: tf.KernelConfig, mean: boolean):
   };
 }
 
+const LAYER_NORM = 'VlbenchLayerNorm';
+const LAYER_NORM_GRAD = 'VlbenchLayerNormGrad';
+const QUICK_GELU = 'VlbenchQuickGelu';
+const QUICK_GELU_GRAD = 'VlbenchQuickGeluGrad';
+/** The addon's rowOp kinds. */
+const ROW_OP = { layerNorm: 0, layerNormGrad: 1, quickGelu: 2, quickGeluGrad: 3 } as const;
+
+/** Layer norm and quick GELU, forward and backward, one threaded pass each (tfjs composes each from 8–20 wasm kernels). */
+function registerRowKernels(addon: BlasAddon): void {
+  const heapOf = (backend: BackendWasm) => (backend.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+  const offset = (backend: BackendWasm, t: TensorInfo | undefined) => (t ? elementOffset(backend, t) : -1);
+  const rowsAndCols = (x: TensorInfo) => {
+    const cols = x.shape[x.shape.length - 1];
+    return [sizeOf(x.shape) / cols, cols];
+  };
+  const register = (kernelName: string, kernelFunc: (backend: BackendWasm, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown>) => TensorInfo | TensorInfo[]) =>
+    tf.registerKernel({ kernelName, backendName: WASM_BLAS_BACKEND, kernelFunc: (args) => kernelFunc(args.backend as BackendWasm, args.inputs as Record<string, TensorInfo>, args.attrs as Record<string, unknown>) });
+  register(LAYER_NORM, (backend, { x, gamma, beta }, { eps }) => {
+    const [rows, cols] = rowsAndCols(x);
+    const y = backend.makeOutput(x.shape, 'float32');
+    const mean = backend.makeOutput([rows], 'float32');
+    const rstd = backend.makeOutput([rows], 'float32');
+    const o = (t?: TensorInfo) => offset(backend, t);
+    addon.rowOp(heapOf(backend), ROW_OP.layerNorm, rows, cols, eps as number, o(x), o(gamma), o(beta), -1, o(y), o(mean), o(rstd), -1, -1, -1);
+    return [y, mean, rstd];
+  });
+  register(LAYER_NORM_GRAD, (backend, { dy, x, gamma, mean, rstd }) => {
+    const [rows, cols] = rowsAndCols(x);
+    const dx = backend.makeOutput(x.shape, 'float32');
+    const dgamma = backend.makeOutput([cols], 'float32');
+    const dbeta = backend.makeOutput([cols], 'float32');
+    const o = (t?: TensorInfo) => offset(backend, t);
+    addon.rowOp(heapOf(backend), ROW_OP.layerNormGrad, rows, cols, 0, o(x), o(gamma), -1, o(dy), -1, o(mean), o(rstd), o(dx), o(dgamma), o(dbeta));
+    return [dx, dgamma, dbeta];
+  });
+  register(QUICK_GELU, (backend, { x }) => {
+    const [rows, cols] = rowsAndCols(x);
+    const y = backend.makeOutput(x.shape, 'float32');
+    addon.rowOp(heapOf(backend), ROW_OP.quickGelu, rows, cols, 0, offset(backend, x), -1, -1, -1, offset(backend, y), -1, -1, -1, -1, -1);
+    return y;
+  });
+  register(QUICK_GELU_GRAD, (backend, { dy, x }) => {
+    const [rows, cols] = rowsAndCols(x);
+    const dx = backend.makeOutput(x.shape, 'float32');
+    addon.rowOp(heapOf(backend), ROW_OP.quickGeluGrad, rows, cols, 0, offset(backend, x), -1, -1, offset(backend, dy), -1, -1, -1, offset(backend, dx), -1, -1);
+    return dx;
+  });
+}
+
+const layerNorms = new Map<number, (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor>();
+
+/**
+ * Layer norm over the last axis, (x − mean)/√(var + eps)·gamma + beta, as one kernel forward
+ * and one backward. Only on the wasm-blas backend (see fusedRowKernelsActive).
+ */
+export function fusedLayerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.Tensor, eps: number): T {
+  let op = layerNorms.get(eps);
+  if (!op) {
+    op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [input, weight, bias, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+      const [y, mean, rstd] = tf.engine().runKernel(LAYER_NORM, { x: input, gamma: weight, beta: bias }, { eps }) as tf.Tensor[];
+      save([input, weight, mean, rstd]);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+          const [savedX, savedGamma, savedMean, savedRstd] = saved;
+          return tf.engine().runKernel(LAYER_NORM_GRAD, { dy: dy as tf.Tensor, x: savedX, gamma: savedGamma, mean: savedMean, rstd: savedRstd }) as tf.Tensor[];
+        },
+      };
+    }) as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
+    layerNorms.set(eps, op);
+  }
+  return op(x, gamma, beta) as T;
+}
+
+const quickGeluOp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  save([x]);
+  return {
+    value: tf.engine().runKernel(QUICK_GELU, { x }) as tf.Tensor,
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [tf.engine().runKernel(QUICK_GELU_GRAD, { dy: dy as tf.Tensor, x: saved[0] }) as tf.Tensor],
+  };
+}) as (x: tf.Tensor) => tf.Tensor;
+
+/** OpenAI CLIP's quick GELU, x·σ(1.702x), as one kernel forward and one backward. Only on wasm-blas. */
+export function fusedQuickGelu<T extends tf.Tensor>(x: T): T {
+  return quickGeluOp(x) as T;
+}
+
+/** Whether fusedLayerNorm and fusedQuickGelu run here: on the wasm-blas backend only. */
+export function fusedRowKernelsActive(): boolean {
+  return tf.getBackend() === WASM_BLAS_BACKEND;
+}
+
 function shareData(backend: BackendWasm, x: TensorInfo): TensorInfo {
   backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
@@ -333,6 +444,7 @@ function registerBlasKernels(addon: BlasAddon): void {
       return plainCast.kernelFunc(args);
     },
   });
+  registerRowKernels(addon);
   for (const [kernelName, mean] of [[tf.Sum, false], [tf.Mean, true]] as const) {
     const plain = tf.getKernel(kernelName, 'wasm')!;
     tf.unregisterKernel(kernelName, WASM_BLAS_BACKEND);

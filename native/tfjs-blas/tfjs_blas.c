@@ -74,13 +74,15 @@ static void* run_gemms_thread(void* arg) {
 // OpenBLAS's thread pool, so splitting the batch over our own threads is safe and uses the rest.
 #define OPENBLAS_SINGLE_THREAD_BELOW (65536L * 4L)
 #define MAX_THREADS 64
+#define MIN_SPLIT_WORK (1L << 20)
 static int configured_threads = 1;
 
 static void gemm_batch(GemmWork* all, int batch) {
   const long work = (long)all->m * all->n * all->k;
   int threads = configured_threads;
   if (threads > batch) threads = batch;
-  if (threads <= 1 || work >= OPENBLAS_SINGLE_THREAD_BELOW) {
+  // Starting a thread costs tens of microseconds: only worth it for a batch with real work.
+  if (threads <= 1 || work >= OPENBLAS_SINGLE_THREAD_BELOW || work * batch < MIN_SPLIT_WORK) {
     all->first = 0;
     all->last = batch;
     run_gemms(all);
@@ -245,6 +247,226 @@ static napi_value reduce(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---------------------------------------------------------------------------------------
+// Row-parallel kernels: layer norm and quick GELU, forward and backward, each one pass over
+// memory instead of the 8–20 single-threaded wasm kernels tfjs composes them from.
+
+typedef struct RowJob RowJob;
+typedef void (*RowFunction)(const RowJob* job, int64_t first, int64_t last, float* partial);
+struct RowJob {
+  RowFunction run;
+  float* heap;
+  int64_t rows, cols;
+  int64_t x, gamma, beta, dy, out, mean, rstd, dx;  // element offsets (-1: unused)
+  float eps;
+};
+
+typedef struct {
+  const RowJob* job;
+  int64_t first, last;
+  float* partial;
+} RowSlice;
+
+static void* run_row_slice(void* arg) {
+  RowSlice* slice = arg;
+  slice->job->run(slice->job, slice->first, slice->last, slice->partial);
+  return NULL;
+}
+
+// Splits rows over the configured threads; partial (partial_size floats per thread, zeroed)
+// collects per-thread sums that are added into `sums` at the end.
+static int parallel_rows(const RowJob* job, int64_t partial_size, float* sums) {
+  int threads = configured_threads;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  if ((int64_t)threads > job->rows) threads = job->rows > 0 ? (int)job->rows : 1;
+  if (job->rows * job->cols < 65536) threads = 1;  // thread start-up would cost more than it saves
+  float* partials = NULL;
+  if (partial_size > 0) {
+    partials = calloc((size_t)threads * (size_t)partial_size, sizeof(float));
+    if (!partials) return 0;
+  }
+  RowSlice slices[MAX_THREADS];
+  pthread_t ids[MAX_THREADS];
+  int started[MAX_THREADS] = {0};
+  for (int t = 0; t < threads; t++) {
+    slices[t] = (RowSlice){job, job->rows * t / threads, job->rows * (t + 1) / threads, partials ? partials + (int64_t)t * partial_size : NULL};
+    if (t > 0) started[t] = pthread_create(&ids[t], NULL, run_row_slice, &slices[t]) == 0;
+  }
+  run_row_slice(&slices[0]);
+  for (int t = 1; t < threads; t++) {
+    if (started[t]) pthread_join(ids[t], NULL);
+    else run_row_slice(&slices[t]);
+  }
+  if (partials) {
+    for (int64_t i = 0; i < partial_size; i++) {
+      float total = 0;
+      for (int t = 0; t < threads; t++) total += partials[(int64_t)t * partial_size + i];
+      sums[i] = total;
+    }
+    free(partials);
+  }
+  return 1;
+}
+
+// y = (x − mean)·rstd·gamma + beta per row; mean and rstd = 1/√(var + eps) kept for the gradient.
+// Accumulates in double, as the two-pass moments tfjs computes stay accurate.
+static void layer_norm_rows(const RowJob* j, int64_t first, int64_t last, float* partial) {
+  const float* gamma = j->heap + j->gamma;
+  const float* beta = j->heap + j->beta;
+  for (int64_t r = first; r < last; r++) {
+    const float* x = j->heap + j->x + r * j->cols;
+    float* y = j->heap + j->out + r * j->cols;
+    double sum = 0;
+    for (int64_t c = 0; c < j->cols; c++) sum += x[c];
+    const float mean = (float)(sum / j->cols);
+    double squares = 0;
+    for (int64_t c = 0; c < j->cols; c++) {
+      const double d = x[c] - mean;
+      squares += d * d;
+    }
+    const float rstd = (float)(1.0 / sqrt(squares / j->cols + j->eps));
+    for (int64_t c = 0; c < j->cols; c++) y[c] = (x[c] - mean) * rstd * gamma[c] + beta[c];
+    j->heap[j->mean + r] = mean;
+    j->heap[j->rstd + r] = rstd;
+  }
+}
+
+// dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·gamma, x̂ = (x − mean)·rstd;
+// partial holds this slice's Σ dy·x̂ (dgamma) then Σ dy (dbeta).
+static void layer_norm_grad_rows(const RowJob* j, int64_t first, int64_t last, float* partial) {
+  const float* gamma = j->heap + j->gamma;
+  float* dgamma = partial;
+  float* dbeta = partial + j->cols;
+  for (int64_t r = first; r < last; r++) {
+    const float* x = j->heap + j->x + r * j->cols;
+    const float* dy = j->heap + j->dy + r * j->cols;
+    float* dx = j->heap + j->dx + r * j->cols;
+    const float mean = j->heap[j->mean + r], rstd = j->heap[j->rstd + r];
+    double g_sum = 0, gx_sum = 0;
+    for (int64_t c = 0; c < j->cols; c++) {
+      const float xhat = (x[c] - mean) * rstd;
+      const float g = dy[c] * gamma[c];
+      g_sum += g;
+      gx_sum += g * xhat;
+      dgamma[c] += dy[c] * xhat;
+      dbeta[c] += dy[c];
+    }
+    const float g_mean = (float)(g_sum / j->cols), gx_mean = (float)(gx_sum / j->cols);
+    for (int64_t c = 0; c < j->cols; c++) {
+      const float xhat = (x[c] - mean) * rstd;
+      dx[c] = rstd * (dy[c] * gamma[c] - g_mean - xhat * gx_mean);
+    }
+  }
+}
+
+// e^x for the sigmoid: Cephes' range reduction (x = n·ln2 + r, |r| ≤ ln2/2) and degree-5
+// polynomial, about 2 ulp, written branch-free so the compiler vectorises the loops below
+// (libm's expf is a call per element and took three quarters of the quick GELU time).
+static inline float exp_approx(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float t = x * 1.44269504088896341f;
+  const int32_t n = (int32_t)(t + (t >= 0 ? 0.5f : -0.5f));
+  const float nf = (float)n;
+  float r = x - nf * 0.693359375f;
+  r = r - nf * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  union {
+    int32_t i;
+    float f;
+  } scale = {.i = (n + 127) << 23};
+  return p * scale.f;
+}
+
+// Compiled for AVX-512, AVX2 and plain x86-64; the loader picks what the CPU runs.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+// quick GELU (OpenAI CLIP): y = x·σ(1.702x)
+VECTOR_CLONES static void quick_gelu_rows(const RowJob* j, int64_t first, int64_t last, float* partial) {
+  const float* restrict x = j->heap + j->x;
+  float* restrict y = j->heap + j->out;
+  for (int64_t i = first * j->cols; i < last * j->cols; i++) y[i] = x[i] / (1.0f + exp_approx(-1.702f * x[i]));
+}
+
+// dx = dy·(s + 1.702·x·s·(1 − s)), s = σ(1.702x)
+VECTOR_CLONES static void quick_gelu_grad_rows(const RowJob* j, int64_t first, int64_t last, float* partial) {
+  const float* restrict x = j->heap + j->x;
+  const float* restrict dy = j->heap + j->dy;
+  float* restrict dx = j->heap + j->dx;
+  for (int64_t i = first * j->cols; i < last * j->cols; i++) {
+    const float s = 1.0f / (1.0f + exp_approx(-1.702f * x[i]));
+    dx[i] = dy[i] * (s + 1.702f * x[i] * s * (1.0f - s));
+  }
+}
+
+static int in_heap(int64_t offset, int64_t size, size_t heap_length) {
+  return offset >= 0 && size >= 0 && offset + size <= (int64_t)heap_length;
+}
+
+// rowOp(heap, kind, rows, cols, eps, x, gamma, beta, dy, out, mean, rstd, dx, dgamma, dbeta)
+// kind 0: layer norm, 1: its gradient, 2: quick GELU, 3: its gradient. Offsets in elements; -1 unused.
+static napi_value row_op(napi_env env, napi_callback_info info) {
+  size_t argc = 15;
+  napi_value args[15];
+  CHECK(env, napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  size_t heap_length = 0;
+  float* heap = argc == 15 ? typed_array_data(env, args[0], napi_float32_array, &heap_length) : NULL;
+  if (!heap) {
+    napi_throw_type_error(env, NULL, "tfjs-blas rowOp: expected a Float32Array heap and 14 numbers");
+    return NULL;
+  }
+  int ok = 1;
+  const int kind = get_int(env, args[1], &ok);
+  RowJob job = {0};
+  job.heap = heap;
+  job.rows = (int64_t)get_double(env, args[2], &ok);
+  job.cols = (int64_t)get_double(env, args[3], &ok);
+  job.eps = (float)get_double(env, args[4], &ok);
+  int64_t* offsets[] = {&job.x, &job.gamma, &job.beta, &job.dy, &job.out, &job.mean, &job.rstd, &job.dx};
+  for (int i = 0; i < 8; i++) *offsets[i] = (int64_t)get_double(env, args[5 + i], &ok);
+  const int64_t dgamma = (int64_t)get_double(env, args[13], &ok), dbeta = (int64_t)get_double(env, args[14], &ok);
+  const int64_t size = job.rows * job.cols;
+  int valid = ok && kind >= 0 && kind <= 3 && job.rows >= 0 && job.cols > 0 && in_heap(job.x, size, heap_length);
+  if (valid && kind == 0) valid = in_heap(job.gamma, job.cols, heap_length) && in_heap(job.beta, job.cols, heap_length) && in_heap(job.out, size, heap_length) && in_heap(job.mean, job.rows, heap_length) && in_heap(job.rstd, job.rows, heap_length);
+  if (valid && kind == 1) valid = in_heap(job.gamma, job.cols, heap_length) && in_heap(job.dy, size, heap_length) && in_heap(job.dx, size, heap_length) && in_heap(job.mean, job.rows, heap_length) && in_heap(job.rstd, job.rows, heap_length) && in_heap(dgamma, job.cols, heap_length) && in_heap(dbeta, job.cols, heap_length);
+  if (valid && kind == 2) valid = in_heap(job.out, size, heap_length);
+  if (valid && kind == 3) valid = in_heap(job.dy, size, heap_length) && in_heap(job.dx, size, heap_length);
+  if (!valid) {
+    napi_throw_range_error(env, NULL, "tfjs-blas rowOp: bad kind or shape, or an operand outside the heap");
+    return NULL;
+  }
+  static const RowFunction functions[] = {layer_norm_rows, layer_norm_grad_rows, quick_gelu_rows, quick_gelu_grad_rows};
+  job.run = functions[kind];
+  float* sums = NULL;
+  if (kind == 1) {
+    sums = malloc((size_t)job.cols * 2 * sizeof(float));
+    if (!sums) {
+      napi_throw_error(env, NULL, "tfjs-blas rowOp: out of memory");
+      return NULL;
+    }
+  }
+  if (!parallel_rows(&job, kind == 1 ? job.cols * 2 : 0, sums)) {
+    free(sums);
+    napi_throw_error(env, NULL, "tfjs-blas rowOp: out of memory");
+    return NULL;
+  }
+  if (sums) {
+    memcpy(heap + dgamma, sums, (size_t)job.cols * sizeof(float));
+    memcpy(heap + dbeta, sums + job.cols, (size_t)job.cols * sizeof(float));
+    free(sums);
+  }
+  return NULL;
+}
+
 // configure(threads) -> { threads, coreName, config }: sets OpenBLAS's thread count (and the
 // batch split above) and says what OpenBLAS picked.
 static napi_value configure(napi_env env, napi_callback_info info) {
@@ -276,6 +498,8 @@ NAPI_MODULE_INIT() {
   CHECK(env, napi_set_named_property(env, exports, "gemm", fn));
   CHECK(env, napi_create_function(env, "reduce", NAPI_AUTO_LENGTH, reduce, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "reduce", fn));
+  CHECK(env, napi_create_function(env, "rowOp", NAPI_AUTO_LENGTH, row_op, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "rowOp", fn));
   CHECK(env, napi_create_function(env, "configure", NAPI_AUTO_LENGTH, configure, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "configure", fn));
   return exports;
