@@ -8,6 +8,8 @@ import { registerPretrain } from './commands/pretrain.ts';
 import { registerLeaderboard } from './commands/leaderboard.ts';
 import { registerRun } from './commands/run.ts';
 import { registerDemo } from './commands/demo.ts';
+import { registerSweep } from './commands/sweep.ts';
+import { registerWorker } from './commands/worker.ts';
 import { VLBENCH_VERSION } from '../core/version.ts';
 
 /**
@@ -22,7 +24,7 @@ export function buildProgram(): Command {
     // Subcommands with their own --task/--db/--seed (leaderboard add) must receive them.
     .enablePositionalOptions()
     .exitOverride();
-  for (const register of [registerEnv, registerSynth, registerScore, registerEncode, registerPretrain, registerRun, registerLeaderboard, registerDemo]) {
+  for (const register of [registerEnv, registerSynth, registerScore, registerEncode, registerPretrain, registerRun, registerLeaderboard, registerDemo, registerSweep, registerWorker]) {
     register(program);
   }
   return program;

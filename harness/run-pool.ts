@@ -20,7 +20,8 @@ import type { RunHooks, RunOutcome, RunRequest } from './run.ts';
  */
 export interface PoolJob {
   request: RunRequest;
-  hooks: Pick<RunHooks, 'db' | 'runsDir' | 'cacheDir'>;
+  /** resumeDir: a sweep names the run folder by its run key and resumes it wherever the job lands. */
+  hooks: Pick<RunHooks, 'db' | 'runsDir' | 'cacheDir' | 'resumeDir'>;
 }
 
 /** What a run reports back across the process boundary (the parts comparisons need). */
@@ -30,6 +31,8 @@ export interface RunSummary {
   backend: string;
   splits: { split: string; primary: string; metrics: Record<string, number>; recordId: string | null }[];
   trainingSeconds: number | null;
+  /** The training step the run resumed from (a re-delivered sweep job), null when it started fresh. */
+  resumedFromStep: number | null;
   timings: Record<string, number>;
 }
 
@@ -40,12 +43,13 @@ export function summarizeOutcome(outcome: RunOutcome): RunSummary {
     backend: outcome.backend,
     splits: outcome.splits.map((s) => ({ split: s.split, primary: s.report.primary, metrics: s.report.metrics, recordId: s.record?.id ?? null })),
     trainingSeconds: outcome.training?.seconds ?? null,
+    resumedFromStep: outcome.training?.resumedFromStep ?? null,
     timings: outcome.timings,
   };
 }
 
 /** Messages between the pool and a worker (harness/run-worker.ts). */
-export type WorkerReply = { ok: true; summary: RunSummary } | { ok: false; message: string; inputError: boolean };
+export type WorkerReply = { ok: true; summary: RunSummary } | { ok: false; message: string; inputError: boolean; errorName: string };
 
 export interface PoolOptions {
   /** Runs at once; default: the machine's cores. */
@@ -66,7 +70,12 @@ const WORKER_FILE = fileURLToPath(new URL('./run-worker.ts', import.meta.url));
 /** Lines of a worker's stderr kept for the error message when it dies. */
 const STDERR_LINES_KEPT = 30;
 
-class RunWorker {
+/**
+ * One child process that runs jobs one at a time. The run pool keeps a few; a sweep worker
+ * starts one per job, so the queue's lock is renewed by a parent whose event loop is never
+ * blocked by tfjs.
+ */
+export class RunWorker {
   private readonly child: ChildProcess;
   private stderrTail: string[] = [];
 
@@ -88,7 +97,7 @@ class RunWorker {
       const onMessage = (reply: WorkerReply) => {
         cleanup();
         if (reply.ok) resolve(reply.summary);
-        else reject(reply.inputError ? new InputError(reply.message) : new Error(reply.message));
+        else reject(failure(reply));
       };
       const onExit = (code: number | null, signal: string | null) => {
         cleanup();
@@ -107,6 +116,13 @@ class RunWorker {
   stop(): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill();
   }
+}
+
+/** The child's error, rebuilt on this side: an InputError stays one, and keeps its name (StoreUnreachableError, …). */
+function failure(reply: Extract<WorkerReply, { ok: false }>): Error {
+  const error = reply.inputError ? new InputError(reply.message) : new Error(reply.message);
+  error.name = reply.errorName;
+  return error;
 }
 
 /** Runs every job, at most `concurrency` at once; resolves to the summaries in job order. A failed job fails the pool (after the running ones are stopped). */

@@ -19,7 +19,7 @@ process.on('message', async (job: PoolJob) => {
     reply = { ok: true, summary: summarizeOutcome(outcome) };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    reply = { ok: false, message, inputError: error instanceof InputError };
+    reply = { ok: false, message, inputError: error instanceof InputError, errorName: error instanceof Error ? error.name : 'Error' };
   }
   process.send!(reply);
 });

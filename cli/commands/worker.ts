@@ -1,0 +1,47 @@
+import { Command } from 'commander';
+import { startSweepWorker } from '../../harness/sweep/worker.ts';
+import { DEFAULT_QUEUE_NAME } from '../../harness/sweep/queue.ts';
+import { leaderboardDbOption } from '../db-option.ts';
+import { parsePositiveInteger } from '../flags.ts';
+
+/**
+ * `vlbench worker`: pull sweep runs from the Redis queue until stopped (Ctrl-C or SIGTERM lets
+ * the running jobs finish; a second signal stops at once, and the runs go back to the queue when
+ * their locks expire). Start any number, on any machine that sees the run folders.
+ */
+export function registerWorker(program: Command): void {
+  program
+    .command('worker')
+    .description('run sweep jobs from the Redis queue in child processes and record them into the shared leaderboard, until stopped')
+    .requiredOption('--queue <url>', 'the Redis queue, redis://HOST:PORT')
+    .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME)
+    .addOption(leaderboardDbOption('the shared leaderboard: postgres://USER@HOST:PORT/DB (a SQLite path works for workers on one machine)'))
+    .option('--out <dir>', 'run folders, in a directory every worker sees (default: the sweep\'s --out, then runs/)')
+    .option('--cache <dir>', 'feature cache folder (default: <run folders>/.cache)')
+    .option('--concurrency <n>', 'runs at once on this machine (one child process each)', '1')
+    .option('--lock-seconds <n>', 'job lock lifetime: how long a killed worker\'s run waits before another worker takes it', '30')
+    .action(async (flags: { queue: string; queueName: string; db: string; out?: string; cache?: string; concurrency: string; lockSeconds: string }) => {
+      const worker = startSweepWorker({
+        queueUrl: flags.queue,
+        queueName: flags.queueName,
+        db: flags.db,
+        runsDir: flags.out,
+        cacheDir: flags.cache,
+        concurrency: parsePositiveInteger('--concurrency', flags.concurrency),
+        lockDurationMs: parsePositiveInteger('--lock-seconds', flags.lockSeconds) * 1000,
+      });
+      await worker.waitUntilReady();
+      process.stderr.write(`worker ${process.pid}: waiting for runs on ${flags.queue} (${flags.queueName})\n`);
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = () => {
+          if (stopping) process.exit(130);
+          stopping = true;
+          process.stderr.write('worker: finishing the running jobs (signal again to stop now)\n');
+          void worker.close().then(resolve);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+}

@@ -1,0 +1,138 @@
+import { existsSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { writeFileAtomically } from '../../core/atomic-write.ts';
+import { InputError } from '../../core/errors.ts';
+import { openLeaderboard, recordedRunIdsWithPrefix } from '../../leaderboard/store.ts';
+import { RunWorker, type RunSummary } from '../run-pool.ts';
+import { runRequestSchema } from '../run.ts';
+import { recordIdPrefix, type SweepJobData } from './plan.ts';
+import { DEFAULT_QUEUE_NAME, redisConnection } from './queue.ts';
+
+/**
+ * A sweep worker: pulls runs from the queue and executes each in a child process (the run
+ * pool's RunWorker), so this process's event loop stays free to renew the job's lock while tfjs
+ * computes. A worker killed outright stops renewing; when the lock expires another worker's
+ * stalled-job check takes the run back, and because the run folder is named by the run key in
+ * a folder every worker sees, the run continues from its last checkpoint there.
+ *
+ * Faults, and what each does to the job:
+ * - the store cannot be reached: the attempt fails before any work (or, after the run, before
+ *   anything is recorded) and is retried with backoff; the finished run folder is kept;
+ * - the run is bad input (unknown method, missing data): failed at once, no retries;
+ * - the run is already recorded (a second delivery, a second enqueue): done, without running.
+ */
+export interface SweepWorkerOptions {
+  queueUrl: string;
+  queueName?: string;
+  /** The leaderboard every worker records into: a postgres:// URL (or a SQLite file on a shared disk, one machine). */
+  db: string;
+  /**
+   * Run folders; must be one folder all workers see, or a re-delivered run starts over.
+   * Default: the sweep's --out, then runs/.
+   */
+  runsDir?: string;
+  cacheDir?: string;
+  /** Runs at once (one child process each). */
+  concurrency?: number;
+  /** How long a job's lock lasts without renewal: the time a killed worker's run waits before another takes it. */
+  lockDurationMs?: number;
+  log?: (line: string) => void;
+}
+
+/** What a finished job returns (BullMQ stores it as the job's return value). */
+export interface SweepJobResult {
+  key: string;
+  recordIds: string[];
+  /** True when the run was found already recorded and nothing ran. */
+  alreadyRecorded: boolean;
+  resumedFromStep: number | null;
+  worker: string;
+  summary: RunSummary | null;
+}
+
+export function startSweepWorker(options: SweepWorkerOptions): Worker<SweepJobData, SweepJobResult> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const workerName = `${hostname()}:${process.pid}`;
+  const lockDuration = options.lockDurationMs ?? 30_000;
+  const worker = new Worker<SweepJobData, SweepJobResult>(options.queueName ?? DEFAULT_QUEUE_NAME, (job) => processJob(job), {
+    connection: redisConnection(options.queueUrl),
+    concurrency: options.concurrency ?? 1,
+    lockDuration,
+    // Check for other workers' expired locks at the same pace the locks expire.
+    stalledInterval: Math.max(1_000, Math.round(lockDuration / 2)),
+    // A run that stalls this often (kills, machine losses) is failed rather than retried forever.
+    maxStalledCount: 3,
+  });
+
+  async function recordedIds(key: string): Promise<string[]> {
+    const store = await openLeaderboard(options.db, { create: true });
+    try {
+      return await recordedRunIdsWithPrefix(store, recordIdPrefix(key));
+    } finally {
+      await store.close();
+    }
+  }
+
+  async function processJob(job: Job<SweepJobData, SweepJobResult>): Promise<SweepJobResult> {
+    const { key, label, request } = job.data;
+    const runsDir = resolve(options.runsDir ?? job.data.runsDir ?? 'runs');
+    const done = (recordIds: string[], summary: RunSummary | null, alreadyRecorded: boolean): SweepJobResult => ({ key, recordIds, alreadyRecorded, resumedFromStep: summary?.resumedFromStep ?? null, worker: workerName, summary });
+    // Asking the store first: an unreachable store fails this attempt before any work is done.
+    const before = await retryableUnlessInput(() => recordedIds(key));
+    if (before.length > 0) {
+      log(`${label}: already recorded (${before.length} records), nothing to run`);
+      return done(before, null, true);
+    }
+    const partialDir = join(runsDir, `${key}.partial`);
+    const finalDir = join(runsDir, key);
+    if (existsSync(finalDir)) {
+      // Finished earlier but never recorded (the store went away after the run): run it again in
+      // place; its seed makes the numbers the same, and the old folder stays until the new one is done.
+      await rm(partialDir, { recursive: true, force: true });
+      await rename(finalDir, partialDir);
+    }
+    if (!existsSync(join(partialDir, 'request.json'))) {
+      // A fresh run, started as a resumable one so that its folder is named by the run key: the run
+      // lifecycle resumes only a folder whose request.json is this very request.
+      await writeFileAtomically(join(partialDir, 'request.json'), `${JSON.stringify(runRequestSchema.parse(request), null, 2)}\n`);
+    }
+    log(`${label}: starting (attempt ${job.attemptsMade + 1}${existsSync(join(partialDir, 'checkpoint')) ? ', resuming from its checkpoint' : ''})`);
+    const child = new RunWorker();
+    let summary: RunSummary;
+    try {
+      summary = await child.run({ request, hooks: { db: options.db, runsDir, cacheDir: options.cacheDir, resumeDir: partialDir } });
+    } catch (error) {
+      const failure = error as Error;
+      if (failure.name === 'RunAlreadyRecordedError') {
+        // Another delivery of the same run recorded it first: the run is done, once.
+        return done(await recordedIds(key), null, true);
+      }
+      if (failure instanceof InputError && failure.name !== 'StoreUnreachableError') throw new UnrecoverableError(failure.message);
+      throw failure;
+    } finally {
+      child.stop();
+    }
+    const recordIds = summary.splits.map((split) => split.recordId).filter((id): id is string => id !== null);
+    log(`${label}: done${summary.resumedFromStep !== null ? ` (resumed from step ${summary.resumedFromStep})` : ''}: ${summary.splits.map((s) => `${s.split} ${s.primary} ${s.metrics[s.primary].toFixed(2)}`).join(', ')}`);
+    return done(recordIds, summary, false);
+  }
+
+  worker.on('failed', (job, error) => {
+    if (job) log(`${job.data.label}: attempt ${job.attemptsMade} failed: ${error.message.split('\n')[0]}`);
+  });
+  worker.on('error', (error) => log(`queue: ${error.message}`));
+  return worker;
+}
+
+/** Store trouble is worth another attempt later; bad input (a foreign database, say) is not. */
+async function retryableUnlessInput<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof InputError && (error as Error).name !== 'StoreUnreachableError') throw new UnrecoverableError(error.message);
+    throw error;
+  }
+}
