@@ -66,6 +66,8 @@ export interface ScoreOptions {
 
 export interface Task<Example = unknown, Predictions = unknown> {
   name: string;
+  /** The scoring options (ScoreOptions keys) this task's metric takes; others are refused, never ignored. */
+  scoreOptions?: readonly (keyof ScoreOptions)[];
   version: string;
   description: string;
   /** Splits this task knows by name. */

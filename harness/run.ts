@@ -10,7 +10,7 @@ import { FUSION_DEFAULTS } from '../models/heads/fusion.ts';
 import { methodNeeds, parseMethodSpec, type MethodSpec } from '../models/objectives/index.ts';
 import { removeCheckpoint, train, TRAINING_DEFAULTS, trainingSettingsSchema, type TrainingProblem, type TrainingResult, type TrainingSettings } from '../models/train.ts';
 import { openLeaderboard, recordRun } from '../leaderboard/store.ts';
-import type { RunRecord } from '../leaderboard/run-record.ts';
+import { recordedScoring, type RunRecord } from '../leaderboard/run-record.ts';
 import { writeFileAtomically } from '../core/atomic-write.ts';
 import { BACKEND_CHOICES, selectBackend, describeBackend, type BackendChoice } from '../models/backends/select.ts';
 import { gitCommit, softwareVersions } from '../core/environment.ts';
@@ -51,8 +51,12 @@ export const runRequestSchema = z.object({
   name: z.string().optional(),
   /** Use at most this many training examples (quick checks). */
   maxTrainExamples: z.number().int().positive().optional(),
+  /** Options of the official metric (VQA's legacy normalisation, retrieval folds); part of the comparability key. */
+  scoring: z.object({ legacyNormalization: z.boolean().optional(), folds: z.number().int().positive().optional() }).strict().default({}),
 });
-export type RunRequest = z.infer<typeof runRequestSchema>;
+/** What a caller gives (defaults may be left out); `ResolvedRunRequest` is what the run uses and stores. */
+export type RunRequest = z.input<typeof runRequestSchema>;
+export type ResolvedRunRequest = z.output<typeof runRequestSchema>;
 
 /** `--set` keys that are not objective settings: the training recipe and the head sizes. */
 const recipeSchema = z
@@ -154,9 +158,9 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   const backend = await selectBackend(request.backend as BackendChoice);
   log(describeBackend(backend));
   const training: TrainingSettings = trainingSettingsSchema.parse({
-    epochs: request.epochs,
+    epochs: request.epochs ?? adapter.defaults?.epochs,
     batchSize: recipe.batch,
-    learningRate: recipe.lr,
+    learningRate: recipe.lr ?? adapter.defaults?.learningRate,
     weightDecay: recipe.weight_decay,
     warmupFraction: recipe.warmup,
     earlyStopPatience: recipe.patience,
@@ -182,11 +186,12 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     const cacheDir = hooks.cacheDir ?? join(runsDir, '.cache');
     const encoded = await timed('encode', () => encodeEverything(adapter, encoder!, splits, data.targetImages, cacheDir));
     const { texts, cacheHits } = encoded;
-    const imagePool = recipe['fusion.image_pool'] ?? (Math.round(Math.sqrt(encoded.images.tokenCount - 1)) % FUSION_DEFAULTS.imagePool === 0 ? FUSION_DEFAULTS.imagePool : 1);
+    const imagePool = recipe['fusion.image_pool'] ?? adapter.defaults?.imagePool ?? (Math.round(Math.sqrt(encoded.images.tokenCount - 1)) % FUSION_DEFAULTS.imagePool === 0 ? FUSION_DEFAULTS.imagePool : 1);
     const images = poolImageTokenGrid(encoded.images, encoded.imageKeys, imagePool);
     log(`features: ${images.size} images (${cacheHits} from the cache), ${texts.size} texts`);
     const random = new SeededRandom(request.seed);
-    const fusion = { hidden: recipe['fusion.hidden'] ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? FUSION_DEFAULTS.heads };
+    const taskFusion = adapter.defaults?.fusion;
+    const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads };
     const prepared = await adapter.build({
       task,
       method,
@@ -219,7 +224,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     const results: { split: LoadedSplit<unknown>; report: ScoreReport; predictionsFile: string }[] = [];
     for (const split of splits.evaluations) {
       const predictions = await timed('predict', async () => model.predict(split));
-      const report = task.score(split, predictions);
+      const report = task.score(split, predictions, request.scoring);
       const stem = split.split.replace(/[^A-Za-z0-9._-]+/g, '_');
       const submission = join(partialDir, 'predictions', `${stem}.${adapter.submissionExtension}`);
       await mkdir(join(partialDir, 'predictions'), { recursive: true });
@@ -263,6 +268,8 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
                 method: { spec: method.spec, hyperparameters: JSON.parse(JSON.stringify(hyperparameters)) },
                 seed: request.seed,
                 backend: backend.name,
+                scoring: recordedScoring(request.scoring),
+                execution: { ...(backend.device ? { device: backend.device } : {}), dtype: 'float32', batchSize: training.batchSize },
                 versions: { ...softwareVersions() },
                 gitCommit: gitCommit(),
                 timings,
@@ -290,7 +297,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
  * objective's weight, the seed, the data) would make its checkpoint and its result mean
  * nothing, so it is refused by name. Only where the leaderboard puts the result may differ.
  */
-async function checkSameRequest(file: string, request: RunRequest): Promise<void> {
+async function checkSameRequest(file: string, request: ResolvedRunRequest): Promise<void> {
   let stored: unknown;
   try {
     stored = JSON.parse(await readFile(file, 'utf8'));
@@ -318,7 +325,7 @@ async function checkSameRequest(file: string, request: RunRequest): Promise<void
   if (changed.length) throw new InputError(`a resumed run must keep the interrupted run's settings; changed: ${changed.join(', ')}`, { file });
 }
 
-function newRunFolderId(request: RunRequest, spec: string): string {
+function newRunFolderId(request: ResolvedRunRequest, spec: string): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
   const label = `${request.task}-${spec.replace(/\+/g, '_')}${request.trainDomain === 'target' ? '-oracle' : ''}-s${request.seed}`;
   return `${stamp}-${label}-${process.pid}`;

@@ -11,7 +11,7 @@ import { addPredictions, type SplitCandidate } from '../../leaderboard/add-predi
 import { compareSeedGroups, formatComparison } from '../../leaderboard/compare.ts';
 import { resolveComparedGroup } from '../../leaderboard/compared-groups.ts';
 import type { RunExecution } from '../../leaderboard/run-record.ts';
-import { parsePositiveInteger } from '../flags.ts';
+import { parsePositiveInteger, scoringOptionsFromFlags } from '../flags.ts';
 import { renderHtml } from '../../leaderboard/render-html.ts';
 import { renderCsv, renderJson, renderMarkdown, renderTable } from '../../leaderboard/render-text.ts';
 import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES } from '../../leaderboard/statistics.ts';
@@ -103,7 +103,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
       const seed = flags.seed === undefined ? null : parseWholeNumber(flags.seed, '--seed', -(2 ** 31), 2 ** 32 - 1);
       if (flags.name.trim() === '') throw new InputError('expected a non-empty run name', { field: '--name' });
       const task = await lookupTask(flags.task);
-      const scoring = scoringOptionsFromFlags(task.name, flags);
+      const scoring = scoringOptionsFromFlags(task, flags);
       const execution: RunExecution = {};
       if (flags.device !== undefined) execution.device = nonEmptyFlag(flags.device, '--device');
       if (flags.dtype !== undefined) execution.dtype = nonEmptyFlag(flags.dtype, '--dtype');
@@ -186,18 +186,6 @@ interface AddFlags {
  * take them. Each means something to one task only; given to another it would be silently
  * ignored, so it is refused.
  */
-export function scoringOptionsFromFlags(taskName: string, flags: { legacyNormalization?: boolean; folds?: string }): ScoreOptions {
-  const options: ScoreOptions = {};
-  if (flags.legacyNormalization) {
-    if (taskName !== 'vqa') throw new InputError(`--legacy-normalization applies to vqa only, not to ${taskName}`, { field: '--legacy-normalization' });
-    options.legacyNormalization = true;
-  }
-  if (flags.folds !== undefined) {
-    if (taskName !== 'retrieval') throw new InputError(`--folds applies to retrieval only, not to ${taskName}`, { field: '--folds' });
-    options.folds = parsePositiveInteger('--folds', flags.folds);
-  }
-  return options;
-}
 
 /**
  * The splits `leaderboard add` may score, from --data and --split. A SynthScenes folder (it has

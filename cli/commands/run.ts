@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { describeObjectiveSettings } from '../../models/objectives/index.ts';
-import { parsePositiveInteger, parseSeed, parseSetOptions } from '../flags.ts';
+import { parsePositiveInteger, parseSeed, parseSetOptions, scoringOptionsFromFlags } from '../flags.ts';
+import { getTask } from '../../tasks/registry.ts';
 import { DEFAULT_LEADERBOARD_PATH } from '../../leaderboard/store.ts';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
 import { InputError } from '../../core/errors.ts';
@@ -31,6 +32,8 @@ interface RunFlags {
   maxTrain?: string;
   json?: boolean;
   trainDomain?: string;
+  legacyNormalization?: boolean;
+  folds?: string;
 }
 
 async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest; runsDir: string; resumeDir?: string }> {
@@ -63,6 +66,7 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
     name: flags.name,
     maxTrainExamples: flags.maxTrain === undefined ? undefined : parsePositiveInteger('--max-train', flags.maxTrain),
     trainDomain: flags.trainDomain as RunRequest['trainDomain'],
+    scoring: scoringOptionsFromFlags(getTask(flags.task!), flags),
   };
   return { request, runsDir: resolve(flags.out) };
 }
@@ -110,6 +114,8 @@ export function registerRun(program: Command): void {
     .option('--resume <run_dir>', 'continue an interrupted run from its <id>.partial folder')
     .option('--max-train <n>', 'use at most n training examples (quick checks)')
     .addOption(new Option('--train-domain <domain>', 'SynthScenes: train on this domain\'s labels (target = the oracle reference for adaptation)').choices(['source', 'target']))
+    .option('--legacy-normalization', 'vqa: score with the pre-2021 evaluator normalisation (its own comparability key)')
+    .option('--folds <n>', 'retrieval: average over n folds of the evaluation split (COCO 1K = 5 of the 5K test set)')
     .option('--json', 'print the outcome as JSON')
     .addHelpText(
       'after',

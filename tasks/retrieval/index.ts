@@ -75,6 +75,7 @@ export function scoreRetrievalSplit(split: LoadedSplit<RetrievalImage>, predicti
 /** Image-text retrieval on Karpathy splits (COCO 5K / 1K, Flickr30k 1K, SynthScenes). */
 export const retrievalTask: Task<RetrievalImage, RetrievalPredictions> = {
   name: 'retrieval',
+  scoreOptions: ['folds'],
   version: RETRIEVAL_TASK_VERSION,
   description: 'Image-text retrieval on Karpathy splits (COCO, Flickr30k): R@1/5/10 image→text and text→image, RSUM; .npy similarity matrix',
   splits: KARPATHY_SPLITS,

@@ -23,6 +23,7 @@ export { buildAnswerVocabulary } from './vocabulary.ts';
 /** VQA v2 (and any split in its layout: abstract scenes, SynthScenes): official accuracy, EvalAI result JSON. */
 export const vqaTask: Task<VqaExample, VqaPredictions> = {
   name: 'vqa',
+  scoreOptions: ['legacyNormalization'],
   version: VQA_TASK_VERSION,
   description: 'VQA v2 open-ended: official accuracy (current evaluator, or the pre-2021 legacy normalisation); EvalAI result JSON',
   splits: ['train2014', 'val2014', 'test-dev2015', 'test2015'],
