@@ -5,8 +5,13 @@
  *
  * VQA: 214,354 questions (the size of val2014) with seeded random annotations and predictions,
  * written in the official layout and scored the way `vlbench score` does (load → readPredictions →
- * score), in both normalisation modes. Floor: a loop over the same answers that only compares raw
- * strings (the leave-one-out count without any normalisation).
+ * score), in both normalisation modes, then the whole `vlbench score` command in process. Floors:
+ * a loop over the same answers that only compares raw strings (the leave-one-out count without
+ * any normalisation); reading and JSON.parse of the three files (what any JavaScript evaluator
+ * must do before scoring); and, when python3 is installed, json.load of the same three files,
+ * which is how the official evaluator (GT-Vision-Lab/VQA, vqa.py + vqaEval.py) starts. The
+ * official evaluator itself is not in this repository, so its json.load is a lower bound of its
+ * time, not its time.
  *
  * Retrieval: a 5,000 × 25,000 similarity matrix (COCO 5K test), scored with the retrieval scorer.
  * Floor: one pass that reads every similarity once.
@@ -14,12 +19,14 @@
  * Times are wall clock; peak memory is the process's maximum resident set so far (it only grows,
  * so each line shows the peak up to that step).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SeededRandom } from '../core/random.ts';
 import { vqaTask } from '../tasks/vqa/index.ts';
 import { scoreRetrieval } from '../tasks/retrieval/recall.ts';
+import { runScore } from '../cli/commands/score.ts';
 
 const argv = process.argv.slice(2);
 function numberFlag(name: string, fallback: number): number {
@@ -125,14 +132,46 @@ async function benchVqa(): Promise<void> {
       }));
       await writeFile(join(dir, 'results.json'), JSON.stringify(questions.map((q) => ({ question_id: q.questionId, answer: q.prediction }))));
     });
+    const files = {
+      questions: join(dir, 'v2_OpenEnded_mscoco_val2014_questions.json'),
+      annotations: join(dir, 'v2_mscoco_val2014_annotations.json'),
+      predictions: join(dir, 'results.json'),
+    };
     await measure('VQA floor: raw string compare, in memory', () => rawStringFloor(questions), (overall) => `overall ${overall.toFixed(2)} (no normalisation)`);
+    await measure('VQA floor: read + JSON.parse of the 3 files', async () => {
+      for (const file of Object.values(files)) JSON.parse(await readFile(file, 'utf8'));
+    });
+    measurePython('VQA floor (python3): json.load of the 3 files', Object.values(files));
     const split = await measure('VQA: load + validate split', () => vqaTask.load({ dataDir: dir, split: 'val2014' }));
-    const predictions = await measure('VQA: read + check result file', () => vqaTask.readPredictions(split, join(dir, 'results.json')));
+    const predictions = await measure('VQA: read + check result file', () => vqaTask.readPredictions(split, files.predictions));
     await measure('VQA: score, current evaluator', () => vqaTask.score(split, predictions), (r) => `overall ${(r.official as { overall: number }).overall}`);
+    const scoreRow = rows[rows.length - 1];
     await measure('VQA: score, legacy normalisation', () => vqaTask.score(split, predictions, { legacyNormalization: true }), (r) => `overall ${(r.official as { overall: number }).overall}`);
+    await measure('vlbench score --task vqa (whole command)', () => runScore({ task: 'vqa', ...files }), (r) => `overall ${(r.official as { overall: number }).overall}`);
+    const whole = rows[rows.length - 1];
+    const floor = rows.find((row) => row.step.startsWith('VQA floor: read + JSON.parse'))!;
+    whole.note = `${whole.note}; ${(whole.seconds / scoreRow.seconds).toFixed(1)}x the scoring alone, ${(whole.seconds / (floor.seconds + scoreRow.seconds)).toFixed(2)}x JSON.parse floor + scoring (CPU: ${(whole.cpuSeconds / (floor.cpuSeconds + scoreRow.cpuSeconds)).toFixed(2)}x)`;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Times python3's json.load of the files (its own clocks, so interpreter start-up is not counted). */
+function measurePython(step: string, files: string[]): void {
+  const script = [
+    'import json, sys, time',
+    'wall, cpu = time.perf_counter(), time.process_time()',
+    'for name in sys.argv[1:]:',
+    '    with open(name) as f: json.load(f)',
+    'print(time.perf_counter() - wall, time.process_time() - cpu)',
+  ].join('\n');
+  const run = spawnSync('python3', ['-c', script, ...files], { encoding: 'utf8' });
+  if (run.error || run.status !== 0) {
+    rows.push({ step, seconds: Number.NaN, cpuSeconds: Number.NaN, peakRssMiB: Number.NaN, note: 'not measured: install python3 to see it' });
+    return;
+  }
+  const [wall, cpu] = run.stdout.trim().split(/\s+/).map(Number);
+  rows.push({ step, seconds: wall, cpuSeconds: cpu, peakRssMiB: Number.NaN, note: 'in a python3 child process (its own clocks and memory)' });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -180,6 +219,6 @@ console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
 console.log(`${'step'.padEnd(stepWidth)}  ${'wall s'.padStart(8)}  ${'CPU s'.padStart(8)}  ${'peak RSS MiB'.padStart(12)}  note`);
 for (const row of rows) {
   console.log(
-    `${row.step.padEnd(stepWidth)}  ${row.seconds.toFixed(3).padStart(8)}  ${row.cpuSeconds.toFixed(3).padStart(8)}  ${row.peakRssMiB.toFixed(0).padStart(12)}  ${row.note ?? ''}`,
+    `${row.step.padEnd(stepWidth)}  ${row.seconds.toFixed(3).padStart(8)}  ${row.cpuSeconds.toFixed(3).padStart(8)}  ${(Number.isNaN(row.peakRssMiB) ? '-' : row.peakRssMiB.toFixed(0)).padStart(12)}  ${row.note ?? ''}`,
   );
 }

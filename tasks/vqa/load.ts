@@ -81,26 +81,23 @@ export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit
   const imagesDir = resolve(options.imagesDir ?? options.dataDir ?? dirname(questionsFile));
   // test-dev2015 is a subset of test2015 and has no images of its own.
   const imageSubtype = dataSubtype === 'test-dev2015' ? 'test2015' : dataSubtype;
+  // `<imagesDir>/<subtype>/COCO_<subtype>_<12-digit id>.jpg`: the normalised prefix once, the id per image.
+  const imagePrefix = join(imagesDir, imageSubtype, `COCO_${imageSubtype}_`);
 
   const order = annotationOrder ?? [...questions.keys()];
-  const examples: VqaExample[] = order.map((questionId) => {
+  const examples: VqaExample[] = new Array(order.length);
+  for (let i = 0; i < order.length; i++) {
+    const questionId = order[i];
     const question = questions.get(questionId)!;
     const annotation = annotations?.get(questionId);
-    const example: VqaExample = {
-      id: String(questionId),
-      questionId,
-      imageId: question.imageId,
-      imagePath: join(imagesDir, imageSubtype, `COCO_${imageSubtype}_${String(question.imageId).padStart(12, '0')}.jpg`),
-      question: question.question,
-      answers: annotation?.answers ?? [],
-    };
-    if (annotation) {
-      example.answerType = annotation.answerType;
-      example.questionType = annotation.questionType;
-      example.multipleChoiceAnswer = annotation.multipleChoiceAnswer;
-    }
-    return example;
-  });
+    const imagePath = `${imagePrefix}${String(question.imageId).padStart(12, '0')}.jpg`;
+    examples[i] = annotation
+      ? {
+          id: String(questionId), questionId, imageId: question.imageId, imagePath, question: question.question, answers: annotation.answers,
+          answerType: annotation.answerType, questionType: annotation.questionType, multipleChoiceAnswer: annotation.multipleChoiceAnswer,
+        }
+      : { id: String(questionId), questionId, imageId: question.imageId, imagePath, question: question.question, answers: [] };
+  }
 
   const files = annotationsFile !== undefined ? [questionsFile, annotationsFile] : [questionsFile];
   const contents = annotationsBytes !== undefined ? [questionsBytes, annotationsBytes] : [questionsBytes];
@@ -199,7 +196,8 @@ function readHeader(json: unknown, file: string, kind: 'questions' | 'annotation
 
 function readQuestions(records: unknown[], file: string): Map<number, QuestionRecord> {
   const questions = new Map<number, QuestionRecord>();
-  records.forEach((record, index) => {
+  for (let index = 0; index < records.length; index++) {
+    const record = records[index];
     if (!isObject(record)) throw fieldError(file, index, 'questions[]', 'an object', record);
     const questionId = record.question_id;
     if (!isId(questionId)) throw fieldError(file, index, 'question_id', 'a non-negative integer', questionId);
@@ -209,7 +207,7 @@ function readQuestions(records: unknown[], file: string): Map<number, QuestionRe
     const question = record.question;
     if (typeof question !== 'string') throw fieldError(file, questionId, 'question', 'a string', question);
     questions.set(questionId, { imageId, question });
-  });
+  }
   return questions;
 }
 
@@ -221,7 +219,8 @@ function readAnnotations(
   const annotations = new Map<number, AnnotationRecord>();
   const order: number[] = [];
   const unknownIds: number[] = [];
-  records.forEach((record, index) => {
+  for (let index = 0; index < records.length; index++) {
+    const record = records[index];
     if (!isObject(record)) throw fieldError(file, index, 'annotations[]', 'an object', record);
     const questionId = record.question_id;
     if (!isId(questionId)) throw fieldError(file, index, 'question_id', 'a non-negative integer', questionId);
@@ -229,7 +228,7 @@ function readAnnotations(
     const question = questions.get(questionId);
     if (question === undefined) {
       unknownIds.push(questionId);
-      return;
+      continue;
     }
     if (record.image_id !== question.imageId) throw fieldError(file, questionId, 'image_id', `${question.imageId} (the questions file's image_id)`, record.image_id);
     const questionType = record.question_type;
@@ -240,11 +239,12 @@ function readAnnotations(
     if (typeof multipleChoiceAnswer !== 'string') throw fieldError(file, questionId, 'multiple_choice_answer', 'a string', multipleChoiceAnswer);
     annotations.set(questionId, { answers: readAnswers(record.answers, file, questionId), answerType, questionType, multipleChoiceAnswer });
     order.push(questionId);
-  });
+  }
   if (unknownIds.length > 0) {
     throw new InputError(`annotations for question ids that are not in the questions file: ${listSome(unknownIds)}`, { file, field: 'question_id' });
   }
-  const unannotated = [...questions.keys()].filter((questionId) => !annotations.has(questionId));
+  const unannotated: number[] = [];
+  if (annotations.size !== questions.size) for (const questionId of questions.keys()) if (!annotations.has(questionId)) unannotated.push(questionId);
   if (unannotated.length > 0) {
     throw new InputError(`questions without an annotation: ${listSome(unannotated)}`, { file, field: 'question_id' });
   }
@@ -255,23 +255,27 @@ function readAnswers(value: unknown, file: string, questionId: number): string[]
   if (!Array.isArray(value) || value.length !== VQA_ANSWERS_PER_QUESTION) {
     throw fieldError(file, questionId, 'answers', `an array of ${VQA_ANSWERS_PER_QUESTION} answer objects`, value);
   }
-  const answers: string[] = [];
-  const answerIds = new Set<number>();
-  value.forEach((entry, index) => {
-    const field = `answers[${index}]`;
-    if (!isObject(entry)) throw fieldError(file, questionId, field, 'an object {answer, answer_confidence, answer_id}', entry);
-    if (typeof entry.answer !== 'string') throw fieldError(file, questionId, `${field}.answer`, 'a string', entry.answer);
+  const answers: string[] = new Array(VQA_ANSWERS_PER_QUESTION);
+  for (let index = 0; index < VQA_ANSWERS_PER_QUESTION; index++) {
+    const entry: unknown = value[index];
+    if (!isObject(entry)) throw fieldError(file, questionId, `answers[${index}]`, 'an object {answer, answer_confidence, answer_id}', entry);
+    const answer = entry.answer;
+    if (typeof answer !== 'string') throw fieldError(file, questionId, `answers[${index}].answer`, 'a string', answer);
     // The evaluator leaves one answer out by comparing whole answer records, so the records must
-    // be distinct; answer_id (1..10) is what makes them so.
+    // be distinct; answer_id (1..10) is what makes them so. Ten ids: compared pairwise, no Set.
     const answerId = entry.answer_id;
-    if (!Number.isInteger(answerId)) throw fieldError(file, questionId, `${field}.answer_id`, 'an integer', answerId);
-    if (answerIds.has(answerId as number)) throw fieldError(file, questionId, `${field}.answer_id`, 'an id not used by another answer of this question', answerId);
-    answerIds.add(answerId as number);
-    if (entry.answer_confidence !== undefined && typeof entry.answer_confidence !== 'string') {
-      throw fieldError(file, questionId, `${field}.answer_confidence`, 'a string ("yes", "maybe" or "no")', entry.answer_confidence);
+    if (!Number.isInteger(answerId)) throw fieldError(file, questionId, `answers[${index}].answer_id`, 'an integer', answerId);
+    for (let earlier = 0; earlier < index; earlier++) {
+      if ((value[earlier] as Record<string, unknown>).answer_id === answerId) {
+        throw fieldError(file, questionId, `answers[${index}].answer_id`, 'an id not used by another answer of this question', answerId);
+      }
     }
-    answers.push(entry.answer);
-  });
+    const confidence = entry.answer_confidence;
+    if (confidence !== undefined && typeof confidence !== 'string') {
+      throw fieldError(file, questionId, `answers[${index}].answer_confidence`, 'a string ("yes", "maybe" or "no")', confidence);
+    }
+    answers[index] = answer;
+  }
   return answers;
 }
 
@@ -285,8 +289,10 @@ export async function readBytes(file: string, what: string): Promise<Buffer> {
 
 export function parseJson(bytes: Buffer, file: string): unknown {
   try {
-    // A UTF-8 byte order mark is legal in a file but not in JSON.parse.
-    return JSON.parse(bytes.toString('utf8').replace(/^\uFEFF/, ''));
+    // A UTF-8 byte order mark is legal in a file but not in JSON.parse; skipped on the bytes, so a
+    // 150 MB file is not copied once more as a string.
+    const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+    return JSON.parse(bytes.toString('utf8', start));
   } catch (error) {
     throw new InputError(`not valid JSON: ${(error as Error).message}`, { file });
   }
