@@ -199,7 +199,7 @@ async function writeFullSizeCheckpoint(file: string): Promise<void> {
 // Loading 151 M parameters and running them takes a minute on 2 shared cores: opt in with VLBENCH_SLOW_TESTS=1.
 const slow = process.env.VLBENCH_SLOW_TESTS === '1' ? test : test.skip;
 
-slow('a full-size F16 ViT-B/32 checkpoint with the real names loads unchanged and embeds', async (t) => {
+slow('a full-size F16 ViT-B/32 checkpoint with the real names loads unchanged and embeds as PyTorch does', async (t) => {
   await selectBackend('wasm');
   const dir = mkdtempSync(join(tmpdir(), 'vlbench-vitb32-'));
   try {
@@ -213,15 +213,30 @@ slow('a full-size F16 ViT-B/32 checkpoint with the real names loads unchanged an
     try {
       t.is(encoder.embeddingDim, 512);
       t.deepEqual(encoder.model.parameter('vision_model.embeddings.patch_embedding.weight').shape, [768, 3, 32, 32]);
+      // The F16 bytes load unchanged: values as PyTorch reads the same file (torch.float16 → float32).
+      t.deepEqual(Array.from(encoder.model.parameter('text_projection.weight').dataSync().slice(0, 4)), [-0.017120361328125, 0.0228424072265625, 0.01396942138671875, 0.019866943359375]);
+      t.is(encoder.model.parameter('text_projection.weight').dataSync()[100_000], 0.008270263671875);
+      t.is(encoder.model.parameter('vision_model.embeddings.patch_embedding.weight').dataSync()[2_359_295], 0.036468505859375);
       const pixels = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i * 0.01));
       const image = await encoder.embedImages(pixels, [1, 3, 224, 224]);
       t.deepEqual(image.shape, [1, 512]);
-      t.true(image.data.every(Number.isFinite));
       // Legacy eos_token_id 2: pooled at the largest id (the tiny tokenizer's EOS, 32).
       const text = await encoder.encodeTexts(['a photo of a cat'], { padding: 'longest' });
       t.deepEqual(text.embeds.shape, [1, 512]);
+      t.deepEqual(Array.from(text.inputIds), [31, 0, 3, 5, 0, 17, 32]);
       t.deepEqual(Array.from(encoder.model.eosPositions({ inputIds: text.inputIds, attentionMask: text.attentionMask, batch: 1, length: text.inputIds.length })), [6]);
-      t.true(text.embeds.data.every(Number.isFinite));
+      // The forward pass against PyTorch on the same checkpoint: `python3 scripts/clip-reference-outputs.py
+      // --model <this folder> --ids 31,0,3,5,0,17,32` (transformers' CLIPModel arithmetic, fp32).
+      const reference = {
+        image: [4.914931774139404, 0.041956692934036255, -1.0565983057022095, -0.20075774192810059, 0.10217343270778656, -1.318042278289795, -1.0048396587371826, 0.07306329160928726],
+        text: [1.8718607425689697, -0.4214916229248047, -0.46288055181503296, -0.06334888935089111, -0.4494665265083313, -0.17568477988243103, 0.2200048565864563, -0.903639018535614],
+        imageSum: -7.012659348547459,
+        textSum: 0.2613825164735317,
+      };
+      reference.image.forEach((value, i) => t.true(Math.abs(image.data[i] - value) < 1e-4, `image_embeds[${i}] ${image.data[i]} vs ${value}`));
+      reference.text.forEach((value, i) => t.true(Math.abs(text.embeds.data[i] - value) < 1e-4, `text_embeds[${i}] ${text.embeds.data[i]} vs ${value}`));
+      t.true(Math.abs(image.data.reduce((sum, v) => sum + v, 0) - reference.imageSum) < 1e-3);
+      t.true(Math.abs(text.embeds.data.reduce((sum, v) => sum + v, 0) - reference.textSum) < 1e-3);
     } finally {
       await encoder.dispose();
     }
