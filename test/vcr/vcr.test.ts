@@ -209,7 +209,8 @@ test('metadata is checked when present: box count, box shape; an absent one load
   t.is(error!.message, `${missing}: metadata of line 1 (val-0) in ${join(noMetadata, 'val.jsonl')}: file not found. ${TRAINING_NEEDS}`);
   t.throws(() => example.imageWidth, { message: error!.message });
 
-  const fewBoxes = writeDataset([vcrRecord(0)], { metadata: { ...METADATA, boxes: METADATA.boxes.slice(0, 3) } });
+  // A metadata json consistent in itself (3 boxes, 3 segms) that describes fewer objects than the record names.
+  const fewBoxes = writeDataset([vcrRecord(0)], { metadata: { ...METADATA, boxes: METADATA.boxes.slice(0, 3), segms: METADATA.segms.slice(0, 3), names: METADATA.names.slice(0, 3) } });
   await t.throwsAsync(vcrTask.load({ split: 'val', dataDir: fewBoxes }), { message: /field "boxes": 4 objects in .*val\.jsonl line 1 \(val-0\), but 3 boxes in the metadata/ });
 
   const badBox = writeDataset([vcrRecord(0)], { metadata: { ...METADATA, boxes: [[1, 2, 3, 4], ...METADATA.boxes.slice(1)] } });
