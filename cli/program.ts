@@ -13,14 +13,14 @@ import { registerWorker } from './commands/worker.ts';
 import { VLBENCH_VERSION } from '../core/version.ts';
 
 /**
- * The `vlbench` command. Each subcommand lives in harness/commands/<name>.ts and
- * registers itself here; errors a user can fix print as one line, never a stack trace.
+ * The `vlbench` command. Each subcommand lives in cli/commands/<name>.ts and registers
+ * itself here; errors a user can fix print as one line (commander's own included: its message
+ * already names the option and the allowed values), never a stack trace.
  */
 export function buildProgram(): Command {
   const program = new Command('vlbench')
     .description('Benchmark harness for vision-language models (VQA, GQA, VCR, image-text retrieval)')
     .version(VLBENCH_VERSION)
-    .showHelpAfterError('(run with --help for usage)')
     // Subcommands with their own --task/--db/--seed (leaderboard add) must receive them.
     .enablePositionalOptions()
     .exitOverride();
