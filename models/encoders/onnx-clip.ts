@@ -56,6 +56,8 @@ export class OnnxClipEncoder implements AlignedEncoder {
     readonly fingerprint: string,
     /** The text graph's declared inputs (undefined without a text graph). */
     readonly textInputs: TextGraphInputs | undefined,
+    /** The vision graph's batch size, when its pixel_values input fixes it (exports without a dynamic batch axis). */
+    readonly visionFixedBatch: number | undefined,
   ) {}
 
   static async load(folder: string): Promise<OnnxClipEncoder> {
@@ -81,7 +83,9 @@ export class OnnxClipEncoder implements AlignedEncoder {
     const textInputs = text ? readTextGraphInputs(declaredInputShapes(text), join(folder, 'onnx', 'text_model.onnx')) : undefined;
     const preprocessing = await readModelPreprocessing(folder, config);
     const fingerprint = await fingerprintModelFolder(folder, 'onnx');
-    return new OnnxClipEncoder(folder, config, vision, text, tokenizer, preprocessing, fingerprint, textInputs);
+    const pixelShape = vision ? declaredInputShapes(vision).pixel_values : undefined;
+    const visionFixedBatch = typeof pixelShape?.[0] === 'number' && pixelShape[0] > 0 ? pixelShape[0] : undefined;
+    return new OnnxClipEncoder(folder, config, vision, text, tokenizer, preprocessing, fingerprint, textInputs, visionFixedBatch);
   }
 
   get embeddingDim(): number {
@@ -147,8 +151,27 @@ export class OnnxClipEncoder implements AlignedEncoder {
     if (!this.vision) throw new InputError('this model folder has no onnx/vision_model.onnx', { file: this.folder });
     checkPixelBatch(pixels, shape, this.config);
     const file = join(this.folder, 'onnx', 'vision_model.onnx');
-    const outputs = await runGraph(this.vision, { pixel_values: new Tensor('float32', pixels, [...shape]) }, declaredInputShapes(this.vision), file);
-    return { embeds: hostTensor(outputs, 'image_embeds', this.folder), tokens: withTokens ? hostTensor(outputs, 'last_hidden_state', this.folder) : emptyTensor() };
+    const declared = declaredInputShapes(this.vision);
+    const [count, , height, width] = shape;
+    const perImage = 3 * height * width;
+    // A graph with a fixed batch runs in full chunks of it; the last chunk repeats its last image.
+    const chunk = this.visionFixedBatch ?? count;
+    const embeds: HostTensor[] = [];
+    const tokens: HostTensor[] = [];
+    for (let start = 0; start < count; start += chunk) {
+      const rows = Math.min(chunk, count - start);
+      let part = pixels.subarray(start * perImage, (start + rows) * perImage);
+      if (rows < chunk) {
+        const padded = new Float32Array(chunk * perImage);
+        padded.set(part);
+        for (let r = rows; r < chunk; r++) padded.set(part.subarray((rows - 1) * perImage), r * perImage);
+        part = padded;
+      }
+      const outputs = await runGraph(this.vision, { pixel_values: new Tensor('float32', part, [chunk, 3, height, width]) }, declared, file);
+      embeds.push(firstRows(hostTensor(outputs, 'image_embeds', this.folder), rows));
+      if (withTokens) tokens.push(firstRows(hostTensor(outputs, 'last_hidden_state', this.folder), rows));
+    }
+    return { embeds: concatRows(embeds), tokens: withTokens ? concatRows(tokens) : emptyTensor() };
   }
 
   /** The batch padded to the text graph's fixed sequence length, when it has one. */

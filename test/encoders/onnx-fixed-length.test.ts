@@ -137,3 +137,21 @@ test('a graph with a fixed batch size runs in full chunks of that size and retur
     await encoder.dispose();
   }
 });
+
+test('a vision graph with a fixed batch size runs in full chunks of that size and returns one row per image', async (t) => {
+  const encoder = await OnnxClipEncoder.load(dynamicFolder);
+  try {
+    t.is(encoder.visionFixedBatch, undefined);
+    const pixels = new Float32Array(3 * 3 * 32 * 32).map((_, i) => 1.7 * Math.sin(0.37 * i + 1.3));
+    const whole = await encoder.encodeImages(pixels, [3, 3, 32, 32]);
+    // As a graph declaring pixel_values [2, 3, 32, 32] would be read: three images run as two chunks of two.
+    Object.assign(encoder, { visionFixedBatch: 2 });
+    const chunked = await encoder.encodeImages(pixels, [3, 3, 32, 32]);
+    t.deepEqual(chunked.embeds.shape, [3, 16]);
+    t.deepEqual(chunked.tokens.shape, whole.tokens.shape);
+    t.true(maxAbsDifference(chunked.embeds.data, whole.embeds.data) < 1e-5);
+    t.true(maxAbsDifference(chunked.tokens.data, whole.tokens.data) < 1e-5);
+  } finally {
+    await encoder.dispose();
+  }
+});
