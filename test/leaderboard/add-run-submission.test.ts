@@ -53,8 +53,12 @@ test.serial('a run\'s predictions added with --data <root> --split test/source, 
     const report = JSON.parse(compared.stdout);
     t.is(report.difference, 0);
     t.deepEqual([report.paired.lower, report.paired.upper], [0, 0]);
-    // The run says which backend computed it; the submission cannot: named, not refused.
-    t.deepEqual(report.executionDifferences, [{ field: 'backend', base: 'wasm', candidate: null }]);
+    // The run says what computed it (backend, dtype, batch size); the submission cannot: named, not refused.
+    t.deepEqual(report.executionDifferences, [
+      { field: 'backend', base: 'wasm', candidate: null },
+      { field: 'execution.dtype', base: 'float32', candidate: null },
+      { field: 'execution.batchSize', base: 32, candidate: null },
+    ]);
   }
   const text = await vlbench(['compare', source.id, 'submitted', '--db', db, '--resamples', '200']);
   t.regex(text.stdout, /note: backend differs \(base "wasm", candidate unknown\); scores can drift with it across machines, the gate still applies\n/);
