@@ -3,7 +3,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, describeValue, fieldError, listSome } from '../../core/errors.ts';
 import type { LoadOptions, LoadedSplit, ScoreReport, Task } from '../../core/types.ts';
 import { pythonRound } from '../vqa/accuracy.ts';
-import { fingerprintSplit, isObject, parseJson, readBytes } from '../vqa/load.ts';
+import { fingerprintSplit, isObject, parseJson, readBytes } from '../split-files.ts';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
 
 /**

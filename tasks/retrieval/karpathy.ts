@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { InputError, describeValue, fieldError, listSome } from '../../core/errors.ts';
 import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
+import { fingerprintSplit } from '../split-files.ts';
 
 /** Bump when loading changes which images or captions a split holds, or their order. */
 export const RETRIEVAL_TASK_VERSION = '1';
@@ -103,10 +103,7 @@ export async function loadKarpathySplit(options: LoadOptions): Promise<LoadedSpl
     throw new InputError(`no images in split "${split}" (the file's splits: ${present.join(', ') || 'none'})`, { file });
   }
 
-  const fingerprint = createHash('sha256')
-    .update(bytes)
-    .update('\n' + examples.map((example) => example.id).join('\n'))
-    .digest('hex');
+  const fingerprint = fingerprintSplit([bytes], examples.map((example) => example.id));
   return {
     task: 'retrieval',
     taskVersion: RETRIEVAL_TASK_VERSION,

@@ -15,10 +15,11 @@ export {
   type VqaOfficialAccuracy,
   type VqaScoredQuestion,
 } from './accuracy.ts';
-export { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, fingerprintSplit, loadVqaSplit, type LoadedVqaSplit, type VqaExample, type VqaSplitInfo } from './load.ts';
+export { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, loadVqaSplit, type LoadedVqaSplit, type VqaExample, type VqaSplitInfo } from './load.ts';
 export { checkVqaPredictions, readVqaPredictions, writeVqaResults } from './predictions.ts';
 export { VQA_METRIC_VERSION, scoreVqa, type VqaPredictions } from './score.ts';
 export { buildAnswerVocabulary } from './vocabulary.ts';
+export { fingerprintSplit } from '../split-files.ts';
 
 /** VQA v2 (and any split in its layout: abstract scenes, SynthScenes): official accuracy, EvalAI result JSON. */
 export const vqaTask: Task<VqaExample, VqaPredictions> = {

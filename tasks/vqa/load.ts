@@ -3,6 +3,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, fieldError, listSome } from '../../core/errors.ts';
 import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
+import { fingerprintSplit, isObject, parseJson, readBytes } from '../split-files.ts';
 
 /** Bumps when what the loader puts in an example changes. */
 export const VQA_TASK_VERSION = 'vqa-v2/1';
@@ -110,17 +111,6 @@ export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit
     examples,
     info: { dataType: questionsHeader.dataType ?? 'unknown', dataSubtype, annotated: annotations !== undefined },
   };
-}
-
-/** sha256 over each file's length and bytes, then the ordered image ids: the split's identity. */
-export function fingerprintSplit(contents: readonly Uint8Array[], imageIds: readonly (number | string)[]): string {
-  const hash = createHash('sha256');
-  for (const bytes of contents) {
-    hash.update(`${bytes.length}\n`);
-    hash.update(bytes);
-  }
-  hash.update(`images\n${imageIds.join('\n')}`);
-  return hash.digest('hex');
 }
 
 async function locateVqaFiles(options: LoadOptions): Promise<{ questionsFile: string; annotationsFile?: string }> {
@@ -279,25 +269,6 @@ function readAnswers(value: unknown, file: string, questionId: number): string[]
   return answers;
 }
 
-export async function readBytes(file: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (error) {
-    throw new InputError(`cannot read the ${what} file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
-  }
-}
-
-export function parseJson(bytes: Buffer, file: string): unknown {
-  try {
-    // A UTF-8 byte order mark is legal in a file but not in JSON.parse; skipped on the bytes, so a
-    // 150 MB file is not copied once more as a string.
-    const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
-    return JSON.parse(bytes.toString('utf8', start));
-  } catch (error) {
-    throw new InputError(`not valid JSON: ${(error as Error).message}`, { file });
-  }
-}
-
 async function listFolder(folder: string): Promise<string[]> {
   try {
     return (await readdir(folder)).sort();
@@ -316,10 +287,6 @@ async function isFile(path: string): Promise<boolean> {
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function isId(value: unknown): value is number {

@@ -1,7 +1,7 @@
 import { writeFileAtomically } from '../../core/atomic-write.ts';
 import { InputError, describeValue, listSome } from '../../core/errors.ts';
 import type { LoadedSplit } from '../../core/types.ts';
-import { isObject, parseJson, readBytes } from './load.ts';
+import { isObject, parseJson, readBytes } from '../split-files.ts';
 
 /** How many bad records an error lists before it only counts them. */
 const SHOWN = 5;
