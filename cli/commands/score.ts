@@ -6,6 +6,7 @@ import { getTask, knownTaskNames } from '../../tasks/registry.ts';
 import type { LoadOptions, ScoreOptions, ScoreReport } from '../../core/types.ts';
 import { pythonRound } from '../../tasks/vqa/index.ts';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
+import { scoringOptionsFromFlags } from '../flags.ts';
 
 interface ScoreFlags {
   task?: string;
@@ -23,11 +24,6 @@ interface ScoreFlags {
   folds?: string;
 }
 
-/** Options that mean something to one task only; given to another they would be silently ignored, so they are refused. */
-const TASK_SPECIFIC_FLAGS: readonly { flag: keyof ScoreFlags; option: string; tasks: readonly string[] }[] = [
-  { flag: 'legacyNormalization', option: '--legacy-normalization', tasks: ['vqa'] },
-  { flag: 'folds', option: '--folds', tasks: ['retrieval'] },
-];
 
 /**
  * `vlbench score`: scores a predictions file with a task's official metric and prints the
@@ -67,9 +63,7 @@ export function registerScore(program: Command): void {
 /** The work of `vlbench score`, callable from code: returns the full report (official layout in `official`). */
 export async function runScore(flags: ScoreFlags): Promise<ScoreReport> {
   const task = getTask(flags.task ?? '');
-  for (const { flag, option, tasks } of TASK_SPECIFIC_FLAGS) {
-    if (flags[flag] !== undefined && !tasks.includes(task.name)) throw new InputError(`${option} applies to ${tasks.join(', ')} only, not to ${task.name}`, { file: option });
-  }
+  const scoreOptions: ScoreOptions = scoringOptionsFromFlags(task, flags);
   if (flags.predictions !== undefined && flags.similarities !== undefined) {
     throw new InputError('give the predictions with --predictions or with --similarities, not both', { file: '--similarities' });
   }
@@ -86,12 +80,6 @@ export async function runScore(flags: ScoreFlags): Promise<ScoreReport> {
   if (flags.dataDir !== undefined) await requireFolder(flags.dataDir, '--data-dir');
   if (Object.keys(files).length === 0 && flags.dataDir === undefined) {
     throw new InputError('name the annotation files (--questions / --annotations) or the dataset folder (--data-dir with --split)', { file: '--annotations' });
-  }
-  const scoreOptions: ScoreOptions = {};
-  if (flags.legacyNormalization) scoreOptions.legacyNormalization = true;
-  if (flags.folds !== undefined) {
-    if (!/^[1-9]\d*$/.test(flags.folds)) throw new InputError(`expected a positive integer, got ${JSON.stringify(flags.folds)}`, { file: '--folds' });
-    scoreOptions.folds = Number(flags.folds);
   }
   if (flags.perQuestion !== undefined) await requireFolder(dirname(flags.perQuestion), '--per-question');
 
