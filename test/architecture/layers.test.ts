@@ -127,3 +127,11 @@ test('files a user keeps are written through the one atomic writer (core/atomic-
   }
   t.deepEqual(offenders, []);
 });
+
+test('outside tasks/ and the task adapters no code branches on a task name', (t) => {
+  // The demo's plan may name the tasks it runs; everything else asks the task or its adapter.
+  const allowed = (path: string) => path.startsWith('tasks/') || path.startsWith('harness/adapters/') || path === 'harness/demo.ts' || path === 'cli/commands/demo.ts';
+  const branch = /(?:===|!==)\s*'(?:vqa|gqa|vcr|retrieval)'|'(?:vqa|gqa|vcr|retrieval)'\s*(?:===|!==)|case\s+'(?:vqa|gqa|vcr|retrieval)'/;
+  const offenders = [...graph.keys()].map(rel).filter((path) => !allowed(path) && branch.test(readFileSync(join(ROOT, path), 'utf8')));
+  t.deepEqual(offenders, []);
+});
