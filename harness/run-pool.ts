@@ -113,8 +113,13 @@ export class RunWorker {
     });
   }
 
+  /** False once the child has exited (killed, crashed): it takes no more jobs. */
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   stop(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill();
+    if (this.alive) this.child.kill();
   }
 }
 

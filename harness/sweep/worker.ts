@@ -13,7 +13,7 @@ import { DEFAULT_QUEUE_NAME, redisConnection } from './queue.ts';
 
 /**
  * A sweep worker: pulls runs from the queue and executes each in a child process (the run
- * pool's RunWorker), so this process's event loop stays free to renew the job's lock while tfjs
+ * pool's RunWorker, kept for the next job), so this process's event loop stays free to renew the job's lock while tfjs
  * computes. A worker killed outright stops renewing; when the lock expires another worker's
  * stalled-job check takes the run back, and because the run folder is named by the run key in
  * a folder every worker sees, the run continues from its last checkpoint there.
@@ -67,6 +67,14 @@ export function startSweepWorker(options: SweepWorkerOptions): Worker<SweepJobDa
     maxStalledCount: 3,
   });
 
+  // Child processes are kept between jobs, as the run pool keeps them: starting one (tsx, tfjs)
+  // costs seconds, more than a small run. A child that died is replaced.
+  const idleChildren: RunWorker[] = [];
+  const takeChild = () => {
+    for (let child = idleChildren.pop(); child; child = idleChildren.pop()) if (child.alive) return child;
+    return new RunWorker();
+  };
+
   async function recordedIds(key: string): Promise<string[]> {
     const store = await openLeaderboard(options.db, { create: true });
     try {
@@ -100,11 +108,13 @@ export function startSweepWorker(options: SweepWorkerOptions): Worker<SweepJobDa
       await writeFileAtomically(join(partialDir, 'request.json'), `${JSON.stringify(runRequestSchema.parse(request), null, 2)}\n`);
     }
     log(`${label}: starting (attempt ${job.attemptsMade + 1}${existsSync(join(partialDir, 'checkpoint')) ? ', resuming from its checkpoint' : ''})`);
-    const child = new RunWorker();
+    const child = takeChild();
     let summary: RunSummary;
     try {
       summary = await child.run({ request, hooks: { db: options.db, runsDir, cacheDir: options.cacheDir, resumeDir: partialDir } });
     } catch (error) {
+      // A run that failed may have left the child's tfjs in any state: the next one gets a fresh child.
+      child.stop();
       const failure = error as Error;
       if (failure.name === 'RunAlreadyRecordedError') {
         // Another delivery of the same run recorded it first: the run is done, once.
@@ -112,9 +122,8 @@ export function startSweepWorker(options: SweepWorkerOptions): Worker<SweepJobDa
       }
       if (failure instanceof InputError && failure.name !== 'StoreUnreachableError') throw new UnrecoverableError(failure.message);
       throw failure;
-    } finally {
-      child.stop();
     }
+    if (child.alive) idleChildren.push(child);
     const recordIds = summary.splits.map((split) => split.recordId).filter((id): id is string => id !== null);
     log(`${label}: done${summary.resumedFromStep !== null ? ` (resumed from step ${summary.resumedFromStep})` : ''}: ${summary.splits.map((s) => `${s.split} ${s.primary} ${s.metrics[s.primary].toFixed(2)}`).join(', ')}`);
     return done(recordIds, summary, false);
@@ -124,6 +133,9 @@ export function startSweepWorker(options: SweepWorkerOptions): Worker<SweepJobDa
     if (job) log(`${job.data.label}: attempt ${job.attemptsMade} failed: ${error.message.split('\n')[0]}`);
   });
   worker.on('error', (error) => log(`queue: ${error.message}`));
+  worker.on('closed', () => {
+    for (const child of idleChildren.splice(0)) child.stop();
+  });
   return worker;
 }
 

@@ -71,8 +71,12 @@ async function sweep(queueName: string, db: string, runsDir: string, extra: stri
   return JSON.parse(result.stdout) as { runs: { key: string; label: string }[]; enqueued: string[]; recorded: string[]; alreadyQueued: string[] };
 }
 
-async function waitForSweep(queueName: string) {
-  const result = await vlbench(['sweep', 'status', '--queue', redis!.url, '--queue-name', queueName, '--wait', '--poll', '1', '--json']);
+async function waitForSweep(queueName: string, timeoutMs = 150_000) {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the sweep was not done after ${timeoutMs / 1000} s; worker logs:\n${workers.map((w) => (w as ChildProcess & { log: () => string }).log()).join('\n---\n')}`)), timeoutMs);
+  });
+  const result = await Promise.race([vlbench(['sweep', 'status', '--queue', redis!.url, '--queue-name', queueName, '--wait', '--poll', '1', '--json']), timeout]).finally(() => clearTimeout(timer));
   return { code: result.code, status: JSON.parse(result.stdout) as { queued: number; running: number; done: number; failed: number; failures: { error: string }[] } };
 }
 
