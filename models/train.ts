@@ -68,6 +68,19 @@ export interface TrainingProblem {
   validate?(): Promise<number>;
   /** Called after each optimiser step, e.g. to clamp a temperature into its range. */
   afterOptimizerStep?(): void;
+  /**
+   * Per-variable optimiser options by variable name (absent: scale 1, decay by rank, see
+   * AdamW). A fine-tuned encoder gives its variables a learning-rate multiplier (VILLA's
+   * lr_mul) and says by parameter role which of them decay.
+   */
+  variableOptions?: ReadonlyMap<string, VariableOptions>;
+}
+
+export interface VariableOptions {
+  /** Multiplies the schedule's learning rate for this variable (default 1). */
+  learningRateScale?: number;
+  /** Whether decoupled weight decay applies (default: rank ≥ 2, see AdamW). */
+  weightDecay?: boolean;
 }
 
 export interface CurvePoint {
@@ -130,8 +143,13 @@ export function clipByGlobalNorm(gradients: Map<string, tf.Tensor>, maxNorm: num
 
 /**
  * AdamW (Loshchilov & Hutter) as PyTorch implements it: p ← p·(1 − lr·wd), then the Adam
- * step with bias correction. Weight decay skips vectors (biases, LayerNorm gains, class and
- * position embeddings as 1-D), as the usual transformer recipes do.
+ * step with bias correction, with lr = the schedule's rate × the variable's learningRateScale.
+ * Which variables decay is decided by their role, not their shape: open_clip exempts
+ * embeddings, norms, biases and the logit scale, and CLIP's position embeddings are 2-D
+ * [positions, hidden], so a rank rule would decay them. A problem states the role through
+ * `variableOptions` (the encoder names its parameters by HF role, see clipParameterRole).
+ * Variables it does not describe (the heads, written here with vectors for biases and gains)
+ * fall back to decaying matrices only, which is the same rule for them.
  */
 export class AdamW {
   readonly firstMoments = new Map<string, tf.Variable>();
@@ -140,7 +158,7 @@ export class AdamW {
 
   constructor(private readonly settings: Pick<TrainingSettings, 'beta1' | 'beta2' | 'epsilon' | 'weightDecay'>) {}
 
-  apply(variables: Map<string, tf.Variable>, gradients: Map<string, tf.Tensor>, learningRate: number): void {
+  apply(variables: Map<string, tf.Variable>, gradients: Map<string, tf.Tensor>, scheduledRate: number, options?: ReadonlyMap<string, VariableOptions>): void {
     this.stepCount += 1;
     const { beta1, beta2, epsilon, weightDecay } = this.settings;
     const correction1 = 1 - beta1 ** this.stepCount;
@@ -148,6 +166,9 @@ export class AdamW {
     for (const [name, gradient] of gradients) {
       const variable = variables.get(name);
       if (!variable) throw new Error(`gradient for unknown variable ${name}`);
+      const own = options?.get(name);
+      const learningRate = scheduledRate * (own?.learningRateScale ?? 1);
+      const decays = own?.weightDecay ?? variable.rank >= 2;
       const m = this.moment(this.firstMoments, name, variable);
       const v = this.moment(this.secondMoments, name, variable);
       tf.tidy(() => {
@@ -155,7 +176,7 @@ export class AdamW {
         const newV = tf.add(tf.mul(v, beta2), tf.mul(tf.square(gradient), 1 - beta2));
         m.assign(newM);
         v.assign(newV);
-        const decay = variable.rank >= 2 ? 1 - learningRate * weightDecay : 1;
+        const decay = decays ? 1 - learningRate * weightDecay : 1;
         const update = tf.div(tf.div(newM, correction1), tf.add(tf.sqrt(tf.div(newV, correction2)), epsilon));
         variable.assign(tf.sub(tf.mul(variable, decay), tf.mul(update, learningRate)));
       });
@@ -262,7 +283,7 @@ export async function train(problem: TrainingProblem, settingsInput: Partial<Tra
       );
     }
     const learningRate = learningRateAt(step, totalSteps, settings);
-    optimizer.apply(problem.variables, gradients, learningRate);
+    optimizer.apply(problem.variables, gradients, learningRate, problem.variableOptions);
     problem.afterOptimizerStep?.();
     for (const g of gradients.values()) g.dispose();
     samples += batch.length;

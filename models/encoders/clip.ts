@@ -21,8 +21,30 @@ import { writeFileAtomically } from '../../core/atomic-write.ts';
  * passing `trainableVariables()` as the variable list.
  */
 
-/** Which weights a fine-tuning run may change. */
-export type FreezePolicy = 'frozen' | 'all' | { lastBlocks: number };
+/**
+ * Which weights a fine-tuning run may change: nothing, everything, or the last `lastBlocks`
+ * blocks of each tower named by `towers` (default both), with what follows them, and with
+ * `embeddings` also what precedes the blocks (embeddings, the vision pre-layernorm).
+ */
+export type FreezePolicy = 'frozen' | 'all' | { lastBlocks: number; towers?: ClipTowers; embeddings?: boolean };
+
+export type ClipTowers = 'both' | 'vision' | 'text';
+
+/** What a CLIP parameter is, by its Hugging Face name: decides weight decay (open_clip exempts all but weights). */
+export type ClipParameterRole = 'weight' | 'bias' | 'norm' | 'embedding' | 'logit_scale';
+
+/**
+ * The role of a parameter by name, not by rank: CLIP's position embeddings are 2-D like a
+ * weight, its class embedding 1-D like a bias. The patch embedding's conv kernel is the
+ * linear map of flattened patches to the hidden size, so it is a weight and decays.
+ */
+export function clipParameterRole(name: string): ClipParameterRole {
+  if (name === 'logit_scale') return 'logit_scale';
+  if (/layer_?norm|layrnorm/.test(name)) return 'norm';
+  if (name.endsWith('.bias')) return 'bias';
+  if (/embeddings\.(token_embedding|position_embedding)\.weight$|embeddings\.class_embedding$/.test(name)) return 'embedding';
+  return 'weight';
+}
 
 /** Token ids and attention mask for a batch of texts, row-major [batch, length]. */
 export interface TokenBatch {
@@ -32,7 +54,8 @@ export interface TokenBatch {
   length: number;
 }
 
-export interface TowerOutput {
+// A type, not an interface, so it is a tf.TensorContainer that tf.tidy may return.
+export type TowerOutput = {
   /** HF's last_hidden_state: vision, encoder output before post_layernorm [N, 1+P, Dv];
    *  text, after final_layer_norm [N, T, Dt]. */
   tokens: tf.Tensor3D;
@@ -252,10 +275,13 @@ export class ClipModel {
     if (this.policy === 'frozen') return false;
     if (this.policy === 'all') return true;
     const k = this.policy.lastBlocks;
+    const towers = this.policy.towers ?? 'both';
+    const tower = /^(text_model|text_projection)/.test(name) ? 'text' : /^(vision_model|visual_projection)/.test(name) ? 'vision' : 'shared';
+    if (tower !== 'shared' && towers !== 'both' && tower !== towers) return false;
     if (/^(visual_projection|text_projection)\.|^logit_scale$|final_layer_norm|post_layernorm/.test(name)) return true;
     const block = /^(text_model|vision_model)\.encoder\.layers\.(\d+)\./.exec(name);
-    if (!block) return false;
-    const layers = block[1] === 'text_model' ? this.config.text.num_hidden_layers : this.config.vision.num_hidden_layers;
+    const layers = tower === 'text' ? this.config.text.num_hidden_layers : this.config.vision.num_hidden_layers;
+    if (!block) return this.policy.embeddings === true && tower !== 'shared';
     return Number(block[2]) >= layers - k;
   }
 
@@ -271,6 +297,17 @@ export class ClipModel {
 
   /** pixels: [N, 3, H, W] preprocessed (CHW, as HF's pixel_values). */
   imageForward(pixels: tf.Tensor4D): TowerOutput {
+    return tf.tidy(() => this.imageOutputs(this.imageBlocks(this.imageBlockInput(this.imagePatchEmbeddings(pixels)), 0)));
+  }
+
+  /*
+   * The vision forward pass in four parts, so fine-tuning can cache the frozen prefix (the
+   * input of the first trainable block), perturb the patch embeddings (VILLA) or run blocks
+   * from a boundary: imageForward is their composition, op for op.
+   */
+
+  /** The patch embeddings [N, P, Dv], before the class token, positions and the pre-layernorm. */
+  imagePatchEmbeddings(pixels: tf.Tensor4D): tf.Tensor3D {
     const { vision } = this.config;
     const [n, channels, height, width] = pixels.shape;
     if (channels !== 3 || height !== vision.image_size || width !== vision.image_size) {
@@ -289,19 +326,52 @@ export class ClipModel {
         .transpose([0, 2, 1, 3])
         .reshape([n * grid * grid, 3 * p * p]);
       const kernel = this.parameter('vision_model.embeddings.patch_embedding.weight').reshape([hidden, 3 * p * p]) as tf.Tensor2D;
-      const patchEmbeds = timesWeight(patches, kernel).reshape([n, grid * grid, hidden]);
+      return timesWeight(patches, kernel).reshape([n, grid * grid, hidden]) as tf.Tensor3D;
+    });
+  }
+
+  /** The input of vision block 0 [N, 1+P, Dv]: class token and patches, positions added, pre-layernorm. */
+  imageBlockInput(patchEmbeds: tf.Tensor3D): tf.Tensor3D {
+    const { vision } = this.config;
+    const [n, , hidden] = patchEmbeds.shape;
+    return tf.tidy(() => {
       const classToken = this.parameter('vision_model.embeddings.class_embedding').reshape([1, 1, hidden]).tile([n, 1, 1]);
-      let x = tf.concat([classToken, patchEmbeds], 1).add(this.parameter('vision_model.embeddings.position_embedding.weight')) as tf.Tensor3D;
-      x = this.layerNorm(x, 'vision_model.pre_layrnorm', vision.layer_norm_eps);
-      for (let i = 0; i < vision.num_hidden_layers; i++) x = this.encoderLayer(x, `vision_model.encoder.layers.${i}`, vision.num_attention_heads, vision.hidden_act, vision.layer_norm_eps, null);
+      const x = tf.concat([classToken, patchEmbeds], 1).add(this.parameter('vision_model.embeddings.position_embedding.weight')) as tf.Tensor3D;
+      return this.layerNorm(x, 'vision_model.pre_layrnorm', vision.layer_norm_eps);
+    });
+  }
+
+  /** Vision blocks [from, to) (to: the last block by default). */
+  imageBlocks(x: tf.Tensor3D, from: number, to = this.config.vision.num_hidden_layers): tf.Tensor3D {
+    const { vision } = this.config;
+    return tf.tidy(() => {
+      let h = x;
+      for (let i = from; i < to; i++) h = this.encoderLayer(h, `vision_model.encoder.layers.${i}`, vision.num_attention_heads, vision.hidden_act, vision.layer_norm_eps, null);
+      return h;
+    });
+  }
+
+  /** The tower's outputs from the last block's output: tokens as they are, pooled (post-layernorm class token), embeds. */
+  imageOutputs(x: tf.Tensor3D): TowerOutput {
+    const { vision } = this.config;
+    const [n, , hidden] = x.shape;
+    return tf.tidy(() => {
       const classOut = x.slice([0, 0, 0], [n, 1, hidden]).reshape([n, hidden]) as tf.Tensor2D;
       const pooled = this.layerNorm(classOut, 'vision_model.post_layernorm', vision.layer_norm_eps);
       const embeds = timesWeight(pooled, this.parameter('visual_projection.weight')) as tf.Tensor2D;
-      return { tokens: x, pooled, embeds };
+      return { tokens: tf.clone(x), pooled, embeds };
     });
   }
 
   textForward(batch: TokenBatch): TowerOutput {
+    return tf.tidy(() => {
+      const words = this.textWordEmbeddings(batch);
+      return this.textOutputs(this.textBlocks(this.textBlockInput(words), batch.attentionMask, 0), this.eosPositions(batch));
+    });
+  }
+
+  /** The word embeddings [N, T, Dt] of a token batch, before positions are added (checked against the vocabulary and context). */
+  textWordEmbeddings(batch: TokenBatch): tf.Tensor3D {
     const { text } = this.config;
     const { batch: n, length } = batch;
     if (length > text.max_position_embeddings) {
@@ -311,21 +381,41 @@ export class ClipModel {
     for (const id of batch.inputIds) {
       if (id < 0 || id >= text.vocab_size) throw new InputError(`token id ${id} is outside the vocabulary of ${text.vocab_size}`, { field: 'input_ids' });
     }
-    const eosPositions = this.eosPositions(batch);
     return tf.tidy(() => {
-      const hidden = text.hidden_size;
       const ids = tf.tensor1d(batch.inputIds, 'int32');
-      const tokens = embeddingLookup(this.parameter('text_model.embeddings.token_embedding.weight') as tf.Tensor2D, ids).reshape([n, length, hidden]);
-      const positions = this.parameter('text_model.embeddings.position_embedding.weight').slice([0, 0], [length, hidden]);
-      let x = tokens.add(positions) as tf.Tensor3D;
-      const mask = textAttentionBias(batch);
-      for (let i = 0; i < text.num_hidden_layers; i++) x = this.encoderLayer(x, `text_model.encoder.layers.${i}`, text.num_attention_heads, text.hidden_act, text.layer_norm_eps, mask);
-      x = this.layerNorm(x, 'text_model.final_layer_norm', text.layer_norm_eps);
+      return embeddingLookup(this.parameter('text_model.embeddings.token_embedding.weight') as tf.Tensor2D, ids).reshape([n, length, text.hidden_size]) as tf.Tensor3D;
+    });
+  }
+
+  /** The input of text block 0: word embeddings plus positions. */
+  textBlockInput(words: tf.Tensor3D): tf.Tensor3D {
+    const [, length, hidden] = words.shape;
+    return tf.tidy(() => words.add(this.parameter('text_model.embeddings.position_embedding.weight').slice([0, 0], [length, hidden])) as tf.Tensor3D);
+  }
+
+  /** Text blocks [from, to) under the causal and padding mask of `attentionMask` ([N, T], 1 for real tokens). */
+  textBlocks(x: tf.Tensor3D, attentionMask: Int32Array, from: number, to = this.config.text.num_hidden_layers): tf.Tensor3D {
+    const { text } = this.config;
+    const [n, length] = x.shape;
+    return tf.tidy(() => {
+      const mask = textAttentionBias({ attentionMask, batch: n, length, inputIds: new Int32Array(0) });
+      let h = x;
+      for (let i = from; i < to; i++) h = this.encoderLayer(h, `text_model.encoder.layers.${i}`, text.num_attention_heads, text.hidden_act, text.layer_norm_eps, mask);
+      return h;
+    });
+  }
+
+  /** The tower's outputs from the last block's output: final-layernormed tokens, the EOS token pooled (`eosPositions` per row), embeds. */
+  textOutputs(x: tf.Tensor3D, eosPositions: Int32Array): TowerOutput {
+    const { text } = this.config;
+    const [n, length] = x.shape;
+    return tf.tidy(() => {
+      const tokens = this.layerNorm(x, 'text_model.final_layer_norm', text.layer_norm_eps);
       // Pick each row's EOS token with a one-hot weighted sum: differentiable on every backend.
       const picker = tf.oneHot(tf.tensor1d(eosPositions, 'int32'), length).toFloat().reshape([n, length, 1]);
-      const pooled = x.mul(picker).sum(1) as tf.Tensor2D;
+      const pooled = tokens.mul(picker).sum(1) as tf.Tensor2D;
       const embeds = timesWeight(pooled, this.parameter('text_projection.weight')) as tf.Tensor2D;
-      return { tokens: x, pooled, embeds };
+      return { tokens, pooled, embeds };
     });
   }
 
