@@ -31,6 +31,14 @@ export class FeatureTable {
     keys.forEach((key, row) => this.rowOf.set(key, row));
   }
 
+  /**
+   * A table that gives the fusion its token shapes, masks and keys but holds no values: the
+   * tokens of a tower whose blocks train are computed in each step, never cached.
+   */
+  static shapeOnly(tokenCount: number, tokenDim: number, embedDim: number, keys: readonly string[], masks?: Float32Array): FeatureTable {
+    return new FeatureTable(tokenCount, tokenDim, embedDim, new Float32Array(0), new Float32Array(0), keys, masks);
+  }
+
   get size(): number {
     return this.rowOf.size;
   }
@@ -46,6 +54,7 @@ export class FeatureTable {
    * array (all tokenCount by default).
    */
   gatherTokens(keys: readonly string[], length = this.tokenCount): Float32Array {
+    if (this.tokens.length === 0 && keys.length > 0) throw new Error('this table holds no token values: its tokens come from trainable encoder blocks (see FeatureTable.shapeOnly)');
     const stride = this.tokenCount * this.tokenDim;
     const width = length * this.tokenDim;
     const out = new Float32Array(keys.length * width);
@@ -250,4 +259,92 @@ export function poolImageTokenGrid(table: FeatureTable, keys: readonly string[],
     }
   });
   return new FeatureTable(pooledCount, dim, table.embedDim, out, table.gatherEmbeds(keys), keys);
+}
+/**
+ * A stage of the image tower to cache: the input of its first trainable block (or the
+ * preprocessed pixels when every weight trains). Only frozen computation goes into it;
+ * `kind` names the stage in the cache key next to the model's fingerprint.
+ */
+export interface ImageStage {
+  kind: string;
+  /** Values per image: tokenCount × tokenDim. */
+  tokenCount: number;
+  tokenDim: number;
+  encode(pixels: Float32Array, shape: readonly [number, 3, number, number]): Promise<Float32Array>;
+}
+
+/** Every distinct image at a stage of the tower (cache first, keyed by fingerprint, preprocessing, stage and image bytes). */
+export async function extractImageStage(encoder: AlignedEncoder, imagePaths: readonly string[], stage: ImageStage, options: ImageFeatureOptions = {}): Promise<{ table: FeatureTable; cacheHits: number }> {
+  const paths = [...new Set(imagePaths)];
+  if (paths.length === 0) throw new InputError('no images to encode');
+  const width = stage.tokenCount * stage.tokenDim;
+  const values = new Float32Array(paths.length * width);
+  const cache = options.cacheRoot ? new FeatureCache(join(options.cacheRoot, 'image-features'), encoder.fingerprint, encoder.preprocessing, stage.kind) : undefined;
+  const missing: { path: string; row: number; key?: string }[] = [];
+  for (let row = 0; row < paths.length; row++) {
+    const key = cache ? await FeatureCache.contentKey(paths[row]).catch(() => undefined) : undefined;
+    const cached = cache && key ? await cache.get(key, width) : undefined;
+    if (cached) values.set(cached, row * width);
+    else missing.push({ path: paths[row], row, key });
+  }
+  let done = 0;
+  for await (const batch of preprocessedBatches(missing.map((m) => m.path), encoder.preprocessing, { batchSize: options.batchSize ?? 32, concurrency: options.concurrency ?? 4 })) {
+    const encoded = await stage.encode(batch.pixels, batch.shape);
+    for (let i = 0; i < batch.files.length; i++) {
+      const entry = missing[done + i];
+      const rowValues = encoded.subarray(i * width, (i + 1) * width);
+      values.set(rowValues, entry.row * width);
+      if (cache && entry.key) await cache.put(entry.key, rowValues.slice());
+    }
+    done += batch.files.length;
+  }
+  return { table: new FeatureTable(stage.tokenCount, stage.tokenDim, 0, values, new Float32Array(0), paths), cacheHits: paths.length - missing.length };
+}
+
+/** A stage of the text tower: the input of its first trainable block, or the token ids (stored as float32) when every weight trains. */
+export interface TextStage {
+  kind: string;
+  tokenDim: number;
+  /** Stage values [n, length, tokenDim] of texts padded to the longest of the batch, with their mask and EOS positions. */
+  encode(texts: readonly string[]): Promise<{ values: Float32Array; length: number; attentionMask: Int32Array; eosPositions: Int32Array }>;
+}
+
+/**
+ * Every distinct text at a stage of the tower, cut to the run's longest text as
+ * extractTextFeatures does (the tower is causal: padding after a text changes nothing
+ * before it). Each text's EOS position comes along, since the pooled output is read there.
+ * Text stages are not kept on disk: they are cheap next to images, and a stage's values
+ * exist only for this model and this boundary.
+ */
+export async function extractTextStage(allTexts: readonly string[], stage: TextStage, options: { batchSize?: number } = {}): Promise<{ table: FeatureTable; eosPositions: Int32Array; keys: string[] }> {
+  const texts = [...new Set(allTexts)];
+  if (texts.length === 0) throw new InputError('no texts to encode');
+  const batchSize = options.batchSize ?? 64;
+  const order = texts.map((_, i) => i).sort((a, b) => texts[a].length - texts[b].length || a - b);
+  const encoded: { rows: number[]; result: Awaited<ReturnType<TextStage['encode']>> }[] = [];
+  let longest = 1;
+  for (let start = 0; start < order.length; start += batchSize) {
+    const rows = order.slice(start, start + batchSize);
+    const result = await stage.encode(rows.map((row) => texts[row]));
+    for (let i = 0; i < rows.length; i++) {
+      let real = 0;
+      for (let t = 0; t < result.length; t++) real += result.attentionMask[i * result.length + t];
+      longest = Math.max(longest, real);
+    }
+    encoded.push({ rows, result });
+  }
+  const dim = stage.tokenDim;
+  const tokens = new Float32Array(texts.length * longest * dim);
+  const masks = new Float32Array(texts.length * longest);
+  const eosPositions = new Int32Array(texts.length);
+  for (const { rows, result } of encoded) {
+    rows.forEach((row, i) => {
+      for (let t = 0; t < Math.min(result.length, longest); t++) {
+        tokens.set(result.values.subarray((i * result.length + t) * dim, (i * result.length + t + 1) * dim), (row * longest + t) * dim);
+        masks[row * longest + t] = result.attentionMask[i * result.length + t];
+      }
+      eosPositions[row] = result.eosPositions[i];
+    });
+  }
+  return { table: new FeatureTable(longest, dim, 0, tokens, new Float32Array(0), texts, masks), eosPositions, keys: texts };
 }

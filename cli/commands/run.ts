@@ -5,7 +5,8 @@ import { Command, Option } from 'commander';
 import { describeObjectiveSettings } from '../../models/objectives/index.ts';
 import { parsePositiveInteger, parseSeed, parseSetOptions, scoringOptionsFromFlags } from '../flags.ts';
 import { getTask } from '../../tasks/registry.ts';
-import { DEFAULT_LEADERBOARD_PATH } from '../../leaderboard/store.ts';
+import { leaderboardDbOption } from '../db-option.ts';
+import { isPostgresLocation } from '../../leaderboard/store.ts';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
 import { InputError } from '../../core/errors.ts';
 import { executeRun, RUN_DEFAULTS, RUN_TASKS, runRequestSchema, type RunOutcome, type RunRequest } from '../../harness/run.ts';
@@ -108,7 +109,7 @@ export function registerRun(program: Command): void {
     .option('--target <dir>', 'folder of unlabelled target-domain images for mmd/dann (real datasets)')
     .option('--set <key=value...>', 'override a setting (repeatable); see the list below', [])
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
-    .option('--db <path>', 'leaderboard database', DEFAULT_LEADERBOARD_PATH)
+    .addOption(leaderboardDbOption())
     .option('--no-record', 'do not record the run in the leaderboard')
     .option('--name <name>', 'name shown in the leaderboard (default task:method)')
     .option('--resume <run_dir>', 'continue an interrupted run from its <id>.partial folder')
@@ -124,7 +125,7 @@ export function registerRun(program: Command): void {
     )
     .action(async (flags: RunFlags) => {
       const { request, runsDir, resumeDir } = await requestFromFlags(flags);
-      const outcome = await executeRun(request, { db: flags.record ? resolve(flags.db) : null, runsDir, resumeDir });
+      const outcome = await executeRun(request, { db: flags.record ? (isPostgresLocation(flags.db) ? flags.db : resolve(flags.db)) : null, runsDir, resumeDir });
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ runDir: outcome.runDir, name: outcome.name, backend: outcome.backend, splits: outcome.splits.map((s) => ({ split: s.split, metrics: s.report.metrics, official: s.report.official, recordId: s.record?.id ?? null })), timings: outcome.timings }, null, 2)}\n`);
       } else {

@@ -28,6 +28,15 @@ import { defineObjective } from './objective.ts';
  * Its VCR setting is K = 3, η = 0.01, α = 1.5, modality both, ε = 0
  * (`--set adv.eta=0.01 --set adv.modality=both`).
  *
+ * Where δ goes (`at`): with a frozen encoder, on the tokens entering the fusion (`fusion`,
+ * η and ε absolute, as recorded runs have it). With an encoder that trains, VILLA's place:
+ * `input` puts δ on the word embeddings (before positions) and the patch embeddings (before
+ * the pre-layer-norm), `boundary` on the input of the first trainable block when the prefix
+ * is frozen; `auto` picks input when every block trains, boundary otherwise. At the encoder,
+ * η and ε are relative to each example's clean embedding norm (‖x‖₂ over its tokens): an
+ * absolute 1e-3 on tokens of norm ~50–200 moves nothing (issue 12), a relative 1e-3 is
+ * VILLA's scale.
+ *
  * `cleanGradient` (default true, as VILLA): the clean distribution p also receives gradient
  * through the KL term; VILLA keeps the clean forward graph alive across its K backward passes,
  * here the clean forward is recomputed inside each step (K−1 extra forwards). false treats p
@@ -35,6 +44,7 @@ import { defineObjective } from './objective.ts';
  */
 export const ADVERSARIAL_MODALITIES = ['text', 'image', 'both'] as const;
 export const ADVERSARIAL_NORMS = ['l2', 'linf'] as const;
+export const ADVERSARIAL_POINTS = ['auto', 'input', 'boundary', 'fusion'] as const;
 
 export interface AdversarialSettings {
   steps: number;
@@ -44,6 +54,7 @@ export interface AdversarialSettings {
   norm: (typeof ADVERSARIAL_NORMS)[number];
   modality: (typeof ADVERSARIAL_MODALITIES)[number];
   cleanGradient: boolean;
+  at: (typeof ADVERSARIAL_POINTS)[number];
 }
 
 export const ADVERSARIAL_DEFAULTS: AdversarialSettings = {
@@ -54,6 +65,7 @@ export const ADVERSARIAL_DEFAULTS: AdversarialSettings = {
   norm: 'l2',
   modality: 'text',
   cleanGradient: true,
+  at: 'auto',
 };
 
 export const ADVERSARIAL_SETTING_FIELDS: SettingFields<AdversarialSettings> = {
@@ -64,6 +76,7 @@ export const ADVERSARIAL_SETTING_FIELDS: SettingFields<AdversarialSettings> = {
   norm: { schema: choiceSetting(ADVERSARIAL_NORMS), expects: 'l2 or linf', doc: 'norm of the step normalisation and of the ε ball' },
   modality: { schema: choiceSetting(ADVERSARIAL_MODALITIES), expects: 'text, image or both', doc: 'which embeddings are perturbed' },
   cleanGradient: { schema: booleanSetting(), expects: 'true or false', doc: 'back-propagate the KL term into the clean prediction too (VILLA)' },
+  at: { schema: choiceSetting(ADVERSARIAL_POINTS), expects: 'auto, input, boundary or fusion', doc: 'where δ is added: encoder input embeddings, first trainable block, or fusion input (auto: by encoder.train_blocks)' },
 };
 
 export function parseAdversarialSettings(given: Readonly<Record<string, string>>): AdversarialSettings {
@@ -90,6 +103,8 @@ export interface AdversarialOptions {
   /** The model variables to differentiate; their gradients are accumulated over the K steps. */
   variables: readonly tf.Variable[];
   settings?: AdversarialSettings;
+  /** Per-example norms of the clean values δ is added to, per modality: η and ε are then relative to them (absolute where absent). */
+  referenceNorms?: { text?: readonly number[]; image?: readonly number[] };
 }
 
 export interface AdversarialResult {
@@ -117,18 +132,22 @@ function perExampleShape(x: tf.Tensor): number[] {
   return [x.shape[0], ...x.shape.slice(1).map(() => 1)];
 }
 
-/** η · g / max(‖g‖, 1e-8), per example. */
-export function ascentStep(gradient: tf.Tensor, eta: number, norm: AdversarialSettings['norm']): tf.Tensor {
-  return tf.tidy(() => gradient.mul(eta).div(tf.maximum(perExampleNorm(gradient, norm), 1e-8).reshape(perExampleShape(gradient))));
+/** η · g / max(‖g‖, 1e-8), per example; with `scale` (one per example), η · scale_i. */
+export function ascentStep(gradient: tf.Tensor, eta: number, norm: AdversarialSettings['norm'], scale?: readonly number[]): tf.Tensor {
+  return tf.tidy(() => {
+    const step = gradient.mul(eta).div(tf.maximum(perExampleNorm(gradient, norm), 1e-8).reshape(perExampleShape(gradient)));
+    return scale ? step.mul(tf.tensor1d([...scale]).reshape(perExampleShape(gradient))) : step;
+  });
 }
 
-/** Projects each example's δ onto the ε ball of the given norm; ε = 0 means unbounded. */
-export function projectPerturbation(delta: tf.Tensor, epsilon: number, norm: AdversarialSettings['norm']): tf.Tensor {
+/** Projects each example's δ onto the ε ball of the given norm (radius ε · scale_i with `scale`); ε = 0 means unbounded. */
+export function projectPerturbation(delta: tf.Tensor, epsilon: number, norm: AdversarialSettings['norm'], scale?: readonly number[]): tf.Tensor {
   return tf.tidy(() => {
     if (epsilon <= 0) return delta.clone();
-    if (norm === 'linf') return tf.clipByValue(delta, -epsilon, epsilon);
+    const radius = scale ? tf.tensor1d(scale.map((s) => s * epsilon)).reshape(perExampleShape(delta)) : tf.scalar(epsilon);
+    if (norm === 'linf') return tf.minimum(tf.maximum(delta, radius.neg()), radius);
     const norms = perExampleNorm(delta, 'l2').reshape(perExampleShape(delta));
-    return delta.mul(tf.minimum(1, tf.div(epsilon, tf.maximum(norms, 1e-12))));
+    return delta.mul(tf.minimum(1, tf.div(radius, tf.maximum(norms, 1e-12))));
   });
 }
 
@@ -190,11 +209,11 @@ export function adversarialGradients(lossAndLogits: PerturbedLossAndLogits, opti
         previous?.dispose();
       }
       if (ascend) {
-        for (const delta of [deltaText, deltaImage]) {
+        for (const [delta, scale] of [[deltaText, options.referenceNorms?.text], [deltaImage, options.referenceNorms?.image]] as const) {
           if (!delta) continue;
           const g = stepGrads[delta.name];
           // No gradient reached δ (the model ignores that modality): δ stays where it is.
-          if (g) tf.tidy(() => delta.assign(projectPerturbation(delta.add(ascentStep(g, settings.eta, settings.norm)), settings.epsilon, settings.norm)));
+          if (g) tf.tidy(() => delta.assign(projectPerturbation(delta.add(ascentStep(g, settings.eta, settings.norm, scale)), settings.epsilon, settings.norm, scale)));
         }
       }
       tf.dispose(stepGrads);

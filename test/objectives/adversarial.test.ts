@@ -159,7 +159,7 @@ test('cleanGradient only changes the gradient, not the loss', (t) => {
 });
 
 test('adversarial settings: defaults are VILLA VQA release values; bad values are refused', (t) => {
-  t.deepEqual(parseAdversarialSettings({}), { steps: 3, eta: 1e-3, alpha: 1.5, epsilon: 0, norm: 'l2', modality: 'text', cleanGradient: true });
+  t.deepEqual(parseAdversarialSettings({}), { steps: 3, eta: 1e-3, alpha: 1.5, epsilon: 0, norm: 'l2', modality: 'text', cleanGradient: true, at: 'auto' });
   t.deepEqual(parseAdversarialSettings({ eta: '0.01', modality: 'both', norm: 'linf', cleanGradient: 'false' }), {
     ...ADVERSARIAL_DEFAULTS,
     eta: 0.01,
