@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listRuns, openLeaderboard } from '../../leaderboard/store.ts';
 import { generateSynthScenes, synthPaths } from '../../tasks/synth/index.ts';
-import { vlbench } from './cli-in-process.ts';
+import { vlbench } from '../support/cli-in-process.ts';
 import { temporaryFolder } from './synthetic-runs.ts';
 
 /**

@@ -7,7 +7,7 @@ import { writeNpyMatrix, type RetrievalImage } from '../../tasks/retrieval/index
 import { generateSynthScenes } from '../../tasks/synth/index.ts';
 import { synthLoadOptions } from '../../tasks/synth/run-splits.ts';
 import type { LoadedSplit } from '../../core/types.ts';
-import { vlbench } from './cli-in-process.ts';
+import { vlbench } from '../support/cli-in-process.ts';
 import { temporaryFolder } from './synthetic-runs.ts';
 
 /**

@@ -1,28 +1,9 @@
 import test from 'ava';
-import { main } from '../../cli/program.ts';
+import { vlbench } from '../support/cli-in-process.ts';
 import type { ExampleScore } from '../../core/types.ts';
 import { openLeaderboard, recordRun } from '../../leaderboard/store.ts';
 import { bernoulliScores, FINGERPRINT_B, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
 
-/** Runs the real CLI in-process and captures what it prints and the exit code main() returns. */
-async function vlbench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const writeOut = process.stdout.write;
-  const writeErr = process.stderr.write;
-  process.stdout.write = ((chunk: string | Uint8Array) => stdout.push(String(chunk)) > 0) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => stderr.push(String(chunk)) > 0) as typeof process.stderr.write;
-  process.exitCode = undefined;
-  try {
-    const code = await main(args);
-    return { code, stdout: stdout.join(''), stderr: stderr.join('') };
-  } finally {
-    process.stdout.write = writeOut;
-    process.stderr.write = writeErr;
-    // The compare action sets it; left set, it would fail this test process.
-    process.exitCode = undefined;
-  }
-}
 
 const base = bernoulliScores(2000, 0.7, 100);
 /** 100 examples the base got right, now wrong: a drop of exactly 5 points. */

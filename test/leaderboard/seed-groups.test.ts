@@ -5,7 +5,7 @@ import { renderHtml } from '../../leaderboard/render-html.ts';
 import { renderMarkdown, renderTable } from '../../leaderboard/render-text.ts';
 import { bootstrapInterval, pairedBootstrap, seedGroupDifference, seedGroupInterval } from '../../leaderboard/statistics.ts';
 import { exampleScores, listRuns, openLeaderboard, recordRun } from '../../leaderboard/store.ts';
-import { vlbench } from './cli-in-process.ts';
+import { vlbench } from '../support/cli-in-process.ts';
 import { bernoulliScores, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
 
 /** Issue 16, item 4: seed groups compared with an interval over seeds and examples. */

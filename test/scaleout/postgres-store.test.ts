@@ -4,7 +4,7 @@ import { InputError } from '../../core/errors.ts';
 import { LEADERBOARD_SCHEMA_VERSION } from '../../leaderboard/migrations.ts';
 import { exampleScores, listRuns, openLeaderboard, recordRun, StoreUnreachableError } from '../../leaderboard/store.ts';
 import { bernoulliScores, FINGERPRINT_B, syntheticDraft, temporaryDbPath } from '../leaderboard/synthetic-runs.ts';
-import { vlbench } from './in-process-cli.ts';
+import { vlbench } from '../support/cli-in-process.ts';
 import { freePort, missingServers, startPostgres, type PostgresServer } from './servers.ts';
 
 // The PostgreSQL engine against a real server: same rows, same board, same gate as SQLite.

@@ -10,7 +10,7 @@ import { redisConnection } from '../../harness/sweep/queue.ts';
 import type { SweepJobResult } from '../../harness/sweep/worker.ts';
 import { listRuns, openLeaderboard } from '../../leaderboard/store.ts';
 import { generateSynthScenes } from '../../tasks/synth/index.ts';
-import { vlbench } from './in-process-cli.ts';
+import { vlbench } from '../support/cli-in-process.ts';
 import { freePort, missingServers, startPostgres, startRedis, type PostgresServer, type RedisServer } from './servers.ts';
 
 // Sweeps on a real Redis, recorded into a real PostgreSQL, by real `vlbench worker` processes.

@@ -15,7 +15,7 @@ export async function vlbench(args: string[]): Promise<{ code: number; stdout: s
   } finally {
     process.stdout.write = writeOut;
     process.stderr.write = writeErr;
-    // The compare action sets it; left set, it would fail the test process.
+    // compare and `sweep status --wait` set it; left set, it would fail the test process.
     process.exitCode = undefined;
   }
 }
