@@ -38,19 +38,10 @@ export interface SweepGrid {
   common: SweepCommon;
 }
 
-export const sweepCommonSchema = z
-  .object({
-    dataDir: z.string().min(1),
-    epochs: z.number().int().positive().optional(),
-    backend: runRequestSchema.shape.backend.optional(),
-    split: z.string().optional(),
-    trainSplit: z.string().optional(),
-    validationSplit: z.string().optional(),
-    imagesDir: z.string().optional(),
-    targetDir: z.string().optional(),
-    trainDomain: z.enum(['source', 'target']).optional(),
-    maxTrainExamples: z.number().int().positive().optional(),
-  })
+/** The run settings a sweep shares across its grid: the run request's own fields, so the two cannot drift. */
+export const sweepCommonSchema = runRequestSchema
+  .pick({ dataDir: true, epochs: true, split: true, trainSplit: true, validationSplit: true, imagesDir: true, targetDir: true, trainDomain: true, maxTrainExamples: true })
+  .extend({ backend: runRequestSchema.shape.backend.optional() })
   .strict();
 export type SweepCommon = z.infer<typeof sweepCommonSchema>;
 
