@@ -4,7 +4,7 @@
       "target_name": "tfjs_blas",
       "sources": ["tfjs_blas.c"],
       "defines": ["NAPI_VERSION=8"],
-      "cflags": ["-O3", "-fno-trapping-math", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags": ["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-lopenblas", "-lpthread", "-lm"]
     }
   ]

@@ -248,8 +248,8 @@ static napi_value reduce(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Row-parallel kernels: layer norm and quick GELU, forward and backward, each one pass over
-// memory instead of the 8–20 single-threaded wasm kernels tfjs composes them from.
+// Row-parallel kernels: layer norm forward and backward, each one pass over memory instead
+// of the 8–20 single-threaded wasm kernels tfjs composes them from.
 
 typedef struct RowJob RowJob;
 typedef void (*RowFunction)(const RowJob* job, int64_t first, int64_t last, float* partial);
@@ -359,65 +359,12 @@ static void layer_norm_grad_rows(const RowJob* j, int64_t first, int64_t last, f
   }
 }
 
-// e^x for the sigmoid: Cephes' range reduction (x = n·ln2 + r, |r| ≤ ln2/2) and degree-5
-// polynomial, about 2 ulp, written branch-free so the compiler vectorises the loops below
-// (libm's expf is a call per element and took three quarters of the quick GELU time).
-static inline float exp_approx(float x) {
-  // Two plain selects (one nested select stops GCC's vectoriser); e^±88 stays finite in float.
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  const float t = x * 1.44269504088896341f;
-  const int32_t n = (int32_t)(t + copysignf(0.5f, t));
-  const float nf = (float)n;
-  float r = x - nf * 0.693359375f;
-  r = r - nf * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  union {
-    int32_t i;
-    float f;
-  } scale = {.i = (n + 127) << 23};
-  return p * scale.f;
-}
-
-// Compiled for AVX-512, AVX2 and plain x86-64; the loader picks what the CPU runs.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
-
-// quick GELU (OpenAI CLIP): y = x·σ(1.702x)
-VECTOR_CLONES static void quick_gelu_rows(const RowJob* j, int64_t first, int64_t last, float* partial) {
-  const float* restrict x = j->heap + j->x;
-  float* restrict y = j->heap + j->out;
-  const int64_t begin = first * j->cols, end = last * j->cols;
-  for (int64_t i = begin; i < end; i++) y[i] = x[i] / (1.0f + exp_approx(-1.702f * x[i]));
-}
-
-// dx = dy·(s + 1.702·x·s·(1 − s)), s = σ(1.702x)
-VECTOR_CLONES static void quick_gelu_grad_rows(const RowJob* j, int64_t first, int64_t last, float* partial) {
-  const float* restrict x = j->heap + j->x;
-  const float* restrict dy = j->heap + j->dy;
-  float* restrict dx = j->heap + j->dx;
-  const int64_t begin = first * j->cols, end = last * j->cols;
-  for (int64_t i = begin; i < end; i++) {
-    const float s = 1.0f / (1.0f + exp_approx(-1.702f * x[i]));
-    dx[i] = dy[i] * (s + 1.702f * x[i] * s * (1.0f - s));
-  }
-}
-
 static int in_heap(int64_t offset, int64_t size, size_t heap_length) {
   return offset >= 0 && size >= 0 && offset + size <= (int64_t)heap_length;
 }
 
 // rowOp(heap, kind, rows, cols, eps, x, gamma, beta, dy, out, mean, rstd, dx, dgamma, dbeta)
-// kind 0: layer norm, 1: its gradient, 2: quick GELU, 3: its gradient. Offsets in elements; -1 unused.
+// kind 0: layer norm, 1: its gradient. Offsets in elements; -1 unused.
 static napi_value row_op(napi_env env, napi_callback_info info) {
   size_t argc = 15;
   napi_value args[15];
@@ -439,16 +386,14 @@ static napi_value row_op(napi_env env, napi_callback_info info) {
   for (int i = 0; i < 8; i++) *offsets[i] = (int64_t)get_double(env, args[5 + i], &ok);
   const int64_t dgamma = (int64_t)get_double(env, args[13], &ok), dbeta = (int64_t)get_double(env, args[14], &ok);
   const int64_t size = job.rows * job.cols;
-  int valid = ok && kind >= 0 && kind <= 3 && job.rows >= 0 && job.cols > 0 && in_heap(job.x, size, heap_length);
+  int valid = ok && kind >= 0 && kind <= 1 && job.rows >= 0 && job.cols > 0 && in_heap(job.x, size, heap_length);
   if (valid && kind == 0) valid = in_heap(job.gamma, job.cols, heap_length) && in_heap(job.beta, job.cols, heap_length) && in_heap(job.out, size, heap_length) && in_heap(job.mean, job.rows, heap_length) && in_heap(job.rstd, job.rows, heap_length);
   if (valid && kind == 1) valid = in_heap(job.gamma, job.cols, heap_length) && in_heap(job.dy, size, heap_length) && in_heap(job.dx, size, heap_length) && in_heap(job.mean, job.rows, heap_length) && in_heap(job.rstd, job.rows, heap_length) && in_heap(dgamma, job.cols, heap_length) && in_heap(dbeta, job.cols, heap_length);
-  if (valid && kind == 2) valid = in_heap(job.out, size, heap_length);
-  if (valid && kind == 3) valid = in_heap(job.dy, size, heap_length) && in_heap(job.dx, size, heap_length);
   if (!valid) {
     napi_throw_range_error(env, NULL, "tfjs-blas rowOp: bad kind or shape, or an operand outside the heap");
     return NULL;
   }
-  static const RowFunction functions[] = {layer_norm_rows, layer_norm_grad_rows, quick_gelu_rows, quick_gelu_grad_rows};
+  static const RowFunction functions[] = {layer_norm_rows, layer_norm_grad_rows};
   job.run = functions[kind];
   float* sums = NULL;
   if (kind == 1) {

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../../core/random.ts';
 import { InputError } from '../../core/errors.ts';
 import { SELECTION_PLANS, describeBackend, selectBackend } from '../../models/backends/select.ts';
-import { WASM_BLAS_BACKEND, fusedLayerNorm, fusedQuickGelu, blasThreadsFor, blasThreadsPerWorker, coreTypeForCpuFlags, registerWasmBlas } from '../../models/backends/wasm-blas.ts';
+import { WASM_BLAS_BACKEND, fusedLayerNorm, blasThreadsFor, blasThreadsPerWorker, coreTypeForCpuFlags, registerWasmBlas } from '../../models/backends/wasm-blas.ts';
 import { ClipModel, type TokenBatch } from '../../models/encoders/clip.ts';
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
 import { wordLevelVocabulary } from '../../models/encoders/word-level-tokenizer.ts';
@@ -276,12 +276,11 @@ blasTest('sums and means over leading, trailing and middle axes (keepDims or not
   tf.dispose([x, ints]);
 });
 
-blasTest('fused layer norm and quick GELU, values and gradients, equal the composed ops on plain wasm', async (t) => {
+blasTest('fused layer norm, values and gradients, equals the composed ops on plain wasm', async (t) => {
   const composedLayerNorm = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => {
     const { mean, variance } = tf.moments(x, -1, true);
     return x.sub(mean).mul(tf.rsqrt(variance.add(1e-5))).mul(gamma).add(beta);
   };
-  const composedQuickGelu = (x: tf.Tensor) => x.mul(tf.sigmoid(x.mul(1.702)));
   // Sizes below and above the addon's threading threshold; an offset mean tests the two-pass variance.
   for (const shape of [[3, 5, 7], [16, 65, 192], [130, 33]]) {
     const cols = shape[shape.length - 1];
@@ -296,15 +295,7 @@ blasTest('fused layer norm and quick GELU, values and gradients, equal the compo
       () => tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => fusedLayerNorm(a, g, b, 1e-5).mul(weight).sum())([x, gamma, beta]),
       () => tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => composedLayerNorm(a, g, b).mul(weight).sum())([x, gamma, beta]),
     );
-    const y = randomTensor(shape, 5).mul(3);
-    await parity(t, `quick GELU ${JSON.stringify(shape)}`, () => fusedQuickGelu(y), () => composedQuickGelu(y));
-    await parity(
-      t,
-      `d quick GELU ${JSON.stringify(shape)}`,
-      () => tf.grads((a: tf.Tensor) => fusedQuickGelu(a).mul(weight).sum())([y]),
-      () => tf.grads((a: tf.Tensor) => composedQuickGelu(a).mul(weight).sum())([y]),
-    );
-    tf.dispose([x, gamma, beta, weight, y]);
+    tf.dispose([x, gamma, beta, weight]);
   }
 });
 
