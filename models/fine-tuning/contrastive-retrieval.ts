@@ -6,6 +6,7 @@ import { matMul } from '../ops/matmul.ts';
 import type { StepContext, StepResult } from '../train.ts';
 import type { FeatureTable } from '../features.ts';
 import type { SeededRandom } from '../../core/random.ts';
+import type { TrainableTokens } from './encoder-tuning.ts';
 
 /** One image and its captions, as the retrieval adapter hands them over (task-neutral: any
  *  dataset whose rows have an image path and captions trains here). */
@@ -19,7 +20,11 @@ export interface CaptionedImage {
  * embedding (initialised to the identity, so step 0 is exactly zero-shot) and the logit
  * scale, trained with symmetric InfoNCE on (image, one of its captions) pairs. W·(P·x) is
  * (W·P)·x: this is fine-tuning the encoder's projections, without touching its weights.
- * `mmd` / `dann` align the normalised image embeddings of source and target images.
+ * With an encoder whose blocks train (encoder.train_blocks > 0) the same loss trains the
+ * towers themselves: the maps stay at the identity and untrained (the projections they
+ * would duplicate train), and a tower's embeddings come from its trainable blocks each step.
+ * `mmd` / `dann` align the normalised image embeddings of source and target images (the
+ * target's unlabelled images through the same tower).
  */
 export class ContrastiveRetrieval {
   private readonly params: ParameterStore;
@@ -36,6 +41,7 @@ export class ContrastiveRetrieval {
     private readonly texts: FeatureTable,
     private readonly targetImageKeys: readonly string[],
     random: SeededRandom,
+    private readonly encoder?: TrainableTokens,
   ) {
     const dim = images.embedDim;
     this.params = new ParameterStore('retrieval', random.fork('retrieval-adapter'));
@@ -52,23 +58,25 @@ export class ContrastiveRetrieval {
   }
 
   namedVariables(): Map<string, tf.Variable> {
-    return new Map([...this.params.namedVariables(), ['retrieval/logit_scale', this.logScale], ...this.objectives.flatMap((module) => [...module.namedVariables()])]);
+    const maps = this.encoder ? [] : [...this.params.namedVariables()];
+    return new Map([...maps, ['retrieval/logit_scale', this.logScale], ...this.objectives.flatMap((module) => [...module.namedVariables()])]);
   }
 
   private imageEmbeds(keys: readonly string[]): tf.Tensor2D {
+    if (this.encoder?.trainsImages) return l2Normalize(this.encoder.images(keys).embeds) as tf.Tensor2D;
     return l2Normalize(matMul(tf.tensor2d(this.images.gatherEmbeds(keys), [keys.length, this.images.embedDim]), this.imageMap)) as tf.Tensor2D;
   }
 
   private textEmbeds(keys: readonly string[]): tf.Tensor2D {
+    if (this.encoder?.trainsTexts) return l2Normalize(this.encoder.textEmbeds(keys, this.texts.longestText(keys))) as tf.Tensor2D;
     return l2Normalize(matMul(tf.tensor2d(this.texts.gatherEmbeds(keys), [keys.length, this.texts.embedDim]), this.textMap)) as tf.Tensor2D;
   }
 
-  /** One batch of images, each with one caption drawn by the step's generator. */
-  step(batch: readonly CaptionedImage[], context: StepContext): StepResult {
+  /** One batch of images, each with one caption drawn by the step's generator; `variables` are the problem's (a training encoder's included). */
+  step(batch: readonly CaptionedImage[], context: StepContext, variables: Map<string, tf.Variable> = this.namedVariables()): StepResult {
     const imageKeys = batch.map((image) => image.path);
     const textKeys = batch.map((image) => context.random.pick(image.captions).text);
     const targetKeys = this.needsTarget ? batch.map(() => context.random.pick(this.targetImageKeys)) : [];
-    const variables = this.namedVariables();
     const nameOf = new Map([...variables].map(([name, variable]) => [variable.name, name]));
     const recorded: Record<string, tf.Scalar> = {};
     const { value, grads } = tf.variableGrads(() => {
@@ -102,7 +110,10 @@ export class ContrastiveRetrieval {
   similarities(split: readonly CaptionedImage[]): Float32Array {
     const imageKeys = split.map((image) => image.path);
     const captionKeys = split.flatMap((image) => image.captions.map((c) => c.text));
-    return tf.tidy(() => matMul(this.imageEmbeds(imageKeys), this.textEmbeds(captionKeys), false, true).dataSync() as Float32Array);
+    // In chunks: with a training encoder each embedding is a forward pass through its blocks.
+    const chunk = this.encoder ? 64 : Math.max(imageKeys.length, captionKeys.length);
+    const embedAll = (keys: string[], embed: (part: string[]) => tf.Tensor2D) => tf.concat(Array.from({ length: Math.ceil(keys.length / chunk) }, (_, i) => embed(keys.slice(i * chunk, (i + 1) * chunk)))) as tf.Tensor2D;
+    return tf.tidy(() => matMul(embedAll(imageKeys, (k) => this.imageEmbeds(k)), embedAll(captionKeys, (k) => this.textEmbeds(k)), false, true).dataSync() as Float32Array);
   }
 
   dispose(): void {

@@ -72,6 +72,7 @@ export interface TrainableTokens {
   readonly perturbationPoint: PerturbationPoint;
   images(keys: readonly string[], delta?: tf.Tensor): EncodedImages;
   texts(keys: readonly string[], length: number, delta?: tf.Tensor): tf.Tensor3D;
+  textEmbeds(keys: readonly string[], length: number): tf.Tensor2D;
   /** Shapes of δ at the perturbation point for these rows (the trained towers only). */
   perturbationShapes(imageKeys: readonly string[], textKeys: readonly string[], length: number): { image: number[]; text: number[] };
   /** Per-row L2 norms of the clean values at the perturbation point, which η and ε are relative to. */
@@ -221,6 +222,15 @@ export class EncoderTuning implements TrainableTokens {
   }
 
   texts(keys: readonly string[], length: number, delta?: tf.Tensor): tf.Tensor3D {
+    return tf.tidy(() => this.textTower(keys, length, delta).tokens);
+  }
+
+  /** The projected pooled (EOS) text features [rows, projection_dim], as get_text_features gives them. */
+  textEmbeds(keys: readonly string[], length: number): tf.Tensor2D {
+    return tf.tidy(() => this.textTower(keys, length).embeds);
+  }
+
+  private textTower(keys: readonly string[], length: number, delta?: tf.Tensor): { tokens: tf.Tensor3D; embeds: tf.Tensor2D } {
     const start = this.starts.text;
     if (!start || !this.textStage) throw new Error('EncoderTuning: the text tower does not train');
     const { table, eosPositions } = this.textStage;
@@ -238,7 +248,8 @@ export class EncoderTuning implements TrainableTokens {
         if (delta) words = words.add(delta) as tf.Tensor3D;
         x = this.model.textBlockInput(words);
       }
-      return this.model.textOutputs(this.model.textBlocks(x, mask, start.stage === 'block' ? start.index : 0), eos).tokens;
+      const out = this.model.textOutputs(this.model.textBlocks(x, mask, start.stage === 'block' ? start.index : 0), eos);
+      return { tokens: out.tokens, embeds: out.embeds };
     });
   }
 
