@@ -79,3 +79,18 @@ export function scoringOptionsFromFlags(task: Task, flags: { legacyNormalization
   }
   return options;
 }
+
+/**
+ * `--shard k/n`: shard k of n, numbered from 1 like jest's and playwright's --shard (1/3, 2/3,
+ * 3/3). A 0 is refused rather than read as the first shard, so a 0-based habit (0/3 … 2/3)
+ * fails at once instead of silently leaving one slice unpredicted.
+ */
+export function parseShard(flag: string, text: string): { number: number; count: number } {
+  const match = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
+  if (!match) throw new InputError(`expected k/n (shard k of n, from 1: 1/3, 2/3, 3/3), got ${JSON.stringify(text)}`, { field: flag });
+  const [number, count] = [Number(match[1]), Number(match[2])];
+  if (count < 1) throw new InputError(`expected at least 1 shard, got ${JSON.stringify(text)}`, { field: flag });
+  if (number === 0) throw new InputError(`shards are numbered from 1 (1/${count} … ${count}/${count}), got ${JSON.stringify(text)}`, { field: flag });
+  if (number > count) throw new InputError(`shard ${number} of ${count} does not exist: shards are numbered 1/${count} … ${count}/${count}`, { field: flag });
+  return { number, count };
+}

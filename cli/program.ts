@@ -10,6 +10,7 @@ import { registerRun } from './commands/run.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerSweep } from './commands/sweep.ts';
 import { registerWorker } from './commands/worker.ts';
+import { registerMergeShards } from './commands/merge-shards.ts';
 import { VLBENCH_VERSION } from '../core/version.ts';
 
 /**
@@ -24,7 +25,7 @@ export function buildProgram(): Command {
     // Subcommands with their own --task/--db/--seed (leaderboard add) must receive them.
     .enablePositionalOptions()
     .exitOverride();
-  for (const register of [registerEnv, registerSynth, registerScore, registerEncode, registerPretrain, registerRun, registerLeaderboard, registerDemo, registerSweep, registerWorker]) {
+  for (const register of [registerEnv, registerSynth, registerScore, registerEncode, registerPretrain, registerRun, registerLeaderboard, registerDemo, registerSweep, registerWorker, registerMergeShards]) {
     register(program);
   }
   return program;

@@ -22,6 +22,7 @@ import { getTask } from '../tasks/registry.ts';
 import { startProgress } from '../core/progress.ts';
 import type { LoadedSplit, ScoreReport, Task } from '../core/types.ts';
 import { getAdapter, RUN_TASKS, type RunSplits, type TaskAdapter } from './adapters/index.ts';
+import { shardFolderSuffix, shardSpecSchema, writeEvaluationShards } from './shards.ts';
 
 export { RUN_TASKS };
 
@@ -53,6 +54,8 @@ export const runRequestSchema = z.object({
   maxTrainExamples: z.number().int().positive().optional(),
   /** Options of the official metric (VQA's legacy normalisation, retrieval folds); part of the comparability key. */
   scoring: z.object({ legacyNormalization: z.boolean().optional(), folds: z.number().int().positive().optional() }).strict().default({}),
+  /** Sharded evaluation: train as usual, predict only this slice of each evaluation split, score at `vlbench merge-shards` (harness/shards.ts). */
+  shard: shardSpecSchema.optional(),
 });
 /** What a caller gives (defaults may be left out); `ResolvedRunRequest` is what the run uses and stores. */
 export type RunRequest = z.input<typeof runRequestSchema>;
@@ -170,7 +173,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
 
   const runsDir = resolve(hooks.runsDir);
   const name = request.name ?? `${request.task}:${method.spec}${request.trainDomain === 'target' ? ' (oracle: target labels)' : ''}`;
-  const runId = hooks.resumeDir ? basename(hooks.resumeDir).replace(/\.partial$/, '') : newRunFolderId(request, method.spec);
+  const runId = hooks.resumeDir ? basename(hooks.resumeDir).replace(/\.partial$/, '') : `${newRunFolderId(request, method.spec)}${request.shard ? shardFolderSuffix(request.shard) : ''}`;
   const partialDir = hooks.resumeDir ? resolve(hooks.resumeDir) : join(runsDir, `${runId}.partial`);
   const finalDir = join(runsDir, runId);
   if (existsSync(finalDir)) throw new InputError('this run folder is already complete', { file: finalDir });
@@ -222,7 +225,9 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       : null;
     const model = { training: trainingResult, predict: prepared.predict, dispose: prepared.dispose };
     const results: { split: LoadedSplit<unknown>; report: ScoreReport; predictionsFile: string }[] = [];
-    for (const split of splits.evaluations) {
+    // A shard writes per-example rows of its slice instead of scores: merge-shards scores the whole split (harness/shards.ts).
+    if (request.shard) await timed('predict', () => writeEvaluationShards({ runDir: partialDir, request, shard: request.shard!, adapter, model: prepared, splits: splits.evaluations, encoderFingerprint: encoder!.fingerprint, execution: { backend: backend.name, ...(backend.device ? { device: backend.device } : {}), dtype: 'float32', batchSize: training.batchSize }, log }));
+    for (const split of request.shard ? [] : splits.evaluations) {
       const predictions = await timed('predict', async () => model.predict(split));
       const report = task.score(split, predictions, request.scoring);
       const stem = split.split.replace(/[^A-Za-z0-9._-]+/g, '_');
@@ -237,7 +242,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     const curve = model.training?.curve.map((p) => ({ step: p.step, loss: p.loss, learningRate: p.learningRate, ...(p.validation !== undefined ? { validation: p.validation } : {}), ...p.parts })) ?? [];
     await writeJson(join(partialDir, 'curve.json'), curve);
     await writeJson(join(partialDir, 'config.json'), { request, hyperparameters, backend: backend.name, model: { folder: modelDir, fingerprint: encoder.fingerprint }, versions: softwareVersions(), gitCommit: gitCommit() });
-    await writeJson(join(partialDir, 'metrics.json'), Object.fromEntries(results.map((r) => [r.split.split, r.report.metrics])));
+    if (!request.shard) await writeJson(join(partialDir, 'metrics.json'), Object.fromEntries(results.map((r) => [r.split.split, r.report.metrics])));
     await writeJson(join(partialDir, 'timings.json'), timings);
     await removeCheckpoint(join(partialDir, 'checkpoint'));
     await rm(join(partialDir, 'checkpoint'), { recursive: true, force: true });

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { describeObjectiveSettings } from '../../models/objectives/index.ts';
-import { parsePositiveInteger, parseSeed, parseSetOptions, scoringOptionsFromFlags } from '../flags.ts';
+import { parsePositiveInteger, parseSeed, parseSetOptions, parseShard, scoringOptionsFromFlags } from '../flags.ts';
 import { getTask } from '../../tasks/registry.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { isPostgresLocation } from '../../leaderboard/store.ts';
@@ -35,6 +35,7 @@ interface RunFlags {
   trainDomain?: string;
   legacyNormalization?: boolean;
   folds?: string;
+  shard?: string;
 }
 
 async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest; runsDir: string; resumeDir?: string }> {
@@ -68,6 +69,7 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
     maxTrainExamples: flags.maxTrain === undefined ? undefined : parsePositiveInteger('--max-train', flags.maxTrain),
     trainDomain: flags.trainDomain as RunRequest['trainDomain'],
     scoring: scoringOptionsFromFlags(getTask(flags.task!), flags),
+    shard: flags.shard === undefined ? undefined : parseShard('--shard', flags.shard),
   };
   return { request, runsDir: resolve(flags.out) };
 }
@@ -117,6 +119,7 @@ export function registerRun(program: Command): void {
     .addOption(new Option('--train-domain <domain>', 'SynthScenes: train on this domain\'s labels (target = the oracle reference for adaptation)').choices(['source', 'target']))
     .option('--legacy-normalization', 'vqa: score with the pre-2021 evaluator normalisation (its own comparability key)')
     .option('--folds <n>', 'retrieval: average over n folds of the evaluation split (COCO 1K = 5 of the 5K test set)')
+    .option('--shard <k/n>', 'train, then predict only shard k of n (numbered from 1: 1/3, 2/3, 3/3) of the evaluation examples sorted by id; score with vlbench merge-shards')
     .option('--json', 'print the outcome as JSON')
     .addHelpText(
       'after',
@@ -125,11 +128,13 @@ export function registerRun(program: Command): void {
     )
     .action(async (flags: RunFlags) => {
       const { request, runsDir, resumeDir } = await requestFromFlags(flags);
-      const outcome = await executeRun(request, { db: flags.record ? (isPostgresLocation(flags.db) ? flags.db : resolve(flags.db)) : null, runsDir, resumeDir });
+      // A shard is recorded once merged (vlbench merge-shards), never on its own.
+      const outcome = await executeRun(request, { db: flags.record && !request.shard ? (isPostgresLocation(flags.db) ? flags.db : resolve(flags.db)) : null, runsDir, resumeDir });
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ runDir: outcome.runDir, name: outcome.name, backend: outcome.backend, splits: outcome.splits.map((s) => ({ split: s.split, metrics: s.report.metrics, official: s.report.official, recordId: s.record?.id ?? null })), timings: outcome.timings }, null, 2)}\n`);
       } else {
         process.stdout.write(`${formatRunOutcome(outcome)}\n`);
+        if (request.shard) process.stdout.write(`  shard ${request.shard.number}/${request.shard.count}: predictions in ${join(outcome.runDir, 'shards')}; score with vlbench merge-shards and every shard's folder\n`);
       }
     });
 }

@@ -1,6 +1,7 @@
-import { FusionTransformer, FUSION_DEFAULTS, type FusionConfig } from '../../models/heads/fusion.ts';
+import { FusionTransformer, FUSION_DEFAULTS } from '../../models/heads/fusion.ts';
 import { unsupportedObjective, type MethodSpec, type ProblemKind } from '../../models/objectives/index.ts';
 import type { FeatureTable } from '../../models/features.ts';
+import type { SplitEmbeddings } from '../../models/fine-tuning/contrastive-retrieval.ts';
 import type { TrainingProblem } from '../../models/train.ts';
 import type { ImagePreprocessing } from '../../models/image-pipeline.ts';
 import type { GqaSceneGraph } from '../../tasks/gqa/index.ts';
@@ -31,17 +32,24 @@ export interface TaskAdapter {
   loadSceneGraphs?(train: LoadedSplit<unknown>, trainOptions: LoadOptions, synthRoot: string | undefined): Promise<Map<string, GqaSceneGraph>>;
   /** Builds what trains and what predicts. */
   build(context: AdapterContext): Promise<PreparedModel>;
-  /** The task's own defaults where they differ from the shared ones; `--epochs` and `--set` still override them. */
-  defaults?: AdapterDefaults;
+  /** Sharded evaluation: a slice's predictions as per-example rows, and the split's from all rows; absent: the task cannot be sharded. */
+  predictionRows?: PredictionRows;
 }
 
-/** Training and head defaults a task sets for itself (e.g. VCR: a deeper fusion over the full patch grid). */
-export interface AdapterDefaults {
-  epochs?: number;
-  learningRate?: number;
-  fusion?: Partial<HeadSettings['fusion']>;
-  /** Pooling factor of the patch grid before the fusion (`fusion.image_pool`). */
-  imagePool?: number;
+/**
+ * Sharded evaluation (`vlbench run --shard`, harness/shards.ts): a shard stores one row per
+ * example it predicted, and the merge joins every shard's rows back into the predictions of
+ * the whole split, which the task's own scorer then scores. Rows are JSON; joined, they must
+ * be exactly what `PreparedModel.predict` gives for the whole split, so a merged run's
+ * predictions file and metrics equal an unsharded run's (helpers: prediction-rows.ts).
+ */
+export interface PredictionRows {
+  /** One row per example of `slice`, keyed by the example's id (exampleIdOf). */
+  rows(model: PreparedModel, slice: LoadedSplit<unknown>): Map<string, unknown>;
+  /** The whole split's predictions from every example's row (one per id, checked by the caller). */
+  join(split: LoadedSplit<unknown>, rows: ReadonlyMap<string, unknown>): unknown;
+  /** The join computes with tensors (retrieval ranks at merge): the merge then runs on the shards' backend. */
+  joinComputes?: boolean;
 }
 
 export interface RunSplits {
@@ -77,6 +85,8 @@ export interface PreparedModel {
   /** Null when nothing trains (zero-shot). */
   problem: TrainingProblem | null;
   predict(split: LoadedSplit<unknown>): unknown;
+  /** Retrieval: the normalised image and caption embeddings `predict` ranks (a shard contributes these; ranking happens at merge). */
+  embed?(split: LoadedSplit<unknown>): SplitEmbeddings;
   /** Frees the heads' tensors (a demo runs many models in one process). */
   dispose(): void;
   /** What the adapter resolved (e.g. the answer vocabulary's size), recorded with the run. */
@@ -94,10 +104,10 @@ export function limitTraining<T>(items: T[], maxTrainExamples: number | undefine
   return maxTrainExamples ? items.slice(0, maxTrainExamples) : items;
 }
 
-/** The fusion transformer the fusion-problem tasks share, sized by the run's head settings (plus task-side options such as VCR's detection slots). */
-export function createFusion(context: AdapterContext, options: Pick<FusionConfig, 'detectionSlots'> = {}): FusionTransformer {
+/** The fusion transformer the fusion-problem tasks share, sized by the run's head settings. */
+export function createFusion(context: AdapterContext): FusionTransformer {
   const { fusion } = context.head;
-  return new FusionTransformer({ imageDim: context.images.tokenDim, textDim: context.texts.tokenDim, hidden: fusion.hidden, layers: fusion.layers, heads: fusion.heads, ...options }, context.random.fork('fusion'));
+  return new FusionTransformer({ imageDim: context.images.tokenDim, textDim: context.texts.tokenDim, hidden: fusion.hidden, layers: fusion.layers, heads: fusion.heads }, context.random.fork('fusion'));
 }
 
 /** Validation for model selection: the task's primary official metric on the validation split. */

@@ -16,6 +16,7 @@ import { InputError } from '../../core/errors.ts';
 import type { LoadedSplit } from '../../core/types.ts';
 import { createFusion, limitTraining, unsupportedForProblem, validationScore, type TaskAdapter } from './adapter.ts';
 import { gqaGraphVocabulary, gqaSceneGraph, vocabularySizes } from './scene-graphs.ts';
+import { keyedPredictionRows } from './prediction-rows.ts';
 
 /**
  * VQA v2 and GQA as answer classification over a vocabulary built from the training
@@ -134,6 +135,7 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
     unsupportedMethod: (method) => unsupportedForProblem(method, kind, 'fusion', false),
     imagesOf: (split) => answerExamples(kind, split.examples).map(exampleImage),
     textsOf: (split) => answerExamples(kind, split.examples).map(exampleText),
+    predictionRows: keyedPredictionRows((example) => (example as VqaExample | GqaExample).questionId),
     async loadSceneGraphs(train, trainOptions, synthRoot) {
       // GQA examples carry their graphs; SynthScenes VQA reads the GQA scene-graph file of the same split.
       const graphs = new Map<string, GqaSceneGraph>();

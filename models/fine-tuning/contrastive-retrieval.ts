@@ -116,6 +116,20 @@ export class ContrastiveRetrieval {
     return tf.tidy(() => matMul(embedAll(imageKeys, (k) => this.imageEmbeds(k)), embedAll(captionKeys, (k) => this.textEmbeds(k)), false, true).dataSync() as Float32Array);
   }
 
+  /**
+   * The normalised embeddings `similarities` ranks, of a split's images and of their captions
+   * (image by image, in file order), in fixed-shape blocks (embedInBlocks): a sharded run's
+   * embeddings of a slice are bit for bit the rows of the whole split's.
+   */
+  embeddings(split: readonly CaptionedImage[]): SplitEmbeddings {
+    const imageKeys = split.map((image) => image.path);
+    const captionKeys = split.flatMap((image) => image.captions.map((c) => c.text));
+    const rows = EMBEDDING_BLOCK_ROWS;
+    const images = embedInBlocks(imageKeys, rows, (keys) => this.imageEmbeds(keys));
+    // A training image tower's width is its projection's, read off the rows it gave.
+    return { dim: imageKeys.length ? images.length / imageKeys.length : this.images.embedDim, images, captions: embedInBlocks(captionKeys, rows, (keys) => this.textEmbeds(keys)) };
+  }
+
   dispose(): void {
     this.params.dispose();
     this.logScale.dispose();
@@ -132,4 +146,50 @@ export function zeroShotSimilarities(images: FeatureTable, texts: FeatureTable, 
     const b = l2Normalize(tf.tensor2d(texts.gatherEmbeds(captionKeys), [captionKeys.length, texts.embedDim]));
     return matMul(a, b, false, true).dataSync() as Float32Array;
   });
+}
+
+/** Normalised embeddings [rows × dim], row-major: a split's images, and its captions image by image in file order. */
+export interface SplitEmbeddings {
+  dim: number;
+  images: Float32Array;
+  captions: Float32Array;
+}
+
+/** Rows per block of `embedInBlocks` on a frozen encoder. */
+const EMBEDDING_BLOCK_ROWS = 256;
+
+/**
+ * Embeds keys in blocks of exactly `rows` rows (the last one padded with repeats of its first
+ * key, then cut): every product has the same shape whichever rows share it, and BLAS libraries
+ * (cuBLAS, OpenBLAS, XNNPACK) pick kernels and summation orders by shape. So a row's
+ * embedding does not depend on which shard, or which other rows, it was computed with.
+ */
+export function embedInBlocks(keys: readonly string[], rows: number, embed: (keys: readonly string[]) => tf.Tensor2D): Float32Array {
+  let out = new Float32Array(0);
+  for (let start = 0; start < keys.length; start += rows) {
+    const block = keys.slice(start, start + rows);
+    const padded = [...block, ...Array<string>(rows - block.length).fill(block[0])];
+    const values = tf.tidy(() => embed(padded).dataSync() as Float32Array);
+    const dim = values.length / rows;
+    if (out.length === 0) out = new Float32Array(keys.length * dim);
+    out.set(values.subarray(0, block.length * dim), start * dim);
+  }
+  return out;
+}
+
+/** Zero-shot embeddings: the encoder's own, normalised (what zeroShotSimilarities ranks), in the same blocks as ContrastiveRetrieval.embeddings. */
+export function zeroShotEmbeddings(images: FeatureTable, texts: FeatureTable, split: readonly CaptionedImage[]): SplitEmbeddings {
+  const imageKeys = split.map((image) => image.path);
+  const captionKeys = split.flatMap((image) => image.captions.map((c) => c.text));
+  return {
+    dim: images.embedDim,
+    images: embedInBlocks(imageKeys, EMBEDDING_BLOCK_ROWS, (keys) => l2Normalize(tf.tensor2d(images.gatherEmbeds(keys), [keys.length, images.embedDim])) as tf.Tensor2D),
+    captions: embedInBlocks(captionKeys, EMBEDDING_BLOCK_ROWS, (keys) => l2Normalize(tf.tensor2d(texts.gatherEmbeds(keys), [keys.length, texts.embedDim])) as tf.Tensor2D),
+  };
+}
+
+/** Cosine similarities [images × captions] from normalised embeddings: the one product both an unsharded run and a shard merge rank. */
+export function similaritiesOfEmbeddings(embeddings: SplitEmbeddings): Float32Array {
+  const { dim } = embeddings;
+  return tf.tidy(() => matMul(tf.tensor2d(embeddings.images, [embeddings.images.length / dim, dim]), tf.tensor2d(embeddings.captions, [embeddings.captions.length / dim, dim]), false, true).dataSync() as Float32Array);
 }
