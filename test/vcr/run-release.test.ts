@@ -54,10 +54,8 @@ test.serial('vlbench run trains and predicts on the release layout; its predicti
   t.is(annotationsOnly.fingerprint, full.fingerprint);
 });
 
-// Needs the run to call checkVcrImageData on the VCR splits it loads (harness/adapters/multiple-choice.ts,
-// vcrAdapter.imagesOf); without it the run stops at the first missing image with a bare "cannot read
-// image: ENOENT". Passes with that call in place: drop the .skip in the commit that adds it.
-test.serial.skip('vlbench run on the annotations alone stops before training with exit 2, saying what is missing', async (t) => {
+// The VCR adapter calls checkVcrImageData on every split before any image is encoded (vcrAdapter.imagesOf).
+test.serial('vlbench run on the annotations alone stops before training with exit 2, saying what is missing', async (t) => {
   const labelsOnly = join(dir, 'annotations-only');
   mkdirSync(join(labelsOnly, 'vcr1annots'), { recursive: true });
   for (const split of ['train', 'val']) cpSync(join(release, 'vcr1annots', `${split}.jsonl`), join(labelsOnly, 'vcr1annots', `${split}.jsonl`));
