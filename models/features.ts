@@ -16,6 +16,17 @@ import { startProgress } from '../core/progress.ts';
 export class FeatureTable {
   private readonly rowOf = new Map<string, number>();
   private realLengths?: Int32Array;
+  /**
+   * Text tables: how the encoder tokenised a text (AlignedEncoder.textTokenIds), so a caller can
+   * find which token rows a word of it occupies (VCR grounds detection tags token by token).
+   */
+  textTokenIds?: (text: string) => number[];
+  /**
+   * Image tables made by poolImageTokenGrid: the table they were pooled from. Region features
+   * pool over its full patch grid, so a small object stays a patch of its own while the fusion
+   * attends over the cheaper pooled grid.
+   */
+  fullGrid?: FeatureTable;
 
   constructor(
     /** Values per row of each part: tokens [tokenCount × tokenDim], embeds [embedDim]. */
@@ -91,7 +102,6 @@ export class FeatureTable {
   }
 
   gatherEmbeds(keys: readonly string[]): Float32Array {
-    if (this.embeds.length === 0 && keys.length > 0) throw new Error('this table holds no embeddings: they come from trainable encoder blocks (see FeatureTable.shapeOnly)');
     const out = new Float32Array(keys.length * this.embedDim);
     keys.forEach((key, i) => out.set(this.embeds.subarray(this.row(key) * this.embedDim, (this.row(key) + 1) * this.embedDim), i * this.embedDim));
     return out;
@@ -165,9 +175,10 @@ export async function extractTextFeatures(encoder: AlignedEncoder, allTexts: rea
   const cacheFile = options.cacheRoot
     ? join(options.cacheRoot, 'text-features', `${createHash('sha256').update(JSON.stringify({ fingerprint: encoder.fingerprint, kind: 'text-last-hidden-state+text-embeds', texts })).digest('hex').slice(0, 32)}.f32`)
     : undefined;
+  const tokenIdsOf = (text: string) => encoder.textTokenIds(text);
   if (cacheFile) {
     const cached = await readCachedTextTable(cacheFile, texts, tokenDim, embedDim);
-    if (cached) return cached;
+    if (cached) return Object.assign(cached, { textTokenIds: tokenIdsOf });
   }
   const batchSize = options.batchSize ?? 64;
   const order = texts.map((_, i) => i).sort((a, b) => texts[a].length - texts[b].length || a - b);
@@ -200,7 +211,7 @@ export async function extractTextFeatures(encoder: AlignedEncoder, allTexts: rea
       embeds.set(encoding.embeds.data.subarray(i * embedDim, (i + 1) * embedDim), row * embedDim);
     });
   }
-  const table = new FeatureTable(longest, tokenDim, embedDim, tokens, embeds, texts, masks);
+  const table = Object.assign(new FeatureTable(longest, tokenDim, embedDim, tokens, embeds, texts, masks), { textTokenIds: tokenIdsOf });
   if (cacheFile) await writeCachedTextTable(cacheFile, table);
   return table;
 }
@@ -259,7 +270,7 @@ export function poolImageTokenGrid(table: FeatureTable, keys: readonly string[],
       }
     }
   });
-  return new FeatureTable(pooledCount, dim, table.embedDim, out, table.gatherEmbeds(keys), keys);
+  return Object.assign(new FeatureTable(pooledCount, dim, table.embedDim, out, table.gatherEmbeds(keys), keys), { fullGrid: table });
 }
 /**
  * A stage of the image tower to cache: the input of its first trainable block (or the

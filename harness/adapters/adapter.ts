@@ -1,4 +1,4 @@
-import { FusionTransformer, FUSION_DEFAULTS } from '../../models/heads/fusion.ts';
+import { FusionTransformer, FUSION_DEFAULTS, type FusionConfig } from '../../models/heads/fusion.ts';
 import { unsupportedObjective, type MethodSpec, type ProblemKind } from '../../models/objectives/index.ts';
 import type { FeatureTable } from '../../models/features.ts';
 import type { SplitEmbeddings } from '../../models/fine-tuning/contrastive-retrieval.ts';
@@ -34,6 +34,17 @@ export interface TaskAdapter {
   build(context: AdapterContext): Promise<PreparedModel>;
   /** Sharded evaluation: a slice's predictions as per-example rows, and the split's from all rows; absent: the task cannot be sharded. */
   predictionRows?: PredictionRows;
+  /** The task's own defaults where they differ from the shared ones; `--epochs` and `--set` still override them. */
+  defaults?: AdapterDefaults;
+}
+
+/** Training and head defaults a task sets for itself (e.g. VCR: a deeper fusion over the full patch grid). */
+export interface AdapterDefaults {
+  epochs?: number;
+  learningRate?: number;
+  fusion?: Partial<HeadSettings['fusion']>;
+  /** Pooling factor of the patch grid before the fusion (`fusion.image_pool`). */
+  imagePool?: number;
 }
 
 /**
@@ -104,10 +115,10 @@ export function limitTraining<T>(items: T[], maxTrainExamples: number | undefine
   return maxTrainExamples ? items.slice(0, maxTrainExamples) : items;
 }
 
-/** The fusion transformer the fusion-problem tasks share, sized by the run's head settings. */
-export function createFusion(context: AdapterContext): FusionTransformer {
+/** The fusion transformer the fusion-problem tasks share, sized by the run's head settings (plus task-side options such as VCR's detection slots). */
+export function createFusion(context: AdapterContext, options: Pick<FusionConfig, 'detectionSlots'> = {}): FusionTransformer {
   const { fusion } = context.head;
-  return new FusionTransformer({ imageDim: context.images.tokenDim, textDim: context.texts.tokenDim, hidden: fusion.hidden, layers: fusion.layers, heads: fusion.heads }, context.random.fork('fusion'));
+  return new FusionTransformer({ imageDim: context.images.tokenDim, textDim: context.texts.tokenDim, hidden: fusion.hidden, layers: fusion.layers, heads: fusion.heads, ...options }, context.random.fork('fusion'));
 }
 
 /** Validation for model selection: the task's primary official metric on the validation split. */

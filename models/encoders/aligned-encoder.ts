@@ -62,6 +62,12 @@ export interface AlignedEncoder {
   embedTexts(texts: readonly string[]): Promise<HostTensor>;
   encodeImages(pixels: Float32Array, shape: readonly [number, 3, number, number]): Promise<ImageEncoding>;
   encodeTexts(texts: readonly string[], options?: { padding?: PaddingMode }): Promise<TextEncoding>;
+  /**
+   * The token ids the text encoder reads for one text, special tokens included, before
+   * truncation to the context: where a word of the text lands in `encodeTexts`' token rows
+   * (VCR grounds each detection tag's tokens in its region).
+   */
+  textTokenIds(text: string): number[];
   dispose(): Promise<void>;
 }
 

@@ -89,6 +89,10 @@ export class TfjsClipEncoder implements AlignedEncoder {
     return { embeds: await download(out.embeds), tokens: await download(out.tokens), attentionMask: batch.attentionMask, inputIds: batch.inputIds };
   }
 
+  textTokenIds(text: string): number[] {
+    return this.tokenizer.encodeOne(text);
+  }
+
   async dispose(): Promise<void> {
     this.model.dispose();
   }

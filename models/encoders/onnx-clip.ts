@@ -186,6 +186,11 @@ export class OnnxClipEncoder implements AlignedEncoder {
     return this.tokenizer.encode(texts, padding);
   }
 
+  textTokenIds(text: string): number[] {
+    if (!this.tokenizer) throw new InputError('this model folder has no onnx/text_model.onnx', { file: this.folder });
+    return this.tokenizer.encodeOne(text);
+  }
+
   async dispose(): Promise<void> {
     await this.vision?.dispose();
     await this.text?.dispose();

@@ -124,7 +124,8 @@ export class ContrastiveRetrieval {
   embeddings(split: readonly CaptionedImage[]): SplitEmbeddings {
     const imageKeys = split.map((image) => image.path);
     const captionKeys = split.flatMap((image) => image.captions.map((c) => c.text));
-    const rows = EMBEDDING_BLOCK_ROWS;
+    // A training encoder runs a forward pass per block: smaller blocks keep its memory bounded.
+    const rows = this.encoder ? 64 : EMBEDDING_BLOCK_ROWS;
     const images = embedInBlocks(imageKeys, rows, (keys) => this.imageEmbeds(keys));
     // A training image tower's width is its projection's, read off the rows it gave.
     return { dim: imageKeys.length ? images.length / imageKeys.length : this.images.embedDim, images, captions: embedInBlocks(captionKeys, rows, (keys) => this.textEmbeds(keys)) };

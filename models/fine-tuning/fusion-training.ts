@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { boxGeometry, FusionTransformer, type RegionTokens } from '../heads/fusion.ts';
+import { boxGeometry, FusionTransformer, type FusionOutput, type RegionTokens } from '../heads/fusion.ts';
 import type { SceneGraphVocabularySizes } from '../heads/scene-graph-head.ts';
 import { adversarialGradients, type PerturbationDeltas } from '../objectives/adversarial.ts';
 import { methodNeeds, objectiveSettings, type MethodSpec, type ObjectiveBatch, type ObjectiveModule } from '../objectives/index.ts';
 import type { SceneGraph } from '../objectives/scene-graph.ts';
-import { poolRegions, type NormalisedBox, type TokenGrid } from '../ops/regions.ts';
+import { poolRegions, type NormalisedBox, type NormalisedPolygon, type TokenGrid } from '../ops/regions.ts';
 import type { StepContext, StepResult } from '../train.ts';
 import type { FeatureTable } from '../features.ts';
 import type { SeededRandom } from '../../core/random.ts';
@@ -22,7 +22,12 @@ import type { SeededRandom } from '../../core/random.ts';
  *    order. They see the pooled fusion rows, the fusion's output image tokens on the patch
  *    grid and the rows' scene graphs; objectives that need a target domain also see the same
  *    rows' texts fused with unlabelled target-domain images, so the only shift left to align
- *    is the images'.
+ *    is the images'. Target images come without detections, so when the rows carry region
+ *    tokens (VCR) both sides of the alignment are fused without them: source and target rows
+ *    are then built the same way (same texts, same focus, no regions, no tag grounding). The
+ *    alternative, pooling the target image over the source row's boxes, would compare source
+ *    objects with whatever the target image has at those places: a content shift, not the
+ *    domain shift the objective is meant to remove.
  */
 export interface FusionRows {
   imageKeys: string[];
@@ -31,6 +36,36 @@ export interface FusionRows {
   graphs?: SceneGraph[];
   /** Object boxes of each row's image (crop coordinates): pooled into region tokens the fusion attends to. */
   boxes?: NormalisedBox[][];
+  /** Per row and box, the box's segmentation polygons (crop coordinates) where it has one: its region pools inside them. */
+  polygons?: (NormalisedPolygon[] | undefined)[][];
+  /** R2C grounding, per row: the text tokens that name a detection, and which of the row's `boxes` it is. */
+  tags?: TagTokens[][];
+  /** Per row, the text tokens the pooled vector max-pools over (a multiple-choice row's choice); all valid tokens when absent. */
+  focus?: TokenSpan[];
+}
+
+/** Token positions [start, end) in a row's encoded text (position 0 is the start token). */
+export interface TokenSpan {
+  start: number;
+  end: number;
+}
+
+/** The tokens of one tag word (all of them when the tokenizer splits it) and the index of its box in the row's `boxes`. */
+export interface TagTokens extends TokenSpan {
+  box: number;
+}
+
+interface RowTensors {
+  image: tf.Tensor3D;
+  /** Frozen rows whose fusion sees a pooled grid: the full grid's tokens, which region tokens pool from. */
+  regionImage?: tf.Tensor3D;
+  text: tf.Tensor3D;
+  mask: tf.Tensor2D;
+  boxes?: readonly NormalisedBox[][];
+  polygons?: FusionRows['polygons'];
+  geometry?: tf.Tensor3D;
+  tagRegions?: tf.Tensor3D;
+  focus?: tf.Tensor2D;
 }
 
 export interface FusionTaskHead {
@@ -53,6 +88,8 @@ export interface FusionTrainingSetup {
 
 export class FusionTraining {
   readonly grid: TokenGrid;
+  /** Where frozen rows' region tokens pool from: the full patch grid when the fusion's image tokens are a pooled one. */
+  private readonly regionSource: { table: FeatureTable; grid: TokenGrid };
   /** The modules of the SPEC's term-adding objectives, in SPEC order. */
   private readonly objectives: ObjectiveModule[];
   private readonly needsTarget: boolean;
@@ -60,6 +97,9 @@ export class FusionTraining {
   constructor(private readonly setup: FusionTrainingSetup) {
     const side = Math.round(Math.sqrt(setup.images.tokenCount - 1));
     this.grid = { rows: side, cols: side, offset: 1 };
+    const regionTable = setup.images.fullGrid ?? setup.images;
+    const regionSide = Math.round(Math.sqrt(regionTable.tokenCount - 1));
+    this.regionSource = { table: regionTable, grid: { rows: regionSide, cols: regionSide, offset: 1 } };
     this.objectives = setup.method.objectives.flatMap((objective) =>
       objective.definition.create
         ? [objective.definition.create(objective.settings as never, { kind: 'fusion', featureDim: setup.fusion.hidden, sceneGraphSizes: setup.sceneGraphSizes, random: setup.random })]
@@ -74,27 +114,78 @@ export class FusionTraining {
     return new Map([...this.setup.fusion.namedVariables(), ...this.objectives.flatMap((module) => [...module.namedVariables()])]);
   }
 
-  /** Tensors of the rows: image tokens [R, Ti, Dv], text tokens [R, Tt, Dt], text mask [R, Tt], region tokens when boxes are given. */
-  rowTensors(imageKeys: readonly string[], textKeys: readonly string[], boxes?: readonly NormalisedBox[][]): { image: tf.Tensor3D; text: tf.Tensor3D; mask: tf.Tensor2D; regions?: RegionTokens } {
+  /**
+   * Tensors of the rows: image tokens [R, Ti, Dv], text tokens [R, Tt, Dt], text mask [R, Tt];
+   * with boxes, their geometry and the tag→detection matrix [R, Tt, boxes]; with a focus, its
+   * mask [R, Tt]. Region tokens are pooled in `fuse`, from the image tokens the pass uses (a
+   * perturbed image perturbs its regions and tags too), or from the full patch grid when the
+   * fusion sees a pooled one (a small object stays a patch of its own; the perturbation then
+   * stays on the pooled grid).
+   */
+  rowTensors(rows: FusionRows): RowTensors {
     const { images, texts } = this.setup;
+    const { imageKeys, textKeys } = rows;
     const image = tf.tensor3d(images.gatherTokens(imageKeys), [imageKeys.length, images.tokenCount, images.tokenDim]);
-    let regions: RegionTokens | undefined;
-    if (boxes && boxes.some((b) => b.length > 0)) {
-      const pooled = poolRegions(image, this.grid, boxes);
-      regions = { tokens: pooled.regions, mask: pooled.mask, geometry: boxGeometry(boxes, pooled.maxRegions) };
-    }
     const length = texts.longestText(textKeys);
-    return {
+    const t: RowTensors = {
       image,
       text: tf.tensor3d(texts.gatherTokens(textKeys, length), [textKeys.length, length, texts.tokenDim]),
       mask: tf.tensor2d(texts.gatherMasks(textKeys, length), [textKeys.length, length]),
-      regions,
     };
+    const { boxes } = rows;
+    if (boxes && boxes.some((b) => b.length > 0)) {
+      const maxBoxes = Math.max(...boxes.map((b) => b.length));
+      Object.assign(t, { boxes, polygons: rows.polygons, geometry: boxGeometry(boxes, maxBoxes) });
+      const full = this.regionSource.table;
+      if (full !== images) t.regionImage = tf.tensor3d(full.gatherTokens(imageKeys), [imageKeys.length, full.tokenCount, full.tokenDim]);
+      if (rows.tags) {
+        const values = new Float32Array(textKeys.length * length * maxBoxes);
+        rows.tags.forEach((tags, row) => {
+          for (const tag of tags) for (let token = tag.start; token < Math.min(tag.end, length); token++) values[(row * length + token) * maxBoxes + tag.box] = 1;
+        });
+        t.tagRegions = tf.tensor3d(values, [textKeys.length, length, maxBoxes]);
+      }
+    }
+    if (rows.focus) {
+      const values = new Float32Array(textKeys.length * length);
+      const masks = texts.gatherMasks(textKeys, length);
+      rows.focus.forEach((span, row) => {
+        for (let token = span.start; token < Math.min(span.end, length); token++) values[row * length + token] = masks[row * length + token];
+      });
+      // A choice cut off by truncation leaves nothing to max over: that row pools all its tokens.
+      rows.focus.forEach((_, row) => {
+        if (!values.subarray(row * length, (row + 1) * length).some((v) => v > 0)) values.set(masks.subarray(row * length, (row + 1) * length), row * length);
+      });
+      t.focus = tf.tensor2d(values, [textKeys.length, length]);
+    }
+    return t;
   }
 
-  private disposeRows(t: { image: tf.Tensor; text: tf.Tensor; mask: tf.Tensor; regions?: RegionTokens }): void {
-    tf.dispose([t.image, t.text, t.mask]);
-    if (t.regions) tf.dispose([t.regions.tokens, t.regions.mask, t.regions.geometry]);
+  /** One fusion pass over the rows; `grounded` false leaves out region tokens and tag grounding. */
+  private fuse(t: RowTensors, image = t.image, text = t.text, grounded = true): FusionOutput {
+    let regions: RegionTokens | undefined;
+    if (grounded && t.boxes) {
+      const pooled = t.regionImage ? poolRegions(t.regionImage, this.regionSource.grid, t.boxes, t.polygons) : poolRegions(image, this.grid, t.boxes, t.polygons);
+      regions = { tokens: pooled.regions, mask: pooled.mask, geometry: t.geometry! };
+    }
+    return this.setup.fusion.apply({ imageTokens: image, textTokens: text, textMask: t.mask, regions, tagRegions: regions ? t.tagRegions : undefined, focus: t.focus });
+  }
+
+  private disposeRows(t: RowTensors): void {
+    tf.dispose([t.image, t.text, t.mask, ...([t.regionImage, t.geometry, t.tagRegions, t.focus].filter((x) => x !== undefined) as tf.Tensor[])]);
+  }
+
+  /** The rows from `start` to `end`, every per-row field cut alike. */
+  private static sliceRows(rows: FusionRows, start: number, end: number): FusionRows {
+    return {
+      imageKeys: rows.imageKeys.slice(start, end),
+      textKeys: rows.textKeys.slice(start, end),
+      graphs: rows.graphs?.slice(start, end),
+      boxes: rows.boxes?.slice(start, end),
+      polygons: rows.polygons?.slice(start, end),
+      tags: rows.tags?.slice(start, end),
+      focus: rows.focus?.slice(start, end),
+    };
   }
 
   /** Logits of rows for prediction (no perturbation, no auxiliary losses), in chunks. */
@@ -103,8 +194,8 @@ export class FusionTraining {
     const chunk = Math.max(rowsPerExample, Math.floor(chunkRows / rowsPerExample) * rowsPerExample);
     for (let start = 0; start < rows.imageKeys.length; start += chunk) {
       const logits = tf.tidy(() => {
-        const t = this.rowTensors(rows.imageKeys.slice(start, start + chunk), rows.textKeys.slice(start, start + chunk), rows.boxes?.slice(start, start + chunk));
-        return head.logits(this.setup.fusion.apply({ imageTokens: t.image, textTokens: t.text, textMask: t.mask, regions: t.regions }).pooled);
+        const t = this.rowTensors(FusionTraining.sliceRows(rows, start, start + chunk));
+        return head.logits(this.fuse(t).pooled);
       });
       const values = logits.dataSync() as Float32Array;
       const classes = logits.shape[1];
@@ -116,7 +207,7 @@ export class FusionTraining {
 
   /** Loss and gradients of one batch, with every objective of the SPEC. */
   step(rows: FusionRows, head: FusionTaskHead, variables: Map<string, tf.Variable>, context: StepContext): StepResult {
-    const { method, fusion } = this.setup;
+    const { method } = this.setup;
     const adv = objectiveSettings(method, 'adv');
     const nameOf = new Map([...variables].map(([name, variable]) => [variable.name, name]));
     const gradients = new Map<string, tf.Tensor>();
@@ -136,16 +227,21 @@ export class FusionTraining {
       }
     };
     const parts: Record<string, number> = {};
-    const t = this.rowTensors(rows.imageKeys, rows.textKeys, rows.boxes);
+    const t = this.rowTensors(rows);
     const targetKeys = this.needsTarget ? rows.imageKeys.map(() => context.random.pick(this.setup.targetImageKeys)) : [];
-    const target = targetKeys.length ? this.rowTensors(targetKeys, context.random.shuffled(rows.textKeys)) : undefined;
+    let target: RowTensors | undefined;
+    if (targetKeys.length) {
+      // Texts shuffled with their focus, so a target row's choice span is its own text's (see the class comment).
+      const order = context.random.shuffled(rows.textKeys.map((_, i) => i));
+      target = this.rowTensors({ imageKeys: targetKeys, textKeys: order.map((i) => rows.textKeys[i]), focus: rows.focus && order.map((i) => rows.focus![i]) });
+    }
     let loss = 0;
     try {
       const variableList = [...variables.values()];
       if (adv) {
         const result = adversarialGradients(
           (deltas: PerturbationDeltas) => {
-            const fused = fusion.apply({ imageTokens: t.image.add(deltas.image) as tf.Tensor3D, textTokens: t.text.add(deltas.text) as tf.Tensor3D, textMask: t.mask, regions: t.regions });
+            const fused = this.fuse(t, t.image.add(deltas.image) as tf.Tensor3D, t.text.add(deltas.text) as tf.Tensor3D);
             const logits = head.logits(fused.pooled);
             return { loss: head.loss(logits), logits };
           },
@@ -159,7 +255,7 @@ export class FusionTraining {
       if (!adv || this.objectives.length > 0) {
         const recorded: Record<string, tf.Scalar> = {};
         const { value, grads } = tf.variableGrads(() => {
-          const fused = fusion.apply({ imageTokens: t.image, textTokens: t.text, textMask: t.mask, regions: t.regions });
+          const fused = this.fuse(t);
           let total: tf.Scalar = tf.scalar(0);
           if (!adv) {
             const task = head.loss(head.logits(fused.pooled));
@@ -167,11 +263,12 @@ export class FusionTraining {
             total = total.add(task);
           }
           const batch: ObjectiveBatch = {
-            features: fused.pooled,
+            // With region tokens, the aligned source features come from a pass built like the target's (no regions).
+            features: target && t.boxes ? this.fuse(t, t.image, t.text, false).pooled : fused.pooled,
             imageTokens: rows.graphs ? (fused.sequence.slice([0, 0, 0], [-1, this.setup.images.tokenCount, -1]) as tf.Tensor3D) : undefined,
             grid: this.grid,
             graphs: rows.graphs,
-            targetFeatures: target ? fusion.apply({ imageTokens: target.image, textTokens: target.text, textMask: target.mask }).pooled : undefined,
+            targetFeatures: target ? this.fuse(target).pooled : undefined,
             step: context.step,
             totalSteps: context.totalSteps,
           };

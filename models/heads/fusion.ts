@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { matMul } from '../ops/matmul.ts';
 import type { SeededRandom } from '../../core/random.ts';
-import type { NormalisedBox } from '../ops/regions.ts';
+import { selectionMatrix, type NormalisedBox } from '../ops/regions.ts';
 import { LayerNorm, Linear, ParameterModule, ParameterStore, quickGelu, type TrainableModule } from './layers.ts';
 
 /**
@@ -15,9 +15,17 @@ import { LayerNorm, Linear, ParameterModule, ParameterStore, quickGelu, type Tra
  * Region tokens add a projection of UNITER's 7-d box geometry (x1, y1, x2, y2, w, h, w·h), so
  * the fusion knows where each region is.
  *
- * Pooled output: the masked mean of the final (layer-normed) tokens over all valid positions.
- * A mean needs no extra [CLS] token to learn a summary and cannot be dominated by padding;
- * `sequence` is returned too, for heads that want the first token instead.
+ * Grounding (R2C, Zellers et al. 2019), when `detectionSlots` > 0 and the inputs give
+ * `tagRegions`: every text token that names a detection (all tokens of a tag's word) gets that
+ * detection added to its own embedding: its region feature through a learned projection, its
+ * box geometry and a per-detection slot embedding, the same slot the detection's region token
+ * carries, so "the [1] on the left" and region 1 meet in attention without guessing which of
+ * two same-class objects the text means.
+ *
+ * Pooled output: the masked mean of the final (layer-normed) tokens over all valid positions;
+ * with `focus`, the max over the focused text tokens instead (R2C max-pools over the answer's
+ * tokens: a mean over image, regions and question would drown the few words that separate
+ * four choices). `sequence` is returned too, for heads that want the first token instead.
  */
 export interface FusionConfig {
   imageDim: number;
@@ -26,6 +34,11 @@ export interface FusionConfig {
   layers?: number;
   heads?: number;
   mlpRatio?: number;
+  /**
+   * Slot embeddings for tag grounding (detection r takes slot r mod detectionSlots); 0 or absent
+   * builds no grounding parameters (VQA, GQA), so those tasks' models are unchanged.
+   */
+  detectionSlots?: number;
 }
 
 /**
@@ -54,6 +67,10 @@ export interface FusionInputs {
   /** [B, Tt], 1 for real tokens, 0 for padding. */
   textMask: tf.Tensor2D;
   regions?: RegionTokens;
+  /** [B, Tt, R] with `regions`: 1 where text token t names detection r (see the class comment). */
+  tagRegions?: tf.Tensor3D;
+  /** [B, Tt]: 1 for the text tokens `pooled` max-pools over (the choice); absent: mean over all valid tokens. */
+  focus?: tf.Tensor2D;
 }
 
 export interface FusionOutput {
@@ -136,6 +153,8 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
   private readonly typeEmbeddings: tf.Variable;
   private readonly layers: FusionLayer[];
   private readonly finalNorm: LayerNorm;
+  /** Tag grounding (absent without detectionSlots). */
+  private readonly grounding?: { tagProjection: Linear; tagGeometry: tf.Variable; slots: tf.Variable; count: number };
 
   constructor(config: FusionConfig, rng: SeededRandom, scope = 'fusion') {
     super(scope, rng);
@@ -157,6 +176,27 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
     this.typeEmbeddings = this.params.normal('type_embeddings', [3, hidden]);
     this.layers = Array.from({ length: layers }, (_, i) => new FusionLayer(this.params, `layer${i}`, hidden, heads, mlpRatio));
     this.finalNorm = new LayerNorm(this.params, 'final_norm', hidden);
+    // Created last, so every parameter above draws the same initial values with or without grounding.
+    const slots = config.detectionSlots ?? 0;
+    if (!Number.isInteger(slots) || slots < 0) throw new Error(`FusionTransformer: detectionSlots must be an integer ≥ 0, got ${slots}`);
+    if (slots > 0) {
+      // Geometry and slots start at the scale of a projected token (std 0.2, not 0.02): at 0.02 the
+      // box coordinates (all ≤ 1) entered a tag token at a hundredth of its size, and the
+      // comparisons VCR asks for (left of, bigger than) waited for them to grow.
+      this.grounding = {
+        tagProjection: new Linear(this.params, 'tag_region_projection', config.imageDim, hidden),
+        tagGeometry: this.params.normal('tag_geometry', [7, hidden], 0.2),
+        slots: this.params.normal('detection_slots', [slots, hidden], 0.2),
+        count: slots,
+      };
+    }
+  }
+
+  /** Slot embeddings of detections 0..count-1, [count, hidden]. */
+  private slotRows(count: number): tf.Tensor2D {
+    const { slots, count: available } = this.grounding!;
+    if (count <= available) return slots.slice([0, 0], [count, this.hidden]) as tf.Tensor2D;
+    return matMul(selectionMatrix(Array.from({ length: count }, (_, r) => r % available), available), slots) as tf.Tensor2D;
   }
 
   apply(inputs: FusionInputs): FusionOutput {
@@ -171,17 +211,41 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
       const typeRow = (index: number) => this.typeEmbeddings.slice([index, 0], [1, this.hidden]).reshape([1, 1, this.hidden]);
       const parts: tf.Tensor[] = [this.imageProjection.apply(imageTokens).add(typeRow(0))];
       const masks: tf.Tensor[] = [inputs.imageMask ?? tf.ones([batch, imageTokens.shape[1]])];
+      let text = this.textProjection.apply(textTokens).add(typeRow(1));
       if (regions) {
-        parts.push(this.imageProjection.apply(regions.tokens).add(this.geometryProjection.apply(regions.geometry)).add(typeRow(2)));
+        const geometry = this.geometryProjection.apply(regions.geometry);
+        const slots = this.grounding ? this.slotRows(regions.tokens.shape[1]).expandDims(0) : undefined;
+        const regionPart = this.imageProjection.apply(regions.tokens).add(geometry).add(typeRow(2));
+        parts.push(slots ? regionPart.add(slots) : regionPart);
         masks.push(regions.mask);
+        if (inputs.tagRegions) {
+          if (!this.grounding) throw new Error('fusion: tagRegions given, but this fusion was built without detectionSlots');
+          if (!tf.util.arraysEqual(inputs.tagRegions.shape, [batch, textTokens.shape[1], regions.tokens.shape[1]])) {
+            throw new Error(`fusion: tagRegions ${JSON.stringify(inputs.tagRegions.shape)}, expected [${batch}, ${textTokens.shape[1]}, ${regions.tokens.shape[1]}]`);
+          }
+          // Projected per detection first, then spread to its tokens: untagged tokens get exactly 0.
+          const [, regionCount] = regions.geometry.shape;
+          const tagGeometry = matMul(regions.geometry.reshape([batch * regionCount, 7]), this.grounding.tagGeometry).reshape([batch, regionCount, this.hidden]);
+          const detection = this.grounding.tagProjection.apply(regions.tokens).add(tagGeometry).add(slots!) as tf.Tensor3D;
+          text = text.add(matMul(inputs.tagRegions, detection));
+        }
+      } else if (inputs.tagRegions) {
+        throw new Error('fusion: tagRegions needs the region tokens they point into');
       }
-      parts.push(this.textProjection.apply(textTokens).add(typeRow(1)));
+      parts.push(text);
       masks.push(textMask);
       const mask = tf.concat(masks, 1).toFloat() as tf.Tensor2D;
       const keyBias = tf.sub(1, mask).mul(-1e9).reshape([batch, 1, 1, mask.shape[1]]) as tf.Tensor4D;
       let x = tf.concat(parts, 1) as tf.Tensor3D;
       for (const layer of this.layers) x = layer.apply(x, keyBias);
       const sequence = this.finalNorm.apply(x) as tf.Tensor3D;
+      if (inputs.focus) {
+        const textLength = textTokens.shape[1];
+        if (!tf.util.arraysEqual(inputs.focus.shape, [batch, textLength])) throw new Error(`fusion: focus ${JSON.stringify(inputs.focus.shape)} does not match the text tokens`);
+        const textPart = sequence.slice([0, sequence.shape[1] - textLength, 0], [-1, textLength, -1]);
+        const pooled = textPart.add(tf.sub(1, inputs.focus).mul(-1e9).expandDims(2)).max(1) as tf.Tensor2D;
+        return { pooled, sequence, mask };
+      }
       const weights = mask.expandDims(2);
       const pooled = sequence.mul(weights).sum(1).div(weights.sum(1)) as tf.Tensor2D;
       return { pooled, sequence, mask };

@@ -17,6 +17,35 @@ export interface TokenGrid {
 /** [x1, y1, x2, y2] as fractions of the image width and height, y downwards. */
 export type NormalisedBox = readonly [number, number, number, number];
 
+/** A segmentation polygon: [x, y] points as fractions of the image width and height. */
+export type NormalisedPolygon = readonly (readonly [number, number])[];
+
+/**
+ * Patch indices whose centres fall inside any of the polygons (even-odd rule), for a detection
+ * that has a segmentation (VCR's `segms`): a person's mask leaves out the background its box
+ * holds. When no patch centre is inside (a thin or small mask), the box's patches.
+ */
+export function segmentPatchIndices(grid: TokenGrid, box: NormalisedBox, polygons: readonly NormalisedPolygon[]): number[] {
+  const inside: number[] = [];
+  for (let row = 0; row < grid.rows; row++) {
+    for (let col = 0; col < grid.cols; col++) {
+      const point: [number, number] = [(col + 0.5) / grid.cols, (row + 0.5) / grid.rows];
+      if (polygons.some((polygon) => insidePolygon(point, polygon))) inside.push(row * grid.cols + col);
+    }
+  }
+  return inside.length > 0 ? inside : regionPatchIndices(grid, box);
+}
+
+function insidePolygon([x, y]: readonly [number, number], polygon: NormalisedPolygon): boolean {
+  let inside = false;
+  for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
+    const [xi, yi] = polygon[i];
+    const [xj, yj] = polygon[j];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
 /**
  * Patch indices (0-based inside the grid) whose centres fall inside the box, borders
  * included; when none does (a box smaller than a patch), the patch holding the box centre,
@@ -57,13 +86,15 @@ function checkTokens(tokens: tf.Tensor3D, grid: TokenGrid, boxesPerImage: readon
 }
 
 /**
- * Mean of the patch tokens inside each box, padded to the most boxes in any image:
- * `regions` [B, R, D], `mask` [B, R] (1 for a real box). Differentiable in `tokens`.
+ * Mean of the patch tokens inside each box (inside its polygons where `polygonsPerImage` gives
+ * some), padded to the most boxes in any image: `regions` [B, R, D], `mask` [B, R] (1 for a
+ * real box). Differentiable in `tokens`.
  */
 export function poolRegions(
   tokens: tf.Tensor3D,
   grid: TokenGrid,
   boxesPerImage: readonly (readonly NormalisedBox[])[],
+  polygonsPerImage?: readonly (readonly (readonly NormalisedPolygon[] | undefined)[] | undefined)[],
 ): { regions: tf.Tensor3D; mask: tf.Tensor2D; maxRegions: number } {
   checkTokens(tokens, grid, boxesPerImage);
   const [batch, tokenCount] = tokens.shape;
@@ -72,7 +103,8 @@ export function poolRegions(
   const mask = new Float32Array(batch * maxRegions);
   boxesPerImage.forEach((boxes, image) => {
     boxes.forEach((box, region) => {
-      const patches = regionPatchIndices(grid, box);
+      const polygons = polygonsPerImage?.[image]?.[region];
+      const patches = polygons?.length ? segmentPatchIndices(grid, box, polygons) : regionPatchIndices(grid, box);
       const base = (image * maxRegions + region) * tokenCount + grid.offset;
       for (const patch of patches) weights[base + patch] = 1 / patches.length;
       mask[image * maxRegions + region] = 1;

@@ -5,6 +5,7 @@ import {
   type Direction,
   type Scene,
   type SynthColor,
+  type SynthSize,
   oppositeDirection,
   regionOf,
   soleDirection,
@@ -15,6 +16,17 @@ import {
  * detection tags ([0] = the scene's first object). Wrong choices mention the same
  * tagged objects and read just as well; what separates them is what the picture shows
  * (which side, which colour, where), so text alone cannot pick the right one.
+ *
+ * Two text artefacts are designed out (generator 1.2.0), both measured by a text-only model
+ * in test/vcr/synth-vcr-answerable.test.ts:
+ *  - every answer form is right as often as the others: size items draw their state (a
+ *    bigger, b bigger, both large, both small) uniformly, so no answer is always wrong
+ *    (1.1.0's "the same size" and "both small" never were, worth 50% on size items from text);
+ *  - rationales vary two attributes as a 2×2 (right/wrong colour of each object), so each
+ *    attribute value appears in exactly two of the four. 1.1.0 changed one attribute of the
+ *    right rationale per wrong one, making the right rationale the consensus of the four: a
+ *    model comparing choices could read it off, and a per-choice model that cannot check the
+ *    picture was pushed BELOW chance (text-only QA→R 19%; the ungrounded fusion scored 6.9).
  */
 
 export type VcrToken = string | number[];
@@ -78,6 +90,11 @@ const EVIDENCE: Record<Direction, string> = {
   below: 'lower down in the picture than',
 };
 
+/** The 2×2 of right/wrong values of two attributes: the right combination and the three others, each value in two of the four. */
+function twoByTwo<T>(rightA: T, wrongA: T, rightB: T, wrongB: T): { right: [T, T]; wrong: [T, T][] } {
+  return { right: [rightA, rightB], wrong: [[wrongA, rightB], [rightA, wrongB], [wrongA, wrongB]] };
+}
+
 function relationItem(scene: Scene, rng: SeededRandom): VcrDraft | null {
   for (const [a, b] of pairs(scene, rng)) {
     // Exactly one direction holds, so the three other directions are all wrong answers.
@@ -87,16 +104,10 @@ function relationItem(scene: Scene, rng: SeededRandom): VcrDraft | null {
     const directions: Direction[] = [direction, oppositeDirection(direction), ...(['to the left of', 'above'] as Direction[]).filter((d) => d !== direction && d !== oppositeDirection(direction)).flatMap((d) => [d, oppositeDirection(d)])];
     const answer = (d: Direction) => `{${a}} is ${d} {${b}} .`;
     const answers = placeChoices(rng, answer(direction), directions.slice(1).map(answer));
-    // Rationales all support the right answer; the wrong ones misdescribe what the tagged objects look like.
-    const rationale = (colorA: string, sizeA: string, colorB: string) => `The ${sizeA} ${colorA} {${a}} is ${EVIDENCE[direction]} the ${colorB} {${b}} .`;
-    const wrongColorA = otherColors(scene, oa.color, rng)[0];
-    const wrongColorB = otherColors(scene, ob.color, rng)[0];
-    const wrongSize = oa.size === 'large' ? 'small' : 'large';
-    const rationales = placeChoices(rng, rationale(oa.color, oa.size, ob.color), [
-      rationale(wrongColorA, oa.size, ob.color),
-      rationale(oa.color, oa.size, wrongColorB),
-      rationale(oa.color, wrongSize, ob.color),
-    ]);
+    // Rationales all support the right answer; the wrong ones misdescribe the colour of one or both tagged objects.
+    const rationale = ([colorA, colorB]: [string, string]) => `The ${oa.size} ${colorA} {${a}} is ${EVIDENCE[direction]} the ${colorB} {${b}} .`;
+    const colors = twoByTwo<string>(oa.color, otherColors(scene, oa.color, rng)[0], ob.color, otherColors(scene, ob.color, rng)[0]);
+    const rationales = placeChoices(rng, rationale(colors.right), colors.wrong.map(rationale));
     return {
       question: tokens(`Where is {${a}} compared to {${b}} ?`),
       answerChoices: answers.choices,
@@ -108,26 +119,21 @@ function relationItem(scene: Scene, rng: SeededRandom): VcrDraft | null {
   return null;
 }
 
+/** Sizes of (a, b) in a size item; drawn uniformly, so each of the four answers is right a quarter of the time. */
+const SIZE_STATES: readonly [SynthSize, SynthSize][] = [['large', 'small'], ['small', 'large'], ['large', 'large'], ['small', 'small']];
+
 function sizeItem(scene: Scene, rng: SeededRandom): VcrDraft | null {
+  // The state first, then a pair in it: a scene without such a pair gets no size item (another family fills in).
+  const [sizeA, sizeB] = rng.pick(SIZE_STATES);
   for (const [a, b] of pairs(scene, rng)) {
     const [oa, ob] = [scene.objects[a], scene.objects[b]];
-    if (oa.size === ob.size) continue;
-    const [big, small] = oa.size === 'large' ? [a, b] : [b, a];
-    const [ob1, os] = [scene.objects[big], scene.objects[small]];
-    const answers = placeChoices(rng, `{${big}} is bigger than {${small}} .`, [
-      `{${small}} is bigger than {${big}} .`,
-      `{${a}} and {${b}} are the same size .`,
-      `{${a}} and {${b}} are both small .`,
-    ]);
-    const rationale = (colorBig: string, colorSmall: string) =>
-      `{${big}} is a large ${colorBig} ${ob1.shape} , while {${small}} is a small ${colorSmall} ${os.shape} .`;
-    const wrongBig = otherColors(scene, ob1.color, rng);
-    const wrongSmall = otherColors(scene, os.color, rng);
-    const rationales = placeChoices(rng, rationale(ob1.color, os.color), [
-      rationale(wrongBig[0], os.color),
-      rationale(ob1.color, wrongSmall[0]),
-      rationale(wrongBig[1], wrongSmall[1]),
-    ]);
+    if (oa.size !== sizeA || ob.size !== sizeB) continue;
+    const answer = (state: readonly [SynthSize, SynthSize]) =>
+      state[0] !== state[1] ? (state[0] === 'large' ? `{${a}} is bigger than {${b}} .` : `{${b}} is bigger than {${a}} .`) : `{${a}} and {${b}} are both ${state[0]} .`;
+    const answers = placeChoices(rng, answer([sizeA, sizeB]), SIZE_STATES.filter(([x, y]) => x !== sizeA || y !== sizeB).map(answer));
+    const rationale = ([colorA, colorB]: [string, string]) => `{${a}} is a ${oa.size} ${colorA} ${oa.shape} , while {${b}} is a ${ob.size} ${colorB} ${ob.shape} .`;
+    const colors = twoByTwo<string>(oa.color, otherColors(scene, oa.color, rng)[0], ob.color, otherColors(scene, ob.color, rng)[0]);
+    const rationales = placeChoices(rng, rationale(colors.right), colors.wrong.map(rationale));
     return {
       question: tokens(`Which is bigger , {${a}} or {${b}} ?`),
       answerChoices: answers.choices,

@@ -12,6 +12,9 @@ export const VCR_TASK_VERSION = '1';
 /** A detection box from the image's metadata json: [x1, y1, x2, y2, detector score], in pixels. */
 export type VcrBox = [number, number, number, number, number];
 
+/** A detection's segmentation from the metadata json's `segms`: its polygons, each a list of [x, y] points in pixels. */
+export type VcrSegmentation = [number, number][][];
+
 export interface VcrExample {
   /** annot_id, e.g. "val-0". */
   id: string;
@@ -34,6 +37,8 @@ export interface VcrExample {
   objects: string[];
   /** One box per object, same order. */
   boxes: VcrBox[];
+  /** One segmentation per object, same order, when the metadata json has `segms` (the release does; SynthScenes writes none). */
+  segms?: VcrSegmentation[];
   question: VcrText;
   answers: VcrText[];
   rationales: VcrText[];
@@ -51,6 +56,7 @@ export const VCR_CHOICES = 4;
 
 interface ImageMetadata {
   boxes: VcrBox[];
+  segms?: VcrSegmentation[];
   width: number;
   height: number;
 }
@@ -130,6 +136,7 @@ export async function loadVcrSplit(options: LoadOptions): Promise<LoadedSplit<Vc
       ...(metadata ? { imageWidth: metadata.width, imageHeight: metadata.height } : {}),
       objects: item.objects,
       ...(metadata ? { boxes: metadata.boxes } : {}),
+      ...(metadata?.segms ? { segms: metadata.segms } : {}),
       question: renderVcrTokens(item.question, item.objects),
       answers: item.answerChoices.map((tokens) => renderVcrTokens(tokens, item.objects)),
       rationales: item.rationaleChoices.map((tokens) => renderVcrTokens(tokens, item.objects)),
@@ -292,7 +299,23 @@ function parseMetadata(bytes: Buffer, file: string): ImageMetadata {
     const got = raw[field];
     if (typeof got !== 'number' || !(got > 0)) throw fieldError(file, undefined, field, 'a positive number of pixels', got);
   }
-  return { boxes: boxes as VcrBox[], width: raw.width as number, height: raw.height as number };
+  return { boxes: boxes as VcrBox[], ...parseSegms(raw.segms, boxes.length, file), width: raw.width as number, height: raw.height as number };
+}
+
+/**
+ * `segms`, one entry per box: the detection's polygons of [x, y] points (what R2C rasterises into
+ * its masks). Absent or empty (SynthScenes writes `[]`) means boxes only.
+ */
+function parseSegms(segms: unknown, boxCount: number, file: string): { segms?: VcrSegmentation[] } {
+  if (segms === undefined || (Array.isArray(segms) && segms.length === 0)) return {};
+  if (!Array.isArray(segms) || segms.length !== boxCount) throw fieldError(file, undefined, 'segms', `one segmentation per box (${boxCount})`, segms);
+  const isPoint = (p: unknown) => Array.isArray(p) && p.length === 2 && p.every((n) => typeof n === 'number' && Number.isFinite(n));
+  segms.forEach((polygons, i) => {
+    if (!Array.isArray(polygons) || !polygons.every((polygon) => Array.isArray(polygon) && polygon.every(isPoint))) {
+      throw fieldError(file, `box ${i}`, 'segms', 'a list of polygons, each a list of [x, y] points', polygons);
+    }
+  });
+  return { segms: segms as VcrSegmentation[] };
 }
 
 /** One JSON value per non-blank line; a record's line number (1-based) goes into every error. */

@@ -309,12 +309,14 @@ test('VCR: official fields, tags point at objects, labels point at the right cho
         t.true(holds[direction](a, b), question);
         t.true(rationale.includes(`${size(a)} ${color(a)} [${m[1]}]`) && rationale.includes(`the ${color(b)} [${m[2]}]`), rationale);
       } else if ((m = question.match(/^Which is bigger , \[(\d)\] or \[(\d)\] \?$/))) {
+        // Since generator 1.2.0 the pair may also be the same size ("both large", "both small").
+        const both = answer.match(/^\[(\d)\] and \[(\d)\] are both (small|large) \.$/);
         const big = answer.match(/^\[(\d)\] is bigger than \[(\d)\] \.$/);
-        t.truthy(big, answer);
-        const [large, small] = [graphObjects[Number(big![1])], graphObjects[Number(big![2])]];
-        t.is(size(large), 'large');
-        t.is(size(small), 'small');
-        t.true(rationale.includes(`large ${color(large)}`) && rationale.includes(`small ${color(small)}`), rationale);
+        t.truthy(both ?? big, answer);
+        const [first, second] = both ? [graphObjects[Number(both[1])], graphObjects[Number(both[2])]] : [graphObjects[Number(big![1])], graphObjects[Number(big![2])]];
+        t.is(size(first) as string, both ? both[3] : 'large');
+        t.is(size(second) as string, both ? both[3] : 'small');
+        t.true(rationale.includes(`${size(first)} ${color(first)}`) && rationale.includes(`${size(second)} ${color(second)}`), rationale);
       } else if ((m = question.match(/^What color is \[(\d)\] \?$/))) {
         const o = graphObjects[Number(m[1])];
         t.is(answer, `[${m[1]}] is ${color(o)} .`);
