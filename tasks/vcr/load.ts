@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { InputError, describeValue, fieldError } from '../../core/errors.ts';
 import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
+import { fingerprintSplit } from '../split-files.ts';
 import { renderVcrTokens, type VcrText, type VcrToken } from './tags.ts';
 
 /** Bump when loading or tag rendering changes what a model sees (README.md). */
@@ -150,7 +150,7 @@ export async function loadVcrSplit(options: LoadOptions): Promise<LoadedSplit<Vc
     task: 'vcr',
     taskVersion: VCR_TASK_VERSION,
     split: options.splitLabel ?? split,
-    fingerprint: createHash('sha256').update(bytes).update('\n' + examples.map((example) => example.imageId).join('\n')).digest('hex'),
+    fingerprint: fingerprintSplit([bytes], examples.map((example) => example.imageId)),
     files: [annotationsFile],
     examples,
   };
