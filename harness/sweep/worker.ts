@@ -10,6 +10,7 @@ import { RunWorker, type RunSummary } from '../run-pool.ts';
 import { runRequestSchema } from '../run.ts';
 import { recordIdPrefix, type SweepJobData } from './plan.ts';
 import { DEFAULT_QUEUE_NAME, redisConnection } from './queue.ts';
+import { blasThreadsPerWorker } from '../../models/backends/wasm-blas.ts';
 
 /**
  * A sweep worker: pulls runs from the queue and executes each in a child process (the run
@@ -72,7 +73,8 @@ export function startSweepWorker(options: SweepWorkerOptions): Worker<SweepJobDa
   const idleChildren: RunWorker[] = [];
   const takeChild = () => {
     for (let child = idleChildren.pop(); child; child = idleChildren.pop()) if (child.alive) return child;
-    return new RunWorker();
+    // Jobs running side by side share the cores: each child gets its share of BLAS threads.
+    return new RunWorker(blasThreadsPerWorker(options.concurrency ?? 1));
   };
 
   async function recordedIds(key: string): Promise<string[]> {
