@@ -7,7 +7,7 @@ import { type AlignedEncoder } from '../models/encoders/aligned-encoder.ts';
 import { loadEncoder } from '../models/encoders/load-encoder.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { FUSION_DEFAULTS } from '../models/heads/fusion.ts';
-import { methodNeeds, parseMethodSpec, type MethodSpec } from '../models/objectives/index.ts';
+import { methodNeeds, objectiveSettings, parseMethodSpec, type MethodSpec } from '../models/objectives/index.ts';
 import { removeCheckpoint, train, TRAINING_DEFAULTS, trainingSettingsSchema, type TrainingProblem, type TrainingResult, type TrainingSettings } from '../models/train.ts';
 import { openLeaderboard, recordRun } from '../leaderboard/store.ts';
 import { recordedScoring, type RunRecord } from '../leaderboard/run-record.ts';
@@ -16,6 +16,8 @@ import { BACKEND_CHOICES, selectBackend, describeBackend, type BackendChoice } f
 import { gitCommit, softwareVersions } from '../core/environment.ts';
 import { InputError } from '../core/errors.ts';
 import { extractImageFeatures, extractTextFeatures, poolImageTokenGrid, type FeatureTable } from '../models/features.ts';
+import { ENCODER_TUNING_DEFAULTS, EncoderTuning, tuningEnabled, type EncoderTuningSettings, type PerturbationPoint } from '../models/fine-tuning/encoder-tuning.ts';
+import { saveTunedEncoder } from './tuned-encoder.ts';
 import { describeSplit, resolveRunData, type RunData } from './run-data.ts';
 import { SeededRandom } from '../core/random.ts';
 import { getTask } from '../tasks/registry.ts';
@@ -74,7 +76,15 @@ const recipeSchema = z
     'fusion.layers': z.coerce.number().int().nonnegative().optional(),
     'fusion.heads': z.coerce.number().int().positive().optional(),
     'fusion.image_pool': z.coerce.number().int().positive().optional(),
+    'fusion.input_norm': z.enum(['auto', 'true', 'false']).optional(),
     'answers.min_count': z.coerce.number().int().positive().optional(),
+    'encoder.train_blocks': z
+      .string()
+      .regex(/^(all|\d+)$/, 'expected a whole number of blocks or all')
+      .transform((v) => (v === 'all' ? ('all' as const) : Number(v)))
+      .optional(),
+    'encoder.towers': z.enum(['both', 'vision', 'text']).optional(),
+    'encoder.lr_scale': z.coerce.number().positive().optional(),
   })
   .strict();
 type Recipe = z.infer<typeof recipeSchema>;
@@ -92,6 +102,11 @@ export const RUN_DEFAULTS = {
   'fusion.layers': FUSION_DEFAULTS.layers,
   'fusion.heads': FUSION_DEFAULTS.heads,
   'fusion.image_pool': FUSION_DEFAULTS.imagePool,
+  /** auto: on when the encoder trains, off on a frozen one (see the fusion's inputNorm). */
+  'fusion.input_norm': 'auto',
+  'encoder.train_blocks': ENCODER_TUNING_DEFAULTS.trainBlocks,
+  'encoder.towers': ENCODER_TUNING_DEFAULTS.towers,
+  'encoder.lr_scale': ENCODER_TUNING_DEFAULTS.lrScale,
 } as const;
 
 function parseRecipe(settings: Record<string, string>): Recipe {
@@ -157,6 +172,14 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   if (needsTarget && data.targetImages.length === 0) {
     throw new InputError(`--method ${method.spec} aligns to a target domain: give --target DIR (a folder of unlabelled target images), or use a SynthScenes folder with its target domain`);
   }
+  const tuning: EncoderTuningSettings = {
+    trainBlocks: recipe['encoder.train_blocks'] ?? ENCODER_TUNING_DEFAULTS.trainBlocks,
+    towers: recipe['encoder.towers'] ?? ENCODER_TUNING_DEFAULTS.towers,
+    lrScale: recipe['encoder.lr_scale'] ?? ENCODER_TUNING_DEFAULTS.lrScale,
+  };
+  const tunes = tuningEnabled(tuning) && method.base !== 'zeroshot';
+  if (tunes && !adapter.tunesEncoder) throw new InputError(`--set encoder.train_blocks=${tuning.trainBlocks}: fine-tuning the encoder is not wired for ${request.task} yet; use encoder.train_blocks=0 (heads on the frozen encoder)`, { field: 'encoder.train_blocks' });
+  const perturbationPoint = resolvePerturbationPoint(method, tuning, tunes);
   const modelDir = resolve(request.modelDir ?? bundledModelDir());
   const backend = await selectBackend(request.backend as BackendChoice);
   log(describeBackend(backend));
@@ -187,14 +210,26 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     log(`model: ${modelDir} (${encoder.engine}, fingerprint ${encoder.fingerprint.slice(0, 12)})`);
     const splits = await timed('load_data', () => loadSplits(task, adapter, data, method));
     const cacheDir = hooks.cacheDir ?? join(runsDir, '.cache');
-    const encoded = await timed('encode', () => encodeEverything(adapter, encoder!, splits, data.targetImages, cacheDir));
-    const { texts, cacheHits } = encoded;
-    const imagePool = recipe['fusion.image_pool'] ?? adapter.defaults?.imagePool ?? (Math.round(Math.sqrt(encoded.images.tokenCount - 1)) % FUSION_DEFAULTS.imagePool === 0 ? FUSION_DEFAULTS.imagePool : 1);
-    const images = poolImageTokenGrid(encoded.images, encoded.imageKeys, imagePool);
-    log(`features: ${images.size} images (${cacheHits} from the cache), ${texts.size} texts`);
+    const gridSide = encoder.config.vision.image_size / encoder.config.vision.patch_size;
+    const imagePool = recipe['fusion.image_pool'] ?? adapter.defaults?.imagePool ?? (gridSide % FUSION_DEFAULTS.imagePool === 0 ? FUSION_DEFAULTS.imagePool : 1);
+    let encoderTuning: EncoderTuning | undefined;
+    if (tunes) {
+      if (!encoder.trainable || !('model' in encoder)) throw new InputError(`--set encoder.train_blocks needs the tfjs engine (${encoder.engine} is inference only)`, { file: modelDir, field: 'encoder.train_blocks' });
+      const tfjsEncoder = encoder as AlignedEncoder & Parameters<typeof EncoderTuning.prepare>[0];
+      encoderTuning = await timed('encode', () => EncoderTuning.prepare(tfjsEncoder, tuning, { ...runInputs(adapter, splits, data.targetImages), imagePool, perturbationPoint, cacheRoot: cacheDir }));
+    }
+    // Frozen towers' features as ever (cached); a training tower's come from its boundary in each step.
+    const encoded = await timed('encode', () => encodeEverything(adapter, encoder!, splits, data.targetImages, cacheDir, { images: !encoderTuning?.trainsImages, texts: !encoderTuning?.trainsTexts }));
+    const frozenImages = encoded.images ? poolImageTokenGrid(encoded.images, encoded.imageKeys, imagePool) : undefined;
+    const { images, texts } = encoderTuning ? encoderTuning.fusionTables({ images: frozenImages, texts: encoded.texts }, encoded.imageKeys) : { images: frozenImages!, texts: encoded.texts! };
+    const cacheHits = encoded.cacheHits;
+    log(`features: ${images.size} images (${encoderTuning?.trainsImages ? 'trainable blocks run in each step' : `${cacheHits} from the cache`}), ${texts.size} texts${encoderTuning ? `; encoder trains ${tuning.trainBlocks} block(s) of ${tuning.towers}` : ''}`);
     const random = new SeededRandom(request.seed);
     const taskFusion = adapter.defaults?.fusion;
-    const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads };
+    // Input layer norms: on with a training encoder; off by default on a frozen one, which keeps its recorded predictions (issue 12).
+    const inputNormSetting = recipe['fusion.input_norm'] ?? 'auto';
+    const inputNorm = inputNormSetting === 'auto' ? Boolean(encoderTuning) : inputNormSetting === 'true';
+    const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads, inputNorm };
     const prepared = await adapter.build({
       task,
       method,
@@ -206,6 +241,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       random,
       preprocessing: encoder.preprocessing,
       maxTrainExamples: request.maxTrainExamples,
+      encoder: encoderTuning,
     });
     const hyperparameters: Record<string, unknown> = {
       method: method.spec,
@@ -213,7 +249,13 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       taskLoss: method.taskLoss,
       training,
       fusion: { ...fusion, imagePool },
-      encoder: { folder: modelDir, engine: encoder.engine, frozen: true },
+      encoder: {
+        folder: modelDir,
+        engine: encoder.engine,
+        frozen: !encoderTuning,
+        trainBlocks: encoderTuning ? tuning.trainBlocks : 0,
+        ...(encoderTuning ? { towers: tuning.towers, lrScale: tuning.lrScale, perturbationPoint, weightDecay: 'weights only (not embeddings, norms, biases, logit_scale)' } : {}),
+      } as Record<string, unknown>,
       maxTrainExamples: request.maxTrainExamples ?? null,
       trainDomain: request.trainDomain ?? (data.synthRoot ? 'source' : null),
       ...prepared.hyperparameters,
@@ -223,7 +265,15 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
           trainWithProgress(prepared.problem!, training, { checkpointDir: join(partialDir, 'checkpoint'), resume: Boolean(hooks.resumeDir), interruptAfterStep: hooks.interruptAfterStep }),
         )
       : null;
-    const model = { training: trainingResult, predict: prepared.predict, dispose: prepared.dispose };
+    // The tuned encoder is an artifact: a Hugging Face folder `vlbench encode --model` and `vlbench run --model` load.
+    // Its fingerprint differs per seed, so it stays out of the hyperparameters (they group seeds).
+    let tunedEncoder: { folder: string; fingerprint: string } | undefined;
+    if (encoderTuning) {
+      const tuned = await saveTunedEncoder(encoderTuning.model, modelDir, join(partialDir, 'encoder'), { run: runId, base: encoder.fingerprint });
+      tunedEncoder = { folder: 'encoder', fingerprint: tuned.fingerprint };
+      log(`tuned encoder: ${join(finalDir, 'encoder')} (fingerprint ${tuned.fingerprint.slice(0, 12)})`);
+    }
+    const model = { training: trainingResult, predict: prepared.predict, dispose: () => (prepared.dispose(), encoderTuning?.dispose()) };
     const results: { split: LoadedSplit<unknown>; report: ScoreReport; predictionsFile: string }[] = [];
     // A shard writes per-example rows of its slice instead of scores: merge-shards scores the whole split (harness/shards.ts).
     if (request.shard) await timed('predict', () => writeEvaluationShards({ runDir: partialDir, request, shard: request.shard!, adapter, model: prepared, splits: splits.evaluations, encoderFingerprint: encoder!.fingerprint, execution: { backend: backend.name, ...(backend.device ? { device: backend.device } : {}), dtype: 'float32', batchSize: training.batchSize }, log }));
@@ -241,7 +291,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     model.dispose();
     const curve = model.training?.curve.map((p) => ({ step: p.step, loss: p.loss, learningRate: p.learningRate, ...(p.validation !== undefined ? { validation: p.validation } : {}), ...p.parts })) ?? [];
     await writeJson(join(partialDir, 'curve.json'), curve);
-    await writeJson(join(partialDir, 'config.json'), { request, hyperparameters, backend: backend.name, model: { folder: modelDir, fingerprint: encoder.fingerprint }, versions: softwareVersions(), gitCommit: gitCommit() });
+    await writeJson(join(partialDir, 'config.json'), { request, hyperparameters, backend: backend.name, model: { folder: modelDir, fingerprint: encoder.fingerprint }, ...(tunedEncoder ? { tunedEncoder } : {}), versions: softwareVersions(), gitCommit: gitCommit() });
     if (!request.shard) await writeJson(join(partialDir, 'metrics.json'), Object.fromEntries(results.map((r) => [r.split.split, r.report.metrics])));
     await writeJson(join(partialDir, 'timings.json'), timings);
     await removeCheckpoint(join(partialDir, 'checkpoint'));
@@ -355,18 +405,33 @@ async function loadSplits(task: Task, adapter: TaskAdapter, data: RunData, metho
   return { train, validation, evaluations, graphs };
 }
 
+/** Every image (target images too when training) and every text the run's splits need. */
+function runInputs(adapter: TaskAdapter, splits: RunSplits, targetImages: readonly string[]): { imageKeys: string[]; texts: string[] } {
+  const all = [splits.train, splits.validation, ...splits.evaluations].filter((s): s is LoadedSplit<unknown> => s !== null);
+  return { imageKeys: [...new Set([...all.flatMap((s) => adapter.imagesOf(s)), ...(splits.train ? targetImages : [])])], texts: all.flatMap((s) => adapter.textsOf(s)) };
+}
+
+/** Frozen features of the towers asked for (a training tower is encoded from its boundary instead). */
 async function encodeEverything(
   adapter: TaskAdapter,
   encoder: AlignedEncoder,
   splits: RunSplits,
   targetImages: readonly string[],
   cacheDir: string,
-): Promise<{ images: FeatureTable; imageKeys: string[]; texts: FeatureTable; cacheHits: number }> {
-  const all = [splits.train, splits.validation, ...splits.evaluations].filter((s): s is LoadedSplit<unknown> => s !== null);
-  const imageKeys = [...new Set([...all.flatMap((s) => adapter.imagesOf(s)), ...(splits.train ? targetImages : [])])];
-  const { table: images, cacheHits } = await extractImageFeatures(encoder, imageKeys, { cacheRoot: cacheDir });
-  const texts = await extractTextFeatures(encoder, all.flatMap((s) => adapter.textsOf(s)), { cacheRoot: cacheDir });
-  return { images, imageKeys, texts, cacheHits };
+  towers: { images: boolean; texts: boolean } = { images: true, texts: true },
+): Promise<{ images?: FeatureTable; imageKeys: string[]; texts?: FeatureTable; cacheHits: number }> {
+  const { imageKeys, texts: allTexts } = runInputs(adapter, splits, targetImages);
+  const imageFeatures = towers.images ? await extractImageFeatures(encoder, imageKeys, { cacheRoot: cacheDir }) : undefined;
+  const texts = towers.texts ? await extractTextFeatures(encoder, allTexts, { cacheRoot: cacheDir }) : undefined;
+  return { images: imageFeatures?.table, imageKeys, texts, cacheHits: imageFeatures?.cacheHits ?? 0 };
+}
+
+/** Where adv adds δ (adv.at): auto is the encoder's input when every block trains, its first trainable block otherwise, the fusion's input on a frozen encoder. */
+function resolvePerturbationPoint(method: MethodSpec, tuning: EncoderTuningSettings, tunes: boolean): PerturbationPoint {
+  const at = objectiveSettings(method, 'adv')?.at ?? 'auto';
+  if (at === 'auto') return !tunes ? 'fusion' : tuning.trainBlocks === 'all' ? 'input' : 'boundary';
+  if (at !== 'fusion' && !tunes) throw new InputError(`--set adv.at=${at} perturbs inside the encoder, which is frozen; set encoder.train_blocks > 0 or adv.at=fusion`, { field: 'adv.at' });
+  return at;
 }
 
 /** Trains with a progress bar on a terminal (quiet otherwise). */

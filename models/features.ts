@@ -102,6 +102,7 @@ export class FeatureTable {
   }
 
   gatherEmbeds(keys: readonly string[]): Float32Array {
+    if (this.embeds.length === 0 && keys.length > 0) throw new Error('this table holds no embeddings: they come from trainable encoder blocks (see FeatureTable.shapeOnly)');
     const out = new Float32Array(keys.length * this.embedDim);
     keys.forEach((key, i) => out.set(this.embeds.subarray(this.row(key) * this.embedDim, (this.row(key) + 1) * this.embedDim), i * this.embedDim));
     return out;
@@ -272,6 +273,7 @@ export function poolImageTokenGrid(table: FeatureTable, keys: readonly string[],
   });
   return Object.assign(new FeatureTable(pooledCount, dim, table.embedDim, out, table.gatherEmbeds(keys), keys), { fullGrid: table });
 }
+
 /**
  * A stage of the image tower to cache: the input of its first trainable block (or the
  * preprocessed pixels when every weight trains). Only frozen computation goes into it;

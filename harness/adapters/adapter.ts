@@ -1,6 +1,7 @@
 import { FusionTransformer, FUSION_DEFAULTS, type FusionConfig } from '../../models/heads/fusion.ts';
 import { unsupportedObjective, type MethodSpec, type ProblemKind } from '../../models/objectives/index.ts';
 import type { FeatureTable } from '../../models/features.ts';
+import type { EncoderTuning } from '../../models/fine-tuning/encoder-tuning.ts';
 import type { SplitEmbeddings } from '../../models/fine-tuning/contrastive-retrieval.ts';
 import type { TrainingProblem } from '../../models/train.ts';
 import type { ImagePreprocessing } from '../../models/image-pipeline.ts';
@@ -32,19 +33,12 @@ export interface TaskAdapter {
   loadSceneGraphs?(train: LoadedSplit<unknown>, trainOptions: LoadOptions, synthRoot: string | undefined): Promise<Map<string, GqaSceneGraph>>;
   /** Builds what trains and what predicts. */
   build(context: AdapterContext): Promise<PreparedModel>;
-  /** Sharded evaluation: a slice's predictions as per-example rows, and the split's from all rows; absent: the task cannot be sharded. */
-  predictionRows?: PredictionRows;
   /** The task's own defaults where they differ from the shared ones; `--epochs` and `--set` still override them. */
   defaults?: AdapterDefaults;
-}
-
-/** Training and head defaults a task sets for itself (e.g. VCR: a deeper fusion over the full patch grid). */
-export interface AdapterDefaults {
-  epochs?: number;
-  learningRate?: number;
-  fusion?: Partial<HeadSettings['fusion']>;
-  /** Pooling factor of the patch grid before the fusion (`fusion.image_pool`). */
-  imagePool?: number;
+  /** Whether `build` trains the encoder given in `AdapterContext.encoder` (encoder.train_blocks > 0). */
+  tunesEncoder?: boolean;
+  /** Sharded evaluation: a slice's predictions as per-example rows, and the split's from all rows; absent: the task cannot be sharded. */
+  predictionRows?: PredictionRows;
 }
 
 /**
@@ -63,6 +57,15 @@ export interface PredictionRows {
   joinComputes?: boolean;
 }
 
+/** Training and head defaults a task sets for itself (e.g. VCR: a deeper fusion over the full patch grid). */
+export interface AdapterDefaults {
+  epochs?: number;
+  learningRate?: number;
+  fusion?: Partial<HeadSettings['fusion']>;
+  /** Pooling factor of the patch grid before the fusion (`fusion.image_pool`). */
+  imagePool?: number;
+}
+
 export interface RunSplits {
   train: LoadedSplit<unknown> | null;
   validation: LoadedSplit<unknown> | null;
@@ -73,7 +76,7 @@ export interface RunSplits {
 
 /** Head sizes and task-side settings a run resolves from `--set`, with their defaults applied. */
 export interface HeadSettings {
-  fusion: { hidden: number; layers: number; heads: number };
+  fusion: { hidden: number; layers: number; heads: number; inputNorm?: boolean };
   /** Minimum count of an answer in the training split to enter the vocabulary (answer tasks). */
   answersMinCount?: number;
 }
@@ -90,6 +93,8 @@ export interface AdapterContext {
   preprocessing: ImagePreprocessing;
   /** Use at most this many training examples (quick checks). */
   maxTrainExamples?: number;
+  /** The encoder whose blocks train (encoder.train_blocks > 0); absent: heads on the frozen features. */
+  encoder?: EncoderTuning;
 }
 
 export interface PreparedModel {
@@ -118,7 +123,7 @@ export function limitTraining<T>(items: T[], maxTrainExamples: number | undefine
 /** The fusion transformer the fusion-problem tasks share, sized by the run's head settings (plus task-side options such as VCR's detection slots). */
 export function createFusion(context: AdapterContext, options: Pick<FusionConfig, 'detectionSlots'> = {}): FusionTransformer {
   const { fusion } = context.head;
-  return new FusionTransformer({ imageDim: context.images.tokenDim, textDim: context.texts.tokenDim, hidden: fusion.hidden, layers: fusion.layers, heads: fusion.heads, ...options }, context.random.fork('fusion'));
+  return new FusionTransformer({ imageDim: context.images.tokenDim, textDim: context.texts.tokenDim, hidden: fusion.hidden, layers: fusion.layers, heads: fusion.heads, inputNorm: fusion.inputNorm, ...options }, context.random.fork('fusion'));
 }
 
 /** Validation for model selection: the task's primary official metric on the validation split. */

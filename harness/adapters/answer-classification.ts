@@ -132,6 +132,7 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
     task: kind,
     problemKind: 'fusion',
     submissionExtension: 'json',
+    tunesEncoder: true,
     unsupportedMethod: (method) => unsupportedForProblem(method, kind, 'fusion', false),
     imagesOf: (split) => answerExamples(kind, split.examples).map(exampleImage),
     textsOf: (split) => answerExamples(kind, split.examples).map(exampleText),
@@ -163,9 +164,10 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
           })
         : undefined;
       const fusion = createFusion(context);
-      const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random });
+      const { encoder } = context;
+      const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random, encoder });
       const head = new AnswerHead(fusion.hidden, vocabulary, random);
-      const variables = new Map([...composed.namedVariables(), ...head.namedVariables()]);
+      const variables = new Map([...composed.namedVariables(), ...head.namedVariables(), ...(encoder?.namedVariables() ?? [])]);
       const predict = (split: LoadedSplit<unknown>) => {
         const examples = answerExamples(kind, split.examples);
         const logits = composed.predictLogits(answerRows(examples), head, 1);
@@ -180,6 +182,7 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
             return composed.step(answerRows(batch.map((i) => trainExamples[i]), graphs ? batch.map((i) => graphs[i]) : undefined), head, variables, stepContext);
           },
           validate: validationScore(context, predict),
+          variableOptions: encoder?.variableOptions(),
         },
         predict,
         dispose: () => (composed.dispose(), head.dispose(), fusion.dispose()),

@@ -14,6 +14,7 @@ export const retrievalAdapter: TaskAdapter = {
   task: 'retrieval',
   problemKind: 'contrastive',
   submissionExtension: 'npy',
+  tunesEncoder: true,
   unsupportedMethod: (method) => unsupportedForProblem(method, 'retrieval', 'contrastive', true),
   imagesOf: (split) => imagesOfSplit(split).map((image) => image.path),
   textsOf: (split) => imagesOfSplit(split).flatMap((image) => image.captions.map((c) => c.text)),
@@ -25,12 +26,15 @@ export const retrievalAdapter: TaskAdapter = {
       return { problem: null, predict: (split) => similaritiesOfEmbeddings(embed(split)), embed, dispose: () => undefined, hyperparameters: {} };
     }
     const trainImages = limitTraining(imagesOfSplit(splits.train!), context.maxTrainExamples);
-    const model = new ContrastiveRetrieval(method, images, texts, context.targetImages, context.random);
+    const { encoder } = context;
+    const model = new ContrastiveRetrieval(method, images, texts, context.targetImages, context.random, encoder);
+    const variables = new Map([...model.namedVariables(), ...(encoder?.namedVariables() ?? [])]);
     return {
       problem: {
-        variables: model.namedVariables(),
+        variables,
+        variableOptions: encoder?.variableOptions(),
         exampleCount: trainImages.length,
-        computeGradients: (batch, stepContext) => model.step(batch.map((i) => trainImages[i]), stepContext),
+        computeGradients: (batch, stepContext) => model.step(batch.map((i) => trainImages[i]), stepContext, variables),
         afterOptimizerStep: () => model.afterStep(),
         // rsum, the sum of the six recalls, is the retrieval literature's model-selection number.
         validate: async () => context.task.score(splits.validation!, model.similarities(imagesOfSplit(splits.validation!))).metrics.rsum,

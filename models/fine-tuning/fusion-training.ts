@@ -8,6 +8,7 @@ import { poolRegions, type NormalisedBox, type NormalisedPolygon, type TokenGrid
 import type { StepContext, StepResult } from '../train.ts';
 import type { FeatureTable } from '../features.ts';
 import type { SeededRandom } from '../../core/random.ts';
+import type { EncoderPerturbation, TrainableTokens } from './encoder-tuning.ts';
 
 /**
  * What VQA, GQA and VCR fine-tuning share: a fusion transformer over frozen encoder tokens,
@@ -66,6 +67,8 @@ interface RowTensors {
   geometry?: tf.Tensor3D;
   tagRegions?: tf.Tensor3D;
   focus?: tf.Tensor2D;
+  /** With a training vision tower: its full-resolution output grid and pooled embeddings per row. */
+  encoded?: { gridTokens: tf.Tensor3D; embeds: tf.Tensor2D };
 }
 
 export interface FusionTaskHead {
@@ -84,6 +87,13 @@ export interface FusionTrainingSetup {
   sceneGraphSizes?: SceneGraphVocabularySizes;
   targetImageKeys: string[];
   random: SeededRandom;
+  /**
+   * An encoder whose blocks train (encoder.train_blocks > 0): the trained towers' tokens are
+   * computed from the cached boundary inside each gradient tape instead of read from
+   * `images` / `texts` (which then give shapes and masks only); sg pools regions from its
+   * output grid, mmd/dann align its pooled image features, adv perturbs at its input or boundary.
+   */
+  encoder?: TrainableTokens;
 }
 
 export class FusionTraining {
@@ -102,11 +112,19 @@ export class FusionTraining {
     this.regionSource = { table: regionTable, grid: { rows: regionSide, cols: regionSide, offset: 1 } };
     this.objectives = setup.method.objectives.flatMap((objective) =>
       objective.definition.create
-        ? [objective.definition.create(objective.settings as never, { kind: 'fusion', featureDim: setup.fusion.hidden, sceneGraphSizes: setup.sceneGraphSizes, random: setup.random })]
+        ? [objective.definition.create(objective.settings as never, { kind: 'fusion', featureDim: this.featureDimOf(objective.definition), sceneGraphSizes: setup.sceneGraphSizes, random: setup.random })]
         : [],
     );
     this.needsTarget = methodNeeds(setup.method).targetDomain;
     if (this.needsTarget && setup.targetImageKeys.length === 0) throw new Error(`${setup.method.spec} needs target-domain images and none were found`);
+  }
+
+  /** What an objective's features are: the training encoder's grid tokens (sg) or pooled image features (mmd, dann), else the fusion's. */
+  private featureDimOf(definition: { needsSceneGraphs?: boolean; needsTargetDomain?: boolean }): number {
+    const encoder = this.setup.encoder;
+    if (encoder?.trainsImages && definition.needsSceneGraphs) return encoder.gridDim;
+    if (encoder?.trainsImages && definition.needsTargetDomain) return encoder.embedDim;
+    return this.setup.fusion.hidden;
   }
 
   /** The fusion's and the objectives' variables (the task head adds its own). */
@@ -122,22 +140,24 @@ export class FusionTraining {
    * fusion sees a pooled one (a small object stays a patch of its own; the perturbation then
    * stays on the pooled grid).
    */
-  rowTensors(rows: FusionRows): RowTensors {
-    const { images, texts } = this.setup;
+  rowTensors(rows: FusionRows, perturbation?: EncoderPerturbation): RowTensors {
+    const { images, texts, encoder } = this.setup;
     const { imageKeys, textKeys } = rows;
-    const image = tf.tensor3d(images.gatherTokens(imageKeys), [imageKeys.length, images.tokenCount, images.tokenDim]);
+    const encoded = encoder?.trainsImages ? encoder.images(imageKeys, perturbation?.image) : undefined;
+    const image = encoded ? encoded.fusionTokens : tf.tensor3d(images.gatherTokens(imageKeys), [imageKeys.length, images.tokenCount, images.tokenDim]);
     const length = texts.longestText(textKeys);
     const t: RowTensors = {
       image,
-      text: tf.tensor3d(texts.gatherTokens(textKeys, length), [textKeys.length, length, texts.tokenDim]),
+      text: encoder?.trainsTexts ? encoder.texts(textKeys, length, perturbation?.text) : tf.tensor3d(texts.gatherTokens(textKeys, length), [textKeys.length, length, texts.tokenDim]),
       mask: tf.tensor2d(texts.gatherMasks(textKeys, length), [textKeys.length, length]),
+      encoded: encoded && { gridTokens: encoded.gridTokens, embeds: encoded.embeds },
     };
     const { boxes } = rows;
     if (boxes && boxes.some((b) => b.length > 0)) {
       const maxBoxes = Math.max(...boxes.map((b) => b.length));
       Object.assign(t, { boxes, polygons: rows.polygons, geometry: boxGeometry(boxes, maxBoxes) });
       const full = this.regionSource.table;
-      if (full !== images) t.regionImage = tf.tensor3d(full.gatherTokens(imageKeys), [imageKeys.length, full.tokenCount, full.tokenDim]);
+      if (!encoded && full !== images) t.regionImage = tf.tensor3d(full.gatherTokens(imageKeys), [imageKeys.length, full.tokenCount, full.tokenDim]);
       if (rows.tags) {
         const values = new Float32Array(textKeys.length * length * maxBoxes);
         rows.tags.forEach((tags, row) => {
@@ -172,7 +192,7 @@ export class FusionTraining {
   }
 
   private disposeRows(t: RowTensors): void {
-    tf.dispose([t.image, t.text, t.mask, ...([t.regionImage, t.geometry, t.tagRegions, t.focus].filter((x) => x !== undefined) as tf.Tensor[])]);
+    tf.dispose([t.image, t.text, t.mask, ...([t.regionImage, t.geometry, t.tagRegions, t.focus, t.encoded?.gridTokens, t.encoded?.embeds].filter((x) => x !== undefined) as tf.Tensor[])]);
   }
 
   /** The rows from `start` to `end`, every per-row field cut alike. */
@@ -227,10 +247,14 @@ export class FusionTraining {
       }
     };
     const parts: Record<string, number> = {};
-    const t = this.rowTensors(rows);
+    // A training encoder computes its rows inside each gradient tape (so the gradient reaches
+    // it); frozen rows are built once here.
+    const { encoder } = this.setup;
+    const t = encoder ? undefined : this.rowTensors(rows);
     const targetKeys = this.needsTarget ? rows.imageKeys.map(() => context.random.pick(this.setup.targetImageKeys)) : [];
     let target: RowTensors | undefined;
-    if (targetKeys.length) {
+    // With a training vision tower the domain objectives align its pooled features, computed in the tape.
+    if (targetKeys.length && !encoder?.trainsImages) {
       // Texts shuffled with their focus, so a target row's choice span is its own text's (see the class comment).
       const order = context.random.shuffled(rows.textKeys.map((_, i) => i));
       target = this.rowTensors({ imageKeys: targetKeys, textKeys: order.map((i) => rows.textKeys[i]), focus: rows.focus && order.map((i) => rows.focus![i]) });
@@ -239,13 +263,27 @@ export class FusionTraining {
     try {
       const variableList = [...variables.values()];
       if (adv) {
+        // δ enters a training tower at its input or first trainable block (adv.at); a frozen tower's tokens are perturbed where they enter the fusion.
+        const atEncoder = encoder !== undefined && encoder.perturbationPoint !== 'fusion';
+        const imageAtEncoder = atEncoder && encoder.trainsImages && adv.modality !== 'text';
+        const textAtEncoder = atEncoder && encoder.trainsTexts && adv.modality !== 'image';
+        const length = this.setup.texts.longestText(rows.textKeys);
+        const encoderShapes = atEncoder ? encoder.perturbationShapes(rows.imageKeys, rows.textKeys, length) : undefined;
+        const references = atEncoder ? encoder.referenceNorms(rows.imageKeys, rows.textKeys, length) : undefined;
         const result = adversarialGradients(
           (deltas: PerturbationDeltas) => {
-            const fused = this.fuse(t, t.image.add(deltas.image) as tf.Tensor3D, t.text.add(deltas.text) as tf.Tensor3D);
+            const r = t ?? this.rowTensors(rows, { image: imageAtEncoder ? deltas.image : undefined, text: textAtEncoder ? deltas.text : undefined });
+            const fused = this.fuse(r, imageAtEncoder ? r.image : (r.image.add(deltas.image) as tf.Tensor3D), textAtEncoder ? r.text : (r.text.add(deltas.text) as tf.Tensor3D));
             const logits = head.logits(fused.pooled);
             return { loss: head.loss(logits), logits };
           },
-          { textShape: t.text.shape, imageShape: t.image.shape, variables: variableList, settings: adv },
+          {
+            textShape: textAtEncoder ? encoderShapes!.text : [rows.textKeys.length, length, this.setup.texts.tokenDim],
+            imageShape: imageAtEncoder ? encoderShapes!.image : [rows.imageKeys.length, this.setup.images.tokenCount, this.setup.images.tokenDim],
+            variables: variableList,
+            settings: adv,
+            referenceNorms: { text: textAtEncoder ? references!.text : undefined, image: imageAtEncoder ? references!.image : undefined },
+          },
         );
         accumulate(result.grads);
         loss += result.loss;
@@ -255,7 +293,9 @@ export class FusionTraining {
       if (!adv || this.objectives.length > 0) {
         const recorded: Record<string, tf.Scalar> = {};
         const { value, grads } = tf.variableGrads(() => {
-          const fused = this.fuse(t);
+          const r = t ?? this.rowTensors(rows);
+          const fused = this.fuse(r);
+          const targetEncoded = encoder?.trainsImages && targetKeys.length ? encoder.images(targetKeys) : undefined;
           let total: tf.Scalar = tf.scalar(0);
           if (!adv) {
             const task = head.loss(head.logits(fused.pooled));
@@ -264,11 +304,12 @@ export class FusionTraining {
           }
           const batch: ObjectiveBatch = {
             // With region tokens, the aligned source features come from a pass built like the target's (no regions).
-            features: target && t.boxes ? this.fuse(t, t.image, t.text, false).pooled : fused.pooled,
-            imageTokens: rows.graphs ? (fused.sequence.slice([0, 0, 0], [-1, this.setup.images.tokenCount, -1]) as tf.Tensor3D) : undefined,
-            grid: this.grid,
+            features: targetEncoded ? r.encoded!.embeds : target && r.boxes ? this.fuse(r, r.image, r.text, false).pooled : fused.pooled,
+            // A training vision tower: regions come from its own output grid at full resolution, which never saw the question.
+            imageTokens: rows.graphs ? (r.encoded ? r.encoded.gridTokens : (fused.sequence.slice([0, 0, 0], [-1, this.setup.images.tokenCount, -1]) as tf.Tensor3D)) : undefined,
+            grid: r.encoded ? encoder!.fullGrid : this.grid,
             graphs: rows.graphs,
-            targetFeatures: target ? this.fuse(target).pooled : undefined,
+            targetFeatures: targetEncoded ? targetEncoded.embeds : target ? this.fuse(target).pooled : undefined,
             step: context.step,
             totalSteps: context.totalSteps,
           };
@@ -289,7 +330,7 @@ export class FusionTraining {
         }
       }
     } finally {
-      this.disposeRows(t);
+      if (t) this.disposeRows(t);
       if (target) this.disposeRows(target);
     }
     return { loss, gradients, parts };

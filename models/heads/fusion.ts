@@ -39,6 +39,13 @@ export interface FusionConfig {
    * builds no grounding parameters (VQA, GQA), so those tasks' models are unchanged.
    */
   detectionSlots?: number;
+  /**
+   * A layer norm on each input (image tokens, region tokens, text tokens) before its
+   * projection: CLIP's vision tokens come out unnormalised (mean norm ~51 on the source,
+   * ~134 on the target), so without it the fusion's residual stream changes scale with the
+   * domain. Absent or false builds no such parameters, so older models are unchanged.
+   */
+  inputNorm?: boolean;
 }
 
 /**
@@ -155,6 +162,8 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
   private readonly finalNorm: LayerNorm;
   /** Tag grounding (absent without detectionSlots). */
   private readonly grounding?: { tagProjection: Linear; tagGeometry: tf.Variable; slots: tf.Variable; count: number };
+  /** Input layer norms (absent without inputNorm); region tokens share the image tokens' norm. */
+  private readonly inputNorms?: { image: LayerNorm; text: LayerNorm };
 
   constructor(config: FusionConfig, rng: SeededRandom, scope = 'fusion') {
     super(scope, rng);
@@ -190,6 +199,8 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
         count: slots,
       };
     }
+    // After everything else for the same reason as the grounding parameters.
+    if (config.inputNorm) this.inputNorms = { image: new LayerNorm(this.params, 'image_input_norm', config.imageDim), text: new LayerNorm(this.params, 'text_input_norm', config.textDim) };
   }
 
   /** Slot embeddings of detections 0..count-1, [count, hidden]. */
@@ -199,7 +210,19 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
     return matMul(selectionMatrix(Array.from({ length: count }, (_, r) => r % available), available), slots) as tf.Tensor2D;
   }
 
-  apply(inputs: FusionInputs): FusionOutput {
+  apply(given: FusionInputs): FusionOutput {
+    if (!this.inputNorms) return this.applyNormalised(given);
+    // FusionOutput is an interface, which tf.tidy's TensorContainer type does not admit.
+    return tf.tidy(() => this.applyNormalised(this.normaliseInputs(given)) as unknown as tf.TensorContainer) as unknown as FusionOutput;
+  }
+
+  private normaliseInputs(given: FusionInputs): FusionInputs {
+    const { image, text } = this.inputNorms!;
+    const regions = given.regions && { ...given.regions, tokens: image.apply(given.regions.tokens) as tf.Tensor3D };
+    return { ...given, imageTokens: image.apply(given.imageTokens) as tf.Tensor3D, textTokens: text.apply(given.textTokens) as tf.Tensor3D, regions };
+  }
+
+  private applyNormalised(inputs: FusionInputs): FusionOutput {
     const { imageTokens, textTokens, textMask, regions } = inputs;
     const batch = imageTokens.shape[0];
     if (imageTokens.rank !== 3 || imageTokens.shape[2] !== this.imageDim) throw new Error(`fusion: image tokens ${JSON.stringify(imageTokens.shape)}, expected [B, T, ${this.imageDim}]`);
