@@ -2,7 +2,7 @@
 // score as mean ± std, next to the source-only reference (ft) and the oracle trained on the
 // target's own labels, all measured in this run on the same data.
 // Runs go in parallel child processes, one per core (--jobs).
-// Usage: npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs N | vqa=30,vcr=12] [--tasks vqa,vcr] [--split test|val] [--jobs N]
+// Usage: npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs N | vqa=30,vcr=8] [--tasks vqa,vcr] [--split test|val] [--jobs N]
 // VCR runs at the VCR adapter's own defaults (epochs, fusion size, grid pooling) unless --epochs names vcr.
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
