@@ -14,6 +14,7 @@ import { methodNeeds } from '../../models/objectives/index.ts';
 import type { LoadedSplit } from '../../core/types.ts';
 import { createFusion, limitTraining, unsupportedForProblem, validationScore, type TaskAdapter } from './adapter.ts';
 import { boxInCrop, vcrObjectVocabulary, vcrSceneGraph, vocabularySizes } from './scene-graphs.ts';
+import { keyedPredictionRows } from './prediction-rows.ts';
 
 /**
  * VCR as multiple choice, R2C style: Q→A scores "question + answer_i" for the 4 answers;
@@ -274,6 +275,7 @@ export const vcrAdapter: TaskAdapter = {
   submissionExtension: 'csv',
   defaults: VCR_DEFAULTS,
   unsupportedMethod: (method) => unsupportedForProblem(method, 'vcr', 'fusion', false),
+  predictionRows: keyedPredictionRows((example) => (example as VcrExample).id),
   imagesOf: (split) => {
     // Before any image is encoded: a copy without vcr1images/ fails here in one line.
     checkVcrImageData(split as LoadedSplit<VcrExample>);
