@@ -2,7 +2,8 @@
 // score as mean ± std, next to the source-only reference (ft) and the oracle trained on the
 // target's own labels, all measured in this run on the same data.
 // Runs go in parallel child processes, one per core (--jobs).
-// Usage: npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs N | vqa=30,vcr=8] [--tasks vqa,vcr] [--split test|val] [--jobs N]
+// Usage: npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs N | vqa=30,vcr=8] [--tasks vqa,vcr] [--split test|val] [--jobs N] [--set key=value,...]
+// --set applies run settings to every run, e.g. --set encoder.train_blocks=2 to fine-tune the encoder's last two blocks (README).
 // VCR runs at the VCR adapter's own defaults (epochs, fusion size, grid pooling) unless --epochs names vcr.
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -31,8 +32,19 @@ const { values } = parseArgs({
     methods: { type: 'string', default: 'ft,ft+sg,ft+adv,ft+sg+adv,ft+mmd,ft+dann' },
     split: { type: 'string', default: 'test' },
     model: { type: 'string' },
+    set: { type: 'string', default: '' },
   },
 });
+const sets = Object.fromEntries(
+  values.set!
+    .split(',')
+    .filter((pair) => pair !== '')
+    .map((pair) => {
+      const at = pair.indexOf('=');
+      if (at < 1) throw new Error(`--set expects key=value pairs separated by commas, got "${pair}"`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+);
 const seeds = values.seeds!.split(',').map(Number);
 const methods = values.methods!.split(',');
 const tasks = values.tasks!.split(',') as ('vqa' | 'vcr')[];
@@ -61,7 +73,7 @@ const started = performance.now();
 const variants = [...methods.map((method) => ({ method, trainDomain: 'source' as const, label: method })), { method: 'ft', trainDomain: 'target' as const, label: 'oracle (ft on target labels)' }];
 const plan = tasks.flatMap((task) => variants.flatMap((variant) => seeds.map((seed) => ({ task, variant, seed }))));
 const jobs: PoolJob[] = plan.map(({ task, variant, seed }) => ({
-  request: { task, dataDir: data, modelDir: values.model, method: variant.method, sets: {}, seed, epochs: epochs[task], split: values.split, backend: 'auto', trainDomain: variant.trainDomain } satisfies RunRequest,
+  request: { task, dataDir: data, modelDir: values.model, method: variant.method, sets, seed, epochs: epochs[task], split: values.split, backend: 'auto', trainDomain: variant.trainDomain } satisfies RunRequest,
   hooks: { db: null, runsDir: join(work, 'runs'), cacheDir: join(work, 'cache') },
 }));
 process.stderr.write(`${jobs.length} runs, ${concurrency} at a time\n`);
