@@ -273,6 +273,7 @@ export const vcrAdapter: TaskAdapter = {
   task: 'vcr',
   problemKind: 'fusion',
   submissionExtension: 'csv',
+  tunesEncoder: true,
   defaults: VCR_DEFAULTS,
   unsupportedMethod: (method) => unsupportedForProblem(method, 'vcr', 'fusion', false),
   predictionRows: keyedPredictionRows((example) => (example as VcrExample).id),
@@ -289,10 +290,11 @@ export const vcrAdapter: TaskAdapter = {
     const graphVocabulary = methodNeeds(method).sceneGraphs ? vcrObjectVocabulary(examples) : undefined;
     const graphs = graphVocabulary ? items.map((item) => vcrSceneGraph(item.example, graphVocabulary, preprocessing)) : undefined;
     const fusion = createFusion(context, { detectionSlots: VCR_DETECTION_SLOTS });
-    const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random });
+    const { encoder } = context;
+    const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random, encoder });
     const head = new ChoiceHead(fusion.hidden, random, method.taskLoss.mc);
     const rowBuilder = new ChoiceRowBuilder(context.texts, preprocessing);
-    const variables = new Map([...composed.namedVariables(), ...head.namedVariables()]);
+    const variables = new Map([...composed.namedVariables(), ...head.namedVariables(), ...(encoder?.namedVariables() ?? [])]);
     const predict = (split: LoadedSplit<unknown>) => {
       const list = split.examples as VcrExample[];
       const logits = composed.predictLogits(rowBuilder.rows(list.flatMap(predictionItems)), head, VCR_CHOICES);
@@ -307,6 +309,7 @@ export const vcrAdapter: TaskAdapter = {
           return composed.step(rowBuilder.rows(batch.map((i) => items[i]), graphs ? batch.map((i) => graphs[i]) : undefined), head, variables, stepContext);
         },
         validate: validationScore(context, predict),
+        variableOptions: encoder?.variableOptions(),
       },
       predict,
       dispose: () => (composed.dispose(), head.dispose(), fusion.dispose()),

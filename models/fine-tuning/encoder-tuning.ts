@@ -98,6 +98,7 @@ export class EncoderTuning implements TrainableTokens {
     private readonly imageStage: FeatureTable | null,
     private readonly textStage: { table: FeatureTable; eosPositions: Int32Array; keys: string[] } | null,
     readonly imagePool: number,
+    private readonly tokenIdsOf: (text: string) => number[],
   ) {
     this.trainsImages = starts.vision !== null;
     this.trainsTexts = starts.text !== null;
@@ -176,7 +177,7 @@ export class EncoderTuning implements TrainableTokens {
         },
       });
     }
-    return new EncoderTuning(model, settings, data.perturbationPoint, starts, imageStage, textStage, data.imagePool);
+    return new EncoderTuning(model, settings, data.perturbationPoint, starts, imageStage, textStage, data.imagePool, (text) => encoder.textTokenIds(text));
   }
 
   /** Shape tables for the fusion (token counts, dims, masks) where the trained towers give no cached values. */
@@ -185,7 +186,8 @@ export class EncoderTuning implements TrainableTokens {
     const side = this.fullGrid.rows / this.imagePool;
     const images = this.trainsImages ? FeatureTable.shapeOnly(1 + side * side, vision.hidden_size, projectionDim, imageKeys) : frozen.images!;
     const stage = this.textStage?.table;
-    const texts = stage ? FeatureTable.shapeOnly(stage.tokenCount, text.hidden_size, projectionDim, this.textStage!.keys, stage.masks) : frozen.texts!;
+    // The shape table keeps the tokenizer, as extractTextFeatures' tables do (VCR grounds tags token by token).
+    const texts = stage ? Object.assign(FeatureTable.shapeOnly(stage.tokenCount, text.hidden_size, projectionDim, this.textStage!.keys, stage.masks), { textTokenIds: this.tokenIdsOf }) : frozen.texts!;
     return { images, texts };
   }
 

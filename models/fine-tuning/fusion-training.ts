@@ -109,7 +109,8 @@ export class FusionTraining {
     this.grid = { rows: side, cols: side, offset: 1 };
     const regionTable = setup.images.fullGrid ?? setup.images;
     const regionSide = Math.round(Math.sqrt(regionTable.tokenCount - 1));
-    this.regionSource = { table: regionTable, grid: { rows: regionSide, cols: regionSide, offset: 1 } };
+    // A training vision tower hands each row its full-resolution output grid: region tokens pool from that.
+    this.regionSource = { table: regionTable, grid: setup.encoder?.trainsImages ? setup.encoder.fullGrid : { rows: regionSide, cols: regionSide, offset: 1 } };
     this.objectives = setup.method.objectives.flatMap((objective) =>
       objective.definition.create
         ? [objective.definition.create(objective.settings as never, { kind: 'fusion', featureDim: this.featureDimOf(objective.definition), sceneGraphSizes: setup.sceneGraphSizes, random: setup.random })]
@@ -157,7 +158,8 @@ export class FusionTraining {
       const maxBoxes = Math.max(...boxes.map((b) => b.length));
       Object.assign(t, { boxes, polygons: rows.polygons, geometry: boxGeometry(boxes, maxBoxes) });
       const full = this.regionSource.table;
-      if (!encoded && full !== images) t.regionImage = tf.tensor3d(full.gatherTokens(imageKeys), [imageKeys.length, full.tokenCount, full.tokenDim]);
+      if (encoded) t.regionImage = encoded.gridTokens;
+      else if (full !== images) t.regionImage = tf.tensor3d(full.gatherTokens(imageKeys), [imageKeys.length, full.tokenCount, full.tokenDim]);
       if (rows.tags) {
         const values = new Float32Array(textKeys.length * length * maxBoxes);
         rows.tags.forEach((tags, row) => {

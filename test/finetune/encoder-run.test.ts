@@ -135,7 +135,6 @@ test('encoder settings that cannot apply are refused before any work, naming the
   await t.throwsAsync(executeRun(request({ 'encoder.train_blocks': 'some' }), { db: null, runsDir, log: quiet }), { message: /encoder\.train_blocks: expected a whole number of blocks or all/ });
   await t.throwsAsync(executeRun(request({ 'adv.at': 'boundary' }), { db: null, runsDir, log: quiet }), { message: /adv\.at=boundary perturbs inside the encoder, which is frozen/ });
   await t.throwsAsync(executeRun(request({ 'encoder.train_blocks': '1', 'adv.at': 'input' }), { db: null, runsDir, log: quiet }), { message: /adv\.at=input perturbs the word and patch embeddings/ });
-  await t.throwsAsync(executeRun(request({ 'encoder.train_blocks': '1' }, { task: 'vcr', method: 'ft' }), { db: null, runsDir, log: quiet }), { message: /fine-tuning the encoder is not wired for vcr yet/ });
 });
 
 test('retrieval ft+mmd with encoder.train_blocks=1 trains both towers through InfoNCE, below the frozen prefix nothing moves', async (t) => {
@@ -147,5 +146,16 @@ test('retrieval ft+mmd with encoder.train_blocks=1 trains both towers through In
   const changed = [...before].filter(([name, values]) => !same(values, after.get(name)!)).map(([name]) => name);
   // InfoNCE reads the projected pooled features: the last blocks, the final norms and both projections move.
   for (const name of ['vision_model.encoder.layers.1.mlp.fc1.weight', 'text_model.encoder.layers.1.mlp.fc1.weight', 'visual_projection.weight', 'text_projection.weight', 'vision_model.post_layernorm.weight']) t.true(changed.includes(name), name);
+  t.deepEqual(changed.filter((name) => /layers\.0\.|embeddings/.test(name)), []);
+});
+
+test('VCR ft+sg+adv with encoder.train_blocks=1 trains the last blocks: regions pool from the encoder\'s own grid, tags ground through its tokenizer', async (t) => {
+  const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-finetune-runs-'));
+  const outcome = await executeRun(request({ 'encoder.train_blocks': '1' }, { task: 'vcr', method: 'ft+sg+adv' }), { db: null, runsDir, log: quiet });
+  t.deepEqual(Object.keys(outcome.training!.curve[0].parts).sort(), ['adv_kl', 'sg', 'task']);
+  const before = await tensors(join(fixtureModel, 'model.safetensors'));
+  const after = await tensors(join(outcome.runDir, 'encoder', 'model.safetensors'));
+  const changed = [...before].filter(([name, values]) => !same(values, after.get(name)!)).map(([name]) => name);
+  for (const name of ['vision_model.encoder.layers.1.mlp.fc1.weight', 'text_model.encoder.layers.1.mlp.fc1.weight']) t.true(changed.includes(name), name);
   t.deepEqual(changed.filter((name) => /layers\.0\.|embeddings/.test(name)), []);
 });
