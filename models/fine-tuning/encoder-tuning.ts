@@ -30,8 +30,8 @@ export interface EncoderTuningSettings {
  * train_blocks stays 0 (the frozen encoder) by default although source validation favours 2:
  * on SynthScenes VQA with the bundled CLIP (README, "Fine-tuning the encoder: what we
  * measured") 2 blocks beat 0 and 1 on source validation, but at 5-6× the training time, over
- * fewer seeds than the 3 the comparison asks for, and VCR cannot train its encoder yet; a
- * default that slows every run and differs by task waits for those. lr_scale 0.1 puts the
+ * fewer seeds than the 3 the comparison asks for, and unmeasured on GQA, VCR and retrieval;
+ * a default that slows every run waits for those. lr_scale 0.1 puts the
  * encoder at 1e-4 next to the heads' 1e-3, the usual order of magnitude between a pretrained
  * backbone and fresh heads (not tuned).
  */
