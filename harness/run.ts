@@ -319,7 +319,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
                 metric: report.metric,
                 metricVersion: report.metricVersion,
                 primaryMetric: report.primary,
-                model: { name: basename(modelDir), fingerprint: encoder.fingerprint },
+                model: { name: basename(modelDir), fingerprint: encoder.fingerprint, ...(tunedEncoder ? { tunedFingerprint: tunedEncoder.fingerprint } : {}) },
                 method: { spec: method.spec, hyperparameters: JSON.parse(JSON.stringify(hyperparameters)) },
                 seed: request.seed,
                 backend: backend.name,

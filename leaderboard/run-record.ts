@@ -84,6 +84,9 @@ export const RunRecordSchema = z
         description:
           'sha256 of the weight files and config the run started from (the same for every seed of one configuration); null when the predictions were made outside vlbench.',
       }),
+      tunedFingerprint: sha256Hex.optional().meta({
+        description: 'sha256 of the encoder the run fine-tuned (its <run>/encoder folder), when the encoder trained; differs per seed, so it is not part of any grouping.',
+      }),
     }),
     method: z.object({
       spec: nonEmpty.meta({ description: 'The method as written on the command line or in the run config, e.g. "finetune+villa+dann".' }),

@@ -98,7 +98,10 @@ test('vlbench run --task vqa --method ft+sg+adv --set encoder.train_blocks=2 tra
 
 test('towers=vision leaves the text tower exactly as it was', async (t) => {
   const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-finetune-runs-'));
-  const outcome = await executeRun(request({ 'encoder.train_blocks': '2', 'encoder.towers': 'vision' }, { method: 'ft' }), { db: null, runsDir, log: quiet });
+  const outcome = await executeRun(request({ 'encoder.train_blocks': '2', 'encoder.towers': 'vision' }, { method: 'ft' }), { db: join(runsDir, 'board.db'), runsDir, log: quiet });
+  // The leaderboard record names the tuned encoder by the fingerprint config.json gives its folder.
+  const config = JSON.parse(await readFile(join(outcome.runDir, 'config.json'), 'utf8')) as { tunedEncoder: { fingerprint: string } };
+  t.true(outcome.splits.every((split) => split.record!.model.tunedFingerprint === config.tunedEncoder.fingerprint));
   const before = await tensors(join(fixtureModel, 'model.safetensors'));
   const after = await tensors(join(outcome.runDir, 'encoder', 'model.safetensors'));
   const changed = [...before].filter(([name, values]) => !same(values, after.get(name)!)).map(([name]) => name);
