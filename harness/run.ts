@@ -166,6 +166,8 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   const adapter = getAdapter(request.task);
   const unsupported = adapter.unsupportedMethod(method);
   if (unsupported) throw new InputError(unsupported);
+  // Refused before any training: a shard of a task without per-example rows could not be merged.
+  if (request.shard && !adapter.predictionRows) throw new InputError(`--shard: ${request.task} has no per-example prediction rows to merge; run it unsharded`, { field: '--shard' });
   const task = getTask(request.task);
   const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, trainDomain: request.trainDomain });
   const needsTarget = methodNeeds(method).targetDomain;
