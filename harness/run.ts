@@ -18,6 +18,7 @@ import { InputError } from '../core/errors.ts';
 import { extractImageFeatures, extractTextFeatures, poolImageTokenGrid, type FeatureTable } from '../models/features.ts';
 import { ENCODER_TUNING_DEFAULTS, EncoderTuning, tuningEnabled, type EncoderTuningSettings, type PerturbationPoint } from '../models/fine-tuning/encoder-tuning.ts';
 import { saveTunedEncoder } from './tuned-encoder.ts';
+import { splitRecordFields } from './split-record.ts';
 import { describeSplit, resolveRunData, type RunData } from './run-data.ts';
 import { SeededRandom } from '../core/random.ts';
 import { getTask } from '../tasks/registry.ts';
@@ -311,16 +312,9 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
           ? await recordRun(
               store,
               {
-                // A folder named by a sweep's run key (64 hex digits, harness/sweep/plan.ts) gives its records the ids `<key>-<split>`: a re-delivered job can never record the run twice.
-                id: /^[0-9a-f]{64}$/.test(runId) ? `${runId}-${split.split.replace(/[^A-Za-z0-9._-]+/g, '_')}` : undefined,
+                ...(await splitRecordFields(runId, finalDir, split, report, finalPredictions)),
                 name,
                 task: request.task,
-                taskVersion: split.taskVersion,
-                split: split.split,
-                splitFingerprint: split.fingerprint,
-                metric: report.metric,
-                metricVersion: report.metricVersion,
-                primaryMetric: report.primary,
                 model: { name: basename(modelDir), fingerprint: encoder.fingerprint, ...(tunedEncoder ? { tunedFingerprint: tunedEncoder.fingerprint } : {}) },
                 method: { spec: method.spec, hyperparameters: JSON.parse(JSON.stringify(hyperparameters)) },
                 seed: request.seed,
@@ -330,10 +324,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
                 versions: { ...softwareVersions() },
                 gitCommit: gitCommit(),
                 timings,
-                metrics: report.metrics,
                 curve: curve.length ? curve : undefined,
-                predictions: { path: finalPredictions, sha256: createHash('sha256').update(await readFile(finalPredictions)).digest('hex') },
-                perExamplePath: join(finalDir, 'scores', `${basename(finalPredictions).replace(/\.[^.]+$/, '')}.json`),
               },
               report.perExample,
             )

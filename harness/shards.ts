@@ -14,6 +14,7 @@ import { getTask } from '../tasks/registry.ts';
 import { getAdapter, type PreparedModel, type TaskAdapter } from './adapters/index.ts';
 import { exampleIdOf } from './adapters/prediction-rows.ts';
 import { resolveRunData } from './run-data.ts';
+import { splitRecordFields } from './split-record.ts';
 
 /**
  * Sharded evaluation (issue 14): `vlbench run --shard k/n` trains as usual, then predicts only
@@ -275,16 +276,9 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
         ? await recordRun(
             store,
             {
-              // As for a run: a folder named by a sweep's run key gives its records the ids `<key>-<split>`.
-              id: /^[0-9a-f]{64}$/.test(runId) ? `${runId}-${splitStem(split.split)}` : undefined,
+              ...(await splitRecordFields(runId, finalDir, split, report, finalPredictions)),
               name,
               task: task.name,
-              taskVersion: split.taskVersion,
-              split: split.split,
-              splitFingerprint: split.fingerprint,
-              metric: report.metric,
-              metricVersion: report.metricVersion,
-              primaryMetric: report.primary,
               model: { name: basename(String(request.modelDir ?? config.config.model?.folder ?? 'model')), fingerprint: reference.content.model.encoderFingerprint },
               method: { spec: method, hyperparameters: JSON.parse(JSON.stringify(hyperparameters)) },
               seed: request.seed,
@@ -294,10 +288,7 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
               versions: config.config.versions as never,
               gitCommit: (config.config.gitCommit as string | null) ?? null,
               timings,
-              metrics: report.metrics,
               curve: config.curve.length ? (config.curve as never) : undefined,
-              predictions: { path: finalPredictions, sha256: createHash('sha256').update(await readFile(finalPredictions)).digest('hex') },
-              perExamplePath: join(finalDir, 'scores', `${basename(finalPredictions).replace(/\.[^.]+$/, '')}.json`),
             },
             report.perExample,
           )
