@@ -137,23 +137,33 @@ export function pairedBootstrap(base: readonly ExampleScore[], candidate: readon
   // Sorting by id makes the resampled pairs independent of the order the runs were stored in.
   const order = matched.ids.map((id, index) => ({ id, index })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const differences = order.map(({ index }) => matched.candidate[index] - matched.base[index]);
-  const means = Array.from(bootstrapMeans(differences, resamples, new SeededRandom(seed)));
+  const means = bootstrapMeans(differences, resamples, new SeededRandom(seed));
+  return summariseDifference(mean(differences), means, differences.length, confidence);
+}
+
+/**
+ * The interval and bootstrap p-values of a difference from its sorted resampled means: what
+ * the paired (one run each) and the seed-group comparisons report alike.
+ */
+function summariseDifference(estimate: number, sortedMeans: ArrayLike<number> & Iterable<number>, examples: number, confidence: number): PairedDifference {
+  const resamples = sortedMeans.length;
   let atLeastZero = 0;
   let atMostZero = 0;
-  for (const value of means) {
+  for (const value of sortedMeans) {
     if (value >= 0) atLeastZero++;
     if (value <= 0) atMostZero++;
   }
   const alpha = 1 - confidence;
+  const sorted = Array.from(sortedMeans);
   const pWorse = atLeastZero / resamples;
   const pBetter = atMostZero / resamples;
   return {
-    estimate: mean(differences),
-    lower: quantileOfSorted(means, alpha / 2),
-    upper: quantileOfSorted(means, 1 - alpha / 2),
+    estimate,
+    lower: quantileOfSorted(sorted, alpha / 2),
+    upper: quantileOfSorted(sorted, 1 - alpha / 2),
     confidence,
     resamples,
-    examples: differences.length,
+    examples,
     pWorse,
     pBetter,
     pTwoSided: Math.min(1, 2 * Math.min(pWorse, pBetter)),
@@ -267,26 +277,8 @@ export function seedGroupDifference(
   const estimate = pairing
     ? mean(baseRuns.map((run, k) => mean(run.map((value, i) => candidateRuns[k][i] - value))))
     : mean(candidateRuns.map((run) => mean(run))) - mean(baseRuns.map((run) => mean(run)));
-  let atLeastZero = 0;
-  let atMostZero = 0;
-  for (const value of means) {
-    if (value >= 0) atLeastZero++;
-    if (value <= 0) atMostZero++;
-  }
-  const alpha = 1 - confidence;
-  const sorted = Array.from(means);
-  const pWorse = atLeastZero / resamples;
-  const pBetter = atMostZero / resamples;
   return {
-    estimate,
-    lower: quantileOfSorted(sorted, alpha / 2),
-    upper: quantileOfSorted(sorted, 1 - alpha / 2),
-    confidence,
-    resamples,
-    examples,
-    pWorse,
-    pBetter,
-    pTwoSided: Math.min(1, 2 * Math.min(pWorse, pBetter)),
+    ...summariseDifference(estimate, means, examples, confidence),
     baseSeeds: baseRuns.length,
     candidateSeeds: candidateRuns.length,
     pairedSeeds: pairing !== null,
