@@ -2,22 +2,12 @@ import test from 'ava';
 import { vlbench } from '../support/cli-in-process.ts';
 import type { ExampleScore } from '../../core/types.ts';
 import { openLeaderboard, recordRun } from '../../leaderboard/store.ts';
-import { bernoulliScores, FINGERPRINT_B, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
+import { bernoulliScores, FINGERPRINT_B, noisy, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
 
 
 const base = bernoulliScores(2000, 0.7, 100);
 /** 100 examples the base got right, now wrong: a drop of exactly 5 points. */
 const regressed = base.map((s, i) => (i < 400 && s.score === 100 && base.slice(0, i).filter((b) => b.score === 100).length < 100 ? { ...s, score: 0 } : s));
-/** 60 right answers lost and 60 gained on other examples: same mean, pure noise. */
-function noisy(scores: ExampleScore[]): ExampleScore[] {
-  let lost = 0;
-  let gained = 0;
-  return scores.map((s) => {
-    if (s.score === 100 && lost < 60) return lost++, { ...s, score: 0 };
-    if (s.score === 0 && gained < 60) return gained++, { ...s, score: 100 };
-    return s;
-  });
-}
 
 async function boardWith(runs: [string, ExampleScore[] | null, Parameters<typeof syntheticDraft>[2]?][]): Promise<string> {
   const path = temporaryDbPath('compare');

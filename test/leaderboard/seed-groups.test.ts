@@ -6,7 +6,7 @@ import { renderMarkdown, renderTable } from '../../leaderboard/render-text.ts';
 import { bootstrapInterval, pairedBootstrap, seedGroupDifference, seedGroupInterval } from '../../leaderboard/statistics.ts';
 import { exampleScores, listRuns, openLeaderboard, recordRun } from '../../leaderboard/store.ts';
 import { vlbench } from '../support/cli-in-process.ts';
-import { bernoulliScores, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
+import { bernoulliScores, noisy, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
 
 /** Issue 16, item 4: seed groups compared with an interval over seeds and examples. */
 
@@ -72,16 +72,6 @@ const baseScores = new Map(SEEDS.map((seed) => [seed, bernoulliScores(EXAMPLES, 
 function regressed(scores: ExampleScore[]): ExampleScore[] {
   let flipped = 0;
   return scores.map((s) => (s.score === 100 && flipped < 100 ? (flipped++, { ...s, score: 0 }) : s));
-}
-/** 60 right answers lost and 60 gained: the same mean, pure noise. */
-function noisy(scores: ExampleScore[]): ExampleScore[] {
-  let lost = 0;
-  let gained = 0;
-  return scores.map((s) => {
-    if (s.score === 100 && lost < 60) return lost++, { ...s, score: 0 };
-    if (s.score === 0 && gained < 60) return gained++, { ...s, score: 100 };
-    return s;
-  });
 }
 
 async function seedGroupBoard(): Promise<string> {

@@ -62,3 +62,14 @@ export function syntheticDraft(name: string, perExample: readonly ExampleScore[]
     ...overrides,
   };
 }
+
+/** 60 right answers lost and 60 gained: the same mean, pure noise. */
+export function noisy(scores: ExampleScore[]): ExampleScore[] {
+  let lost = 0;
+  let gained = 0;
+  return scores.map((s) => {
+    if (s.score === 100 && lost < 60) return lost++, { ...s, score: 0 };
+    if (s.score === 0 && gained < 60) return gained++, { ...s, score: 100 };
+    return s;
+  });
+}
