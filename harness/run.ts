@@ -199,7 +199,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
 
   const runsDir = resolve(hooks.runsDir);
   const name = request.name ?? `${request.task}:${method.spec}${request.trainDomain === 'target' ? ' (oracle: target labels)' : ''}`;
-  const runId = hooks.resumeDir ? basename(hooks.resumeDir).replace(/\.partial$/, '') : `${newRunFolderId(request, method.spec)}${request.shard ? shardFolderSuffix(request.shard) : ''}`;
+  const runId = hooks.resumeDir ? basename(hooks.resumeDir).replace(/\.partial$/, '') : newRunFolderId(runsDir, request, method.spec, request.shard ? shardFolderSuffix(request.shard) : '');
   const partialDir = hooks.resumeDir ? resolve(hooks.resumeDir) : join(runsDir, `${runId}.partial`);
   const finalDir = join(runsDir, runId);
   if (existsSync(finalDir)) throw new InputError('this run folder is already complete', { file: finalDir });
@@ -373,10 +373,19 @@ async function checkSameRequest(file: string, request: ResolvedRunRequest): Prom
   if (changed.length) throw new InputError(`a resumed run must keep the interrupted run's settings; changed: ${changed.join(', ')}`, { file });
 }
 
-function newRunFolderId(request: ResolvedRunRequest, spec: string): string {
+/**
+ * `<time>-<task>-<method>-s<seed>-<pid>[<suffix>]`. The time has one-second resolution and the
+ * pid tells processes apart; two runs of the same request in one process within a second (a fast
+ * zero-shot run does that) would share the name, so a taken name gets a counter.
+ */
+function newRunFolderId(runsDir: string, request: ResolvedRunRequest, spec: string, suffix: string): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
   const label = `${request.task}-${spec.replace(/\+/g, '_')}${request.trainDomain === 'target' ? '-oracle' : ''}-s${request.seed}`;
-  return `${stamp}-${label}-${process.pid}`;
+  const base = `${stamp}-${label}-${process.pid}`;
+  const taken = (id: string) => existsSync(join(runsDir, id)) || existsSync(join(runsDir, `${id}.partial`));
+  let id = `${base}${suffix}`;
+  for (let n = 2; taken(id); n++) id = `${base}-${n}${suffix}`;
+  return id;
 }
 
 async function writeJson(file: string, value: unknown): Promise<void> {
