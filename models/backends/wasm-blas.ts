@@ -324,10 +324,12 @@ function blasReduction(addon: BlasAddon, plain: tf.KernelConfig, mean: boolean):
 
 const LAYER_NORM = 'VlbenchLayerNorm';
 const LAYER_NORM_GRAD = 'VlbenchLayerNormGrad';
+const QUICK_GELU = 'VlbenchQuickGelu';
+const QUICK_GELU_GRAD = 'VlbenchQuickGeluGrad';
 /** The addon's rowOp kinds. */
-const ROW_OP = { layerNorm: 0, layerNormGrad: 1 } as const;
+const ROW_OP = { layerNorm: 0, layerNormGrad: 1, quickGelu: 2, quickGeluGrad: 3 } as const;
 
-/** Layer norm forward and backward, one threaded pass each (tfjs composes each from 8–20 wasm kernels). */
+/** Layer norm and quick GELU, forward and backward, one threaded pass each (tfjs composes them from 3–20 single-threaded wasm kernels). */
 function registerRowKernels(addon: BlasAddon): void {
   const heapOf = (backend: BackendWasm) => (backend.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
   const offset = (backend: BackendWasm, t: TensorInfo | undefined) => (t ? elementOffset(backend, t) : -1);
@@ -354,6 +356,20 @@ function registerRowKernels(addon: BlasAddon): void {
     const o = (t?: TensorInfo) => offset(backend, t);
     addon.rowOp(heapOf(backend), ROW_OP.layerNormGrad, rows, cols, 0, o(x), o(gamma), -1, o(dy), -1, o(mean), o(rstd), o(dx), o(dgamma), o(dbeta));
     return [dx, dgamma, dbeta];
+  });
+  register(QUICK_GELU, (backend, { x }) => {
+    const [rows, cols] = rowsAndCols(x);
+    const y = backend.makeOutput(x.shape, 'float32');
+    if (rows * cols === 0) return y;
+    addon.rowOp(heapOf(backend), ROW_OP.quickGelu, rows, cols, 0, offset(backend, x), -1, -1, -1, offset(backend, y), -1, -1, -1, -1, -1);
+    return y;
+  });
+  register(QUICK_GELU_GRAD, (backend, { dy, x }) => {
+    const [rows, cols] = rowsAndCols(x);
+    const dx = backend.makeOutput(x.shape, 'float32');
+    if (rows * cols === 0) return dx;
+    addon.rowOp(heapOf(backend), ROW_OP.quickGeluGrad, rows, cols, 0, offset(backend, x), -1, -1, offset(backend, dy), -1, -1, -1, offset(backend, dx), -1, -1);
+    return dx;
   });
 }
 
@@ -383,10 +399,22 @@ export function fusedLayerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta
   return op(x, gamma, beta) as T;
 }
 
-/**
- * Whether fusedLayerNorm runs here: on the wasm-blas backend only. (Quick GELU stays three
- * wasm kernels: xnnpack's vectorised sigmoid beat a fused C loop 2× on this machine.)
- */
+let quickGeluOp: ((x: tf.Tensor) => tf.Tensor) | undefined;
+
+/** OpenAI CLIP's quick GELU, x·σ(1.702x), as one kernel forward and one backward. Only on wasm-blas (see fusedRowKernelsActive). */
+export function fusedQuickGelu<T extends tf.Tensor>(x: T): T {
+  quickGeluOp ??= tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    save([input]);
+    return {
+      value: tf.engine().runKernel(QUICK_GELU, { x: input }) as tf.Tensor,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [tf.engine().runKernel(QUICK_GELU_GRAD, { dy: dy as tf.Tensor, x: saved[0] }) as tf.Tensor],
+    };
+  }) as (x: tf.Tensor) => tf.Tensor;
+  return quickGeluOp(x) as T;
+}
+
+/** Whether fusedLayerNorm and fusedQuickGelu run here: on the wasm-blas backend only. */
 export function fusedRowKernelsActive(): boolean {
   return tf.getBackend() === WASM_BLAS_BACKEND;
 }

@@ -6,7 +6,7 @@ import { InputError, listSome } from '../../core/errors.ts';
 import type { SeededRandom } from '../../core/random.ts';
 import { clipConfigToJson, readClipConfig, type ClipConfig } from './clip-config.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.ts';
-import { fusedLayerNorm, fusedRowKernelsActive, transposedProductsAreFree } from '../backends/wasm-blas.ts';
+import { fusedLayerNorm, fusedQuickGelu, fusedRowKernelsActive, transposedProductsAreFree } from '../backends/wasm-blas.ts';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
 
 /**
@@ -535,7 +535,7 @@ function timesWeight(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
 }
 
 function activation(x: tf.Tensor, kind: 'quick_gelu' | 'gelu'): tf.Tensor {
-  if (kind === 'quick_gelu') return x.mul(tf.sigmoid(x.mul(1.702)));
+  if (kind === 'quick_gelu') return fusedRowKernelsActive() ? fusedQuickGelu(x) : x.mul(tf.sigmoid(x.mul(1.702)));
   // Exact (erf) GELU, as torch's nn.GELU() and HF's "gelu".
   return x.mul(0.5).mul(tf.erf(x.mul(Math.SQRT1_2)).add(1));
 }

@@ -12,6 +12,8 @@
 #include <cblas.h>
 #include <node_api.h>
 
+#include "activations.h"
+
 // Activation codes, in the order models/backends/wasm-blas.ts lists them.
 enum Activation { LINEAR = 0, RELU = 1, RELU6 = 2, PRELU = 3, LEAKYRELU = 4, SIGMOID = 5, ELU = 6 };
 
@@ -118,6 +120,9 @@ static inline float activate(float x, int activation, float alpha, const float* 
   }
 }
 
+// Defined with the row kernels below: bias and activation over the product, split over threads.
+static int apply_epilogue(float* heap, int64_t out, int64_t rows, int64_t cols, int64_t bias, int64_t bias_size, int activation, float alpha, int64_t prelu, int64_t prelu_size);
+
 // gemm(heap, transA, transB, m, n, k, aOffsets, bOffsets, cOffset,
 //      biasOffset, biasSize, activation, alpha, preluOffset, preluSize)
 // For batch i (aOffsets.length of them): C_i = op(A_i)·op(B_i), C_i at cOffset + i·m·n, then
@@ -180,14 +185,10 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   } else if (out_size > 0) {
     gemm_batch(&work, batch);
   }
-  if (bias_offset >= 0 || activation != LINEAR) {
-    float* out = heap + work.c_offset;
-    const float* bias = bias_offset >= 0 ? heap + bias_offset : NULL;
-    const float* prelu = activation == PRELU ? heap + prelu_offset : NULL;
-    for (int64_t i = 0; i < out_size; i++) {
-      float x = out[i];
-      if (bias) x += bias[i % bias_size];
-      out[i] = activate(x, activation, alpha, prelu, prelu_size, i);
+  if ((bias_offset >= 0 || activation != LINEAR) && out_size > 0) {
+    if (!apply_epilogue(heap, work.c_offset, out_size / work.n, work.n, bias_offset, bias_size, activation, alpha, prelu_offset, prelu_size)) {
+      napi_throw_error(env, NULL, "tfjs-blas gemm: out of memory");
+      return NULL;
     }
   }
   return NULL;
@@ -259,6 +260,10 @@ struct RowJob {
   int64_t rows, cols;
   int64_t x, gamma, beta, dy, out, mean, rstd, dx;  // element offsets (-1: unused)
   float eps;
+  // The product's epilogue only (out += bias, then the activation, in place):
+  int64_t bias_size, prelu, prelu_size;
+  int activation;
+  float alpha;
 };
 
 typedef struct {
@@ -359,12 +364,57 @@ static void layer_norm_grad_rows(const RowJob* j, int64_t first, int64_t last, f
   }
 }
 
+// quick GELU rows: y = x·σ(1.702x), and its gradient (activations.c).
+static void quick_gelu_rows(const RowJob* j, int64_t first, int64_t last, float* partial) {
+  quick_gelu(j->heap + j->x, j->heap + j->out, first * j->cols, last * j->cols);
+}
+
+static void quick_gelu_grad_rows(const RowJob* j, int64_t first, int64_t last, float* partial) {
+  quick_gelu_grad(j->heap + j->x, j->heap + j->dy, j->heap + j->dx, first * j->cols, last * j->cols);
+}
+
+// A product's bias and activation on its rows, in place. Bias and PReLU weights are indexed
+// modulo their size over the flat output, as the wasm kernel does; the bias is one value
+// per column or one for all (isRowBias in wasm-blas.ts), so a row reads it from column 0.
+static void epilogue_rows(const RowJob* j, int64_t first, int64_t last, float* partial) {
+  const float* bias = j->gamma >= 0 ? j->heap + j->gamma : NULL;
+  const float* prelu = j->activation == PRELU ? j->heap + j->prelu : NULL;
+  for (int64_t r = first; r < last; r++) {
+    float* out = j->heap + j->x + r * j->cols;
+    if (j->activation == LINEAR && bias && j->bias_size == j->cols) {
+      for (int64_t c = 0; c < j->cols; c++) out[c] += bias[c];  // the common case, vectorised
+      continue;
+    }
+    for (int64_t c = 0; c < j->cols; c++) {
+      float x = out[c];
+      if (bias) x += bias[j->bias_size == 1 ? 0 : c];
+      out[c] = activate(x, j->activation, j->alpha, prelu, j->prelu_size, r * j->cols + c);
+    }
+  }
+}
+
+static int apply_epilogue(float* heap, int64_t out, int64_t rows, int64_t cols, int64_t bias, int64_t bias_size, int activation, float alpha, int64_t prelu, int64_t prelu_size) {
+  RowJob job = {0};
+  job.run = epilogue_rows;
+  job.heap = heap;
+  job.rows = rows;
+  job.cols = cols;
+  job.x = out;
+  job.gamma = bias;
+  job.bias_size = bias_size;
+  job.activation = activation;
+  job.alpha = alpha;
+  job.prelu = prelu;
+  job.prelu_size = prelu_size;
+  return parallel_rows(&job, 0, NULL);
+}
+
 static int in_heap(int64_t offset, int64_t size, size_t heap_length) {
   return offset >= 0 && size >= 0 && offset + size <= (int64_t)heap_length;
 }
 
 // rowOp(heap, kind, rows, cols, eps, x, gamma, beta, dy, out, mean, rstd, dx, dgamma, dbeta)
-// kind 0: layer norm, 1: its gradient. Offsets in elements; -1 unused.
+// kind 0: layer norm, 1: its gradient, 2: quick GELU, 3: its gradient. Offsets in elements; -1 unused.
 static napi_value row_op(napi_env env, napi_callback_info info) {
   size_t argc = 15;
   napi_value args[15];
@@ -386,14 +436,16 @@ static napi_value row_op(napi_env env, napi_callback_info info) {
   for (int i = 0; i < 8; i++) *offsets[i] = (int64_t)get_double(env, args[5 + i], &ok);
   const int64_t dgamma = (int64_t)get_double(env, args[13], &ok), dbeta = (int64_t)get_double(env, args[14], &ok);
   const int64_t size = job.rows * job.cols;
-  int valid = ok && kind >= 0 && kind <= 1 && job.rows >= 0 && job.cols > 0 && in_heap(job.x, size, heap_length);
+  int valid = ok && kind >= 0 && kind <= 3 && job.rows >= 0 && job.cols > 0 && in_heap(job.x, size, heap_length);
   if (valid && kind == 0) valid = in_heap(job.gamma, job.cols, heap_length) && in_heap(job.beta, job.cols, heap_length) && in_heap(job.out, size, heap_length) && in_heap(job.mean, job.rows, heap_length) && in_heap(job.rstd, job.rows, heap_length);
   if (valid && kind == 1) valid = in_heap(job.gamma, job.cols, heap_length) && in_heap(job.dy, size, heap_length) && in_heap(job.dx, size, heap_length) && in_heap(job.mean, job.rows, heap_length) && in_heap(job.rstd, job.rows, heap_length) && in_heap(dgamma, job.cols, heap_length) && in_heap(dbeta, job.cols, heap_length);
+  if (valid && kind == 2) valid = in_heap(job.out, size, heap_length);
+  if (valid && kind == 3) valid = in_heap(job.dy, size, heap_length) && in_heap(job.dx, size, heap_length);
   if (!valid) {
     napi_throw_range_error(env, NULL, "tfjs-blas rowOp: bad kind or shape, or an operand outside the heap");
     return NULL;
   }
-  static const RowFunction functions[] = {layer_norm_rows, layer_norm_grad_rows};
+  static const RowFunction functions[] = {layer_norm_rows, layer_norm_grad_rows, quick_gelu_rows, quick_gelu_grad_rows};
   job.run = functions[kind];
   float* sums = NULL;
   if (kind == 1) {

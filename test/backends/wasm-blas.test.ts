@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../../core/random.ts';
 import { InputError } from '../../core/errors.ts';
 import { SELECTION_PLANS, describeBackend, selectBackend } from '../../models/backends/select.ts';
-import { WASM_BLAS_BACKEND, fusedLayerNorm, blasThreadsFor, blasThreadsPerWorker, coreTypeForCpuFlags, registerWasmBlas } from '../../models/backends/wasm-blas.ts';
+import { WASM_BLAS_BACKEND, fusedLayerNorm, fusedQuickGelu, blasThreadsFor, blasThreadsPerWorker, coreTypeForCpuFlags, registerWasmBlas } from '../../models/backends/wasm-blas.ts';
 import { ClipModel, type TokenBatch } from '../../models/encoders/clip.ts';
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
 import { wordLevelVocabulary } from '../../models/encoders/word-level-tokenizer.ts';
@@ -297,6 +297,51 @@ blasTest('fused layer norm, values and gradients, equals the composed ops on pla
     );
     tf.dispose([x, gamma, beta, weight]);
   }
+});
+
+blasTest('fused matMul: bias and activation on products above the threading threshold, per-column and scalar bias, batched', async (t) => {
+  let seed = 400;
+  // 300×257 and 3×[120×257] outputs: the epilogue is split over threads (≥ 65536 elements), with rows that do not divide evenly.
+  for (const [aShape, bShape] of [[[300, 31], [31, 257]], [[3, 120, 31], [31, 257]]] as const) {
+    for (const biasShape of [[257], [1]]) {
+      for (const activation of ['linear', 'relu', 'prelu'] as const) {
+        const a = randomTensor([...aShape], ++seed);
+        const b = randomTensor([...bShape], ++seed);
+        const bias = randomTensor(biasShape, ++seed);
+        const prelu = randomTensor([257], ++seed).abs().mul(0.5);
+        const reference = () => {
+          const x = tf.matMul(a, b).add(bias);
+          return activation === 'linear' ? x : activation === 'relu' ? tf.relu(x) : tf.prelu(x, prelu);
+        };
+        const fused = () => tf.fused.matMul({ a: a as tf.Tensor2D, b: b as tf.Tensor2D, bias, activation, preluActivationWeights: activation === 'prelu' ? prelu : undefined });
+        await parity(t, `${JSON.stringify(aShape)}·${JSON.stringify(bShape)} + bias ${JSON.stringify(biasShape)}, ${activation}`, fused, reference);
+        tf.dispose([a, b, bias, prelu]);
+      }
+    }
+  }
+});
+
+blasTest('fused quick GELU x·σ(1.702x), values and gradients, equals the composed ops on plain wasm; NaN stays NaN', async (t) => {
+  const composed = (x: tf.Tensor) => x.mul(tf.sigmoid(x.mul(1.702)));
+  // Below and above the threading threshold, lengths that are no multiple of a vector; ×30 reaches the exponential's clamp.
+  for (const [shape, scale] of [[[3, 5, 7], 3], [[65, 1031], 3], [[17, 33], 30]] as const) {
+    const x = randomTensor([...shape], 11).mul(scale);
+    const weight = randomTensor([...shape], 12);
+    await parity(t, `quick GELU ${JSON.stringify(shape)} ×${scale}`, () => fusedQuickGelu(x), () => composed(x));
+    await parity(
+      t,
+      `d quick GELU ${JSON.stringify(shape)} ×${scale}`,
+      () => tf.grad((a: tf.Tensor) => fusedQuickGelu(a).mul(weight).sum())(x),
+      () => tf.grad((a: tf.Tensor) => composed(a).mul(weight).sum())(x),
+    );
+    tf.dispose([x, weight]);
+  }
+  await tf.setBackend(WASM_BLAS_BACKEND);
+  const withNaN = tf.tensor([1, Number.NaN, -2]);
+  const [y] = values(fusedQuickGelu(withNaN));
+  t.true(Number.isNaN(y[1]), 'a NaN input gives a NaN output');
+  t.false(Number.isNaN(y[0]) || Number.isNaN(y[2]));
+  withNaN.dispose();
 });
 
 blasTest('clones and same-type casts share data and survive the original', async (t) => {
