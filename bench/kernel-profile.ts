@@ -71,6 +71,8 @@ const seconds = (performance.now() - start) / 1000;
 
 const byKernel = new Map<string, { ms: number; calls: number }>();
 for (const kernel of info.kernels) {
+  // tf.profile also lists op scopes (fusedMatMul__op, unnamed scope) around the kernels they run: count kernels only.
+  if (!tf.getKernel(kernel.name, backend.name)) continue;
   const entry = byKernel.get(kernel.name) ?? { ms: 0, calls: 0 };
   entry.ms += Number(kernel.kernelTimeMs) || 0;
   entry.calls += 1;

@@ -2,7 +2,8 @@
 // score as mean ± std, next to the source-only reference (ft) and the oracle trained on the
 // target's own labels, all measured in this run on the same data.
 // Runs go in parallel child processes, one per core (--jobs).
-// Usage: npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs N | vqa=30,vcr=8] [--tasks vqa,vcr] [--split test|val] [--jobs N] [--set key=value,...]
+// Usage: npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs N | vqa=30,vcr=8] [--tasks vqa,vcr] [--split test|val] [--jobs N] [--set key=value,...] [--backend auto|wasm|...]
+// --backend wasm against the default auto (wasm-blas where it built) measures what the BLAS kernels buy a whole bench.
 // --set applies run settings to every run, e.g. --set encoder.train_blocks=2 to fine-tune the encoder's last two blocks (README).
 // VCR runs at the VCR adapter's own defaults (epochs, fusion size, grid pooling) unless --epochs names vcr.
 import { existsSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { DEMO_EPOCHS } from '../harness/demo.ts';
 import { VCR_DEFAULTS } from '../harness/adapters/multiple-choice.ts';
 import type { RunRequest } from '../harness/run.ts';
 import { defaultConcurrency, runPool, type PoolJob } from '../harness/run-pool.ts';
+import { parseBackendChoice } from '../models/backends/select.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { readClipConfig } from '../models/encoders/clip-config.ts';
 import { generateSynthScenes } from '../tasks/synth/index.ts';
@@ -33,6 +35,7 @@ const { values } = parseArgs({
     split: { type: 'string', default: 'test' },
     model: { type: 'string' },
     set: { type: 'string', default: '' },
+    backend: { type: 'string', default: 'auto' },
   },
 });
 const sets = Object.fromEntries(
@@ -73,7 +76,7 @@ const started = performance.now();
 const variants = [...methods.map((method) => ({ method, trainDomain: 'source' as const, label: method })), { method: 'ft', trainDomain: 'target' as const, label: 'oracle (ft on target labels)' }];
 const plan = tasks.flatMap((task) => variants.flatMap((variant) => seeds.map((seed) => ({ task, variant, seed }))));
 const jobs: PoolJob[] = plan.map(({ task, variant, seed }) => ({
-  request: { task, dataDir: data, modelDir: values.model, method: variant.method, sets, seed, epochs: epochs[task], split: values.split, backend: 'auto', trainDomain: variant.trainDomain } satisfies RunRequest,
+  request: { task, dataDir: data, modelDir: values.model, method: variant.method, sets, seed, epochs: epochs[task], split: values.split, backend: parseBackendChoice(values.backend!), trainDomain: variant.trainDomain } satisfies RunRequest,
   hooks: { db: null, runsDir: join(work, 'runs'), cacheDir: join(work, 'cache') },
 }));
 process.stderr.write(`${jobs.length} runs, ${concurrency} at a time\n`);
