@@ -102,6 +102,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     warmFirst: true,
     onFinish: (index, summary) => {
       finished += 1;
+      // Once, from the first run: what the runs compute on (and, on plain wasm, why and what to install).
+      if (finished === 1 && summary.backendLine) options.log(summary.backendLine);
       const scores = summary.splits.map((s) => `${s.split} ${s.primary} ${s.metrics[s.primary].toFixed(2)}`).join(', ');
       options.log(`[${finished}/${plan.length}] ${plan[index].task} ${plan[index].method}: ${scores}`);
     },

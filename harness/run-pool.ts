@@ -29,6 +29,7 @@ export interface RunSummary {
   runDir: string;
   name: string;
   backend: string;
+  backendLine?: string;
   splits: { split: string; primary: string; metrics: Record<string, number>; recordId: string | null }[];
   trainingSeconds: number | null;
   /** The training step the run resumed from (a re-delivered sweep job), null when it started fresh. */
@@ -41,6 +42,7 @@ export function summarizeOutcome(outcome: RunOutcome): RunSummary {
     runDir: outcome.runDir,
     name: outcome.name,
     backend: outcome.backend,
+    ...(outcome.backendLine ? { backendLine: outcome.backendLine } : {}),
     splits: outcome.splits.map((s) => ({ split: s.split, primary: s.report.primary, metrics: s.report.metrics, recordId: s.record?.id ?? null })),
     trainingSeconds: outcome.training?.seconds ?? null,
     resumedFromStep: outcome.training?.resumedFromStep ?? null,

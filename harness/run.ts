@@ -130,6 +130,8 @@ export interface RunOutcome {
   runDir: string;
   name: string;
   backend: string;
+  /** The backend as `vlbench run` prints it (library, threads, or why the BLAS kernels were not used); absent for merged shards. */
+  backendLine?: string;
   splits: SplitResult[];
   training: TrainingResult | null;
   timings: Record<string, number>;
@@ -334,7 +336,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     } finally {
       await store?.close();
     }
-    return { runDir: finalDir, name, backend: backend.name, splits: splitResults, training: model.training, timings };
+    return { runDir: finalDir, name, backend: backend.name, backendLine: describeBackend(backend), splits: splitResults, training: model.training, timings };
   } finally {
     await encoder?.dispose();
   }

@@ -33,6 +33,8 @@ test('runs in child processes give the same scores as in-process runs, in job or
   t.deepEqual([...finished].sort(), [0, 1, 2]);
   const inProcess = summarizeOutcome(await executeRun(requests[1], { db: null, runsDir, log: () => undefined }));
   t.deepEqual(summaries[1].splits.map((s) => s.metrics), inProcess.splits.map((s) => s.metrics));
+  // The demo prints this line once: the backend and, on plain wasm, why the BLAS kernels were not used.
+  t.regex(summaries[0].backendLine ?? '', new RegExp(`^backend: ${summaries[0].backend} `));
   const store = await openLeaderboard(db, { create: false });
   t.is((await listRuns(store, { task: 'vqa' })).length, 6, 'three runs, two splits each');
   await store.close();
