@@ -28,9 +28,11 @@ export const BUILD_STATUS_FILE = join(ADDON_DIR, 'build', 'status.json');
 export interface BlasInfo {
   /** The BLAS library and its build, as OpenBLAS describes itself. */
   library: string;
-  /** The kernel set OpenBLAS runs (its OPENBLAS_CORETYPE), and whether vlbench chose it. */
+  /** The kernel set OpenBLAS runs (its OPENBLAS_CORETYPE), and who chose it. */
   coreType: string;
-  coreTypeSource: 'cpu flags' | 'OPENBLAS_CORETYPE (user)' | 'OpenBLAS detection';
+  coreTypeSource: CoreTypeChoice['source'];
+  /** An OPENBLAS_CORETYPE from the environment that the CPU flags replaced. */
+  replacedCoreType?: string;
   threads: number;
 }
 
@@ -95,6 +97,30 @@ export function coreTypeForCpuFlags(flags: ReadonlySet<string>): string | undefi
   return undefined;
 }
 
+export interface CoreTypeChoice {
+  /** What to set OPENBLAS_CORETYPE to before OpenBLAS loads; undefined: leave it as it is. */
+  coreType?: string;
+  source: 'VLBENCH_OPENBLAS_CORETYPE' | 'cpu flags' | 'OPENBLAS_CORETYPE' | 'OpenBLAS detection';
+  /** The environment's OPENBLAS_CORETYPE when the CPU flags chose another. */
+  replaced?: string;
+}
+
+/**
+ * Who picks the kernel set: VLBENCH_OPENBLAS_CORETYPE when set (the way to force one), else
+ * the CPU flags, else an OPENBLAS_CORETYPE already in the environment, else OpenBLAS.
+ * The flags win over an inherited OPENBLAS_CORETYPE on purpose: images and CI machines set it
+ * machine-wide (this one ships OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU, where SkylakeX
+ * kernels run 2.3× faster), and the backend line names the value it replaced.
+ */
+export function chooseCoreType(environment: NodeJS.ProcessEnv, flags: ReadonlySet<string>): CoreTypeChoice {
+  const forced = environment.VLBENCH_OPENBLAS_CORETYPE;
+  if (forced) return { coreType: forced, source: 'VLBENCH_OPENBLAS_CORETYPE' };
+  const inherited = environment.OPENBLAS_CORETYPE || undefined;
+  const fromFlags = coreTypeForCpuFlags(flags);
+  if (fromFlags) return { coreType: fromFlags, source: 'cpu flags', ...(inherited && inherited.toLowerCase() !== fromFlags.toLowerCase() ? { replaced: inherited } : {}) };
+  return inherited ? { source: 'OPENBLAS_CORETYPE' } : { source: 'OpenBLAS detection' };
+}
+
 function cpuFlags(): Set<string> {
   try {
     const line = readFileSync('/proc/cpuinfo', 'utf8')
@@ -151,16 +177,9 @@ function notBuiltReason(): string {
 function loadAddon(): { addon?: LoadedAddon; failure?: string } {
   if (loaded) return loaded;
   if (!existsSync(ADDON_FILE)) return (loaded = { failure: notBuiltReason() });
-  let coreTypeSource: BlasInfo['coreTypeSource'] = 'OpenBLAS detection';
-  if (process.env.OPENBLAS_CORETYPE) coreTypeSource = 'OPENBLAS_CORETYPE (user)';
-  else {
-    const chosen = coreTypeForCpuFlags(cpuFlags());
-    if (chosen) {
-      // OpenBLAS reads this once, when its shared library loads with the addon below.
-      process.env.OPENBLAS_CORETYPE = chosen;
-      coreTypeSource = 'cpu flags';
-    }
-  }
+  const choice = chooseCoreType(process.env, cpuFlags());
+  // OpenBLAS reads this once, when its shared library loads with the addon below.
+  if (choice.coreType) process.env.OPENBLAS_CORETYPE = choice.coreType;
   let threads: number;
   try {
     threads = blasThreadsFor();
@@ -173,7 +192,13 @@ function loadAddon(): { addon?: LoadedAddon; failure?: string } {
   try {
     const addon = createRequire(import.meta.url)(ADDON_FILE) as BlasAddon;
     const configured = addon.configure(threads);
-    const info: BlasInfo = { library: configured.config.trim(), coreType: configured.coreName, coreTypeSource, threads: configured.threads };
+    const info: BlasInfo = {
+      library: configured.config.trim(),
+      coreType: configured.coreName,
+      coreTypeSource: choice.source,
+      ...(choice.replaced ? { replacedCoreType: choice.replaced } : {}),
+      threads: configured.threads,
+    };
     return (loaded = { addon: { addon, info } });
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
@@ -525,7 +550,7 @@ async function registerNow(): Promise<WasmBlasAttempt> {
     // registered, and tryWasmBlas refuses it with this answer.
     return {
       ok: false,
-      reason: `refused the BLAS kernels: ${mismatch} (OpenBLAS core type ${info.coreType}; another core type may compute correctly, e.g. OPENBLAS_CORETYPE=Haswell)`,
+      reason: `refused the BLAS kernels: ${mismatch} (OpenBLAS core type ${info.coreType}; another core type may compute correctly, e.g. VLBENCH_OPENBLAS_CORETYPE=Haswell)`,
       info,
     };
   }
@@ -533,7 +558,8 @@ async function registerNow(): Promise<WasmBlasAttempt> {
 }
 
 export function describeBlas(info: BlasInfo): string {
-  return `OpenBLAS kernels on the wasm heap (${info.library}, core type ${info.coreType} from ${info.coreTypeSource}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
+  const replaced = info.replacedCoreType ? ` replacing OPENBLAS_CORETYPE=${info.replacedCoreType}; VLBENCH_OPENBLAS_CORETYPE forces one` : '';
+  return `OpenBLAS kernels on the wasm heap (${info.library}, core type ${info.coreType} from ${info.coreTypeSource}${replaced}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
 }
 
 /**

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../../core/random.ts';
 import { InputError } from '../../core/errors.ts';
 import { SELECTION_PLANS, describeBackend, selectBackend } from '../../models/backends/select.ts';
-import { WASM_BLAS_BACKEND, fusedLayerNorm, fusedQuickGelu, blasThreadsFor, blasThreadsPerWorker, coreTypeForCpuFlags, registerWasmBlas } from '../../models/backends/wasm-blas.ts';
+import { WASM_BLAS_BACKEND, fusedLayerNorm, fusedQuickGelu, blasThreadsFor, blasThreadsPerWorker, chooseCoreType, coreTypeForCpuFlags, registerWasmBlas } from '../../models/backends/wasm-blas.ts';
 import { ClipModel, type TokenBatch } from '../../models/encoders/clip.ts';
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
 import { wordLevelVocabulary } from '../../models/encoders/word-level-tokenizer.ts';
@@ -75,6 +75,17 @@ test('core type from the CPU flags: AVX-512 → SkylakeX, AVX2+FMA → Haswell, 
   t.is(coreTypeForCpuFlags(flags('sse2 avx avx2 fma')), 'Haswell');
   t.is(coreTypeForCpuFlags(flags('sse2 avx')), 'Sandybridge');
   t.is(coreTypeForCpuFlags(flags('sse2 sse4_2')), undefined);
+});
+
+test('core type: VLBENCH_OPENBLAS_CORETYPE forces one, else the CPU flags replace an inherited OPENBLAS_CORETYPE (named), else the inherited one, else OpenBLAS', (t) => {
+  const avx512 = new Set('sse2 avx avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl'.split(' '));
+  const old = new Set(['sse2']);
+  t.deepEqual(chooseCoreType({}, avx512), { coreType: 'SkylakeX', source: 'cpu flags' });
+  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'Haswell' }, avx512), { coreType: 'SkylakeX', source: 'cpu flags', replaced: 'Haswell' });
+  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'skylakex' }, avx512), { coreType: 'SkylakeX', source: 'cpu flags' }, 'the same set in other case is no replacement');
+  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'Haswell', VLBENCH_OPENBLAS_CORETYPE: 'Haswell' }, avx512), { coreType: 'Haswell', source: 'VLBENCH_OPENBLAS_CORETYPE' });
+  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'Nehalem' }, old), { source: 'OPENBLAS_CORETYPE' });
+  t.deepEqual(chooseCoreType({}, old), { source: 'OpenBLAS detection' });
 });
 
 test('BLAS threads: every core alone, floor(cores / jobs) per pool worker, VLBENCH_BLAS_THREADS wins, bad values refused', (t) => {
