@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, fieldError, listSome } from '../../core/errors.ts';
 import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
 import { fingerprintSplit, isObject, parseJson, readBytes } from '../split-files.ts';
+import { scanVqaAnnotations, scanVqaQuestions, type ScannedVqaHeader } from './official-layout-scan.ts';
 
 /** Bumps when what the loader puts in an example changes. */
 export const VQA_TASK_VERSION = 'vqa-v2/1';
@@ -48,8 +49,90 @@ export type LoadedVqaSplit = LoadedSplit<VqaExample> & { info?: VqaSplitInfo };
  * image ids.
  */
 export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit> {
-  const { questionsFile, annotationsFile } = await locateVqaFiles(options);
-  const questionsBytes = await readBytes(questionsFile, 'questions');
+  const located = await locateVqaFiles(options);
+  const { questionsFile, annotationsFile } = located;
+  // Both files are read at once. A failed read is left to the strict path, which reads the files
+  // one after the other and so reports the first problem in the same order as it always has.
+  const [questionsRead, annotationsRead] = await Promise.allSettled([
+    readBytes(questionsFile, 'questions'),
+    annotationsFile === undefined ? undefined : readBytes(annotationsFile, 'annotations'),
+  ]);
+  if (questionsRead.status === 'rejected' || annotationsRead.status === 'rejected') return loadVqaSplitStrictly(options, located);
+  const bytes = { questions: questionsRead.value, annotations: annotationsRead.value };
+  return loadScannedVqaSplit(options, located, bytes) ?? loadVqaSplitStrictly(options, located, bytes);
+}
+
+/**
+ * The strict path alone: JSON.parse and the record-by-record validation, without the byte
+ * scanner. What the fast path must agree with, for the tests and the benchmark that compare them.
+ */
+export async function loadVqaSplitWithJsonParse(options: LoadOptions): Promise<LoadedVqaSplit> {
+  return loadVqaSplitStrictly(options, await locateVqaFiles(options));
+}
+
+interface VqaFiles {
+  questionsFile: string;
+  annotationsFile?: string;
+}
+
+interface VqaFileBytes {
+  questions: Buffer;
+  annotations?: Buffer;
+}
+
+/**
+ * The fast path: the byte scanner reads the official layout without building the files' object
+ * trees. `undefined` whenever a file is not well formed by the strict path's rules (a type, a
+ * missing field, a duplicate or unknown id, …): the strict path then names the problem. The
+ * header checks it shares with the strict path run last, where the strict path would reach them
+ * with nothing else wrong, so they throw the same errors.
+ */
+function loadScannedVqaSplit(options: LoadOptions, { questionsFile, annotationsFile }: VqaFiles, bytes: VqaFileBytes): LoadedVqaSplit | undefined {
+  const questions = scanVqaQuestions(bytes.questions);
+  if (questions === undefined) return undefined;
+  const annotations = bytes.annotations && scanVqaAnnotations(bytes.annotations, VQA_ANSWERS_PER_QUESTION);
+  if (annotations === undefined && bytes.annotations !== undefined) return undefined;
+
+  const questionCount = questions.questionIds.length;
+  const indexOfQuestion = new Map<number, number>();
+  for (let index = 0; index < questionCount; index++) indexOfQuestion.set(questions.questionIds[index], index);
+  if (indexOfQuestion.size !== questionCount) return undefined;
+  if (annotations !== undefined) {
+    // Distinct annotation ids, each a question's with its image: with as many annotations as
+    // questions, every question then has exactly one.
+    if (annotations.questionIds.length !== questionCount) return undefined;
+    const annotated = new Uint8Array(questionCount);
+    for (let record = 0; record < questionCount; record++) {
+      const index = indexOfQuestion.get(annotations.questionIds[record]);
+      if (index === undefined || annotated[index] === 1 || annotations.imageIds[record] !== questions.imageIds[index]) return undefined;
+      annotated[index] = 1;
+    }
+    checkSubtypesAgree(questions, annotations, questionsFile, annotationsFile!);
+  }
+  const dataSubtype = splitSubtype(options, questions, questionsFile);
+  const imagePrefix = imagePathPrefix(options, questionsFile, dataSubtype);
+
+  const examples: VqaExample[] = new Array(questionCount);
+  for (let record = 0; record < questionCount; record++) {
+    if (annotations === undefined) {
+      examples[record] = unannotatedExample(imagePrefix, questions.questionIds[record], questions.imageIds[record], questions.questions[record]);
+      continue;
+    }
+    const questionId = annotations.questionIds[record];
+    const index = indexOfQuestion.get(questionId)!;
+    examples[record] = annotatedExample(imagePrefix, questionId, questions.imageIds[index], questions.questions[index], {
+      answers: annotations.answers[record],
+      answerType: annotations.answerTypes[record],
+      questionType: annotations.questionTypes[record],
+      multipleChoiceAnswer: annotations.multipleChoiceAnswers[record],
+    });
+  }
+  return finishVqaSplit(options, { questionsFile, annotationsFile }, bytes, examples, questions.dataType, dataSubtype);
+}
+
+/** JSON.parse and the record-by-record validation whose errors name the file, the record and the field. */
+async function loadVqaSplitStrictly(options: LoadOptions, { questionsFile, annotationsFile }: VqaFiles, bytes?: VqaFileBytes): Promise<LoadedVqaSplit> {
+  const questionsBytes = bytes?.questions ?? (await readBytes(questionsFile, 'questions'));
   const questionsJson = parseJson(questionsBytes, questionsFile);
   const questionsHeader = readHeader(questionsJson, questionsFile, 'questions');
   const questions = readQuestions(questionsHeader.records, questionsFile);
@@ -58,17 +141,38 @@ export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit
   let annotations: Map<number, AnnotationRecord> | undefined;
   let annotationOrder: number[] | undefined;
   if (annotationsFile !== undefined) {
-    annotationsBytes = await readBytes(annotationsFile, 'annotations');
+    annotationsBytes = bytes?.annotations ?? (await readBytes(annotationsFile, 'annotations'));
     const annotationsHeader = readHeader(parseJson(annotationsBytes, annotationsFile), annotationsFile, 'annotations');
-    if (annotationsHeader.dataSubtype !== undefined && questionsHeader.dataSubtype !== undefined && annotationsHeader.dataSubtype !== questionsHeader.dataSubtype) {
-      throw new InputError(
-        `data_subtype "${annotationsHeader.dataSubtype}" does not match the questions file's "${questionsHeader.dataSubtype}" (${questionsFile})`,
-        { file: annotationsFile, field: 'data_subtype' },
-      );
-    }
+    checkSubtypesAgree(questionsHeader, annotationsHeader, questionsFile, annotationsFile);
     ({ annotations, order: annotationOrder } = readAnnotations(annotationsHeader.records, annotationsFile, questions));
   }
 
+  const dataSubtype = splitSubtype(options, questionsHeader, questionsFile);
+  const imagePrefix = imagePathPrefix(options, questionsFile, dataSubtype);
+  const order = annotationOrder ?? [...questions.keys()];
+  const examples: VqaExample[] = new Array(order.length);
+  for (let i = 0; i < order.length; i++) {
+    const questionId = order[i];
+    const question = questions.get(questionId)!;
+    const annotation = annotations?.get(questionId);
+    examples[i] = annotation
+      ? annotatedExample(imagePrefix, questionId, question.imageId, question.question, annotation)
+      : unannotatedExample(imagePrefix, questionId, question.imageId, question.question);
+  }
+  return finishVqaSplit(options, { questionsFile, annotationsFile }, { questions: questionsBytes, annotations: annotationsBytes }, examples, questionsHeader.dataType, dataSubtype);
+}
+
+function checkSubtypesAgree(questionsHeader: ScannedVqaHeader, annotationsHeader: ScannedVqaHeader, questionsFile: string, annotationsFile: string): void {
+  if (annotationsHeader.dataSubtype !== undefined && questionsHeader.dataSubtype !== undefined && annotationsHeader.dataSubtype !== questionsHeader.dataSubtype) {
+    throw new InputError(
+      `data_subtype "${annotationsHeader.dataSubtype}" does not match the questions file's "${questionsHeader.dataSubtype}" (${questionsFile})`,
+      { file: annotationsFile, field: 'data_subtype' },
+    );
+  }
+}
+
+/** The split's data_subtype: the questions file's, or the split asked for when the file has none. */
+function splitSubtype(options: LoadOptions, questionsHeader: ScannedVqaHeader, questionsFile: string): string {
   const dataSubtype = questionsHeader.dataSubtype ?? (options.split || undefined);
   if (dataSubtype === undefined) {
     throw new InputError('the questions file has no data_subtype and no split was given: cannot name the images', { file: questionsFile, field: 'data_subtype' });
@@ -79,29 +183,38 @@ export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit
       field: 'data_subtype',
     });
   }
+  return dataSubtype;
+}
+
+/** `<imagesDir>/<subtype>/COCO_<subtype>_`: the normalised prefix once, the 12-digit id per image. */
+function imagePathPrefix(options: LoadOptions, questionsFile: string, dataSubtype: string): string {
   const imagesDir = resolve(options.imagesDir ?? options.dataDir ?? dirname(questionsFile));
   // test-dev2015 is a subset of test2015 and has no images of its own.
   const imageSubtype = dataSubtype === 'test-dev2015' ? 'test2015' : dataSubtype;
-  // `<imagesDir>/<subtype>/COCO_<subtype>_<12-digit id>.jpg`: the normalised prefix once, the id per image.
-  const imagePrefix = join(imagesDir, imageSubtype, `COCO_${imageSubtype}_`);
+  return join(imagesDir, imageSubtype, `COCO_${imageSubtype}_`);
+}
 
-  const order = annotationOrder ?? [...questions.keys()];
-  const examples: VqaExample[] = new Array(order.length);
-  for (let i = 0; i < order.length; i++) {
-    const questionId = order[i];
-    const question = questions.get(questionId)!;
-    const annotation = annotations?.get(questionId);
-    const imagePath = `${imagePrefix}${String(question.imageId).padStart(12, '0')}.jpg`;
-    examples[i] = annotation
-      ? {
-          id: String(questionId), questionId, imageId: question.imageId, imagePath, question: question.question, answers: annotation.answers,
-          answerType: annotation.answerType, questionType: annotation.questionType, multipleChoiceAnswer: annotation.multipleChoiceAnswer,
-        }
-      : { id: String(questionId), questionId, imageId: question.imageId, imagePath, question: question.question, answers: [] };
-  }
+function annotatedExample(imagePrefix: string, questionId: number, imageId: number, question: string, annotation: AnnotationRecord): VqaExample {
+  return {
+    id: String(questionId), questionId, imageId, imagePath: `${imagePrefix}${String(imageId).padStart(12, '0')}.jpg`, question, answers: annotation.answers,
+    answerType: annotation.answerType, questionType: annotation.questionType, multipleChoiceAnswer: annotation.multipleChoiceAnswer,
+  };
+}
 
+function unannotatedExample(imagePrefix: string, questionId: number, imageId: number, question: string): VqaExample {
+  return { id: String(questionId), questionId, imageId, imagePath: `${imagePrefix}${String(imageId).padStart(12, '0')}.jpg`, question, answers: [] };
+}
+
+function finishVqaSplit(
+  options: LoadOptions,
+  { questionsFile, annotationsFile }: VqaFiles,
+  bytes: VqaFileBytes,
+  examples: VqaExample[],
+  dataType: string | undefined,
+  dataSubtype: string,
+): LoadedVqaSplit {
   const files = annotationsFile !== undefined ? [questionsFile, annotationsFile] : [questionsFile];
-  const contents = annotationsBytes !== undefined ? [questionsBytes, annotationsBytes] : [questionsBytes];
+  const contents = bytes.annotations !== undefined ? [bytes.questions, bytes.annotations] : [bytes.questions];
   return {
     task: 'vqa',
     taskVersion: VQA_TASK_VERSION,
@@ -109,11 +222,11 @@ export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit
     fingerprint: fingerprintSplit(contents, examples.map((example) => example.imageId)),
     files,
     examples,
-    info: { dataType: questionsHeader.dataType ?? 'unknown', dataSubtype, annotated: annotations !== undefined },
+    info: { dataType: dataType ?? 'unknown', dataSubtype, annotated: annotationsFile !== undefined },
   };
 }
 
-async function locateVqaFiles(options: LoadOptions): Promise<{ questionsFile: string; annotationsFile?: string }> {
+async function locateVqaFiles(options: LoadOptions): Promise<VqaFiles> {
   const explicitQuestions = options.files?.questions;
   const explicitAnnotations = options.files?.annotations;
   if (explicitQuestions !== undefined) return { questionsFile: resolve(explicitQuestions), annotationsFile: explicitAnnotations && resolve(explicitAnnotations) };

@@ -2,6 +2,7 @@ import { writeFileAtomically } from '../../core/atomic-write.ts';
 import { InputError, describeValue, listSome } from '../../core/errors.ts';
 import type { LoadedSplit } from '../../core/types.ts';
 import { isObject, parseJson, readBytes } from '../split-files.ts';
+import { scanVqaResults } from './official-layout-scan.ts';
 
 /** How many bad records an error lists before it only counts them. */
 const SHOWN = 5;
@@ -12,7 +13,31 @@ const SHOWN = 5;
  * (the official loader refuses a result file whose ids are not the annotation's ids).
  */
 export async function readVqaPredictions(split: LoadedSplit<{ questionId: number }>, file: string): Promise<Map<number, string>> {
-  const json = parseJson(await readBytes(file, 'predictions'), file);
+  const bytes = await readBytes(file, 'predictions');
+  const predictions = scannedPredictions(bytes) ?? parsePredictions(bytes, file);
+  checkVqaPredictions(split, predictions, file);
+  return predictions;
+}
+
+/** The strict path alone (JSON.parse, no byte scanner), for the tests and the benchmark that compare the two. */
+export async function readVqaPredictionsWithJsonParse(split: LoadedSplit<{ questionId: number }>, file: string): Promise<Map<number, string>> {
+  const predictions = parsePredictions(await readBytes(file, 'predictions'), file);
+  checkVqaPredictions(split, predictions, file);
+  return predictions;
+}
+
+/** The fast path (official-layout-scan.ts): `undefined` for anything the strict path must explain, duplicate ids included. */
+function scannedPredictions(bytes: Buffer): Map<number, string> | undefined {
+  const results = scanVqaResults(bytes);
+  if (results === undefined) return undefined;
+  const predictions = new Map<number, string>();
+  for (let index = 0; index < results.questionIds.length; index++) predictions.set(results.questionIds[index], results.answers[index]);
+  return predictions.size === results.questionIds.length ? predictions : undefined;
+}
+
+/** JSON.parse and record-by-record checks whose errors list the bad records. */
+function parsePredictions(bytes: Buffer, file: string): Map<number, string> {
+  const json = parseJson(bytes, file);
   if (!Array.isArray(json)) throw new InputError(`expected a JSON array of {"question_id": int, "answer": str}, got ${describeValue(json)}`, { file });
   const predictions = new Map<number, string>();
   const badRecords: string[] = [];
@@ -30,7 +55,6 @@ export async function readVqaPredictions(split: LoadedSplit<{ questionId: number
     throw new InputError(`${badRecords.length} malformed result record${badRecords.length === 1 ? '' : 's'}${badRecords.length > SHOWN ? ` (first ${SHOWN})` : ''}: ${head}`, { file });
   }
   if (duplicates.length > 0) throw new InputError(`question ids predicted more than once: ${listSome(duplicates, SHOWN)}`, { file, field: 'question_id' });
-  checkVqaPredictions(split, predictions, file);
   return predictions;
 }
 
