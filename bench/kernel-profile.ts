@@ -44,6 +44,7 @@ const batch = Number(values.batch);
 const backend = await selectBackend(values.backend as BackendChoice);
 const random = new SeededRandom(7);
 const model = ClipModel.initialise(config, random);
+if (values.train) model.setFreezePolicy('all');
 const size = config.vision.image_size;
 const pixels = tf.tensor4d(Float32Array.from({ length: batch * 3 * size * size }, () => random.normal()), [batch, 3, size, size]);
 

@@ -282,6 +282,13 @@ blasTest('sums and means over leading, trailing and middle axes (keepDims or not
       await parity(t, `mean axis ${JSON.stringify(axis)} keepDims ${keepDims}`, () => x.mean(axis, keepDims));
     }
   }
+  // Above the threading threshold (rows split over threads, partial sums added), rows that do not divide evenly.
+  const big = randomTensor([3, 67, 385], 2);
+  for (const axis of [0, [0, 1], [1, 2]]) {
+    await parity(t, `sum [3, 67, 385] axis ${JSON.stringify(axis)}`, () => big.sum(axis));
+    await parity(t, `mean [3, 67, 385] axis ${JSON.stringify(axis)}`, () => big.mean(axis));
+  }
+  big.dispose();
   const ints = tf.tensor([[1, 2], [3, 4]], [2, 2], 'int32');
   await parity(t, 'int32 sum (plain wasm kernel)', () => ints.sum(0).toFloat());
   tf.dispose([x, ints]);
