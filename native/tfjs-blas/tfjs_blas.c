@@ -386,7 +386,8 @@ static int ensure_ones(int64_t length) {
 // reduce(heap, xOffset, rows, cols, outOffset, overRows, scale)
 // x is [rows, cols] row-major. overRows: out[c] = scale·Σ_r x[r][c] (a sum over leading axes,
 // as bias gradients need); otherwise out[r] = scale·Σ_c x[r][c] (trailing axes, as a mean over
-// features). One BLAS matrix-vector product with a vector of ones either way.
+// features). Over rows: partial sums per thread (column_sum_rows); over columns: one BLAS
+// matrix-vector product with a vector of ones.
 static napi_value reduce(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value args[7];
