@@ -60,10 +60,24 @@ export class JsonKeys {
   readonly encoded: readonly Uint8Array[];
   /** following[previous + 1]: the key seen last time after key `previous` (-1: at the object's start). */
   readonly following: Int32Array;
+  /** Each name's bytes as little-endian 32-bit words (its last length % 4 bytes are compared one by one). */
+  private readonly nameWords: readonly Int32Array[];
   constructor(names: readonly string[]) {
     this.names = names;
     this.encoded = names.map((name) => Buffer.from(name, 'utf8'));
     this.following = new Int32Array(names.length + 1).fill(-1);
+    this.nameWords = this.encoded.map((name) => {
+      const view = new DataView(name.buffer, name.byteOffset, name.length);
+      return Int32Array.from({ length: name.length >> 2 }, (_, word) => view.getInt32(word * 4, true));
+    });
+  }
+  /** Whether `bytes` spell name `index` from `start` (what follows is the caller's to check). */
+  spelledAt(words: DataView, bytes: Uint8Array, start: number, index: number): boolean {
+    const nameWords = this.nameWords[index];
+    for (let word = 0; word < nameWords.length; word++) if (words.getInt32(start + word * 4, true) !== nameWords[word]) return false;
+    const name = this.encoded[index];
+    for (let offset = nameWords.length * 4; offset < name.length; offset++) if (bytes[start + offset] !== name[offset]) return false;
+    return true;
   }
   /** The index of the key spelled by `bytes[start, end)` (no escapes), or -1. */
   indexOfBytes(bytes: Uint8Array, start: number, end: number): number {
@@ -170,6 +184,8 @@ function grown(array: Int32Array, length: number): Int32Array {
  */
 export class JsonByteScanner {
   readonly bytes: Buffer;
+  /** The same bytes, read four at a time to compare keys. */
+  private readonly words: DataView;
   position: number;
   /** Where the last string scanned by {@link scanString} starts and ends (between its quotes). */
   private stringStart = 0;
@@ -181,6 +197,7 @@ export class JsonByteScanner {
 
   constructor(bytes: Buffer) {
     this.bytes = bytes;
+    this.words = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
     // A UTF-8 byte order mark is skipped, as the strict path skips it.
     this.position = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
   }
@@ -199,6 +216,10 @@ export class JsonByteScanner {
 
   /** Consumes `byte` after optional whitespace. */
   expect(byte: number): void {
+    if (this.bytes[this.position] === byte) {
+      this.position++;
+      return;
+    }
     if (this.peek() !== byte) throw NOT_HANDLED;
     this.position++;
   }
@@ -210,6 +231,7 @@ export class JsonByteScanner {
 
   /** After `{`: true when a member follows (the cursor is then on its key), false when the object closes. */
   firstMember(): boolean {
+    if (this.bytes[this.position] === QUOTE) return true;
     const next = this.peek();
     if (next === CLOSE_BRACE) {
       this.position++;
@@ -221,6 +243,12 @@ export class JsonByteScanner {
 
   /** After a member's value: true when another member follows, false when the object closes. */
   nextMember(): boolean {
+    const bytes = this.bytes;
+    const position = this.position;
+    if (bytes[position] === COMMA && bytes[position + 1] === QUOTE) {
+      this.position = position + 1;
+      return true;
+    }
     const next = this.peek();
     if (next === CLOSE_BRACE) {
       this.position++;
@@ -243,6 +271,10 @@ export class JsonByteScanner {
 
   /** After an element: true when another follows, false when the array closes. */
   nextElement(): boolean {
+    if (this.bytes[this.position] === COMMA) {
+      this.position++;
+      return true;
+    }
     const next = this.peek();
     if (next === CLOSE_BRACKET) {
       this.position++;
@@ -264,13 +296,15 @@ export class JsonByteScanner {
     const guess = keys.following[slot];
     if (guess >= 0) {
       // The key's bytes equal the name's and a quote follows: it is that key, with no escapes.
-      const name = keys.encoded[guess];
-      const length = name.length;
-      let offset = 0;
-      while (offset < length && bytes[start + offset] === name[offset]) offset++;
-      if (offset === length && bytes[start + length] === QUOTE) {
-        this.position = start + length + 1;
-        this.expect(COLON);
+      const length = keys.encoded[guess].length;
+      if (keys.spelledAt(this.words, bytes, start, guess) && bytes[start + length] === QUOTE) {
+        const after = start + length + 1;
+        if (bytes[after] === COLON) {
+          this.position = after + 1;
+        } else {
+          this.position = after;
+          this.expect(COLON);
+        }
         return guess;
       }
     }
@@ -290,14 +324,14 @@ export class JsonByteScanner {
 
   /** Reads a string value, giving the same string object for the same bytes. */
   readInternedString(strings: InternedStrings): string {
-    if (this.peek() !== QUOTE) throw NOT_HANDLED;
+    if (this.bytes[this.position] !== QUOTE && this.peek() !== QUOTE) throw NOT_HANDLED;
     this.scanString();
     return strings.lookup(this.bytes, this.stringStart, this.stringEnd, this.stringHash, this.decodeLastString);
   }
 
   /** Checks that the value is a string, without decoding it. */
   skipString(): void {
-    if (this.peek() !== QUOTE) throw NOT_HANDLED;
+    if (this.bytes[this.position] !== QUOTE && this.peek() !== QUOTE) throw NOT_HANDLED;
     this.scanString();
   }
 

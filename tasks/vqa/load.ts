@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, fieldError, listSome } from '../../core/errors.ts';
 import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
 import { fingerprintSplit, isObject, parseJson, readBytes } from '../split-files.ts';
-import { scanVqaAnnotations, scanVqaQuestions, type ScannedVqaHeader } from './official-layout-scan.ts';
+import { scanVqaAnnotations, scanVqaQuestions, type ScannedVqaAnnotations, type ScannedVqaHeader, type ScannedVqaQuestions } from './official-layout-scan.ts';
 
 /** Bumps when what the loader puts in an example changes. */
 export const VQA_TASK_VERSION = 'vqa-v2/1';
@@ -94,19 +94,12 @@ function loadScannedVqaSplit(options: LoadOptions, { questionsFile, annotationsF
   if (annotations === undefined && bytes.annotations !== undefined) return undefined;
 
   const questionCount = questions.questionIds.length;
-  const indexOfQuestion = new Map<number, number>();
-  for (let index = 0; index < questionCount; index++) indexOfQuestion.set(questions.questionIds[index], index);
-  if (indexOfQuestion.size !== questionCount) return undefined;
+  if (hasRepeatedId(questions.questionIds)) return undefined;
+  // questionOfRecord[r]: the index in the questions file of annotation record r.
+  let questionOfRecord: Int32Array | undefined;
   if (annotations !== undefined) {
-    // Distinct annotation ids, each a question's with its image: with as many annotations as
-    // questions, every question then has exactly one.
-    if (annotations.questionIds.length !== questionCount) return undefined;
-    const annotated = new Uint8Array(questionCount);
-    for (let record = 0; record < questionCount; record++) {
-      const index = indexOfQuestion.get(annotations.questionIds[record]);
-      if (index === undefined || annotated[index] === 1 || annotations.imageIds[record] !== questions.imageIds[index]) return undefined;
-      annotated[index] = 1;
-    }
+    questionOfRecord = annotationsToQuestions(questions, annotations);
+    if (questionOfRecord === undefined) return undefined;
     checkSubtypesAgree(questions, annotations, questionsFile, annotationsFile!);
   }
   const dataSubtype = splitSubtype(options, questions, questionsFile);
@@ -119,7 +112,7 @@ function loadScannedVqaSplit(options: LoadOptions, { questionsFile, annotationsF
       continue;
     }
     const questionId = annotations.questionIds[record];
-    const index = indexOfQuestion.get(questionId)!;
+    const index = questionOfRecord![record];
     examples[record] = annotatedExample(imagePrefix, questionId, questions.imageIds[index], questions.questions[index], {
       answers: annotations.answers[record],
       answerType: annotations.answerTypes[record],
@@ -128,6 +121,45 @@ function loadScannedVqaSplit(options: LoadOptions, { questionsFile, annotationsF
     });
   }
   return finishVqaSplit(options, { questionsFile, annotationsFile }, bytes, examples, questions.dataType, dataSubtype);
+}
+
+/**
+ * Where each annotation's question is in the questions file, when every question has exactly one
+ * annotation with its image; otherwise `undefined`. Official files list both in the same order,
+ * which is checked without a map from id to question.
+ */
+function annotationsToQuestions(questions: ScannedVqaQuestions, annotations: ScannedVqaAnnotations): Int32Array | undefined {
+  const count = questions.questionIds.length;
+  if (annotations.questionIds.length !== count) return undefined;
+  const questionOfRecord = new Int32Array(count);
+  let sameOrder = true;
+  for (let record = 0; record < count && sameOrder; record++) sameOrder = annotations.questionIds[record] === questions.questionIds[record];
+  if (sameOrder) {
+    for (let record = 0; record < count; record++) {
+      if (annotations.imageIds[record] !== questions.imageIds[record]) return undefined;
+      questionOfRecord[record] = record;
+    }
+    return questionOfRecord;
+  }
+  const indexOfQuestion = new Map<number, number>();
+  for (let index = 0; index < count; index++) indexOfQuestion.set(questions.questionIds[index], index);
+  // Distinct annotation ids, each a question's with its image: with as many annotations as
+  // questions, every question then has exactly one.
+  const annotated = new Uint8Array(count);
+  for (let record = 0; record < count; record++) {
+    const index = indexOfQuestion.get(annotations.questionIds[record]);
+    if (index === undefined || annotated[index] === 1 || annotations.imageIds[record] !== questions.imageIds[index]) return undefined;
+    annotated[index] = 1;
+    questionOfRecord[record] = index;
+  }
+  return questionOfRecord;
+}
+
+/** Whether an id appears twice: sorted, compared with its neighbour (a typed-array sort is cheaper than a set of 214k ids). */
+function hasRepeatedId(ids: readonly number[]): boolean {
+  const sorted = Float64Array.from(ids).sort();
+  for (let index = 1; index < sorted.length; index++) if (sorted[index] === sorted[index - 1]) return true;
+  return false;
 }
 
 /** JSON.parse and the record-by-record validation whose errors name the file, the record and the field. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { SeededRandom } from '../../core/random.ts';
 import type { ScoreReport } from '../../core/types.ts';
 import { loadVqaSplit, loadVqaSplitWithJsonParse, type LoadedVqaSplit } from '../../tasks/vqa/load.ts';
-import { readVqaPredictions, readVqaPredictionsWithJsonParse } from '../../tasks/vqa/predictions.ts';
+import { checkVqaPredictions, readVqaPredictions, readVqaPredictionsWithJsonParse } from '../../tasks/vqa/predictions.ts';
 import { scoreVqa } from '../../tasks/vqa/score.ts';
 import { scanVqaAnnotations, scanVqaQuestions, scanVqaResults } from '../../tasks/vqa/official-layout-scan.ts';
 import { temporaryFolders } from '../support/temporary-folders.ts';
@@ -59,7 +59,7 @@ function spell(value: unknown, rng: SeededRandom, { unknownKeys = true } = {}): 
 /** Texts the decoder must get right: escapes, non-ASCII, astral characters, lone surrogates, slashes, quotes. */
 const TRICKY = ['yes', 'no', '2', 'two', 'Yes', 'black', 'café', 'naïve café', '日本', '😀 dog', 'a "quoted" one', 'back\\slash', 'tab\there', 'new\nline', 'lone \ud800 surrogate', 'end \udfff', '1/2', '1,000', 'the cat.', ' padded '];
 
-function dataset(rng: SeededRandom, count: number) {
+function dataset(rng: SeededRandom, count: number, { shuffled = true } = {}) {
   const header = { info: { description: 'test ✓', year: 2017, contributors: ['a', 'b'] }, task_type: 'Open-Ended', data_type: 'mscoco', license: { name: 'CC' }, data_subtype: 'val2014' };
   const pick = () => TRICKY[rng.int(0, TRICKY.length - 1)];
   const ids = Array.from({ length: count }, (_, index) => 1000 + index * 7);
@@ -76,8 +76,9 @@ function dataset(rng: SeededRandom, count: number) {
       question_id: questionId,
     };
   });
-  // Shuffled, so that annotation order differs from question order (the evaluator walks annotations).
-  for (let index = annotations.length - 1; index > 0; index--) {
+  // Shuffled, so that annotation order differs from question order (the evaluator walks annotations);
+  // official files list both in one order, which the loader checks first.
+  for (let index = shuffled ? annotations.length - 1 : 0; index > 0; index--) {
     const other = rng.int(0, index);
     [annotations[index], annotations[other]] = [annotations[other], annotations[index]];
   }
@@ -120,7 +121,7 @@ async function bothPaths(files: Written): Promise<{ fast: PathResult; strict: Pa
 test('fast and strict paths load and score the same data from many spellings of the same files', async (t) => {
   const rng = new SeededRandom(16).fork('vqa-scan');
   for (let round = 0; round < 12; round++) {
-    const content = dataset(rng, 40);
+    const content = dataset(rng, 40, { shuffled: round % 2 === 0 });
     const files = await writeTexts({ questions: spell(content.questions, rng), annotations: spell(content.annotations, rng), predictions: spell(content.results, rng) });
     const { fast, strict } = await bothPaths(files);
     if (!('split' in fast) || !('split' in strict)) return t.fail(`round ${round}: ${JSON.stringify({ fast, strict })}`);
@@ -174,13 +175,13 @@ test('exact accuracies through escaped spellings: ten "yes" (some escaped) again
 });
 
 /** One valid dataset, compact, and edits of its texts that the strict path must judge. */
-function validTexts() {
-  const content = dataset(new SeededRandom(3).fork('valid'), 4);
+function validTexts({ shuffled = true } = {}) {
+  const content = dataset(new SeededRandom(3).fork('valid'), 4, { shuffled });
   return { content, questions: JSON.stringify(content.questions), annotations: JSON.stringify(content.annotations), predictions: JSON.stringify(content.results) };
 }
 
-test('malformed or unusual files get exactly the strict path’s result: the same error, or the same data', async (t) => {
-  const { content, questions, annotations, predictions } = validTexts();
+for (const shuffled of [true, false]) test(`malformed or unusual files get exactly the strict path’s result: the same error, or the same data (${shuffled ? 'annotations shuffled' : 'one order'})`, async (t) => {
+  const { content, questions, annotations, predictions } = validTexts({ shuffled });
   const firstId = content.questions.questions[0].question_id;
   const annotated = content.annotations.annotations[0].question_id;
   const edits: { name: string; questions?: string | Buffer; annotations?: string | Buffer; predictions?: string | Buffer; fails: boolean }[] = [
@@ -234,4 +235,11 @@ test('a file that cannot be read is reported before the other is parsed, as the 
   const { fast, strict } = await bothPaths(missingAnnotations);
   t.deepEqual(fast, strict);
   t.regex('error' in fast ? fast.error : 'loaded', /q\.json: not valid JSON/);
+});
+
+test('the quick coverage check still finds extra ids when a split repeats an id', (t) => {
+  const split = { task: 'vqa', taskVersion: '1', split: 'made', fingerprint: '', files: [], examples: [1, 1, 2].map((questionId) => ({ id: String(questionId), questionId })) };
+  t.notThrows(() => checkVqaPredictions(split, new Map([[1, 'a'], [2, 'b']]), 'p.json'));
+  t.throws(() => checkVqaPredictions(split, new Map([[1, 'a'], [2, 'b'], [3, 'c']]), 'p.json'), { message: /1 \(3\) question ids are not in split "made"/ });
+  t.throws(() => checkVqaPredictions(split, new Map([[1, 'a']]), 'p.json'), { message: /1 \(2\) question ids of split "made" have no answer/ });
 });
