@@ -83,7 +83,9 @@ export function checkVqaPredictions(split: LoadedSplit<{ questionId: number }>, 
 
 /** How many distinct question ids the examples have: sorted numbers, counted by neighbours (a typed-array sort is cheaper than a set). */
 function countDistinct(examples: readonly { questionId: number }[]): number {
-  const ids = Float64Array.from(examples, (example) => example.questionId).sort();
+  const ids = new Float64Array(examples.length);
+  for (let index = 0; index < examples.length; index++) ids[index] = examples[index].questionId;
+  ids.sort();
   let distinct = ids.length > 0 ? 1 : 0;
   // Equal as a Set keys them: 0 and -0 are one id, and so are NaNs (which sort last).
   for (let index = 1; index < ids.length; index++) if (ids[index] !== ids[index - 1] && !(Number.isNaN(ids[index]) && Number.isNaN(ids[index - 1]))) distinct++;
