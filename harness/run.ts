@@ -103,7 +103,7 @@ export const RUN_DEFAULTS = {
   'fusion.layers': FUSION_DEFAULTS.layers,
   'fusion.heads': FUSION_DEFAULTS.heads,
   'fusion.image_pool': FUSION_DEFAULTS.imagePool,
-  /** auto: on when the encoder trains, off on a frozen one (see the fusion's inputNorm). */
+  /** auto: the task's own default where it sets one (VCR: on), else on when the encoder trains and off on a frozen one (see the fusion's inputNorm). */
   'fusion.input_norm': 'auto',
   'encoder.train_blocks': ENCODER_TUNING_DEFAULTS.trainBlocks,
   'encoder.towers': ENCODER_TUNING_DEFAULTS.towers,
@@ -231,9 +231,10 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     log(`features: ${images.size} images (${encoderTuning?.trainsImages ? 'trainable blocks run in each step' : `${cacheHits} from the cache`}), ${texts.size} texts${encoderTuning ? `; encoder trains ${tuning.trainBlocks} block(s) of ${tuning.towers}` : ''}`);
     const random = new SeededRandom(request.seed);
     const taskFusion = adapter.defaults?.fusion;
-    // Input layer norms: on with a training encoder; off by default on a frozen one, which keeps its recorded predictions (issue 12).
+    // Input layer norms: the task's default where it has one (VCR, issue 13); else on with a training
+    // encoder and off on a frozen one, which keeps its recorded predictions (issue 12).
     const inputNormSetting = recipe['fusion.input_norm'] ?? 'auto';
-    const inputNorm = inputNormSetting === 'auto' ? Boolean(encoderTuning) : inputNormSetting === 'true';
+    const inputNorm = inputNormSetting === 'auto' ? (taskFusion?.inputNorm ?? Boolean(encoderTuning)) : inputNormSetting === 'true';
     const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads, inputNorm };
     const prepared = await adapter.build({
       task,
