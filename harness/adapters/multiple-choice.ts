@@ -264,7 +264,7 @@ export const VCR_DETECTION_SLOTS = 16;
  * from the full grid, see FusionTraining), layer norms on the fusion's inputs, lr 1e-3 for 16
  * epochs, the best validation epoch kept. At the earlier defaults (no input norms, lr 5e-3, 8
  * epochs) the training loss sat at ln 4 for most of the run and seed 0 reached validation Q→AR
- * 9.0; with the norms (CLIP's vision tokens come out with norms near 50): lr 5e-3 10.3, 2e-3
+ * 9.0; with the norms (CLIP's vision tokens come out with norms near 50): lr 5e-3 11.0, 2e-3
  * 11.0, 1e-3 15.2 after 8 epochs, its training loss still falling; 1e-3 for 16 epochs 20.7, 17.2
  * and 17.2 over seeds 0, 1, 2 (Q→A 37, 32, 31; QA→R 54, 55, 55); 2e-3 for 16 epochs 13.8.
  */
