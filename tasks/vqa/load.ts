@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, fieldError, listSome } from '../../core/errors.ts';
 import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
-import { fingerprintSplit, isObject, parseJson, readBytes } from '../split-files.ts';
+import { BackgroundFingerprint, fingerprintSplit, isObject, parseJson, readBytes, readSharedBytes } from '../split-files.ts';
 import { scanVqaAnnotations, scanVqaQuestions, type ScannedVqaAnnotations, type ScannedVqaHeader, type ScannedVqaQuestions } from './official-layout-scan.ts';
 
 /** Bumps when what the loader puts in an example changes. */
@@ -51,15 +50,35 @@ export type LoadedVqaSplit = LoadedSplit<VqaExample> & { info?: VqaSplitInfo };
 export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit> {
   const located = await locateVqaFiles(options);
   const { questionsFile, annotationsFile } = located;
-  // Both files are read at once. A failed read is left to the strict path, which reads the files
-  // one after the other and so reports the first problem in the same order as it always has.
-  const [questionsRead, annotationsRead] = await Promise.allSettled([
-    readBytes(questionsFile, 'questions'),
-    annotationsFile === undefined ? undefined : readBytes(annotationsFile, 'annotations'),
-  ]);
-  if (questionsRead.status === 'rejected' || annotationsRead.status === 'rejected') return loadVqaSplitStrictly(options, located);
-  const bytes = { questions: questionsRead.value, annotations: annotationsRead.value };
-  return loadScannedVqaSplit(options, located, bytes) ?? loadVqaSplitStrictly(options, located, bytes);
+  // The hashing thread starts first, so that it is up by the time the files are read.
+  const fingerprint = new BackgroundFingerprint();
+  try {
+    // Both files are read at once, and the questions scanned while the annotations are still
+    // being read. A failed read is left to the strict path, which reads the files one after the
+    // other and so reports the first problem in the same order as it always has.
+    const questionsRead = settled(readSharedBytes(questionsFile, 'questions'));
+    const annotationsRead = settled(annotationsFile === undefined ? Promise.resolve(undefined) : readSharedBytes(annotationsFile, 'annotations'));
+    const questionsBytes = await questionsRead;
+    const questions = questionsBytes.ok ? scanVqaQuestions(questionsBytes.value) : undefined;
+    const annotationsBytes = await annotationsRead;
+    if (!questionsBytes.ok || !annotationsBytes.ok) return await loadVqaSplitStrictly(options, located);
+    const bytes = { questions: questionsBytes.value, annotations: annotationsBytes.value };
+    fingerprint.hash(fileContents(bytes));
+    return (
+      (questions && (await loadScannedVqaSplit(options, located, bytes, questions, fingerprint))) ??
+      (await loadVqaSplitStrictly(options, located, bytes, fingerprint))
+    );
+  } finally {
+    fingerprint.close();
+  }
+}
+
+/** A promise's outcome as a value, so that a second read's failure is never left unhandled while the first is awaited. */
+function settled<T>(promise: Promise<T>): Promise<{ ok: true; value: T } | { ok: false }> {
+  return promise.then(
+    (value) => ({ ok: true as const, value }),
+    () => ({ ok: false as const }),
+  );
 }
 
 /**
@@ -87,9 +106,13 @@ interface VqaFileBytes {
  * header checks it shares with the strict path run last, where the strict path would reach them
  * with nothing else wrong, so they throw the same errors.
  */
-function loadScannedVqaSplit(options: LoadOptions, { questionsFile, annotationsFile }: VqaFiles, bytes: VqaFileBytes): LoadedVqaSplit | undefined {
-  const questions = scanVqaQuestions(bytes.questions);
-  if (questions === undefined) return undefined;
+async function loadScannedVqaSplit(
+  options: LoadOptions,
+  { questionsFile, annotationsFile }: VqaFiles,
+  bytes: VqaFileBytes,
+  questions: ScannedVqaQuestions,
+  fingerprint: BackgroundFingerprint,
+): Promise<LoadedVqaSplit | undefined> {
   const annotations = bytes.annotations && scanVqaAnnotations(bytes.annotations, VQA_ANSWERS_PER_QUESTION);
   if (annotations === undefined && bytes.annotations !== undefined) return undefined;
 
@@ -120,7 +143,7 @@ function loadScannedVqaSplit(options: LoadOptions, { questionsFile, annotationsF
       multipleChoiceAnswer: annotations.multipleChoiceAnswers[record],
     });
   }
-  return finishVqaSplit(options, { questionsFile, annotationsFile }, bytes, examples, questions.dataType, dataSubtype);
+  return finishVqaSplit(options, { questionsFile, annotationsFile }, await fingerprint.finish(examples.map((example) => example.imageId)), examples, questions.dataType, dataSubtype);
 }
 
 /**
@@ -163,7 +186,12 @@ function hasRepeatedId(ids: readonly number[]): boolean {
 }
 
 /** JSON.parse and the record-by-record validation whose errors name the file, the record and the field. */
-async function loadVqaSplitStrictly(options: LoadOptions, { questionsFile, annotationsFile }: VqaFiles, bytes?: VqaFileBytes): Promise<LoadedVqaSplit> {
+async function loadVqaSplitStrictly(
+  options: LoadOptions,
+  { questionsFile, annotationsFile }: VqaFiles,
+  bytes?: VqaFileBytes,
+  fingerprint?: BackgroundFingerprint,
+): Promise<LoadedVqaSplit> {
   const questionsBytes = bytes?.questions ?? (await readBytes(questionsFile, 'questions'));
   const questionsJson = parseJson(questionsBytes, questionsFile);
   const questionsHeader = readHeader(questionsJson, questionsFile, 'questions');
@@ -191,7 +219,14 @@ async function loadVqaSplitStrictly(options: LoadOptions, { questionsFile, annot
       ? annotatedExample(imagePrefix, questionId, question.imageId, question.question, annotation)
       : unannotatedExample(imagePrefix, questionId, question.imageId, question.question);
   }
-  return finishVqaSplit(options, { questionsFile, annotationsFile }, { questions: questionsBytes, annotations: annotationsBytes }, examples, questionsHeader.dataType, dataSubtype);
+  const imageIds = examples.map((example) => example.imageId);
+  const splitFingerprint = fingerprint !== undefined ? await fingerprint.finish(imageIds) : fingerprintSplit(fileContents({ questions: questionsBytes, annotations: annotationsBytes }), imageIds);
+  return finishVqaSplit(options, { questionsFile, annotationsFile }, splitFingerprint, examples, questionsHeader.dataType, dataSubtype);
+}
+
+/** The files the fingerprint covers, in its order. */
+function fileContents(bytes: VqaFileBytes): Buffer[] {
+  return bytes.annotations !== undefined ? [bytes.questions, bytes.annotations] : [bytes.questions];
 }
 
 function checkSubtypesAgree(questionsHeader: ScannedVqaHeader, annotationsHeader: ScannedVqaHeader, questionsFile: string, annotationsFile: string): void {
@@ -240,18 +275,17 @@ function unannotatedExample(imagePrefix: string, questionId: number, imageId: nu
 function finishVqaSplit(
   options: LoadOptions,
   { questionsFile, annotationsFile }: VqaFiles,
-  bytes: VqaFileBytes,
+  fingerprint: string,
   examples: VqaExample[],
   dataType: string | undefined,
   dataSubtype: string,
 ): LoadedVqaSplit {
   const files = annotationsFile !== undefined ? [questionsFile, annotationsFile] : [questionsFile];
-  const contents = bytes.annotations !== undefined ? [bytes.questions, bytes.annotations] : [bytes.questions];
   return {
     task: 'vqa',
     taskVersion: VQA_TASK_VERSION,
     split: options.splitLabel ?? dataSubtype,
-    fingerprint: fingerprintSplit(contents, examples.map((example) => example.imageId)),
+    fingerprint,
     files,
     examples,
     info: { dataType: dataType ?? 'unknown', dataSubtype, annotated: annotationsFile !== undefined },
