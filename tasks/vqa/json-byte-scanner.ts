@@ -99,6 +99,67 @@ export class JsonKeys {
 }
 
 /**
+ * The member loop of one kind of object, shared by every object the scanners read: it reads each
+ * key, skips the values of keys not in `keys`, and refuses a key seen twice (JSON.parse keeps the
+ * last one; the strict path decides what that means). One instance is reused object after object,
+ * so that reading an object allocates nothing.
+ *
+ *   for (let more = members.open(scanner); more; more = scanner.nextMember()) {
+ *     const key = members.readKey(scanner);
+ *     if (key >= 0) read key's value;
+ *   }
+ *   if (!members.sawAll()) throw NOT_HANDLED;
+ */
+export class JsonObjectMembers {
+  readonly keys: JsonKeys;
+  /** A bit per key of `keys` read in the current object. */
+  private seen = 0;
+  private previous = -1;
+  private readonly allKeys: number;
+
+  constructor(keys: JsonKeys) {
+    this.keys = keys;
+    this.allKeys = (1 << keys.names.length) - 1;
+  }
+
+  /** Consumes the object's `{` (after optional whitespace); true when a member follows. */
+  open(scanner: JsonByteScanner): boolean {
+    scanner.expect(OPEN_BRACE);
+    this.seen = 0;
+    this.previous = -1;
+    return scanner.firstMember();
+  }
+
+  /**
+   * Reads a member's key and its colon: the key's index in `keys`, with the cursor on its value,
+   * or -1 for another key, whose value it has skipped.
+   */
+  readKey(scanner: JsonByteScanner): number {
+    const key = scanner.readKey(this.keys, this.previous);
+    this.previous = key;
+    if (key < 0) {
+      scanner.skipValue();
+      return -1;
+    }
+    const bit = 1 << key;
+    if (this.seen & bit) throw NOT_HANDLED;
+    this.seen |= bit;
+    return key;
+  }
+
+  /** Whether every key of `keys` was read in this object. */
+  sawAll(): boolean {
+    return this.seen === this.allKeys;
+  }
+
+  /** Whether the keys `first`..`first + count - 1` were all read in this object. */
+  saw(first: number, count: number): boolean {
+    const wanted = ((1 << count) - 1) << first;
+    return (this.seen & wanted) === wanted;
+  }
+}
+
+/**
  * Gives one string object for each distinct byte sequence of a file's strings: VQA answers,
  * answer types and question types repeat a great deal, so each is decoded once and the records
  * share it. Keyed by the raw bytes between the quotes (equal bytes decode to equal strings),

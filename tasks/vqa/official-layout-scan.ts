@@ -8,7 +8,7 @@
  * decide "handled or not" and never explain why: the strict path is the one place that does.
  * Cross-record checks (duplicate ids, questions without annotations, …) stay with the caller.
  */
-import { InternedStrings, JsonByteScanner, JsonKeys, NOT_HANDLED } from './json-byte-scanner.ts';
+import { InternedStrings, JsonByteScanner, JsonKeys, JsonObjectMembers, NOT_HANDLED } from './json-byte-scanner.ts';
 
 /** The header fields the loader reads from a questions or annotations file. */
 export interface ScannedVqaHeader {
@@ -48,11 +48,6 @@ const ANNOTATION_KEYS = new JsonKeys(['question_id', 'image_id', 'question_type'
 const ANSWER_KEYS = new JsonKeys(['answer', 'answer_id', 'answer_confidence']);
 const RESULT_KEYS = new JsonKeys(['question_id', 'answer']);
 
-/** Every one of `count` keys seen exactly once: a bit per key. */
-function allKeys(count: number): number {
-  return (1 << count) - 1;
-}
-
 /** Runs a scan; a file it does not handle (or nests too deeply for it to follow) gives `undefined`. */
 function scanOrUndefined<T>(scan: () => T): T | undefined {
   try {
@@ -69,21 +64,12 @@ function scanOrUndefined<T>(scan: () => T): T | undefined {
  * A key of interest seen twice is left to the strict path (JSON.parse keeps the last one).
  */
 function scanHeaderAndRecords(bytes: Buffer, recordsKey: string, readRecord: (scanner: JsonByteScanner) => void): ScannedVqaHeader {
-  const keys = new JsonKeys(['data_type', 'data_subtype', recordsKey]);
+  const members = new JsonObjectMembers(new JsonKeys(['data_type', 'data_subtype', recordsKey]));
   const scanner = new JsonByteScanner(bytes);
   const header: ScannedVqaHeader = {};
-  let seen = 0;
-  scanner.expect(0x7b);
-  let previous = -1;
-  for (let more = scanner.firstMember(); more; more = scanner.nextMember()) {
-    const key = scanner.readKey(keys, previous);
-    previous = key;
-    if (key < 0) {
-      scanner.skipValue();
-      continue;
-    }
-    if (seen & (1 << key)) throw NOT_HANDLED;
-    seen |= 1 << key;
+  for (let more = members.open(scanner); more; more = scanner.nextMember()) {
+    const key = members.readKey(scanner);
+    if (key < 0) continue;
     if (key === HEADER_DATA_TYPE) header.dataType = scanner.readString();
     else if (key === HEADER_DATA_SUBTYPE) header.dataSubtype = scanner.readString();
     else {
@@ -92,7 +78,7 @@ function scanHeaderAndRecords(bytes: Buffer, recordsKey: string, readRecord: (sc
     }
   }
   scanner.expectEnd();
-  if (!(seen & (1 << HEADER_RECORDS))) throw NOT_HANDLED;
+  if (!members.saw(HEADER_RECORDS, 1)) throw NOT_HANDLED;
   return header;
 }
 
@@ -102,27 +88,19 @@ export function scanVqaQuestions(bytes: Buffer): ScannedVqaQuestions | undefined
     const questionIds: number[] = [];
     const imageIds: number[] = [];
     const questions: string[] = [];
+    const members = new JsonObjectMembers(QUESTION_KEYS);
     const header = scanHeaderAndRecords(bytes, 'questions', (scanner) => {
       let questionId = 0;
       let imageId = 0;
       let question = '';
-      let seen = 0;
-      scanner.expect(0x7b);
-      let previous = -1;
-      for (let more = scanner.firstMember(); more; more = scanner.nextMember()) {
-        const key = scanner.readKey(QUESTION_KEYS, previous);
-        previous = key;
-        if (key < 0) {
-          scanner.skipValue();
-          continue;
-        }
-        if (seen & (1 << key)) throw NOT_HANDLED;
-        seen |= 1 << key;
+      for (let more = members.open(scanner); more; more = scanner.nextMember()) {
+        const key = members.readKey(scanner);
+        if (key < 0) continue;
         if (key === 0) questionId = scanner.readPlainNonNegativeInteger();
         else if (key === 1) imageId = scanner.readPlainNonNegativeInteger();
         else question = scanner.readString();
       }
-      if (seen !== allKeys(3)) throw NOT_HANDLED;
+      if (!members.sawAll()) throw NOT_HANDLED;
       questionIds.push(questionId);
       imageIds.push(imageId);
       questions.push(question);
@@ -147,6 +125,8 @@ export function scanVqaAnnotations(bytes: Buffer, answersPerQuestion: number): S
     const multipleChoiceAnswers: string[] = [];
     const answersOfRecords: string[][] = [];
     const answerIds: number[] = new Array(answersPerQuestion).fill(0);
+    const members = new JsonObjectMembers(ANNOTATION_KEYS);
+    const answerMembers = new JsonObjectMembers(ANSWER_KEYS);
     const header = scanHeaderAndRecords(bytes, 'annotations', (scanner) => {
       let questionId = 0;
       let imageId = 0;
@@ -154,28 +134,19 @@ export function scanVqaAnnotations(bytes: Buffer, answersPerQuestion: number): S
       let answerType = '';
       let multipleChoiceAnswer = '';
       let answers: string[] = [];
-      let seen = 0;
-      scanner.expect(0x7b);
-      let previous = -1;
-      for (let more = scanner.firstMember(); more; more = scanner.nextMember()) {
-        const key = scanner.readKey(ANNOTATION_KEYS, previous);
-        previous = key;
-        if (key < 0) {
-          scanner.skipValue();
-          continue;
-        }
-        if (seen & (1 << key)) throw NOT_HANDLED;
-        seen |= 1 << key;
+      for (let more = members.open(scanner); more; more = scanner.nextMember()) {
+        const key = members.readKey(scanner);
+        if (key < 0) continue;
         switch (key) {
           case 0: questionId = scanner.readPlainNonNegativeInteger(); break;
           case 1: imageId = scanner.readPlainNonNegativeInteger(); break;
           case 2: questionType = scanner.readInternedString(strings); break;
           case 3: answerType = scanner.readInternedString(strings); break;
           case 4: multipleChoiceAnswer = scanner.readInternedString(strings); break;
-          default: answers = readAnswers(scanner, strings, answersPerQuestion, answerIds);
+          default: answers = readAnswers(scanner, answerMembers, strings, answersPerQuestion, answerIds);
         }
       }
-      if (seen !== allKeys(6)) throw NOT_HANDLED;
+      if (!members.sawAll()) throw NOT_HANDLED;
       questionIds.push(questionId);
       imageIds.push(imageId);
       questionTypes.push(questionType);
@@ -187,7 +158,7 @@ export function scanVqaAnnotations(bytes: Buffer, answersPerQuestion: number): S
   });
 }
 
-function readAnswers(scanner: JsonByteScanner, strings: InternedStrings, count: number, answerIds: number[]): string[] {
+function readAnswers(scanner: JsonByteScanner, members: JsonObjectMembers, strings: InternedStrings, count: number, answerIds: number[]): string[] {
   const answers: string[] = new Array(count);
   let index = 0;
   scanner.expect(0x5b);
@@ -195,24 +166,15 @@ function readAnswers(scanner: JsonByteScanner, strings: InternedStrings, count: 
     if (index === count) throw NOT_HANDLED;
     let answer = '';
     let answerId = 0;
-    let seen = 0;
-    scanner.expect(0x7b);
-    let previous = -1;
-    for (let more = scanner.firstMember(); more; more = scanner.nextMember()) {
-      const key = scanner.readKey(ANSWER_KEYS, previous);
-      previous = key;
-      if (key < 0) {
-        scanner.skipValue();
-        continue;
-      }
-      if (seen & (1 << key)) throw NOT_HANDLED;
-      seen |= 1 << key;
+    for (let more = members.open(scanner); more; more = scanner.nextMember()) {
+      const key = members.readKey(scanner);
+      if (key < 0) continue;
       if (key === 0) answer = scanner.readInternedString(strings);
       else if (key === 1) answerId = scanner.readPlainNonNegativeInteger();
       else scanner.skipString();
     }
     // answer and answer_id are required; answer_confidence is optional.
-    if ((seen & 0b11) !== 0b11) throw NOT_HANDLED;
+    if (!members.saw(0, 2)) throw NOT_HANDLED;
     for (let earlier = 0; earlier < index; earlier++) if (answerIds[earlier] === answerId) throw NOT_HANDLED;
     answerIds[index] = answerId;
     answers[index++] = answer;
@@ -228,26 +190,18 @@ export function scanVqaResults(bytes: Buffer): ScannedVqaResults | undefined {
     const scanner = new JsonByteScanner(bytes);
     const questionIds: number[] = [];
     const answers: string[] = [];
+    const members = new JsonObjectMembers(RESULT_KEYS);
     scanner.expect(0x5b);
     for (let element = scanner.firstElement(); element; element = scanner.nextElement()) {
       let questionId = 0;
       let answer = '';
-      let seen = 0;
-      scanner.expect(0x7b);
-      let previous = -1;
-      for (let more = scanner.firstMember(); more; more = scanner.nextMember()) {
-        const key = scanner.readKey(RESULT_KEYS, previous);
-        previous = key;
-        if (key < 0) {
-          scanner.skipValue();
-          continue;
-        }
-        if (seen & (1 << key)) throw NOT_HANDLED;
-        seen |= 1 << key;
+      for (let more = members.open(scanner); more; more = scanner.nextMember()) {
+        const key = members.readKey(scanner);
+        if (key < 0) continue;
         if (key === 0) questionId = scanner.readPlainNonNegativeInteger();
         else answer = scanner.readInternedString(strings);
       }
-      if (seen !== allKeys(2)) throw NOT_HANDLED;
+      if (!members.sawAll()) throw NOT_HANDLED;
       questionIds.push(questionId);
       answers.push(answer);
     }
