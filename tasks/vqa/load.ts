@@ -126,17 +126,17 @@ async function loadScannedVqaSplit(
     checkSubtypesAgree(questions, annotations, questionsFile, annotationsFile!);
   }
   const dataSubtype = splitSubtype(options, questions, questionsFile);
-  const imagePrefix = imagePathPrefix(options, questionsFile, dataSubtype);
+  const imagePaths = imagePathsOf(options, questionsFile, dataSubtype);
 
   const examples: VqaExample[] = new Array(questionCount);
   for (let record = 0; record < questionCount; record++) {
     if (annotations === undefined) {
-      examples[record] = unannotatedExample(imagePrefix, questions.questionIds[record], questions.imageIds[record], questions.questions[record]);
+      examples[record] = unannotatedExample(imagePaths, questions.questionIds[record], questions.imageIds[record], questions.questions[record]);
       continue;
     }
     const questionId = annotations.questionIds[record];
     const index = questionOfRecord![record];
-    examples[record] = annotatedExample(imagePrefix, questionId, questions.imageIds[index], questions.questions[index], {
+    examples[record] = annotatedExample(imagePaths, questionId, questions.imageIds[index], questions.questions[index], {
       answers: annotations.answers[record],
       answerType: annotations.answerTypes[record],
       questionType: annotations.questionTypes[record],
@@ -208,7 +208,7 @@ async function loadVqaSplitStrictly(
   }
 
   const dataSubtype = splitSubtype(options, questionsHeader, questionsFile);
-  const imagePrefix = imagePathPrefix(options, questionsFile, dataSubtype);
+  const imagePaths = imagePathsOf(options, questionsFile, dataSubtype);
   const order = annotationOrder ?? [...questions.keys()];
   const examples: VqaExample[] = new Array(order.length);
   for (let i = 0; i < order.length; i++) {
@@ -216,8 +216,8 @@ async function loadVqaSplitStrictly(
     const question = questions.get(questionId)!;
     const annotation = annotations?.get(questionId);
     examples[i] = annotation
-      ? annotatedExample(imagePrefix, questionId, question.imageId, question.question, annotation)
-      : unannotatedExample(imagePrefix, questionId, question.imageId, question.question);
+      ? annotatedExample(imagePaths, questionId, question.imageId, question.question, annotation)
+      : unannotatedExample(imagePaths, questionId, question.imageId, question.question);
   }
   const imageIds = examples.map((example) => example.imageId);
   const splitFingerprint = fingerprint !== undefined ? await fingerprint.finish(imageIds) : fingerprintSplit(fileContents({ questions: questionsBytes, annotations: annotationsBytes }), imageIds);
@@ -253,23 +253,44 @@ function splitSubtype(options: LoadOptions, questionsHeader: ScannedVqaHeader, q
   return dataSubtype;
 }
 
-/** `<imagesDir>/<subtype>/COCO_<subtype>_`: the normalised prefix once, the 12-digit id per image. */
-function imagePathPrefix(options: LoadOptions, questionsFile: string, dataSubtype: string): string {
+/** The image paths of a split: `<imagesDir>/<subtype>/COCO_<subtype>_` (normalised once), then the 12-digit id. */
+function imagePathsOf(options: LoadOptions, questionsFile: string, dataSubtype: string): ImagePaths {
   const imagesDir = resolve(options.imagesDir ?? options.dataDir ?? dirname(questionsFile));
   // test-dev2015 is a subset of test2015 and has no images of its own.
   const imageSubtype = dataSubtype === 'test-dev2015' ? 'test2015' : dataSubtype;
-  return join(imagesDir, imageSubtype, `COCO_${imageSubtype}_`);
+  return new ImagePaths(join(imagesDir, imageSubtype, `COCO_${imageSubtype}_`));
 }
 
-function annotatedExample(imagePrefix: string, questionId: number, imageId: number, question: string, annotation: AnnotationRecord): VqaExample {
+/**
+ * `<prefix><12-digit image id>.jpg`, made once for each run of questions on one image: the
+ * official files list an image's questions one after the other (about five per COCO image), so
+ * most examples share the string of the one before instead of building their own.
+ */
+class ImagePaths {
+  private readonly prefix: string;
+  private lastImageId = Number.NaN;
+  private lastPath = '';
+  constructor(prefix: string) {
+    this.prefix = prefix;
+  }
+  of(imageId: number): string {
+    if (imageId !== this.lastImageId) {
+      this.lastImageId = imageId;
+      this.lastPath = `${this.prefix}${String(imageId).padStart(12, '0')}.jpg`;
+    }
+    return this.lastPath;
+  }
+}
+
+function annotatedExample(imagePaths: ImagePaths, questionId: number, imageId: number, question: string, annotation: AnnotationRecord): VqaExample {
   return {
-    id: String(questionId), questionId, imageId, imagePath: `${imagePrefix}${String(imageId).padStart(12, '0')}.jpg`, question, answers: annotation.answers,
+    id: String(questionId), questionId, imageId, imagePath: imagePaths.of(imageId), question, answers: annotation.answers,
     answerType: annotation.answerType, questionType: annotation.questionType, multipleChoiceAnswer: annotation.multipleChoiceAnswer,
   };
 }
 
-function unannotatedExample(imagePrefix: string, questionId: number, imageId: number, question: string): VqaExample {
-  return { id: String(questionId), questionId, imageId, imagePath: `${imagePrefix}${String(imageId).padStart(12, '0')}.jpg`, question, answers: [] };
+function unannotatedExample(imagePaths: ImagePaths, questionId: number, imageId: number, question: string): VqaExample {
+  return { id: String(questionId), questionId, imageId, imagePath: imagePaths.of(imageId), question, answers: [] };
 }
 
 function finishVqaSplit(

@@ -61,7 +61,10 @@ function parsePredictions(bytes: Buffer, file: string): Map<number, string> {
 /** Refuses predictions whose question ids are not exactly the split's. */
 export function checkVqaPredictions(split: LoadedSplit<{ questionId: number }>, predictions: ReadonlyMap<number, string>, file: string): void {
   // The common case, checked without building a set of the split's ids (it runs before every
-  // scoring, on 214k ids for val2014): every id answered, and as many answers as distinct ids.
+  // scoring, on 214k ids for val2014). Result files list the questions in the split's order, and
+  // a map's keys are distinct and iterate in insertion order: the same ids in the same order are
+  // exactly the split's ids. Otherwise: every id answered, and as many answers as distinct ids.
+  if (inSplitOrder(split.examples, predictions)) return;
   let answered = true;
   for (const example of split.examples) {
     if (!predictions.has(example.questionId)) {
@@ -79,6 +82,17 @@ export function checkVqaPredictions(split: LoadedSplit<{ questionId: number }>, 
   if (missing.length > 0) problems.push(`${listSome(missing, SHOWN)} question ids of split "${split.split}" have no answer`);
   if (extra.length > 0) problems.push(`${listSome(extra, SHOWN)} question ids are not in split "${split.split}"`);
   if (problems.length > 0) throw new InputError(`${problems.join('; ')}; nothing is scored on a subset`, { file, field: 'question_id' });
+}
+
+/** Whether the predictions' ids, in insertion order, are the examples' ids one for one. */
+function inSplitOrder(examples: readonly { questionId: number }[], predictions: ReadonlyMap<number, string>): boolean {
+  if (predictions.size !== examples.length) return false;
+  let index = 0;
+  for (const questionId of predictions.keys()) {
+    if (questionId !== examples[index].questionId) return false;
+    index++;
+  }
+  return true;
 }
 
 /** How many distinct question ids the examples have: sorted numbers, counted by neighbours (a typed-array sort is cheaper than a set). */

@@ -243,3 +243,15 @@ test('the quick coverage check still finds extra ids when a split repeats an id'
   t.throws(() => checkVqaPredictions(split, new Map([[1, 'a'], [2, 'b'], [3, 'c']]), 'p.json'), { message: /1 \(3\) question ids are not in split "made"/ });
   t.throws(() => checkVqaPredictions(split, new Map([[1, 'a']]), 'p.json'), { message: /1 \(2\) question ids of split "made" have no answer/ });
 });
+
+test('the coverage check in the split order gives what the order-free check gives', (t) => {
+  const made = (ids: number[]) => ({ task: 'vqa', taskVersion: '1', split: 'made', fingerprint: '', files: [], examples: ids.map((questionId) => ({ id: String(questionId), questionId })) });
+  const answers = (ids: number[]) => new Map(ids.map((questionId) => [questionId, 'a']));
+  // The split's ids in its order, and in another order: both cover it.
+  t.notThrows(() => checkVqaPredictions(made([3, 1, 2]), answers([3, 1, 2]), 'p.json'));
+  t.notThrows(() => checkVqaPredictions(made([3, 1, 2]), answers([1, 2, 3]), 'p.json'));
+  // As many answers as questions, in order up to one that differs: one missing, one extra.
+  t.throws(() => checkVqaPredictions(made([3, 1, 2]), answers([3, 1, 4]), 'p.json'), { message: /1 \(2\) question ids of split "made" have no answer; 1 \(4\) question ids are not in split "made"/ });
+  // A repeated id in the split, as many answers as examples: the extra one is still found.
+  t.throws(() => checkVqaPredictions(made([1, 1, 2]), answers([1, 2, 3]), 'p.json'), { message: /1 \(3\) question ids are not in split "made"/ });
+});
