@@ -2,7 +2,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, fieldError, listSome } from '../../core/errors.ts';
 import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
-import { BackgroundFingerprint, fingerprintSplit, isObject, parseJson, readBytes, readSharedBytes } from '../split-files.ts';
+import { BackgroundFingerprint, fingerprintSplit, isObject, parseJson, readBytes, readSharedBytes, releaseSharedBytes } from '../split-files.ts';
 import { scanVqaAnnotations, scanVqaQuestions, type ScannedVqaAnnotations, type ScannedVqaHeader, type ScannedVqaQuestions } from './official-layout-scan.ts';
 
 /** Bumps when what the loader puts in an example changes. */
@@ -52,6 +52,7 @@ export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit
   const { questionsFile, annotationsFile } = located;
   // The hashing thread starts first, so that it is up by the time the files are read.
   const fingerprint = new BackgroundFingerprint();
+  const read: Partial<VqaFileBytes> = {};
   try {
     // Both files are read at once, and the questions scanned while the annotations are still
     // being read. A failed read is left to the strict path, which reads the files one after the
@@ -59,8 +60,10 @@ export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit
     const questionsRead = settled(readSharedBytes(questionsFile, 'questions'));
     const annotationsRead = settled(annotationsFile === undefined ? Promise.resolve(undefined) : readSharedBytes(annotationsFile, 'annotations'));
     const questionsBytes = await questionsRead;
+    if (questionsBytes.ok) read.questions = questionsBytes.value;
     const questions = questionsBytes.ok ? scanVqaQuestions(questionsBytes.value) : undefined;
     const annotationsBytes = await annotationsRead;
+    if (annotationsBytes.ok) read.annotations = annotationsBytes.value;
     if (!questionsBytes.ok || !annotationsBytes.ok) return await loadVqaSplitStrictly(options, located);
     const bytes = { questions: questionsBytes.value, annotations: annotationsBytes.value };
     fingerprint.hash(fileContents(bytes));
@@ -69,7 +72,10 @@ export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit
       (await loadVqaSplitStrictly(options, located, bytes, fingerprint))
     );
   } finally {
+    // The split keeps none of the bytes (its strings are copies), and the worker is done or stopped.
     fingerprint.close();
+    releaseSharedBytes(read.questions);
+    releaseSharedBytes(read.annotations);
   }
 }
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BackgroundFingerprint, fingerprintSplit, readBytes, readSharedBytes } from '../../tasks/split-files.ts';
+import { BackgroundFingerprint, fingerprintSplit, readBytes, readSharedBytes, releaseSharedBytes } from '../../tasks/split-files.ts';
 import { temporaryFolders } from '../support/temporary-folders.ts';
 
 const temporaryDir = temporaryFolders(test);
@@ -47,4 +47,25 @@ test('shared reads of empty files and folders give what readBytes gives', async 
   await t.throwsAsync(readSharedBytes(folder, 'questions'), { message: error.message });
   const missing = await t.throwsAsync(readBytes(join(dir, 'missing.json'), 'questions'));
   await t.throwsAsync(readSharedBytes(join(dir, 'missing.json'), 'questions'), { message: missing.message });
+});
+
+test('a released shared buffer is read into again, and only once it is released', async (t) => {
+  const dir = await temporaryDir(join(tmpdir(), 'vlbench-split-files-'));
+  const first = join(dir, 'first.json');
+  const second = join(dir, 'second.json');
+  await writeFile(first, Buffer.alloc(1 << 20, 'first'));
+  await writeFile(second, Buffer.alloc((1 << 20) - 7, 'second'));
+  const firstBytes = await readSharedBytes(first, 'first');
+  // Not released: a second read gets memory of its own.
+  const secondBytes = await readSharedBytes(second, 'second');
+  t.not(secondBytes.buffer, firstBytes.buffer);
+  const buffer = firstBytes.buffer;
+  releaseSharedBytes(firstBytes);
+  releaseSharedBytes(firstBytes);
+  const again = await readSharedBytes(second, 'second');
+  t.is(again.buffer, buffer);
+  t.deepEqual(again, await readBytes(second, 'second'));
+  t.is(again.length, (1 << 20) - 7);
+  // Released once, used once: the next read gets new memory.
+  t.not((await readSharedBytes(first, 'first')).buffer, buffer);
 });

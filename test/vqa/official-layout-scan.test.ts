@@ -255,3 +255,18 @@ test('the coverage check in the split order gives what the order-free check give
   // A repeated id in the split, as many answers as examples: the extra one is still found.
   t.throws(() => checkVqaPredictions(made([1, 1, 2]), answers([1, 2, 3]), 'p.json'), { message: /1 \(3\) question ids are not in split "made"/ });
 });
+
+test('loads one after the other and at once, reading into reused memory, give what the strict path gives', async (t) => {
+  const rng = new SeededRandom(16).fork('vqa-scan-reuse');
+  // Sizes close enough that one load's buffers are reused for the next.
+  const written = await Promise.all([60, 50, 55].map(async (count) => {
+    const content = dataset(rng, count);
+    return writeTexts({ questions: JSON.stringify(content.questions), annotations: JSON.stringify(content.annotations), predictions: JSON.stringify(content.results) });
+  }));
+  const options = written.map(({ questions, annotations }) => ({ files: { questions, annotations }, split: '' }));
+  const strict = await Promise.all(options.map((option) => loadVqaSplitWithJsonParse(option)));
+  for (let round = 0; round < 2; round++) {
+    for (const [index, option] of options.entries()) t.deepEqual(await loadVqaSplit(option), strict[index]);
+    t.deepEqual(await Promise.all(options.map((option) => loadVqaSplit(option))), strict);
+  }
+});
