@@ -199,6 +199,12 @@ for (const shuffled of [true, false]) test(`malformed or unusual files get exact
     { name: 'id spelled with an exponent', predictions: predictions.replace(`"question_id":${firstId}`, `"question_id":${firstId / 1000}e3`), fails: false },
     { name: 'image ids -0 against 0 (equal for the strict path)', questions: questions.replaceAll(/"image_id":\d+/g, '"image_id":-0'), annotations: annotations.replaceAll(/"image_id":\d+/g, '"image_id":0'), fails: false },
     { name: 'duplicate question id', questions: questions.replace(`"question_id":${content.questions.questions[1].question_id}`, `"question_id":${firstId}`), fails: true },
+    { name: 'duplicate question id, the last equal to the first', questions: questions.replace(`"question_id":${content.questions.questions.at(-1)!.question_id}`, `"question_id":${firstId}`), fails: true },
+    {
+      name: 'questions not in increasing id order',
+      questions: JSON.stringify({ ...content.questions, questions: [...content.questions.questions].reverse() }),
+      fails: false,
+    },
     { name: 'annotation for an unknown question', annotations: annotations.replace(`"question_id":${annotated}`, '"question_id":5'), fails: true },
     { name: 'annotation with another image', annotations: annotations.replace(/"image_id":(\d+)/, (_, id) => `"image_id":${Number(id) + 1}`), fails: true },
     { name: 'nine answers', annotations: annotations.replace(/,\{"answer":[^}]*"answer_id":10\}/, ''), fails: true },
