@@ -78,6 +78,8 @@ const recipeSchema = z
     'fusion.heads': z.coerce.number().int().positive().optional(),
     'fusion.image_pool': z.coerce.number().int().positive().optional(),
     'fusion.input_norm': z.enum(['auto', 'true', 'false']).optional(),
+    'fusion.tag_context': z.enum(['auto', 'true', 'false']).optional(),
+    'fusion.tag_product': z.enum(['auto', 'true', 'false']).optional(),
     'answers.min_count': z.coerce.number().int().positive().optional(),
     'encoder.train_blocks': z
       .string()
@@ -105,6 +107,9 @@ export const RUN_DEFAULTS = {
   'fusion.image_pool': FUSION_DEFAULTS.imagePool,
   /** auto: the task's own default where it sets one (VCR: on), else on when the encoder trains and off on a frozen one (see the fusion's inputNorm). */
   'fusion.input_norm': 'auto',
+  /** auto (this and tag_product): the task's own default (VCR sets one; tasks without detection tags have nothing to apply it to). */
+  'fusion.tag_context': 'auto',
+  'fusion.tag_product': 'auto',
   'encoder.train_blocks': ENCODER_TUNING_DEFAULTS.trainBlocks,
   'encoder.towers': ENCODER_TUNING_DEFAULTS.towers,
   'encoder.lr_scale': ENCODER_TUNING_DEFAULTS.lrScale,
@@ -235,7 +240,11 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     // encoder and off on a frozen one, which keeps its recorded predictions (issue 12).
     const inputNormSetting = recipe['fusion.input_norm'] ?? 'auto';
     const inputNorm = inputNormSetting === 'auto' ? (taskFusion?.inputNorm ?? Boolean(encoderTuning)) : inputNormSetting === 'true';
-    const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads, inputNorm };
+    const resolveFlag = (setting: 'auto' | 'true' | 'false' | undefined, taskDefault: boolean | undefined) => ((setting ?? 'auto') === 'auto' ? (taskDefault ?? false) : setting === 'true');
+    const tagContext = resolveFlag(recipe['fusion.tag_context'], taskFusion?.tagContext);
+    const tagProduct = resolveFlag(recipe['fusion.tag_product'], taskFusion?.tagProduct);
+    // Recorded only where it is on, so the hyperparameters of tasks without tags stay as they were.
+    const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads, inputNorm, ...(tagContext ? { tagContext } : {}), ...(tagProduct ? { tagProduct } : {}) };
     const prepared = await adapter.build({
       task,
       method,

@@ -76,6 +76,11 @@ export interface TextGrounding {
   choice: TokenSpan;
   /** Every token of every tag word, with the index into `objects` the word names. */
   tags: (TokenSpan & { object: number })[];
+  /**
+   * Per token, the object tagged last before it in its part (`previous`) and first after it
+   * (`next`): "[0] is red" gives "is", "red" and "." object 0 as previous (FusionConfig.tagContext).
+   */
+  context: { previous: (TokenSpan & { object: number })[]; next: (TokenSpan & { object: number })[] };
 }
 
 /**
@@ -106,18 +111,30 @@ export function groundText(parts: readonly VcrText[], tokenIds: (text: string) =
     return span.start < end ? { start: span.start, end } : null;
   };
   const tags: TextGrounding['tags'] = [];
+  const context: TextGrounding['context'] = { previous: [], next: [] };
   let choice: TokenSpan = { start: 1, end: 1 };
   parts.forEach((part, p) => {
     const before = parts.slice(0, p).map((x) => x.text);
     const prefixOf = (words: number) => [...before, joinWords(part.words.slice(0, words))].filter((x) => x !== '').join(' ');
-    if (p === parts.length - 1) choice = clip({ start: positionAfter(prefixOf(0)), end: positionAfter(prefixOf(part.words.length)) }) ?? choice;
+    const partSpan = clip({ start: positionAfter(prefixOf(0)), end: positionAfter(prefixOf(part.words.length)) });
+    if (p === parts.length - 1) choice = partSpan ?? choice;
+    const partTags: TextGrounding['tags'] = [];
     part.wordTags.forEach((object, w) => {
       if (object < 0) return;
       const span = clip({ start: positionAfter(prefixOf(w)), end: positionAfter(prefixOf(w + 1)) });
-      if (span) tags.push({ ...span, object });
+      if (span) partTags.push({ ...span, object });
     });
+    tags.push(...partTags);
+    if (!partSpan) return;
+    // A tag's own tokens take the tags around the word, not the word itself.
+    for (let token = partSpan.start; token < partSpan.end; token++) {
+      const previous = [...partTags].reverse().find((tag) => tag.end <= token);
+      const next = partTags.find((tag) => tag.start > token);
+      if (previous) context.previous.push({ start: token, end: token + 1, object: previous.object });
+      if (next) context.next.push({ start: token, end: token + 1, object: next.object });
+    }
   });
-  return { choice, tags };
+  return { choice, tags, context };
 }
 
 /**
@@ -163,12 +180,14 @@ export class ChoiceRowBuilder {
   constructor(
     private readonly texts: FeatureTable,
     private readonly prep: ImagePreprocessing,
+    /** Also give each row the tags around every token (FusionConfig.tagContext). */
+    private readonly withTagContext = false,
   ) {
     if (!texts.textTokenIds) throw new Error('ChoiceRowBuilder: the text table does not know its tokenizer (build it with extractTextFeatures)');
   }
 
   rows(items: readonly ChoiceItem[], graphs?: readonly SceneGraph[]): FusionRows {
-    const rows: Required<Pick<FusionRows, 'imageKeys' | 'textKeys' | 'boxes' | 'polygons' | 'tags' | 'focus'>> = { imageKeys: [], textKeys: [], boxes: [], polygons: [], tags: [], focus: [] };
+    const rows: Required<Pick<FusionRows, 'imageKeys' | 'textKeys' | 'boxes' | 'polygons' | 'tags' | 'focus' | 'tagContext'>> = { imageKeys: [], textKeys: [], boxes: [], polygons: [], tags: [], focus: [], tagContext: { previous: [], next: [] } };
     for (const item of items) {
       const detections = this.detectionsOf(item.example);
       for (const parts of choiceParts(item)) {
@@ -179,17 +198,29 @@ export class ChoiceRowBuilder {
         rows.boxes.push(detections.boxes);
         rows.polygons.push(detections.polygons);
         rows.focus.push(grounding.choice);
-        rows.tags.push(grounding.tags.flatMap((tag): TagTokens[] => (detections.boxOfObject[tag.object] >= 0 ? [{ start: tag.start, end: tag.end, box: detections.boxOfObject[tag.object] }] : [])));
+        const kept = (spans: TextGrounding['tags']) => spans.flatMap((tag): TagTokens[] => (detections.boxOfObject[tag.object] >= 0 ? [{ start: tag.start, end: tag.end, box: detections.boxOfObject[tag.object] }] : []));
+        rows.tags.push(kept(grounding.tags));
+        if (this.withTagContext) {
+          rows.tagContext.previous.push(kept(grounding.context.previous));
+          rows.tagContext.next.push(kept(grounding.context.next));
+        }
       }
     }
-    return { ...rows, graphs: graphs ? items.flatMap((_, i) => Array(VCR_CHOICES).fill(graphs[i])) : undefined };
+    return { ...rows, tagContext: this.withTagContext ? rows.tagContext : undefined, graphs: graphs ? items.flatMap((_, i) => Array(VCR_CHOICES).fill(graphs[i])) : undefined };
   }
 
+  /**
+   * Keyed by the text AND the objects its tag words name: one rendered text names different
+   * objects in different images ("What color is square? square is red." is object 0 in one
+   * scene and object 3 in the next). Keyed by the text alone, every later image got the first
+   * one's objects, so most SynthScenes colour items were grounded in the wrong box (issue 13).
+   */
   private groundingOf(text: string, parts: readonly VcrText[]): TextGrounding {
-    let grounding = this.groundings.get(text);
+    const key = `${text}\u0000${parts.map((part) => part.wordTags.join(',')).join('|')}`;
+    let grounding = this.groundings.get(key);
     if (!grounding) {
       grounding = groundText(parts, this.texts.textTokenIds!, this.texts.longestText([text]));
-      this.groundings.set(text, grounding);
+      this.groundings.set(key, grounding);
     }
     return grounding;
   }
@@ -291,11 +322,12 @@ export const vcrAdapter: TaskAdapter = {
     const items = trainingItems(examples);
     const graphVocabulary = methodNeeds(method).sceneGraphs ? vcrObjectVocabulary(examples) : undefined;
     const graphs = graphVocabulary ? items.map((item) => vcrSceneGraph(item.example, graphVocabulary, preprocessing)) : undefined;
-    const fusion = createFusion(context, { detectionSlots: VCR_DETECTION_SLOTS });
+    const tagContext = context.head.fusion.tagContext ?? false;
+    const fusion = createFusion(context, { detectionSlots: VCR_DETECTION_SLOTS, tagContext, tagProduct: context.head.fusion.tagProduct ?? false });
     const { encoder } = context;
     const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random, encoder });
     const head = new ChoiceHead(fusion.hidden, random, method.taskLoss.mc);
-    const rowBuilder = new ChoiceRowBuilder(context.texts, preprocessing);
+    const rowBuilder = new ChoiceRowBuilder(context.texts, preprocessing, tagContext);
     const variables = new Map([...composed.namedVariables(), ...head.namedVariables(), ...(encoder?.namedVariables() ?? [])]);
     const predict = (split: LoadedSplit<unknown>) => {
       const list = split.examples as VcrExample[];

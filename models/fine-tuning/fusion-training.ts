@@ -41,6 +41,8 @@ export interface FusionRows {
   polygons?: (NormalisedPolygon[] | undefined)[][];
   /** R2C grounding, per row: the text tokens that name a detection, and which of the row's `boxes` it is. */
   tags?: TagTokens[][];
+  /** With `tags`, per row: the tokens whose sentence tags a detection just before them (`previous`) or just after (`next`), and which box (see FusionConfig.tagContext). */
+  tagContext?: { previous: TagTokens[][]; next: TagTokens[][] };
   /** Per row, the text tokens the pooled vector max-pools over (a multiple-choice row's choice); all valid tokens when absent. */
   focus?: TokenSpan[];
 }
@@ -66,6 +68,7 @@ interface RowTensors {
   polygons?: FusionRows['polygons'];
   geometry?: tf.Tensor3D;
   tagRegions?: tf.Tensor3D;
+  tagContext?: { previous: tf.Tensor3D; next: tf.Tensor3D };
   focus?: tf.Tensor2D;
   /** With a training vision tower: its full-resolution output grid and pooled embeddings per row. */
   encoded?: { gridTokens: tf.Tensor3D; embeds: tf.Tensor2D };
@@ -160,13 +163,15 @@ export class FusionTraining {
       const full = this.regionSource.table;
       if (encoded) t.regionImage = encoded.gridTokens;
       else if (full !== images) t.regionImage = tf.tensor3d(full.gatherTokens(imageKeys), [imageKeys.length, full.tokenCount, full.tokenDim]);
-      if (rows.tags) {
+      const tokenToBox = (perRow: TagTokens[][]) => {
         const values = new Float32Array(textKeys.length * length * maxBoxes);
-        rows.tags.forEach((tags, row) => {
+        perRow.forEach((tags, row) => {
           for (const tag of tags) for (let token = tag.start; token < Math.min(tag.end, length); token++) values[(row * length + token) * maxBoxes + tag.box] = 1;
         });
-        t.tagRegions = tf.tensor3d(values, [textKeys.length, length, maxBoxes]);
-      }
+        return tf.tensor3d(values, [textKeys.length, length, maxBoxes]);
+      };
+      if (rows.tags) t.tagRegions = tokenToBox(rows.tags);
+      if (rows.tags && rows.tagContext) t.tagContext = { previous: tokenToBox(rows.tagContext.previous), next: tokenToBox(rows.tagContext.next) };
     }
     if (rows.focus) {
       const values = new Float32Array(textKeys.length * length);
@@ -190,11 +195,11 @@ export class FusionTraining {
       const pooled = t.regionImage ? poolRegions(t.regionImage, this.regionSource.grid, t.boxes, t.polygons) : poolRegions(image, this.grid, t.boxes, t.polygons);
       regions = { tokens: pooled.regions, mask: pooled.mask, geometry: t.geometry! };
     }
-    return this.setup.fusion.apply({ imageTokens: image, textTokens: text, textMask: t.mask, regions, tagRegions: regions ? t.tagRegions : undefined, focus: t.focus });
+    return this.setup.fusion.apply({ imageTokens: image, textTokens: text, textMask: t.mask, regions, tagRegions: regions ? t.tagRegions : undefined, tagContext: regions ? t.tagContext : undefined, focus: t.focus });
   }
 
   private disposeRows(t: RowTensors): void {
-    tf.dispose([t.image, t.text, t.mask, ...([t.regionImage, t.geometry, t.tagRegions, t.focus, t.encoded?.gridTokens, t.encoded?.embeds].filter((x) => x !== undefined) as tf.Tensor[])]);
+    tf.dispose([t.image, t.text, t.mask, ...([t.regionImage, t.geometry, t.tagRegions, t.tagContext?.previous, t.tagContext?.next, t.focus, t.encoded?.gridTokens, t.encoded?.embeds].filter((x) => x !== undefined) as tf.Tensor[])]);
   }
 
   /** The rows from `start` to `end`, every per-row field cut alike. */
@@ -206,6 +211,7 @@ export class FusionTraining {
       boxes: rows.boxes?.slice(start, end),
       polygons: rows.polygons?.slice(start, end),
       tags: rows.tags?.slice(start, end),
+      tagContext: rows.tagContext && { previous: rows.tagContext.previous.slice(start, end), next: rows.tagContext.next.slice(start, end) },
       focus: rows.focus?.slice(start, end),
     };
   }

@@ -46,6 +46,25 @@ export interface FusionConfig {
    * domain. Absent or false builds no such parameters, so older models are unchanged.
    */
   inputNorm?: boolean;
+  /**
+   * With detectionSlots: every text token also carries the detections its sentence mentions just
+   * before and just after it (`tagContext`), each through its own projection, so the word after a
+   * tag ("[0] is red") holds the region it describes without first learning to attend to it. The
+   * frozen text encoder is causal, so only words BEFORE a tag reach the tag token's own
+   * embedding; issue 13 measured what that costs: grounded fusion learned to check "the red [0]"
+   * (relation rationales, QA→R 79%) but stayed near chance on "[0] is red" (colour answers, 41%)
+   * and "[0] is ... in the left part" (colour rationales, 25%). Absent or false builds no such
+   * parameters.
+   */
+  tagContext?: boolean;
+  /**
+   * With detectionSlots: besides adding a detection to the tokens that name or surround it, add
+   * its product with a projection of each such token (low-rank bilinear pooling, MLB, Kim et al.
+   * 2017), so "does this word fit this region" (red against a red region, left against two
+   * boxes' x) is one linear read-out instead of a conjunction the MLPs must first learn. Absent or
+   * false builds no such parameters.
+   */
+  tagProduct?: boolean;
 }
 
 /**
@@ -76,6 +95,11 @@ export interface FusionInputs {
   regions?: RegionTokens;
   /** [B, Tt, R] with `regions`: 1 where text token t names detection r (see the class comment). */
   tagRegions?: tf.Tensor3D;
+  /**
+   * [B, Tt, R] each, with `tagRegions`: 1 where detection r is the last one tagged before text
+   * token t in its sentence (`previous`), or the first one tagged after it (`next`).
+   */
+  tagContext?: { previous: tf.Tensor3D; next: tf.Tensor3D };
   /** [B, Tt]: 1 for the text tokens `pooled` max-pools over (the choice); absent: mean over all valid tokens. */
   focus?: tf.Tensor2D;
 }
@@ -164,6 +188,10 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
   private readonly grounding?: { tagProjection: Linear; tagGeometry: tf.Variable; slots: tf.Variable; count: number };
   /** Input layer norms (absent without inputNorm); region tokens share the image tokens' norm. */
   private readonly inputNorms?: { image: LayerNorm; text: LayerNorm };
+  /** The neighbouring detections' projections (absent without tagContext). */
+  private readonly context?: { previous: Linear; previousGeometry: tf.Variable; next: Linear; nextGeometry: tf.Variable };
+  /** Projections of a text token that multiply the detection it names, follows and precedes (absent without tagProduct). */
+  private readonly products?: { tag: Linear; previous: Linear; next: Linear };
 
   constructor(config: FusionConfig, rng: SeededRandom, scope = 'fusion') {
     super(scope, rng);
@@ -201,6 +229,17 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
     }
     // After everything else for the same reason as the grounding parameters.
     if (config.inputNorm) this.inputNorms = { image: new LayerNorm(this.params, 'image_input_norm', config.imageDim), text: new LayerNorm(this.params, 'text_input_norm', config.textDim) };
+    if (config.tagContext && this.grounding) {
+      this.context = {
+        previous: new Linear(this.params, 'previous_tag_projection', config.imageDim, hidden),
+        previousGeometry: this.params.normal('previous_tag_geometry', [7, hidden], 0.2),
+        next: new Linear(this.params, 'next_tag_projection', config.imageDim, hidden),
+        nextGeometry: this.params.normal('next_tag_geometry', [7, hidden], 0.2),
+      };
+    }
+    if (config.tagProduct && this.grounding) {
+      this.products = { tag: new Linear(this.params, 'tag_product', hidden, hidden), previous: new Linear(this.params, 'previous_tag_product', hidden, hidden), next: new Linear(this.params, 'next_tag_product', hidden, hidden) };
+    }
   }
 
   /** Slot embeddings of detections 0..count-1, [count, hidden]. */
@@ -250,7 +289,21 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
           const [, regionCount] = regions.geometry.shape;
           const tagGeometry = matMul(regions.geometry.reshape([batch * regionCount, 7]), this.grounding.tagGeometry).reshape([batch, regionCount, this.hidden]);
           const detection = this.grounding.tagProjection.apply(regions.tokens).add(tagGeometry).add(slots!) as tf.Tensor3D;
-          text = text.add(matMul(inputs.tagRegions, detection));
+          // Products read the words as they came from the encoder, before any detection is added to them.
+          const words = text;
+          const ground = (links: tf.Tensor3D, detections: tf.Tensor3D, product?: Linear) => {
+            const spread = matMul(links, detections) as tf.Tensor3D;
+            text = text.add(spread);
+            if (product) text = text.add(product.apply(words).mul(spread));
+          };
+          ground(inputs.tagRegions, detection, this.products?.tag);
+          if (inputs.tagContext && this.context) {
+            // The same detection seen from the words around its tag: its own projections, so "the region I am" and "the region I describe" stay apart.
+            const neighbour = (projection: Linear, geometryWeights: tf.Variable) =>
+              projection.apply(regions.tokens).add(matMul(regions.geometry.reshape([batch * regionCount, 7]), geometryWeights).reshape([batch, regionCount, this.hidden])).add(slots!) as tf.Tensor3D;
+            ground(inputs.tagContext.previous, neighbour(this.context.previous, this.context.previousGeometry), this.products?.previous);
+            ground(inputs.tagContext.next, neighbour(this.context.next, this.context.nextGeometry), this.products?.next);
+          }
         }
       } else if (inputs.tagRegions) {
         throw new Error('fusion: tagRegions needs the region tokens they point into');

@@ -36,23 +36,38 @@ test('every token of a tag word is linked to its object, the choice span covers 
   t.is(`${question.text} ${answer.text}`, 'Why is Casey near traffic light? traffic light is red.');
   // <s> why is cas·ey nea·r tra·ffi·c lig·ht ? | tra·ffi·c lig·ht is red . </s>
   //  0   1   2  3   4  5   6  7   8   9 10  11 12   13  14 15 16  17 18  19  20  21
-  t.deepEqual(groundText([question, answer], subwordTokenIds, 22), {
-    choice: { start: 13, end: 21 },
-    tags: [
-      { start: 3, end: 5, object: 0 },
-      { start: 7, end: 12, object: 1 },
-      { start: 13, end: 18, object: 1 },
-    ],
-  });
+  const full = groundText([question, answer], subwordTokenIds, 22);
+  t.deepEqual(
+    { choice: full.choice, tags: full.tags },
+    {
+      choice: { start: 13, end: 21 },
+      tags: [
+        { start: 3, end: 5, object: 0 },
+        { start: 7, end: 12, object: 1 },
+        { start: 13, end: 18, object: 1 },
+      ],
+    },
+  );
+  // The tags around each token, within its own part: "is red ." after the answer's tag take object 1,
+  // a tag's own pieces take the tags around the word (Casey's next is the traffic light), and the
+  // question's tags are no context for the answer's tokens.
+  const perToken = (spans: { start: number; end: number; object: number }[]) => spans.map((span) => (t.is(span.end, span.start + 1), [span.start, span.object]));
+  t.deepEqual(perToken(full.context.previous), [[5, 0], [6, 0], [7, 0], [8, 0], [9, 0], [10, 0], [11, 0], [12, 1], [18, 1], [19, 1], [20, 1]]);
+  t.deepEqual(perToken(full.context.next), [[1, 0], [2, 0], [3, 1], [4, 1], [5, 1], [6, 1]]);
   // Truncated to 16 tokens, the end token at 15: the answer's tag keeps its first two pieces.
-  t.deepEqual(groundText([question, answer], subwordTokenIds, 16), {
-    choice: { start: 13, end: 15 },
-    tags: [
-      { start: 3, end: 5, object: 0 },
-      { start: 7, end: 12, object: 1 },
-      { start: 13, end: 15, object: 1 },
-    ],
-  });
+  const truncated = groundText([question, answer], subwordTokenIds, 16);
+  t.deepEqual(
+    { choice: truncated.choice, tags: truncated.tags },
+    {
+      choice: { start: 13, end: 15 },
+      tags: [
+        { start: 3, end: 5, object: 0 },
+        { start: 7, end: 12, object: 1 },
+        { start: 13, end: 15, object: 1 },
+      ],
+    },
+  );
+  t.deepEqual(perToken(truncated.context.previous).filter(([token]) => token >= 13), []);
 });
 
 /** A text table for `texts` that knows only lengths and the tokenizer (what the row builder reads). */
@@ -113,6 +128,81 @@ test('a detection outside the crop is dropped and the other tags still point at 
   t.deepEqual(linked(2, 0), []);
   tf.dispose(Object.values(tensors).filter((v): v is tf.Tensor => v instanceof tf.Tensor));
   fusion.dispose();
+
+  // Neighbouring tags follow the same box filtering: in "Riley and dog are." (answer 3), "and" has
+  // Riley (box 0) before it and the dog (box 1) after; the question's "left of" comes after Casey,
+  // whose box the crop dropped, so it has no previous tag, only the dog as next.
+  const withContext = new ChoiceRowBuilder(texts, prep, true).rows(items);
+  t.is(rows.tagContext, undefined);
+  const previous = withContext.tagContext!.previous[3];
+  const next = withContext.tagContext!.next[3];
+  t.deepEqual(previous.filter((tag) => tag.start === 11), [{ start: 11, end: 12, box: 0 }]);
+  t.deepEqual(next.filter((tag) => tag.start === 11), [{ start: 11, end: 12, box: 1 }]);
+  t.deepEqual(previous.filter((tag) => tag.start >= 4 && tag.start < 7), []);
+  t.deepEqual(next.filter((tag) => tag.start >= 4 && tag.start < 7), [4, 5, 6].map((token) => ({ start: token, end: token + 1, box: 1 })));
+  const contextFusion = new FusionTransformer({ imageDim: 3, textDim: 2, hidden: 4, layers: 0, heads: 1, detectionSlots: 4, tagContext: true }, new SeededRandom(1));
+  const contextTraining = new FusionTraining({ method: parseMethodSpec('ft', {}), images, texts, fusion: contextFusion, targetImageKeys: [], random: new SeededRandom(2) });
+  const contextTensors = contextTraining.rowTensors(withContext);
+  t.deepEqual(contextTensors.tagContext!.previous.arraySync()[3][11], [1, 0]);
+  t.deepEqual(contextTensors.tagContext!.next.arraySync()[3][11], [0, 1]);
+  tf.dispose([...Object.values(contextTensors).filter((v): v is tf.Tensor => v instanceof tf.Tensor), contextTensors.tagContext!.previous, contextTensors.tagContext!.next]);
+  contextFusion.dispose();
+});
+
+test('tag context and tag products are opt-in: without them the fusion has the same parameters and values; with them, words after a tag change with its region', (t) => {
+  const names = (config: { tagContext?: boolean; tagProduct?: boolean; detectionSlots?: number; layers?: number }) => new FusionTransformer({ imageDim: 3, textDim: 2, hidden: 4, layers: 1, heads: 1, ...config }, new SeededRandom(3));
+  const plain = names({ detectionSlots: 2 });
+  const withContext = names({ detectionSlots: 2, tagContext: true });
+  const withoutSlots = names({ tagContext: true });
+  const plainNames = [...plain.namedVariables().keys()];
+  // Every parameter of the fusion without tag context exists with it, with the same initial values.
+  for (const [name, variable] of plain.namedVariables()) t.deepEqual(withContext.namedVariables().get(name)!.arraySync(), variable.arraySync(), name);
+  t.true(withContext.namedVariables().size > plainNames.length);
+  const withProducts = names({ detectionSlots: 2, tagContext: true, tagProduct: true });
+  for (const [name, variable] of withContext.namedVariables()) t.deepEqual(withProducts.namedVariables().get(name)!.arraySync(), variable.arraySync(), name);
+  t.true(withProducts.namedVariables().size > withContext.namedVariables().size);
+  // Tag context needs the grounding it extends: without detection slots it builds nothing.
+  t.deepEqual([...withoutSlots.namedVariables().keys()], [...names({}).namedVariables().keys()]);
+  // No layers, so a token changes only through what is added to it.
+  const layerFree = { plain: names({ detectionSlots: 2, layers: 0 }), withContext: names({ detectionSlots: 2, tagContext: true, layers: 0 }), withProducts: names({ detectionSlots: 2, tagContext: true, tagProduct: true, layers: 0 }) };
+  const run = (fusion: FusionTransformer, regionFeatures: number[][]) =>
+    tf.tidy(() => {
+      const out = fusion.apply({
+        imageTokens: tf.zeros([1, 2, 3]) as tf.Tensor3D,
+        textTokens: tf.ones([1, 3, 2]) as tf.Tensor3D,
+        textMask: tf.ones([1, 3]) as tf.Tensor2D,
+        regions: { tokens: tf.tensor3d([regionFeatures]), mask: tf.ones([1, 2]) as tf.Tensor2D, geometry: tf.tensor3d([[[0, 0, 0.5, 0.5, 0.5, 0.5, 0.25], [0.5, 0.5, 1, 1, 0.5, 0.5, 0.25]]]) },
+        // Token 0 names detection 0; token 1 is a word after it ("[0] is red"); token 2 has no tag around it.
+        tagRegions: tf.tensor3d([[[1, 0], [0, 0], [0, 0]]]),
+        tagContext: { previous: tf.tensor3d([[[0, 0], [1, 0], [0, 0]]]), next: tf.zeros([1, 3, 2]) as tf.Tensor3D },
+      });
+      return out.sequence.arraySync()[0].slice(4);
+    });
+  const changed = (fusion: FusionTransformer) => {
+    const before = run(fusion, [[1, 0, 0], [0, 1, 0]]);
+    const after = run(fusion, [[5, 0, 0], [0, 1, 0]]);
+    return before.map((token, i) => JSON.stringify(token) !== JSON.stringify(after[i]));
+  };
+  t.deepEqual(changed(layerFree.plain), [true, false, false]);
+  t.deepEqual(changed(layerFree.withContext), [true, true, false]);
+  t.deepEqual(changed(layerFree.withProducts), [true, true, false]);
+  for (const fusion of [plain, withContext, withProducts, withoutSlots, ...Object.values(layerFree)]) fusion.dispose();
+});
+
+test("one text naming different objects in two images is grounded in each image's own box", (t) => {
+  // "What color is square? square is red." names object 0 in the first scene and object 1 in the
+  // second; the row builder caches groundings, and a cache keyed by the text alone gave the second
+  // image the first one's box (most SynthScenes colour items were grounded in the wrong region).
+  const tokens = (object: number) => ({ question: ['What', 'color', 'is', [object], '?'] as VcrToken[], answers: ['red', 'blue', 'green', 'gray'].map((c): VcrToken[] => [[object], 'is', c, '.']), rationales: [['A', '.'], ['B', '.'], ['C', '.'], ['D', '.']] as VcrToken[][] });
+  const first = example(tokens(0), ['square', 'circle'], [[60, 10, 100, 50, 1], [110, 50, 140, 90, 1]], 200, 100);
+  const second = example(tokens(1), ['circle', 'square'], [[60, 10, 100, 50, 1], [110, 50, 140, 90, 1]], 200, 100);
+  const items = trainingItems([first, second]).filter((item) => item.mode === 'answer');
+  t.deepEqual(choiceTexts(items[0]), choiceTexts(items[1]));
+  const rows = new ChoiceRowBuilder(textTable([...new Set(items.flatMap(choiceTexts))], subwordTokenIds), prep, true).rows(items);
+  const boxesNamed = (row: number) => [...new Set(rows.tags![row].map((tag) => tag.box))];
+  t.deepEqual(boxesNamed(0), [0]);
+  t.deepEqual(boxesNamed(4), [1]);
+  t.deepEqual([...new Set(rows.tagContext!.previous[4].map((tag) => tag.box))], [1]);
 });
 
 test('the fusion adds a detection to its tag tokens only: changing a region changes the tokens that name it, not the others', (t) => {
