@@ -80,6 +80,7 @@ const recipeSchema = z
     'fusion.input_norm': z.enum(['auto', 'true', 'false']).optional(),
     'fusion.tag_context': z.enum(['auto', 'true', 'false']).optional(),
     'fusion.tag_product': z.enum(['auto', 'true', 'false']).optional(),
+    'fusion.box_sine': z.enum(['auto', 'true', 'false']).optional(),
     'answers.min_count': z.coerce.number().int().positive().optional(),
     'encoder.train_blocks': z
       .string()
@@ -107,9 +108,10 @@ export const RUN_DEFAULTS = {
   'fusion.image_pool': FUSION_DEFAULTS.imagePool,
   /** auto: the task's own default where it sets one (VCR: on), else on when the encoder trains and off on a frozen one (see the fusion's inputNorm). */
   'fusion.input_norm': 'auto',
-  /** auto (this and tag_product): the task's own default (VCR sets one; tasks without detection tags have nothing to apply it to). */
+  /** auto (this, tag_product and box_sine): the task's own default (VCR sets one; tasks without detection tags have nothing to apply it to). */
   'fusion.tag_context': 'auto',
   'fusion.tag_product': 'auto',
+  'fusion.box_sine': 'auto',
   'encoder.train_blocks': ENCODER_TUNING_DEFAULTS.trainBlocks,
   'encoder.towers': ENCODER_TUNING_DEFAULTS.towers,
   'encoder.lr_scale': ENCODER_TUNING_DEFAULTS.lrScale,
@@ -243,8 +245,9 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     const resolveFlag = (setting: 'auto' | 'true' | 'false' | undefined, taskDefault: boolean | undefined) => ((setting ?? 'auto') === 'auto' ? (taskDefault ?? false) : setting === 'true');
     const tagContext = resolveFlag(recipe['fusion.tag_context'], taskFusion?.tagContext);
     const tagProduct = resolveFlag(recipe['fusion.tag_product'], taskFusion?.tagProduct);
+    const boxSine = resolveFlag(recipe['fusion.box_sine'], taskFusion?.boxSine);
     // Recorded only where it is on, so the hyperparameters of tasks without tags stay as they were.
-    const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads, inputNorm, ...(tagContext ? { tagContext } : {}), ...(tagProduct ? { tagProduct } : {}) };
+    const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads, inputNorm, ...(tagContext ? { tagContext } : {}), ...(tagProduct ? { tagProduct } : {}), ...(boxSine ? { boxSine } : {}) };
     const prepared = await adapter.build({
       task,
       method,

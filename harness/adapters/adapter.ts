@@ -76,8 +76,8 @@ export interface RunSplits {
 
 /** Head sizes and task-side settings a run resolves from `--set`, with their defaults applied. */
 export interface HeadSettings {
-  /** tagContext, tagProduct: VCR's grounding options (FusionConfig); other tasks ignore them. */
-  fusion: { hidden: number; layers: number; heads: number; inputNorm?: boolean; tagContext?: boolean; tagProduct?: boolean };
+  /** tagContext, tagProduct, boxSine: VCR's grounding options (FusionConfig); other tasks ignore them. */
+  fusion: { hidden: number; layers: number; heads: number; inputNorm?: boolean; tagContext?: boolean; tagProduct?: boolean; boxSine?: boolean };
   /** Minimum count of an answer in the training split to enter the vocabulary (answer tasks). */
   answersMinCount?: number;
 }
@@ -122,7 +122,7 @@ export function limitTraining<T>(items: T[], maxTrainExamples: number | undefine
 }
 
 /** The fusion transformer the fusion-problem tasks share, sized by the run's head settings (plus task-side options such as VCR's detection slots). */
-export function createFusion(context: AdapterContext, options: Pick<FusionConfig, 'detectionSlots' | 'tagContext' | 'tagProduct'> = {}): FusionTransformer {
+export function createFusion(context: AdapterContext, options: Pick<FusionConfig, 'detectionSlots' | 'tagContext' | 'tagProduct' | 'boxSine'> = {}): FusionTransformer {
   const { fusion } = context.head;
   return new FusionTransformer({ imageDim: context.images.tokenDim, textDim: context.texts.tokenDim, hidden: fusion.hidden, layers: fusion.layers, heads: fusion.heads, inputNorm: fusion.inputNorm, ...options }, context.random.fork('fusion'));
 }

@@ -299,7 +299,7 @@ export const VCR_DETECTION_SLOTS = 16;
  * 11.0, 1e-3 15.2 after 8 epochs, its training loss still falling; 1e-3 for 16 epochs 20.7, 17.2
  * and 17.2 over seeds 0, 1, 2 (Q→A 37, 32, 31; QA→R 54, 55, 55); 2e-3 for 16 epochs 13.8.
  */
-export const VCR_DEFAULTS = { epochs: 16, learningRate: 1e-3, fusion: { hidden: 64, layers: 2, heads: 4, inputNorm: true }, imagePool: 4 } as const;
+export const VCR_DEFAULTS = { epochs: 16, learningRate: 1e-3, fusion: { hidden: 64, layers: 2, heads: 4, inputNorm: true, tagContext: true, tagProduct: true, boxSine: true }, imagePool: 4 } as const;
 
 /** The VCR adapter: Q→A and QA→R as 4-way multiple choice on grounded fusion rows. */
 export const vcrAdapter: TaskAdapter = {
@@ -323,7 +323,7 @@ export const vcrAdapter: TaskAdapter = {
     const graphVocabulary = methodNeeds(method).sceneGraphs ? vcrObjectVocabulary(examples) : undefined;
     const graphs = graphVocabulary ? items.map((item) => vcrSceneGraph(item.example, graphVocabulary, preprocessing)) : undefined;
     const tagContext = context.head.fusion.tagContext ?? false;
-    const fusion = createFusion(context, { detectionSlots: VCR_DETECTION_SLOTS, tagContext, tagProduct: context.head.fusion.tagProduct ?? false });
+    const fusion = createFusion(context, { detectionSlots: VCR_DETECTION_SLOTS, tagContext, tagProduct: context.head.fusion.tagProduct ?? false, boxSine: context.head.fusion.boxSine ?? false });
     const { encoder } = context;
     const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random, encoder });
     const head = new ChoiceHead(fusion.hidden, random, method.taskLoss.mc);

@@ -65,6 +65,30 @@ export interface FusionConfig {
    * false builds no such parameters.
    */
   tagProduct?: boolean;
+  /**
+   * With detectionSlots: every place a box's geometry enters (its region token, its tag tokens,
+   * the words around its tags) also gets a projection of sine features of the box's centre and
+   * size (sin, cos of π·k·v for k = 1..4, as DETR encodes positions). UNITER's 7 raw coordinates
+   * lie in [0, 1] and enter at a fifth of a token's scale, so "left of", "bigger than" and "in
+   * the top part" (a third of the picture on each axis) were left at chance while colours were
+   * read at 95-100% (issue 13). Absent or false builds no such parameters.
+   */
+  boxSine?: boolean;
+}
+
+/** Frequencies of the sine box features (FusionConfig.boxSine): 4 per value of (centre x, centre y, w, h), sin and cos each. */
+const BOX_SINE_FREQUENCIES = 4;
+const BOX_SINE_DIM = 4 * 2 * BOX_SINE_FREQUENCIES;
+
+/** [B, R, 7] UNITER geometry → [B, R, 32] sine features of (centre x, centre y, w, h). */
+export function boxSineFeatures(geometry: tf.Tensor3D): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [batch, regions] = geometry.shape;
+    const at = (i: number) => geometry.slice([0, 0, i], [-1, -1, 1]);
+    const values = tf.concat([at(0).add(at(2)).div(2), at(1).add(at(3)).div(2), at(4), at(5)], 2).expandDims(3);
+    const angles = values.mul(tf.tensor1d(Array.from({ length: BOX_SINE_FREQUENCIES }, (_, k) => Math.PI * (k + 1))).reshape([1, 1, 1, BOX_SINE_FREQUENCIES]));
+    return tf.concat([tf.sin(angles), tf.cos(angles)], 3).reshape([batch, regions, BOX_SINE_DIM]) as tf.Tensor3D;
+  });
 }
 
 /**
@@ -192,6 +216,8 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
   private readonly context?: { previous: Linear; previousGeometry: tf.Variable; next: Linear; nextGeometry: tf.Variable };
   /** Projections of a text token that multiply the detection it names, follows and precedes (absent without tagProduct). */
   private readonly products?: { tag: Linear; previous: Linear; next: Linear };
+  /** Projections of the sine box features for region tokens, tag tokens and the words before and after a tag (absent without boxSine). */
+  private readonly boxSine?: { region: tf.Variable; tag: tf.Variable; previous: tf.Variable; next: tf.Variable };
 
   constructor(config: FusionConfig, rng: SeededRandom, scope = 'fusion') {
     super(scope, rng);
@@ -240,6 +266,11 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
     if (config.tagProduct && this.grounding) {
       this.products = { tag: new Linear(this.params, 'tag_product', hidden, hidden), previous: new Linear(this.params, 'previous_tag_product', hidden, hidden), next: new Linear(this.params, 'next_tag_product', hidden, hidden) };
     }
+    if (config.boxSine && this.grounding) {
+      // At the scale of the other geometry weights (std 0.2): features of size 1 then enter as large as a projected token.
+      const weights = (name: string) => this.params.normal(name, [BOX_SINE_DIM, hidden], 0.2);
+      this.boxSine = { region: weights('region_box_sine'), tag: weights('tag_box_sine'), previous: weights('previous_tag_box_sine'), next: weights('next_tag_box_sine') };
+    }
   }
 
   /** Slot embeddings of detections 0..count-1, [count, hidden]. */
@@ -275,7 +306,11 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
       const masks: tf.Tensor[] = [inputs.imageMask ?? tf.ones([batch, imageTokens.shape[1]])];
       let text = this.textProjection.apply(textTokens).add(typeRow(1));
       if (regions) {
-        const geometry = this.geometryProjection.apply(regions.geometry);
+        const [, regionCount] = regions.geometry.shape;
+        const sine = this.boxSine && boxSineFeatures(regions.geometry).reshape([batch * regionCount, BOX_SINE_DIM]);
+        // No sine features: exactly 0, so the sums below are those of a fusion without them.
+        const sineTerm = (weights: tf.Variable | undefined) => (sine && weights ? matMul(sine as tf.Tensor2D, weights).reshape([batch, regionCount, this.hidden]) : tf.scalar(0));
+        const geometry = this.geometryProjection.apply(regions.geometry).add(sineTerm(this.boxSine?.region));
         const slots = this.grounding ? this.slotRows(regions.tokens.shape[1]).expandDims(0) : undefined;
         const regionPart = this.imageProjection.apply(regions.tokens).add(geometry).add(typeRow(2));
         parts.push(slots ? regionPart.add(slots) : regionPart);
@@ -286,8 +321,7 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
             throw new Error(`fusion: tagRegions ${JSON.stringify(inputs.tagRegions.shape)}, expected [${batch}, ${textTokens.shape[1]}, ${regions.tokens.shape[1]}]`);
           }
           // Projected per detection first, then spread to its tokens: untagged tokens get exactly 0.
-          const [, regionCount] = regions.geometry.shape;
-          const tagGeometry = matMul(regions.geometry.reshape([batch * regionCount, 7]), this.grounding.tagGeometry).reshape([batch, regionCount, this.hidden]);
+          const tagGeometry = matMul(regions.geometry.reshape([batch * regionCount, 7]), this.grounding.tagGeometry).reshape([batch, regionCount, this.hidden]).add(sineTerm(this.boxSine?.tag));
           const detection = this.grounding.tagProjection.apply(regions.tokens).add(tagGeometry).add(slots!) as tf.Tensor3D;
           // Products read the words as they came from the encoder, before any detection is added to them.
           const words = text;
@@ -299,10 +333,10 @@ export class FusionTransformer extends ParameterModule implements TrainableModul
           ground(inputs.tagRegions, detection, this.products?.tag);
           if (inputs.tagContext && this.context) {
             // The same detection seen from the words around its tag: its own projections, so "the region I am" and "the region I describe" stay apart.
-            const neighbour = (projection: Linear, geometryWeights: tf.Variable) =>
-              projection.apply(regions.tokens).add(matMul(regions.geometry.reshape([batch * regionCount, 7]), geometryWeights).reshape([batch, regionCount, this.hidden])).add(slots!) as tf.Tensor3D;
-            ground(inputs.tagContext.previous, neighbour(this.context.previous, this.context.previousGeometry), this.products?.previous);
-            ground(inputs.tagContext.next, neighbour(this.context.next, this.context.nextGeometry), this.products?.next);
+            const neighbour = (projection: Linear, geometryWeights: tf.Variable, sineWeights: tf.Variable | undefined) =>
+              projection.apply(regions.tokens).add(matMul(regions.geometry.reshape([batch * regionCount, 7]), geometryWeights).reshape([batch, regionCount, this.hidden])).add(sineTerm(sineWeights)).add(slots!) as tf.Tensor3D;
+            ground(inputs.tagContext.previous, neighbour(this.context.previous, this.context.previousGeometry, this.boxSine?.previous), this.products?.previous);
+            ground(inputs.tagContext.next, neighbour(this.context.next, this.context.nextGeometry, this.boxSine?.next), this.products?.next);
           }
         }
       } else if (inputs.tagRegions) {

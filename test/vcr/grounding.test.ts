@@ -7,7 +7,7 @@ import { ClipTokenizer } from '../../models/encoders/clip-tokenizer.ts';
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
 import { FeatureTable } from '../../models/features.ts';
 import { FusionTraining } from '../../models/fine-tuning/fusion-training.ts';
-import { FusionTransformer } from '../../models/heads/fusion.ts';
+import { boxSineFeatures, FusionTransformer } from '../../models/heads/fusion.ts';
 import type { ImagePreprocessing } from '../../models/image-pipeline.ts';
 import { parseMethodSpec } from '../../models/objectives/index.ts';
 import { segmentPatchIndices } from '../../models/ops/regions.ts';
@@ -150,7 +150,7 @@ test('a detection outside the crop is dropped and the other tags still point at 
 });
 
 test('tag context and tag products are opt-in: without them the fusion has the same parameters and values; with them, words after a tag change with its region', (t) => {
-  const names = (config: { tagContext?: boolean; tagProduct?: boolean; detectionSlots?: number; layers?: number }) => new FusionTransformer({ imageDim: 3, textDim: 2, hidden: 4, layers: 1, heads: 1, ...config }, new SeededRandom(3));
+  const names = (config: { tagContext?: boolean; tagProduct?: boolean; boxSine?: boolean; detectionSlots?: number; layers?: number }) => new FusionTransformer({ imageDim: 3, textDim: 2, hidden: 4, layers: 1, heads: 1, ...config }, new SeededRandom(3));
   const plain = names({ detectionSlots: 2 });
   const withContext = names({ detectionSlots: 2, tagContext: true });
   const withoutSlots = names({ tagContext: true });
@@ -161,6 +161,10 @@ test('tag context and tag products are opt-in: without them the fusion has the s
   const withProducts = names({ detectionSlots: 2, tagContext: true, tagProduct: true });
   for (const [name, variable] of withContext.namedVariables()) t.deepEqual(withProducts.namedVariables().get(name)!.arraySync(), variable.arraySync(), name);
   t.true(withProducts.namedVariables().size > withContext.namedVariables().size);
+  const withSine = names({ detectionSlots: 2, tagContext: true, tagProduct: true, boxSine: true });
+  for (const [name, variable] of withProducts.namedVariables()) t.deepEqual(withSine.namedVariables().get(name)!.arraySync(), variable.arraySync(), name);
+  t.true(withSine.namedVariables().size > withProducts.namedVariables().size);
+  withSine.dispose();
   // Tag context needs the grounding it extends: without detection slots it builds nothing.
   t.deepEqual([...withoutSlots.namedVariables().keys()], [...names({}).namedVariables().keys()]);
   // No layers, so a token changes only through what is added to it.
@@ -187,6 +191,14 @@ test('tag context and tag products are opt-in: without them the fusion has the s
   t.deepEqual(changed(layerFree.withContext), [true, true, false]);
   t.deepEqual(changed(layerFree.withProducts), [true, true, false]);
   for (const fusion of [plain, withContext, withProducts, withoutSlots, ...Object.values(layerFree)]) fusion.dispose();
+});
+
+test('sine box features: sin and cos of π·k·v for the centre x, centre y, width and height of each box', (t) => {
+  // Box [0.25, 0.5, 0.75, 1]: centre (0.5, 0.75), size 0.5 × 0.5.
+  const features = boxSineFeatures(tf.tensor3d([[[0.25, 0.5, 0.75, 1, 0.5, 0.5, 0.25]]])).arraySync()[0][0];
+  t.is(features.length, 32);
+  const expected = [0.5, 0.75, 0.5, 0.5].flatMap((v) => [...[1, 2, 3, 4].map((k) => Math.sin(Math.PI * k * v)), ...[1, 2, 3, 4].map((k) => Math.cos(Math.PI * k * v))]);
+  features.forEach((value, i) => t.true(Math.abs(value - expected[i]) < 1e-5, `feature ${i}: ${value} against ${expected[i]}`));
 });
 
 test("one text naming different objects in two images is grounded in each image's own box", (t) => {
