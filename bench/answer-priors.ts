@@ -24,37 +24,35 @@ const root = values.data;
 const manifest = await readSynthManifest(root);
 const domains = manifest.options.domains as SynthDomain[];
 
-/** question type → its most frequent training answer; ties go to the answer seen first, so the table is deterministic. */
-function questionTypePrior(train: LoadedVqaSplit): Map<string, string> {
-  const counts = new Map<string, Map<string, number>>();
-  for (const example of train.examples) {
-    const type = example.questionType ?? '';
-    const answer = example.multipleChoiceAnswer ?? example.answers[0];
-    const perType = counts.get(type) ?? new Map<string, number>();
-    perType.set(answer, (perType.get(answer) ?? 0) + 1);
-    counts.set(type, perType);
-  }
-  const prior = new Map<string, string>();
-  for (const [type, perType] of counts) {
-    let best = '';
-    let bestCount = -1;
-    for (const [answer, count] of perType) if (count > bestCount) [best, bestCount] = [answer, count];
-    prior.set(type, best);
-  }
-  return prior;
+/** The most frequent of `answers`; ties go to the answer seen first, so the table is deterministic. */
+function mostFrequent(answers: Iterable<string>): string {
+  const counts = new Map<string, number>();
+  for (const answer of answers) counts.set(answer, (counts.get(answer) ?? 0) + 1);
+  let best = '';
+  let bestCount = -1;
+  for (const [answer, count] of counts) if (count > bestCount) [best, bestCount] = [answer, count];
+  return best;
 }
 
-/** Across every type: the fallback for a question type the training split never asked. */
-function overallMostFrequent(prior: Map<string, string>, train: LoadedVqaSplit): string {
-  const counts = new Map<string, number>();
-  for (const example of train.examples) counts.set(example.multipleChoiceAnswer ?? '', (counts.get(example.multipleChoiceAnswer ?? '') ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? [...prior.values()][0];
+const trainingAnswer = (example: LoadedVqaSplit['examples'][number]) => example.multipleChoiceAnswer ?? example.answers[0];
+
+/** question type → its most frequent training answer. */
+function questionTypePrior(train: LoadedVqaSplit): Map<string, string> {
+  const answersByType = new Map<string, string[]>();
+  for (const example of train.examples) {
+    const type = example.questionType ?? '';
+    const answers = answersByType.get(type) ?? [];
+    answers.push(trainingAnswer(example));
+    answersByType.set(type, answers);
+  }
+  return new Map([...answersByType].map(([type, answers]) => [type, mostFrequent(answers)]));
 }
 
 for (const trainDomain of domains) {
   const train = await loadVqaSplit(synthLoadOptions('vqa', root, trainDomain, 'train'));
   const prior = questionTypePrior(train);
-  const fallback = overallMostFrequent(prior, train);
+  // For a question type the training split never asked: the most frequent answer of all.
+  const fallback = mostFrequent(train.examples.map(trainingAnswer));
   for (const evalDomain of domains) {
     const split = await loadVqaSplit(synthLoadOptions('vqa', root, evalDomain, evaluationSplit));
     const predictions = new Map(split.examples.map((example) => [example.questionId, prior.get(example.questionType ?? '') ?? fallback]));
