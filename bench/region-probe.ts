@@ -18,124 +18,154 @@ import * as tf from '@tensorflow/tfjs';
 import { TfjsClipEncoder } from '../models/encoders/clip-encoder.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { preprocessedBatches } from '../models/image-pipeline.ts';
-import { poolRegionList, type NormalisedBox } from '../models/ops/regions.ts';
+import { poolRegionList } from '../models/ops/regions.ts';
+import type { SceneGraphObject } from '../models/objectives/scene-graph.ts';
 import { loadGqaSplit, type GqaSceneGraph } from '../tasks/gqa/index.ts';
 import { readSynthManifest, SYNTH_COLORS, SYNTH_SIZES } from '../tasks/synth/index.ts';
 import { synthLoadOptions } from '../tasks/synth/run-splits.ts';
 import type { SynthDomain } from '../tasks/synth/layout.ts';
-import { boxInCrop } from '../harness/adapters/scene-graphs.ts';
+import { InputError } from '../core/errors.ts';
+import { gqaGraphVocabulary, gqaSceneGraph, type SceneGraphVocabulary } from '../harness/adapters/scene-graphs.ts';
 
+const usage = 'usage: npx tsx bench/region-probe.ts --data DIR [--model MODEL_DIR] [--images N]';
 const { values } = parseArgs({ options: { data: { type: 'string' }, model: { type: 'string' }, images: { type: 'string', default: '700' } } });
-if (!values.data) throw new Error('usage: npx tsx bench/region-probe.ts --data DIR [--model MODEL_DIR] [--images N]');
+/** Bad arguments get one line, as bench/sweep.ts does, not a stack trace. */
+function refuse(message: string): never {
+  console.error(`bench/region-probe: ${message}`);
+  process.exit(2);
+}
+if (!values.data) refuse(usage);
 const maxImages = Number(values.images);
-const root = values.data;
+if (!Number.isInteger(maxImages) || maxImages < 1) refuse(`--images expects a positive integer, got ${values.images}; ${usage}`);
+const root: string = values.data;
 const modelDir = values.model ?? bundledModelDir();
-const encoder = await TfjsClipEncoder.load(modelDir);
+
+/** Bad files (no SynthScenes folder, no tfjs model, a malformed scene graph) get their InputError's one line; anything else is a bug and keeps its stack. */
+async function orRefuse<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof InputError) refuse(error.message);
+    throw error;
+  }
+}
+
+// Read before the encoder loads: the wasm backend turns a later uncaught error into a dump of its own source.
+const manifest = await orRefuse(readSynthManifest(root));
+const encoder = await orRefuse(TfjsClipEncoder.load(modelDir));
 const { vision } = encoder.config;
 const side = vision.image_size / vision.patch_size;
 const grid = { rows: side, cols: side, offset: 1 };
 const layerCount = vision.num_hidden_layers;
 
-/** What each object is, one label per property: its class name, and the attribute of SynthScenes' colour and size vocabularies it carries. */
-const PROPERTIES = {
-  shape: (attributes: string[], name: string) => name,
-  color: (attributes: string[]) => attributes.find((a) => (SYNTH_COLORS as readonly string[]).includes(a)),
-  size: (attributes: string[]) => attributes.find((a) => (SYNTH_SIZES as readonly string[]).includes(a)),
-} as const;
-type Property = keyof typeof PROPERTIES;
+const PROPERTIES = ['shape', 'color', 'size'] as const;
+type Property = (typeof PROPERTIES)[number];
 
-interface RegionSet {
-  /** Per layer (0 = the input of block 0), [objects, hidden] pooled features. */
-  layers: Float32Array[];
-  labels: Record<Property, (string | undefined)[]>;
+/** An object's label for a property, as an index of the scene-graph vocabulary: its class (shape), or the attribute it carries from SynthScenes' colours or sizes. */
+function labelOf(property: Property, object: SceneGraphObject, vocabulary: SceneGraphVocabulary): number | undefined {
+  if (property === 'shape') return object.classIndex;
+  const names: readonly string[] = property === 'color' ? SYNTH_COLORS : SYNTH_SIZES;
+  return object.attributes?.find((attribute) => names.includes(vocabulary.attributes[attribute]));
 }
 
-/** Every object of the split's first `maxImages` images: its pooled tokens after each block, and its labels. */
-async function regionsOf(domain: SynthDomain, split: 'train' | 'val'): Promise<RegionSet> {
+interface RegionSet {
+  /** Per layer (0 = the input of block 0): [objects, hidden] box-pooled tokens. */
+  layers: tf.Tensor2D[];
+  labels: Record<Property, (number | undefined)[]>;
+  vocabulary: SceneGraphVocabulary;
+}
+
+/**
+ * Every object of the split's first `maxImages` images as the `sg` objective sees it (gqaSceneGraph:
+ * boxes in the encoder's crop, indices of the vocabulary, which the training split's graphs give
+ * and the validation split reuses): its box-pooled tokens after each block, and its labels.
+ */
+async function regionsOf(domain: SynthDomain, split: 'train' | 'val', trainVocabulary?: SceneGraphVocabulary): Promise<RegionSet> {
   const loaded = await loadGqaSplit(synthLoadOptions('gqa', root, domain, split));
   const graphs = new Map<string, GqaSceneGraph>();
   for (const example of loaded.examples) if (example.sceneGraph && !graphs.has(example.imagePath)) graphs.set(example.imagePath, example.sceneGraph);
   const paths = [...graphs.keys()].sort().slice(0, maxImages);
-  const layers: Float32Array[][] = Array.from({ length: layerCount + 1 }, () => []);
+  if (paths.length === 0) throw new InputError(`no images with scene graphs in the ${domain} ${split} split`);
+  const vocabulary = trainVocabulary ?? gqaGraphVocabulary(graphs.values());
+  const parts: tf.Tensor2D[][] = Array.from({ length: layerCount + 1 }, () => []);
   const labels: RegionSet['labels'] = { shape: [], color: [], size: [] };
-  let done = 0;
   for await (const batch of preprocessedBatches(paths, encoder.preprocessing, { batchSize: 32 })) {
-    const boxes: NormalisedBox[][] = batch.files.map((file) => {
-      const graph = graphs.get(file)!;
-      const kept: NormalisedBox[] = [];
-      for (const object of Object.values(graph.objects)) {
-        const box = boxInCrop([object.x, object.y, object.x + object.w, object.y + object.h], graph.width, graph.height, encoder.preprocessing);
-        if (!box) continue;
-        kept.push(box);
-        for (const property of Object.keys(PROPERTIES) as Property[]) labels[property].push(PROPERTIES[property](object.attributes, object.name));
-      }
-      return kept;
-    });
-    tf.tidy(() => {
+    const objects = batch.files.map((file) => gqaSceneGraph(graphs.get(file)!, vocabulary, encoder.preprocessing).objects);
+    for (const object of objects.flat()) for (const property of PROPERTIES) labels[property].push(labelOf(property, object, vocabulary));
+    const boxes = objects.map((kept) => kept.map((object) => object.box));
+    const pooled = tf.tidy(() => {
       let h = encoder.model.imageBlockInput(encoder.model.imagePatchEmbeddings(tf.tensor4d(batch.pixels, [...batch.shape])));
-      layers[0].push(poolRegionList(h, grid, boxes).dataSync() as Float32Array);
+      const perLayer = [poolRegionList(h, grid, boxes)];
       for (let layer = 0; layer < layerCount; layer++) {
         h = encoder.model.imageBlocks(h, layer, layer + 1);
-        layers[layer + 1].push(poolRegionList(h, grid, boxes).dataSync() as Float32Array);
+        perLayer.push(poolRegionList(h, grid, boxes));
       }
+      return perLayer;
     });
-    done += batch.files.length;
+    pooled.forEach((tokens, layer) => parts[layer].push(tokens));
   }
-  if (done === 0) throw new Error(`no images with scene graphs in ${domain} ${split}`);
-  const concat = (parts: Float32Array[]) => {
-    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) (out.set(p, at), (at += p.length));
-    return out;
-  };
-  return { layers: layers.map(concat), labels };
+  const layers = parts.map((layerParts) => {
+    const joined = tf.concat(layerParts) as tf.Tensor2D;
+    tf.dispose(layerParts);
+    return joined;
+  });
+  return { layers, labels, vocabulary };
+}
+
+/** Rows with a label, and those labels. */
+function labelled(labels: readonly (number | undefined)[]): { rows: number[]; values: number[] } {
+  const rows = labels.flatMap((label, row) => (label === undefined ? [] : [row]));
+  return { rows, values: rows.map((row) => labels[row]!) };
+}
+
+/** The floor: accuracy on the evaluation objects of always answering the training objects' most frequent label. */
+function majorityFloor(trainLabels: readonly (number | undefined)[], evaluationLabels: readonly (number | undefined)[]): number {
+  const counts = new Map<number, number>();
+  for (const label of labelled(trainLabels).values) counts.set(label, (counts.get(label) ?? 0) + 1);
+  const majority = [...counts].sort((a, b) => b[1] - a[1])[0][0];
+  const truth = labelled(evaluationLabels).values;
+  return (100 * truth.filter((label) => label === majority).length) / truth.length;
 }
 
 /** Softmax regression on standardised features (statistics of the training rows), Adam, full batch; accuracy on the evaluation rows. */
-function probe(train: Float32Array, trainLabels: (string | undefined)[], evaluation: Float32Array, evaluationLabels: (string | undefined)[], dim: number): { accuracy: number; majority: number } {
-  const classes = [...new Set(trainLabels.filter((l): l is string => l !== undefined))].sort();
-  const index = new Map(classes.map((c, i) => [c, i]));
-  const rows = (labels: (string | undefined)[]) => labels.flatMap((l, i) => (l !== undefined && index.has(l) ? [i] : []));
-  const trainRows = rows(trainLabels);
-  const evaluationRows = rows(evaluationLabels);
+function probeAccuracy(train: tf.Tensor2D, trainLabels: readonly (number | undefined)[], evaluation: tf.Tensor2D, evaluationLabels: readonly (number | undefined)[]): number {
+  const trainSet = labelled(trainLabels);
+  const evaluationSet = labelled(evaluationLabels);
+  // One column per label the training objects carry (the size probe chooses between two sizes, not among every attribute).
+  const column = new Map([...new Set(trainSet.values)].sort((a, b) => a - b).map((label, i) => [label, i]));
+  const classCount = column.size;
   return tf.tidy(() => {
-    const pick = (features: Float32Array, all: number, selected: number[]) => tf.gather(tf.tensor2d(features, [all, dim]), selected);
-    const x = pick(train, trainLabels.length, trainRows);
+    const x = tf.gather(train, trainSet.rows);
     const { mean, variance } = tf.moments(x, 0);
     const scale = variance.add(1e-6).sqrt();
     const xs = x.sub(mean).div(scale);
-    const xe = pick(evaluation, evaluationLabels.length, evaluationRows).sub(mean).div(scale);
-    const y = tf.oneHot(trainRows.map((i) => index.get(trainLabels[i]!)!), classes.length);
-    const weights = tf.variable(tf.zeros([dim, classes.length]));
-    const bias = tf.variable(tf.zeros([classes.length]));
+    const xe = tf.gather(evaluation, evaluationSet.rows).sub(mean).div(scale);
+    const y = tf.oneHot(trainSet.values.map((label) => column.get(label)!), classCount);
+    const weights = tf.variable(tf.zeros([train.shape[1], classCount]));
+    const bias = tf.variable(tf.zeros([classCount]));
     const optimiser = tf.train.adam(0.01);
     for (let step = 0; step < 300; step++) {
       optimiser.minimize(() => tf.losses.softmaxCrossEntropy(y, xs.matMul(weights).add(bias)).add(weights.square().sum().mul(1e-4)) as tf.Scalar);
     }
     const predicted = xe.matMul(weights).add(bias).argMax(1).dataSync();
-    const truth = evaluationRows.map((i) => index.get(evaluationLabels[i]!)!);
-    const correct = truth.filter((t, i) => predicted[i] === t).length;
-    const counts = new Map<number, number>();
-    for (const i of trainRows) counts.set(index.get(trainLabels[i]!)!, (counts.get(index.get(trainLabels[i]!)!) ?? 0) + 1);
-    const majorityClass = [...counts].sort((a, b) => b[1] - a[1])[0][0];
-    const majority = truth.filter((t) => t === majorityClass).length;
+    const correct = evaluationSet.values.filter((label, i) => predicted[i] === column.get(label)).length;
     optimiser.dispose();
     weights.dispose();
     bias.dispose();
-    return { accuracy: (100 * correct) / truth.length, majority: (100 * majority) / truth.length };
+    return (100 * correct) / evaluationSet.values.length;
   });
 }
 
-const manifest = await readSynthManifest(root);
 console.log(`model: ${modelDir} (fingerprint ${encoder.fingerprint.slice(0, 12)}); data: ${root}, up to ${maxImages} images per split`);
 console.log('validation accuracy of a linear probe on box-pooled tokens (floor: majority class of the training objects)');
 console.log(`| domain | property | floor | ${Array.from({ length: layerCount + 1 }, (_, l) => (l === 0 ? 'block input' : `block ${l}`)).join(' | ')} |`);
 console.log(`|---|---|---|${'---|'.repeat(layerCount + 1)}`);
 for (const domain of manifest.options.domains as SynthDomain[]) {
-  const train = await regionsOf(domain, 'train');
-  const evaluation = await regionsOf(domain, 'val');
-  for (const property of Object.keys(PROPERTIES) as Property[]) {
-    const results = train.layers.map((features, layer) => probe(features, train.labels[property], evaluation.layers[layer], evaluation.labels[property], vision.hidden_size));
-    console.log(`| ${domain} | ${property} | ${results[0].majority.toFixed(1)} | ${results.map((r) => r.accuracy.toFixed(1)).join(' | ')} |`);
+  const train = await orRefuse(regionsOf(domain, 'train'));
+  const evaluation = await orRefuse(regionsOf(domain, 'val', train.vocabulary));
+  for (const property of PROPERTIES) {
+    const accuracies = train.layers.map((features, layer) => probeAccuracy(features, train.labels[property], evaluation.layers[layer], evaluation.labels[property]));
+    console.log(`| ${domain} | ${property} | ${majorityFloor(train.labels[property], evaluation.labels[property]).toFixed(1)} | ${accuracies.map((a) => a.toFixed(1)).join(' | ')} |`);
   }
+  tf.dispose([...train.layers, ...evaluation.layers]);
 }
