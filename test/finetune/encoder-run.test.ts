@@ -162,3 +162,27 @@ test('VCR ft+sg+adv with encoder.train_blocks=1 trains the last blocks: regions 
   for (const name of ['vision_model.encoder.layers.1.mlp.fc1.weight', 'text_model.encoder.layers.1.mlp.fc1.weight']) t.true(changed.includes(name), name);
   t.deepEqual(changed.filter((name) => /layers\.0\.|embeddings/.test(name)), []);
 });
+
+test('head.refit_epochs predicts what a second run with --model <run>/encoder --method ft predicts, and is refused on a frozen encoder', async (t) => {
+  const settings = { 'encoder.train_blocks': '1' };
+  const oneRunDir = await mkdtemp(join(tmpdir(), 'vlbench-finetune-runs-'));
+  const oneRun = await executeRun(request({ ...settings, 'head.refit_epochs': '2' }, { method: 'ft+sg' }), { db: null, runsDir: oneRunDir, log: quiet });
+  const stagesDir = await mkdtemp(join(tmpdir(), 'vlbench-finetune-runs-'));
+  const stage1 = await executeRun(request(settings, { method: 'ft+sg' }), { db: null, runsDir: stagesDir, log: quiet });
+  const stage2 = await executeRun(request({}, { method: 'ft', modelDir: join(stage1.runDir, 'encoder'), epochs: 2 }), { db: null, runsDir: stagesDir, log: quiet });
+  // The same stage-1 encoder, then the same head: the run's predictions are the second run's, byte for byte.
+  const weights = await tensors(join(oneRun.runDir, 'encoder', 'model.safetensors'));
+  for (const [name, values] of await tensors(join(stage1.runDir, 'encoder', 'model.safetensors'))) t.true(same(values, weights.get(name)!), name);
+  for (const file of ['test_source.json', 'test_target.json']) {
+    t.is(await readFile(join(oneRun.runDir, 'predictions', file), 'utf8'), await readFile(join(stage2.runDir, 'predictions', file), 'utf8'), file);
+  }
+  t.notDeepEqual(oneRun.splits.map((s) => s.report.metrics), stage1.splits.map((s) => s.report.metrics));
+  const config = JSON.parse(await readFile(join(oneRun.runDir, 'config.json'), 'utf8'));
+  t.like(config.hyperparameters.headRefit, { epochs: 2, method: 'ft', fusion: { inputNorm: false } });
+  t.true(config.hyperparameters.fusion.inputNorm);
+  // Stage 1's curve is the run's; the refit's steps are beside it.
+  t.is(JSON.parse(await readFile(join(oneRun.runDir, 'curve.json'), 'utf8')).length, JSON.parse(await readFile(join(stage1.runDir, 'curve.json'), 'utf8')).length);
+  t.true(JSON.parse(await readFile(join(oneRun.runDir, 'curve-refit.json'), 'utf8')).length > 0);
+  t.false((await readdir(oneRun.runDir)).some((f) => f.startsWith('checkpoint')));
+  await t.throwsAsync(executeRun(request({ 'head.refit_epochs': '2' }, { method: 'ft' }), { db: null, runsDir: oneRunDir, log: quiet }), { message: /head\.refit_epochs trains a new head on the encoder this run fine-tunes/ });
+});
