@@ -305,8 +305,8 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       tunedEncoder = { folder: 'encoder', fingerprint: tuned.fingerprint };
       log(`tuned encoder: ${join(finalDir, 'encoder')} (fingerprint ${tuned.fingerprint.slice(0, 12)})`);
     }
-    let model = { training: trainingResult, predict: prepared.predict, dispose: () => (prepared.dispose(), encoderTuning?.dispose()) };
-    let predictor: PreparedModel = prepared;
+    // What predicts: the run's own head, or the refit's (which replaces it).
+    let model: { prepared: PreparedModel; training: TrainingResult | null; dispose: () => void } = { prepared, training: trainingResult, dispose: () => (prepared.dispose(), encoderTuning?.dispose()) };
     if (refitEpochs > 0) {
       model.dispose();
       const refit = await timed('refit', () =>
@@ -317,15 +317,14 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
         }),
       );
       tunedEncoderInUse = refit.encoder;
-      predictor = refit.prepared;
-      model = { training: refit.training, predict: refit.prepared.predict, dispose: () => refit.prepared.dispose() };
+      model = { prepared: refit.prepared, training: refit.training, dispose: () => refit.prepared.dispose() };
       if (refit.training) await writeJson(join(partialDir, 'curve-refit.json'), curveRows(refit.training));
     }
     const results: { split: LoadedSplit<unknown>; report: ScoreReport; predictionsFile: string }[] = [];
     // A shard writes per-example rows of its slice instead of scores: merge-shards scores the whole split (harness/shards.ts).
-    if (request.shard) await timed('predict', () => writeEvaluationShards({ runDir: partialDir, request, shard: request.shard!, adapter, model: predictor, splits: splits.evaluations, encoderFingerprint: encoder!.fingerprint, execution: { backend: backend.name, ...(backend.device ? { device: backend.device } : {}), dtype: 'float32', batchSize: training.batchSize }, log }));
+    if (request.shard) await timed('predict', () => writeEvaluationShards({ runDir: partialDir, request, shard: request.shard!, adapter, model: model.prepared, splits: splits.evaluations, encoderFingerprint: encoder!.fingerprint, execution: { backend: backend.name, ...(backend.device ? { device: backend.device } : {}), dtype: 'float32', batchSize: training.batchSize }, log }));
     for (const split of request.shard ? [] : splits.evaluations) {
-      const predictions = await timed('predict', async () => model.predict(split));
+      const predictions = await timed('predict', async () => model.prepared.predict(split));
       const report = task.score(split, predictions, request.scoring);
       const stem = split.split.replace(/[^A-Za-z0-9._-]+/g, '_');
       const submission = join(partialDir, 'predictions', `${stem}.${adapter.submissionExtension}`);
