@@ -2,9 +2,13 @@
 // score as mean ± std, next to the source-only reference (ft) and the oracle trained on the
 // target's own labels, all measured in this run on the same data.
 // Runs go in parallel child processes, one per core (--jobs).
-// Usage: npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs N | vqa=30,vcr=8] [--tasks vqa,vcr] [--split test|val] [--jobs N] [--set key=value,...] [--backend auto|wasm|...] [--oracle yes|no]
+// Usage: npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs N | vqa=30,vcr=8] [--tasks vqa,gqa,vcr,retrieval] [--split test|val] [--jobs N] [--set key=value,...] [--train-blocks 0,1] [--backend auto|wasm|...] [--oracle yes|no]
 // --backend wasm against the default auto (wasm-blas where it built) measures what the BLAS kernels buy a whole bench.
 // --set applies run settings to every run, e.g. --set encoder.train_blocks=2 to fine-tune the encoder's last two blocks (README).
+// --train-blocks 0,1 runs every method once per value of encoder.train_blocks (0: heads on the frozen encoder) and
+// adds a table of fine-tuned − frozen per method, so both sit side by side on the same data and seeds.
+// Retrieval runs zeroshot (frozen only) and its contrastive methods (ft, ft+mmd, ft+dann); sg and adv have no
+// retrieval form and are left out of its rows.
 // --oracle no leaves out the oracle rows (half the runs when one method is measured, e.g. a source-side default).
 // VCR runs at the VCR adapter's own defaults (epochs, fusion size, grid pooling) unless --epochs names vcr.
 import { existsSync } from 'node:fs';
@@ -12,11 +16,10 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseDemoEpochs } from '../cli/commands/demo.ts';
 import { DEMO_EPOCHS } from '../harness/demo.ts';
 import { VCR_DEFAULTS } from '../harness/adapters/multiple-choice.ts';
 import type { RunRequest } from '../harness/run.ts';
-import { defaultConcurrency, runPool, type PoolJob } from '../harness/run-pool.ts';
+import { defaultConcurrency, runPool, type PoolJob, type RunSummary } from '../harness/run-pool.ts';
 import { parseBackendChoice } from '../models/backends/select.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { readClipConfig } from '../models/encoders/clip-config.ts';
@@ -32,6 +35,7 @@ const { values } = parseArgs({
     epochs: { type: 'string' },
     jobs: { type: 'string' },
     tasks: { type: 'string', default: 'vqa,vcr' },
+    'train-blocks': { type: 'string', default: '' },
     methods: { type: 'string', default: 'ft,ft+sg,ft+adv,ft+sg+adv,ft+mmd,ft+dann' },
     split: { type: 'string', default: 'test' },
     model: { type: 'string' },
@@ -52,10 +56,25 @@ const sets = Object.fromEntries(
 );
 const seeds = values.seeds!.split(',').map(Number);
 const methods = values.methods!.split(',');
-const tasks = values.tasks!.split(',') as ('vqa' | 'vcr')[];
-const givenEpochs: Partial<Record<string, number>> = values.epochs ? parseDemoEpochs(values.epochs) : {};
-// VCR's adapter chooses its own epochs (VCR_DEFAULTS); the demo's short VCR budget is not what this bench measures.
-const epochs: Record<string, number | undefined> = { ...DEMO_EPOCHS, vcr: undefined, ...givenEpochs };
+const TASKS = ['vqa', 'gqa', 'vcr', 'retrieval'] as const;
+type BenchTask = (typeof TASKS)[number];
+const tasks = values.tasks!.split(',') as BenchTask[];
+for (const task of tasks) if (!TASKS.includes(task)) throw new Error(`--tasks: unknown task "${task}", expected some of ${TASKS.join(', ')}`);
+// Each value is a separate set of rows; '' keeps whatever --set says (the runs' default when it says nothing).
+const trainBlocks = values['train-blocks'] === '' ? [undefined] : values['train-blocks']!.split(',');
+if (trainBlocks.length > 1 && 'encoder.train_blocks' in sets) throw new Error('give encoder.train_blocks either in --set or in --train-blocks, not both');
+const RETRIEVAL_METHODS = ['zeroshot', 'ft', 'ft+mmd', 'ft+dann'];
+// The demo's budgets (GQA as VQA: the same answer-classification head); VCR's adapter chooses its own
+// epochs (VCR_DEFAULTS), since the demo's short VCR budget is not what this bench measures.
+const epochs: Record<string, number | undefined> = { ...DEMO_EPOCHS, gqa: DEMO_EPOCHS.vqa, vcr: undefined };
+if (values.epochs !== undefined) {
+  const whole = /^\d+$/.test(values.epochs.trim());
+  for (const part of whole ? TASKS.map((task) => `${task}=${values.epochs}`) : values.epochs.split(',')) {
+    const [task, count] = part.split('=').map((s) => s.trim());
+    if (!TASKS.includes(task as BenchTask) || !/^[1-9]\d*$/.test(count ?? '')) throw new Error(`--epochs expects N or task=N,... with tasks ${TASKS.join(', ')}; got "${part}"`);
+    epochs[task] = Number(count);
+  }
+}
 const concurrency = values.jobs ? Number(values.jobs) : defaultConcurrency();
 const work = await mkdtemp(join(tmpdir(), 'vlbench-methods-'));
 let data = values.data;
@@ -76,26 +95,61 @@ const meanStd = (xs: number[]) => {
 
 const started = performance.now();
 if (!['yes', 'no'].includes(values.oracle!)) throw new Error(`--oracle expects yes or no, got "${values.oracle}"`);
-const oracle = values.oracle === 'yes' ? [{ method: 'ft', trainDomain: 'target' as const, label: 'oracle (ft on target labels)' }] : [];
-const variants = [...methods.map((method) => ({ method, trainDomain: 'source' as const, label: method })), ...oracle];
-const plan = tasks.flatMap((task) => variants.flatMap((variant) => seeds.map((seed) => ({ task, variant, seed }))));
-const jobs: PoolJob[] = plan.map(({ task, variant, seed }) => ({
-  request: { task, dataDir: data, modelDir: values.model, method: variant.method, sets, seed, epochs: epochs[task], split: values.split, backend: parseBackendChoice(values.backend!), trainDomain: variant.trainDomain } satisfies RunRequest,
+
+interface Variant {
+  task: BenchTask;
+  method: string;
+  trainDomain: 'source' | 'target';
+  /** encoder.train_blocks for this row; undefined: the runs' default (or --set). */
+  blocks: string | undefined;
+  label: string;
+}
+const blocksLabel = (blocks: string | undefined) => (blocks === undefined ? '' : blocks === '0' ? ' [frozen]' : ` [train_blocks=${blocks}]`);
+const variants: Variant[] = tasks.flatMap((task) =>
+  trainBlocks.flatMap((blocks) => {
+    const taskMethods = task === 'retrieval' ? RETRIEVAL_METHODS.filter((m) => m === 'zeroshot' || methods.includes(m)) : methods;
+    // zero-shot trains nothing, so there is no fine-tuned zero-shot row.
+    const rows = taskMethods.filter((method) => !(method === 'zeroshot' && blocks !== undefined && blocks !== '0'));
+    const all = [
+      ...rows.map((method) => ({ task, method, trainDomain: 'source' as const, blocks, label: `${method}${blocksLabel(blocks)}` })),
+      ...(values.oracle === 'yes' ? [{ task, method: 'ft', trainDomain: 'target' as const, blocks, label: `oracle (ft on target labels)${blocksLabel(blocks)}` }] : []),
+    ];
+    return all;
+  }),
+);
+const plan = variants.flatMap((variant) => seeds.map((seed) => ({ variant, seed })));
+const jobs: PoolJob[] = plan.map(({ variant, seed }) => ({
+  request: {
+    task: variant.task,
+    dataDir: data,
+    modelDir: values.model,
+    method: variant.method,
+    sets: variant.blocks === undefined ? sets : { ...sets, 'encoder.train_blocks': variant.blocks },
+    seed,
+    epochs: epochs[variant.task],
+    split: values.split,
+    backend: parseBackendChoice(values.backend!),
+    trainDomain: variant.trainDomain,
+  } satisfies RunRequest,
   hooks: { db: null, runsDir: join(work, 'runs'), cacheDir: join(work, 'cache') },
 }));
 process.stderr.write(`${jobs.length} runs, ${concurrency} at a time; run folders in ${join(work, 'runs')}\n`);
 const summaries = await runPool(jobs, {
   concurrency,
   warmFirst: true,
-  onFinish: (index, summary) => process.stderr.write(`${plan[index].task} ${plan[index].variant.label} seed ${plan[index].seed}: ${summary.splits.map((s) => `${s.split} ${s.metrics[s.primary].toFixed(2)}`).join(', ')}\n`),
+  onFinish: (index, summary) =>
+    process.stderr.write(`${plan[index].variant.task} ${plan[index].variant.label} seed ${plan[index].seed}: ${summary.splits.map((s) => `${s.split} ${s.metrics[s.primary].toFixed(2)}`).join(', ')} (${(summary.trainingSeconds ?? 0).toFixed(0)} s)\n`),
 });
+const runsOf = (variant: Variant) => plan.flatMap((p, i) => (p.variant === variant ? [{ seed: p.seed, summary: summaries[i] }] : []));
+const splitOf = (summary: RunSummary, domain: string) => summary.splits.find((s) => s.split.endsWith(`/${domain}`))!;
+const primaryOf = (task: BenchTask) => splitOf(runsOf(variants.find((v) => v.task === task)!)[0].summary, 'source').primary;
+
 for (const task of tasks) {
-  const primary = task === 'vcr' ? 'Q→AR' : 'accuracy';
-  console.log(`\n${task} (${primary}, ${values.split} split, ${seeds.length} seeds, ${epochs[task] ?? `${VCR_DEFAULTS.epochs} (VCR default)`} epochs; trained on source unless noted)`);
+  console.log(`\n${task} (${primaryOf(task)}, ${values.split} split, ${seeds.length} seeds, ${epochs[task] ?? `${VCR_DEFAULTS.epochs} (VCR default)`} epochs; trained on source unless noted)`);
   console.log(`| method | source | target | train s/run |\n|---|---|---|---|`);
-  for (const variant of variants) {
-    const runs = plan.map((p, i) => ({ p, summary: summaries[i] })).filter(({ p }) => p.task === task && p.variant === variant).map(({ summary }) => summary);
-    const score = (domain: string) => runs.map((r) => r.splits.find((s) => s.split.endsWith(`/${domain}`))!).map((s) => s.metrics[s.primary]);
+  for (const variant of variants.filter((v) => v.task === task)) {
+    const runs = runsOf(variant).map((r) => r.summary);
+    const score = (domain: string) => runs.map((r) => splitOf(r, domain)).map((s) => s.metrics[s.primary]);
     const seconds = runs.map((r) => r.trainingSeconds ?? 0);
     console.log(`| ${variant.label} | ${meanStd(score('source'))} | ${meanStd(score('target'))} | ${(seconds.reduce((a, b) => a + b, 0) / seconds.length).toFixed(1)} |`);
   }
@@ -104,40 +158,49 @@ for (const task of tasks) {
   const parts = { q2a: 'Q→A', qa2r: 'QA→R', q2ar: 'Q→AR' };
   console.log(`\nvcr, every metric (${values.split} split, mean ± std over seeds)`);
   console.log(`| method | ${['source', 'target'].flatMap((domain) => Object.values(parts).map((label) => `${domain} ${label}`)).join(' | ')} |\n|---|${'---|'.repeat(2 * Object.keys(parts).length)}`);
-  for (const variant of variants) {
-    const runs = plan.map((p, i) => ({ p, summary: summaries[i] })).filter(({ p }) => p.task === task && p.variant === variant).map(({ summary }) => summary);
-    const cells = ['source', 'target'].flatMap((domain) => Object.keys(parts).map((metric) => meanStd(runs.map((r) => r.splits.find((s) => s.split.endsWith(`/${domain}`))!.metrics[metric]))));
+  for (const variant of variants.filter((v) => v.task === task)) {
+    const runs = runsOf(variant).map((r) => r.summary);
+    const cells = ['source', 'target'].flatMap((domain) => Object.keys(parts).map((metric) => meanStd(runs.map((r) => splitOf(r, domain).metrics[metric]))));
     console.log(`| ${variant.label} | ${cells.join(' | ')} |`);
   }
 }
-// Each method against ft as seed groups: the two-way bootstrap over seeds and examples
+
+// Differences as seed groups: the two-way bootstrap over seeds and examples
 // (leaderboard/statistics.ts, seedGroupDifference), paired by seed, on each domain's per-example scores.
 const perExampleOf = async (runDir: string, split: string): Promise<ExampleScore[]> =>
   (JSON.parse(await readFile(join(runDir, 'scores', `${split.replace(/[^A-Za-z0-9._-]+/g, '_')}.json`), 'utf8')) as { perExample: ExampleScore[] }).perExample;
-for (const task of tasks) {
-  console.log(`\n${task}: difference to ft, mean over seeds with its 95% interval over seeds and examples (${values.split} split)`);
-  console.log(`| method | source | target |\n|---|---|---|`);
-  const groupOf = async (variant: (typeof variants)[number], domain: string) => {
-    const group = [];
-    for (const [i, p] of plan.entries()) {
-      if (p.task !== task || p.variant !== variant) continue;
-      const split = summaries[i].splits.find((s) => s.split.endsWith(`/${domain}`))!.split;
-      group.push({ seed: p.seed, scores: await perExampleOf(summaries[i].runDir, split) });
-    }
-    return group;
-  };
-  const reference = variants.find((variant) => variant.method === 'ft' && variant.trainDomain === 'source');
-  if (!reference) {
-    console.log('(no ft among --methods: nothing to compare against)');
-    continue;
+const groupOf = async (variant: Variant, domain: string) =>
+  Promise.all(runsOf(variant).map(async ({ seed, summary }) => ({ seed, scores: await perExampleOf(summary.runDir, splitOf(summary, domain).split) })));
+const differenceCells = async (reference: Variant, variant: Variant) => {
+  const cells: string[] = [];
+  for (const domain of ['source', 'target']) {
+    const d = seedGroupDifference(await groupOf(reference, domain), await groupOf(variant, domain), { seed: 0 });
+    cells.push(`${d.estimate >= 0 ? '+' : ''}${d.estimate.toFixed(2)} [${d.lower.toFixed(2)}, ${d.upper.toFixed(2)}]`);
   }
-  for (const variant of variants.filter((v) => v !== reference)) {
-    const cells: string[] = [];
-    for (const domain of ['source', 'target']) {
-      const d = seedGroupDifference(await groupOf(reference, domain), await groupOf(variant, domain), { seed: 0 });
-      cells.push(`${d.estimate >= 0 ? '+' : ''}${d.estimate.toFixed(2)} [${d.lower.toFixed(2)}, ${d.upper.toFixed(2)}]`);
+  return cells;
+};
+for (const task of tasks) {
+  for (const blocks of trainBlocks) {
+    const rows = variants.filter((v) => v.task === task && v.blocks === blocks);
+    console.log(`\n${task}${blocksLabel(blocks)}: difference to ft, mean over seeds with its 95% interval over seeds and examples (${values.split} split)`);
+    console.log(`| method | source | target |\n|---|---|---|`);
+    const reference = rows.find((v) => v.method === 'ft' && v.trainDomain === 'source');
+    if (!reference) {
+      console.log('(no ft among --methods: nothing to compare against)');
+      continue;
     }
-    console.log(`| ${variant.label} | ${cells.join(' | ')} |`);
+    for (const variant of rows.filter((v) => v !== reference)) console.log(`| ${variant.label} | ${(await differenceCells(reference, variant)).join(' | ')} |`);
+  }
+  // The issue's question: what fine-tuning the encoder adds to each method, on the same seeds and examples.
+  const frozen = trainBlocks.find((b) => b === '0');
+  for (const tuned of trainBlocks.filter((b) => b !== undefined && b !== '0')) {
+    if (frozen === undefined) break;
+    console.log(`\n${task}: train_blocks=${tuned} − frozen per method (${values.split} split, 95% interval over seeds and examples)`);
+    console.log(`| method | source | target |\n|---|---|---|`);
+    for (const variant of variants.filter((v) => v.task === task && v.blocks === tuned)) {
+      const base = variants.find((v) => v.task === task && v.blocks === frozen && v.method === variant.method && v.trainDomain === variant.trainDomain);
+      if (base) console.log(`| ${variant.label.replace(blocksLabel(tuned), '')} | ${(await differenceCells(base, variant)).join(' | ')} |`);
+    }
   }
 }
 console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s with ${concurrency} runs at a time`);
