@@ -215,7 +215,9 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   });
 
   const runsDir = resolve(hooks.runsDir);
-  const name = request.name ?? `${request.task}:${method.spec}${request.trainDomain === 'target' ? ' (oracle: target labels)' : ''}`;
+  // A fine-tuned run says so in its default name: on a leaderboard it sits beside the frozen run of the same SPEC.
+  const tunedPart = !tunes ? '' : tuning.trainBlocks === 'all' ? ' (encoder: all blocks tuned)' : ` (encoder: last ${tuning.trainBlocks} block${tuning.trainBlocks === 1 ? '' : 's'} tuned)`;
+  const name = request.name ?? `${request.task}:${method.spec}${tunedPart}${request.trainDomain === 'target' ? ' (oracle: target labels)' : ''}`;
   const runId = hooks.resumeDir ? basename(hooks.resumeDir).replace(/\.partial$/, '') : newRunFolderId(runsDir, request, method.spec, request.shard ? shardFolderSuffix(request.shard) : '');
   const partialDir = hooks.resumeDir ? resolve(hooks.resumeDir) : join(runsDir, `${runId}.partial`);
   const finalDir = join(runsDir, runId);

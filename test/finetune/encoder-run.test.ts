@@ -45,6 +45,8 @@ const same = (a: Float32Array, b: Float32Array) => a.length === b.length && a.ev
 test('train_blocks=1 trains the last block of each tower, keeps the frozen prefix bit for bit, and saves a model folder encode loads', async (t) => {
   const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-finetune-runs-'));
   const outcome = await executeRun(request({ 'encoder.train_blocks': '1' }), { db: null, runsDir, log: quiet });
+  // On a leaderboard the tuned run sits beside the frozen one of the same SPEC: its name tells them apart.
+  t.is(outcome.name, 'vqa:ft+sg+adv (encoder: last 1 block tuned)');
   const tunedDir = join(outcome.runDir, 'encoder');
   for (const file of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json']) t.true((await readdir(tunedDir)).includes(file), file);
   const before = await tensors(join(fixtureModel, 'model.safetensors'));
