@@ -1,9 +1,9 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
-import { DEMO_EPOCHS, DEMO_METHODS, runDemo, type DemoTask } from '../../harness/demo.ts';
+import { DEMO_ENCODER_BLOCKS, DEMO_EPOCHS, DEMO_METHODS, runDemo, type DemoTask } from '../../harness/demo.ts';
 import { InputError } from '../../core/errors.ts';
 import { RUN_TASKS } from '../../harness/run.ts';
-import { parsePositiveInteger, parseSeed } from '../flags.ts';
+import { parsePositiveInteger, parseSeed, parseWholeNumber } from '../flags.ts';
 
 const positiveInteger = (value: string, flag: string) => parsePositiveInteger(flag, value);
 
@@ -35,8 +35,9 @@ export function registerDemo(program: Command): void {
     .option('--methods <list>', 'comma-separated method SPECs for VQA and VCR', DEMO_METHODS.join(','))
     .option('--tasks <list>', 'comma-separated tasks', 'vqa,vcr,retrieval')
     .option('--model <dir>', 'model folder (default: the bundled SynthScenes CLIP)')
+    .option('--encoder-blocks <n>', `encoder.train_blocks of the extra fine-tuned ft run per task (0: no fine-tuned runs)`, String(DEMO_ENCODER_BLOCKS))
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
-    .action(async (flags: { out: string; images: string; epochs?: string; jobs?: string; seed: string; methods: string; tasks: string; model?: string; backend: string }) => {
+    .action(async (flags: { out: string; images: string; epochs?: string; jobs?: string; seed: string; methods: string; tasks: string; model?: string; encoderBlocks: string; backend: string }) => {
       const tasks = flags.tasks.split(',').map((t) => t.trim());
       const unknown = tasks.filter((t) => !RUN_TASKS.includes(t) || t === 'gqa');
       if (unknown.length) throw new InputError(`--tasks: unknown ${unknown.join(', ')}; the demo runs vqa, vcr, retrieval`);
@@ -49,6 +50,7 @@ export function registerDemo(program: Command): void {
         methods: flags.methods.split(',').map((m) => m.trim()).filter(Boolean),
         tasks: tasks as ('vqa' | 'vcr' | 'retrieval')[],
         modelDir: flags.model,
+        encoderBlocks: parseWholeNumber('--encoder-blocks', flags.encoderBlocks),
         backend: flags.backend as 'auto',
         log: (line) => process.stderr.write(`${line}\n`),
       });
