@@ -16,6 +16,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseEpochsPerTask } from '../cli/commands/demo.ts';
 import { DEMO_EPOCHS } from '../harness/demo.ts';
 import { VCR_DEFAULTS } from '../harness/adapters/multiple-choice.ts';
 import type { RunRequest } from '../harness/run.ts';
@@ -61,20 +62,13 @@ type BenchTask = (typeof TASKS)[number];
 const tasks = values.tasks!.split(',') as BenchTask[];
 for (const task of tasks) if (!TASKS.includes(task)) throw new Error(`--tasks: unknown task "${task}", expected some of ${TASKS.join(', ')}`);
 // Each value is a separate set of rows; '' keeps whatever --set says (the runs' default when it says nothing).
-const trainBlocks = values['train-blocks'] === '' ? [undefined] : values['train-blocks']!.split(',');
+const trainBlocks: (string | undefined)[] = values['train-blocks'] === '' ? [undefined] : values['train-blocks']!.split(',');
 if (trainBlocks.length > 1 && 'encoder.train_blocks' in sets) throw new Error('give encoder.train_blocks either in --set or in --train-blocks, not both');
 const RETRIEVAL_METHODS = ['zeroshot', 'ft', 'ft+mmd', 'ft+dann'];
 // The demo's budgets (GQA as VQA: the same answer-classification head); VCR's adapter chooses its own
 // epochs (VCR_DEFAULTS), since the demo's short VCR budget is not what this bench measures.
 const epochs: Record<string, number | undefined> = { ...DEMO_EPOCHS, gqa: DEMO_EPOCHS.vqa, vcr: undefined };
-if (values.epochs !== undefined) {
-  const whole = /^\d+$/.test(values.epochs.trim());
-  for (const part of whole ? TASKS.map((task) => `${task}=${values.epochs}`) : values.epochs.split(',')) {
-    const [task, count] = part.split('=').map((s) => s.trim());
-    if (!TASKS.includes(task as BenchTask) || !/^[1-9]\d*$/.test(count ?? '')) throw new Error(`--epochs expects N or task=N,... with tasks ${TASKS.join(', ')}; got "${part}"`);
-    epochs[task] = Number(count);
-  }
-}
+if (values.epochs !== undefined) Object.assign(epochs, parseEpochsPerTask(values.epochs, TASKS));
 const concurrency = values.jobs ? Number(values.jobs) : defaultConcurrency();
 const work = await mkdtemp(join(tmpdir(), 'vlbench-methods-'));
 let data = values.data;
@@ -110,11 +104,10 @@ const variants: Variant[] = tasks.flatMap((task) =>
     const taskMethods = task === 'retrieval' ? RETRIEVAL_METHODS.filter((m) => m === 'zeroshot' || methods.includes(m)) : methods;
     // zero-shot trains nothing, so there is no fine-tuned zero-shot row.
     const rows = taskMethods.filter((method) => !(method === 'zeroshot' && blocks !== undefined && blocks !== '0'));
-    const all = [
+    return [
       ...rows.map((method) => ({ task, method, trainDomain: 'source' as const, blocks, label: `${method}${blocksLabel(blocks)}` })),
       ...(values.oracle === 'yes' ? [{ task, method: 'ft', trainDomain: 'target' as const, blocks, label: `oracle (ft on target labels)${blocksLabel(blocks)}` }] : []),
     ];
-    return all;
   }),
 );
 const plan = variants.flatMap((variant) => seeds.map((seed) => ({ variant, seed })));
@@ -169,8 +162,13 @@ for (const task of tasks) {
 // (leaderboard/statistics.ts, seedGroupDifference), paired by seed, on each domain's per-example scores.
 const perExampleOf = async (runDir: string, split: string): Promise<ExampleScore[]> =>
   (JSON.parse(await readFile(join(runDir, 'scores', `${split.replace(/[^A-Za-z0-9._-]+/g, '_')}.json`), 'utf8')) as { perExample: ExampleScore[] }).perExample;
-const groupOf = async (variant: Variant, domain: string) =>
-  Promise.all(runsOf(variant).map(async ({ seed, summary }) => ({ seed, scores: await perExampleOf(summary.runDir, splitOf(summary, domain).split) })));
+// A reference (ft, or the frozen row) is compared with many rows: its per-example files are read once.
+const groups = new Map<string, Promise<{ seed: number; scores: ExampleScore[] }[]>>();
+const groupOf = (variant: Variant, domain: string) => {
+  const key = `${variants.indexOf(variant)}/${domain}`;
+  if (!groups.has(key)) groups.set(key, Promise.all(runsOf(variant).map(async ({ seed, summary }) => ({ seed, scores: await perExampleOf(summary.runDir, splitOf(summary, domain).split) }))));
+  return groups.get(key)!;
+};
 const differenceCells = async (reference: Variant, variant: Variant) => {
   const cells: string[] = [];
   for (const domain of ['source', 'target']) {
@@ -192,9 +190,8 @@ for (const task of tasks) {
     for (const variant of rows.filter((v) => v !== reference)) console.log(`| ${variant.label} | ${(await differenceCells(reference, variant)).join(' | ')} |`);
   }
   // The issue's question: what fine-tuning the encoder adds to each method, on the same seeds and examples.
-  const frozen = trainBlocks.find((b) => b === '0');
-  for (const tuned of trainBlocks.filter((b) => b !== undefined && b !== '0')) {
-    if (frozen === undefined) break;
+  const frozen = trainBlocks.includes('0') ? '0' : undefined;
+  for (const tuned of frozen === undefined ? [] : trainBlocks.filter((b) => b !== undefined && b !== '0')) {
     console.log(`\n${task}: train_blocks=${tuned} − frozen per method (${values.split} split, 95% interval over seeds and examples)`);
     console.log(`| method | source | target |\n|---|---|---|`);
     for (const variant of variants.filter((v) => v.task === task && v.blocks === tuned)) {

@@ -9,15 +9,21 @@ const positiveInteger = (value: string, flag: string) => parsePositiveInteger(fl
 
 /** `--epochs 5` (every task) or `--epochs vqa=40,vcr=3` (the tasks named; DEMO_EPOCHS for the rest). */
 export function parseDemoEpochs(value: string): Partial<Record<DemoTask, number>> {
+  return parseEpochsPerTask(value, Object.keys(DEMO_EPOCHS) as DemoTask[]);
+}
+
+/** `--epochs N` for every one of `tasks`, or `task=N,...` for those named; what the demo and bench/methods.ts take. */
+export function parseEpochsPerTask<T extends string>(value: string, tasks: readonly T[]): Partial<Record<T, number>> {
+  const epochs: Partial<Record<T, number>> = {};
   if (/^\d+$/.test(value.trim())) {
     const n = positiveInteger(value.trim(), '--epochs');
-    return { vqa: n, vcr: n, retrieval: n };
+    for (const task of tasks) epochs[task] = n;
+    return epochs;
   }
-  const epochs: Partial<Record<DemoTask, number>> = {};
   for (const part of value.split(',')) {
     const [task, count] = part.split('=').map((s) => s.trim());
-    if (!(task in DEMO_EPOCHS) || count === undefined) throw new InputError(`--epochs expects N or task=N,... with tasks ${Object.keys(DEMO_EPOCHS).join(', ')}; got ${JSON.stringify(part)}`);
-    epochs[task as DemoTask] = positiveInteger(count, `--epochs ${task}`);
+    if (!tasks.includes(task as T) || count === undefined) throw new InputError(`--epochs expects N or task=N,... with tasks ${tasks.join(', ')}; got ${JSON.stringify(part)}`);
+    epochs[task as T] = positiveInteger(count, `--epochs ${task}`);
   }
   return epochs;
 }
