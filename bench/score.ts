@@ -1,7 +1,7 @@
 /**
  * How fast the official scorers run at full scale, next to a floor measured in the same run.
  *
- *   npx tsx bench/score.ts [--vqa-questions N] [--images N] [--captions-per-image N] [--skip-retrieval]
+ *   npx tsx bench/score.ts [--vqa-questions N] [--images N] [--captions-per-image N] [--skip-retrieval] [--official-evaluator DIR]
  *
  * VQA: 214,354 questions (the size of val2014) with seeded random annotations and predictions,
  * written in the official layout and scored the way `vlbench score` does (load → readPredictions →
@@ -14,7 +14,9 @@
  * must do before scoring); and, when python3 is installed, json.load of the same three files,
  * which is how the official evaluator (GT-Vision-Lab/VQA, vqa.py + vqaEval.py) starts. The
  * official evaluator itself is not in this repository, so its json.load is a lower bound of its
- * time, not its time. Three more floors bound what a byte scanner can reach: reading the three
+ * time, not its time (with --official-evaluator DIR, a checkout of GT-Vision-Lab/VQA, the
+ * evaluator itself runs on the same files: its load and evaluate() times, and whether its accuracy
+ * dictionary equals vlbench's to the last bit). Three more floors bound what a byte scanner can reach: reading the three
  * files, one JavaScript pass over their bytes (any scanner that checks every byte does at least
  * that), and sha256 of the two annotation files (the split fingerprint, which the loader hashes
  * on a worker thread while it scans). The summary adds read + byte pass + scoring over scoring:
@@ -38,13 +40,16 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SeededRandom } from '../core/random.ts';
 import { vqaTask } from '../tasks/vqa/index.ts';
 import { loadVqaSplitWithJsonParse } from '../tasks/vqa/load.ts';
 import { readVqaPredictionsWithJsonParse } from '../tasks/vqa/predictions.ts';
 import { scoreRetrieval } from '../tasks/retrieval/recall.ts';
+import { pythonRound, type VqaOfficialAccuracy } from '../tasks/vqa/accuracy.ts';
+import type { ScoreReport } from '../core/types.ts';
 import { runScore } from '../cli/commands/score.ts';
 
 const argv = process.argv.slice(2);
@@ -58,6 +63,11 @@ function numberFlag(name: string, fallback: number): number {
 const VQA_QUESTIONS = numberFlag('--vqa-questions', 214_354);
 const IMAGES = numberFlag('--images', 5_000);
 const CAPTIONS_PER_IMAGE = numberFlag('--captions-per-image', 5);
+const officialAt = argv.indexOf('--official-evaluator');
+if (officialAt >= 0 && (argv[officialAt + 1] === undefined || argv[officialAt + 1].startsWith('--'))) {
+  throw new Error('--official-evaluator expects the folder of a GT-Vision-Lab/VQA checkout');
+}
+const OFFICIAL_EVALUATOR_DIR = officialAt >= 0 ? argv[officialAt + 1] : undefined;
 
 const rows: { step: string; seconds: number; cpuSeconds: number; peakRssMiB: number; note?: string }[] = [];
 /** Wall and CPU time side by side: on a shared machine the gap is time spent waiting for a core or the disk. */
@@ -77,7 +87,10 @@ async function measure<T>(step: string, work: () => T | Promise<T>, note?: (resu
 /** Answers in the shapes the normaliser sees: number words, articles, punctuation, case, contractions. */
 function answerPool(rng: SeededRandom): string[] {
   const words = ['dog', 'cat', 'red', 'blue', 'white', 'black', 'table', 'pizza', 'man', 'woman', 'tennis', 'frisbee', 'left', 'right', 'kitchen', 'grass', 'sky', 'train', 'bus', 'umbrella'];
-  const pool = ['yes', 'no', 'Yes', 'No', 'yes.', 'none', 'dont know', '1,000', '3.5', 'two', '2', 'three', '3', '10', 'ten'];
+  // The last ones are there for --official-evaluator's bit-for-bit check: contractions, articles,
+  // outer whitespace and newlines, punctuation between digits, and number words.
+  const pool = ['yes', 'no', 'Yes', 'No', 'yes.', 'none', 'dont know', '1,000', '3.5', 'two', '2', 'three', '3', '10', 'ten',
+    'isnt', "it's", 'cant', 'a dog', 'an umbrella', ' dog ', 'dog\n', '3 p.m.', '#1', '50%', 'yes!', 'one', 'zero', 'red/white'];
   for (let i = 0; i < 3_000; i++) {
     const first = rng.pick(words);
     const form = rng.int(0, 5);
@@ -174,14 +187,17 @@ async function benchVqa(): Promise<void> {
     await measureStrictPath(dir, files.predictions);
     const split = await measure('VQA: load + validate split', () => vqaTask.load({ dataDir: dir, split: 'val2014' }));
     const predictions = await measure('VQA: read + check result file', () => vqaTask.readPredictions(split, files.predictions));
-    await measure('VQA: score, current evaluator', () => vqaTask.score(split, predictions), (r) => `overall ${(r.official as { overall: number }).overall}`);
+    const current = await measure('VQA: score, current evaluator', () => vqaTask.score(split, predictions), (r) => `overall ${(r.official as { overall: number }).overall}`);
     const scoreRow = rows[rows.length - 1];
-    await measure('VQA: score, legacy normalisation', () => vqaTask.score(split, predictions, { legacyNormalization: true }), (r) => `overall ${(r.official as { overall: number }).overall}`);
+    const legacy = await measure('VQA: score, legacy normalisation', () => vqaTask.score(split, predictions, { legacyNormalization: true }), (r) => `overall ${(r.official as { overall: number }).overall}`);
     await measure('vlbench score --task vqa (whole command)', () => runScore({ task: 'vqa', ...files }), (r) => `overall ${(r.official as { overall: number }).overall}`);
     const whole = rows[rows.length - 1];
     const floor = rows.find((row) => row.step.startsWith('VQA floor: read + JSON.parse'))!;
     whole.note = `${whole.note}; ${(whole.seconds / scoreRow.seconds).toFixed(1)}x the scoring alone, ${(whole.seconds / (floor.seconds + scoreRow.seconds)).toFixed(2)}x JSON.parse floor + scoring (CPU: ${(whole.cpuSeconds / (floor.cpuSeconds + scoreRow.cpuSeconds)).toFixed(2)}x)`;
     measureFreshProcess(files);
+    if (OFFICIAL_EVALUATOR_DIR !== undefined) {
+      await measureOfficialEvaluator(OFFICIAL_EVALUATOR_DIR, files, { current, legacy });
+    }
     // The issue's measure: the whole command against its scoring, in a fresh process as a user
     // runs it (in this one, the heap holds the generated data and every earlier step's results,
     // which slows the garbage collector down), beside what the official evaluator spends before it
@@ -191,6 +207,7 @@ async function benchVqa(): Promise<void> {
     const python = rows.find((row) => row.step.startsWith('VQA floor (python3)'))!;
     const readFloor = rows.find((row) => row.step === 'VQA floor: read the 3 files')!;
     const passFloor = rows.find((row) => row.step === 'VQA floor: one JavaScript pass over their bytes')!;
+    const official = rows.find((row) => row.step === OFFICIAL_TOTAL_STEP && !Number.isNaN(row.seconds));
     if (freshScore !== undefined && !Number.isNaN(freshScore.seconds)) {
       rows.push({
         step: 'VQA summary: whole command = load + score',
@@ -201,7 +218,8 @@ async function benchVqa(): Promise<void> {
           `fresh process: load split ${freshLoad.seconds.toFixed(3)} s + result file ${freshPredictions.seconds.toFixed(3)} s + score ${freshScore.seconds.toFixed(3)} s; ` +
           `whole ${(freshWhole.seconds / freshScore.seconds).toFixed(2)}x the scoring (issue 16 asks <= 2x; CPU ${(freshWhole.cpuSeconds / freshScore.cpuSeconds).toFixed(2)}x)` +
           `; a one-thread scanner cannot go below read + one byte pass + score = ${((readFloor.seconds + passFloor.seconds + freshScore.seconds) / freshScore.seconds).toFixed(2)}x` +
-          (Number.isNaN(python.seconds) ? '' : `; the official evaluator's json.load alone: ${python.seconds.toFixed(3)} s, ${(python.seconds / freshWhole.seconds).toFixed(1)}x this whole command`),
+          (Number.isNaN(python.seconds) ? '' : `; the official evaluator's json.load alone: ${python.seconds.toFixed(3)} s, ${(python.seconds / freshWhole.seconds).toFixed(1)}x this whole command`) +
+          (official === undefined ? '' : `; the official evaluator itself (load + loadRes + evaluate): ${official.seconds.toFixed(1)} s, ${(official.seconds / freshWhole.seconds).toFixed(0)}x this whole command`),
       });
     }
   } finally {
@@ -257,6 +275,109 @@ function measureFreshProcess(files: { questions: string; annotations: string; pr
     const [seconds, cpuSeconds, peakRssMiB] = times?.[index] ?? [Number.NaN, Number.NaN, Number.NaN];
     rows.push({ step: `fresh process: ${step}`, seconds, cpuSeconds, peakRssMiB, note: times ? (index === 0 ? 'a child process, its own clocks and memory' : 'then, in that process') : `failed: ${run.stderr.slice(0, 200)}` });
   });
+}
+
+const OFFICIAL_TOTAL_STEP = 'official evaluator (python3): whole';
+
+/**
+ * Our driver of the official evaluator (GT-Vision-Lab/VQA: PythonHelperTools/vqaTools/vqa.py and
+ * PythonEvaluationTools/vqaEvaluation/vqaEval.py, run as its vqaEvalDemo.py runs them): loads the
+ * annotations and questions (VQA), the results (loadRes), then evaluate() with n=2, each timed by
+ * python's clocks with the evaluator's own printing silenced; prints its accuracy dictionary.
+ */
+const OFFICIAL_DRIVER = [
+  'import contextlib, io, json, sys, time',
+  'sys.path.insert(0, sys.argv[1])',
+  'from vqa import VQA',
+  'from vqaEval import VQAEval',
+  'annotations, questions, results = sys.argv[2:5]',
+  'def timed(work):',
+  '    wall, cpu = time.perf_counter(), time.process_time()',
+  '    with contextlib.redirect_stdout(io.StringIO()):',
+  '        value = work()',
+  '    return value, [time.perf_counter() - wall, time.process_time() - cpu]',
+  'vqa, load = timed(lambda: VQA(annotations, questions))',
+  'res, load_results = timed(lambda: vqa.loadRes(results, questions))',
+  'evaluator = VQAEval(vqa, res, n=2)',
+  '_, score = timed(evaluator.evaluate)',
+  "print(json.dumps({'steps': [load, load_results, score], 'accuracy': evaluator.accuracy, 'evalQA': evaluator.evalQA}))",
+].join('\n');
+
+/**
+ * The official evaluator itself on the same files, when the user has a checkout of
+ * GT-Vision-Lab/VQA (it is not in this repository and cannot be downloaded here): its time beside
+ * ours, and whether its accuracy dictionary equals ours to the last bit, in the current or the
+ * legacy normalisation (a checkout from before the 2021 fix agrees with the legacy one).
+ * The official files are Python 2; they are copied to a temporary folder, their indentation read as
+ * Python 2 reads it (a tab moves to the next multiple of 8 columns; Python 3 refuses files that mix
+ * tabs and spaces, as vqa.py does) and, when Python 3 cannot parse them, converted with lib2to3
+ * (print statements). Python 3's round() breaks exact binary ties to even where Python 2 went away
+ * from zero; vlbench reproduces Python 3's (tasks/vqa/accuracy.ts, pythonRound).
+ */
+async function measureOfficialEvaluator(
+  checkout: string,
+  files: { questions: string; annotations: string; predictions: string },
+  ours: Record<'current' | 'legacy', ScoreReport>,
+): Promise<void> {
+  const sources = [join(checkout, 'PythonHelperTools', 'vqaTools', 'vqa.py'), join(checkout, 'PythonEvaluationTools', 'vqaEvaluation', 'vqaEval.py')];
+  const missing = sources.filter((file) => !existsSync(file));
+  if (missing.length > 0) throw new Error(`--official-evaluator ${checkout}: not a GT-Vision-Lab/VQA checkout, no ${missing.join(' and no ')}`);
+  const steps = ['official evaluator (python3): VQA(annotations, questions)', 'official evaluator (python3): loadRes(results)', 'official evaluator (python3): evaluate()'];
+  const fail = (why: string) => {
+    for (const step of [...steps, OFFICIAL_TOTAL_STEP]) rows.push({ step, seconds: Number.NaN, cpuSeconds: Number.NaN, peakRssMiB: Number.NaN, note: `not measured: ${why}` });
+  };
+  const folder = await mkdtemp(join(tmpdir(), 'vlbench-official-vqa-'));
+  try {
+    for (const source of sources) {
+      const copy = join(folder, basename(source));
+      await writeFile(copy, python2Indentation(await readFile(source, 'utf8')));
+      if (spawnSync('python3', ['-c', 'import ast, sys; ast.parse(open(sys.argv[1]).read())', copy]).status === 0) continue;
+      const converted = spawnSync('python3', ['-W', 'ignore', '-m', 'lib2to3', '--write', '--nobackups', '--no-diffs', copy], { encoding: 'utf8' });
+      if (converted.status !== 0) return fail(`${basename(source)} is Python 2 and python3's lib2to3 could not convert it: ${(converted.stderr || String(converted.error)).slice(0, 200)}`);
+    }
+    const run = spawnSync('python3', ['-c', OFFICIAL_DRIVER, folder, files.annotations, files.questions, files.predictions], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    if (run.status !== 0) return fail(`the evaluator failed: ${(run.stderr || String(run.error)).trim().split('\n').slice(-3).join(' | ').slice(0, 300)}`);
+    const output = JSON.parse(run.stdout.trim().split('\n').pop()!) as { steps: [number, number][]; accuracy: VqaOfficialAccuracy; evalQA: Record<string, number> };
+    steps.forEach((step, index) => rows.push({ step, seconds: output.steps[index][0], cpuSeconds: output.steps[index][1], peakRssMiB: Number.NaN, note: index === 2 ? 'its own clocks; printing silenced' : '' }));
+    const agreement = (['current', 'legacy'] as const).map((mode) => `${mode} normalisation: ${accuracyDifferences(output.accuracy, ours[mode].official as VqaOfficialAccuracy)}, ${perQuestionDifferences(output.evalQA, ours[mode])}`).join('; ');
+    rows.push({
+      step: OFFICIAL_TOTAL_STEP,
+      seconds: output.steps.reduce((sum, [wall]) => sum + wall, 0),
+      cpuSeconds: output.steps.reduce((sum, [, cpu]) => sum + cpu, 0),
+      peakRssMiB: Number.NaN,
+      note: `overall ${output.accuracy.overall}; vlbench against it, ${agreement}`,
+    });
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
+}
+
+/** evalQA (round(100·acc, 2) per question id) against vlbench's per-question scores, rounded as `vlbench score --per-question` rounds them. */
+function perQuestionDifferences(evalQA: Record<string, number>, ours: ScoreReport): string {
+  let differ = 0;
+  for (const { id, score } of ours.perExample) if (evalQA[id] !== pythonRound(score, 2)) differ++;
+  const extra = Object.keys(evalQA).length - ours.perExample.length;
+  return differ === 0 && extra === 0 ? `all ${ours.perExample.length.toLocaleString('en')} per-question scores equal` : `${differ} per-question scores differ${extra === 0 ? '' : `, ${extra} more questions in evalQA`}`;
+}
+
+/** Leading indentation as Python 2's tokenizer reads it: each tab to the next multiple of 8 columns. */
+function python2Indentation(source: string): string {
+  return source.replace(/^[ \t]+/gm, (indent) => {
+    let columns = 0;
+    for (const character of indent) columns = character === '\t' ? columns + 8 - (columns % 8) : columns + 1;
+    return ' '.repeat(columns);
+  });
+}
+
+/** "equal to the last bit", or the first few fields that differ (official value, then ours). */
+function accuracyDifferences(official: VqaOfficialAccuracy, ours: VqaOfficialAccuracy): string {
+  const differences: string[] = [];
+  if (official.overall !== ours.overall) differences.push(`overall ${official.overall} vs ${ours.overall}`);
+  for (const group of ['perAnswerType', 'perQuestionType'] as const) {
+    const keys = new Set([...Object.keys(official[group]), ...Object.keys(ours[group])]);
+    for (const key of keys) if (official[group][key] !== ours[group][key]) differences.push(`${group}["${key}"] ${official[group][key]} vs ${ours[group][key]}`);
+  }
+  return differences.length === 0 ? 'equal to the last bit' : `${differences.length} differ (${differences.slice(0, 3).join(', ')})`;
 }
 
 /** Times python3's json.load of the files (its own clocks, so interpreter start-up is not counted). */
