@@ -41,9 +41,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SeededRandom } from '../core/random.ts';
@@ -66,11 +66,20 @@ function numberFlag(name: string, fallback: number): number {
 const VQA_QUESTIONS = numberFlag('--vqa-questions', 214_354);
 const IMAGES = numberFlag('--images', 5_000);
 const CAPTIONS_PER_IMAGE = numberFlag('--captions-per-image', 5);
-const officialAt = argv.indexOf('--official-evaluator');
-if (officialAt >= 0 && (argv[officialAt + 1] === undefined || argv[officialAt + 1].startsWith('--'))) {
-  throw new Error('--official-evaluator expects the folder of a GT-Vision-Lab/VQA checkout');
+/** The official evaluator's two files in a GT-Vision-Lab/VQA checkout, checked before any data is generated. */
+function officialEvaluatorSources(): string[] | undefined {
+  const at = argv.indexOf('--official-evaluator');
+  if (at < 0) return undefined;
+  const checkout = argv[at + 1];
+  const sources = checkout === undefined || checkout.startsWith('--') ? [] : [join(checkout, 'PythonHelperTools', 'vqaTools', 'vqa.py'), join(checkout, 'PythonEvaluationTools', 'vqaEvaluation', 'vqaEval.py')];
+  const missing = sources.filter((file) => !existsSync(file));
+  if (sources.length === 0 || missing.length > 0) {
+    console.error(`--official-evaluator expects the folder of a GT-Vision-Lab/VQA checkout${sources.length === 0 ? '' : `; ${checkout} has no ${missing.join(' and no ')}`}`);
+    process.exit(2);
+  }
+  return sources;
 }
-const OFFICIAL_EVALUATOR_DIR = officialAt >= 0 ? argv[officialAt + 1] : undefined;
+const OFFICIAL_EVALUATOR_SOURCES = officialEvaluatorSources();
 
 const rows: { step: string; seconds: number; cpuSeconds: number; peakRssMiB: number; note?: string }[] = [];
 /** Wall and CPU time side by side: on a shared machine the gap is time spent waiting for a core or the disk. */
@@ -198,9 +207,7 @@ async function benchVqa(): Promise<void> {
     const floor = rows.find((row) => row.step.startsWith('VQA floor: read + JSON.parse'))!;
     whole.note = `${whole.note}; ${(whole.seconds / scoreRow.seconds).toFixed(1)}x the scoring alone, ${(whole.seconds / (floor.seconds + scoreRow.seconds)).toFixed(2)}x JSON.parse floor + scoring (CPU: ${(whole.cpuSeconds / (floor.cpuSeconds + scoreRow.cpuSeconds)).toFixed(2)}x)`;
     measureFreshProcess(files);
-    if (OFFICIAL_EVALUATOR_DIR !== undefined) {
-      await measureOfficialEvaluator(OFFICIAL_EVALUATOR_DIR, files, { current, legacy });
-    }
+    if (OFFICIAL_EVALUATOR_SOURCES !== undefined) await measureOfficialEvaluator(OFFICIAL_EVALUATOR_SOURCES, files, { current, legacy });
     // The issue's measure: the whole command against its scoring, in a fresh process as a user
     // runs it (in this one, the heap holds the generated data and every earlier step's results,
     // which slows the garbage collector down), beside what the official evaluator spends before it
@@ -318,13 +325,10 @@ const OFFICIAL_DRIVER = [
  * from zero; vlbench reproduces Python 3's (tasks/vqa/accuracy.ts, pythonRound).
  */
 async function measureOfficialEvaluator(
-  checkout: string,
+  sources: readonly string[],
   files: { questions: string; annotations: string; predictions: string },
   ours: Record<'current' | 'legacy', ScoreReport>,
 ): Promise<void> {
-  const sources = [join(checkout, 'PythonHelperTools', 'vqaTools', 'vqa.py'), join(checkout, 'PythonEvaluationTools', 'vqaEvaluation', 'vqaEval.py')];
-  const missing = sources.filter((file) => !existsSync(file));
-  if (missing.length > 0) throw new Error(`--official-evaluator ${checkout}: not a GT-Vision-Lab/VQA checkout, no ${missing.join(' and no ')}`);
   const steps = ['official evaluator (python3): VQA(annotations, questions)', 'official evaluator (python3): loadRes(results)', 'official evaluator (python3): evaluate()'];
   const fail = (why: string) => {
     for (const step of [...steps, OFFICIAL_TOTAL_STEP]) rows.push({ step, seconds: Number.NaN, cpuSeconds: Number.NaN, peakRssMiB: Number.NaN, note: `not measured: ${why}` });
