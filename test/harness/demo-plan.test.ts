@@ -1,0 +1,21 @@
+import test from 'ava';
+import { demoPlan } from '../../harness/demo.ts';
+
+const runs = (plan: ReturnType<typeof demoPlan>) => plan.map((run) => `${run.task} ${run.label}`);
+
+test('the default demo runs every method on VQA, VCR without its two adv runs, then ft with the last block tuned per task', (t) => {
+  t.deepEqual(runs(demoPlan({ tasks: ['vqa', 'vcr', 'retrieval'] })), [
+    'vqa ft', 'vqa ft+sg', 'vqa ft+adv', 'vqa ft+sg+adv', 'vqa ft+mmd', 'vqa ft+dann', 'vqa ft, encoder tuned (last 1 block)',
+    'vcr ft', 'vcr ft+sg', 'vcr ft+mmd', 'vcr ft+dann', 'vcr ft, encoder tuned (last 1 block)',
+    'retrieval zeroshot', 'retrieval ft', 'retrieval ft, encoder tuned (last 1 block)',
+  ]);
+  const tuned = demoPlan({ tasks: ['vcr'] }).at(-1)!;
+  t.deepEqual(tuned.sets, { 'encoder.train_blocks': '1' });
+});
+
+test('--methods applies to VQA and VCR alike (adv on VCR when asked), and --encoder-blocks 0 leaves out the tuned runs', (t) => {
+  t.deepEqual(runs(demoPlan({ tasks: ['vqa', 'vcr'], methods: ['ft', 'ft+adv'], encoderBlocks: 2 })), [
+    'vqa ft', 'vqa ft+adv', 'vqa ft, encoder tuned (last 2 blocks)', 'vcr ft', 'vcr ft+adv', 'vcr ft, encoder tuned (last 2 blocks)',
+  ]);
+  t.deepEqual(runs(demoPlan({ tasks: ['vcr'], methods: ['ft+adv'], encoderBlocks: 0 })), ['vcr ft+adv']);
+});
