@@ -10,17 +10,15 @@
  * Prints, for each training domain's prior and each evaluation split, the overall accuracy, the
  * answer types and the question types (the evaluator's own breakdown).
  */
-import { parseArgs } from 'node:util';
+import { parseBenchArguments } from './command-line.ts';
 import { readSynthManifest } from '../tasks/synth/index.ts';
 import { synthLoadOptions } from '../tasks/synth/run-splits.ts';
 import { loadVqaSplit, scoreVqa, type LoadedVqaSplit } from '../tasks/vqa/index.ts';
 import type { SynthDomain } from '../tasks/synth/layout.ts';
 
-const { values } = parseArgs({ options: { data: { type: 'string' }, split: { type: 'string', default: 'test' } } });
-if (!values.data) throw new Error('usage: npx tsx bench/answer-priors.ts --data DIR [--split val|test]');
-if (values.split !== 'val' && values.split !== 'test') throw new Error(`--split expects val or test, got ${values.split}`);
-const evaluationSplit = values.split;
-const root = values.data;
+const { values, refuse } = parseBenchArguments('npx tsx bench/answer-priors.ts --data DIR [--split val|test]', { data: { type: 'string' }, split: { type: 'string', default: 'test' } });
+const evaluationSplit = values.split === 'val' || values.split === 'test' ? values.split : refuse(`--split expects val or test, got ${values.split}`);
+const root = values.data ?? refuse('--data is required');
 const manifest = await readSynthManifest(root);
 const domains = manifest.options.domains as SynthDomain[];
 

@@ -8,20 +8,18 @@
  * small: the bundled model's shape, as bench/pretrain.ts --config small. --train profiles the
  * gradient of the image embeddings' squared norm instead of the forward alone.
  */
-import { parseArgs } from 'node:util';
+import { parseBenchArguments } from './command-line.ts';
 import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../core/random.ts';
 import { selectBackend, type BackendChoice } from '../models/backends/select.ts';
 import { ClipModel } from '../models/encoders/clip.ts';
 import { parseClipConfig } from '../models/encoders/clip-config.ts';
 
-const { values } = parseArgs({
-  options: {
-    model: { type: 'string', default: 'vit-b-32' },
-    batch: { type: 'string', default: '32' },
-    backend: { type: 'string', default: 'wasm-blas' },
-    train: { type: 'boolean', default: false },
-  },
+const { values, refuse } = parseBenchArguments('npx tsx bench/kernel-profile.ts [--model vit-b-32|small] [--batch 32] [--backend wasm-blas] [--train]', {
+  model: { type: 'string', default: 'vit-b-32' },
+  batch: { type: 'string', default: '32' },
+  backend: { type: 'string', default: 'wasm-blas' },
+  train: { type: 'boolean', default: false },
 });
 
 const SHAPES: Record<string, { vision: Record<string, number>; text: Record<string, number>; projection_dim: number }> = {
@@ -37,7 +35,7 @@ const SHAPES: Record<string, { vision: Record<string, number>; text: Record<stri
   },
 };
 const shape = SHAPES[values.model!];
-if (!shape) throw new Error(`--model expects one of ${Object.keys(SHAPES).join(', ')}, got "${values.model}"`);
+if (!shape) refuse(`--model expects one of ${Object.keys(SHAPES).join(', ')}, got "${values.model}"`);
 const config = parseClipConfig({ projection_dim: shape.projection_dim, text_config: shape.text, vision_config: shape.vision }, `${values.model} sizes`);
 const batch = Number(values.batch);
 

@@ -5,7 +5,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseBenchArguments } from './command-line.ts';
 import { SeededRandom } from '../core/random.ts';
 import type { ExampleScore } from '../core/types.ts';
 import { buildBoard } from '../leaderboard/board.ts';
@@ -15,7 +15,7 @@ import { renderCsv, renderTable } from '../leaderboard/render-text.ts';
 import type { RunRecordDraft } from '../leaderboard/run-record.ts';
 import { exampleScores, findRun, listRuns, openLeaderboard, recordRun } from '../leaderboard/store.ts';
 
-const { values } = parseArgs({ options: { examples: { type: 'string', default: '5000' }, html: { type: 'string' }, db: { type: 'string' } } });
+const { values } = parseBenchArguments('npx tsx bench/leaderboard.ts [--examples 5000] [--html out.html] [--db path]', { examples: { type: 'string', default: '5000' }, html: { type: 'string' }, db: { type: 'string' } });
 const exampleCount = Number(values.examples);
 const dbPath = values.db ?? join(mkdtempSync(join(os.tmpdir(), 'vlbench-bench-')), 'leaderboard.db');
 const random = new SeededRandom(42);

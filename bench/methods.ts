@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseBenchArguments } from './command-line.ts';
 import { parseEpochsPerTask } from '../cli/commands/demo.ts';
 import { DEMO_EPOCHS } from '../harness/demo.ts';
 import { VCR_DEFAULTS } from '../harness/adapters/multiple-choice.ts';
@@ -29,8 +29,9 @@ import { generateSynthScenes } from '../tasks/synth/index.ts';
 import { seedGroupDifference } from '../leaderboard/statistics.ts';
 import type { ExampleScore } from '../core/types.ts';
 
-const { values } = parseArgs({
-  options: {
+const { values, refuse } = parseBenchArguments(
+  'npx tsx bench/methods.ts [--data DIR] [--images N] [--seeds 0,1,2] [--epochs N | vqa=30,vcr=8] [--tasks vqa,gqa,vcr,retrieval] [--methods LIST] [--split test|val] [--jobs N] [--set key=value,...] [--train-blocks 0,1] [--model DIR] [--backend auto|wasm|...] [--oracle yes|no|ft,ft+sg]',
+  {
     data: { type: 'string' },
     images: { type: 'string', default: '500' },
     seeds: { type: 'string', default: '0,1,2' },
@@ -45,14 +46,14 @@ const { values } = parseArgs({
     backend: { type: 'string', default: 'auto' },
     oracle: { type: 'string', default: 'yes' },
   },
-});
+);
 const sets = Object.fromEntries(
   values.set!
     .split(',')
     .filter((pair) => pair !== '')
     .map((pair) => {
       const at = pair.indexOf('=');
-      if (at < 1) throw new Error(`--set expects key=value pairs separated by commas, got "${pair}"`);
+      if (at < 1) refuse(`--set expects key=value pairs separated by commas, got "${pair}"`);
       return [pair.slice(0, at), pair.slice(at + 1)];
     }),
 );
@@ -61,10 +62,10 @@ const methods = values.methods!.split(',');
 const TASKS = ['vqa', 'gqa', 'vcr', 'retrieval'] as const;
 type BenchTask = (typeof TASKS)[number];
 const tasks = values.tasks!.split(',') as BenchTask[];
-for (const task of tasks) if (!TASKS.includes(task)) throw new Error(`--tasks: unknown task "${task}", expected some of ${TASKS.join(', ')}`);
+for (const task of tasks) if (!TASKS.includes(task)) refuse(`--tasks: unknown task "${task}", expected some of ${TASKS.join(', ')}`);
 // Each value is a separate set of rows; '' keeps whatever --set says (the runs' default when it says nothing).
 const trainBlocks: (string | undefined)[] = values['train-blocks'] === '' ? [undefined] : values['train-blocks']!.split(',');
-if (trainBlocks.length > 1 && 'encoder.train_blocks' in sets) throw new Error('give encoder.train_blocks either in --set or in --train-blocks, not both');
+if (trainBlocks.length > 1 && 'encoder.train_blocks' in sets) refuse('give encoder.train_blocks either in --set or in --train-blocks, not both');
 const RETRIEVAL_METHODS = ['zeroshot', 'ft', 'ft+mmd', 'ft+dann'];
 // The demo's budgets (GQA as VQA: the same answer-classification head); VCR's adapter chooses its own
 // epochs (VCR_DEFAULTS), since the demo's short VCR budget is not what this bench measures.
@@ -79,7 +80,7 @@ if (!data) {
   const size = (await readClipConfig(join(modelDir, 'config.json'))).vision.image_size;
   await generateSynthScenes({ outDir: data, images: Number(values.images), seed: 0, size });
 } else if (!existsSync(join(data, 'manifest.json'))) {
-  throw new Error(`${data} is not a SynthScenes folder`);
+  refuse(`${data} is not a SynthScenes folder`);
 }
 
 const meanStd = (xs: number[]) => {
@@ -93,8 +94,11 @@ const started = performance.now();
 // with sg learns the target's scene graphs too), e.g. --oracle ft,ft+sg.
 const oracleMethods = values.oracle === 'no' ? [] : values.oracle === 'yes' ? ['ft'] : values.oracle!.split(',');
 for (const method of oracleMethods) {
-  if (!/^ft(\+(sg|adv))*$/.test(method)) throw new Error(`--oracle expects yes, no or methods trained on the target's labels (ft, ft+sg, ft+adv, …), got "${method}"`);
+  const parts = method.split('+');
+  // Each objective once: ft+sg+sg would train the same oracle as ft+sg under another name.
+  if (!/^ft(\+(sg|adv))*$/.test(method) || new Set(parts).size !== parts.length) refuse(`--oracle expects yes, no or methods trained on the target's labels (ft, ft+sg, ft+adv, ft+sg+adv), got "${method}"`);
 }
+if (new Set(oracleMethods).size !== oracleMethods.length) refuse(`--oracle names a method twice: ${values.oracle}`);
 
 interface Variant {
   task: BenchTask;

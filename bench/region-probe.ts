@@ -13,7 +13,7 @@
  * `--model` takes any tfjs CLIP folder, e.g. the `encoder/` of a run with
  * `encoder.train_blocks`, to see what fine-tuning taught the grid.
  */
-import { parseArgs } from 'node:util';
+import { parseBenchArguments } from './command-line.ts';
 import * as tf from '@tensorflow/tfjs';
 import { TfjsClipEncoder } from '../models/encoders/clip-encoder.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
@@ -27,17 +27,10 @@ import type { SynthDomain } from '../tasks/synth/layout.ts';
 import { InputError } from '../core/errors.ts';
 import { gqaGraphVocabulary, gqaSceneGraph, type SceneGraphVocabulary } from '../harness/adapters/scene-graphs.ts';
 
-const usage = 'usage: npx tsx bench/region-probe.ts --data DIR [--model MODEL_DIR] [--images N]';
-const { values } = parseArgs({ options: { data: { type: 'string' }, model: { type: 'string' }, images: { type: 'string', default: '700' } } });
-/** Bad arguments get one line, as bench/sweep.ts does, not a stack trace. */
-function refuse(message: string): never {
-  console.error(`bench/region-probe: ${message}`);
-  process.exit(2);
-}
-if (!values.data) refuse(usage);
+const { values, refuse } = parseBenchArguments('npx tsx bench/region-probe.ts --data DIR [--model MODEL_DIR] [--images N]', { data: { type: 'string' }, model: { type: 'string' }, images: { type: 'string', default: '700' } });
 const maxImages = Number(values.images);
-if (!Number.isInteger(maxImages) || maxImages < 1) refuse(`--images expects a positive integer, got ${values.images}; ${usage}`);
-const root: string = values.data;
+if (!Number.isInteger(maxImages) || maxImages < 1) refuse(`--images expects a positive integer, got ${values.images}`);
+const root = values.data ?? refuse('--data is required');
 const modelDir = values.model ?? bundledModelDir();
 
 /** Bad files (no SynthScenes folder, no tfjs model, a malformed scene graph) get their InputError's one line; anything else is a bug and keeps its stack. */

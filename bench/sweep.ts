@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseBenchArguments } from './command-line.ts';
 import { runPool } from '../harness/run-pool.ts';
 import { planSweep } from '../harness/sweep/plan.ts';
 import { enqueueSweep, openSweepQueue, sweepStatus } from '../harness/sweep/queue.ts';
@@ -16,7 +16,7 @@ import { listRuns, openLeaderboard } from '../leaderboard/store.ts';
 import { generateSynthScenes } from '../tasks/synth/index.ts';
 import { missingServers, startPostgres, startRedis } from '../test/scaleout/servers.ts';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '6' }, epochs: { type: 'string', default: '1' } } });
+const { values } = parseBenchArguments('npx tsx bench/sweep.ts [--runs 6] [--epochs 1]', { runs: { type: 'string', default: '6' }, epochs: { type: 'string', default: '1' } });
 const runCount = Number(values.runs);
 const missing = missingServers();
 if (missing) {

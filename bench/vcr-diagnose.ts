@@ -6,7 +6,7 @@
 // Usage: npx tsx bench/vcr-diagnose.ts --data SYNTH_DIR [--run RUN_DIR] [--split val_source]
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseBenchArguments } from './command-line.ts';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../models/backends/select.ts';
 import { loadEncoder } from '../models/encoders/load-encoder.ts';
@@ -17,8 +17,8 @@ import { loadVcrSplit, type VcrExample } from '../tasks/vcr/load.ts';
 import { detectionsInCrop } from '../harness/adapters/multiple-choice.ts';
 import { SYNTH_COLORS } from '../tasks/synth/scene.ts';
 
-const { values } = parseArgs({ options: { data: { type: 'string' }, run: { type: 'string' }, split: { type: 'string', default: 'val_source' }, cache: { type: 'string' } } });
-const vcrDir = join(values.data!, 'vcr');
+const { values, refuse } = parseBenchArguments('npx tsx bench/vcr-diagnose.ts --data SYNTH_DIR [--run RUN_DIR] [--split val_source] [--cache DIR]', { data: { type: 'string' }, run: { type: 'string' }, split: { type: 'string', default: 'val_source' }, cache: { type: 'string' } });
+const vcrDir = join(values.data ?? refuse('--data is required'), 'vcr');
 
 /** The item's family, from its question. */
 export function itemType(example: VcrExample): 'colour' | 'size' | 'relation' {
