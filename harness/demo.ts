@@ -10,7 +10,7 @@ import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { readClipConfig } from '../models/encoders/clip-config.ts';
 import { generateSynthScenes, readSynthManifest } from '../tasks/synth/index.ts';
 import { writeFileAtomically } from '../core/atomic-write.ts';
-import type { RunRequest } from './run.ts';
+import { tunedBlocksLabel, type RunRequest } from './run.ts';
 import { defaultConcurrency, runPool, type PoolJob, type RunSummary } from './run-pool.ts';
 import { VCR_DEFAULTS } from './adapters/multiple-choice.ts';
 import { VLBENCH_VERSION } from '../core/version.ts';
@@ -160,7 +160,7 @@ export interface DemoPlannedRun {
 /** The runs of a demo, in the order they start: each task's methods, then its `ft` with the encoder tuned. */
 export function demoPlan(options: Pick<DemoOptions, 'tasks' | 'methods' | 'encoderBlocks'>): DemoPlannedRun[] {
   const encoderBlocks = options.encoderBlocks ?? DEMO_ENCODER_BLOCKS;
-  const tunedFt = { method: 'ft', label: `ft, encoder tuned (last ${encoderBlocks} block${encoderBlocks === 1 ? '' : 's'})`, sets: { 'encoder.train_blocks': String(encoderBlocks) } };
+  const tunedFt = { method: 'ft', label: `ft, encoder tuned (${tunedBlocksLabel(encoderBlocks)})`, sets: { 'encoder.train_blocks': String(encoderBlocks) } };
   const plan: DemoPlannedRun[] = [];
   for (const task of options.tasks) {
     const methods = task === 'retrieval' ? ['zeroshot', 'ft'] : (options.methods ?? DEMO_METHODS_BY_TASK[task]);

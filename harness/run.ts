@@ -216,7 +216,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
 
   const runsDir = resolve(hooks.runsDir);
   // A fine-tuned run says so in its default name: on a leaderboard it sits beside the frozen run of the same SPEC.
-  const tunedPart = !tunes ? '' : tuning.trainBlocks === 'all' ? ' (encoder: all blocks tuned)' : ` (encoder: last ${tuning.trainBlocks} block${tuning.trainBlocks === 1 ? '' : 's'} tuned)`;
+  const tunedPart = !tunes ? '' : ` (encoder: ${tunedBlocksLabel(tuning.trainBlocks)} tuned)`;
   const name = request.name ?? `${request.task}:${method.spec}${tunedPart}${request.trainDomain === 'target' ? ' (oracle: target labels)' : ''}`;
   const runId = hooks.resumeDir ? basename(hooks.resumeDir).replace(/\.partial$/, '') : newRunFolderId(runsDir, request, method.spec, request.shard ? shardFolderSuffix(request.shard) : '');
   const partialDir = hooks.resumeDir ? resolve(hooks.resumeDir) : join(runsDir, `${runId}.partial`);
@@ -556,4 +556,9 @@ async function trainWithProgress(problem: TrainingProblem, settings: TrainingSet
   } finally {
     progress.stop();
   }
+}
+
+/** Which encoder blocks train, in words: "last 1 block", "last 2 blocks", "all blocks" (run names and the demo's rows). */
+export function tunedBlocksLabel(trainBlocks: number | 'all'): string {
+  return trainBlocks === 'all' ? 'all blocks' : `last ${trainBlocks} block${trainBlocks === 1 ? '' : 's'}`;
 }
