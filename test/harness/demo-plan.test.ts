@@ -1,5 +1,5 @@
 import test from 'ava';
-import { demoPlan } from '../../harness/demo.ts';
+import { demoPlan, demoStartOrder } from '../../harness/demo.ts';
 
 const runs = (plan: ReturnType<typeof demoPlan>) => plan.map((run) => `${run.task} ${run.label}`);
 
@@ -18,4 +18,11 @@ test('--methods applies to VQA and VCR alike (adv on VCR when asked), and --enco
     'vqa ft', 'vqa ft+adv', 'vqa ft, encoder tuned (last 2 blocks)', 'vcr ft', 'vcr ft+adv', 'vcr ft, encoder tuned (last 2 blocks)',
   ]);
   t.deepEqual(runs(demoPlan({ tasks: ['vcr'], methods: ['ft+adv'], encoderBlocks: 0 })), ['vcr ft+adv']);
+});
+
+test('the demo starts its first run alone, then the runs that tune encoder blocks (the longest), then the rest in plan order', (t) => {
+  const plan = demoPlan({ tasks: ['vqa', 'vcr'], methods: ['ft', 'ft+mmd'] });
+  t.deepEqual(runs(plan), ['vqa ft', 'vqa ft+mmd', 'vqa ft, encoder tuned (last 1 block)', 'vcr ft', 'vcr ft+mmd', 'vcr ft, encoder tuned (last 1 block)']);
+  t.deepEqual(demoStartOrder(plan), [0, 2, 5, 1, 3, 4]);
+  t.deepEqual(demoStartOrder([]), []);
 });
