@@ -37,8 +37,12 @@
  * 0.26-0.29 s while the annotations are read beside it (0.10 s warm), annotation scan 0.87-1.07 s
  * (0.68 s warm: the scanner's first 200k records run before V8 has optimised it), examples
  * 0.10 s, waiting for the fingerprint 0.05 s. Splitting the annotation scan over two threads
- * would save at most about half of that scan, ~0.45 s, leaving the command at ~3.2x: on two cores
- * the 2x needs scoring itself overlapped with loading.
+ * was tried there (a worker reading the second half of the records from a record start the
+ * calling thread's scan confirmed) and not kept: cold loads took 1.52-1.73 s against 1.19-1.81 s
+ * on one thread. The worker's isolate starts cold (its JIT too), its start (tsx's loader, ~0.25 s
+ * of CPU) competes with the questions scan for the two cores, and rebuilding its 107k records'
+ * answer arrays on the calling thread cost 0.10-0.17 s. Even a free split would leave the command
+ * at ~3.2x its scoring: on two cores the 2x needs scoring overlapped with loading.
  *
  * Retrieval: a 5,000 × 25,000 similarity matrix (COCO 5K test), scored with the retrieval scorer.
  * Floor: one pass that reads every similarity once.
