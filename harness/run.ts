@@ -246,7 +246,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     const frozenImages = encoded.images ? poolImageTokenGrid(encoded.images, encoded.imageKeys, imagePool) : undefined;
     const { images, texts } = encoderTuning ? encoderTuning.fusionTables({ images: frozenImages, texts: encoded.texts }, encoded.imageKeys) : { images: frozenImages!, texts: encoded.texts! };
     const cacheHits = encoded.cacheHits;
-    log(`features: ${images.size} images (${encoderTuning?.trainsImages ? 'trainable blocks run in each step' : `${cacheHits} from the cache`}), ${texts.size} texts${encoderTuning ? `; encoder trains ${tuning.trainBlocks} block(s) of ${tuning.towers}` : ''}`);
+    log(`features: ${images.size} images (${encoderTuning?.trainsImages ? 'trainable blocks run in each step' : `${cacheHits} from the cache`}), ${texts.size} texts${encoderTuning ? `; encoder trains ${tunedBlocksLabel(tuning.trainBlocks)} of ${tuning.towers === 'both' ? 'both towers' : `the ${tuning.towers} tower`}` : ''}`);
     const random = new SeededRandom(request.seed);
     const taskFusion = adapter.defaults?.fusion;
     // Input layer norms: the task's default where it has one (VCR, issue 13); else on with a training
