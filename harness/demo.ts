@@ -160,7 +160,7 @@ export interface DemoPlannedRun {
   sets: Record<string, string>;
 }
 
-/** The runs of a demo, in the order they start: each task's methods, then its `ft` with the encoder tuned. */
+/** The runs of a demo, in the order the comparison lists them (demoStartOrder: the order they start): each task's methods, then its `ft` with the encoder tuned. */
 export function demoPlan(options: Pick<DemoOptions, 'tasks' | 'methods' | 'encoderBlocks'>): DemoPlannedRun[] {
   const encoderBlocks = options.encoderBlocks ?? DEMO_ENCODER_BLOCKS;
   const tunedFt = { method: 'ft', label: `ft, encoder tuned (${tunedBlocksLabel(encoderBlocks)})`, sets: { 'encoder.train_blocks': String(encoderBlocks) } };
