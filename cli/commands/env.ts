@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { BACKEND_CHOICES, BackendRefusedError, selectBackend, type BackendAttempt, type BackendChoice } from '../../models/backends/select.ts';
 import { describeWebGpuAdapter, discoverWebGpuAdapters } from '../../models/backends/webgpu.ts';
+import { blasAddonStatus, coreTypeChoiceHere, describeCoreTypeChoice } from '../../models/backends/wasm-blas.ts';
 import { describeMachine, softwareVersions } from '../../core/environment.ts';
 
 /**
@@ -31,8 +32,9 @@ export function registerEnv(program: Command): void {
       const webgpu = await discoverWebGpuAdapters();
       const versions = softwareVersions();
       const machine = describeMachine();
+      const openblas = openBlasCoreType();
       if (options.json) {
-        process.stdout.write(`${JSON.stringify({ choice, backend: picked, attempts, refusal, webgpu, versions, machine }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ choice, backend: picked, attempts, refusal, webgpu, versions, machine, openblas }, null, 2)}\n`);
       } else {
         const lines = [
           `backend (${choice}): ${picked ?? 'none (refused)'}`,
@@ -43,6 +45,9 @@ export function registerEnv(program: Command): void {
             ? webgpu.adapters.map((a) => `  ${a.software ? 'software' : 'hardware'} ${describeWebGpuAdapter(a)}; returned for ${a.foundBy.join(', ')}`)
             : [`  none: ${webgpu.problem}`]),
           ...(webgpu.enumerated.length > webgpu.adapters.length ? [`  Dawn enumerates ${webgpu.enumerated.length}: ${webgpu.enumerated.join('; ')}`] : []),
+          'openblas (wasm-blas kernels):',
+          `  core type      ${openblas.coreType ?? 'not set: OpenBLAS detects one'} (${openblas.from})`,
+          ...(openblas.loaded ? [] : [`  not loaded: ${openblas.notLoaded}`]),
           'versions:',
           ...Object.entries(versions).map(([name, version]) => `  ${name.padEnd(14)} ${version}`),
           'machine:',
@@ -55,4 +60,23 @@ export function registerEnv(program: Command): void {
       }
       if (refusal) process.exitCode = 2;
     });
+}
+
+/**
+ * The OpenBLAS kernel set this process uses (as OpenBLAS reports it once loaded, else the value
+ * it would be given), where it came from, and how to opt in to faster kernels the CPU allows.
+ */
+function openBlasCoreType(): { coreType?: string; source: string; faster?: string; from: string; inherited?: string; loaded: boolean; notLoaded?: string } {
+  const choice = coreTypeChoiceHere();
+  const status = blasAddonStatus();
+  const coreType = status.info?.coreType ?? choice.coreType ?? choice.inherited;
+  return {
+    ...(coreType ? { coreType } : {}),
+    source: choice.source,
+    ...(choice.inherited ? { inherited: choice.inherited } : {}),
+    ...(choice.faster ? { faster: choice.faster } : {}),
+    from: describeCoreTypeChoice(choice),
+    loaded: status.available,
+    ...(status.available ? {} : { notLoaded: status.reason }),
+  };
 }

@@ -28,11 +28,11 @@ export const BUILD_STATUS_FILE = join(ADDON_DIR, 'build', 'status.json');
 export interface BlasInfo {
   /** The BLAS library and its build, as OpenBLAS describes itself. */
   library: string;
-  /** The kernel set OpenBLAS runs (its OPENBLAS_CORETYPE), and who chose it. */
+  /** The kernel set OpenBLAS runs (its OPENBLAS_CORETYPE, as OpenBLAS names it), and who chose it. */
   coreType: string;
   coreTypeSource: CoreTypeChoice['source'];
-  /** An OPENBLAS_CORETYPE from the environment that the CPU flags replaced. */
-  replacedCoreType?: string;
+  /** Faster kernels the CPU flags allow than the ones an inherited or forced value picked. */
+  fasterCoreType?: string;
   threads: number;
 }
 
@@ -98,27 +98,68 @@ export function coreTypeForCpuFlags(flags: ReadonlySet<string>): string | undefi
 }
 
 export interface CoreTypeChoice {
-  /** What to set OPENBLAS_CORETYPE to before OpenBLAS loads; undefined: leave it as it is. */
+  /** What to set OPENBLAS_CORETYPE to while OpenBLAS loads; undefined: leave it as it is. */
   coreType?: string;
-  source: 'VLBENCH_OPENBLAS_CORETYPE' | 'cpu flags' | 'OPENBLAS_CORETYPE' | 'OpenBLAS detection';
-  /** The environment's OPENBLAS_CORETYPE when the CPU flags chose another. */
-  replaced?: string;
+  /**
+   * forced: VLBENCH_OPENBLAS_CORETYPE; inherited: the environment's OPENBLAS_CORETYPE, used as
+   * it is; cpu flags: chosen from the CPU's instruction sets; OpenBLAS detection: none of these.
+   */
+  source: 'forced' | 'inherited' | 'cpu flags' | 'OpenBLAS detection';
+  /** The OPENBLAS_CORETYPE in the environment, whoever chose. */
+  inherited?: string;
+  /** Kernels the CPU flags allow that are faster than the inherited or forced ones: the opt-in to name. */
+  faster?: string;
 }
 
 /**
+ * How much of the CPU each OpenBLAS x86-64 kernel set uses: 3 AVX-512, 2 AVX2 + FMA, 1 AVX,
+ * 0 older. A name not listed is not compared (no opt-in is suggested over it).
+ */
+const CORE_TYPE_LEVELS: Record<string, number> = {
+  skylakex: 3, cooperlake: 3, sapphirerapids: 3,
+  haswell: 2, zen: 2,
+  sandybridge: 1, bulldozer: 1, piledriver: 1, steamroller: 1, excavator: 1,
+  prescott: 0, core2: 0, penryn: 0, dunnington: 0, nehalem: 0, atom: 0, barcelona: 0, bobcat: 0, katmai: 0, coppermine: 0, northwood: 0, banias: 0, opteron: 0,
+};
+
+/**
  * Who picks the kernel set: VLBENCH_OPENBLAS_CORETYPE when set (the way to force one), else
- * the CPU flags, else an OPENBLAS_CORETYPE already in the environment, else OpenBLAS.
- * The flags win over an inherited OPENBLAS_CORETYPE on purpose: images and CI machines set it
- * machine-wide (this one ships OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU, where SkylakeX
- * kernels run 2.3× faster), and the backend line names the value it replaced.
+ * an OPENBLAS_CORETYPE inherited from the environment, used as it is (whoever set it may know
+ * better: a cluster image pinning kernels that compute correctly everywhere, a benchmark pinning
+ * one set for comparable numbers), else the CPU flags, else OpenBLAS's own detection. Where
+ * the inherited or forced set is slower than what the flags allow, `faster` names the set to
+ * opt in to (this image ships OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU, where SkylakeX
+ * kernels run 2.3× faster).
  */
 export function chooseCoreType(environment: NodeJS.ProcessEnv, flags: ReadonlySet<string>): CoreTypeChoice {
-  const forced = environment.VLBENCH_OPENBLAS_CORETYPE;
-  if (forced) return { coreType: forced, source: 'VLBENCH_OPENBLAS_CORETYPE' };
+  const forced = environment.VLBENCH_OPENBLAS_CORETYPE || undefined;
   const inherited = environment.OPENBLAS_CORETYPE || undefined;
   const fromFlags = coreTypeForCpuFlags(flags);
-  if (fromFlags) return { coreType: fromFlags, source: 'cpu flags', ...(inherited && inherited.toLowerCase() !== fromFlags.toLowerCase() ? { replaced: inherited } : {}) };
-  return inherited ? { source: 'OPENBLAS_CORETYPE' } : { source: 'OpenBLAS detection' };
+  const fasterThan = (used: string) => {
+    const level = CORE_TYPE_LEVELS[used.toLowerCase()];
+    return fromFlags && level !== undefined && CORE_TYPE_LEVELS[fromFlags.toLowerCase()] > level ? { faster: fromFlags } : {};
+  };
+  const seen = inherited ? { inherited } : {};
+  if (forced) return { coreType: forced, source: 'forced', ...seen, ...fasterThan(forced) };
+  if (inherited) return { source: 'inherited', ...seen, ...fasterThan(inherited) };
+  if (fromFlags) return { coreType: fromFlags, source: 'cpu flags' };
+  return { source: 'OpenBLAS detection' };
+}
+
+/** Where the core type came from, and the opt-in to faster kernels when there are any, in words. */
+export function describeCoreTypeChoice(choice: Pick<CoreTypeChoice, 'source' | 'faster'>): string {
+  const from = {
+    forced: 'forced by VLBENCH_OPENBLAS_CORETYPE',
+    inherited: 'inherited from OPENBLAS_CORETYPE',
+    'cpu flags': 'chosen from the CPU flags',
+    'OpenBLAS detection': "OpenBLAS's own detection",
+  }[choice.source];
+  return choice.faster ? `${from}; this CPU runs faster ${choice.faster} kernels: opt in with VLBENCH_OPENBLAS_CORETYPE=${choice.faster}` : from;
+}
+
+/** The core type decision for this process: its environment and this CPU's flags. */
+export function coreTypeChoiceHere(): CoreTypeChoice {
+  return chooseCoreType(process.env, cpuFlags());
 }
 
 function cpuFlags(): Set<string> {
@@ -177,9 +218,7 @@ function notBuiltReason(): string {
 function loadAddon(): { addon?: LoadedAddon; failure?: string } {
   if (loaded) return loaded;
   if (!existsSync(ADDON_FILE)) return (loaded = { failure: notBuiltReason() });
-  const choice = chooseCoreType(process.env, cpuFlags());
-  // OpenBLAS reads this once, when its shared library loads with the addon below.
-  if (choice.coreType) process.env.OPENBLAS_CORETYPE = choice.coreType;
+  const choice = coreTypeChoiceHere();
   let threads: number;
   try {
     threads = blasThreadsFor();
@@ -189,6 +228,11 @@ function loadAddon(): { addon?: LoadedAddon; failure?: string } {
   // OpenBLAS sizes its thread pool at load; starting it smaller keeps idle spinning threads
   // from competing with other workers of a pool.
   if (!process.env.OPENBLAS_NUM_THREADS) process.env.OPENBLAS_NUM_THREADS = String(threads);
+  // OpenBLAS reads OPENBLAS_CORETYPE once, when its shared library loads with the addon below.
+  // It is put back right after, so the processes this one starts inherit what its caller
+  // set, not this process's choice (each of them chooses by the same rule).
+  const inheritedCoreType = process.env.OPENBLAS_CORETYPE;
+  if (choice.coreType) process.env.OPENBLAS_CORETYPE = choice.coreType;
   try {
     const addon = createRequire(import.meta.url)(ADDON_FILE) as BlasAddon;
     const configured = addon.configure(threads);
@@ -196,13 +240,16 @@ function loadAddon(): { addon?: LoadedAddon; failure?: string } {
       library: configured.config.trim(),
       coreType: configured.coreName,
       coreTypeSource: choice.source,
-      ...(choice.replaced ? { replacedCoreType: choice.replaced } : {}),
+      ...(choice.faster ? { fasterCoreType: choice.faster } : {}),
       threads: configured.threads,
     };
     return (loaded = { addon: { addon, info } });
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     return (loaded = { failure: `the native addon native/tfjs-blas failed to load: ${message}; rebuild it: ${BLAS_INSTALL_HINT} && node scripts/build-native.mjs` });
+  } finally {
+    if (inheritedCoreType === undefined) delete process.env.OPENBLAS_CORETYPE;
+    else process.env.OPENBLAS_CORETYPE = inheritedCoreType;
   }
 }
 
@@ -558,8 +605,8 @@ async function registerNow(): Promise<WasmBlasAttempt> {
 }
 
 export function describeBlas(info: BlasInfo): string {
-  const replaced = info.replacedCoreType ? ` replacing OPENBLAS_CORETYPE=${info.replacedCoreType}; VLBENCH_OPENBLAS_CORETYPE forces one` : '';
-  return `OpenBLAS kernels on the wasm heap (${info.library}, core type ${info.coreType} from ${info.coreTypeSource}${replaced}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
+  const from = describeCoreTypeChoice({ source: info.coreTypeSource, faster: info.fasterCoreType });
+  return `OpenBLAS kernels on the wasm heap (${info.library}, core type ${info.coreType} ${from}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
 }
 
 /**

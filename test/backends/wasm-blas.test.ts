@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../../core/random.ts';
 import { InputError } from '../../core/errors.ts';
 import { SELECTION_PLANS, describeBackend, selectBackend } from '../../models/backends/select.ts';
-import { WASM_BLAS_BACKEND, fusedLayerNorm, fusedQuickGelu, blasThreadsFor, blasThreadsPerWorker, chooseCoreType, coreTypeForCpuFlags, registerWasmBlas } from '../../models/backends/wasm-blas.ts';
+import { WASM_BLAS_BACKEND, fusedLayerNorm, fusedQuickGelu, blasThreadsFor, blasThreadsPerWorker, chooseCoreType, coreTypeForCpuFlags, describeCoreTypeChoice, registerWasmBlas } from '../../models/backends/wasm-blas.ts';
 import { ClipModel, type TokenBatch } from '../../models/encoders/clip.ts';
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
 import { wordLevelVocabulary } from '../../models/encoders/word-level-tokenizer.ts';
@@ -18,7 +18,9 @@ import { contrastivePretrainingProblem, pretrainClipConfig, withTransposeFreeMat
  */
 const TOLERANCE = 1e-5;
 
+const coreTypeBefore = process.env.OPENBLAS_CORETYPE;
 const blas = await registerWasmBlas();
+const coreTypeAfter = process.env.OPENBLAS_CORETYPE;
 // Where the addon is not built, one skipped test names why and the fix (never a pass); the
 // kernel tests are not registered at all.
 const blasTest: (title: string, body: (t: ExecutionContext) => unknown) => void = blas.ok ? test.serial : () => undefined;
@@ -77,15 +79,33 @@ test('core type from the CPU flags: AVX-512 → SkylakeX, AVX2+FMA → Haswell, 
   t.is(coreTypeForCpuFlags(flags('sse2 sse4_2')), undefined);
 });
 
-test('core type: VLBENCH_OPENBLAS_CORETYPE forces one, else the CPU flags replace an inherited OPENBLAS_CORETYPE (named), else the inherited one, else OpenBLAS', (t) => {
+test('core type: an inherited OPENBLAS_CORETYPE is used as it is, the CPU flags choose only when it is unset, VLBENCH_OPENBLAS_CORETYPE forces one', (t) => {
   const avx512 = new Set('sse2 avx avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl'.split(' '));
+  const avx2 = new Set('sse2 avx avx2 fma'.split(' '));
   const old = new Set(['sse2']);
+  // Inherited: left alone (no value to set), even where the flags allow faster kernels; those are named as the opt-in.
+  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'Haswell' }, avx512), { source: 'inherited', inherited: 'Haswell', faster: 'SkylakeX' });
+  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'SkylakeX' }, avx2), { source: 'inherited', inherited: 'SkylakeX' }, 'kept even where the flags would choose another');
+  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'skylakex' }, avx512), { source: 'inherited', inherited: 'skylakex' }, 'the same set in other case is nothing faster');
+  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'Zen' }, avx2), { source: 'inherited', inherited: 'Zen' }, 'Zen runs the AVX2 kernels: nothing faster');
+  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'SomeFutureCore' }, avx512), { source: 'inherited', inherited: 'SomeFutureCore' }, 'an unknown name is not called slower');
+  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'Nehalem' }, old), { source: 'inherited', inherited: 'Nehalem' });
+  // Unset (or empty): the CPU flags choose, else OpenBLAS detects.
   t.deepEqual(chooseCoreType({}, avx512), { coreType: 'SkylakeX', source: 'cpu flags' });
-  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'Haswell' }, avx512), { coreType: 'SkylakeX', source: 'cpu flags', replaced: 'Haswell' });
-  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'skylakex' }, avx512), { coreType: 'SkylakeX', source: 'cpu flags' }, 'the same set in other case is no replacement');
-  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'Haswell', VLBENCH_OPENBLAS_CORETYPE: 'Haswell' }, avx512), { coreType: 'Haswell', source: 'VLBENCH_OPENBLAS_CORETYPE' });
-  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'Nehalem' }, old), { source: 'OPENBLAS_CORETYPE' });
+  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: '' }, avx2), { coreType: 'Haswell', source: 'cpu flags' });
   t.deepEqual(chooseCoreType({}, old), { source: 'OpenBLAS detection' });
+  // Forced: wins over both, and still names faster kernels when it forces slower ones.
+  t.deepEqual(chooseCoreType({ VLBENCH_OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_CORETYPE: 'Haswell' }, avx512), { coreType: 'SkylakeX', source: 'forced', inherited: 'Haswell' });
+  t.deepEqual(chooseCoreType({ VLBENCH_OPENBLAS_CORETYPE: 'Sandybridge' }, avx2), { coreType: 'Sandybridge', source: 'forced', faster: 'Haswell' });
+  t.deepEqual(chooseCoreType({ VLBENCH_OPENBLAS_CORETYPE: 'Haswell' }, old), { coreType: 'Haswell', source: 'forced' });
+});
+
+test('core type in words: where it came from, and the opt-in when the CPU could run faster kernels', (t) => {
+  t.is(describeCoreTypeChoice({ source: 'inherited', faster: 'SkylakeX' }), 'inherited from OPENBLAS_CORETYPE; this CPU runs faster SkylakeX kernels: opt in with VLBENCH_OPENBLAS_CORETYPE=SkylakeX');
+  t.is(describeCoreTypeChoice({ source: 'inherited' }), 'inherited from OPENBLAS_CORETYPE');
+  t.is(describeCoreTypeChoice({ source: 'forced' }), 'forced by VLBENCH_OPENBLAS_CORETYPE');
+  t.is(describeCoreTypeChoice({ source: 'cpu flags' }), 'chosen from the CPU flags');
+  t.is(describeCoreTypeChoice({ source: 'OpenBLAS detection' }), "OpenBLAS's own detection");
 });
 
 test('BLAS threads: every core alone, floor(cores / jobs) per pool worker, VLBENCH_BLAS_THREADS wins, bad values refused', (t) => {
@@ -123,7 +143,7 @@ blasTest('--backend wasm-blas selects it, and the backend line and device name O
   const selected = await selectBackend('wasm-blas');
   t.is(selected.name, 'wasm-blas');
   t.is(tf.getBackend(), 'wasm-blas');
-  t.regex(describeBackend(selected), /^backend: wasm-blas \(OpenBLAS kernels on the wasm heap \(OpenBLAS .*core type \w+ from .*, \d+ threads?\)\)$/);
+  t.regex(describeBackend(selected), /^backend: wasm-blas \(OpenBLAS kernels on the wasm heap \(OpenBLAS .*core type \w+ (forced by|inherited from|chosen from|OpenBLAS.s own detection).*, \d+ threads?\)\)$/);
   t.regex(selected.device ?? '', /^cpu: OpenBLAS kernels .*core type/);
   t.true((selected.device ?? '').length <= 200);
 });
@@ -134,6 +154,10 @@ blasTest('the self-test passed and the backend reports OpenBLAS, its core type a
   t.truthy(blas.info!.coreType);
   t.true(blas.info!.threads >= 1);
   t.regex(blas.reason, /core type .+, \d+ threads?\)/);
+});
+
+blasTest('loading OpenBLAS leaves this process\'s OPENBLAS_CORETYPE as it found it (the processes it starts inherit their caller\'s)', (t) => {
+  t.is(coreTypeAfter, coreTypeBefore);
 });
 
 blasTest('matMul on odd shapes, each transpose combination, equals plain wasm', async (t) => {
