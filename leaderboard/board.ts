@@ -1,5 +1,5 @@
 import type { ExampleScore } from '../core/types.ts';
-import { comparabilityKey, comparabilityKeyString, seedGroupKey, type ComparabilityKey, type RunRecord, type TrainingCurvePoint } from './run-record.ts';
+import { comparabilityKey, comparabilityKeyString, seedGroupKey, withoutRunSeed, type ComparabilityKey, type RunRecord, type TrainingCurvePoint } from './run-record.ts';
 import { aggregateOverSeeds, bootstrapInterval, DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, seedGroupInterval, type Interval } from './statistics.ts';
 import type { StoredRun } from './store.ts';
 import { SeededRandom } from '../core/random.ts';
@@ -164,7 +164,8 @@ async function buildRow(group: StoredRun[], primaryMetric: string, metricNames: 
     model: first.model.name,
     modelFingerprint: first.model.fingerprint,
     method: first.method.spec,
-    hyperparameters: first.method.hyperparameters as Record<string, unknown>,
+    // A seed group's settings are what its runs share: without the first run's seed.
+    hyperparameters: records.length > 1 ? withoutRunSeed(first.method.hyperparameters) : (first.method.hyperparameters as Record<string, unknown>),
     backend: first.backend,
     execution: {
       backend: distinct(records.map((record) => record.backend)),

@@ -272,7 +272,7 @@ function differencesIn(fields: readonly string[], base: object, candidate: objec
  * results are not.
  */
 export function seedGroupKey(record: RunRecord): string {
-  const { seed: _seedParameter, ...hyperparameters } = record.method.hyperparameters;
+  const hyperparameters = withoutRunSeed(record.method.hyperparameters);
   return JSON.stringify([
     comparabilityKeyString(comparabilityKey(record)),
     record.metric,
@@ -285,6 +285,21 @@ export function seedGroupKey(record: RunRecord): string {
     // Without a known seed there is nothing to tell seed replicates from duplicate submissions.
     record.seed === null ? record.id : null,
   ]);
+}
+
+/**
+ * The hyperparameters less the run's own seed, wherever a record carries it: `seed` at the top
+ * (hand-written and older records) and `training.seed` (what `vlbench run` records, its
+ * training settings in full). Other seeds stay: a seed that is not the run's is configuration.
+ */
+export function withoutRunSeed(hyperparameters: Record<string, unknown>): Record<string, unknown> {
+  const { seed: _seed, ...rest } = hyperparameters;
+  const training = rest.training;
+  if (training !== null && typeof training === 'object' && !Array.isArray(training) && 'seed' in training) {
+    const { seed: _trainingSeed, ...settings } = training as Record<string, unknown>;
+    rest.training = settings;
+  }
+  return rest;
 }
 
 /** JSON with object keys sorted, so equal configurations compare equal whatever the key order. */

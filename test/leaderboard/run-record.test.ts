@@ -1,7 +1,8 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { InputError } from '../../core/errors.ts';
-import { comparabilityDifferences, executionDifferences, parseRunRecord, RUN_RECORD_VERSION, seedGroupKey } from '../../leaderboard/run-record.ts';
+import { comparabilityDifferences, executionDifferences, parseRunRecord, RUN_RECORD_VERSION, seedGroupKey, type RunRecord } from '../../leaderboard/run-record.ts';
+import { trainingSettingsSchema } from '../../models/train.ts';
 import { exampleScores, findRun, listRuns, openLeaderboard, recordRun } from '../../leaderboard/store.ts';
 import { RUN_RECORD_SCHEMA_FILE, runRecordSchemaText } from '../../leaderboard/write-run-record-schema.ts';
 import { bernoulliScores, FINGERPRINT_B, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
@@ -95,6 +96,43 @@ test('comparability names exactly the differing key fields; seed groups ignore s
   const sameButSeed = { ...base, id: 'c', name: 'c-seed2', seed: 2, metrics: { overall: 10 }, method: { ...base.method, hyperparameters: { epochs: 3, objectives: ['vqa-bce'], learningRate: 1e-4 } } };
   t.is(seedGroupKey(sameButSeed), seedGroupKey(base));
   t.not(seedGroupKey({ ...base, method: { ...base.method, hyperparameters: { learningRate: 2e-4 } } }), seedGroupKey(base));
+});
+
+/**
+ * A record shaped like what `vlbench run` writes (harness/run.ts): its seed at the top of the
+ * record and again in the hyperparameters, as the full training settings' `training.seed`.
+ */
+let vlbenchRunRecords = 0;
+function vlbenchRunRecord(seed: number | null, training: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): RunRecord {
+  const id = `run-${++vlbenchRunRecords}`;
+  const hyperparameters = {
+    method: 'ft',
+    objectives: {},
+    taskLoss: 'soft-score-bce',
+    training: trainingSettingsSchema.parse({ epochs: 1, seed: seed ?? 0, ...training }),
+    fusion: { hidden: 256, layers: 2, heads: 4, inputNorm: false, imagePool: 'mean' },
+    encoder: { folder: '/models/clip-tiny', engine: 'tfjs', frozen: true, trainBlocks: 0 },
+    maxTrainExamples: null,
+    trainDomain: 'source',
+    answers: { minCount: 1, vocabularySize: 12 },
+    ...extra,
+  };
+  return parseRunRecord({ ...syntheticDraft('base', null, { seed, method: { spec: 'ft', hyperparameters } }), recordVersion: 1, id, createdAt: '2025-01-01T00:00:00Z' }, id);
+}
+
+test('seed groups of vlbench run records: runs that differ only in seed (training.seed too) share a key; any other setting splits them', (t) => {
+  const [zero, one, two] = [0, 1, 2].map((seed) => vlbenchRunRecord(seed));
+  t.is((zero.method.hyperparameters.training as { seed: number }).seed, 0, 'the record carries the seed in its training settings');
+  t.is(seedGroupKey(one), seedGroupKey(zero));
+  t.is(seedGroupKey(two), seedGroupKey(zero));
+  // Anything else in the training settings, or beside them, is configuration.
+  t.not(seedGroupKey(vlbenchRunRecord(1, { learningRate: 5e-4 })), seedGroupKey(zero));
+  t.not(seedGroupKey(vlbenchRunRecord(1, { epochs: 2 })), seedGroupKey(zero));
+  t.not(seedGroupKey(vlbenchRunRecord(1, {}, { maxTrainExamples: 100 })), seedGroupKey(zero));
+  // A seed that is not the run's own (here a data seed) is configuration too.
+  t.not(seedGroupKey(vlbenchRunRecord(1, {}, { data: { seed: 5 } })), seedGroupKey(vlbenchRunRecord(1, {}, { data: { seed: 6 } })));
+  // Without a known seed, a record stays alone: nothing tells a replicate from a duplicate.
+  t.not(seedGroupKey(vlbenchRunRecord(null)), seedGroupKey(zero));
 });
 
 test('the metric and the scoring options are part of the comparability key', (t) => {

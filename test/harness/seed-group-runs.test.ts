@@ -1,0 +1,37 @@
+import test from 'ava';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateSynthScenes } from '../../tasks/synth/index.ts';
+import { vlbench } from '../support/cli-in-process.ts';
+
+/**
+ * Issue 30: three `vlbench run … --seed 0|1|2 --name base` runs form one seed group on the
+ * board (their records carry the seed in `training.seed` too), tiny as in run.test.ts.
+ */
+const fixtureModel = new URL('../fixtures/clip-tiny', import.meta.url).pathname;
+
+test('three vlbench runs that differ only in --seed are one board row per split, over seeds and examples', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'vlbench-seed-group-'));
+  const data = join(root, 'synth');
+  // 32 px matches the tiny fixture CLIP's input size.
+  await generateSynthScenes({ outDir: data, images: 20, seed: 3, size: 32 });
+  const db = join(root, 'board.db');
+  for (const seed of [0, 1, 2]) {
+    const run = await vlbench(['run', '--task', 'vqa', '--data', data, '--model', fixtureModel, '--method', 'ft', '--seed', String(seed), '--name', 'base', '--epochs', '1', '--backend', 'wasm', '--out', join(root, 'runs'), '--db', db]);
+    t.is(run.code, 0, run.stderr);
+  }
+  const { code, stdout, stderr } = await vlbench(['leaderboard', '--db', db, '--format', 'json', '--resamples', '200']);
+  t.is(code, 0, stderr);
+  const board = JSON.parse(stdout) as {
+    sections: { key: { split: string }; rows: { name: string; seeds: number[]; runIds: string[]; hyperparameters: { training: Record<string, unknown> }; primary: { intervalOver: string | null } }[] }[];
+  };
+  t.deepEqual(board.sections.map((s) => s.key.split).sort(), ['test/source', 'test/target']);
+  for (const section of board.sections) {
+    t.is(section.rows.length, 1, `${section.key.split}: one row, not one per seed`);
+    t.like(section.rows[0], { name: 'base', seeds: [0, 1, 2], primary: { intervalOver: 'seeds and examples' } });
+    t.is(section.rows[0].runIds.length, 3);
+    t.false('seed' in section.rows[0].hyperparameters.training, 'the row shows what its runs share, not the first run\'s seed');
+    t.is(section.rows[0].hyperparameters.training.epochs, 1);
+  }
+});
