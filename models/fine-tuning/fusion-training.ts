@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { boxGeometry, FusionTransformer, type FusionOutput, type RegionTokens } from '../heads/fusion.ts';
+import { boxGeometry, type DropoutPass, type Fusion, type FusionOutput, type RegionTokens } from '../heads/fusion.ts';
+import type { QuestionWordTable } from '../heads/question-words.ts';
 import type { SceneGraphVocabularySizes } from '../heads/scene-graph-head.ts';
 import { adversarialGradients, type PerturbationDeltas } from '../objectives/adversarial.ts';
 import { methodNeeds, objectiveSettings, type MethodSpec, type ObjectiveBatch, type ObjectiveModule } from '../objectives/index.ts';
@@ -70,6 +71,8 @@ interface RowTensors {
   tagRegions?: tf.Tensor3D;
   tagContext?: { previous: tf.Tensor3D; next: tf.Tensor3D };
   focus?: tf.Tensor2D;
+  /** With a word table: each text token's row in it [R, Tt] (int32). */
+  words?: tf.Tensor2D;
   /** With a training vision tower: its full-resolution output grid and pooled embeddings per row. */
   encoded?: { gridTokens: tf.Tensor3D; embeds: tf.Tensor2D };
 }
@@ -86,7 +89,11 @@ export interface FusionTrainingSetup {
   method: MethodSpec;
   images: FeatureTable;
   texts: FeatureTable;
-  fusion: FusionTransformer;
+  fusion: Fusion;
+  /** The fusion's own word table (a relational fusion that trains word embeddings); absent: the encoder's text tokens alone. */
+  words?: QuestionWordTable;
+  /** Dropout rate inside the fusion while training (0: none). */
+  dropout?: number;
   sceneGraphSizes?: SceneGraphVocabularySizes;
   targetImageKeys: string[];
   random: SeededRandom;
@@ -155,6 +162,7 @@ export class FusionTraining {
       text: encoder?.trainsTexts ? encoder.texts(textKeys, length, perturbation?.text) : tf.tensor3d(texts.gatherTokens(textKeys, length), [textKeys.length, length, texts.tokenDim]),
       mask: tf.tensor2d(texts.gatherMasks(textKeys, length), [textKeys.length, length]),
       encoded: encoded && { gridTokens: encoded.gridTokens, embeds: encoded.embeds },
+      words: this.setup.words && tf.tensor2d(this.setup.words.indices(textKeys, length), [textKeys.length, length], 'int32'),
     };
     const { boxes } = rows;
     if (boxes && boxes.some((b) => b.length > 0)) {
@@ -188,18 +196,18 @@ export class FusionTraining {
     return t;
   }
 
-  /** One fusion pass over the rows; `grounded` false leaves out region tokens and tag grounding. */
-  private fuse(t: RowTensors, image = t.image, text = t.text, grounded = true): FusionOutput {
+  /** One fusion pass over the rows; `grounded` false leaves out region tokens and tag grounding; `drop` is the training pass's dropout. */
+  private fuse(t: RowTensors, image = t.image, text = t.text, grounded = true, drop?: DropoutPass): FusionOutput {
     let regions: RegionTokens | undefined;
     if (grounded && t.boxes) {
       const pooled = t.regionImage ? poolRegions(t.regionImage, this.regionSource.grid, t.boxes, t.polygons) : poolRegions(image, this.grid, t.boxes, t.polygons);
       regions = { tokens: pooled.regions, mask: pooled.mask, geometry: t.geometry! };
     }
-    return this.setup.fusion.apply({ imageTokens: image, textTokens: text, textMask: t.mask, regions, tagRegions: regions ? t.tagRegions : undefined, tagContext: regions ? t.tagContext : undefined, focus: t.focus });
+    return this.setup.fusion.apply({ imageTokens: image, textTokens: text, textMask: t.mask, regions, tagRegions: regions ? t.tagRegions : undefined, tagContext: regions ? t.tagContext : undefined, focus: t.focus, textWords: t.words, dropout: drop });
   }
 
   private disposeRows(t: RowTensors): void {
-    tf.dispose([t.image, t.text, t.mask, ...([t.regionImage, t.geometry, t.tagRegions, t.tagContext?.previous, t.tagContext?.next, t.focus, t.encoded?.gridTokens, t.encoded?.embeds].filter((x) => x !== undefined) as tf.Tensor[])]);
+    tf.dispose([t.image, t.text, t.mask, ...([t.regionImage, t.geometry, t.tagRegions, t.tagContext?.previous, t.tagContext?.next, t.focus, t.words, t.encoded?.gridTokens, t.encoded?.embeds].filter((x) => x !== undefined) as tf.Tensor[])]);
   }
 
   /** The rows from `start` to `end`, every per-row field cut alike. */
@@ -268,6 +276,8 @@ export class FusionTraining {
       target = this.rowTensors({ imageKeys: targetKeys, textKeys: order.map((i) => rows.textKeys[i]), focus: rows.focus && order.map((i) => rows.focus![i]) });
     }
     let loss = 0;
+    // Drawn from the step's generator, so a resumed run drops the same units.
+    const drop = this.setup.dropout ? { rate: this.setup.dropout, seed: context.random.int(0, 2 ** 30) } : undefined;
     try {
       const variableList = [...variables.values()];
       if (adv) {
@@ -281,7 +291,7 @@ export class FusionTraining {
         const result = adversarialGradients(
           (deltas: PerturbationDeltas) => {
             const r = t ?? this.rowTensors(rows, { image: imageAtEncoder ? deltas.image : undefined, text: textAtEncoder ? deltas.text : undefined });
-            const fused = this.fuse(r, imageAtEncoder ? r.image : (r.image.add(deltas.image) as tf.Tensor3D), textAtEncoder ? r.text : (r.text.add(deltas.text) as tf.Tensor3D));
+            const fused = this.fuse(r, imageAtEncoder ? r.image : (r.image.add(deltas.image) as tf.Tensor3D), textAtEncoder ? r.text : (r.text.add(deltas.text) as tf.Tensor3D), true, drop);
             const logits = head.logits(fused.pooled);
             return { loss: head.loss(logits), logits };
           },
@@ -302,7 +312,7 @@ export class FusionTraining {
         const recorded: Record<string, tf.Scalar> = {};
         const { value, grads } = tf.variableGrads(() => {
           const r = t ?? this.rowTensors(rows);
-          const fused = this.fuse(r);
+          const fused = this.fuse(r, r.image, r.text, true, drop);
           const targetEncoded = encoder?.trainsImages && targetKeys.length ? encoder.images(targetKeys) : undefined;
           let total: tf.Scalar = tf.scalar(0);
           if (!adv) {

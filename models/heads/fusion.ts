@@ -126,6 +126,21 @@ export interface FusionInputs {
   tagContext?: { previous: tf.Tensor3D; next: tf.Tensor3D };
   /** [B, Tt]: 1 for the text tokens `pooled` max-pools over (the choice); absent: mean over all valid tokens. */
   focus?: tf.Tensor2D;
+  /** [B, Tt] int32: each text token's index in the fusion's own word table (0: a word outside it), for fusions that train word embeddings. */
+  textWords?: tf.Tensor2D;
+  /** Present while training: dropout's rate and seed for this pass. */
+  dropout?: DropoutPass;
+}
+
+/**
+ * What the fusion-problem tasks train and predict through: the single-stream transformer
+ * below, or the relational fusion (relational-fusion.ts) VQA and GQA use by default.
+ */
+export interface Fusion extends TrainableModule {
+  readonly hidden: number;
+  readonly imageDim: number;
+  readonly textDim: number;
+  apply(inputs: FusionInputs): FusionOutput;
 }
 
 export interface FusionOutput {
@@ -150,7 +165,24 @@ export function boxGeometry(boxesPerImage: readonly (readonly NormalisedBox[])[]
   return tf.tensor3d(values, [boxesPerImage.length, maxRegions, 7]);
 }
 
-class FusionLayer {
+/** Dropout while training: a rate and the seed of this pass's masks (the step's generator draws it, so a resumed run drops the same units). */
+export interface DropoutPass {
+  rate: number;
+  seed: number;
+}
+
+/** Inverted dropout with a seeded mask; identity when `pass` is absent (prediction) or its rate is 0. */
+export function dropout(x: tf.Tensor, pass: DropoutPass | undefined, salt: number): tf.Tensor {
+  if (!pass || pass.rate <= 0) return x;
+  return tf.tidy(() => {
+    const keep = 1 - pass.rate;
+    // randomUniform with an explicit seed, not tf.dropout: the same seed gives the same mask on every backend.
+    const mask = tf.randomUniform(x.shape, 0, 1, 'float32', pass.seed + salt * 7919).less(keep).toFloat();
+    return x.mul(mask).div(keep);
+  });
+}
+
+export class FusionLayer {
   private readonly attentionNorm: LayerNorm;
   private readonly query: Linear;
   private readonly key: Linear;
@@ -177,8 +209,8 @@ class FusionLayer {
     this.mlpOut = new Linear(params, `${name}/mlp/out`, hidden * mlpRatio, hidden);
   }
 
-  /** x [B, T, hidden]; keyBias [B, 1, 1, T] with 0 for valid keys and a large negative for padding. */
-  apply(x: tf.Tensor3D, keyBias: tf.Tensor4D): tf.Tensor3D {
+  /** x [B, T, hidden]; keyBias [B, 1, 1, T] with 0 for valid keys and a large negative for padding; `drop` applies dropout to both residual branches. */
+  apply(x: tf.Tensor3D, keyBias: tf.Tensor4D, drop?: DropoutPass, salt = 0): tf.Tensor3D {
     return tf.tidy(() => {
       const [batch, length] = x.shape;
       const headDim = this.hidden / this.heads;
@@ -191,14 +223,14 @@ class FusionLayer {
       const scores = matMul(q, k, false, true).mul(1 / Math.sqrt(headDim)).reshape([batch, this.heads, length, length]).add(keyBias);
       const weights = tf.softmax(scores).reshape([batch * this.heads, length, length]) as tf.Tensor3D;
       const attended = matMul(weights, v).reshape([batch, this.heads, length, headDim]).transpose([0, 2, 1, 3]).reshape([batch, length, this.hidden]);
-      const afterAttention = x.add(this.output.apply(attended));
+      const afterAttention = x.add(dropout(this.output.apply(attended), drop, salt * 2 + 1));
       const mlp = this.mlpOut.apply(quickGelu(this.mlpIn.apply(this.mlpNorm.apply(afterAttention))));
-      return afterAttention.add(mlp) as tf.Tensor3D;
+      return afterAttention.add(dropout(mlp, drop, salt * 2 + 2)) as tf.Tensor3D;
     });
   }
 }
 
-export class FusionTransformer extends ParameterModule implements TrainableModule {
+export class FusionTransformer extends ParameterModule implements Fusion {
   readonly hidden: number;
   readonly imageDim: number;
   readonly textDim: number;

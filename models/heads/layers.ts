@@ -91,8 +91,10 @@ export class Linear {
     name: string,
     readonly inputDim: number,
     readonly outputDim: number,
+    /** Initial kernel std; BERT's 0.02 by default, 1/√inputDim where a read-out must pass signal from its first step. */
+    std = 0.02,
   ) {
-    this.kernel = params.normal(`${name}/kernel`, [inputDim, outputDim]);
+    this.kernel = params.normal(`${name}/kernel`, [inputDim, outputDim], std);
     this.bias = params.zeros(`${name}/bias`, [outputDim]);
   }
 

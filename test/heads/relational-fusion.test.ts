@@ -1,0 +1,127 @@
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../../models/backends/select.ts';
+import { SeededRandom } from '../../core/random.ts';
+import { boxGeometry } from '../../models/heads/fusion.ts';
+import { RelationalFusion } from '../../models/heads/relational-fusion.ts';
+import { QuestionWordTable } from '../../models/heads/question-words.ts';
+import { VqaClassifier } from '../../models/heads/vqa-classifier.ts';
+import { train } from '../../models/train.ts';
+
+test.before(async () => {
+  await selectBackend('wasm');
+});
+
+/**
+ * A toy counting task: each row has 2-5 objects of 3 colours (one-hot tokens, random boxes) and a
+ * one-token question naming a colour; the answer is how many objects have it (0-5). Softmax
+ * attention and mean pooling normalise counts away; the relevance sum is what can count.
+ */
+function countingRows(count: number, seed: number) {
+  const rng = new SeededRandom(seed);
+  const rows = Array.from({ length: count }, () => {
+    const objects = Array.from({ length: rng.int(2, 5) }, () => rng.int(0, 2));
+    const asked = rng.int(0, 2);
+    const boxes = objects.map(() => {
+      const x = rng.next() * 0.8;
+      const y = rng.next() * 0.8;
+      return [x, y, x + 0.15, y + 0.15] as [number, number, number, number];
+    });
+    return { objects, asked, boxes, answer: objects.filter((c) => c === asked).length };
+  });
+  return rows;
+}
+
+function inputsOf(rows: ReturnType<typeof countingRows>, dropout?: { rate: number; seed: number }) {
+  const most = 5;
+  const tokens = new Float32Array(rows.length * most * 3);
+  const mask = new Float32Array(rows.length * most);
+  const question = new Float32Array(rows.length * 3);
+  rows.forEach((row, r) => {
+    row.objects.forEach((colour, i) => {
+      tokens[(r * most + i) * 3 + colour] = 1;
+      mask[r * most + i] = 1;
+    });
+    question[r * 3 + row.asked] = 1;
+  });
+  return {
+    imageTokens: tf.zeros([rows.length, 0, 1]) as tf.Tensor3D,
+    textTokens: tf.tensor3d(question, [rows.length, 1, 3]),
+    textMask: tf.ones([rows.length, 1]) as tf.Tensor2D,
+    regions: { tokens: tf.tensor3d(tokens, [rows.length, most, 3]), mask: tf.tensor2d(mask, [rows.length, most]), geometry: boxGeometry(rows.map((r) => r.boxes), most) },
+    dropout,
+  };
+}
+
+test('relational fusion: learns to count the objects a question names, which needs the question', async (t) => {
+  const trainRows = countingRows(384, 1);
+  const testRows = countingRows(200, 2);
+  const random = new SeededRandom(3);
+  const fusion = new RelationalFusion({ imageDim: 1, textDim: 3, regionDim: 3, imageTokens: 0, hidden: 16, layers: 1, heads: 2 }, random.fork('fusion'));
+  const classifier = new VqaClassifier({ inputDim: 16, answers: 6 }, random.fork('classifier'));
+  const variables = new Map([...fusion.namedVariables(), ...classifier.namedVariables()]);
+  const nameOf = new Map([...variables].map(([name, v]) => [v.name, name]));
+  await train(
+    {
+      variables,
+      exampleCount: trainRows.length,
+      computeGradients: (batch) => {
+        const rows = batch.map((i) => trainRows[i]);
+        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(tf.oneHot(rows.map((r) => r.answer), 6), classifier.apply(fusion.apply(inputsOf(rows)).pooled)) as tf.Scalar);
+        const loss = value.dataSync()[0];
+        value.dispose();
+        return { loss, gradients: new Map(Object.entries(grads).map(([name, g]) => [nameOf.get(name)!, g])) };
+      },
+    },
+    { epochs: 25, batchSize: 32, learningRate: 5e-3, checkpointEvery: 0, seed: 0 },
+  );
+  const accuracy = (rows: ReturnType<typeof countingRows>) =>
+    tf.tidy(() => {
+      const predicted = classifier.apply(fusion.apply(inputsOf(rows)).pooled).argMax(1).dataSync();
+      return rows.filter((r, i) => predicted[i] === r.answer).length / rows.length;
+    });
+  const learned = accuracy(testRows);
+  // Ask every test row about another colour than its answer counts: a model that ignored the question cannot tell.
+  const majority = Math.max(...[0, 1, 2, 3, 4, 5].map((n) => testRows.filter((r) => r.answer === n).length)) / testRows.length;
+  t.true(learned >= 0.9, `held-out counting accuracy ${learned} (majority answer ${majority})`);
+  t.true(majority < 0.5, `the toy task's majority answer is ${majority}`);
+  fusion.dispose();
+  classifier.dispose();
+});
+
+test('relational fusion: dropout only while training, the same mask for the same seed', (t) => {
+  const fusion = new RelationalFusion({ imageDim: 1, textDim: 3, regionDim: 3, imageTokens: 0, hidden: 8, layers: 1, heads: 2 }, new SeededRandom(5));
+  const rows = countingRows(4, 9);
+  const [plain, again, dropA, dropB, dropC] = tf.tidy(() => [
+    fusion.apply(inputsOf(rows)).pooled.arraySync(),
+    fusion.apply(inputsOf(rows)).pooled.arraySync(),
+    fusion.apply(inputsOf(rows, { rate: 0.5, seed: 11 })).pooled.arraySync(),
+    fusion.apply(inputsOf(rows, { rate: 0.5, seed: 11 })).pooled.arraySync(),
+    fusion.apply(inputsOf(rows, { rate: 0.5, seed: 12 })).pooled.arraySync(),
+  ]);
+  t.deepEqual(plain, again);
+  t.deepEqual(dropA, dropB);
+  t.notDeepEqual(dropA, plain);
+  t.notDeepEqual(dropA, dropC);
+  fusion.dispose();
+});
+
+test('relational fusion: the grid track reads the cells as objects; a question needs objects to read', (t) => {
+  const fusion = new RelationalFusion({ imageDim: 4, textDim: 3, imageTokens: 17, hidden: 8, layers: 1, heads: 2 }, new SeededRandom(5));
+  const shapes = tf.tidy(() => {
+    const out = fusion.apply({ imageTokens: tf.randomNormal([2, 17, 4]) as tf.Tensor3D, textTokens: tf.randomNormal([2, 3, 3]) as tf.Tensor3D, textMask: tf.ones([2, 3]) as tf.Tensor2D });
+    return [out.pooled.shape, out.sequence.shape];
+  });
+  // 17 image tokens, the question token, 3 words.
+  t.deepEqual(shapes, [[2, 8], [2, 21, 8]]);
+  t.throws(() => fusion.apply({ imageTokens: tf.zeros([2, 1, 4]) as tf.Tensor3D, textTokens: tf.zeros([2, 3, 3]) as tf.Tensor3D, textMask: tf.ones([2, 3]) as tf.Tensor2D }), { message: /image tokens/ });
+  fusion.dispose();
+});
+
+test('question word table: rows in order of first use, 0 for words training never saw, aligned with the token rows', (t) => {
+  const ids: Record<string, number[]> = { 'how many': [1, 50, 51, 2], 'many circles': [1, 51, 60, 2], unseen: [1, 99, 2] };
+  const table = new QuestionWordTable(['how many', 'many circles'], (text) => ids[text]);
+  t.is(table.size, 6);
+  t.deepEqual([...table.indices(['how many', 'unseen'], 5)], [1, 2, 3, 4, 0, 1, 0, 4, 0, 0]);
+  t.deepEqual([...table.indices(['many circles'], 2)], [1, 3]);
+});
