@@ -22,6 +22,7 @@ import { splitRecordFields } from './split-record.ts';
 import { describeSplit, resolveRunData, type RunData } from './run-data.ts';
 import { SeededRandom } from '../core/random.ts';
 import { getTask } from '../tasks/registry.ts';
+import { readDetectionFile } from '../tasks/detections.ts';
 import { startProgress } from '../core/progress.ts';
 import type { LoadedSplit, ScoreReport, Task } from '../core/types.ts';
 import { getAdapter, RUN_TASKS, type RunSplits, type TaskAdapter } from './adapters/index.ts';
@@ -54,6 +55,8 @@ export const runRequestSchema = z.object({
   trainDomain: z.enum(['source', 'target']).optional(),
   backend: z.enum(BACKEND_CHOICES).default('auto'),
   name: z.string().optional(),
+  /** VQA/GQA: COCO-style detections whose boxes become the fusion's object tokens (tasks/detections.ts). */
+  regionsFile: z.string().min(1).optional(),
   /** Use at most this many training examples (quick checks). */
   maxTrainExamples: z.number().int().positive().optional(),
   /** Options of the official metric (VQA's legacy normalisation, retrieval folds); part of the comparability key. */
@@ -82,6 +85,8 @@ const recipeSchema = z
     'fusion.tag_context': z.enum(['auto', 'true', 'false']).optional(),
     'fusion.tag_product': z.enum(['auto', 'true', 'false']).optional(),
     'fusion.box_sine': z.enum(['auto', 'true', 'false']).optional(),
+    'fusion.kind': z.enum(['auto', 'relational', 'transformer']).optional(),
+    'fusion.dropout': z.union([z.literal('auto'), z.coerce.number().min(0).max(0.9)]).optional(),
     'answers.min_count': z.coerce.number().int().positive().optional(),
     'encoder.train_blocks': z
       .string()
@@ -114,6 +119,10 @@ export const RUN_DEFAULTS = {
   'fusion.tag_context': 'auto',
   'fusion.tag_product': 'auto',
   'fusion.box_sine': 'auto',
+  /** auto: the task's own fusion (VQA, GQA: relational, with object tokens, counts and pairs; VCR: transformer). */
+  'fusion.kind': 'auto',
+  /** auto: the task's own (VQA, GQA: 0.1); dropout inside the relational fusion while training. */
+  'fusion.dropout': 'auto',
   'encoder.train_blocks': ENCODER_TUNING_DEFAULTS.trainBlocks,
   'encoder.towers': ENCODER_TUNING_DEFAULTS.towers,
   'encoder.lr_scale': ENCODER_TUNING_DEFAULTS.lrScale,
@@ -184,6 +193,9 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   if (request.shard && !adapter.predictionRows) throw new InputError(`--shard: ${request.task} has no per-example prediction rows to merge; run it unsharded`, { field: '--shard' });
   const task = getTask(request.task);
   const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, trainDomain: request.trainDomain });
+  if (request.regionsFile && !adapter.takesRegions) throw new InputError(`--regions: ${request.task} does not read region boxes from a detections file (vqa and gqa do)`, { field: '--regions' });
+  // Read and checked before the encoder loads: a malformed file costs nothing.
+  const regions = request.regionsFile ? await readDetectionFile(resolve(request.regionsFile)) : undefined;
   const needsTarget = methodNeeds(method).targetDomain;
   if (needsTarget && data.targetImages.length === 0) {
     throw new InputError(`--method ${method.spec} aligns to a target domain: give --target DIR (a folder of unlabelled target images), or use a SynthScenes folder with its target domain`);
@@ -259,7 +271,11 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     const tagProduct = resolveFlag(recipe['fusion.tag_product'], taskFusion?.tagProduct);
     const boxSine = resolveFlag(recipe['fusion.box_sine'], taskFusion?.boxSine);
     // Recorded only where it is on, so the hyperparameters of tasks without tags stay as they were.
-    const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads, inputNorm, ...(tagContext ? { tagContext } : {}), ...(tagProduct ? { tagProduct } : {}), ...(boxSine ? { boxSine } : {}) };
+    const kindSetting = recipe['fusion.kind'] ?? 'auto';
+    const kind = kindSetting === 'auto' ? (taskFusion?.kind ?? 'transformer') : kindSetting;
+    // Recorded only for the relational fusion, so the transformer's hyperparameters stay as they were; it always normalises its inputs.
+    const relational = kind === 'relational' ? { kind, dropout: typeof recipe['fusion.dropout'] === 'number' ? recipe['fusion.dropout'] : (taskFusion?.dropout ?? 0), inputNorm: true } : {};
+    const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads, inputNorm, ...(tagContext ? { tagContext } : {}), ...(tagProduct ? { tagProduct } : {}), ...(boxSine ? { boxSine } : {}), ...relational };
     const prepared = await adapter.build({
       task,
       method,
@@ -272,6 +288,8 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       preprocessing: encoder.preprocessing,
       maxTrainExamples: request.maxTrainExamples,
       encoder: encoderTuning,
+      regions,
+      log,
     });
     const hyperparameters: Record<string, unknown> = {
       method: method.spec,
@@ -322,7 +340,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       model = { prepared: refit.prepared, training: refit.training, dispose: () => refit.prepared.dispose() };
       if (refit.training) await writeJson(join(partialDir, 'curve-refit.json'), curveRows(refit.training));
     }
-    const results: { split: LoadedSplit<unknown>; report: ScoreReport; predictionsFile: string }[] = [];
+    const results: { split: LoadedSplit<unknown>; report: ScoreReport; predictionsFile: string; controls?: Record<string, number> }[] = [];
     // A shard writes per-example rows of its slice instead of scores: merge-shards scores the whole split (harness/shards.ts).
     if (request.shard) await timed('predict', () => writeEvaluationShards({ runDir: partialDir, request, shard: request.shard!, adapter, model: model.prepared, splits: splits.evaluations, encoderFingerprint: encoder!.fingerprint, execution: { backend: backend.name, ...(backend.device ? { device: backend.device } : {}), dtype: 'float32', batchSize: training.batchSize }, log }));
     for (const split of request.shard ? [] : splits.evaluations) {
@@ -333,7 +351,8 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       await mkdir(join(partialDir, 'predictions'), { recursive: true });
       await task.writeSubmission(split, predictions, submission);
       await writeJson(join(partialDir, 'scores', `${stem}.json`), { split: split.split, metrics: report.metrics, official: report.official, perExample: report.perExample });
-      results.push({ split, report, predictionsFile: submission });
+      const controls = adapter.controls && splits.train ? adapter.controls(splits.train, split, predictions) : undefined;
+      results.push({ split, report, predictionsFile: submission, controls });
       log(`${split.split}: ${report.primary} = ${report.metrics[report.primary].toFixed(2)}`);
     }
     model.dispose();
@@ -341,7 +360,8 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     const curve = trainingResult ? curveRows(trainingResult) : [];
     await writeJson(join(partialDir, 'curve.json'), curve);
     await writeJson(join(partialDir, 'config.json'), { request, hyperparameters, backend: backend.name, model: { folder: modelDir, fingerprint: encoder.fingerprint }, ...(tunedEncoder ? { tunedEncoder } : {}), versions: softwareVersions(), gitCommit: gitCommit() });
-    if (!request.shard) await writeJson(join(partialDir, 'metrics.json'), Object.fromEntries(results.map((r) => [r.split.split, r.report.metrics])));
+    // The floors (e.g. VQA's per-question-type prior) sit beside the scores, under `controls`, where the task has them.
+    if (!request.shard) await writeJson(join(partialDir, 'metrics.json'), Object.fromEntries(results.map((r) => [r.split.split, r.controls ? { ...r.report.metrics, controls: r.controls } : r.report.metrics])));
     await writeJson(join(partialDir, 'timings.json'), timings);
     for (const checkpoint of ['checkpoint', 'checkpoint-refit']) {
       await removeCheckpoint(join(partialDir, checkpoint));

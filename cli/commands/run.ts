@@ -36,6 +36,7 @@ interface RunFlags {
   legacyNormalization?: boolean;
   folds?: string;
   shard?: string;
+  regions?: string;
 }
 
 async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest; runsDir: string; resumeDir?: string }> {
@@ -64,6 +65,7 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
     validationSplit: flags.validationSplit,
     imagesDir: flags.imagesDir ? resolve(flags.imagesDir) : undefined,
     targetDir: flags.target ? resolve(flags.target) : undefined,
+    regionsFile: flags.regions ? resolve(flags.regions) : undefined,
     backend: flags.backend as RunRequest['backend'],
     name: flags.name,
     maxTrainExamples: flags.maxTrain === undefined ? undefined : parsePositiveInteger('--max-train', flags.maxTrain),
@@ -108,6 +110,7 @@ export function registerRun(program: Command): void {
     .option('--train-split <name>', 'training split (real datasets)')
     .option('--validation-split <name>', 'validation split for model selection (real datasets; default --split)')
     .option('--images-dir <dir>', 'images root where it is not inside --data (COCO, GQA)')
+    .option('--regions <file>', 'vqa, gqa: COCO-style detections ({image_id, bbox: [x, y, w, h] px, score}) whose boxes become object tokens (SynthScenes: DATA/detections/true_boxes.json or detector.json); without it, the grid\'s cells are the objects')
     .option('--target <dir>', 'folder of unlabelled target-domain images for mmd/dann (real datasets)')
     .option('--set <key=value...>', 'override a setting (repeatable); see the list below', [])
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))

@@ -7,6 +7,7 @@ import type { TrainingProblem } from '../../models/train.ts';
 import type { ImagePreprocessing } from '../../models/image-pipeline.ts';
 import type { GqaSceneGraph } from '../../tasks/gqa/index.ts';
 import type { SeededRandom } from '../../core/random.ts';
+import type { DetectionFile } from '../../tasks/detections.ts';
 import type { LoadedSplit, LoadOptions, Task } from '../../core/types.ts';
 
 /**
@@ -37,6 +38,13 @@ export interface TaskAdapter {
   defaults?: AdapterDefaults;
   /** Whether `build` trains the encoder given in `AdapterContext.encoder` (encoder.train_blocks > 0). */
   tunesEncoder?: boolean;
+  /** Whether `vlbench run --regions FILE` applies: `build` turns the file's boxes into object tokens. */
+  takesRegions?: boolean;
+  /**
+   * The floors a split's score is judged against, recorded beside it in metrics.json: e.g. VQA's
+   * per-question-type prior of the training split, overall and per question type. Absent: none.
+   */
+  controls?(train: LoadedSplit<unknown>, split: LoadedSplit<unknown>, predictions: unknown): Record<string, number>;
   /** Sharded evaluation: a slice's predictions as per-example rows, and the split's from all rows; absent: the task cannot be sharded. */
   predictionRows?: PredictionRows;
 }
@@ -74,10 +82,17 @@ export interface RunSplits {
   graphs: Map<string, GqaSceneGraph>;
 }
 
+/**
+ * Which fusion a fusion-problem task trains: `relational` (object tokens, a question read-out,
+ * count and pair terms: models/heads/relational-fusion.ts), VQA's and GQA's default; `transformer`
+ * (the single-stream fusion with mean or choice pooling), VCR's.
+ */
+export type FusionKind = 'relational' | 'transformer';
+
 /** Head sizes and task-side settings a run resolves from `--set`, with their defaults applied. */
 export interface HeadSettings {
   /** tagContext, tagProduct, boxSine: VCR's grounding options (FusionConfig); other tasks ignore them. */
-  fusion: { hidden: number; layers: number; heads: number; inputNorm?: boolean; tagContext?: boolean; tagProduct?: boolean; boxSine?: boolean };
+  fusion: { hidden: number; layers: number; heads: number; inputNorm?: boolean; tagContext?: boolean; tagProduct?: boolean; boxSine?: boolean; kind?: FusionKind; dropout?: number };
   /** Minimum count of an answer in the training split to enter the vocabulary (answer tasks). */
   answersMinCount?: number;
 }
@@ -96,6 +111,10 @@ export interface AdapterContext {
   maxTrainExamples?: number;
   /** The encoder whose blocks train (encoder.train_blocks > 0); absent: heads on the frozen features. */
   encoder?: EncoderTuning;
+  /** `--regions FILE`: detections whose boxes become object tokens (VQA, GQA). */
+  regions?: DetectionFile;
+  /** The run log (one line each). */
+  log?: (line: string) => void;
 }
 
 export interface PreparedModel {

@@ -14,7 +14,13 @@ import { loadGqaSplit } from '../../tasks/gqa/index.ts';
 import { synthPaths } from '../../tasks/synth/index.ts';
 import { InputError } from '../../core/errors.ts';
 import type { LoadedSplit } from '../../core/types.ts';
-import { createFusion, limitTraining, unsupportedForProblem, validationScore, type TaskAdapter } from './adapter.ts';
+import { RelationalFusion } from '../../models/heads/relational-fusion.ts';
+import { QuestionWordTable } from '../../models/heads/question-words.ts';
+import type { Fusion } from '../../models/heads/fusion.ts';
+import { regionBoxes, type ImageBoxes } from './object-regions.ts';
+import { createFusion, limitTraining, unsupportedForProblem, validationScore, type AdapterContext, type AdapterDefaults, type TaskAdapter } from './adapter.ts';
+import { priorPredictions, questionTypePrior } from '../../tasks/vqa/priors.ts';
+import { scoreVqa } from '../../tasks/vqa/score.ts';
 import { gqaGraphVocabulary, gqaSceneGraph, vocabularySizes } from './scene-graphs.ts';
 import { keyedPredictionRows } from './prediction-rows.ts';
 
@@ -115,8 +121,37 @@ export class AnswerHead implements FusionTaskHead {
   }
 }
 
-export function answerRows(examples: readonly AnswerExample[], graphs?: readonly SceneGraph[]): FusionRows {
-  return { imageKeys: examples.map(exampleImage), textKeys: examples.map(exampleText), graphs: graphs ? [...graphs] : undefined };
+export function answerRows(examples: readonly AnswerExample[], graphs?: readonly SceneGraph[], boxes?: ImageBoxes): FusionRows {
+  return { imageKeys: examples.map(exampleImage), textKeys: examples.map(exampleText), graphs: graphs ? [...graphs] : undefined, boxes: boxes && examples.map((e) => boxes.boxesOf(exampleImage(e))) };
+}
+
+/** The image id detections are keyed by (COCO's `image_id`): VQA's number, GQA's name. */
+export function exampleImageId(e: AnswerExample): string {
+  return String(e.example.imageId);
+}
+
+/** At most this many boxes per image become object tokens (the highest-scoring): the pair term costs the square of the count. */
+export const MAX_REGIONS = 10;
+
+/**
+ * The relational fusion (VQA's and GQA's default), its word table and the rows' boxes: over
+ * `--regions` boxes when the run has them, else over the grid's cells.
+ */
+async function relationalParts(context: AdapterContext, trainExamples: readonly AnswerExample[]): Promise<{ fusion: Fusion; words?: QuestionWordTable; boxes?: ImageBoxes }> {
+  const { images, texts, head } = context;
+  const words = texts.textTokenIds ? new QuestionWordTable(trainExamples.map(exampleText), texts.textTokenIds) : undefined;
+  let boxes: ImageBoxes | undefined;
+  if (context.regions) {
+    const all = [trainExamples, ...[context.splits.validation, ...context.splits.evaluations].filter((s) => s !== null).map((s) => answerExamples(context.task.name as 'vqa' | 'gqa', s!.examples))].flat();
+    const gridSide = Math.round(Math.sqrt(images.tokenCount - 1));
+    boxes = await regionBoxes(context.regions, all.map((e) => ({ imageId: exampleImageId(e), imagePath: exampleImage(e) })), context.preprocessing, { maxRegions: MAX_REGIONS, fallbackGrid: gridSide });
+    context.log?.(`regions: ${context.regions.file} (${context.regions.count} detections; ${boxes.fallbackImages} image(s) without a box fall back to the ${gridSide}×${gridSide} grid's cells; ${boxes.unusedDetections} detection(s) of images outside this run ignored)`);
+  }
+  const fusion = new RelationalFusion(
+    { imageDim: images.tokenDim, textDim: texts.tokenDim, imageTokens: images.tokenCount, hidden: head.fusion.hidden, layers: head.fusion.layers, heads: head.fusion.heads, words: words?.size ?? 0 },
+    context.random.fork('fusion'),
+  );
+  return { fusion, words, boxes };
 }
 
 /** argmax over the vocabulary; ties go to the more frequent answer (lower index). */
@@ -126,6 +161,62 @@ export function argmaxAnswer(logits: Float32Array, vocabulary: readonly string[]
   return vocabulary[best];
 }
 
+/**
+ * VQA's and GQA's defaults: the relational fusion (object tokens, a question read-out, count and
+ * pair terms; bench/vqa-gates.ts is its gate), 2 layers of 4 heads, dropout 0.1.
+ */
+export const ANSWER_DEFAULTS = { fusion: { kind: 'relational', layers: 2, heads: 4, dropout: 0.1 } } as const satisfies AdapterDefaults;
+
+/**
+ * The floor beside a split's score (metrics.json's `controls`): the per-question-type prior of
+ * the training split (VQA: its question types, GQA: its detailed types), overall and per type,
+ * and the model's own score per type, so "beats the prior" is read off one file.
+ */
+export function answerControls(kind: 'vqa' | 'gqa', train: LoadedSplit<unknown>, split: LoadedSplit<unknown>, predictions: ReadonlyMap<number | string, string>): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (kind === 'vqa') {
+    const examples = split.examples as VqaExample[];
+    const prior = priorPredictions(examples, questionTypePrior(train.examples as VqaExample[]));
+    const model = scoreVqa(split as LoadedSplit<VqaExample>, predictions as ReadonlyMap<number, string>).official as { perQuestionType: Record<string, number> };
+    const floor = scoreVqa(split as LoadedSplit<VqaExample>, prior).official as { overall: number; perQuestionType: Record<string, number> };
+    out['prior/overall'] = floor.overall;
+    for (const [type, accuracy] of Object.entries(model.perQuestionType)) {
+      out[`questionType/${type}`] = accuracy;
+      out[`prior/questionType/${type}`] = floor.perQuestionType[type];
+    }
+    return out;
+  }
+  // GQA is exact match: accuracy per detailed type, and the type's most frequent training answer.
+  const typeOf = (e: GqaExample) => e.types?.detailed ?? '';
+  const counts = new Map<string, Map<string, number>>();
+  for (const e of train.examples as GqaExample[]) {
+    if (e.answer === undefined) continue;
+    const byAnswer = counts.get(typeOf(e)) ?? new Map<string, number>();
+    byAnswer.set(e.answer, (byAnswer.get(e.answer) ?? 0) + 1);
+    counts.set(typeOf(e), byAnswer);
+  }
+  const priorOf = (type: string) => [...(counts.get(type) ?? new Map<string, number>())].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]?.[0];
+  const sums = new Map<string, { model: number; prior: number; n: number }>();
+  for (const e of split.examples as GqaExample[]) {
+    if (e.answer === undefined) continue;
+    for (const type of ['overall', typeOf(e)]) {
+      const entry = sums.get(type) ?? { model: 0, prior: 0, n: 0 };
+      entry.model += predictions.get(e.questionId) === e.answer ? 1 : 0;
+      entry.prior += priorOf(typeOf(e)) === e.answer ? 1 : 0;
+      entry.n += 1;
+      sums.set(type, entry);
+    }
+  }
+  for (const [type, { model, prior, n }] of sums) {
+    if (type === 'overall') out['prior/overall'] = (100 * prior) / n;
+    else {
+      out[`questionType/${type}`] = (100 * model) / n;
+      out[`prior/questionType/${type}`] = (100 * prior) / n;
+    }
+  }
+  return out;
+}
+
 /** The VQA v2 and GQA adapters: answer classification on the fusion's pooled rows. */
 function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
   return {
@@ -133,6 +224,9 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
     problemKind: 'fusion',
     submissionExtension: 'json',
     tunesEncoder: true,
+    takesRegions: true,
+    defaults: ANSWER_DEFAULTS,
+    controls: (train, split, predictions) => answerControls(kind, train, split, predictions as ReadonlyMap<number | string, string>),
     unsupportedMethod: (method) => unsupportedForProblem(method, kind, 'fusion', false),
     imagesOf: (split) => answerExamples(kind, split.examples).map(exampleImage),
     textsOf: (split) => answerExamples(kind, split.examples).map(exampleText),
@@ -163,14 +257,16 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
             return source ? gqaSceneGraph(source, graphVocabulary, preprocessing) : { objects: [] };
           })
         : undefined;
-      const fusion = createFusion(context);
+      const relational = context.head.fusion.kind === 'relational' ? await relationalParts(context, trainExamples) : undefined;
+      const fusion: Fusion = relational?.fusion ?? createFusion(context);
+      const boxes = relational?.boxes;
       const { encoder } = context;
-      const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random, encoder });
+      const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, words: relational?.words, dropout: relational ? context.head.fusion.dropout : undefined, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random, encoder });
       const head = new AnswerHead(fusion.hidden, vocabulary, random);
       const variables = new Map([...composed.namedVariables(), ...head.namedVariables(), ...(encoder?.namedVariables() ?? [])]);
       const predict = (split: LoadedSplit<unknown>) => {
         const examples = answerExamples(kind, split.examples);
-        const logits = composed.predictLogits(answerRows(examples), head, 1);
+        const logits = composed.predictLogits(answerRows(examples, undefined, boxes), head, 1);
         return new Map(examples.map((e, i) => [e.example.questionId, argmaxAnswer(logits[i], vocabulary)] as [number | string, string]));
       };
       return {
@@ -179,14 +275,18 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
           exampleCount: trainExamples.length,
           computeGradients: (batch, stepContext) => {
             head.useTargets(batch.map((i) => targets[i]));
-            return composed.step(answerRows(batch.map((i) => trainExamples[i]), graphs ? batch.map((i) => graphs[i]) : undefined), head, variables, stepContext);
+            return composed.step(answerRows(batch.map((i) => trainExamples[i]), graphs ? batch.map((i) => graphs[i]) : undefined, boxes), head, variables, stepContext);
           },
           validate: validationScore(context, predict),
           variableOptions: encoder?.variableOptions(),
         },
         predict,
         dispose: () => (composed.dispose(), head.dispose(), fusion.dispose()),
-        hyperparameters: { answers: { minCount, vocabularySize: vocabulary.length } },
+        hyperparameters: {
+          answers: { minCount, vocabularySize: vocabulary.length },
+          ...(relational ? { questionWords: relational.words?.size ?? 0 } : {}),
+          ...(context.regions ? { regions: { file: basename(context.regions.file), fingerprint: context.regions.fingerprint, maxPerImage: MAX_REGIONS } } : {}),
+        },
       };
     },
   };

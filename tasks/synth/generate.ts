@@ -7,10 +7,11 @@ import { InputError } from '../../core/errors.ts';
 import { SeededRandom } from '../../core/random.ts';
 import { captionTokens, captionsFor } from './captions.ts';
 import { gqaQuestionsFor, type GqaQuestion } from './gqa.ts';
-import { SYNTH_DOMAINS, SYNTH_SPLITS, type SynthDomain, type SynthSplit, synthImageName, synthPaths, synthSubtype } from './layout.ts';
+import { SYNTH_DOMAINS, SYNTH_REGION_KINDS, SYNTH_SPLITS, type SynthDomain, type SynthSplit, synthImageName, synthPaths, synthSubtype } from './layout.ts';
 import { SYNTH_GENERATOR_VERSION, type SynthManifest, type SynthSplitCounts } from './manifest.ts';
 import { NoiseField, renderSceneJpeg } from './render.ts';
-import { type GqaSceneGraph, type Scene, sampleScene, toGqaSceneGraph } from './scene.ts';
+import { type GqaSceneGraph, type Scene, sampleScene, SYNTH_SHAPES, type SynthShape, toGqaSceneGraph } from './scene.ts';
+import { detectionQuality, detectorDetections, trueDetections, type SynthDetection } from './detections.ts';
 import { vcrItemsFor } from './vcr.ts';
 import { simulateAnswers, vqaQuestionsFor } from './vqa.ts';
 
@@ -193,8 +194,10 @@ async function writeBenchmark(root: string, plan: Plan): Promise<SynthManifest> 
   let failure: { error: unknown } | undefined;
   let done = 0;
   const counts: SynthManifest['counts'] = {};
+  const detections = { true: [] as SynthDetection[], detector: [] as SynthDetection[] };
+  const categoryOf = (shape: string) => SYNTH_SHAPES.indexOf(shape as SynthShape) + 1;
 
-  for (const dir of [synthPaths.vqaDir(root), synthPaths.gqaDir(root), synthPaths.vcrDir(root), synthPaths.retrievalDir(root)]) await mkdir(dir, { recursive: true });
+  for (const dir of [synthPaths.vqaDir(root), synthPaths.gqaDir(root), synthPaths.vcrDir(root), synthPaths.retrievalDir(root), dirname(synthPaths.detections(root, 'true'))]) await mkdir(dir, { recursive: true });
 
   try {
     for (const domain of plan.domains) {
@@ -218,6 +221,8 @@ async function writeBenchmark(root: string, plan: Plan): Promise<SynthManifest> 
           const scene = sampleScene(imageRandom.fork('scene'), plan.size);
           const imageName = synthImageName(subtype, imageId).replace(/\.jpg$/, '');
           addAnnotations(records, scene, imageRandom, { subtype, domain, imageId, imageName, index });
+          detections.true.push(...trueDetections(scene, imageId, categoryOf));
+          detections.detector.push(...detectorDetections(scene, imageId, categoryOf, imageRandom.fork('detector')));
           const captions = captionsFor(scene, imageRandom.fork('captions'));
           const imgid = karpathy.length;
           const sentences = captions.map((raw) => ({ raw, tokens: captionTokens(raw), imgid, sentid: sentenceId++ }));
@@ -263,6 +268,7 @@ async function writeBenchmark(root: string, plan: Plan): Promise<SynthManifest> 
       counts[domain] = domainCounts;
     }
     await Promise.all(inFlight);
+    for (const kind of SYNTH_REGION_KINDS) await write(synthPaths.detections(root, kind), JSON.stringify(detections[kind]));
   } catch (error) {
     // Let running encodes finish before the caller deletes the folder under them.
     await Promise.allSettled(inFlight);
@@ -277,6 +283,7 @@ async function writeBenchmark(root: string, plan: Plan): Promise<SynthManifest> 
     seed: plan.seed,
     options: { images: plan.images, size: plan.size, domains: plan.domains },
     counts,
+    detector: detectionQuality(detections.true, detections.detector),
     files,
   };
   await writeFile(synthPaths.manifest(root), `${JSON.stringify(manifest, null, 2)}\n`);

@@ -23,3 +23,4 @@ export {
   type SynthSize,
 } from './scene.ts';
 export * from './layout.ts';
+export { VQA_FAMILY_OF_QUESTION_TYPE, type VqaFamily } from './vqa.ts';

@@ -47,4 +47,9 @@ export const synthPaths = {
   /** Karpathy layout, one file per domain; each image's filepath is its subtype folder under images/. */
   retrievalDir: (root: string) => join(root, 'retrieval'),
   retrieval: (root: string, domain: SynthDomain) => join(root, 'retrieval', `dataset_synthscenes_${domain}.json`),
+  /** COCO-style detections of every image, for `vlbench run --regions`: the true boxes, or the simulated detector's (tasks/synth/detections.ts). */
+  detections: (root: string, kind: SynthRegionKind) => join(root, 'detections', kind === 'true' ? 'true_boxes.json' : 'detector.json'),
 };
+
+export const SYNTH_REGION_KINDS = ['true', 'detector'] as const;
+export type SynthRegionKind = (typeof SYNTH_REGION_KINDS)[number];

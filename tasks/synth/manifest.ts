@@ -4,7 +4,7 @@ import { InputError } from '../../core/errors.ts';
 import { SYNTH_DOMAINS, SYNTH_SPLITS, synthPaths } from './layout.ts';
 
 /** Bumped whenever the same seed and options would give different files. */
-export const SYNTH_GENERATOR_VERSION = '1.2.0';
+export const SYNTH_GENERATOR_VERSION = '1.3.0';
 
 const splitCounts = z.object({
   images: z.int().nonnegative(),
@@ -27,6 +27,8 @@ export const synthManifestSchema = z.object({
   }),
   /** Per domain, then per split (only the generated domains appear). */
   counts: z.partialRecord(z.enum(SYNTH_DOMAINS), domainCounts),
+  /** The simulated detector's boxes (detections/detector.json) against the true ones; absent before 1.3.0. */
+  detector: z.object({ recall: z.number(), precision: z.number(), iouThreshold: z.number() }).optional(),
   /** Every file written, path relative to the folder with "/" separators → sha256 (hex) of its bytes. */
   files: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)),
 });

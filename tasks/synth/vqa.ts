@@ -292,3 +292,18 @@ export function mostCommonAnswer(answers: readonly { answer: string }[]): string
   for (const [answer, count] of counts) if (count > counts.get(best)!) best = answer;
   return best;
 }
+
+/**
+ * The family of each question type SynthScenes asks (VqaQuestionDraft.questionType), so
+ * reports can break a score down by what was asked; "is the" is every comparison (bigger than,
+ * left of, above).
+ */
+export const VQA_FAMILY_OF_QUESTION_TYPE: Readonly<Record<string, VqaFamily>> = {
+  'is there a': 'existence',
+  'how many': 'counting',
+  'what color is the': 'color',
+  'what shape is the': 'shape',
+  'what size is the': 'size',
+  'what is': 'spatial',
+  'is the': 'comparison',
+};

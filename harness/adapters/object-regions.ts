@@ -1,0 +1,80 @@
+import sharp from 'sharp';
+import type { NormalisedBox } from '../../models/ops/regions.ts';
+import type { ImagePreprocessing } from '../../models/image-pipeline.ts';
+import type { DetectionFile } from '../../tasks/detections.ts';
+import { InputError } from '../../core/errors.ts';
+import { boxInCrop } from './scene-graphs.ts';
+
+/**
+ * Object boxes for answer-classification rows: `--regions FILE` detections, by image, in the
+ * encoder's crop coordinates, at most `maxRegions` per image (the highest scores: the
+ * fusion's pair term grows with the square of the count). An image the file gives no box
+ * falls back to the grid: one box per cell of a `fallbackGrid` × `fallbackGrid` grid, so its
+ * rows still have objects to reason over; the run log says how many did.
+ */
+export interface ImageBoxes {
+  boxesOf(imagePath: string): NormalisedBox[];
+  /** Images of the run with no detection (grid boxes instead). */
+  fallbackImages: number;
+  /** Detections of images outside this run's splits (ignored). */
+  unusedDetections: number;
+}
+
+export async function regionBoxes(
+  detections: DetectionFile,
+  images: readonly { imageId: string; imagePath: string }[],
+  preprocessing: ImagePreprocessing,
+  options: { maxRegions: number; fallbackGrid: number },
+): Promise<ImageBoxes> {
+  const byPath = new Map<string, string>();
+  for (const { imageId, imagePath } of images) byPath.set(imagePath, imageId);
+  const runIds = new Set(byPath.values());
+  let unusedDetections = 0;
+  for (const [id, list] of detections.byImage) if (!runIds.has(id)) unusedDetections += list.length;
+  if (unusedDetections === detections.count) {
+    throw new InputError(`none of its ${detections.count} detections is of an image of this run (image ids such as ${JSON.stringify([...detections.byImage.keys()].slice(0, 3))}, this run's such as ${JSON.stringify([...runIds].slice(0, 3))})`, { file: detections.file, field: 'image_id' });
+  }
+  const fallback = gridBoxes(options.fallbackGrid);
+  const boxes = new Map<string, NormalisedBox[]>();
+  let fallbackImages = 0;
+  for (const [imagePath, imageId] of byPath) {
+    const list = detections.byImage.get(imageId);
+    if (!list?.length) {
+      fallbackImages++;
+      boxes.set(imagePath, fallback);
+      continue;
+    }
+    let size: { width?: number; height?: number };
+    try {
+      size = await sharp(imagePath).metadata();
+    } catch (error) {
+      throw new InputError(`cannot read the image its detections belong to: ${(error as Error).message}`, { file: imagePath });
+    }
+    const { width = 0, height = 0 } = size;
+    const kept = [...list].sort((a, b) => b.score - a.score).slice(0, options.maxRegions);
+    const normalised: NormalisedBox[] = [];
+    for (const detection of kept) {
+      const [x, y, w, h] = detection.bbox;
+      // A pixel or so past the border is how annotators and detectors round; more is a wrong box or a wrong image.
+      if (x + w > width + 1 || y + h > height + 1) {
+        throw new InputError(`bbox [${detection.bbox.join(', ')}] reaches past its ${width}×${height} image (${imagePath})`, { file: detections.file, record: detection.record, field: 'bbox' });
+      }
+      const box = boxInCrop([x, y, x + w, y + h], width, height, preprocessing);
+      if (box) normalised.push(box);
+    }
+    boxes.set(imagePath, normalised.length ? normalised : fallback);
+    if (!normalised.length) fallbackImages++;
+  }
+  return {
+    boxesOf: (imagePath) => boxes.get(imagePath) ?? fallback,
+    fallbackImages,
+    unusedDetections,
+  };
+}
+
+/** The cells of a side × side grid as boxes, row-major. */
+export function gridBoxes(side: number): NormalisedBox[] {
+  const out: NormalisedBox[] = [];
+  for (let r = 0; r < side; r++) for (let c = 0; c < side; c++) out.push([c / side, r / side, (c + 1) / side, (r + 1) / side]);
+  return out;
+}
