@@ -13,7 +13,8 @@
 import { parseBenchArguments } from './command-line.ts';
 import { readSynthManifest } from '../tasks/synth/index.ts';
 import { synthLoadOptions } from '../tasks/synth/run-splits.ts';
-import { loadVqaSplit, scoreVqa, type LoadedVqaSplit } from '../tasks/vqa/index.ts';
+import { loadVqaSplit, scoreVqa } from '../tasks/vqa/index.ts';
+import { priorPredictions, questionTypePrior } from '../tasks/vqa/priors.ts';
 import type { SynthDomain } from '../tasks/synth/layout.ts';
 
 const { values, refuse } = parseBenchArguments('npx tsx bench/answer-priors.ts --data DIR [--split val|test]', { data: { type: 'string' }, split: { type: 'string', default: 'test' } });
@@ -22,38 +23,12 @@ const root = values.data ?? refuse('--data is required');
 const manifest = await readSynthManifest(root);
 const domains = manifest.options.domains as SynthDomain[];
 
-/** The most frequent of `answers`; ties go to the answer seen first, so the table is deterministic. */
-function mostFrequent(answers: Iterable<string>): string {
-  const counts = new Map<string, number>();
-  for (const answer of answers) counts.set(answer, (counts.get(answer) ?? 0) + 1);
-  let best = '';
-  let bestCount = -1;
-  for (const [answer, count] of counts) if (count > bestCount) [best, bestCount] = [answer, count];
-  return best;
-}
-
-const trainingAnswer = (example: LoadedVqaSplit['examples'][number]) => example.multipleChoiceAnswer ?? example.answers[0];
-
-/** question type → its most frequent training answer. */
-function questionTypePrior(train: LoadedVqaSplit): Map<string, string> {
-  const answersByType = new Map<string, string[]>();
-  for (const example of train.examples) {
-    const type = example.questionType ?? '';
-    const answers = answersByType.get(type) ?? [];
-    answers.push(trainingAnswer(example));
-    answersByType.set(type, answers);
-  }
-  return new Map([...answersByType].map(([type, answers]) => [type, mostFrequent(answers)]));
-}
-
 for (const trainDomain of domains) {
   const train = await loadVqaSplit(synthLoadOptions('vqa', root, trainDomain, 'train'));
-  const prior = questionTypePrior(train);
-  // For a question type the training split never asked: the most frequent answer of all.
-  const fallback = mostFrequent(train.examples.map(trainingAnswer));
+  const prior = questionTypePrior(train.examples);
   for (const evalDomain of domains) {
     const split = await loadVqaSplit(synthLoadOptions('vqa', root, evalDomain, evaluationSplit));
-    const predictions = new Map(split.examples.map((example) => [example.questionId, prior.get(example.questionType ?? '') ?? fallback]));
+    const predictions = priorPredictions(split.examples, prior);
     const report = scoreVqa(split, predictions);
     const official = report.official as { overall: number; perAnswerType: Record<string, number>; perQuestionType: Record<string, number> };
     const answerTypes = Object.entries(official.perAnswerType).map(([type, accuracy]) => `${type} ${accuracy.toFixed(2)}`).join(', ');
