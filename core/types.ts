@@ -24,6 +24,12 @@ export interface ExampleScore {
   id: string;
   /** The example's contribution to the primary metric, on the metric's scale (0..100). */
   score: number;
+  /**
+   * The image the example asks about, where several examples share one (VQA, GQA, VCR): the
+   * leaderboard's bootstrap resamples images, all of an image's examples together, since
+   * questions about one image are not independent draws. Absent: the example is its own unit.
+   */
+  image?: string;
 }
 
 /** What every scorer returns. */

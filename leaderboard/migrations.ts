@@ -67,6 +67,13 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'per-example scores name their image (bootstrap intervals resample images)',
+    // Nullable: scores recorded before, and examples without an image, are each their own unit.
+    sqlite: `ALTER TABLE example_scores ADD COLUMN image_id TEXT;`,
+    postgres: `ALTER TABLE example_scores ADD COLUMN image_id TEXT COLLATE "C";`,
+  },
 ];
 
 export const LEADERBOARD_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -57,10 +57,11 @@ class PostgresLeaderboard implements LeaderboardStore {
       if (inserted.rowCount === 0) throw new RunAlreadyRecordedError(this.location, record.id);
       if (perExample && perExample.length > 0) {
         // One statement for all scores: arrays travel as two parameters, whatever their length.
-        await client.query('INSERT INTO example_scores (run_seq, example_id, score) SELECT $1, * FROM unnest($2::text[], $3::float8[])', [
+        await client.query('INSERT INTO example_scores (run_seq, example_id, score, image_id) SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::text[])', [
           inserted.rows[0].seq,
           perExample.map((entry) => entry.id),
           perExample.map((entry) => entry.score),
+          perExample.map((entry) => entry.image ?? null),
         ]);
       }
     });

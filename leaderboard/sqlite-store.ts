@@ -66,7 +66,7 @@ class SqliteLeaderboard implements LeaderboardStore {
     this.insertRunStatement = db.prepare(`
       INSERT INTO runs (id, name, created_at, task, task_version, split, split_fingerprint, metric_version, record_version, record_json)
       VALUES (@id, @name, @createdAt, @task, @taskVersion, @split, @splitFingerprint, @metricVersion, @recordVersion, @json)`);
-    this.insertScoreStatement = db.prepare('INSERT INTO example_scores (run_seq, example_id, score) VALUES (?, ?, ?)');
+    this.insertScoreStatement = db.prepare('INSERT INTO example_scores (run_seq, example_id, score, image_id) VALUES (?, ?, ?, ?)');
   }
 
   async insertRun(record: RunRecord, perExample: readonly ExampleScore[] | null): Promise<void> {
@@ -75,7 +75,7 @@ class SqliteLeaderboard implements LeaderboardStore {
       .transaction(() => {
         if (this.db.prepare('SELECT 1 FROM runs WHERE id = ?').get(record.id)) throw new RunAlreadyRecordedError(this.location, record.id);
         const { lastInsertRowid } = this.insertRunStatement.run({ ...record, json: JSON.stringify(record) });
-        for (const { id, score } of perExample ?? []) this.insertScoreStatement.run(lastInsertRowid, id, score);
+        for (const { id, score, image } of perExample ?? []) this.insertScoreStatement.run(lastInsertRowid, id, score, image ?? null);
       })
       .immediate();
   }

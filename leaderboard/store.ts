@@ -78,6 +78,9 @@ function checkPerExample(record: RunRecord, perExample: readonly ExampleScore[])
     if (typeof entry.score !== 'number' || !Number.isFinite(entry.score)) {
       throw new InputError(`expected a finite number, got ${String(entry.score)}`, { file: where, record: entry.id, field: 'score' });
     }
+    if (entry.image !== undefined && (typeof entry.image !== 'string' || entry.image === '')) {
+      throw new InputError(`expected the image as a non-empty string, got ${JSON.stringify(entry.image)}`, { file: where, record: entry.id, field: 'image' });
+    }
     if (seen.has(entry.id)) duplicates.push(entry.id);
     seen.add(entry.id);
     sum += entry.score;
@@ -166,7 +169,11 @@ export async function recordedRunIdsWithPrefix(store: LeaderboardStore, prefix: 
   return rows.map((row) => row.id);
 }
 
-/** The run's per-example scores, in example id order (byte order, the same on both engines). */
+/** The run's per-example scores, in example id order (byte order, the same on both engines), with their image where recorded. */
 export async function exampleScores(store: LeaderboardStore, runId: string): Promise<ExampleScore[]> {
-  return store.query<ExampleScore>('SELECT s.example_id AS id, s.score AS score FROM example_scores s JOIN runs r ON r.seq = s.run_seq WHERE r.id = ? ORDER BY s.example_id', [runId]);
+  const rows = await store.query<{ id: string; score: number; image: string | null }>(
+    'SELECT s.example_id AS id, s.score AS score, s.image_id AS image FROM example_scores s JOIN runs r ON r.seq = s.run_seq WHERE r.id = ? ORDER BY s.example_id',
+    [runId],
+  );
+  return rows.map(({ id, score, image }) => (image === null ? { id, score } : { id, score, image }));
 }

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, describeValue, fieldError, listSome } from '../../core/errors.ts';
-import type { LoadOptions, LoadedSplit, ScoreReport, Task } from '../../core/types.ts';
+import type { ExampleScore, LoadOptions, LoadedSplit, ScoreReport, Task } from '../../core/types.ts';
 import { pythonRound } from '../vqa/accuracy.ts';
 import { fingerprintSplit, isObject, parseJson, readBytes } from '../split-files.ts';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
@@ -332,7 +332,7 @@ export function scoreGqa(split: LoadedSplit<GqaExample>, predictions: GqaPredict
   const perLength = new Map<number, number[]>();
   const goldDistribution = new Map<string, Map<string, number>>();
   const predictedDistribution = new Map<string, Map<string, number>>();
-  const perExample: { id: string; score: number }[] = [];
+  const perExample: ExampleScore[] = [];
 
   for (const example of balanced) {
     const gold = example.answer!;
@@ -340,7 +340,7 @@ export function scoreGqa(split: LoadedSplit<GqaExample>, predictions: GqaPredict
     const correct = predicted === gold;
     const score = correct ? 1 : 0;
     accuracy.push(score);
-    perExample.push({ id: example.id, score: score * 100 });
+    perExample.push({ id: example.id, score: score * 100, image: example.imageId });
     push(perLength, wordCount(example.question), score);
     if (withSteps) push(perSteps, example.steps!, score);
     push(perStructural, example.types!.structural!, score);

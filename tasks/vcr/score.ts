@@ -59,7 +59,8 @@ export function scoreVcr(split: LoadedSplit<VcrExample>, predictions: VcrPredict
     if (answerRight) answersRight++;
     if (rationaleRight) rationalesRight++;
     if (answerRight && rationaleRight) bothRight++;
-    return { id: example.id, score: answerRight && rationaleRight ? 100 : 0 };
+    // The image, so the leaderboard resamples images (all their questions together), not questions.
+    return { id: example.id, score: answerRight && rationaleRight ? 100 : 0, image: example.imageId };
   });
   const count = split.examples.length;
   const official: VcrAccuracy = {

@@ -42,6 +42,7 @@ export function scoreVqa(split: LoadedSplit<VqaExample>, predictions: VqaPredict
     metrics,
     official,
     // 100·acc computed exactly as the evaluator does before its per-question round(…, 2).
-    perExample: split.examples.map((example, index) => ({ id: example.id, score: 100 * perQuestion[index] })),
+    // The image, so the leaderboard resamples images (all their questions together), not questions.
+    perExample: split.examples.map((example, index) => ({ id: example.id, score: 100 * perQuestion[index], image: String(example.imageId) })),
   };
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { InputError } from '../../core/errors.ts';
-import { LEADERBOARD_APPLICATION_ID, LEADERBOARD_SCHEMA_VERSION, listRuns, openLeaderboard, recordRun } from '../../leaderboard/store.ts';
+import { exampleScores, LEADERBOARD_APPLICATION_ID, LEADERBOARD_SCHEMA_VERSION, listRuns, openLeaderboard, recordRun } from '../../leaderboard/store.ts';
 import { bernoulliScores, syntheticDraft, temporaryDbPath } from './synthetic-runs.ts';
 
 const run = promisify(execFile);
@@ -19,8 +19,38 @@ test('a new database gets WAL mode, our application id and the schema migrations
   const db = new Database(path, { readonly: true });
   t.is(db.pragma('journal_mode', { simple: true }), 'wal');
   t.is(db.pragma('application_id', { simple: true }), LEADERBOARD_APPLICATION_ID);
-  t.deepEqual(db.prepare('SELECT version FROM schema_migrations').all(), [{ version: LEADERBOARD_SCHEMA_VERSION }]);
+  t.deepEqual(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all(), Array.from({ length: LEADERBOARD_SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })));
   db.close();
+});
+
+test('per-example scores keep their image; scores without one read back without one', async (t) => {
+  const path = temporaryDbPath();
+  const store = await openLeaderboard(path, { create: true });
+  const withImages = [{ id: 'q1', score: 100, image: '7' }, { id: 'q2', score: 0, image: '7' }, { id: 'q3', score: 50 }];
+  const run = await recordRun(store, syntheticDraft('images', withImages), withImages);
+  t.deepEqual(await exampleScores(store, run.id), withImages);
+  const bad = [{ id: 'q1', score: 100, image: '' }];
+  await t.throwsAsync(recordRun(store, syntheticDraft('bad', bad), bad), { instanceOf: InputError, message: /field "image": expected the image as a non-empty string/ });
+  await store.close();
+});
+
+test('a database of schema version 1 (scores without images) is migrated: its scores read as before, new ones keep their image', async (t) => {
+  const path = temporaryDbPath();
+  const store = await openLeaderboard(path, { create: true });
+  const old = bernoulliScores(10, 0.5, 1);
+  const oldRun = await recordRun(store, syntheticDraft('old', old), old);
+  await store.close();
+  // Back to version 1, as an older vlbench left it.
+  const db = new Database(path);
+  db.exec('ALTER TABLE example_scores DROP COLUMN image_id; DELETE FROM schema_migrations WHERE version > 1;');
+  db.close();
+  const reopened = await openLeaderboard(path, { create: false });
+  t.deepEqual(await reopened.query('SELECT version FROM schema_migrations ORDER BY version'), Array.from({ length: LEADERBOARD_SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })));
+  t.deepEqual(await exampleScores(reopened, oldRun.id), [...old].sort((a, b) => (a.id < b.id ? -1 : 1)));
+  const scores = [{ id: 'q1', score: 100, image: 'img1' }];
+  const newRun = await recordRun(reopened, syntheticDraft('new', scores), scores);
+  t.deepEqual(await exampleScores(reopened, newRun.id), scores);
+  await reopened.close();
 });
 
 test('a reader never creates a database', async (t) => {

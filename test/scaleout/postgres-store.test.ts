@@ -20,7 +20,8 @@ test.after.always(async () => {
   await server?.stop();
 });
 
-const base = bernoulliScores(2000, 0.7, 100);
+// Five questions per image, as SynthScenes has: the image travels with each score on both engines.
+const base = bernoulliScores(2000, 0.7, 100).map((s, i) => ({ ...s, image: `img${Math.floor(i / 5)}` }));
 /** 100 examples the base got right, now wrong: a drop of exactly 5 points. */
 const regressed = base.map((s, i) => (i < 400 && s.score === 100 && base.slice(0, i).filter((b) => b.score === 100).length < 100 ? { ...s, score: 0 } : s));
 
@@ -51,6 +52,8 @@ serverTest('leaderboard copy SQLite → PostgreSQL keeps every row, twice is a n
   const sourceRuns = await listRuns(from);
   t.deepEqual(await listRuns(to), sourceRuns, 'every record, field for field, in recording order');
   for (const { record } of sourceRuns) t.deepEqual(await exampleScores(to, record.id), await exampleScores(from, record.id), record.name);
+  const mainRun = sourceRuns.find((run) => run.record.name === 'main')!;
+  t.deepEqual(new Set((await exampleScores(to, mainRun.record.id)).map((s) => s.image)).size, 400, 'the images came along');
   t.deepEqual(await to.query('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM example_scores'), [{ n: 2 * base.length }]);
   await from.close();
   await to.close();
@@ -88,7 +91,7 @@ serverTest('processes opening a fresh database at once create the schema exactly
   const url = await server!.createDatabase('fresh_race');
   await t.throwsAsync(openLeaderboard(url, { create: false }), { instanceOf: InputError, message: /no vlbench leaderboard in this database/ });
   const stores = await Promise.all(Array.from({ length: 6 }, () => openLeaderboard(url, { create: true })));
-  t.deepEqual(await stores[0].query('SELECT version FROM schema_migrations'), [{ version: LEADERBOARD_SCHEMA_VERSION }]);
+  t.deepEqual(await stores[0].query('SELECT version FROM schema_migrations ORDER BY version'), Array.from({ length: LEADERBOARD_SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })));
   // Six writers recording the same run at once: one record, the others told it is there.
   const scores = bernoulliScores(30, 0.5, 7);
   const outcomes = await Promise.allSettled(stores.map((store) => recordRun(store, syntheticDraft('same', scores, { id: 'same-run-id' }), scores)));

@@ -241,10 +241,10 @@ test('Q→A, QA→R (given the gold answer) and Q→AR, hand-computed, with firs
   t.is(report.primary, 'q2ar');
   t.is(report.metric, 'vcr-accuracy');
   t.deepEqual(report.perExample, [
-    { id: 'val-0', score: 100 },
-    { id: 'val-1', score: 0 },
-    { id: 'val-2', score: 100 },
-    { id: 'val-3', score: 0 },
+    { id: 'val-0', score: 100, image: 'val-0' },
+    { id: 'val-1', score: 0, image: 'val-1' },
+    { id: 'val-2', score: 100, image: 'val-2' },
+    { id: 'val-3', score: 0, image: 'val-3' },
   ]);
   t.is(argmaxFirst([1, 3, 3, 2]), 1);
 
@@ -397,7 +397,7 @@ test('vlbench score --task vcr --annotations vcr1annots/val.jsonl scores the rel
     await vcrTask.writeSubmission(split, RELEASE_VAL_PREDICTIONS, csv);
     const report = await runScore({ task: 'vcr', annotations: releaseVal, predictions: csv });
     t.deepEqual(report.official, RELEASE_VAL_SCORES);
-    t.deepEqual(report.perExample, [{ id: 'val-0', score: 100 }, { id: 'val-1', score: 0 }, { id: 'val-2', score: 0 }, { id: 'val-3', score: 100 }]);
+    t.deepEqual(report.perExample, [{ id: 'val-0', score: 100, image: 'val-2' }, { id: 'val-1', score: 0, image: 'val-2' }, { id: 'val-2', score: 0, image: 'val-3' }, { id: 'val-3', score: 100, image: 'val-3' }]);
     t.deepEqual((await runScore({ task: 'vcr', dataDir: release, split: 'val', predictions: csv })).official, RELEASE_VAL_SCORES);
   } finally {
     rmSync(dir, { recursive: true, force: true });

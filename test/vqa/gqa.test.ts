@@ -101,7 +101,7 @@ test('loads questions in file order, with choices and scene graphs; scores as ev
   t.deepEqual(split.examples[3].choices, choices['101']);
   const report = scoreGqa(split, await readGqaPredictions(split, join(dir, 'predictions.json')));
   t.deepEqual(report.official, expected);
-  t.deepEqual(report.perExample, [{ id: '0200', score: 0 }, { id: '102', score: 0 }, { id: '101', score: 100 }]);
+  t.deepEqual(report.perExample, [{ id: '0200', score: 0, image: 'n1' }, { id: '102', score: 0, image: 'n1' }, { id: '101', score: 100, image: 'n1' }]);
 });
 
 test('chunked question folders load like one file', async (t) => {

@@ -150,7 +150,8 @@ test('scores the split: overall, per answer type, per question type, per questio
     perQuestionType: { 'how many': 100, 'what color is the': 100, 'is it': 0 },
   });
   t.is(report.metric, 'vqa-accuracy');
-  t.deepEqual(report.perExample, [{ id: '7000', score: 100 }, { id: '42000', score: 100 }, { id: '42001', score: 0 }]);
+  // Each score names its image: the leaderboard's intervals resample images, all their questions together.
+  t.deepEqual(report.perExample, [{ id: '7000', score: 100, image: '7' }, { id: '42000', score: 100, image: '42' }, { id: '42001', score: 0, image: '42' }]);
   const legacy = scoreVqa(split, predictions, { legacyNormalization: true });
   t.is(legacy.metric, 'vqa-accuracy-legacy');
   // legacy: answers keep "two" and "Black" (punctuation only): 7000 matches 7 → 1; 42000 "black" ×8 → 1; 42001 → 1

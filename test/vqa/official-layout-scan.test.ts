@@ -169,7 +169,7 @@ test('exact accuracies through escaped spellings: ten "yes" (some escaped) again
   const { fast, strict } = await bothPaths(await writeTexts({ questions, annotations, predictions }));
   if (!('report' in fast) || !('report' in strict)) return t.fail(JSON.stringify({ fast, strict }));
   // Unanimous answers are not normalised: "Yes" scores 0. "two" → "2": min(1, 7/3) for the eight "2"s, min(1, 8/3) for the others.
-  t.deepEqual(fast.report.perExample, [{ id: '1', score: 100 }, { id: '2', score: 0 }, { id: '3', score: 100 }]);
+  t.deepEqual(fast.report.perExample, [{ id: '1', score: 100, image: '9' }, { id: '2', score: 0, image: '9' }, { id: '3', score: 100, image: '9' }]);
   t.deepEqual(fast.report.official, { overall: 66.67, perAnswerType: { 'yes/no': 50, number: 100 }, perQuestionType: { 'is it': 50, 'how many': 100 } });
   t.deepEqual(fast.report, strict.report);
 });
