@@ -1,6 +1,6 @@
 import type { ExampleScore } from '../core/types.ts';
 import { comparabilityKey, comparabilityKeyString, seedGroupKey, withoutRunSeed, type ComparabilityKey, type RunRecord, type TrainingCurvePoint } from './run-record.ts';
-import { aggregateOverSeeds, bootstrapInterval, DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, seedGroupInterval, type Interval } from './statistics.ts';
+import { aggregateOverSeeds, bootstrapInterval, DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, seedGroupInterval, type Interval, type IntervalOver } from './statistics.ts';
 import type { StoredRun } from './store.ts';
 import { SeededRandom } from '../core/random.ts';
 import { InputError } from '../core/errors.ts';
@@ -44,11 +44,12 @@ export interface BoardRow {
     /**
      * Bootstrap interval of the mean: over examples for a single run, over seeds and examples
      * (statistics.ts, seedGroupInterval) for a seed group whose every run has per-example
-     * scores; null otherwise.
+     * scores; null otherwise. Where the scores name their images, images are resampled (each
+     * with all its examples) instead of single examples.
      */
     interval: Interval | null;
     /** What the interval resamples. */
-    intervalOver: 'examples' | 'seeds and examples' | null;
+    intervalOver: IntervalOver | null;
   };
   metrics: Record<string, MetricSummary>;
   /** Training curves of the group's runs (those that have one). */
@@ -133,15 +134,17 @@ async function buildRow(group: StoredRun[], primaryMetric: string, metricNames: 
   let intervalOver: BoardRow['primary']['intervalOver'] = null;
   const bootstrap = { resamples: options.resamples, seed: new SeededRandom(options.bootstrapSeed).fork(records.map((record) => record.id).join(' ')).seed, confidence: options.confidence };
   if (group.length === 1 && group[0].exampleCount > 0) {
-    interval = bootstrapInterval((await scoresOf(first.id)).map((entry) => entry.score), bootstrap);
-    intervalOver = 'examples';
+    const scores = await scoresOf(first.id);
+    const images = scores.map((entry) => entry.image);
+    interval = bootstrapInterval(scores.map((entry) => entry.score), bootstrap, images);
+    intervalOver = images.some((image) => image !== undefined) ? 'images' : 'examples';
   } else if (group.length > 1 && group.every((run) => run.exampleCount > 0)) {
     const seeds = [];
     for (const record of records) seeds.push({ seed: record.seed, scores: await scoresOf(record.id) });
     try {
-      const { seeds: _seeds, examples: _examples, ...groupInterval } = seedGroupInterval(seeds, bootstrap, `seed group "${sharedName(records.map((record) => record.name))}"`);
+      const { seeds: _seeds, examples: _examples, images, ...groupInterval } = seedGroupInterval(seeds, bootstrap, `seed group "${sharedName(records.map((record) => record.name))}"`);
       interval = groupInterval;
-      intervalOver = 'seeds and examples';
+      intervalOver = images === null ? 'seeds and examples' : 'seeds and images';
     } catch (error) {
       // Seeds that scored different examples have no common interval; the row keeps mean ± std.
       if (!(error instanceof InputError)) throw error;

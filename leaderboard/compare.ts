@@ -1,7 +1,7 @@
 import { InputError } from '../core/errors.ts';
 import type { ExampleScore } from '../core/types.ts';
 import { comparabilityDifferences, executionDifferences, type FieldDifference, type RunRecord } from './run-record.ts';
-import { mean, pairedBootstrap, seedGroupDifference, type BootstrapOptions, type PairedDifference, type SeedGroupDifference } from './statistics.ts';
+import { mean, pairedBootstrap, seedGroupDifference, type BootstrapOptions, type IntervalOver, type PairedDifference, type SeedGroupDifference } from './statistics.ts';
 
 /**
  * The regression gate a CI pipeline runs.
@@ -59,7 +59,7 @@ export interface Comparison {
   /** Paired bootstrap over examples (two runs) or two-way bootstrap over seeds and examples (seed groups). */
   paired: PairedDifference | SeedGroupDifference | null;
   /** What the interval resamples, when there is one. */
-  intervalOver: 'examples' | 'seeds and examples' | null;
+  intervalOver: IntervalOver | null;
   /** Why there is no interval, when there is none. */
   pointOnlyReason: string | null;
   /**
@@ -159,7 +159,7 @@ function compareGroups(base: ComparedGroup, candidate: ComparedGroup, options: C
     difference,
     maxDrop,
     paired,
-    intervalOver: paired ? (seedGroups ? 'seeds and examples' : 'examples') : null,
+    intervalOver: paired ? ((seedGroups ? 'seeds and ' : '') + (paired.images === null ? 'examples' : 'images')) as IntervalOver : null,
     pointOnlyReason,
     executionDifferences: groupExecutionDifferences(base, candidate),
     regression,
@@ -207,14 +207,16 @@ export function formatComparison(comparison: Comparison): string {
     `candidate:  ${describe(candidate)}`,
     `${metric}${base.runIds.length > 1 || candidate.runIds.length > 1 ? ' (mean over seeds)' : ''}: base ${base.value.toFixed(2)}, candidate ${candidate.value.toFixed(2)}, difference ${formatPoints(comparison.difference)} points`,
   ];
+  // "2000 matched examples" or "2000 matched examples in 400 images (resampled by image)".
+  const examples = paired ? `${paired.examples} matched examples${paired.images === null ? '' : ` in ${paired.images} images (resampled by image)`}` : '';
   if (paired && 'pairedSeeds' in paired) {
     lines.push(
-      `two-way bootstrap over seeds (${paired.baseSeeds} base, ${paired.candidateSeeds} candidate; ${paired.pairedSeeds ? 'paired by seed' : 'seeds differ, drawn separately'}) and ${paired.examples} matched examples ` +
+      `two-way bootstrap over seeds (${paired.baseSeeds} base, ${paired.candidateSeeds} candidate; ${paired.pairedSeeds ? 'paired by seed' : 'seeds differ, drawn separately'}) and ${examples} ` +
         `(${paired.resamples} resamples): mean difference ${formatPoints(paired.estimate)}, ${percent(paired.confidence)} interval [${formatPoints(paired.lower)}, ${formatPoints(paired.upper)}]`,
     );
   } else if (paired) {
     lines.push(
-      `paired bootstrap over ${paired.examples} matched examples (${paired.resamples} resamples): mean difference ${formatPoints(paired.estimate)}, ` +
+      `paired bootstrap over ${examples} (${paired.resamples} resamples): mean difference ${formatPoints(paired.estimate)}, ` +
         `${percent(paired.confidence)} interval [${formatPoints(paired.lower)}, ${formatPoints(paired.upper)}]`,
     );
   } else {

@@ -95,7 +95,7 @@ export function renderTable(board: Board): string {
   }
   out.push(
     `${board.runCount} runs in ${board.sections.length} comparability groups; runs are ranked only within a group. ` +
-      `Intervals: ${confidenceLabel(board)}, bootstrap over examples (single runs) or over seeds and examples (seed groups, after their ± sample std), ${board.resamples} resamples.`,
+      `Intervals: ${confidenceLabel(board)}, bootstrap over examples (single runs) or over seeds and examples (seed groups, after their ± sample std), an image's examples drawn together where the scores name images, ${board.resamples} resamples.`,
   );
   return out.join('\n') + '\n';
 }
@@ -118,7 +118,7 @@ export function renderMarkdown(board: Board): string {
   }
   out.push(
     `_${board.runCount} runs in ${board.sections.length} comparability groups (task, task version, split, split fingerprint, metric, metric version, scoring options); ranks hold only within a group. ` +
-      `Single runs: ${confidenceLabel(board)}, bootstrap over examples. Seed groups: mean ± sample std, then the ${confidenceLabel(board)} of a bootstrap over seeds and examples (${board.resamples} resamples)._`,
+      `Single runs: ${confidenceLabel(board)}, bootstrap over examples. Seed groups: mean ± sample std, then the ${confidenceLabel(board)} of a bootstrap over seeds and examples (${board.resamples} resamples). Where the scores name images, an image's examples are drawn together._`,
   );
   return out.join('\n') + '\n';
 }

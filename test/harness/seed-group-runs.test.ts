@@ -11,7 +11,7 @@ import { vlbench } from '../support/cli-in-process.ts';
  */
 const fixtureModel = new URL('../fixtures/clip-tiny', import.meta.url).pathname;
 
-test('three vlbench runs that differ only in --seed are one board row per split, over seeds and examples', async (t) => {
+test('three vlbench runs that differ only in --seed are one board row per split, over seeds and images', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'vlbench-seed-group-'));
   const data = join(root, 'synth');
   // 32 px matches the tiny fixture CLIP's input size.
@@ -29,7 +29,8 @@ test('three vlbench runs that differ only in --seed are one board row per split,
   t.deepEqual(board.sections.map((s) => s.key.split).sort(), ['test/source', 'test/target']);
   for (const section of board.sections) {
     t.is(section.rows.length, 1, `${section.key.split}: one row, not one per seed`);
-    t.like(section.rows[0], { name: 'base', seeds: [0, 1, 2], primary: { intervalOver: 'seeds and examples' } });
+    // VQA scores name their images, so the interval resamples seeds × images (all of an image's questions together).
+    t.like(section.rows[0], { name: 'base', seeds: [0, 1, 2], primary: { intervalOver: 'seeds and images' } });
     t.is(section.rows[0].runIds.length, 3);
     t.false('seed' in section.rows[0].hyperparameters.training, 'the row shows what its runs share, not the first run\'s seed');
     t.is(section.rows[0].hyperparameters.training.epochs, 1);

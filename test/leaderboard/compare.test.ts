@@ -140,3 +140,24 @@ test.serial('a crash inside compare exits 3, never 1: a bug must not read as a r
 function meanOf(scores: ExampleScore[]): number {
   return scores.reduce((sum, s) => sum + s.score, 0) / scores.length;
 }
+
+test.serial('questions of one image are resampled together: a drop that comes from 4 of 400 images is not significant, though it would be counted per question', async (t) => {
+  // 400 images × 5 questions, each question scoring what its image does; the candidate loses
+  // 4 images (20 questions) and gains 1 (5): −0.75 points. Per question that is 20 against 5
+  // (significant); per image it is 4 against 1, which a resample of images reverses often.
+  const perImage = bernoulliScores(400, 0.7, 7).map((s) => s.score);
+  const lost = perImage.flatMap((score, image) => (score === 100 ? [image] : [])).slice(0, 4);
+  const gained = perImage.flatMap((score, image) => (score === 0 ? [image] : [])).slice(0, 1);
+  const expand = (scores: number[]) => scores.flatMap((score, image) => Array.from({ length: 5 }, (_, q) => ({ id: `q${image * 5 + q}`, score, image: `img${image}` })));
+  const main = expand(perImage);
+  const feature = expand(perImage.map((score, image) => (lost.includes(image) ? 0 : gained.includes(image) ? 100 : score)));
+  t.is(meanOf(feature) - meanOf(main), -0.75);
+  const byImage = await vlbench(['compare', 'main', 'feature', '--db', await boardWith([['main', main], ['feature', feature]])]);
+  t.is(byImage.code, 0, byImage.stdout + byImage.stderr);
+  t.regex(byImage.stdout, /paired bootstrap over 2000 matched examples in 400 images \(resampled by image\) \(1000 resamples\)/);
+  t.regex(byImage.stdout, /pass: the difference is not significantly below 0\.00/);
+  const strip = (scores: ExampleScore[]) => scores.map(({ id, score }) => ({ id, score }));
+  const byQuestion = await vlbench(['compare', 'main', 'feature', '--db', await boardWith([['main', strip(main)], ['feature', strip(feature)]]), '--format', 'json']);
+  t.is(byQuestion.code, 1, 'counted per question, the same drop looks significant');
+  t.like(JSON.parse(byQuestion.stdout), { intervalOver: 'examples', paired: { images: null } });
+});

@@ -17,8 +17,8 @@ const constant = (n: number, value: number): ExampleScore[] => Array.from({ leng
 test('a seed group of one seed is exactly the single-run bootstrap, and one seed against one seed is exactly the paired bootstrap', (t) => {
   const base = sortedById(bernoulliScores(400, 0.6, 1));
   const candidate = sortedById(bernoulliScores(400, 0.55, 2));
-  const { seeds, examples, ...interval } = seedGroupInterval([{ seed: 4, scores: base }], { seed: 9, resamples: 300 });
-  t.deepEqual([seeds, examples], [1, 400]);
+  const { seeds, examples, images, ...interval } = seedGroupInterval([{ seed: 4, scores: base }], { seed: 9, resamples: 300 });
+  t.deepEqual([seeds, examples, images], [1, 400, null]);
   t.deepEqual(interval, bootstrapInterval(base.map((s) => s.score), { seed: 9, resamples: 300 }));
   const { baseSeeds, candidateSeeds, pairedSeeds, ...difference } = seedGroupDifference([{ seed: 4, scores: base }], [{ seed: 4, scores: candidate }], { seed: 9, resamples: 300 });
   t.deepEqual([baseSeeds, candidateSeeds, pairedSeeds], [1, 1, true]);
