@@ -15,7 +15,7 @@ import { writeFileAtomically } from '../core/atomic-write.ts';
 import { BACKEND_CHOICES, selectBackend, describeBackend, type BackendChoice } from '../models/backends/select.ts';
 import { gitCommit, softwareVersions } from '../core/environment.ts';
 import { InputError } from '../core/errors.ts';
-import { extractImageFeatures, extractTextFeatures, poolImageTokenGrid, type FeatureTable } from '../models/features.ts';
+import { extractImageFeatures, extractRegionFeatures, extractTextFeatures, poolImageTokenGrid, type FeatureTable } from '../models/features.ts';
 import { ENCODER_TUNING_DEFAULTS, EncoderTuning, tuningEnabled, type EncoderTuningSettings, type PerturbationPoint } from '../models/fine-tuning/encoder-tuning.ts';
 import { saveTunedEncoder } from './tuned-encoder.ts';
 import { splitRecordFields } from './split-record.ts';
@@ -86,6 +86,7 @@ const recipeSchema = z
     'fusion.tag_product': z.enum(['auto', 'true', 'false']).optional(),
     'fusion.box_sine': z.enum(['auto', 'true', 'false']).optional(),
     'fusion.kind': z.enum(['auto', 'relational', 'transformer']).optional(),
+    'fusion.region_features': z.enum(['auto', 'crop', 'pool']).optional(),
     'fusion.dropout': z.union([z.literal('auto'), z.coerce.number().min(0).max(0.9)]).optional(),
     'answers.min_count': z.coerce.number().int().positive().optional(),
     'encoder.train_blocks': z
@@ -121,6 +122,8 @@ export const RUN_DEFAULTS = {
   'fusion.box_sine': 'auto',
   /** auto: the task's own fusion (VQA, GQA: relational, with object tokens, counts and pairs; VCR: transformer). */
   'fusion.kind': 'auto',
+  /** With --regions: crop (each box's crop through the frozen image encoder, cached) or pool (the patch tokens inside the box); auto: crop. */
+  'fusion.region_features': 'auto',
   /** auto: the task's own (VQA, GQA: 0.1); dropout inside the relational fusion while training. */
   'fusion.dropout': 'auto',
   'encoder.train_blocks': ENCODER_TUNING_DEFAULTS.trainBlocks,
@@ -289,6 +292,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       maxTrainExamples: request.maxTrainExamples,
       encoder: encoderTuning,
       regions,
+      encodeRegions: regions && recipe['fusion.region_features'] !== 'pool' ? async (objects) => (await timed('encode_regions', () => extractRegionFeatures(encoder!, objects, { cacheRoot: cacheDir }))).table : undefined,
       log,
     });
     const hyperparameters: Record<string, unknown> = {

@@ -227,7 +227,9 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
   const partialDir = `${finalDir}.partial`;
   await rm(partialDir, { recursive: true, force: true });
 
-  const results: { split: LoadedSplit<unknown>; report: ScoreReport; predictionsFile: string }[] = [];
+  const results: { split: LoadedSplit<unknown>; report: ScoreReport; predictionsFile: string; controls?: Record<string, number> }[] = [];
+  // The floors beside each split (metrics.json's controls) come from the training split, as in the unsharded run.
+  const train = adapter.controls ? await task.load(data.train) : undefined;
   for (const [label, split] of splits) {
     const shardInputs = byLabel.get(label)!;
     checkShardNumbers(label, shardInputs, count);
@@ -247,7 +249,7 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
     await mkdir(join(partialDir, 'predictions'), { recursive: true });
     await task.writeSubmission(split, predictions, submission);
     await writeJson(join(partialDir, 'scores', `${stem}.json`), { split: label, metrics: report.metrics, official: report.official, perExample: report.perExample });
-    results.push({ split, report, predictionsFile: submission });
+    results.push({ split, report, predictionsFile: submission, controls: train && adapter.controls ? adapter.controls(train, split, predictions) : undefined });
     log(`${label}: ${report.primary} = ${report.metrics[report.primary].toFixed(2)} (${count} shards, ${split.examples.length} examples)`);
   }
 
@@ -259,7 +261,7 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
   await writeJson(join(partialDir, 'request.json'), request);
   await writeJson(join(partialDir, 'config.json'), { ...config.config, request, shards: { count, folders: dirs } });
   await writeJson(join(partialDir, 'curve.json'), config.curve);
-  await writeJson(join(partialDir, 'metrics.json'), Object.fromEntries(results.map((r) => [r.split.split, r.report.metrics])));
+  await writeJson(join(partialDir, 'metrics.json'), Object.fromEntries(results.map((r) => [r.split.split, r.controls ? { ...r.report.metrics, controls: r.controls } : r.report.metrics])));
   await writeJson(join(partialDir, 'timings.json'), timings);
   await rename(partialDir, finalDir);
 

@@ -1,6 +1,6 @@
 import { FusionTransformer, FUSION_DEFAULTS, type FusionConfig } from '../../models/heads/fusion.ts';
 import { unsupportedObjective, type MethodSpec, type ProblemKind } from '../../models/objectives/index.ts';
-import type { FeatureTable } from '../../models/features.ts';
+import type { FeatureTable, PixelBox } from '../../models/features.ts';
 import type { EncoderTuning } from '../../models/fine-tuning/encoder-tuning.ts';
 import type { SplitEmbeddings } from '../../models/fine-tuning/contrastive-retrieval.ts';
 import type { TrainingProblem } from '../../models/train.ts';
@@ -113,6 +113,11 @@ export interface AdapterContext {
   encoder?: EncoderTuning;
   /** `--regions FILE`: detections whose boxes become object tokens (VQA, GQA). */
   regions?: DetectionFile;
+  /**
+   * Encodes object crops (extractRegionFeatures, cached) with the run's frozen encoder: how
+   * region tokens are made when `fusion.region_features` is crop; absent: pooled from the grid.
+   */
+  encodeRegions?: (objects: ReadonlyMap<string, readonly PixelBox[]>) => Promise<FeatureTable>;
   /** The run log (one line each). */
   log?: (line: string) => void;
 }

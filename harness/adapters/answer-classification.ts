@@ -17,6 +17,7 @@ import type { LoadedSplit } from '../../core/types.ts';
 import { RelationalFusion } from '../../models/heads/relational-fusion.ts';
 import { QuestionWordTable } from '../../models/heads/question-words.ts';
 import type { Fusion } from '../../models/heads/fusion.ts';
+import { regionKey, type FeatureTable } from '../../models/features.ts';
 import { regionBoxes, type ImageBoxes } from './object-regions.ts';
 import { createFusion, limitTraining, unsupportedForProblem, validationScore, type AdapterContext, type AdapterDefaults, type TaskAdapter } from './adapter.ts';
 import { priorPredictions, questionTypePrior } from '../../tasks/vqa/priors.ts';
@@ -121,8 +122,14 @@ export class AnswerHead implements FusionTaskHead {
   }
 }
 
-export function answerRows(examples: readonly AnswerExample[], graphs?: readonly SceneGraph[], boxes?: ImageBoxes): FusionRows {
-  return { imageKeys: examples.map(exampleImage), textKeys: examples.map(exampleText), graphs: graphs ? [...graphs] : undefined, boxes: boxes && examples.map((e) => boxes.boxesOf(exampleImage(e))) };
+export function answerRows(examples: readonly AnswerExample[], graphs?: readonly SceneGraph[], boxes?: ImageBoxes, cropped = false): FusionRows {
+  return {
+    imageKeys: examples.map(exampleImage),
+    textKeys: examples.map(exampleText),
+    graphs: graphs ? [...graphs] : undefined,
+    boxes: boxes && examples.map((e) => boxes.boxesOf(exampleImage(e))),
+    regionKeys: boxes && cropped ? examples.map((e) => boxes.pixelBoxesOf(exampleImage(e)).map((box) => regionKey(exampleImage(e), box))) : undefined,
+  };
 }
 
 /** The image id detections are keyed by (COCO's `image_id`): VQA's number, GQA's name. */
@@ -137,7 +144,7 @@ export const MAX_REGIONS = 10;
  * The relational fusion (VQA's and GQA's default), its word table and the rows' boxes: over
  * `--regions` boxes when the run has them, else over the grid's cells.
  */
-async function relationalParts(context: AdapterContext, trainExamples: readonly AnswerExample[]): Promise<{ fusion: Fusion; words?: QuestionWordTable; boxes?: ImageBoxes }> {
+async function relationalParts(context: AdapterContext, trainExamples: readonly AnswerExample[]): Promise<{ fusion: Fusion; words?: QuestionWordTable; boxes?: ImageBoxes; regionTable?: FeatureTable }> {
   const { images, texts, head } = context;
   const words = texts.textTokenIds ? new QuestionWordTable(trainExamples.map(exampleText), texts.textTokenIds) : undefined;
   let boxes: ImageBoxes | undefined;
@@ -147,11 +154,12 @@ async function relationalParts(context: AdapterContext, trainExamples: readonly 
     boxes = await regionBoxes(context.regions, all.map((e) => ({ imageId: exampleImageId(e), imagePath: exampleImage(e) })), context.preprocessing, { maxRegions: MAX_REGIONS, fallbackGrid: gridSide });
     context.log?.(`regions: ${context.regions.file} (${context.regions.count} detections; ${boxes.fallbackImages} image(s) without a box fall back to the ${gridSide}×${gridSide} grid's cells; ${boxes.unusedDetections} detection(s) of images outside this run ignored)`);
   }
+  const regionTable = boxes && context.encodeRegions ? await context.encodeRegions(boxes.pixelBoxes) : undefined;
   const fusion = new RelationalFusion(
-    { imageDim: images.tokenDim, textDim: texts.tokenDim, imageTokens: images.tokenCount, hidden: head.fusion.hidden, layers: head.fusion.layers, heads: head.fusion.heads, words: words?.size ?? 0 },
+    { imageDim: images.tokenDim, textDim: texts.tokenDim, regionDim: regionTable?.tokenDim, imageTokens: images.tokenCount, hidden: head.fusion.hidden, layers: head.fusion.layers, heads: head.fusion.heads, words: words?.size ?? 0 },
     context.random.fork('fusion'),
   );
-  return { fusion, words, boxes };
+  return { fusion, words, boxes, regionTable };
 }
 
 /** argmax over the vocabulary; ties go to the more frequent answer (lower index). */
@@ -260,13 +268,14 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
       const relational = context.head.fusion.kind === 'relational' ? await relationalParts(context, trainExamples) : undefined;
       const fusion: Fusion = relational?.fusion ?? createFusion(context);
       const boxes = relational?.boxes;
+      const cropped = relational?.regionTable !== undefined;
       const { encoder } = context;
-      const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, words: relational?.words, dropout: relational ? context.head.fusion.dropout : undefined, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random, encoder });
+      const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, words: relational?.words, regionTable: relational?.regionTable, dropout: relational ? context.head.fusion.dropout : undefined, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random, encoder });
       const head = new AnswerHead(fusion.hidden, vocabulary, random);
       const variables = new Map([...composed.namedVariables(), ...head.namedVariables(), ...(encoder?.namedVariables() ?? [])]);
       const predict = (split: LoadedSplit<unknown>) => {
         const examples = answerExamples(kind, split.examples);
-        const logits = composed.predictLogits(answerRows(examples, undefined, boxes), head, 1);
+        const logits = composed.predictLogits(answerRows(examples, undefined, boxes, cropped), head, 1);
         return new Map(examples.map((e, i) => [e.example.questionId, argmaxAnswer(logits[i], vocabulary)] as [number | string, string]));
       };
       return {
@@ -275,7 +284,7 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
           exampleCount: trainExamples.length,
           computeGradients: (batch, stepContext) => {
             head.useTargets(batch.map((i) => targets[i]));
-            return composed.step(answerRows(batch.map((i) => trainExamples[i]), graphs ? batch.map((i) => graphs[i]) : undefined, boxes), head, variables, stepContext);
+            return composed.step(answerRows(batch.map((i) => trainExamples[i]), graphs ? batch.map((i) => graphs[i]) : undefined, boxes, cropped), head, variables, stepContext);
           },
           validate: validationScore(context, predict),
           variableOptions: encoder?.variableOptions(),
@@ -285,7 +294,7 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
         hyperparameters: {
           answers: { minCount, vocabularySize: vocabulary.length },
           ...(relational ? { questionWords: relational.words?.size ?? 0 } : {}),
-          ...(context.regions ? { regions: { file: basename(context.regions.file), fingerprint: context.regions.fingerprint, maxPerImage: MAX_REGIONS } } : {}),
+          ...(context.regions ? { regions: { file: basename(context.regions.file), fingerprint: context.regions.fingerprint, maxPerImage: MAX_REGIONS, features: relational?.regionTable ? 'crop' : 'pool' } } : {}),
         },
       };
     },

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import type { NormalisedBox } from '../../models/ops/regions.ts';
+import type { PixelBox } from '../../models/features.ts';
 import type { ImagePreprocessing } from '../../models/image-pipeline.ts';
 import type { DetectionFile } from '../../tasks/detections.ts';
 import { InputError } from '../../core/errors.ts';
@@ -13,7 +14,12 @@ import { boxInCrop } from './scene-graphs.ts';
  * rows still have objects to reason over; the run log says how many did.
  */
 export interface ImageBoxes {
+  /** In the encoder's crop coordinates (what the fusion's geometry reads). */
   boxesOf(imagePath: string): NormalisedBox[];
+  /** The same boxes in the image's pixels [x1, y1, x2, y2] (what region features crop). */
+  pixelBoxesOf(imagePath: string): PixelBox[];
+  /** Every image's pixel boxes. */
+  pixelBoxes: ReadonlyMap<string, PixelBox[]>;
   /** Images of the run with no detection (grid boxes instead). */
   fallbackImages: number;
   /** Detections of images outside this run's splits (ignored). */
@@ -34,16 +40,11 @@ export async function regionBoxes(
   if (unusedDetections === detections.count) {
     throw new InputError(`none of its ${detections.count} detections is of an image of this run (image ids such as ${JSON.stringify([...detections.byImage.keys()].slice(0, 3))}, this run's such as ${JSON.stringify([...runIds].slice(0, 3))})`, { file: detections.file, field: 'image_id' });
   }
-  const fallback = gridBoxes(options.fallbackGrid);
   const boxes = new Map<string, NormalisedBox[]>();
+  const pixelBoxes = new Map<string, PixelBox[]>();
   let fallbackImages = 0;
   for (const [imagePath, imageId] of byPath) {
     const list = detections.byImage.get(imageId);
-    if (!list?.length) {
-      fallbackImages++;
-      boxes.set(imagePath, fallback);
-      continue;
-    }
     let size: { width?: number; height?: number };
     try {
       size = await sharp(imagePath).metadata();
@@ -51,8 +52,20 @@ export async function regionBoxes(
       throw new InputError(`cannot read the image its detections belong to: ${(error as Error).message}`, { file: imagePath });
     }
     const { width = 0, height = 0 } = size;
+    // The grid's cells over the part of the image the encoder sees: pixel boxes whose crop boxes are the cells.
+    const fallback = () => {
+      fallbackImages++;
+      const cells = gridBoxes(options.fallbackGrid);
+      boxes.set(imagePath, cells);
+      pixelBoxes.set(imagePath, cells.map((cell) => cropBoxInPixels(cell, width, height, preprocessing)));
+    };
+    if (!list?.length) {
+      fallback();
+      continue;
+    }
     const kept = [...list].sort((a, b) => b.score - a.score).slice(0, options.maxRegions);
     const normalised: NormalisedBox[] = [];
+    const pixels: PixelBox[] = [];
     for (const detection of kept) {
       const [x, y, w, h] = detection.bbox;
       // A pixel or so past the border is how annotators and detectors round; more is a wrong box or a wrong image.
@@ -60,16 +73,38 @@ export async function regionBoxes(
         throw new InputError(`bbox [${detection.bbox.join(', ')}] reaches past its ${width}×${height} image (${imagePath})`, { file: detections.file, record: detection.record, field: 'bbox' });
       }
       const box = boxInCrop([x, y, x + w, y + h], width, height, preprocessing);
-      if (box) normalised.push(box);
+      if (box) {
+        normalised.push(box);
+        pixels.push([x, y, x + w, y + h]);
+      }
     }
-    boxes.set(imagePath, normalised.length ? normalised : fallback);
-    if (!normalised.length) fallbackImages++;
+    if (!normalised.length) fallback();
+    else {
+      boxes.set(imagePath, normalised);
+      pixelBoxes.set(imagePath, pixels);
+    }
   }
+  const known = (imagePath: string) => {
+    if (!boxes.has(imagePath)) throw new Error(`region boxes: ${imagePath} is not an image of this run`);
+    return imagePath;
+  };
   return {
-    boxesOf: (imagePath) => boxes.get(imagePath) ?? fallback,
+    boxesOf: (imagePath) => boxes.get(known(imagePath))!,
+    pixelBoxesOf: (imagePath) => pixelBoxes.get(known(imagePath))!,
+    pixelBoxes,
     fallbackImages,
     unusedDetections,
   };
+}
+
+/** A box in the encoder's crop coordinates, back in the pixels of a width × height image (the inverse of boxInCrop for boxes inside the crop). */
+export function cropBoxInPixels(box: NormalisedBox, width: number, height: number, prep: ImagePreprocessing): PixelBox {
+  const scale = prep.doResize ? prep.resizeShortestEdge / Math.min(width, height) : 1;
+  const cropWidth = prep.doCenterCrop ? prep.cropWidth : width * scale;
+  const cropHeight = prep.doCenterCrop ? prep.cropHeight : height * scale;
+  const left = prep.doCenterCrop ? Math.floor((width * scale - cropWidth) / 2) : 0;
+  const top = prep.doCenterCrop ? Math.floor((height * scale - cropHeight) / 2) : 0;
+  return [(box[0] * cropWidth + left) / scale, (box[1] * cropHeight + top) / scale, (box[2] * cropWidth + left) / scale, (box[3] * cropHeight + top) / scale];
 }
 
 /** The cells of a side × side grid as boxes, row-major. */

@@ -38,6 +38,8 @@ export interface FusionRows {
   graphs?: SceneGraph[];
   /** Object boxes of each row's image (crop coordinates): pooled into region tokens the fusion attends to. */
   boxes?: NormalisedBox[][];
+  /** Per row, the keys of its boxes' rows in the setup's `regionTable` (same order as `boxes`): region tokens read from there instead of pooled from the grid. */
+  regionKeys?: string[][];
   /** Per row and box, the box's segmentation polygons (crop coordinates) where it has one: its region pools inside them. */
   polygons?: (NormalisedPolygon[] | undefined)[][];
   /** R2C grounding, per row: the text tokens that name a detection, and which of the row's `boxes` it is. */
@@ -73,6 +75,8 @@ interface RowTensors {
   focus?: tf.Tensor2D;
   /** With a word table: each text token's row in it [R, Tt] (int32). */
   words?: tf.Tensor2D;
+  /** With a region table: the rows' object features [R, boxes, Dr] and which are real [R, boxes]. */
+  regionFeatures?: { tokens: tf.Tensor3D; mask: tf.Tensor2D };
   /** With a training vision tower: its full-resolution output grid and pooled embeddings per row. */
   encoded?: { gridTokens: tf.Tensor3D; embeds: tf.Tensor2D };
 }
@@ -94,6 +98,8 @@ export interface FusionTrainingSetup {
   words?: QuestionWordTable;
   /** Dropout rate inside the fusion while training (0: none). */
   dropout?: number;
+  /** Object features by region key (extractRegionFeatures): what rows with `regionKeys` attend to. */
+  regionTable?: FeatureTable;
   sceneGraphSizes?: SceneGraphVocabularySizes;
   targetImageKeys: string[];
   random: SeededRandom;
@@ -169,7 +175,16 @@ export class FusionTraining {
       const maxBoxes = Math.max(...boxes.map((b) => b.length));
       Object.assign(t, { boxes, polygons: rows.polygons, geometry: boxGeometry(boxes, maxBoxes) });
       const full = this.regionSource.table;
-      if (encoded) t.regionImage = encoded.gridTokens;
+      const regionTable = this.setup.regionTable;
+      if (rows.regionKeys && regionTable) {
+        const tokens = new Float32Array(textKeys.length * maxBoxes * regionTable.tokenDim);
+        const mask = new Float32Array(textKeys.length * maxBoxes);
+        rows.regionKeys.forEach((keys, row) => {
+          tokens.set(regionTable.gatherTokens(keys), row * maxBoxes * regionTable.tokenDim);
+          mask.fill(1, row * maxBoxes, row * maxBoxes + keys.length);
+        });
+        t.regionFeatures = { tokens: tf.tensor3d(tokens, [textKeys.length, maxBoxes, regionTable.tokenDim]), mask: tf.tensor2d(mask, [textKeys.length, maxBoxes]) };
+      } else if (encoded) t.regionImage = encoded.gridTokens;
       else if (full !== images) t.regionImage = tf.tensor3d(full.gatherTokens(imageKeys), [imageKeys.length, full.tokenCount, full.tokenDim]);
       const tokenToBox = (perRow: TagTokens[][]) => {
         const values = new Float32Array(textKeys.length * length * maxBoxes);
@@ -199,7 +214,9 @@ export class FusionTraining {
   /** One fusion pass over the rows; `grounded` false leaves out region tokens and tag grounding; `drop` is the training pass's dropout. */
   private fuse(t: RowTensors, image = t.image, text = t.text, grounded = true, drop?: DropoutPass): FusionOutput {
     let regions: RegionTokens | undefined;
-    if (grounded && t.boxes) {
+    if (grounded && t.regionFeatures) {
+      regions = { tokens: t.regionFeatures.tokens, mask: t.regionFeatures.mask, geometry: t.geometry! };
+    } else if (grounded && t.boxes) {
       const pooled = t.regionImage ? poolRegions(t.regionImage, this.regionSource.grid, t.boxes, t.polygons) : poolRegions(image, this.grid, t.boxes, t.polygons);
       regions = { tokens: pooled.regions, mask: pooled.mask, geometry: t.geometry! };
     }
@@ -207,7 +224,7 @@ export class FusionTraining {
   }
 
   private disposeRows(t: RowTensors): void {
-    tf.dispose([t.image, t.text, t.mask, ...([t.regionImage, t.geometry, t.tagRegions, t.tagContext?.previous, t.tagContext?.next, t.focus, t.words, t.encoded?.gridTokens, t.encoded?.embeds].filter((x) => x !== undefined) as tf.Tensor[])]);
+    tf.dispose([t.image, t.text, t.mask, ...([t.regionImage, t.geometry, t.tagRegions, t.tagContext?.previous, t.tagContext?.next, t.focus, t.words, t.regionFeatures?.tokens, t.regionFeatures?.mask, t.encoded?.gridTokens, t.encoded?.embeds].filter((x) => x !== undefined) as tf.Tensor[])]);
   }
 
   /** The rows from `start` to `end`, every per-row field cut alike. */
@@ -217,6 +234,7 @@ export class FusionTraining {
       textKeys: rows.textKeys.slice(start, end),
       graphs: rows.graphs?.slice(start, end),
       boxes: rows.boxes?.slice(start, end),
+      regionKeys: rows.regionKeys?.slice(start, end),
       polygons: rows.polygons?.slice(start, end),
       tags: rows.tags?.slice(start, end),
       tagContext: rows.tagContext && { previous: rows.tagContext.previous.slice(start, end), next: rows.tagContext.next.slice(start, end) },
