@@ -80,8 +80,6 @@ export class RelationalFusion extends ParameterModule implements Fusion {
   private readonly relevanceOut: Linear;
   private readonly relevanceObjectProduct: Linear;
   private readonly relevanceQuestionProduct: Linear;
-  private readonly matchObject: Linear;
-  private readonly matchWord: Linear;
   private readonly countProjection: Linear;
   private readonly pairFirst: Linear;
   private readonly pairSecond: Linear;
@@ -105,7 +103,7 @@ export class RelationalFusion extends ParameterModule implements Fusion {
     }
     if (!Number.isInteger(layers) || layers < 0) throw new Error(`RelationalFusion: layers must be an integer ≥ 0, got ${layers}`);
     if (hidden % heads !== 0) throw new Error(`RelationalFusion: hidden ${hidden} is not divisible by ${heads} heads`);
-    if (!Number.isInteger(relevances) || relevances < 2 || hidden % relevances !== 0) throw new Error(`RelationalFusion: relevances must be an integer ≥ 2 dividing hidden ${hidden}, got ${relevances}`);
+    if (!Number.isInteger(relevances) || relevances < 2) throw new Error(`RelationalFusion: relevances must be an integer ≥ 2, got ${relevances}`);
     this.hidden = hidden;
     this.imageDim = config.imageDim;
     this.textDim = config.textDim;
@@ -133,8 +131,6 @@ export class RelationalFusion extends ParameterModule implements Fusion {
     this.relevanceOut = new Linear(this.params, 'relevance/out', hidden, relevances, scaled(hidden));
     this.relevanceObjectProduct = new Linear(this.params, 'relevance/object_product', hidden, hidden, scaled(hidden));
     this.relevanceQuestionProduct = new Linear(this.params, 'relevance/question_product', hidden, hidden, scaled(hidden));
-    this.matchObject = new Linear(this.params, 'relevance/match_object', hidden, hidden, scaled(hidden));
-    this.matchWord = new Linear(this.params, 'relevance/match_word', hidden, hidden, scaled(hidden));
     this.countProjection = new Linear(this.params, 'count_projection', relevances * COUNT_BINS, hidden, scaled(relevances * COUNT_BINS));
     this.pairFirst = new Linear(this.params, 'pair/first', hidden, hidden, scaled(hidden));
     this.pairSecond = new Linear(this.params, 'pair/second', hidden, hidden, scaled(hidden));
@@ -206,28 +202,19 @@ export class RelationalFusion extends ParameterModule implements Fusion {
       const sequence = this.finalNorm.apply(x) as tf.Tensor3D;
       const question = sequence.slice([0, questionStart, 0], [-1, 1, -1]).reshape([batch, this.hidden]) as tf.Tensor2D;
       const objects = sequence.slice([0, objectStart, 0], [-1, objectCount, -1]) as tf.Tensor3D;
-      const textStart = questionStart + 1;
-      const words = sequence.slice([0, textStart, 0], [-1, textTokens.shape[1], -1]) as tf.Tensor3D;
-      const pooled = this.readout(question, objects, objectGeometry, objectMask, drop, { words, mask: textMask });
+      const pooled = this.readout(question, objects, objectGeometry, objectMask, drop);
       return { pooled, sequence, mask } as unknown as tf.TensorContainer;
     }) as unknown as FusionOutput;
   }
 
-  private readout(question: tf.Tensor2D, objects: tf.Tensor3D, geometry: tf.Tensor3D, objectMask: tf.Tensor2D, drop: FusionInputs['dropout'], text: { words: tf.Tensor3D; mask: tf.Tensor2D }): tf.Tensor2D {
+  private readout(question: tf.Tensor2D, objects: tf.Tensor3D, geometry: tf.Tensor3D, objectMask: tf.Tensor2D, drop: FusionInputs['dropout']): tf.Tensor2D {
     const [batch, count] = objects.shape;
     const k = this.relevanceCount;
-    // Word matches: per relevance, Σ_t (Aₖ oᵢ)·(Bₖ w_t) over the question's words — "does a word
-    // name this object's colour or shape" without waiting for the [CLS] to gather the words first.
-    const headWidth = this.hidden / k;
-    const objectKeys = this.matchObject.apply(objects).reshape([batch, count, k, headWidth]).transpose([0, 2, 1, 3]);
-    const wordKeys = this.matchWord.apply(text.words).mul(text.mask.expandDims(2)).reshape([batch, -1, k, headWidth]).transpose([0, 2, 3, 1]);
-    const matches = matMul(objectKeys.reshape([batch * k, count, headWidth]) as tf.Tensor3D, wordKeys.reshape([batch * k, headWidth, -1]) as tf.Tensor3D)
-      .reshape([batch, k, count, -1]).sum(3).transpose([0, 2, 1]).div(Math.sqrt(headWidth));
     // Relevance of each object to the question, K ways: [B, N, K].
     // A sum (then GELU) and a product (MLB, Kim et al. 2017) of object and question: "is this the
     // object the question names" is a match of attributes, one linear read-out of the product.
     const product = this.relevanceObjectProduct.apply(objects).mul(this.relevanceQuestionProduct.apply(question).expandDims(1));
-    const scores = this.relevanceOut.apply(quickGelu(this.relevanceObject.apply(objects).add(this.relevanceQuestion.apply(question).expandDims(1))).add(product)).add(matches) as tf.Tensor3D;
+    const scores = this.relevanceOut.apply(quickGelu(this.relevanceObject.apply(objects).add(this.relevanceQuestion.apply(question).expandDims(1))).add(product)) as tf.Tensor3D;
     const present = objectMask.expandDims(2);
     const relevance = tf.sigmoid(scores).mul(present) as tf.Tensor3D;
     // Counts: Σ σ, read through bins so "2" and "3" are different directions, not one scaled one.
