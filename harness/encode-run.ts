@@ -1,8 +1,10 @@
+import { isUtf8 } from 'node:buffer';
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { writeFileAtomically } from '../core/atomic-write.ts';
 import { InputError } from '../core/errors.ts';
+import { checkUtf8, decodeUtf8, firstInvalidUtf8Offset } from '../core/utf8.ts';
 import { describeBackend, selectBackend, type BackendChoice } from '../models/backends/select.ts';
 import { preprocessedBatches } from '../models/image-pipeline.ts';
 import type { EncoderEngine, HostTensor } from '../models/encoders/aligned-encoder.ts';
@@ -80,12 +82,18 @@ export async function runEncode(options: EncodeOptions, log: (line: string) => v
 
 /** One text per line; a final newline ends the last line, it does not add an empty text. */
 async function readTexts(file: string): Promise<string[]> {
-  let content: string;
+  let bytes: Buffer;
   try {
-    content = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (error) {
     throw new InputError(`cannot read texts: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
   }
+  // Not UTF-8 is refused, naming the line and the byte offset: a replaced byte would be embedded as another text.
+  if (!isUtf8(bytes)) {
+    const lineBreaks = bytes.subarray(0, firstInvalidUtf8Offset(bytes)).filter((byte) => byte === 0x0a).length;
+    checkUtf8(bytes, { file, record: `line ${lineBreaks + 1}` });
+  }
+  const content = decodeUtf8(bytes, { file });
   const lines = content.replace(/\r?\n$/, '').split(/\r?\n/);
   if (content.length === 0) throw new InputError('the texts file is empty', { file });
   lines.forEach((line, index) => {

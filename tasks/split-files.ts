@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../core/errors.ts';
+import { checkUtf8 } from '../core/utf8.ts';
 
 // The one place every task reads, parses and fingerprints the files of a split. The split
 // fingerprint is part of the leaderboard's comparability key, so it must mean the same thing for
@@ -83,6 +84,8 @@ export function releaseSharedBytes(bytes: Uint8Array | undefined): void {
 }
 
 export function parseJson(bytes: Buffer, file: string): unknown {
+  // Decoding would turn invalid bytes into U+FFFD silently: a text file is UTF-8 or refused.
+  checkUtf8(bytes, { file });
   try {
     // A UTF-8 byte order mark is legal in a file but not in JSON.parse; skipped on the bytes, so a
     // 150 MB file is not copied once more as a string.

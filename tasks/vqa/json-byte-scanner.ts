@@ -15,8 +15,11 @@
  * validation instead, so a malformed file gets the same precise error as before. Strings are
  * decoded exactly as JSON.parse decodes them: bytes without escapes as UTF-8 (a `"` byte never
  * belongs to a multi-byte sequence, so decoding one string's bytes gives what decoding the whole
- * file gives), strings with escapes by JSON.parse itself.
+ * file gives), strings with escapes by JSON.parse itself. Bytes that are not UTF-8 are not
+ * handled: the strict path refuses the file, naming the offset.
  */
+
+import { isUtf8 } from 'node:buffer';
 
 /** Thrown (one preallocated instance, no stack to capture) when the bytes are not what the fast path reads. */
 export const NOT_HANDLED: Error = new Error('not handled by the byte scanner: parse with JSON.parse');
@@ -516,6 +519,10 @@ export class JsonByteScanner {
         position++;
       }
     }
+    // Bytes outside ASCII must be UTF-8: JSON.parse would read invalid ones as U+FFFD, so such a
+    // file is left to the strict path, which refuses it naming the byte offset (core/utf8.ts).
+    // Skipped strings too: a text file is UTF-8 as a whole or not at all.
+    if (seen >= 0x80 && !isUtf8(bytes.subarray(start, position))) throw NOT_HANDLED;
     this.stringStart = start;
     this.stringEnd = position;
     this.stringHash = hash;

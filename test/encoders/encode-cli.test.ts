@@ -77,7 +77,13 @@ test.serial('bad input is refused before anything is written', async (t) => {
   writeFileSync(gappy, 'a cat\n\na dog\n');
   await t.throwsAsync(runEncode({ model: fixture, texts: gappy, out }), { instanceOf: InputError, message: /gappy\.txt, record "line 2": empty line/ });
   await t.throwsAsync(runEncode({ model: join(dir, 'no-model'), texts: textsFile, out }), { instanceOf: InputError, message: /model folder does not exist/ });
+  // Latin-1, not UTF-8: refused naming the line and the byte offset, never embedded as "caf\ufffd".
+  const latin1 = join(dir, 'latin1.txt');
+  writeFileSync(latin1, Buffer.concat([Buffer.from('a cat\na caf'), Buffer.from([0xe9]), Buffer.from(' sign\n')]));
+  await t.throwsAsync(runEncode({ model: fixture, texts: latin1, out }), { instanceOf: InputError, message: /latin1\.txt, record "line 2": not UTF-8: invalid byte sequence at byte offset 11 \(0xe9 / });
   t.false(existsSync(out));
   // Through the CLI: one line on stderr, exit code 2.
   t.is(await main(['encode', '--model', fixture, '--out', out]), 2);
+  t.is(await main(['encode', '--model', fixture, '--texts', latin1, '--out', out]), 2);
+  t.false(existsSync(out));
 });

@@ -147,9 +147,14 @@ test('the scanner decodes strings exactly as JSON.parse does', (t) => {
     const bytes = Buffer.from(text);
     t.deepEqual(scanVqaQuestions(bytes)?.questions, (JSON.parse(bytes.toString('utf8')) as { questions: { question: string }[] }).questions.map((record) => record.question));
   }
-  // Invalid UTF-8 inside a string decodes to U+FFFD, as decoding the whole file does.
+  // Invalid UTF-8 inside a string is not read as U+FFFD: the scanner leaves the file to the strict
+  // path, which refuses it (a text file is UTF-8 or refused), in a string it reads or one it skips.
   const bytes = Buffer.concat([Buffer.from('{"questions":[{"question_id":1,"image_id":1,"question":"a'), Buffer.from([0xff, 0xe2, 0x82]), Buffer.from('"}]}')]);
-  t.deepEqual(scanVqaQuestions(bytes)?.questions, [JSON.parse(bytes.toString('utf8')).questions[0].question]);
+  t.is(scanVqaQuestions(bytes), undefined);
+  t.is(scanVqaQuestions(Buffer.concat([Buffer.from('{"info":"'), Buffer.from([0xc3, 0x28]), Buffer.from('","questions":[]}')])), undefined);
+  t.is(scanVqaResults(Buffer.concat([Buffer.from('[{"question_id":1,"answer":"caf'), Buffer.from([0xe9]), Buffer.from('"}]')])), undefined);
+  // Well-formed UTF-8 outside ASCII is read as it always was.
+  t.deepEqual(scanVqaResults(Buffer.from('[{"question_id":1,"answer":"café 日本 😀"}]'))?.answers, ['café 日本 😀']);
   // A byte order mark is skipped, escaped keys are keys, a repeated key is left to JSON.parse (which keeps the last).
   t.deepEqual(scanVqaQuestions(Buffer.from('\ufeff{"questions":[{"question\\u005fid":1,"image_id":2,"\\u0071uestion":"x"}]}'))?.questionIds, [1]);
   t.is(scanVqaQuestions(Buffer.from('{"questions":[{"question_id":1,"image_id":2,"question":"x","question":"y"}]}')), undefined);
@@ -224,6 +229,8 @@ for (const shuffled of [true, false]) test(`malformed or unusual files get exact
     { name: 'prediction answer a number', predictions: predictions.replace(/"answer":"[^"]*"/, '"answer":3'), fails: true },
     { name: 'nesting too deep for the scanner, fine for JSON.parse', questions: questions.replace('"info":', `"deep":${'['.repeat(100_000)}${']'.repeat(100_000)},"info":`), fails: false },
     { name: 'byte order mark', questions: `\ufeff${questions}`, annotations: `\ufeff${annotations}`, predictions: `\ufeff${predictions}`, fails: false },
+    { name: 'invalid UTF-8 inside an answer', predictions: latin1Answer(predictions), fails: true },
+    { name: 'invalid UTF-8 in a skipped string', annotations: Buffer.concat([Buffer.from('{"note":"'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from(`",${annotations.slice(1)}`)]), fails: true },
     { name: 'invalid UTF-8 outside strings', questions: Buffer.concat([Buffer.from(questions.slice(0, -1)), Buffer.from([0xc3]), Buffer.from('}')]), fails: true },
   ];
   for (const edit of edits) {
@@ -232,6 +239,30 @@ for (const shuffled of [true, false]) test(`malformed or unusual files get exact
     t.deepEqual(fast, strict, edit.name);
     t.is('error' in strict, edit.fails, `${edit.name}: ${'error' in strict ? strict.error : 'loaded'}`);
   }
+});
+
+/** The first answer of a result file with "café" written in Latin-1: one byte 0xe9, not UTF-8. */
+function latin1Answer(predictions: string): Buffer {
+  const at = predictions.indexOf('"answer":"') + '"answer":"'.length;
+  return Buffer.concat([Buffer.from(predictions.slice(0, at)), Buffer.from('caf'), Buffer.from([0xe9]), Buffer.from(predictions.slice(at))]);
+}
+
+test('a result file or a questions file that is not UTF-8 is refused on both paths, naming the file and the byte offset', async (t) => {
+  const { questions, annotations, predictions } = validTexts();
+  const badResults = latin1Answer(predictions);
+  const offset = badResults.indexOf(0xe9);
+  const files = await writeTexts({ questions, annotations, predictions: badResults });
+  const { fast, strict } = await bothPaths(files);
+  t.deepEqual(fast, strict);
+  const shown = Array.from(badResults.subarray(offset, offset + 4), (byte) => `0x${byte.toString(16).padStart(2, '0')}`).join(' ');
+  t.is('error' in fast ? fast.error : 'loaded', `${files.predictions}: not UTF-8: invalid byte sequence at byte offset ${offset} (${shown}); text files must be UTF-8`);
+  const badQuestions = Buffer.from(questions);
+  const at = badQuestions.indexOf('?');
+  badQuestions[at] = 0xc0; // an overlong lead byte: never UTF-8
+  const questionsFiles = await writeTexts({ questions: badQuestions, annotations, predictions });
+  const loaded = await bothPaths(questionsFiles);
+  t.deepEqual(loaded.fast, loaded.strict);
+  t.regex('error' in loaded.fast ? loaded.fast.error : 'loaded', new RegExp(`q\\.json: not UTF-8: invalid byte sequence at byte offset ${at} `));
 });
 
 test('a file that cannot be read is reported before the other is parsed, as the strict path always did', async (t) => {
