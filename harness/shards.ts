@@ -64,7 +64,8 @@ const shardFileSchema = z.object({
   taskVersion: z.string(),
   split: z.string(),
   splitFingerprint: z.string(),
-  shard: z.object({ number: z.number().int().positive(), count: z.number().int().positive() }),
+  // The same rule as --shard: a shard 3/2 holds rows no slice of 2 has, whatever its rows say.
+  shard: shardSpecSchema,
   /** The run request without its shard (its folders are where the shard ran; the fingerprints say what they held). */
   request: z.looseObject({ task: z.string(), dataDir: z.string(), method: z.string(), seed: z.number().int(), scoring: z.object({ legacyNormalization: z.boolean().optional(), folds: z.number().int().positive().optional() }) }),
   model: z.object({ encoderFingerprint: z.string(), trainedFingerprint: z.string() }),

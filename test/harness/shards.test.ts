@@ -128,6 +128,27 @@ test('a duplicated shard is refused, naming both files; overlapping rows name th
   t.true(overlap!.message.includes(`1 examples are in more than one shard: ${second.rows[0].id} (${file}, ${join(shardDirs[1], 'shards', 'test_source.json')})`), overlap!.message);
 });
 
+test('a shard numbered past its count (1/2 and 3/2) is refused, naming the file, and nothing is written', async (t) => {
+  const { shardDirs } = await vqa();
+  // Shards 1+2 of 3 relabelled 1/2, shard 3 of 3 relabelled 3/2: together they cover every example once.
+  const relabel = async (sources: string[], number: number) => {
+    const dir = `${shardDirs[0]}-relabelled-${number}of2`;
+    await cp(sources[0], dir, { recursive: true });
+    for (const name of await readdir(join(dir, 'shards'))) {
+      const contents = await Promise.all(sources.map(async (source) => JSON.parse(await readFile(join(source, 'shards', name), 'utf8'))));
+      await writeFile(join(dir, 'shards', name), JSON.stringify({ ...contents[0], shard: { number, count: 2 }, rows: contents.flatMap((content) => content.rows) }));
+    }
+    return dir;
+  };
+  const first = await relabel([shardDirs[0], shardDirs[1]], 1);
+  const third = await relabel([shardDirs[2]], 3);
+  const out = await mkdtemp(join(tmpdir(), 'vlbench-shard-relabelled-'));
+  await t.throwsAsync(mergeShards([first, third], { db: null, runsDir: out, log: quiet }), {
+    message: new RegExp(`^${join(third, 'shards').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/test_\\w+\\.json, field "shard": not a vlbench shard file: shard number must be at most the shard count$`),
+  });
+  t.deepEqual(await readdir(out), [], 'no merged run folder');
+});
+
 test('shards of different seeds, models or trained weights are refused', async (t) => {
   const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-shard-mixed-'));
   const shard = (number: number, extra: Partial<RunRequest> = {}) => executeRun(request('retrieval', 'zeroshot', { ...extra, shard: { number, count: 2 } }), { db: null, runsDir, log: quiet });
