@@ -28,6 +28,7 @@ import type { LoadedSplit, ScoreReport, Task } from '../core/types.ts';
 import { getAdapter, RUN_TASKS, type RunSplits, type TaskAdapter } from './adapters/index.ts';
 import type { HeadSettings } from './adapters/adapter.ts';
 import { shardFolderSuffix, shardSpecSchema, writeEvaluationShards } from './shards.ts';
+import { checkLeaderboardUsable, checkTaskLossSettings, checkWritableFolder } from './preflight.ts';
 
 export { RUN_TASKS };
 
@@ -133,7 +134,7 @@ export const RUN_DEFAULTS = {
   'head.refit_epochs': 0,
 } as const;
 
-function parseRecipe(settings: Record<string, string>): Recipe {
+export function parseRecipe(settings: Record<string, string>): Recipe {
   const parsed = recipeSchema.safeParse(settings);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
@@ -192,6 +193,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   const adapter = getAdapter(request.task);
   const unsupported = adapter.unsupportedMethod(method);
   if (unsupported) throw new InputError(unsupported);
+  checkTaskLossSettings(request.task, method, request.sets);
   // Refused before any training: a shard of a task without per-example rows could not be merged.
   if (request.shard && !adapter.predictionRows) throw new InputError(`--shard: ${request.task} has no per-example prediction rows to merge; run it unsharded`, { field: '--shard' });
   const task = getTask(request.task);
@@ -215,6 +217,9 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   if (refitEpochs > 0 && !tunes) {
     throw new InputError('--set head.refit_epochs trains a new head on the encoder this run fine-tunes: set encoder.train_blocks above 0 too (on a frozen encoder, train longer with --epochs)', { field: 'head.refit_epochs' });
   }
+  // Where the run writes and records, before the model loads: a run must not train to fail at its first write or at its record.
+  await checkWritableFolder(hooks.runsDir, '--out');
+  if (hooks.db) await checkLeaderboardUsable(hooks.db);
   const modelDir = resolve(request.modelDir ?? bundledModelDir());
   const backend = await selectBackend(request.backend as BackendChoice);
   log(describeBackend(backend));

@@ -44,7 +44,14 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
     const resumeDir = resolve(flags.resume);
     const file = join(resumeDir, 'request.json');
     if (!existsSync(file)) throw new InputError('not an interrupted run folder (no request.json); give the <id>.partial folder of the run', { file: resumeDir });
-    const parsed = runRequestSchema.safeParse(JSON.parse(await readFile(file, 'utf8')));
+    let stored: unknown;
+    try {
+      stored = JSON.parse(await readFile(file, 'utf8'));
+    } catch (error) {
+      // A request.json cut off by a full disk or edited by hand: the user's file, not a vlbench bug.
+      throw new InputError(`not a readable run request (cut off or edited?): ${(error as Error).message}; start the run again without --resume`, { file });
+    }
+    const parsed = runRequestSchema.safeParse(stored);
     if (!parsed.success) throw new InputError(`not a vlbench run request: ${parsed.error.issues[0].message}`, { file, field: parsed.error.issues[0].path.join('.') });
     return { request: parsed.data, runsDir: dirname(resumeDir), resumeDir };
   }

@@ -1,0 +1,121 @@
+import { existsSync, statSync } from 'node:fs';
+import { mkdtemp, rmdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { InputError } from '../core/errors.ts';
+import { isPostgresLocation, openLeaderboard, StoreUnreachableError } from '../leaderboard/store.ts';
+import { TASK_LOSSES, type MethodSpec } from '../models/objectives/index.ts';
+
+/**
+ * Checks a command makes before any work (before a model loads, a split is read or a job is
+ * enqueued): the servers it needs answer, the leaderboard is one, the folders it writes are
+ * writable, the settings mean something for the task. Each failure is an InputError (exit 2, one
+ * line), raised while nothing has been started, written or enqueued.
+ */
+
+/**
+ * How long a command keeps trying a server that does not answer, in all: long enough for one that
+ * is starting (a compose file bringing Redis up beside the workers), short enough that a wrong URL
+ * is said within seconds instead of a hang.
+ */
+export const CONNECT_BUDGET_MS = 4_000;
+const FIRST_RETRY_MS = 250;
+const LONGEST_RETRY_MS = 2_000;
+
+/**
+ * `attempt` until it succeeds, retrying the errors `transient` accepts with a doubling pause, for at
+ * most `budgetMs` in all (an attempt that hangs is cut off at the budget: `timedOut` says what to
+ * throw, and whatever it yields later is handed to `discard`). Other errors are thrown at once.
+ */
+export async function withConnectRetries<T>(options: {
+  attempt: () => Promise<T>;
+  transient: (error: unknown) => boolean;
+  timedOut: (seconds: number) => Error;
+  discard: (value: T) => Promise<void> | void;
+  budgetMs?: number;
+}): Promise<T> {
+  const budget = options.budgetMs ?? CONNECT_BUDGET_MS;
+  const deadline = Date.now() + budget;
+  let pause = FIRST_RETRY_MS;
+  for (;;) {
+    const pending = options.attempt();
+    let timer: NodeJS.Timeout | undefined;
+    const cutOff = new Promise<'cut off'>((done) => (timer = setTimeout(() => done('cut off'), Math.max(0, deadline - Date.now()))));
+    const outcome = await Promise.race([pending.then((value) => ({ value }), (error: unknown) => ({ error })), cutOff]).finally(() => clearTimeout(timer));
+    if (outcome === 'cut off') {
+      pending.then((value) => options.discard(value), () => undefined);
+      throw options.timedOut(budget / 1000);
+    }
+    if (!('error' in outcome)) return outcome.value;
+    if (!options.transient(outcome.error) || Date.now() + pause >= deadline) throw outcome.error;
+    await new Promise((done) => setTimeout(done, pause));
+    pause = Math.min(pause * 2, LONGEST_RETRY_MS);
+  }
+}
+
+/**
+ * The leaderboard a command records into, checked before the work whose result it would hold: a
+ * PostgreSQL server answers (with retries) and its database is a vlbench leaderboard or empty; an
+ * existing file is a vlbench SQLite leaderboard (a CSV given as --db is refused, untouched); a file
+ * still to be created lies in a folder that can be written. Nothing is created here but the
+ * tables of an empty PostgreSQL database, which the command would create anyway.
+ */
+export async function checkLeaderboardUsable(location: string, budgetMs?: number): Promise<void> {
+  if (isPostgresLocation(location)) {
+    const store = await withConnectRetries({
+      attempt: () => openLeaderboard(location, { create: true }),
+      transient: (error) => error instanceof StoreUnreachableError,
+      timedOut: (seconds) => new StoreUnreachableError(location, `no answer in ${seconds} s`),
+      discard: (opened) => opened.close(),
+      budgetMs,
+    });
+    await store.close();
+    return;
+  }
+  if (existsSync(location)) {
+    const store = await openLeaderboard(location, { create: false });
+    await store.close();
+    return;
+  }
+  await checkWritableFolder(dirname(resolve(location)), '--db');
+}
+
+/**
+ * A folder a command will create files in (or the nearest folder above it that exists, where it
+ * will create the rest) is a folder and can be written: tried with a temporary folder, removed at
+ * once, since permission bits do not tell (root, immutable folders, read-only mounts).
+ */
+export async function checkWritableFolder(folder: string, field: string): Promise<void> {
+  let existing = resolve(folder);
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  if (!statSync(existing).isDirectory()) throw new InputError(`${existing} is a file, not a folder`, { file: folder, field });
+  let probe: string;
+  try {
+    probe = await mkdtemp(join(existing, '.vlbench-write-check-'));
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    const where = existing === resolve(folder) ? 'this folder' : `${existing}, where it would be created,`;
+    throw new InputError(`cannot write here: ${where} is not writable (${code ?? message})`, { file: folder, field });
+  }
+  await rmdir(probe);
+}
+
+/**
+ * The task loss each task trains with (its adapter's loss: soft-score BCE for answer
+ * classification, multiple-choice CE for VCR, InfoNCE for retrieval). Its settings (`--set
+ * mc.labelSmoothing=…`) mean nothing to another task's run, which would ignore them silently.
+ * TODO(adapters): this belongs on TaskAdapter (a `taskLoss` field) beside the loss it builds.
+ */
+export const TASK_LOSS_OF_TASK: Readonly<Record<string, (typeof TASK_LOSSES)[number]>> = { vqa: 'bce', gqa: 'bce', vcr: 'mc', retrieval: 'infonce' };
+
+/** Refuses `--set <loss>.<key>` for a task loss the run does not train (another task's, or any with zeroshot), by name. */
+export function checkTaskLossSettings(task: string, method: Pick<MethodSpec, 'base' | 'spec'>, sets: Readonly<Record<string, string>>): void {
+  const trained = method.base === 'zeroshot' ? undefined : TASK_LOSS_OF_TASK[task];
+  // A task this table does not know yet: nothing to compare against (parseMethodSpec has checked the keys).
+  if (method.base !== 'zeroshot' && trained === undefined) return;
+  const foreign = Object.keys(sets)
+    .filter((key) => (TASK_LOSSES as readonly string[]).includes(key.split('.')[0]) && key.split('.')[0] !== trained)
+    .sort();
+  if (foreign.length === 0) return;
+  const why = trained === undefined ? `--method ${method.spec} trains nothing` : `${task} trains with the ${trained} loss`;
+  throw new InputError(`setting ${foreign.join(', ')} given, but ${why}; it would be ignored`, { field: '--set' });
+}
