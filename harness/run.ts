@@ -225,7 +225,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   log(describeBackend(backend));
   const training: TrainingSettings = trainingSettingsSchema.parse({
     epochs: request.epochs ?? adapter.defaults?.epochs,
-    batchSize: recipe.batch,
+    batchSize: recipe.batch ?? adapter.defaults?.batchSize,
     learningRate: recipe.lr ?? adapter.defaults?.learningRate,
     weightDecay: recipe.weight_decay,
     warmupFraction: recipe.warmup,

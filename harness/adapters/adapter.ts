@@ -68,6 +68,7 @@ export interface PredictionRows {
 /** Training and head defaults a task sets for itself (e.g. VCR: a deeper fusion over the full patch grid). */
 export interface AdapterDefaults {
   epochs?: number;
+  batchSize?: number;
   learningRate?: number;
   fusion?: Partial<HeadSettings['fusion']>;
   /** Pooling factor of the patch grid before the fusion (`fusion.image_pool`). */

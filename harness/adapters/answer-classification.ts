@@ -171,9 +171,11 @@ export function argmaxAnswer(logits: Float32Array, vocabulary: readonly string[]
 
 /**
  * VQA's and GQA's defaults: the relational fusion (object tokens, a question read-out, count and
- * pair terms; bench/vqa-gates.ts is its gate), 2 layers of 4 heads, dropout 0.1.
+ * pair terms; bench/vqa-gates.ts is its gate), 2 layers of 4 heads, dropout 0.1, trained 40
+ * epochs at batch 128 and lr 3e-3: on perfect object tokens it reached 63.4 at 5,000 SynthScenes
+ * questions × 30 epochs and 82.1 at 10,000 × 40 (source validation), still rising.
  */
-export const ANSWER_DEFAULTS = { fusion: { kind: 'relational', layers: 2, heads: 4, dropout: 0.1 } } as const satisfies AdapterDefaults;
+export const ANSWER_DEFAULTS = { epochs: 40, batchSize: 128, learningRate: 0.003, fusion: { kind: 'relational', layers: 2, heads: 4, dropout: 0.1 } } as const satisfies AdapterDefaults;
 
 /**
  * The floor beside a split's score (metrics.json's `controls`): the per-question-type prior of
