@@ -1,8 +1,9 @@
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 import { InputError } from '../../core/errors.ts';
-import { planSweep, readGridFile, setValues, type GridFile, type SweepGrid } from '../../harness/sweep/plan.ts';
-import { enqueueSweep, openSweepQueue, sweepStatus, DEFAULT_QUEUE_NAME, type SweepStatus } from '../../harness/sweep/queue.ts';
+import { checkSweepGrid, planSweep, readGridFile, setValues, type GridFile, type SweepGrid } from '../../harness/sweep/plan.ts';
+import { checkQueueReachable, enqueueSweep, openSweepQueue, sweepStatus, DEFAULT_QUEUE_NAME, type SweepStatus } from '../../harness/sweep/queue.ts';
+import { checkLeaderboardUsable } from '../../harness/preflight.ts';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { parsePositiveInteger, parseSeed } from '../flags.ts';
@@ -58,6 +59,10 @@ export function registerSweep(program: Command): void {
       if (flags.queue === undefined) throw new InputError('give the Redis queue the workers pull from, e.g. --queue redis://127.0.0.1:6379', { field: '--queue' });
       const file: GridFile = flags.grid ? await readGridFile(flags.grid) : {};
       const grid = gridFromFlags(flags, file);
+      // Everything that can be refused is refused before the splits are read and before anything is enqueued.
+      checkSweepGrid(grid);
+      await checkQueueReachable(flags.queue, flags.queueName);
+      await checkLeaderboardUsable(flags.db);
       const runs = await planSweep(grid);
       const queue = openSweepQueue(flags.queue, flags.queueName);
       try {
@@ -83,6 +88,7 @@ export function registerSweep(program: Command): void {
     .option('--json', 'print the status as JSON')
     .action(async (flags: { queue: string; queueName: string; wait?: boolean; poll: string; json?: boolean }) => {
       const pollMs = parsePositiveInteger('--poll', flags.poll) * 1000;
+      await checkQueueReachable(flags.queue, flags.queueName);
       const queue = openSweepQueue(flags.queue, flags.queueName);
       try {
         let status = await sweepStatus(queue);

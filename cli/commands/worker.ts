@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { startSweepWorker } from '../../harness/sweep/worker.ts';
-import { DEFAULT_QUEUE_NAME } from '../../harness/sweep/queue.ts';
+import { checkQueueReachable, DEFAULT_QUEUE_NAME } from '../../harness/sweep/queue.ts';
+import { checkLeaderboardUsable, checkWritableFolder } from '../../harness/preflight.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { parsePositiveInteger } from '../flags.ts';
 
@@ -21,14 +22,20 @@ export function registerWorker(program: Command): void {
     .option('--concurrency <n>', 'runs at once on this machine (one child process each)', '1')
     .option('--lock-seconds <n>', 'job lock lifetime: how long a killed worker\'s run waits before another worker takes it', '30')
     .action(async (flags: { queue: string; queueName: string; db: string; out?: string; cache?: string; concurrency: string; lockSeconds: string }) => {
+      const concurrency = parsePositiveInteger('--concurrency', flags.concurrency);
+      const lockDurationMs = parsePositiveInteger('--lock-seconds', flags.lockSeconds) * 1000;
+      // A worker that cannot reach its queue or its leaderboard says so and stops, instead of waiting for runs it could never take or record.
+      await checkQueueReachable(flags.queue, flags.queueName);
+      await checkLeaderboardUsable(flags.db);
+      if (flags.out !== undefined) await checkWritableFolder(flags.out, '--out');
       const worker = startSweepWorker({
         queueUrl: flags.queue,
         queueName: flags.queueName,
         db: flags.db,
         runsDir: flags.out,
         cacheDir: flags.cache,
-        concurrency: parsePositiveInteger('--concurrency', flags.concurrency),
-        lockDurationMs: parsePositiveInteger('--lock-seconds', flags.lockSeconds) * 1000,
+        concurrency,
+        lockDurationMs,
       });
       await worker.waitUntilReady();
       process.stderr.write(`worker ${process.pid}: waiting for runs on ${flags.queue} (${flags.queueName})\n`);

@@ -12,7 +12,10 @@ import { fingerprintModelFolder } from '../../models/encoders/aligned-encoder.ts
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
 import { getTask } from '../../tasks/registry.ts';
 import { resolveRunData } from '../run-data.ts';
-import { RUN_TASKS, runRequestSchema, type RunRequest } from '../run.ts';
+import { parseRecipe, RUN_TASKS, runRequestSchema, type RunRequest } from '../run.ts';
+import { getAdapter } from '../adapters/index.ts';
+import { checkTaskLossSettings } from '../preflight.ts';
+import { parseMethodSpec } from '../../models/objectives/index.ts';
 
 /**
  * A sweep: the runs of a grid (tasks × methods × seeds × models × every combination of `--set`
@@ -131,8 +134,35 @@ export function codeVersion(): string {
   return `${VLBENCH_VERSION}+${gitCommit() ?? 'unknown'}`;
 }
 
+/**
+ * Refuses a grid any of whose runs `vlbench run` would refuse for its method or settings (an
+ * unknown objective, `lr=abc`, a setting of a loss the task does not train, a method the task
+ * cannot run), naming the run: otherwise the sweep is enqueued and every such run fails later, on
+ * a worker, one attempt after another. Reads no data and reaches no server.
+ */
+export function checkSweepGrid(grid: SweepGrid): void {
+  const seen = new Set<string>();
+  for (const run of expandGrid(grid)) {
+    const point = canonicalJson({ task: run.task, method: run.method, sets: run.sets });
+    if (seen.has(point)) continue;
+    seen.add(point);
+    try {
+      const method = parseMethodSpec(run.method, run.sets);
+      parseRecipe(method.otherSettings);
+      const unsupported = getAdapter(run.task).unsupportedMethod(method);
+      if (unsupported) throw new InputError(unsupported);
+      checkTaskLossSettings(run.task, method, run.sets);
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      const settings = Object.entries(run.sets).map(([key, value]) => ` ${key}=${value}`).join('');
+      throw new InputError(`nothing enqueued: the run ${run.task} ${run.method}${settings} would be refused: ${error.message}`);
+    }
+  }
+}
+
 /** Resolves the grid into runs with their keys; loads each task's evaluation splits once, to fingerprint them. */
 export async function planSweep(grid: SweepGrid): Promise<PlannedRun[]> {
+  checkSweepGrid(grid);
   const common = sweepCommonSchema.parse(grid.common);
   const dataDir = resolve(common.dataDir);
   const version = codeVersion();

@@ -1,6 +1,8 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { InputError } from '../../core/errors.ts';
 import { openLeaderboard, recordedRunIdsWithPrefix } from '../../leaderboard/store.ts';
+import { withoutPassword } from '../../leaderboard/postgres-store.ts';
+import { CONNECT_BUDGET_MS, withConnectRetries } from '../preflight.ts';
 import { recordIdPrefix, type PlannedRun, type SweepJobData } from './plan.ts';
 
 /**
@@ -41,6 +43,38 @@ export function redisConnection(url: string): ConnectionOptions & { host: string
     // BullMQ's workers need commands to wait through a Redis restart instead of failing after 20 retries.
     maxRetriesPerRequest: null,
   };
+}
+
+/** The Redis queue a sweep, `sweep status` or a worker needs: answers within the budget, or an InputError naming the URL and what went wrong. */
+export async function checkQueueReachable(queueUrl: string, queueName = DEFAULT_QUEUE_NAME, budgetMs?: number): Promise<void> {
+  // A malformed URL is refused here, by name, before any connection.
+  const connection = redisConnection(queueUrl);
+  const unreachable = (reason: string) => new InputError(`cannot reach the Redis queue: ${reason}`, { file: withoutPassword(queueUrl) });
+  const queue = await withConnectRetries({
+    attempt: async () => {
+      // One connection attempt, no reconnecting: the retries are counted here, not by ioredis.
+      const once = { ...connection, retryStrategy: () => null, connectTimeout: Math.min(budgetMs ?? CONNECT_BUDGET_MS, CONNECT_BUDGET_MS) } as ConnectionOptions;
+      const probe = new Queue(queueName, { connection: once });
+      probe.on('error', () => undefined);
+      try {
+        await probe.waitUntilReady();
+        return probe;
+      } catch (error) {
+        await probe.close().catch(() => undefined);
+        throw error;
+      }
+    },
+    // A refused login stays refused; anything on the way to the server may pass.
+    transient: (error) => !/NOAUTH|WRONGPASS|ERR AUTH|invalid password/i.test(String((error as Error)?.message)),
+    timedOut: (seconds) => unreachable(`no answer in ${seconds} s`),
+    discard: (probe) => probe.close().catch(() => undefined),
+    budgetMs,
+  }).catch((error: unknown) => {
+    if (error instanceof InputError) throw error;
+    const { code, message } = error as { code?: string; message?: string };
+    throw unreachable(`${message ?? String(error)}${code && !String(message).includes(code) ? ` (${code})` : ''}`);
+  });
+  await queue.close().catch(() => undefined);
 }
 
 export function openSweepQueue(queueUrl: string, name = DEFAULT_QUEUE_NAME): Queue<SweepJobData> {

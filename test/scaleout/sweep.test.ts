@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createServer, connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { redisConnection } from '../../harness/sweep/queue.ts';
@@ -11,7 +12,7 @@ import type { SweepJobResult } from '../../harness/sweep/worker.ts';
 import { listRuns, openLeaderboard } from '../../leaderboard/store.ts';
 import { generateSynthScenes } from '../../tasks/synth/index.ts';
 import { vlbench } from '../support/cli-in-process.ts';
-import { freePort, missingServers, startPostgres, startRedis, type PostgresServer, type RedisServer } from './servers.ts';
+import { missingServers, startPostgres, startRedis, type PostgresServer, type RedisServer } from './servers.ts';
 
 // Sweeps on a real Redis, recorded into a real PostgreSQL, by real `vlbench worker` processes.
 const missing = missingServers();
@@ -161,12 +162,43 @@ serverTest('a worker killed with SIGKILL mid-training: the run finishes on the o
   await stopWorker(rescuer);
 });
 
-serverTest('a worker that cannot reach the store fails the attempt before any work, and the run is retried and recorded later', async (t) => {
+/** A TCP relay on a loopback port to the server on `port`; closed, its port refuses connections as a server that went away does. */
+async function loopbackRelay(port: number): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+serverTest('a worker whose store goes away fails the attempt before any work, and the run is retried and recorded later', async (t) => {
   const db = await postgres!.createDatabase('sweep_unreachable');
   const runsDir = join(folder, 'runs-unreachable');
+  // A worker refuses to start without its store (test/scaleout/fail-fast.test.ts): it starts with
+  // one, reached through a relay that is closed once the worker waits for runs.
+  const relay = await loopbackRelay(postgres!.port);
+  const cutOff = startWorker('unreachable', `postgres://vlbench@127.0.0.1:${relay.port}/sweep_unreachable`, runsDir);
+  const started = Date.now();
+  while (!(cutOff as ChildProcess & { log: () => string }).log().includes('waiting for runs')) {
+    if (cutOff.exitCode !== null || Date.now() - started > 60_000) throw new Error(`the worker did not start: ${(cutOff as ChildProcess & { log: () => string }).log()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await relay.close();
   const planned = await sweep('unreachable', db, runsDir, ['--tasks', 'vqa', '--methods', 'ft', '--seeds', '5', '--epochs', '1']);
   const [{ key }] = planned.runs;
-  const cutOff = startWorker('unreachable', `postgres://vlbench@127.0.0.1:${await freePort()}/gone`, runsDir);
   const queue = new Queue('unreachable', { connection: redisConnection(redis!.url) });
   try {
     const deadline = Date.now() + 60_000;
