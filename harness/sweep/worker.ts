@@ -6,6 +6,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
 import { InputError } from '../../core/errors.ts';
 import { openLeaderboard, recordedRunIdsWithPrefix } from '../../leaderboard/store.ts';
+import { withoutPassword } from '../../leaderboard/postgres-store.ts';
 import { RunWorker, type RunSummary } from '../run-pool.ts';
 import { runRequestSchema } from '../run.ts';
 import { recordIdPrefix, type SweepJobData } from './plan.ts';
@@ -23,7 +24,10 @@ import { blasThreadsPerWorker } from '../../models/backends/wasm-blas.ts';
  * - the store cannot be reached: the attempt fails before any work (or, after the run, before
  *   anything is recorded) and is retried with backoff; the finished run folder is kept;
  * - the run is bad input (unknown method, missing data): failed at once, no retries;
- * - the run is already recorded (a second delivery, a second enqueue): done, without running.
+ * - the run is already recorded (a second delivery, a second enqueue): done, without running;
+ * - Redis goes away: the worker says so once, reconnects with BullMQ's backoff, says when it is
+ *   back, and stops its runs and gives up after `queueLostLimitMs` (their jobs are taken again
+ *   from their checkpoints once Redis returns and their locks expire).
  */
 export interface SweepWorkerOptions {
   queueUrl: string;
@@ -41,7 +45,17 @@ export interface SweepWorkerOptions {
   /** How long a job's lock lasts without renewal: the time a killed worker's run waits before another takes it. */
   lockDurationMs?: number;
   log?: (line: string) => void;
+  /**
+   * How long the queue may stay unreachable (Redis stopped, the network gone) before the worker
+   * gives up: it stops its runs and calls `onQueueLost`. Default {@link QUEUE_LOST_LIMIT_MS}; 0: never.
+   */
+  queueLostLimitMs?: number;
+  /** The queue did not come back within `queueLostLimitMs`; the caller closes the worker and says so. */
+  onQueueLost?: (error: Error) => void;
 }
+
+/** A minute: Redis restarting (or failing over) comes back well within it, and a worker whose queue is gone for good says so instead of retrying forever. */
+export const QUEUE_LOST_LIMIT_MS = 60_000;
 
 /** What a finished job returns (BullMQ stores it as the job's return value). */
 export interface SweepJobResult {
@@ -71,6 +85,7 @@ export function startSweepWorker(options: SweepWorkerOptions): Worker<SweepJobDa
   // Child processes are kept between jobs, as the run pool keeps them: starting one (tsx, tfjs)
   // costs seconds, more than a small run. A child that died is replaced.
   const idleChildren: RunWorker[] = [];
+  const busyChildren = new Set<RunWorker>();
   const takeChild = () => {
     for (let child = idleChildren.pop(); child; child = idleChildren.pop()) if (child.alive) return child;
     // Jobs running side by side share the cores: each child gets its share of BLAS threads.
@@ -112,6 +127,7 @@ export function startSweepWorker(options: SweepWorkerOptions): Worker<SweepJobDa
     log(`${label}: starting (attempt ${job.attemptsMade + 1}${existsSync(join(partialDir, 'checkpoint')) ? ', resuming from its checkpoint' : ''})`);
     const child = takeChild();
     let summary: RunSummary;
+    busyChildren.add(child);
     try {
       summary = await child.run({ request, hooks: { db: options.db, runsDir, cacheDir: options.cacheDir, resumeDir: partialDir } });
     } catch (error) {
@@ -124,6 +140,8 @@ export function startSweepWorker(options: SweepWorkerOptions): Worker<SweepJobDa
       }
       if (failure instanceof InputError && failure.name !== 'StoreUnreachableError') throw new UnrecoverableError(failure.message);
       throw failure;
+    } finally {
+      busyChildren.delete(child);
     }
     if (child.alive) idleChildren.push(child);
     const recordIds = summary.splits.map((split) => split.recordId).filter((id): id is string => id !== null);
@@ -134,11 +152,48 @@ export function startSweepWorker(options: SweepWorkerOptions): Worker<SweepJobDa
   worker.on('failed', (job, error) => {
     if (job) log(`${job.data.label}: attempt ${job.attemptsMade} failed: ${error.message.split('\n')[0]}`);
   });
-  worker.on('error', (error) => log(`queue: ${error.message}`));
+  // A queue that goes away is said once, not at every reconnection attempt (ioredis retries with
+  // BullMQ's backoff, 1 s growing to 20 s); a queue that stays away past the limit ends the worker.
+  const lostLimit = options.queueLostLimitMs ?? QUEUE_LOST_LIMIT_MS;
+  let lostSince: number | null = null;
+  let lastError: Error | undefined;
+  let giveUp: NodeJS.Timeout | undefined;
+  const lost = (reason: string) => {
+    if (lostSince !== null) return;
+    lostSince = Date.now();
+    log(`queue: lost ${withoutPassword(options.queueUrl)} (${reason}); reconnecting${lostLimit > 0 ? `, for up to ${lostLimit / 1000} s` : ''}`);
+    if (lostLimit <= 0) return;
+    giveUp = setTimeout(() => {
+      log(`queue: ${withoutPassword(options.queueUrl)} did not come back in ${lostLimit / 1000} s; stopping (running jobs go back to the queue when it does)`);
+      for (const child of [...busyChildren, ...idleChildren]) child.stop();
+      options.onQueueLost?.(lastError ?? new Error('the connection closed'));
+    }, lostLimit);
+  };
+  // BullMQ's event for a connection that closed while the worker was not closing it.
+  worker.on('ioredis:close', () => lost('the connection closed'));
+  worker.on('error', (error) => {
+    if (!isConnectionError(error)) return log(`queue: ${error.message}`);
+    lastError = error;
+    lost(error.message);
+  });
+  worker.on('ready', () => {
+    if (lostSince === null) return;
+    log(`queue: ${withoutPassword(options.queueUrl)} is back after ${((Date.now() - lostSince) / 1000).toFixed(1)} s`);
+    clearTimeout(giveUp);
+    lostSince = null;
+    lastError = undefined;
+  });
   worker.on('closed', () => {
+    clearTimeout(giveUp);
     for (const child of idleChildren.splice(0)) child.stop();
   });
   return worker;
+}
+
+/** Errors of the way to Redis (as ioredis reports them), as against errors Redis answered with. */
+function isConnectionError(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return (code !== undefined && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'].includes(code)) || /Connection is closed|connect ETIMEDOUT|Socket closed unexpectedly/i.test(error.message);
 }
 
 /** Store trouble is worth another attempt later; bad input (a foreign database, say) is not. */

@@ -98,3 +98,48 @@ redisTest('a sweep whose grid holds a run that would be refused (ft+xyz, lr=abc,
   }
   t.false(existsSync(db), 'the leaderboard was not created either');
 });
+
+/** Resolves once a BullMQ worker is connected to `queueName` on `url` (or rejects after `seconds`). */
+async function workerConnected(url: string, queueName: string, seconds = 30): Promise<void> {
+  const queue = new Queue(queueName, { connection: redisConnection(url) });
+  try {
+    const deadline = Date.now() + seconds * 1000;
+    while ((await queue.getWorkers()).length === 0) {
+      if (Date.now() > deadline) throw new Error(`no worker on ${queueName} after ${seconds} s`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await queue.close();
+  }
+}
+
+redisTest('a worker that loses Redis says so, reconnects when it is back, and stops with exit 2 when it stays away past --queue-lost-seconds', async (t) => {
+  const server = await startRedis();
+  try {
+    const worker = within(['worker', '--queue', server.url, '--queue-name', 'lost', '--db', join(folder, 'lost.db'), '--out', join(folder, 'lost-runs'), '--queue-lost-seconds', '3'], 120);
+    await workerConnected(server.url, 'lost');
+    // Away for a moment (a restart): the worker stays, and is connected again.
+    await server.stop();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await server.restart();
+    await workerConnected(server.url, 'lost');
+    // Away for good.
+    await server.stop();
+    const stopped = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the worker still runs 20 s after Redis went away')), 20_000)));
+    const result = await Promise.race([worker, guard]).finally(() => clearTimeout(timer));
+    const seconds = (performance.now() - stopped) / 1000;
+    t.is(result.code, 2, result.stderr);
+    const lines = result.stderr.split('\n').filter((line) => line !== '');
+    const url = escaped(server.url);
+    // Said once each time, not at every reconnection attempt.
+    t.is(lines.filter((line) => new RegExp(`^queue: lost ${url}/? \\((the connection closed|connect ECONNREFUSED [^)]*)\\); reconnecting, for up to 3 s$`).test(line)).length, 2, result.stderr);
+    t.true(lines.filter((line) => line.includes('ECONNREFUSED')).length <= 3, result.stderr);
+    t.true(lines.some((line) => new RegExp(`^queue: ${url}/? is back after \\d+\\.\\d s$`).test(line)), result.stderr);
+    t.regex(lines.at(-1)!, new RegExp(`^vlbench: error: ${url}/?: the Redis queue went away and did not come back in 3 s \\(.*ECONNREFUSED.*\\); the worker stopped$`));
+    t.true(seconds < 12, `stopped ${seconds.toFixed(1)} s after Redis went away`);
+  } finally {
+    await server.stop();
+  }
+});
