@@ -15,6 +15,7 @@ import { getAdapter, type PreparedModel, type TaskAdapter } from './adapters/ind
 import { exampleIdOf } from './adapters/prediction-rows.ts';
 import { resolveRunData } from './run-data.ts';
 import { splitRecordFields } from './split-record.ts';
+import { checkLeaderboardUsable } from './preflight.ts';
 
 /**
  * Sharded evaluation (issue 14): `vlbench run --shard k/n` trains as usual, then predicts only
@@ -187,6 +188,8 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
   const dirs = dirsInput.map((dir) => resolve(dir));
   const repeated = dirs.find((dir, i) => dirs.indexOf(dir) !== i);
   if (repeated) throw new InputError('this shard folder is given twice', { file: repeated });
+  // The leaderboard answers before the merge writes its run folder, as for a run (harness/preflight.ts).
+  if (options.db) await checkLeaderboardUsable(options.db);
 
   const inputs: ShardInput[] = [];
   const configs = new Map<string, RunConfig>();

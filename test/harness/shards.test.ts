@@ -7,6 +7,7 @@ import { mergeShards, shardSlice, sortExampleIds } from '../../harness/shards.ts
 import { parseShard } from '../../cli/flags.ts';
 import { generateSynthScenes } from '../../tasks/synth/index.ts';
 import { listRuns, openLeaderboard } from '../../leaderboard/store.ts';
+import { freePort } from '../scaleout/servers.ts';
 
 const fixtureModel = new URL('../fixtures/clip-tiny', import.meta.url).pathname;
 const quiet = () => undefined;
@@ -147,6 +148,14 @@ test('a shard numbered past its count (1/2 and 3/2) is refused, naming the file,
     message: new RegExp(`^${join(third, 'shards').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/test_\\w+\\.json, field "shard": not a vlbench shard file: shard number must be at most the shard count$`),
   });
   t.deepEqual(await readdir(out), [], 'no merged run folder');
+});
+
+test('merge-shards with its leaderboard unreachable is refused before the merged run folder is written', async (t) => {
+  const { shardDirs } = await vqa();
+  const out = await mkdtemp(join(tmpdir(), 'vlbench-shard-no-store-'));
+  const url = `postgres://vlbench@127.0.0.1:${await freePort()}/gone`;
+  await t.throwsAsync(mergeShards(shardDirs, { db: url, runsDir: out, log: quiet }), { message: new RegExp(`^${url.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: cannot reach the leaderboard database: .*ECONNREFUSED`) });
+  t.deepEqual(await readdir(out), [], 'nothing merged, so nothing waits for a record');
 });
 
 test('shards of different seeds, models or trained weights are refused', async (t) => {
