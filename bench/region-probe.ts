@@ -1,7 +1,9 @@
 /**
  * What an encoder's patch grid says about each object, layer by layer: linear probes (softmax
- * regression) of SynthScenes objects' shape, colour and size from the encoder's tokens pooled over
- * the object's box (the pooling the `sg` objective and VCR's region tokens use), trained on the
+ * regression) of SynthScenes objects' shape, colour, size and position (which third of the
+ * picture, each axis: gate B of issue 28) from the encoder's tokens pooled over
+ * the object's box (the pooling the `sg` objective and VCR's region tokens use), and from what a
+ * `--regions` run's fusion gets per object (its crop's features and its box), trained on the
  * train split of each domain and scored on its validation split. The floor printed beside each
  * probe is the majority class of the training objects.
  *
@@ -19,6 +21,8 @@ import { TfjsClipEncoder } from '../models/encoders/clip-encoder.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { preprocessedBatches } from '../models/image-pipeline.ts';
 import { poolRegionList } from '../models/ops/regions.ts';
+import { extractRegionFeatures, regionKey } from '../models/features.ts';
+import { boxGeometry, boxSineFeatures } from '../models/heads/fusion.ts';
 import type { SceneGraphObject } from '../models/objectives/scene-graph.ts';
 import { loadGqaSplit, type GqaSceneGraph } from '../tasks/gqa/index.ts';
 import { readSynthManifest, SYNTH_COLORS, SYNTH_SIZES } from '../tasks/synth/index.ts';
@@ -51,18 +55,21 @@ const side = vision.image_size / vision.patch_size;
 const grid = { rows: side, cols: side, offset: 1 };
 const layerCount = vision.num_hidden_layers;
 
-const PROPERTIES = ['shape', 'color', 'size'] as const;
+const PROPERTIES = ['shape', 'color', 'size', 'column', 'row'] as const;
 type Property = (typeof PROPERTIES)[number];
 
 /** An object's label for a property, as an index of the scene-graph vocabulary: its class (shape), or the attribute it carries from SynthScenes' colours or sizes. */
 function labelOf(property: Property, object: SceneGraphObject, vocabulary: SceneGraphVocabulary): number | undefined {
   if (property === 'shape') return object.classIndex;
+  // Position: which third of the picture holds the box's centre, on each axis.
+  if (property === 'column') return Math.min(2, Math.floor(((object.box[0] + object.box[2]) / 2) * 3));
+  if (property === 'row') return Math.min(2, Math.floor(((object.box[1] + object.box[3]) / 2) * 3));
   const names: readonly string[] = property === 'color' ? SYNTH_COLORS : SYNTH_SIZES;
   return object.attributes?.find((attribute) => names.includes(vocabulary.attributes[attribute]));
 }
 
 interface RegionSet {
-  /** Per layer (0 = the input of block 0): [objects, hidden] box-pooled tokens. */
+  /** Per layer (0 = the input of block 0): [objects, hidden] box-pooled tokens; last, the object tokens of `--regions` runs: crop features ⊕ box geometry (raw and sine). */
   layers: tf.Tensor2D[];
   labels: Record<Property, (number | undefined)[]>;
   vocabulary: SceneGraphVocabulary;
@@ -81,7 +88,7 @@ async function regionsOf(domain: SynthDomain, split: 'train' | 'val', trainVocab
   if (paths.length === 0) throw new InputError(`no images with scene graphs in the ${domain} ${split} split`);
   const vocabulary = trainVocabulary ?? gqaGraphVocabulary(graphs.values());
   const parts: tf.Tensor2D[][] = Array.from({ length: layerCount + 1 }, () => []);
-  const labels: RegionSet['labels'] = { shape: [], color: [], size: [] };
+  const labels: RegionSet['labels'] = { shape: [], color: [], size: [], column: [], row: [] };
   for await (const batch of preprocessedBatches(paths, encoder.preprocessing, { batchSize: 32 })) {
     const objects = batch.files.map((file) => gqaSceneGraph(graphs.get(file)!, vocabulary, encoder.preprocessing).objects);
     for (const object of objects.flat()) for (const property of PROPERTIES) labels[property].push(labelOf(property, object, vocabulary));
@@ -102,6 +109,19 @@ async function regionsOf(domain: SynthDomain, split: 'train' | 'val', trainVocab
     tf.dispose(layerParts);
     return joined;
   });
+  // What a `--regions` run's fusion gets per object: its crop's features and its box (geometry and sine features).
+  const pixelBoxes = new Map(paths.map((path) => [path, Object.values(graphs.get(path)!.objects).map((o) => [o.x, o.y, o.x + o.w, o.y + o.h] as const)]));
+  const crops = await extractRegionFeatures(encoder, pixelBoxes);
+  const keys = paths.flatMap((path) => pixelBoxes.get(path)!.map((box) => regionKey(path, box)));
+  if (keys.length !== labels.shape.length) throw new Error(`region probe: ${keys.length} crops for ${labels.shape.length} objects`);
+  const cropBoxes = paths.map((path) => gqaSceneGraph(graphs.get(path)!, vocabulary, encoder.preprocessing).objects.map((o) => o.box));
+  layers.push(
+    tf.tidy(() => {
+      const flat = boxGeometry(cropBoxes.flat().map((box) => [box]), 1);
+      const rows = tf.concat([flat, boxSineFeatures(flat)], 2).reshape([-1, 39]);
+      return tf.concat([tf.tensor2d(crops.table.gatherTokens(keys), [keys.length, crops.table.tokenDim]), rows], 1) as tf.Tensor2D;
+    }),
+  );
   return { layers, labels, vocabulary };
 }
 
@@ -151,8 +171,8 @@ function probeAccuracy(train: tf.Tensor2D, trainLabels: readonly (number | undef
 
 console.log(`model: ${modelDir} (fingerprint ${encoder.fingerprint.slice(0, 12)}); data: ${root}, up to ${maxImages} images per split`);
 console.log('validation accuracy of a linear probe on box-pooled tokens (floor: majority class of the training objects)');
-console.log(`| domain | property | floor | ${Array.from({ length: layerCount + 1 }, (_, l) => (l === 0 ? 'block input' : `block ${l}`)).join(' | ')} |`);
-console.log(`|---|---|---|${'---|'.repeat(layerCount + 1)}`);
+console.log(`| domain | property | floor | ${Array.from({ length: layerCount + 1 }, (_, l) => (l === 0 ? 'block input' : `block ${l}`)).join(' | ')} | crop + box (--regions) |`);
+console.log(`|---|---|---|${'---|'.repeat(layerCount + 2)}`);
 for (const domain of manifest.options.domains as SynthDomain[]) {
   const train = await orRefuse(regionsOf(domain, 'train'));
   const evaluation = await orRefuse(regionsOf(domain, 'val', train.vocabulary));

@@ -111,7 +111,8 @@ process.stderr.write(`${jobs.length} runs, ${concurrency} at a time; run folders
 const started = performance.now();
 const summaries = await runPool(jobs, {
   concurrency,
-  warmFirst: true,
+  // The first run alone fills the feature cache for the rest; with no more runs than workers that only leaves a core idle.
+  warmFirst: jobs.length > concurrency,
   onFinish: (index, summary) => process.stderr.write(`${plan[index].arm} seed ${plan[index].seed}: ${summary.splits.map((s) => `${s.split} ${s.metrics[s.primary].toFixed(2)}`).join(', ')} (${(summary.trainingSeconds ?? 0).toFixed(0)} s)\n`),
 });
 
