@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
-import { DEMO_ENCODER_BLOCKS, DEMO_EPOCHS, DEMO_METHODS_BY_TASK, runDemo, type DemoTask } from '../../harness/demo.ts';
+import { DEMO_ENCODER_BLOCKS, DEMO_EPOCHS, DEMO_METHODS_BY_TASK, DEMO_VQA_IMAGES, runDemo, type DemoTask } from '../../harness/demo.ts';
 import { InputError } from '../../core/errors.ts';
 import { RUN_TASKS } from '../../harness/run.ts';
 import { parsePositiveInteger, parseSeed, parseWholeNumber } from '../flags.ts';
@@ -34,7 +34,8 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .description('generate SynthScenes, load the bundled CLIP, compare fine-tuning and adaptation methods on VQA and VCR (source → target), zero-shot and fine-tuned retrieval; print the comparison and the leaderboard, write its HTML page')
     .option('--out <dir>', 'demo folder (data, runs, leaderboard.db, leaderboard.html)', 'runs/demo')
-    .option('--images <n>', 'SynthScenes images per domain', '200')
+    .option('--images <n>', 'SynthScenes images per domain (VCR, retrieval)', '200')
+    .option('--vqa-images <n>', 'images per domain of the VQA folder (its own: the VQA head needs thousands of questions)', String(DEMO_VQA_IMAGES))
     .option('--epochs <n|task=n,...>', `training epochs: one number for every task, or per task (default ${Object.entries(DEMO_EPOCHS).map(([t, n]) => `${t}=${n}`).join(',')})`)
     .option('--jobs <n>', 'runs at once (default: one per core; the wasm backend uses one core per run)')
     .option('--seed <n>', 'seed of the data and of every run', '0')
@@ -43,13 +44,14 @@ export function registerDemo(program: Command): void {
     .option('--model <dir>', 'model folder (default: the bundled SynthScenes CLIP)')
     .option('--encoder-blocks <n>', `encoder.train_blocks of the extra fine-tuned ft run per task (0: no fine-tuned runs)`, String(DEMO_ENCODER_BLOCKS))
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
-    .action(async (flags: { out: string; images: string; epochs?: string; jobs?: string; seed: string; methods?: string; tasks: string; model?: string; encoderBlocks: string; backend: string }) => {
+    .action(async (flags: { out: string; images: string; vqaImages: string; epochs?: string; jobs?: string; seed: string; methods?: string; tasks: string; model?: string; encoderBlocks: string; backend: string }) => {
       const tasks = flags.tasks.split(',').map((t) => t.trim());
       const unknown = tasks.filter((t) => !RUN_TASKS.includes(t) || t === 'gqa');
       if (unknown.length) throw new InputError(`--tasks: unknown ${unknown.join(', ')}; the demo runs vqa, vcr, retrieval`);
       const result = await runDemo({
         outDir: flags.out,
         images: positiveInteger(flags.images, '--images'),
+        vqaImages: positiveInteger(flags.vqaImages, '--vqa-images'),
         epochs: flags.epochs === undefined ? undefined : parseDemoEpochs(flags.epochs),
         concurrency: flags.jobs === undefined ? undefined : positiveInteger(flags.jobs, '--jobs'),
         seed: parseSeed('--seed', flags.seed),
@@ -61,6 +63,7 @@ export function registerDemo(program: Command): void {
         log: (line) => process.stderr.write(`${line}\n`),
       });
       process.stdout.write(`\nMethod comparison (trained on the source domain; primary metric on each domain's test split):\n${result.table}\n\n`);
+      if (result.floors) process.stdout.write(`VQA beside its floor (accuracy, and in brackets the training split's per-question-type prior):\n${result.floors}\n\n`);
       process.stdout.write(`Leaderboard (one table per comparability key):\n${result.leaderboard}\n`);
       process.stdout.write(`HTML leaderboard: ${result.htmlFile}\ndemo finished in ${result.seconds.toFixed(0)} s\n`);
     });
