@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rmdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { InputError } from '../core/errors.ts';
-import { isPostgresLocation, openLeaderboard, StoreUnreachableError } from '../leaderboard/store.ts';
+import { isPostgresLocation, openLeaderboard } from '../leaderboard/store.ts';
 import { TASK_LOSSES, type MethodSpec } from '../models/objectives/index.ts';
 
 /**
@@ -13,66 +13,16 @@ import { TASK_LOSSES, type MethodSpec } from '../models/objectives/index.ts';
  */
 
 /**
- * How long a command keeps trying a server that does not answer, in all: long enough for one that
- * is starting (a compose file bringing Redis up beside the workers), short enough that a wrong URL
- * is said within seconds instead of a hang.
- */
-export const CONNECT_BUDGET_MS = 4_000;
-const FIRST_RETRY_MS = 250;
-const LONGEST_RETRY_MS = 2_000;
-
-/**
- * `attempt` until it succeeds, retrying the errors `transient` accepts with a doubling pause, for at
- * most `budgetMs` in all (an attempt that hangs is cut off at the budget: `timedOut` says what to
- * throw, and whatever it yields later is handed to `discard`). Other errors are thrown at once.
- */
-export async function withConnectRetries<T>(options: {
-  attempt: () => Promise<T>;
-  transient: (error: unknown) => boolean;
-  timedOut: (seconds: number) => Error;
-  discard: (value: T) => Promise<void> | void;
-  budgetMs?: number;
-}): Promise<T> {
-  const budget = options.budgetMs ?? CONNECT_BUDGET_MS;
-  const deadline = Date.now() + budget;
-  let pause = FIRST_RETRY_MS;
-  for (;;) {
-    const pending = options.attempt();
-    let timer: NodeJS.Timeout | undefined;
-    const cutOff = new Promise<'cut off'>((done) => (timer = setTimeout(() => done('cut off'), Math.max(0, deadline - Date.now()))));
-    const outcome = await Promise.race([pending.then((value) => ({ value }), (error: unknown) => ({ error })), cutOff]).finally(() => clearTimeout(timer));
-    if (outcome === 'cut off') {
-      pending.then((value) => options.discard(value), () => undefined);
-      throw options.timedOut(budget / 1000);
-    }
-    if (!('error' in outcome)) return outcome.value;
-    if (!options.transient(outcome.error) || Date.now() + pause >= deadline) throw outcome.error;
-    await new Promise((done) => setTimeout(done, pause));
-    pause = Math.min(pause * 2, LONGEST_RETRY_MS);
-  }
-}
-
-/**
  * The leaderboard a command records into, checked before the work whose result it would hold: a
  * PostgreSQL server answers (with retries) and its database is a vlbench leaderboard or empty; an
  * existing file is a vlbench SQLite leaderboard (a CSV given as --db is refused, untouched); a file
  * still to be created lies in a folder that can be written. Nothing is created here but the
  * tables of an empty PostgreSQL database, which the command would create anyway.
  */
-export async function checkLeaderboardUsable(location: string, budgetMs?: number): Promise<void> {
-  if (isPostgresLocation(location)) {
-    const store = await withConnectRetries({
-      attempt: () => openLeaderboard(location, { create: true }),
-      transient: (error) => error instanceof StoreUnreachableError,
-      timedOut: (seconds) => new StoreUnreachableError(location, `no answer in ${seconds} s`),
-      discard: (opened) => opened.close(),
-      budgetMs,
-    });
-    await store.close();
-    return;
-  }
-  if (existsSync(location)) {
-    const store = await openLeaderboard(location, { create: false });
+export async function checkLeaderboardUsable(location: string): Promise<void> {
+  if (isPostgresLocation(location) || existsSync(location)) {
+    // PostgreSQL: openLeaderboard retries a server that does not answer, for CONNECT_BUDGET_MS in all.
+    const store = await openLeaderboard(location, { create: isPostgresLocation(location) });
     await store.close();
     return;
   }

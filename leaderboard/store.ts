@@ -1,7 +1,9 @@
 import { InputError, listSome } from '../core/errors.ts';
 import type { ExampleScore } from '../core/types.ts';
 import { RUN_RECORD_VERSION, newRunId, parseRunRecord, type RunRecord, type RunRecordDraft } from './run-record.ts';
-import { openPostgresLeaderboard } from './postgres-store.ts';
+import { openPostgresLeaderboard, withoutPassword } from './postgres-store.ts';
+import { withConnectRetries } from '../core/connect-retries.ts';
+import { StoreUnreachableError } from './store-engine.ts';
 import { openSqliteLeaderboard } from './sqlite-store.ts';
 import type { LeaderboardStore, OpenOptions } from './store-engine.ts';
 
@@ -33,7 +35,15 @@ export function defaultLeaderboardLocation(): string {
 
 export async function openLeaderboard(location: string, options: OpenOptions): Promise<LeaderboardStore> {
   if (location.trim() === '') throw new InputError('expected a leaderboard path or postgres:// URL, got an empty string', { field: '--db' });
-  return isPostgresLocation(location) ? openPostgresLeaderboard(location, options) : openSqliteLeaderboard(location, options);
+  if (!isPostgresLocation(location)) return openSqliteLeaderboard(location, options);
+  // A server that is starting (or a network blip) is tried again, for a few seconds in all; one
+  // that is not there is said within them, before the command has done any work.
+  return withConnectRetries({
+    attempt: () => openPostgresLeaderboard(location, options),
+    transient: (error) => error instanceof StoreUnreachableError,
+    timedOut: (seconds) => new StoreUnreachableError(withoutPassword(location), `no answer in ${seconds} s`),
+    discard: (store) => store.close(),
+  });
 }
 
 /** Opens, hands the store to `work`, and closes it whatever happens. */

@@ -2,7 +2,7 @@ import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { InputError } from '../../core/errors.ts';
 import { openLeaderboard, recordedRunIdsWithPrefix } from '../../leaderboard/store.ts';
 import { withoutPassword } from '../../leaderboard/postgres-store.ts';
-import { CONNECT_BUDGET_MS, withConnectRetries } from '../preflight.ts';
+import { CONNECT_BUDGET_MS, withConnectRetries } from '../../core/connect-retries.ts';
 import { recordIdPrefix, type PlannedRun, type SweepJobData } from './plan.ts';
 
 /**

@@ -4,7 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { redisConnection } from '../../harness/sweep/queue.ts';
+import { spawn } from 'node:child_process';
+import { checkQueueReachable, redisConnection } from '../../harness/sweep/queue.ts';
 import { generateSynthScenes } from '../../tasks/synth/index.ts';
 import { vlbench } from '../support/cli-in-process.ts';
 import { freePort, missingServers, startRedis, type RedisServer } from './servers.ts';
@@ -141,5 +142,19 @@ redisTest('a worker that loses Redis says so, reconnects when it is back, and st
     t.true(seconds < 12, `stopped ${seconds.toFixed(1)} s after Redis went away`);
   } finally {
     await server.stop();
+  }
+});
+
+redisTest('a Redis that starts listening a second after the command is found within the retries', async (t) => {
+  const port = await freePort();
+  const started = performance.now();
+  const checked = checkQueueReachable(`redis://127.0.0.1:${port}`);
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  try {
+    await t.notThrowsAsync(checked);
+    t.true((performance.now() - started) / 1000 < 5);
+  } finally {
+    server.kill('SIGKILL');
   }
 });
