@@ -133,7 +133,10 @@ export function registerRun(program: Command): void {
     .option('--json', 'print the outcome as JSON')
     .addHelpText(
       'after',
-      `\nRun settings (--set key=value): ${Object.keys(RUN_DEFAULTS).filter((key) => key !== 'epochs').join(', ')}, answers.min_count\n` +
+      `\nWhat trains: the task's heads and fusion; on VQA and GQA (the relational fusion) also a word embedding per question word,\n` +
+        `added to the encoder's text tokens (the bundled CLIP never saw "how", "many" or plural shape names in pretraining).\n` +
+        `The encoder's blocks stay frozen unless --set encoder.train_blocks=N|all; --regions object crops always come from the frozen encoder.\n` +
+        `\nRun settings (--set key=value): ${Object.keys(RUN_DEFAULTS).filter((key) => key !== 'epochs').join(', ')}, answers.min_count\n` +
         `Defaults: ${JSON.stringify(RUN_DEFAULTS)}\n\nObjective settings (--set <objective>.<key>=value):\n${settingsHelp}\n`,
     )
     .action(async (flags: RunFlags) => {
