@@ -214,6 +214,8 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   if (tunes && !adapter.tunesEncoder) throw new InputError(`--set encoder.train_blocks=${tuning.trainBlocks}: fine-tuning the encoder is not wired for ${request.task} yet; use encoder.train_blocks=0 (heads on the frozen encoder)`, { field: 'encoder.train_blocks' });
   const perturbationPoint = resolvePerturbationPoint(method, tuning, tunes);
   const refitEpochs = recipe['head.refit_epochs'] ?? 0;
+  // The refit builds its head on the tuned encoder's folder, whose object crops this run never encoded.
+  if (refitEpochs > 0 && request.regionsFile) throw new InputError('--set head.refit_epochs with --regions is not wired yet: run the refit as its own run (vlbench run --model <run>/encoder --regions FILE)', { field: 'head.refit_epochs' });
   if (refitEpochs > 0 && !tunes) {
     throw new InputError('--set head.refit_epochs trains a new head on the encoder this run fine-tunes: set encoder.train_blocks above 0 too (on a frozen encoder, train longer with --epochs)', { field: 'head.refit_epochs' });
   }

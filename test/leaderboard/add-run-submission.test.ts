@@ -1,4 +1,5 @@
 import test from 'ava';
+import { ANSWER_DEFAULTS } from '../../harness/adapters/answer-classification.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listRuns, openLeaderboard } from '../../leaderboard/store.ts';
@@ -57,7 +58,8 @@ test.serial('a run\'s predictions added with --data <root> --split test/source, 
     t.deepEqual(report.executionDifferences, [
       { field: 'backend', base: 'wasm', candidate: null },
       { field: 'execution.dtype', base: 'float32', candidate: null },
-      { field: 'execution.batchSize', base: 32, candidate: null },
+      // VQA's own default batch (ANSWER_DEFAULTS), which the run records.
+      { field: 'execution.batchSize', base: ANSWER_DEFAULTS.batchSize, candidate: null },
     ]);
   }
   const text = await vlbench(['compare', source.id, 'submitted', '--db', db, '--resamples', '200']);
