@@ -135,6 +135,33 @@ test.serial('SynthScenes output scores through vlbench score for vqa, gqa, vcr a
   t.is(gqa.code, 0, gqa.stderr);
   t.is((JSON.parse(gqa.stdout) as { accuracy: number }).accuracy, 100);
 
+  // Two wrong answers out of seven, so a scorer stuck at 100 (or one that normalises, or that
+  // reads the wrong field) fails. The fixture's val_source questions, all balanced:
+  t.deepEqual(Object.entries(questions).map(([id, q]) => [id, (q as unknown as { types: { structural: string } }).types.structural, q.answer, (q as unknown as { entailed: string[] }).entailed.join(',')]), [
+    ['700', 'query', 'blue', '701,702'],
+    ['701', 'verify', 'yes', '700,702'],
+    ['702', 'choose', 'blue', '700,701'],
+    ['703', 'query', 'square', '704'],
+    ['704', 'verify', 'yes', '703'],
+    ['705', 'logical', 'yes', ''],
+    ['706', 'compare', 'no', ''],
+  ]);
+  const wrongGqa: Record<string, string> = { '701': 'no', '703': 'Square' };
+  await writeFile(gqaPredictions, JSON.stringify(Object.entries(questions).map(([questionId, q]) => ({ questionId, prediction: wrongGqa[questionId] ?? q.answer }))));
+  const gqaPartial = await vlbench(['score', '--task', 'gqa', '--questions', synthPaths.gqaQuestions(synth, 'val_source'), '--predictions', gqaPredictions]);
+  t.is(gqaPartial.code, 0, gqaPartial.stderr);
+  // eval.py: exact match, no normalisation ("Square" ≠ "square"), so 701 and 703 are wrong.
+  // accuracy = 5/7 = 71.428… → 71.43; open = structural "query" (700 right, 703 wrong) → 1/2 = 50;
+  // binary = every other structural type (701 wrong; 702, 704, 705, 706 right) → 4/5 = 80.
+  // consistency: over the right answers with entailed questions other than themselves, the share of
+  // those answered right: 700 → {701 ✗, 702 ✓} = 0.5, 702 → {700 ✓, 701 ✗} = 0.5, 704 → {703 ✗} = 0;
+  // 705 and 706 entail nothing → mean(0.5, 0.5, 0) = 1/3 → 33.33.
+  const gqaReport = JSON.parse(gqaPartial.stdout) as { accuracy: number; binary: number; open: number; consistency: number; accuracyPerStructuralType: Record<string, number> };
+  t.is(gqaReport.accuracy, 71.43);
+  t.is(gqaReport.open, 50);
+  t.is(gqaReport.binary, 80);
+  t.is(gqaReport.consistency, 33.33);
+
   // Discovery by split name in the SynthScenes folders resolves images that exist.
   const vqaSplit = await getTask('vqa').load({ dataDir: synthPaths.vqaDir(synth), split: 'val_source', imagesDir: synthPaths.imagesRoot(synth), splitLabel: 'val/source' });
   t.is(vqaSplit.split, 'val/source');
@@ -157,6 +184,35 @@ test.serial('SynthScenes output scores through vlbench score for vqa, gqa, vcr a
   t.is(vcr.code, 0, vcr.stderr);
   t.deepEqual(JSON.parse(vcr.stdout), { q2a: 100, qa2r: 100, q2ar: 100 });
 
+  // The 12 examples of train_source, with predictions built so that Q→A, QA→R and Q→AR all differ.
+  const vcrTrainFile = synthPaths.vcrAnnotations(synth, 'train_source');
+  const vcrTrain = (await getTask('vcr').load({ split: 'train_source', files: { annotations: vcrTrainFile } })) as LoadedSplit<VcrExample>;
+  t.deepEqual(vcrTrain.examples.map((example) => [example.answerLabel, example.rationaleLabel]), [
+    [3, 2], [0, 1], [0, 2], [3, 3], [2, 2], [2, 0], [2, 2], [2, 2], [2, 1], [2, 1], [2, 2], [0, 3],
+  ]);
+  // Examples 0–2: wrong answer, right rationale given the GOLD answer (and a wrong one given the
+  // predicted answer, so a scorer that conditions on the prediction loses them); 3–5: both right;
+  // 6–11: right answer, wrong rationale.
+  const answerRight = (index: number) => index >= 3;
+  const rationaleRight = (index: number) => index <= 5;
+  const wrong = (label: number) => (label + 1) % 4;
+  const peaked = (index: number) => [0, 1, 2, 3].map((i) => (i === index ? 0.7 : 0.1));
+  const vcrPartial: VcrPredictions = new Map(vcrTrain.examples.map((example, index) => {
+    const gold = example.answerLabel!;
+    const goldRationale = rationaleRight(index) ? example.rationaleLabel! : wrong(example.rationaleLabel!);
+    const otherRationale = rationaleRight(index) ? wrong(example.rationaleLabel!) : example.rationaleLabel!;
+    return [example.id, {
+      answer: peaked(answerRight(index) ? gold : wrong(gold)),
+      rationaleGivenAnswer: [0, 1, 2, 3].map((a) => peaked(a === gold ? goldRationale : otherRationale)),
+    }];
+  }));
+  const vcrPartialCsv = join(root, 'vcr-train.csv');
+  await getTask('vcr').writeSubmission(vcrTrain, vcrPartial, vcrPartialCsv);
+  const vcrScored = await vlbench(['score', '--task', 'vcr', '--annotations', vcrTrainFile, '--predictions', vcrPartialCsv]);
+  t.is(vcrScored.code, 0, vcrScored.stderr);
+  // Q→A: 9/12 = 75; QA→R (given the gold answer): 6/12 = 50; Q→AR: both right, examples 3–5: 3/12 = 25.
+  t.deepEqual(JSON.parse(vcrScored.stdout), { q2a: 75, qa2r: 50, q2ar: 25 });
+
   const retrievalFile = synthPaths.retrieval(synth, 'source');
   const retrievalSplit = (await getTask('retrieval').load({ split: 'test', files: { annotations: retrievalFile } })) as LoadedSplit<RetrievalImage>;
   const captionOwners = retrievalSplit.examples.flatMap((image, row) => image.captions.map(() => row));
@@ -171,4 +227,32 @@ test.serial('SynthScenes output scores through vlbench score for vqa, gqa, vcr a
   t.is(recall.i2t.r1, 100);
   t.is(recall.t2i.r1, 100);
   t.is(recall.rsum, 600);
+
+  // The test split has one image, so every ranking there is trivially right. The train split's six
+  // images × 30 captions (5 each, grouped) get a hand-made matrix with known ranks.
+  const retrievalTrain = (await getTask('retrieval').load({ split: 'train', files: { annotations: retrievalFile } })) as LoadedSplit<RetrievalImage>;
+  t.deepEqual(retrievalTrain.examples.map((image) => image.captions.length), [5, 5, 5, 5, 5, 5]);
+  const trainCaptions = 30;
+  const s = Array.from({ length: 6 }, () => new Array<number>(trainCaptions).fill(0));
+  for (let image = 0; image < 6; image++) for (let c = 5 * image; c < 5 * image + 5; c++) s[image][c] = 0.5;
+  // Image 0: its first four captions score 0.2, below 25 other captions at 0.3, but its fifth scores
+  // 0.9: an image→text hit counts ANY of its captions, so rank 1 (a scorer using caption 0 says 26).
+  for (let c = 0; c < trainCaptions; c++) s[0][c] = c < 4 ? 0.2 : c === 4 ? 0.9 : 0.3;
+  for (const c of [10, 11]) s[1][c] = 0.8; // image 1: 2 other captions above its own → rank 3
+  for (const c of [15, 16, 17, 18, 19, 20]) s[2][c] = 0.7; // image 2: 6 above → rank 7
+  for (const c of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 25]) s[3][c] = 0.6; // image 3: 11 above → rank 12
+  // Images 4 and 5: rank 1. Image→text ranks 1, 3, 7, 12, 1, 1:
+  //   R@1 = 3/6 = 50, R@5 = 4/6, R@10 = 5/6 (×100).
+  // Text→image, a caption's rank is 1 + the other images scoring it at or above its own image:
+  //   captions 0–3 (0.2; image 3 gives 0.6), 5–9 (image 3), 10–11 (image 1), 15–20 (image 2) and 25
+  //   (image 3) are at rank 2; caption 4 (0.9 beats image 3's 0.6), 12–14, 21–24 and 26–29 at rank 1.
+  //   R@1 = 12/30 = 40, R@5 = R@10 = 100.
+  const trainNpy = join(root, 'similarities-train.npy');
+  await writeNpyMatrix(trainNpy, { data: Float32Array.from(s.flat()), rows: 6, cols: trainCaptions });
+  const retrievalPartial = await vlbench(['score', '--task', 'retrieval', '--annotations', retrievalFile, '--split', 'train', '--similarities', trainNpy]);
+  t.is(retrievalPartial.code, 0, retrievalPartial.stderr);
+  const partial = JSON.parse(retrievalPartial.stdout) as { i2t: Record<string, number>; t2i: Record<string, number>; rsum: number };
+  t.deepEqual(partial.i2t, { r1: 50, r5: (100 * 4) / 6, r10: (100 * 5) / 6 });
+  t.deepEqual(partial.t2i, { r1: 40, r5: 100, r10: 100 });
+  t.true(Math.abs(partial.rsum - 440) < 1e-9, `rsum ${partial.rsum}`);
 });
