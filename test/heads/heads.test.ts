@@ -118,21 +118,41 @@ test('domain discriminator: one logit per row, deterministic for a seed', (t) =>
   b.dispose();
 });
 
-test('fusion + VQA classifier learn a toy question-dependent answer', (t) => {
+test('fusion + VQA classifier learn an answer that depends on the question: the same image gets different right answers to two questions', (t) => {
   const rng = new SeededRandom(21);
   const fusion = new FusionTransformer(config, rng.fork('fusion'));
   const classifier = new VqaClassifier({ inputDim: 8, answers: 3 }, rng.fork('vqa'));
-  const inputs = fusionInputs();
-  const targets = tf.tensor2d([[1, 0, 0.3], [0, 0.9, 0]]);
-  const loss = () => softScoreBceLoss(classifier.apply(fusion.apply(inputs).pooled), targets);
+  const data = new SeededRandom(99);
+  const values = (shape: number[]) => tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b) }, () => data.normal()), shape);
+  // Two images × two questions; rows are (image 0, q0), (image 0, q1), (image 1, q0), (image 1, q1).
+  // The answer table [[0, 1], [2, 0]] is set by neither the image alone (image 0 → 0 or 1) nor the
+  // question alone (q0 → 0 or 2), so only a model that reads both can answer all four.
+  const expected = [0, 1, 2, 0];
+  const [images, questions] = [values([2, 5, 6]), values([2, 4, 5])];
+  const inputs = tf.tidy(() => ({
+    imageTokens: tf.gather(images, [0, 0, 1, 1]) as tf.Tensor3D,
+    textTokens: tf.gather(questions, [0, 1, 0, 1]) as tf.Tensor3D,
+    textMask: tf.tensor2d([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 1, 1]]),
+  }));
+  const targets = tf.oneHot(expected, 3).toFloat() as tf.Tensor2D;
+  const logits = () => classifier.apply(fusion.apply(inputs).pooled);
+  const answers = () => tf.tidy(() => Array.from(logits().argMax(1).dataSync()));
+  const loss = () => softScoreBceLoss(logits(), targets);
   const variables = [...fusion.trainableVariables(), ...classifier.trainableVariables()];
   const optimizer = tf.train.adam(0.01);
+  // Untrained, it does not already answer all four (else the check below would prove nothing).
+  t.notDeepEqual(answers(), expected);
   const first = tf.tidy(() => loss().dataSync()[0]);
-  for (let step = 0; step < 10; step++) optimizer.minimize(loss, false, variables);
+  for (let step = 0; step < 60; step++) optimizer.minimize(loss, false, variables);
   const last = tf.tidy(() => loss().dataSync()[0]);
-  t.true(last < first * 0.8, `${first} → ${last}`);
+  t.true(last < first * 0.5, `${first} → ${last}`);
+  const trained = answers();
+  t.deepEqual(trained, expected);
+  // Same image tokens, different question: different answers.
+  t.not(trained[0], trained[1]);
+  t.not(trained[2], trained[3]);
   optimizer.dispose();
-  tf.dispose([targets, inputs]);
+  tf.dispose([targets, inputs, images, questions]);
   fusion.dispose();
   classifier.dispose();
 });
