@@ -64,7 +64,7 @@ test('paired bootstrap: identical runs differ by exactly 0 with p = 1', (t) => {
   t.is(result.examples, 100);
 });
 
-test('paired bootstrap: a candidate better on every example has p(worse) = 0', (t) => {
+test('paired bootstrap: a candidate better on every example has one-sided p-values 1 for "it is worse" (pWorse) and 0 for "it is better" (pBetter), two-sided 0', (t) => {
   const base = bernoulliScores(100, 0.5, 2);
   const candidate = base.map((s) => ({ id: s.id, score: s.score + 1 }));
   const result = pairedBootstrap(base, candidate, { resamples: 200 });
