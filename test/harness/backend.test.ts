@@ -34,10 +34,31 @@ test.serial('cpu asked for by name, then auto, in one process: auto does not kee
 });
 
 test.serial('wasm is picked when asked for by name, and auto after it chooses again', async (t) => {
-  t.is((await selectBackend('wasm')).name, 'wasm');
+  const wasm = await selectBackend('wasm');
+  t.is(wasm.name, 'wasm');
   t.is(tf.getBackend(), 'wasm');
+  t.deepEqual(wasm.attempts.map((a) => a.backend), ['wasm']);
+  // Choosing again means running auto's whole plan from its first step, not handing back the
+  // wasm just chosen: the attempts are a prefix of auto's plan, in order, ending at the first
+  // that worked, and that backend is the current one.
   const auto = await selectBackend('auto');
-  t.true(auto.attempts.length >= 1);
+  const planned = SELECTION_PLANS.auto.slice(0, auto.attempts.length).map((step) => (step.startsWith('webgpu') ? 'webgpu' : step));
+  t.deepEqual(auto.attempts.map((a) => a.backend), planned);
+  t.is(auto.attempts[0].backend, 'tensorflow-gpu');
+  t.deepEqual(auto.attempts.map((a) => a.ok), [...auto.attempts.slice(1).map(() => false), true]);
+  t.is(auto.name, auto.attempts.at(-1)!.backend);
+  t.is(tf.getBackend(), auto.name === 'tensorflow-gpu' ? 'tensorflow' : auto.name);
+
+  // The same, whatever this machine has: every step before wasm fails, and each of them runs once
+  // more although wasm was just chosen by name.
+  await selectBackend('wasm');
+  const { attempts, calls } = everythingFails();
+  const beforeWasm = SELECTION_PLANS.auto.slice(0, SELECTION_PLANS.auto.indexOf('wasm'));
+  const failing = Object.fromEntries(beforeWasm.map((step) => [step, attempts[step]]));
+  const again = await selectBackend('auto', { attempts: failing });
+  t.is(again.name, 'wasm');
+  t.deepEqual(again.attempts.map((a) => [a.backend, a.ok]), [...beforeWasm.map((step) => [step.startsWith('webgpu') ? 'webgpu' : step, false]), ['wasm', true]]);
+  t.deepEqual(Object.fromEntries(calls), Object.fromEntries(beforeWasm.map((step) => [step, 1])));
 });
 
 /** Attempt functions that all fail, each with its own reason, counting how often each ran. */
