@@ -109,6 +109,12 @@ export interface CoreTypeChoice {
   inherited?: string;
   /** Kernels the CPU flags allow that are faster than the inherited or forced ones: the opt-in to name. */
   faster?: string;
+  /**
+   * Why the inherited or forced set cannot run here: it needs instructions this CPU's flags lack
+   * (SkylakeX on a CPU without AVX-512). OpenBLAS would die of SIGILL at its first product, with
+   * no message; the kernels are refused instead, naming the variable.
+   */
+  unsupported?: string;
 }
 
 /**
@@ -140,8 +146,14 @@ export function chooseCoreType(environment: NodeJS.ProcessEnv, flags: ReadonlySe
     return fromFlags && level !== undefined && CORE_TYPE_LEVELS[fromFlags.toLowerCase()] > level ? { faster: fromFlags } : {};
   };
   const seen = inherited ? { inherited } : {};
-  if (forced) return { coreType: forced, source: 'forced', ...seen, ...fasterThan(forced) };
-  if (inherited) return { source: 'inherited', ...seen, ...fasterThan(inherited) };
+  // Only judged where the flags are known (Linux) and name a set: elsewhere OpenBLAS decides.
+  const beyond = (used: string, variable: string) => {
+    const level = CORE_TYPE_LEVELS[used.toLowerCase()];
+    const allowed = fromFlags ? CORE_TYPE_LEVELS[fromFlags.toLowerCase()] : undefined;
+    return level !== undefined && allowed !== undefined && level > allowed ? { unsupported: `${variable}=${used} needs instructions this CPU lacks (its flags allow ${fromFlags} kernels at most); unset it or name ${fromFlags}` } : {};
+  };
+  if (forced) return { coreType: forced, source: 'forced', ...seen, ...fasterThan(forced), ...beyond(forced, 'VLBENCH_OPENBLAS_CORETYPE') };
+  if (inherited) return { source: 'inherited', ...seen, ...fasterThan(inherited), ...beyond(inherited, 'OPENBLAS_CORETYPE') };
   if (fromFlags) return { coreType: fromFlags, source: 'cpu flags' };
   return { source: 'OpenBLAS detection' };
 }
@@ -219,6 +231,7 @@ function loadAddon(): { addon?: LoadedAddon; failure?: string } {
   if (loaded) return loaded;
   if (!existsSync(ADDON_FILE)) return (loaded = { failure: notBuiltReason() });
   const choice = coreTypeChoiceHere();
+  if (choice.unsupported) return (loaded = { failure: `not loading OpenBLAS: ${choice.unsupported}` });
   let threads: number;
   try {
     threads = blasThreadsFor();

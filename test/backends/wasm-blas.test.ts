@@ -85,7 +85,15 @@ test('core type: an inherited OPENBLAS_CORETYPE is used as it is, the CPU flags 
   const old = new Set(['sse2']);
   // Inherited: left alone (no value to set), even where the flags allow faster kernels; those are named as the opt-in.
   t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'Haswell' }, avx512), { source: 'inherited', inherited: 'Haswell', faster: 'SkylakeX' });
-  t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'SkylakeX' }, avx2), { source: 'inherited', inherited: 'SkylakeX' }, 'kept even where the flags would choose another');
+  // A set whose instructions the CPU lacks would kill the process with SIGILL at its first product: named, and the kernels refused.
+  t.deepEqual(
+    chooseCoreType({ OPENBLAS_CORETYPE: 'SkylakeX' }, avx2),
+    { source: 'inherited', inherited: 'SkylakeX', unsupported: 'OPENBLAS_CORETYPE=SkylakeX needs instructions this CPU lacks (its flags allow Haswell kernels at most); unset it or name Haswell' },
+  );
+  t.deepEqual(
+    chooseCoreType({ VLBENCH_OPENBLAS_CORETYPE: 'SkylakeX' }, avx2),
+    { coreType: 'SkylakeX', source: 'forced', unsupported: 'VLBENCH_OPENBLAS_CORETYPE=SkylakeX needs instructions this CPU lacks (its flags allow Haswell kernels at most); unset it or name Haswell' },
+  );
   t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'skylakex' }, avx512), { source: 'inherited', inherited: 'skylakex' }, 'the same set in other case is nothing faster');
   t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'Zen' }, avx2), { source: 'inherited', inherited: 'Zen' }, 'Zen runs the AVX2 kernels: nothing faster');
   t.deepEqual(chooseCoreType({ OPENBLAS_CORETYPE: 'SomeFutureCore' }, avx512), { source: 'inherited', inherited: 'SomeFutureCore' }, 'an unknown name is not called slower');
