@@ -11,7 +11,7 @@ import { vlbench } from '../support/cli-in-process.ts';
  */
 const fixtureModel = new URL('../fixtures/clip-tiny', import.meta.url).pathname;
 
-test('three vlbench runs that differ only in --seed are one board row per split, over seeds and images', async (t) => {
+test('three vlbench runs that differ only in --seed are one board row per split, over seeds and images, and compare NAME NAME compares the groups', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'vlbench-seed-group-'));
   const data = join(root, 'synth');
   // 32 px matches the tiny fixture CLIP's input size.
@@ -35,4 +35,16 @@ test('three vlbench runs that differ only in --seed are one board row per split,
     t.false('seed' in section.rows[0].hyperparameters.training, 'the row shows what its runs share, not the first run\'s seed');
     t.is(section.rows[0].hyperparameters.training.epochs, 1);
   }
+  // `compare NAME NAME` compares the two groups, seed by seed, not the latest run of each.
+  for (const seed of [0, 1, 2]) {
+    const run = await vlbench(['run', '--task', 'vqa', '--data', data, '--model', fixtureModel, '--method', 'ft', '--seed', String(seed), '--name', 'other', '--epochs', '1', '--set', 'lr=0.0001', '--backend', 'wasm', '--out', join(root, 'runs'), '--db', db]);
+    t.is(run.code, 0, run.stderr);
+  }
+  const compared = await vlbench(['compare', 'base', 'other', '--db', db, '--format', 'json', '--resamples', '200', '--seeds', '0,1,2']);
+  t.true(compared.code === 0 || compared.code === 1, compared.stderr);
+  const report = JSON.parse(compared.stdout) as { base: { runIds: string[]; seeds: number[] }; candidate: { runIds: string[]; seeds: number[] } };
+  t.deepEqual([report.base.seeds, report.candidate.seeds], [[0, 1, 2], [0, 1, 2]]);
+  t.deepEqual([report.base.runIds.length, report.candidate.runIds.length], [3, 3]);
+  const text = await vlbench(['compare', 'base', 'other', '--db', db, '--resamples', '200']);
+  t.regex(text.stdout, /base: seed group of 3 runs \(seeds 0, 1, 2\)/);
 });
