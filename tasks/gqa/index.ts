@@ -1,4 +1,5 @@
 import { readdir, stat } from 'node:fs/promises';
+import { decodeUtf8 } from '../../core/utf8.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, describeValue, fieldError, listSome } from '../../core/errors.ts';
 import type { ExampleScore, LoadOptions, LoadedSplit, ScoreReport, Task } from '../../core/types.ts';
@@ -469,7 +470,7 @@ async function readJsonOrChunks(path: string, what: string): Promise<JsonObjectS
   for (const file of parts) {
     const bytes = await readBytes(file, what);
     contents.push(bytes);
-    const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
+    const text = decodeUtf8(bytes, { file });
     let json: unknown;
     try {
       json = JSON.parse(text);

@@ -1,4 +1,5 @@
 import { readFile, readdir } from 'node:fs/promises';
+import { decodeUtf8 } from '../../core/utf8.ts';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { InputError, describeValue, fieldError, listSome } from '../../core/errors.ts';
 import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
@@ -60,8 +61,9 @@ export async function loadKarpathySplit(options: LoadOptions): Promise<LoadedSpl
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(bytes.toString('utf8').replace(/^\uFEFF/, ''));
+    parsed = JSON.parse(decodeUtf8(bytes, { file }));
   } catch (error) {
+    if (error instanceof InputError) throw error;
     throw new InputError(`not valid JSON (${(error as Error).message})`, { file });
   }
   const images = (parsed as { images?: unknown } | null)?.images;

@@ -1,4 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
+import { decodeUtf8 } from '../../core/utf8.ts';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { InputError, describeValue, fieldError } from '../../core/errors.ts';
@@ -90,7 +91,7 @@ export async function loadVcrSplit(options: LoadOptions): Promise<LoadedSplit<Vc
   const imagesRoot = locateImagesRoot(options, dataDir, annotationsFile);
 
   const bytes = await readExisting(annotationsFile, 'VCR annotations');
-  const records = parseJsonl(bytes.toString('utf8'), annotationsFile);
+  const records = parseJsonl(decodeUtf8(bytes, { file: annotationsFile }), annotationsFile);
   if (records.length === 0) throw new InputError('no examples: the file has no jsonl records', { file: annotationsFile });
 
   const metadataByPath = new Map<string, ImageMetadata | null>();
@@ -282,8 +283,9 @@ function parseVcrRecord(value: unknown, file: string, line: number): VcrRecord {
 function parseMetadata(bytes: Buffer, file: string): ImageMetadata {
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(decodeUtf8(bytes, { file }));
   } catch (error) {
+    if (error instanceof InputError) throw error;
     throw new InputError(`not valid JSON (${(error as Error).message})`, { file });
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fieldError(file, undefined, '(file)', 'a JSON object', value);
