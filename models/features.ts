@@ -5,7 +5,7 @@ import type { AlignedEncoder } from './encoders/aligned-encoder.ts';
 import { writeFileAtomically } from '../core/atomic-write.ts';
 import { InputError } from '../core/errors.ts';
 import { FeatureCache } from './feature-cache.ts';
-import { preprocessBoxCrop, preprocessedBatches } from './image-pipeline.ts';
+import { preprocessBoxCrops, preprocessedBatches } from './image-pipeline.ts';
 import { startProgress } from '../core/progress.ts';
 
 /**
@@ -372,7 +372,7 @@ export function regionKey(imagePath: string, box: PixelBox): string {
 }
 
 /**
- * Object features, R-CNN style: each box's square crop (preprocessBoxCrop) through the image
+ * Object features, R-CNN style: each box's square crop (preprocessBoxCrops) through the image
  * encoder, its row the concatenation of the projected embedding, the class token and the mean
  * of the patch tokens (a [1 × (embed + 2·hidden)] token per object). On SynthScenes the bundled
  * CLIP's patch grid reads an object's shape at 36–39% (12-px objects on 12-px patches), its crops
@@ -402,7 +402,7 @@ export async function extractRegionFeatures(encoder: AlignedEncoder, objects: Re
       for (let start = 0; start < boxes.length; start += batchSize) {
         const chunk = boxes.slice(start, start + batchSize);
         const pixels = new Float32Array(chunk.length * 3 * height * width);
-        (await Promise.all(chunk.map((box) => preprocessBoxCrop(path, box, encoder.preprocessing)))).forEach((p, i) => pixels.set(p, i * p.length));
+        (await preprocessBoxCrops(path, chunk, encoder.preprocessing)).forEach((p, i) => pixels.set(p, i * p.length));
         const encoding = await encoder.encodeImages(pixels, [chunk.length, 3, height, width]);
         const [, tokenCount, hidden] = encoding.tokens.shape;
         const embedDim = encoding.embeds.shape[1];

@@ -172,13 +172,14 @@ export async function preprocessImage(file: string, prep: ImagePreprocessing): P
 }
 
 /**
- * One object of an image as the encoder's input: the square around a pixel box [x1, y1, x2, y2]
+ * Objects of an image as the encoder's input: for each pixel box [x1, y1, x2, y2], the square around it
  * (its longer side plus `margin` of it on each side, so the outline and a little background are
  * in view, clipped to the image), resized to the encoder's crop size with PIL's bicubic filter.
  * The region features of `extractRegionFeatures` (R-CNN style: the object fills the encoder's
  * view, where a 12-px object on a 12-px patch grid is split across patches and lost).
  */
-export async function preprocessBoxCrop(file: string, box: readonly [number, number, number, number], prep: ImagePreprocessing, margin = 0.25): Promise<Float32Array> {
+export async function preprocessBoxCrops(file: string, boxes: readonly (readonly [number, number, number, number])[], prep: ImagePreprocessing, margin = 0.25): Promise<Float32Array[]> {
+  // Decoded once for all of the image's boxes: a SynthScenes image holds up to six objects.
   let decoded: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
     decoded = await sharp(await readFile(file), { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
@@ -186,16 +187,17 @@ export async function preprocessBoxCrop(file: string, box: readonly [number, num
     throw new InputError(`cannot decode image: ${(error as Error).message.split('\n')[0]}`, { file });
   }
   const { width, height } = decoded.info;
-  const [x1, y1, x2, y2] = box;
-  const side = Math.max(x2 - x1, y2 - y1) * (1 + 2 * margin);
-  const cx = (x1 + x2) / 2;
-  const cy = (y1 + y2) / 2;
-  const left = Math.max(0, Math.min(width - 1, Math.round(cx - side / 2)));
-  const top = Math.max(0, Math.min(height - 1, Math.round(cy - side / 2)));
-  const cropWidth = Math.max(1, Math.min(width - left, Math.round(side)));
-  const cropHeight = Math.max(1, Math.min(height - top, Math.round(side)));
-  const rgb = resampleBicubicLikePil(cropRgb(decoded.data, width, left, top, cropWidth, cropHeight), cropWidth, cropHeight, prep.cropWidth, prep.cropHeight);
-  return toChannelsFirst(rgb, prep.cropWidth, prep.cropHeight, prep);
+  return boxes.map(([x1, y1, x2, y2]) => {
+    const side = Math.max(x2 - x1, y2 - y1) * (1 + 2 * margin);
+    const cx = (x1 + x2) / 2;
+    const cy = (y1 + y2) / 2;
+    const left = Math.max(0, Math.min(width - 1, Math.round(cx - side / 2)));
+    const top = Math.max(0, Math.min(height - 1, Math.round(cy - side / 2)));
+    const cropWidth = Math.max(1, Math.min(width - left, Math.round(side)));
+    const cropHeight = Math.max(1, Math.min(height - top, Math.round(side)));
+    const rgb = resampleBicubicLikePil(cropRgb(decoded.data, width, left, top, cropWidth, cropHeight), cropWidth, cropHeight, prep.cropWidth, prep.cropHeight);
+    return toChannelsFirst(rgb, prep.cropWidth, prep.cropHeight, prep);
+  });
 }
 
 /** PIL's fixed-point precision for 8-bit resampling: 32 bits less 8 for the value and 2 for overflow. */

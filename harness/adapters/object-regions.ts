@@ -4,7 +4,7 @@ import type { PixelBox } from '../../models/features.ts';
 import type { ImagePreprocessing } from '../../models/image-pipeline.ts';
 import type { DetectionFile } from '../../tasks/detections.ts';
 import { InputError } from '../../core/errors.ts';
-import { boxInCrop } from './scene-graphs.ts';
+import { boxInCrop, cropFrame } from './scene-graphs.ts';
 
 /**
  * Object boxes for answer-classification rows: `--regions FILE` detections, by image, in the
@@ -99,11 +99,7 @@ export async function regionBoxes(
 
 /** A box in the encoder's crop coordinates, back in the pixels of a width × height image (the inverse of boxInCrop for boxes inside the crop). */
 export function cropBoxInPixels(box: NormalisedBox, width: number, height: number, prep: ImagePreprocessing): PixelBox {
-  const scale = prep.doResize ? prep.resizeShortestEdge / Math.min(width, height) : 1;
-  const cropWidth = prep.doCenterCrop ? prep.cropWidth : width * scale;
-  const cropHeight = prep.doCenterCrop ? prep.cropHeight : height * scale;
-  const left = prep.doCenterCrop ? Math.floor((width * scale - cropWidth) / 2) : 0;
-  const top = prep.doCenterCrop ? Math.floor((height * scale - cropHeight) / 2) : 0;
+  const { scale, cropWidth, cropHeight, left, top } = cropFrame(width, height, prep);
   return [(box[0] * cropWidth + left) / scale, (box[1] * cropHeight + top) / scale, (box[2] * cropWidth + left) / scale, (box[3] * cropHeight + top) / scale];
 }
 

@@ -38,12 +38,8 @@ export function vcrObjectVocabulary(examples: Iterable<VcrExample>): SceneGraphV
   return { objectClasses: [...classes].sort(), attributes: [], predicates: [] };
 }
 
-/**
- * A pixel box [x1, y1, x2, y2] of a width × height image, in [0, 1] coordinates of the
- * preprocessed crop (resize of the shortest side, then center crop), clipped to the crop;
- * null when nothing of it is left inside.
- */
-export function boxInCrop(box: readonly [number, number, number, number], width: number, height: number, prep: ImagePreprocessing): NormalisedBox | null {
+/** Where the encoder's input crop sits in a width × height image: the resize scale, the crop's size and its top-left corner, in resized pixels. */
+export function cropFrame(width: number, height: number, prep: ImagePreprocessing): { scale: number; cropWidth: number; cropHeight: number; left: number; top: number } {
   const scale = prep.doResize ? prep.resizeShortestEdge / Math.min(width, height) : 1;
   const scaledWidth = width * scale;
   const scaledHeight = height * scale;
@@ -51,6 +47,16 @@ export function boxInCrop(box: readonly [number, number, number, number], width:
   const cropHeight = prep.doCenterCrop ? prep.cropHeight : scaledHeight;
   const left = prep.doCenterCrop ? Math.floor((scaledWidth - cropWidth) / 2) : 0;
   const top = prep.doCenterCrop ? Math.floor((scaledHeight - cropHeight) / 2) : 0;
+  return { scale, cropWidth, cropHeight, left, top };
+}
+
+/**
+ * A pixel box [x1, y1, x2, y2] of a width × height image, in [0, 1] coordinates of the
+ * preprocessed crop (resize of the shortest side, then center crop), clipped to the crop;
+ * null when nothing of it is left inside.
+ */
+export function boxInCrop(box: readonly [number, number, number, number], width: number, height: number, prep: ImagePreprocessing): NormalisedBox | null {
+  const { scale, cropWidth, cropHeight, left, top } = cropFrame(width, height, prep);
   const clip = (v: number) => Math.min(1, Math.max(0, v));
   const x1 = clip((box[0] * scale - left) / cropWidth);
   const y1 = clip((box[1] * scale - top) / cropHeight);
