@@ -2,7 +2,7 @@
 // free loopback port, stopped when the test file is done. PostgreSQL refuses to run as root,
 // so under root it runs as the `postgres` user (runuser), in a folder that user owns.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,10 +62,23 @@ export async function startPostgres(): Promise<PostgresServer> {
     chownSync(folder, Number(stdout.trim()), Number(gid.trim()));
   }
   await run(...asServerUser(join(bin, 'initdb'), ['-D', dataDir, '-U', 'vlbench', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']));
-  const port = await freePort();
-  // fsync off: the data is thrown away with the folder, and it halves the time of every commit.
-  const options = `-p ${port} -k ${folder} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
-  await run(...asServerUser(join(bin, 'pg_ctl'), ['-D', dataDir, '-l', join(folder, 'server.log'), '-o', options, '-w', '-t', '60', 'start']));
+  // A port found free can be taken before the server binds it (by another test file's client
+  // connection: outgoing connections draw from the same ephemeral range), so a start that
+  // fails with "Address already in use" tries another port.
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    // fsync off: the data is thrown away with the folder, and it halves the time of every commit.
+    const options = `-p ${port} -k ${folder} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
+    const log = join(folder, `server-${attempt}.log`);
+    try {
+      await run(...asServerUser(join(bin, 'pg_ctl'), ['-D', dataDir, '-l', log, '-o', options, '-w', '-t', '60', 'start']));
+      break;
+    } catch (error) {
+      const taken = existsSync(log) && readFileSync(log, 'utf8').includes('Address already in use');
+      if (!taken || attempt === 5) throw error;
+    }
+  }
   const admin = `postgres://vlbench@127.0.0.1:${port}/postgres`;
   return {
     port,
@@ -97,12 +110,24 @@ export interface RedisServer {
 
 export async function startRedis(): Promise<RedisServer> {
   const folder = mkdtempSync(join(tmpdir(), 'vlbench-redis-'));
-  const port = await freePort();
+  let port = 0;
   let child: ChildProcess | null = null;
-  const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', folder], { stdio: 'ignore' });
-    await waitForPort(port, 20_000);
+  /** Starts redis-server on `port`; false when it exited before answering (its port was taken meanwhile). */
+  const startOn = async (): Promise<boolean> => {
+    const current = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', folder], { stdio: 'ignore' });
+    child = current;
+    const exited = new Promise<false>((resolve) => current.once('exit', () => resolve(false)));
+    return Promise.race([waitForPort(port, 20_000, () => current.exitCode !== null).then(() => current.exitCode === null), exited]);
   };
+  const start = async () => {
+    if (!(await startOn())) throw new Error(`redis-server could not start again on port ${port}`);
+  };
+  // As for PostgreSQL: a port found free can be taken before redis-server binds it.
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    if (await startOn()) break;
+    if (attempt === 5) throw new Error(`redis-server exited before answering, on 5 free ports in a row`);
+  }
   const stop = async () => {
     const current = child;
     child = null;
@@ -112,7 +137,6 @@ export async function startRedis(): Promise<RedisServer> {
       current.kill('SIGKILL');
     });
   };
-  await start();
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
@@ -126,9 +150,11 @@ export async function startRedis(): Promise<RedisServer> {
   };
 }
 
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+/** Waits until redis answers PING on `port`; returns early (quietly) once `gaveUp` says the server is gone. */
+async function waitForPort(port: number, timeoutMs: number, gaveUp: () => boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (gaveUp()) return;
     const ok = await new Promise<boolean>((resolve) => {
       const socket = new Socket();
       socket.once('error', () => resolve(false));
