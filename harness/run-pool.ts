@@ -16,7 +16,9 @@ import type { RunHooks, RunOutcome, RunRequest } from './run.ts';
  * Runs sharing one leaderboard database is safe (the store takes an IMMEDIATE transaction per
  * write); runs sharing one feature cache are too (entries are written to a temporary file
  * and renamed), but two runs that miss the cache at once both encode, so `warmFirst` runs the
- * first job alone to fill the cache for the others.
+ * first job of each data folder before that folder's other jobs (it fills the cache for them).
+ * Jobs on different folders share no cache entries, so their first jobs start side by side:
+ * the demo's VQA folder and its VCR folder warm at once instead of one core waiting.
  */
 export interface PoolJob {
   request: RunRequest;
@@ -56,7 +58,7 @@ export type WorkerReply = { ok: true; summary: RunSummary } | { ok: false; messa
 export interface PoolOptions {
   /** Runs at once; default: the machine's cores. */
   concurrency?: number;
-  /** Run the first job alone before the others start (it fills the shared feature cache). */
+  /** Run the first job of each data folder before the folder's other jobs start (it fills the shared feature cache). */
   warmFirst?: boolean;
   /** Called as each job finishes, in finishing order. */
   onFinish?: (index: number, summary: RunSummary) => void;
@@ -153,13 +155,20 @@ export async function runPool(jobs: readonly PoolJob[], options: PoolOptions = {
     options.onFinish?.(index, summary);
   };
   try {
-    let first = 0;
-    if (options.warmFirst && jobs.length > 0) {
-      await runJob(0);
-      first = 1;
-    }
     const limit = pLimit(concurrency);
-    await Promise.all(jobs.slice(first).map((_, i) => limit(() => runJob(first + i))));
+    if (!options.warmFirst) {
+      await Promise.all(jobs.map((_, index) => limit(() => runJob(index))));
+      return summaries;
+    }
+    const byFolder = new Map<string, number[]>();
+    jobs.forEach((job, index) => byFolder.set(job.request.dataDir, [...(byFolder.get(job.request.dataDir) ?? []), index]));
+    // Every folder's first job is queued before any other job, so the warm-ups start first.
+    await Promise.all(
+      [...byFolder.values()].map(async ([warm, ...rest]) => {
+        await limit(() => runJob(warm));
+        await Promise.all(rest.map((index) => limit(() => runJob(index))));
+      }),
+    );
     return summaries;
   } finally {
     for (const worker of all) worker.stop();
