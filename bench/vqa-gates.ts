@@ -34,7 +34,7 @@ import { synthLoadOptions } from '../tasks/synth/run-splits.ts';
 import { AnswerHead, answerExamples, answerTargets, answerVocabulary, argmaxAnswer } from '../harness/adapters/answer-classification.ts';
 import { VQA_FAMILY_OF_QUESTION_TYPE } from '../tasks/synth/index.ts';
 
-const usage = 'npx tsx bench/vqa-gates.ts --data DIR [--sizes 2500,5000,10000] [--epochs 30] [--seed 0] [--batch 64] [--lr 0.002] [--noise 0.1] [--backend auto]';
+const usage = 'npx tsx bench/vqa-gates.ts --data DIR [--sizes 2500,5000,10000] [--epochs 30] [--seed 0] [--batch 64] [--lr 0.002] [--noise 0.1] [--dropout 0.1] [--relations 2] [--backend auto]';
 const { values, refuse } = parseBenchArguments(usage, {
   data: { type: 'string' },
   sizes: { type: 'string', default: '2500,5000,10000' },
@@ -43,6 +43,8 @@ const { values, refuse } = parseBenchArguments(usage, {
   batch: { type: 'string', default: '64' },
   lr: { type: 'string', default: '0.002' },
   noise: { type: 'string', default: '0.1' },
+  dropout: { type: 'string', default: String(RELATIONAL_FUSION_DEFAULTS.dropout) },
+  relations: { type: 'string', default: String(RELATIONAL_FUSION_DEFAULTS.relations) },
   backend: { type: 'string', default: 'auto' },
 });
 const root = values.data ?? refuse('--data is required');
@@ -53,6 +55,8 @@ const batchSize = positiveInteger('--batch', values.batch);
 const seed = Number.isInteger(Number(values.seed)) ? Number(values.seed) : refuse(`--seed expects an integer, got ${values.seed}`);
 const learningRate = Number(values.lr) > 0 ? Number(values.lr) : refuse(`--lr expects a positive number, got ${values.lr}`);
 const noise = Number(values.noise) >= 0 ? Number(values.noise) : refuse(`--noise expects a number ≥ 0, got ${values.noise}`);
+const dropoutRate = Number(values.dropout) >= 0 && Number(values.dropout) < 1 ? Number(values.dropout) : refuse(`--dropout expects a number in [0, 1), got ${values.dropout}`);
+const relations = Number.isInteger(Number(values.relations)) && Number(values.relations) >= 0 ? Number(values.relations) : refuse(`--relations expects an integer ≥ 0, got ${values.relations}`);
 
 const backend = await selectBackend(parseBackendChoice(values.backend));
 console.log(`backend: ${describeBackend(backend)}`);
@@ -132,7 +136,7 @@ for (const size of sizes) {
   if (trainExamples.length < size) console.log(`only ${trainExamples.length} training questions in ${root}; using them all for --sizes ${size}`);
   const random = new SeededRandom(seed);
   const words = new QuestionWordTable(trainExamples.map((e) => e.question), (text) => encoder.textTokenIds(text));
-  const fusion = new RelationalFusion({ imageDim: 1, textDim: texts.tokenDim, regionDim: TOKEN_DIM, imageTokens: 0, words: words.size }, random.fork('fusion'));
+  const fusion = new RelationalFusion({ imageDim: 1, textDim: texts.tokenDim, regionDim: TOKEN_DIM, imageTokens: 0, words: words.size, relations }, random.fork('fusion'));
   const wrapped = answerExamples('vqa', trainExamples);
   const vocabulary = answerVocabulary(wrapped, 1);
   const targets = answerTargets(wrapped, vocabulary);
@@ -157,7 +161,7 @@ for (const size of sizes) {
       exampleCount: trainExamples.length,
       computeGradients: (batch, context) => {
         head.useTargets(batch.map((i) => targets[i]));
-        const inputs = inputsOf(batch.map((i) => trainExamples[i]), words, { rate: RELATIONAL_FUSION_DEFAULTS.dropout, seed: context.random.int(0, 2 ** 30) });
+        const inputs = inputsOf(batch.map((i) => trainExamples[i]), words, { rate: dropoutRate, seed: context.random.int(0, 2 ** 30) });
         const { value, grads } = tf.variableGrads(() => head.loss(head.logits(fusion.apply(inputs).pooled)), [...variables.values()]);
         const loss = value.dataSync()[0];
         tf.dispose([value, ...Object.values(inputs).filter((v): v is tf.Tensor => v instanceof tf.Tensor), inputs.regions!.tokens, inputs.regions!.mask, inputs.regions!.geometry]);
@@ -177,7 +181,7 @@ for (const size of sizes) {
 }
 
 const families = Object.keys(rows[0].model).filter((k) => k !== 'overall');
-console.log(`\nGate A, source validation (${valSplit.examples.length} questions), perfect object tokens, seed ${seed}, ${epochs} epochs, noise ${noise}:`);
+console.log(`\nGate A, source validation (${valSplit.examples.length} questions), perfect object tokens, seed ${seed}, ${epochs} epochs, batch ${batchSize}, lr ${learningRate}, dropout ${dropoutRate}, relations ${relations}, noise ${noise}:`);
 console.log(`| train questions | overall | ${families.join(' | ')} | train acc | s |`);
 console.log(`|---|---|${families.map(() => '---').join('|')}|---|---|`);
 for (const row of rows) console.log(`| ${row.size} | ${row.model.overall.toFixed(2)} (prior ${row.prior.overall.toFixed(1)}) | ${families.map((f) => row.model[f].toFixed(1)).join(' | ')} | ${row.train.toFixed(1)} | ${row.seconds.toFixed(0)} |`);

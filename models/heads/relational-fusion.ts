@@ -40,9 +40,11 @@ export interface RelationalFusionConfig {
   words?: number;
   /** Question-conditioned relevances per object (≥ 2: the pair term reads the first two). */
   relevances?: number;
+  /** Question-conditioned relation channels between two objects (the relate step reads them). */
+  relations?: number;
 }
 
-export const RELATIONAL_FUSION_DEFAULTS = { hidden: 64, layers: 2, heads: 4, mlpRatio: 4, relevances: 4, dropout: 0.1 } as const;
+export const RELATIONAL_FUSION_DEFAULTS = { hidden: 64, layers: 2, heads: 4, mlpRatio: 4, relevances: 4, relations: 2, dropout: 0.1 } as const;
 
 /** Counts are read through Gaussian bins centred on 0…COUNT_BINS-1. */
 const COUNT_BINS = 9;
@@ -86,6 +88,8 @@ export class RelationalFusion extends ParameterModule implements Fusion {
   private readonly pairGeometry: Linear;
   private readonly pairQuestion: Linear;
   private readonly pairOut: Linear;
+  private readonly relationOut?: Linear;
+  private readonly relationCount: number;
   private readonly readoutIn: Linear;
   private readonly readoutOut: Linear;
   private readonly readoutNorm: LayerNorm;
@@ -137,7 +141,11 @@ export class RelationalFusion extends ParameterModule implements Fusion {
     this.pairGeometry = new Linear(this.params, 'pair/geometry', PAIR_GEOMETRY, hidden, scaled(PAIR_GEOMETRY));
     this.pairQuestion = new Linear(this.params, 'pair/question', hidden, hidden, scaled(hidden));
     this.pairOut = new Linear(this.params, 'pair/out', hidden, hidden, scaled(hidden));
-    const readoutWidth = hidden * (1 + relevances) + hidden + 2 * hidden;
+    const relations = config.relations ?? RELATIONAL_FUSION_DEFAULTS.relations;
+    if (!Number.isInteger(relations) || relations < 0) throw new Error(`RelationalFusion: relations must be an integer ≥ 0, got ${relations}`);
+    this.relationCount = relations;
+    if (relations > 0) this.relationOut = new Linear(this.params, 'relation/out', hidden, relations, scaled(hidden));
+    const readoutWidth = hidden * (1 + relevances) + hidden + 2 * hidden + relations * (hidden + 1);
     this.readoutIn = new Linear(this.params, 'readout/in', readoutWidth, 2 * hidden, scaled(readoutWidth));
     this.readoutOut = new Linear(this.params, 'readout/out', 2 * hidden, hidden, scaled(2 * hidden));
     this.readoutNorm = new LayerNorm(this.params, 'readout/norm', hidden);
@@ -241,9 +249,36 @@ export class RelationalFusion extends ParameterModule implements Fusion {
     const namedPairs = first.mul(second).mul(both) as tf.Tensor3D;
     const anchorPairs = second.mul(both) as tf.Tensor3D;
     const pairSum = (w: tf.Tensor3D) => this.pairOut.apply(pairs.mul(w.expandDims(3)).sum([1, 2]));
-    const features = tf.concat([question, selected, countFeature, pairSum(namedPairs), pairSum(anchorPairs)], 1);
-    const hiddenState = dropout(quickGelu(this.readoutIn.apply(features)), drop, 97);
+    const features = [question, selected, countFeature, pairSum(namedPairs), pairSum(anchorPairs)];
+    if (this.relationOut) features.push(...this.relate(this.relationOut, pairs as tf.Tensor4D, weights, objects, objectMask, notSelf));
+    const hiddenState = dropout(quickGelu(this.readoutIn.apply(tf.concat(features, 1))), drop, 97);
     return this.readoutNorm.apply(this.readoutOut.apply(hiddenState).add(question)) as tf.Tensor2D;
+  }
+
+  /**
+   * The relate step of neural module networks (Andreas et al. 2016), as two soft steps: a
+   * question-conditioned relation score rᵢⱼ per pair and channel, read from the pair term's
+   * hidden state (which saw both objects, their relative geometry and the question).
+   *  - "What is left of the red circle?": the anchor is the second selection's softmax aⱼ;
+   *    the related object is softmaxᵢ(Σⱼ aⱼ·rᵢⱼ), read out as a selection of object tokens.
+   *  - "Is the red circle left of / bigger than the blue square?": Σᵢⱼ w⁰ᵢ·w¹ⱼ·rᵢⱼ over the
+   *    first two selections' softmaxes — one number per channel, a yes/no.
+   * Softmaxes pick one object each; the relevances' sigmoids (for counts) would let every
+   * partly matching object vote.
+   */
+  private relate(relationOut: Linear, pairs: tf.Tensor4D, weights: tf.Tensor3D, objects: tf.Tensor3D, objectMask: tf.Tensor2D, notSelf: tf.Tensor): tf.Tensor2D[] {
+    const [batch, count] = objects.shape;
+    const r = this.relationCount;
+    const scores = relationOut.apply(pairs) as tf.Tensor4D; // [B, Nᵢ, Nⱼ, R]
+    const first = weights.slice([0, 0, 0], [-1, 1, -1]).reshape([batch, count, 1, 1]);
+    const anchor = weights.slice([0, 1, 0], [-1, 1, -1]).reshape([batch, 1, count, 1]);
+    const offDiagonal = notSelf.reshape([1, count, count, 1]);
+    const towardsAnchor = scores.mul(anchor).mul(offDiagonal).sum(2) as tf.Tensor3D; // [B, Nᵢ, R]
+    const absent = tf.sub(1, objectMask).mul(-1e9).expandDims(2);
+    const relatedWeights = tf.softmax(towardsAnchor.add(absent).transpose([0, 2, 1])) as tf.Tensor3D; // [B, R, N]
+    const related = matMul(relatedWeights, objects).reshape([batch, r * this.hidden]) as tf.Tensor2D;
+    const named = scores.mul(first).mul(anchor).mul(offDiagonal).sum([1, 2]) as tf.Tensor2D; // [B, R]
+    return [related, named];
   }
 }
 
