@@ -7,7 +7,8 @@ import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { ENCODER_TUNING_DEFAULTS, tuningEnabled, type EncoderTuningSettings, type PerturbationPoint } from '../models/fine-tuning/encoder-tuning.ts';
 import { FUSION_DEFAULTS } from '../models/heads/fusion.ts';
 import { methodNeeds, objectiveSettings, parseMethodSpec, type MethodSpec } from '../models/objectives/index.ts';
-import { TRAINING_DEFAULTS, trainingSettingsSchema, type TrainingSettings } from '../models/train.ts';
+import { trainingSettingsOf, type TrainingSettings } from '../models/train.ts';
+import { parseRunSettings, type Recipe } from './run-settings.ts';
 import { readDetectionFile, type DetectionFile } from '../tasks/detections.ts';
 import { getTask } from '../tasks/registry.ts';
 import { getAdapter, RUN_TASKS, type TaskAdapter } from './adapters/index.ts';
@@ -59,81 +60,6 @@ export const runRequestSchema = z.object({
 export type RunRequest = z.input<typeof runRequestSchema>;
 export type ResolvedRunRequest = z.output<typeof runRequestSchema>;
 
-/** `--set` keys that are not objective settings: the training recipe and the head sizes. */
-const recipeSchema = z
-  .object({
-    lr: z.coerce.number().positive().optional(),
-    batch: z.coerce.number().int().positive().optional(),
-    weight_decay: z.coerce.number().nonnegative().optional(),
-    warmup: z.coerce.number().min(0).max(1).optional(),
-    patience: z.coerce.number().int().nonnegative().optional(),
-    checkpoint_every: z.coerce.number().int().nonnegative().optional(),
-    'fusion.hidden': z.coerce.number().int().positive().optional(),
-    'fusion.layers': z.coerce.number().int().nonnegative().optional(),
-    'fusion.heads': z.coerce.number().int().positive().optional(),
-    'fusion.image_pool': z.coerce.number().int().positive().optional(),
-    'fusion.input_norm': z.enum(['auto', 'true', 'false']).optional(),
-    'fusion.tag_context': z.enum(['auto', 'true', 'false']).optional(),
-    'fusion.tag_product': z.enum(['auto', 'true', 'false']).optional(),
-    'fusion.box_sine': z.enum(['auto', 'true', 'false']).optional(),
-    'fusion.kind': z.enum(['auto', 'relational', 'transformer']).optional(),
-    'fusion.region_features': z.enum(['auto', 'crop', 'pool']).optional(),
-    'fusion.dropout': z.union([z.literal('auto'), z.coerce.number().min(0).max(0.9)]).optional(),
-    'answers.min_count': z.coerce.number().int().positive().optional(),
-    'encoder.train_blocks': z
-      .string()
-      .regex(/^(all|\d+)$/, 'expected a whole number of blocks or all')
-      .transform((v) => (v === 'all' ? ('all' as const) : Number(v)))
-      .optional(),
-    'encoder.towers': z.enum(['both', 'vision', 'text']).optional(),
-    'encoder.lr_scale': z.coerce.number().positive().optional(),
-    'head.refit_epochs': z.coerce.number().int().nonnegative().optional(),
-  })
-  .strict();
-export type Recipe = z.infer<typeof recipeSchema>;
-
-/** The defaults `--set` overrides, for `--help`: each comes from the one place that owns it (the training loop, the fusion). */
-export const RUN_DEFAULTS = {
-  epochs: TRAINING_DEFAULTS.epochs,
-  batch: TRAINING_DEFAULTS.batchSize,
-  lr: TRAINING_DEFAULTS.learningRate,
-  weight_decay: TRAINING_DEFAULTS.weightDecay,
-  warmup: TRAINING_DEFAULTS.warmupFraction,
-  patience: TRAINING_DEFAULTS.earlyStopPatience,
-  checkpoint_every: TRAINING_DEFAULTS.checkpointEvery,
-  'fusion.hidden': FUSION_DEFAULTS.hidden,
-  'fusion.layers': FUSION_DEFAULTS.layers,
-  'fusion.heads': FUSION_DEFAULTS.heads,
-  'fusion.image_pool': FUSION_DEFAULTS.imagePool,
-  /** auto: the task's own default where it sets one (VCR: on), else on when the encoder trains and off on a frozen one (see the fusion's inputNorm). */
-  'fusion.input_norm': 'auto',
-  /** auto (this, tag_product and box_sine): the task's own default (VCR sets one; tasks without detection tags have nothing to apply it to). */
-  'fusion.tag_context': 'auto',
-  'fusion.tag_product': 'auto',
-  'fusion.box_sine': 'auto',
-  /** auto: the task's own fusion (VQA, GQA: relational, with object tokens, counts and pairs; VCR: transformer). */
-  'fusion.kind': 'auto',
-  /** With --regions: crop (each box's crop through the frozen image encoder, cached) or pool (the patch tokens inside the box); auto: crop. */
-  'fusion.region_features': 'auto',
-  /** auto: the task's own (VQA, GQA: 0.1); dropout inside the relational fusion while training. */
-  'fusion.dropout': 'auto',
-  'encoder.train_blocks': ENCODER_TUNING_DEFAULTS.trainBlocks,
-  'encoder.towers': ENCODER_TUNING_DEFAULTS.towers,
-  'encoder.lr_scale': ENCODER_TUNING_DEFAULTS.lrScale,
-  /** Epochs of a new head trained on the encoder this run fine-tuned, frozen, after the run's training; 0: none (see refitHead in harness/run.ts). */
-  'head.refit_epochs': 0,
-} as const;
-
-export function parseRecipe(settings: Record<string, string>): Recipe {
-  const parsed = recipeSchema.safeParse(settings);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  if (issue.code === 'unrecognized_keys') {
-    throw new InputError(`unknown --set key ${issue.keys.map((k) => `"${k}"`).join(', ')}; run settings are ${Object.keys(recipeSchema.shape).join(', ')}, objective settings are <objective>.<key> (see vlbench run --help)`);
-  }
-  throw new InputError(`--set ${issue.path.join('.')}: ${issue.message}`);
-}
-
 /** Everything a run needs to know before it loads a model: what `executeRun` carries out. */
 export interface RunPlan {
   request: ResolvedRunRequest;
@@ -149,6 +75,8 @@ export interface RunPlan {
   tunes: boolean;
   perturbationPoint: PerturbationPoint;
   refitEpochs: number;
+  /** VQA, GQA: `answers.min_count`; undefined: the adapter's default for the data's size. */
+  answersMinCount: number | undefined;
   modelDir: string;
   training: TrainingSettings;
   /** The leaderboard name (runName). */
@@ -159,7 +87,7 @@ export interface RunPlan {
 export async function resolveRun(requestInput: RunRequest): Promise<RunPlan> {
   const request = runRequestSchema.parse(requestInput);
   const method = parseMethodSpec(request.method, request.sets);
-  const recipe = parseRecipe(method.otherSettings);
+  const recipe = parseRunSettings(method.otherSettings);
   const adapter = getAdapter(request.task);
   const unsupported = adapter.unsupportedMethod(method);
   if (unsupported) throw new InputError(unsupported);
@@ -184,18 +112,10 @@ export async function resolveRun(requestInput: RunRequest): Promise<RunPlan> {
   if (refitEpochs > 0 && !tunes) {
     throw new InputError('--set head.refit_epochs trains a new head on the encoder this run fine-tunes: set encoder.train_blocks above 0 too (on a frozen encoder, train longer with --epochs)', { field: 'head.refit_epochs' });
   }
-  const training: TrainingSettings = trainingSettingsSchema.parse({
-    epochs: request.epochs ?? adapter.defaults?.epochs,
-    batchSize: recipe.batch ?? adapter.defaults?.batchSize,
-    learningRate: recipe.lr ?? adapter.defaults?.learningRate,
-    weightDecay: recipe.weight_decay,
-    warmupFraction: recipe.warmup,
-    earlyStopPatience: recipe.patience,
-    checkpointEvery: recipe.checkpoint_every,
-    seed: request.seed,
-  });
+  const training = trainingSettingsOf(recipe, { epochs: request.epochs ?? adapter.defaults?.epochs, batchSize: adapter.defaults?.batchSize, learningRate: adapter.defaults?.learningRate, seed: request.seed });
+  const answersMinCount = recipe['answers.min_count'] === 'auto' ? undefined : recipe['answers.min_count'];
   const modelDir = resolve(request.modelDir ?? bundledModelDir());
-  return { request, method, recipe, task, adapter, data, regions, tuning, tunes, perturbationPoint, refitEpochs, modelDir, training, name: runName(request, method.spec, tunes ? tuning.trainBlocks : null) };
+  return { request, method, recipe, task, adapter, data, regions, tuning, tunes, perturbationPoint, refitEpochs, answersMinCount, modelDir, training, name: runName(request, method.spec, tunes ? tuning.trainBlocks : null) };
 }
 
 function encoderTuningOf(recipe: Recipe): EncoderTuningSettings {
@@ -221,7 +141,7 @@ export function runName(request: Pick<ResolvedRunRequest, 'task' | 'name' | 'tra
 export function runNameOfRequest(stored: unknown): string {
   const request = runRequestSchema.parse(stored);
   const method = parseMethodSpec(request.method, request.sets);
-  const tuning = encoderTuningOf(parseRecipe(method.otherSettings));
+  const tuning = encoderTuningOf(parseRunSettings(method.otherSettings));
   return runName(request, method.spec, tuningEnabled(tuning) && method.base !== 'zeroshot' ? tuning.trainBlocks : null);
 }
 

@@ -21,7 +21,7 @@ import { resolveFusion, resolveRun, runHyperparameters, tunedBlocksLabel, type R
 import { RunFolder, type RunOutcome, type ScoredSplit } from './run-folder.ts';
 
 export { RUN_TASKS };
-export { parseRecipe, RUN_DEFAULTS, runRequestSchema, tunedBlocksLabel, type ResolvedRunRequest, type RunRequest } from './run-plan.ts';
+export { runRequestSchema, tunedBlocksLabel, type ResolvedRunRequest, type RunRequest } from './run-plan.ts';
 export type { RunOutcome, SplitResult } from './run-folder.ts';
 
 /**
@@ -87,7 +87,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     // Build and train: the adapter's problem (heads, fusion, trainable encoder blocks) under the objectives.
     const prepared = await adapter.build({
       task, method, splits, random: new SeededRandom(request.seed), log,
-      head: { fusion: fusion.fusion, answersMinCount: plan.recipe['answers.min_count'] },
+      head: { fusion: fusion.fusion, answersMinCount: plan.answersMinCount },
       images: features.images, texts: features.texts, targetImages: data.targetImages,
       preprocessing: encoder.preprocessing, maxTrainExamples: request.maxTrainExamples, encoder: features.encoderTuning, regions: plan.regions,
       encodeRegions: plan.regions && plan.recipe['fusion.region_features'] !== 'pool' ? async (objects) => (await clock.time('encode_regions', () => extractRegionFeatures(encoder!, objects, { cacheRoot: cacheDir }))).table : undefined,
@@ -220,7 +220,7 @@ async function refitHead(input: {
     const prepared = await adapter.build({
       task: plan.task,
       method: { ...plan.method, spec: 'ft', objectives: [] },
-      head: { fusion: input.fusion.refitFusion, answersMinCount: plan.recipe['answers.min_count'] },
+      head: { fusion: input.fusion.refitFusion, answersMinCount: plan.answersMinCount },
       splits,
       images,
       texts: encoded.texts!,

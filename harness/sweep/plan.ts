@@ -12,7 +12,9 @@ import { fingerprintModelFolder } from '../../models/encoders/aligned-encoder.ts
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
 import { getTask } from '../../tasks/registry.ts';
 import { resolveRunData } from '../run-data.ts';
-import { parseRecipe, RUN_TASKS, runRequestSchema, type RunRequest } from '../run.ts';
+import { RUN_TASKS } from '../adapters/index.ts';
+import { runRequestSchema, type RunRequest } from '../run-plan.ts';
+import { parseRunSettings } from '../run-settings.ts';
 import { getAdapter } from '../adapters/index.ts';
 import { checkTaskLossSettings } from '../preflight.ts';
 import { parseMethodSpec } from '../../models/objectives/index.ts';
@@ -148,7 +150,7 @@ export function checkSweepGrid(grid: SweepGrid): void {
     seen.add(point);
     try {
       const method = parseMethodSpec(run.method, run.sets);
-      parseRecipe(method.otherSettings);
+      parseRunSettings(method.otherSettings);
       const unsupported = getAdapter(run.task).unsupportedMethod(method);
       if (unsupported) throw new InputError(unsupported);
       checkTaskLossSettings(run.task, method, run.sets);
