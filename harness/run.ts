@@ -4,7 +4,7 @@ import { loadEncoder } from '../models/encoders/load-encoder.ts';
 import { methodNeeds, type MethodSpec } from '../models/objectives/index.ts';
 import { train, type TrainingProblem, type TrainingResult, type TrainingSettings } from '../models/train.ts';
 import { recordedScoring } from '../leaderboard/run-record.ts';
-import { selectBackend, describeBackend } from '../models/backends/select.ts';
+import { selectBackend, describeBackend, type SelectedBackend } from '../models/backends/select.ts';
 import { gitCommit, softwareVersions } from '../core/environment.ts';
 import { InputError } from '../core/errors.ts';
 import { extractImageFeatures, extractRegionFeatures, extractTextFeatures, poolImageTokenGrid, type FeatureTable } from '../models/features.ts';
@@ -77,7 +77,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   let tunedEncoderInUse: AlignedEncoder | undefined;
   try {
     // Load: the encoder, the splits, and the features of everything the splits need.
-    encoder = await clock.time('load_encoder', () => loadEncoder(modelDir, { backend: request.backend }));
+    encoder = await clock.time('load_encoder', () => loadEncoder(modelDir, { backend }));
     log(`model: ${modelDir} (${encoder.engine}, fingerprint ${encoder.fingerprint.slice(0, 12)})`);
     const splits = await clock.time('load_data', () => loadSplits(task, adapter, data, method));
     const cacheDir = hooks.cacheDir ?? join(runsDir, '.cache');
@@ -109,7 +109,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     let model: { prepared: PreparedModel; training: TrainingResult | null; dispose: () => void } = { prepared, training: trainingResult, dispose: () => (prepared.dispose(), features.encoderTuning?.dispose()) };
     if (plan.refitEpochs > 0) {
       model.dispose();
-      const refit = await clock.time('refit', () => refitHead({ plan, splits, cacheDir, fusion, encoderFolder: folder.path('encoder'), checkpointDir: folder.path('checkpoint-refit'), resume: Boolean(hooks.resumeDir), log }));
+      const refit = await clock.time('refit', () => refitHead({ plan, backend, splits, cacheDir, fusion, encoderFolder: folder.path('encoder'), checkpointDir: folder.path('checkpoint-refit'), resume: Boolean(hooks.resumeDir), log }));
       tunedEncoderInUse = refit.encoder;
       model = { prepared: refit.prepared, training: refit.training, dispose: () => refit.prepared.dispose() };
       if (refit.training) await folder.writeJson('curve-refit.json', curveRows(refit.training));
@@ -201,6 +201,7 @@ type PreparedModel = Awaited<ReturnType<TaskAdapter['build']>>;
  */
 async function refitHead(input: {
   plan: RunPlan;
+  backend: SelectedBackend;
   splits: RunSplits;
   cacheDir: string;
   fusion: ResolvedFusion;
@@ -212,7 +213,7 @@ async function refitHead(input: {
   const { plan, splits } = input;
   const { adapter, request, data } = plan;
   const training: TrainingSettings = { ...plan.training, epochs: plan.refitEpochs };
-  const encoder = await loadEncoder(input.encoderFolder, { backend: request.backend });
+  const encoder = await loadEncoder(input.encoderFolder, { backend: input.backend });
   try {
     const encoded = await encodeEverything(adapter, encoder, splits, data.targetImages, input.cacheDir);
     const images = poolImageTokenGrid(encoded.images!, encoded.imageKeys, input.fusion.imagePool);

@@ -8,7 +8,7 @@ import { writeFileAtomically } from '../core/atomic-write.ts';
 import { InputError } from '../core/errors.ts';
 import type { BackendName, LoadedSplit } from '../core/types.ts';
 import { recordedScoring } from '../leaderboard/run-record.ts';
-import { selectBackend, type BackendChoice } from '../models/backends/select.ts';
+import { choiceOfBackend, selectBackend } from '../models/backends/select.ts';
 import { getTask } from '../tasks/registry.ts';
 import { getAdapter, type PreparedModel, type TaskAdapter } from './adapters/index.ts';
 import { exampleIdOf } from './adapters/prediction-rows.ts';
@@ -357,8 +357,9 @@ function coveredRows(label: string, split: LoadedSplit<unknown>, inputs: readonl
 
 /** Retrieval ranks at merge: on the backend the shards computed their embeddings on, or not at all. */
 async function selectShardBackend(reference: ShardInput): Promise<void> {
-  const ran = reference.content.execution.backend;
-  const choice = (ran === 'tensorflow-gpu' ? 'tensorflow' : ran) as BackendChoice;
+  const ran = reference.content.execution.backend as BackendName;
+  const choice = choiceOfBackend(ran);
+  if (!choice) throw new InputError(`the shards ran on ${ran}, which is no tfjs backend this merge can rank on`, { file: reference.file, field: 'execution.backend' });
   const selected = await selectBackend(choice);
   if (selected.name !== ran) throw new InputError(`the shards ran on ${ran}, and this merge ranks their embeddings on the same backend; here it is ${selected.name}`, { file: reference.file, field: 'execution.backend' });
 }
