@@ -43,6 +43,8 @@ export const runRequestSchema = z.object({
   validationSplit: z.string().optional(),
   imagesDir: z.string().optional(),
   targetDir: z.string().optional(),
+  /** Validation may be the evaluation split (model selection on the reported numbers); recorded as such. */
+  selectOnEvaluation: z.boolean().optional(),
   /** SynthScenes: train on this domain's labels (target = the oracle reference). */
   trainDomain: z.enum(['source', 'target']).optional(),
   backend: z.enum(BACKEND_CHOICES).default('auto'),
@@ -95,7 +97,7 @@ export async function resolveRun(requestInput: RunRequest): Promise<RunPlan> {
   // Refused before any training: a shard of a task without per-example rows could not be merged.
   if (request.shard && !adapter.predictionRows) throw new InputError(`--shard: ${request.task} has no per-example prediction rows to merge; run it unsharded`, { field: '--shard' });
   const task = getTask(request.task);
-  const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, trainDomain: request.trainDomain });
+  const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, trainDomain: request.trainDomain, selectOnEvaluation: request.selectOnEvaluation });
   if (request.regionsFile && !adapter.takesRegions) throw new InputError(`--regions: ${request.task} does not read region boxes from a detections file (vqa and gqa do)`, { field: '--regions' });
   const regions = request.regionsFile ? await readDetectionFile(resolve(request.regionsFile)) : undefined;
   const needsTarget = methodNeeds(method).targetDomain;
@@ -194,7 +196,7 @@ export function resolveFusion(plan: Pick<RunPlan, 'recipe' | 'adapter' | 'tunes'
  * fusion's, the encoder's, and what the adapter resolved (`built`). Key order is part of the
  * record, so it stays as it was.
  */
-export function runHyperparameters(plan: RunPlan, input: { engine: string; fusion: ResolvedFusion; built: Record<string, unknown> }): Record<string, unknown> {
+export function runHyperparameters(plan: RunPlan, input: { engine: string; fusion: ResolvedFusion; built: Record<string, unknown>; selection: object | null }): Record<string, unknown> {
   const { method, request, tuning, tunes } = plan;
   const hyperparameters: Record<string, unknown> = {
     method: method.spec,
@@ -212,6 +214,8 @@ export function runHyperparameters(plan: RunPlan, input: { engine: string; fusio
     maxTrainExamples: request.maxTrainExamples ?? null,
     trainDomain: request.trainDomain ?? (plan.data.synthRoot ? 'source' : null),
     ...input.built,
+    // Where the weights were chosen (issue 29): a held-out slice of training, a named split, or the evaluation split itself.
+    ...(input.selection ? { selection: input.selection } : {}),
   };
   // Recorded only where it is on, so runs without a refit keep their hyperparameters.
   if (plan.refitEpochs > 0) hyperparameters.headRefit = { epochs: plan.refitEpochs, method: 'ft', fusion: { ...input.fusion.refitFusion, imagePool: input.fusion.imagePool } };

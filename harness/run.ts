@@ -10,7 +10,7 @@ import { InputError } from '../core/errors.ts';
 import { extractImageFeatures, extractRegionFeatures, extractTextFeatures, poolImageTokenGrid, type FeatureTable } from '../models/features.ts';
 import { EncoderTuning } from '../models/fine-tuning/encoder-tuning.ts';
 import { saveTunedEncoder } from './tuned-encoder.ts';
-import { describeSplit, type RunData } from './run-data.ts';
+import { describeSplit, holdOutByImage } from './run-data.ts';
 import { SeededRandom } from '../core/random.ts';
 import { startProgress } from '../core/progress.ts';
 import type { LoadedSplit, Task } from '../core/types.ts';
@@ -79,7 +79,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     // Load: the encoder, the splits, and the features of everything the splits need.
     encoder = await clock.time('load_encoder', () => loadEncoder(modelDir, { backend }));
     log(`model: ${modelDir} (${encoder.engine}, fingerprint ${encoder.fingerprint.slice(0, 12)})`);
-    const splits = await clock.time('load_data', () => loadSplits(task, adapter, data, method));
+    const { splits, selection } = await clock.time('load_data', () => loadSplits(plan));
     const cacheDir = hooks.cacheDir ?? join(runsDir, '.cache');
     const fusion = resolveFusion(plan, encoder.config.vision.image_size / encoder.config.vision.patch_size);
     const features = await encodeRunFeatures(plan, encoder, splits, fusion.imagePool, cacheDir, clock, log);
@@ -92,7 +92,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       preprocessing: encoder.preprocessing, maxTrainExamples: request.maxTrainExamples, encoder: features.encoderTuning, regions: plan.regions,
       encodeRegions: plan.regions && plan.recipe['fusion.region_features'] !== 'pool' ? async (objects) => (await clock.time('encode_regions', () => extractRegionFeatures(encoder!, objects, { cacheRoot: cacheDir }))).table : undefined,
     });
-    const hyperparameters = runHyperparameters(plan, { engine: encoder.engine, fusion, built: prepared.hyperparameters });
+    const hyperparameters = runHyperparameters(plan, { engine: encoder.engine, fusion, built: prepared.hyperparameters, selection });
     const trainingResult = prepared.problem
       ? await clock.time('train', () => trainWithProgress(prepared.problem!, training, { checkpointDir: folder.path('checkpoint'), resume: Boolean(hooks.resumeDir), interruptAfterStep: hooks.interruptAfterStep }))
       : null;
@@ -239,10 +239,31 @@ async function refitHead(input: {
   }
 }
 
-async function loadSplits(task: Task, adapter: TaskAdapter, data: RunData, method: MethodSpec): Promise<RunSplits> {
+/** Where the run's validation came from, recorded in its hyperparameters (runs that selected differently are not one seed group). */
+export interface SelectionRecord {
+  validation: { split: string; fingerprint: string; rule?: string };
+  /** Validation is an evaluation split (--select-on-evaluation): the weights were selected on the numbers reported. */
+  onEvaluation: boolean;
+  epochRule: TrainingSettings['epochRule'];
+}
+
+async function loadSplits(plan: RunPlan): Promise<{ splits: RunSplits; selection: SelectionRecord | null }> {
+  const { task, adapter, data, method } = plan;
   const trains = method.base !== 'zeroshot';
-  const train = trains ? await task.load(data.train) : null;
-  const validation = trains ? await task.load(data.validation) : null;
+  let train = trains ? await task.load(data.train) : null;
+  let validation: LoadedSplit<unknown> | null = null;
+  let selection: SelectionRecord | null = null;
+  if (train) {
+    if (data.validation.kind === 'split') {
+      validation = await task.load(data.validation.options);
+      selection = { validation: { split: validation.split, fingerprint: validation.fingerprint }, onEvaluation: data.validation.onEvaluation, epochRule: plan.training.epochRule };
+    } else {
+      const whole = train;
+      const cut = holdOutByImage(whole, (example) => adapter.imagesOf({ ...whole, examples: [example] })[0], data.validation.fraction);
+      ({ train, validation } = cut);
+      selection = { validation: { split: cut.validation.split, fingerprint: cut.validation.fingerprint, rule: cut.rule }, onEvaluation: false, epochRule: plan.training.epochRule };
+    }
+  }
   const evaluations = [];
   for (const options of data.evaluations) evaluations.push(await task.load(options));
   let graphs = new Map<string, never>() as RunSplits['graphs'];
@@ -251,7 +272,7 @@ async function loadSplits(task: Task, adapter: TaskAdapter, data: RunData, metho
     graphs = await adapter.loadSceneGraphs(train, data.train, data.synthRoot);
     if (graphs.size === 0) throw new InputError(`--method ${method.spec} needs scene graphs (GQA's sceneGraphs file, or SynthScenes data); ${describeSplit(data.train)} has none`);
   }
-  return { train, validation, evaluations, graphs };
+  return { splits: { train, validation, evaluations, graphs }, selection };
 }
 
 /** Every image (target images too when training) and every text the run's splits need. */

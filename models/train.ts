@@ -32,6 +32,8 @@ export const trainingSettingsSchema = z.object({
   validateEvery: z.number().int().nonnegative().default(0),
   /** Validations without improvement before stopping; 0 never stops early. */
   earlyStopPatience: z.number().int().nonnegative().default(0),
+  /** Which weights the run keeps: those of the best validation (model selection) or the last step's. */
+  epochRule: z.enum(['best', 'last']).default('best'),
   seed: z.number().int().default(0),
   beta1: z.number().min(0).max(1).default(0.9),
   beta2: z.number().min(0).max(1).default(0.999),
@@ -51,6 +53,7 @@ export interface TrainingRecipe {
   schedule: TrainingSettings['schedule'];
   max_grad_norm: number;
   patience: number;
+  epoch_rule: TrainingSettings['epochRule'];
   checkpoint_every: number;
 }
 
@@ -62,6 +65,7 @@ export const TRAINING_RECIPE_DEFAULTS: TrainingRecipe = {
   schedule: TRAINING_DEFAULTS.schedule,
   max_grad_norm: TRAINING_DEFAULTS.maxGradNorm,
   patience: TRAINING_DEFAULTS.earlyStopPatience,
+  epoch_rule: TRAINING_DEFAULTS.epochRule,
   checkpoint_every: TRAINING_DEFAULTS.checkpointEvery,
 };
 
@@ -73,6 +77,7 @@ export const TRAINING_SETTING_FIELDS: SettingFields<TrainingRecipe> = {
   schedule: { schema: choiceSetting(['cosine', 'linear', 'constant'] as const), expects: 'cosine, linear or constant', doc: 'the learning rate after warmup: cosine or linear decay to 0, or constant' },
   max_grad_norm: { schema: numberSetting((n) => n.nonnegative()), expects: 'a number ≥ 0', doc: 'global L2 norm the gradients are clipped to; 0: no clipping' },
   patience: { schema: integerSetting(0), expects: 'a whole number ≥ 0', doc: 'validations without improvement before training stops; 0: never early' },
+  epoch_rule: { schema: choiceSetting(['best', 'last'] as const), expects: 'best or last', doc: 'the weights kept: those of the best validation score (on a held-out slice of training unless --validation-split) or the last step\'s' },
   checkpoint_every: { schema: integerSetting(0), expects: 'a whole number ≥ 0', doc: 'steps between checkpoints (--resume continues from the last); 0: none' },
 };
 
@@ -87,6 +92,7 @@ export function trainingSettingsOf(recipe: Partial<TrainingRecipe>, fallback: Pa
     schedule: recipe.schedule ?? fallback.schedule,
     maxGradNorm: recipe.max_grad_norm ?? fallback.maxGradNorm,
     earlyStopPatience: recipe.patience ?? fallback.earlyStopPatience,
+    epochRule: recipe.epoch_rule ?? fallback.epochRule,
     checkpointEvery: recipe.checkpoint_every ?? fallback.checkpointEvery,
   });
 }
@@ -355,7 +361,7 @@ export async function train(problem: TrainingProblem, settingsInput: Partial<Tra
       break;
     }
   }
-  if (best.size > 0) restore(best, problem.variables);
+  if (best.size > 0 && settings.epochRule === 'best') restore(best, problem.variables);
   for (const t of best.values()) t.dispose();
   optimizer.dispose();
   const seconds = (performance.now() - started) / 1000;

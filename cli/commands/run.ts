@@ -11,6 +11,7 @@ import { InputError } from '../../core/errors.ts';
 import { executeRun, RUN_TASKS, runRequestSchema, type RunOutcome, type RunRequest } from '../../harness/run.ts';
 import { describeSettings } from '../../harness/run-settings.ts';
 import { TRAINING_DEFAULTS } from '../../models/train.ts';
+import { HELD_OUT_FRACTION } from '../../harness/run-data.ts';
 
 interface RunFlags {
   task?: string;
@@ -23,6 +24,7 @@ interface RunFlags {
   split?: string;
   trainSplit?: string;
   validationSplit?: string;
+  selectOnEvaluation?: boolean;
   imagesDir?: string;
   target?: string;
   set: string[];
@@ -71,6 +73,7 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
     split: flags.split,
     trainSplit: flags.trainSplit,
     validationSplit: flags.validationSplit,
+    ...(flags.selectOnEvaluation ? { selectOnEvaluation: true } : {}),
     imagesDir: flags.imagesDir ? resolve(flags.imagesDir) : undefined,
     targetDir: flags.target ? resolve(flags.target) : undefined,
     regionsFile: flags.regions ? resolve(flags.regions) : undefined,
@@ -116,7 +119,8 @@ export function registerRun(program: Command): void {
     .option('--out <dir>', 'folder of run folders', 'runs')
     .option('--split <name>', 'evaluation split (SynthScenes: test or val, both domains scored; default test)')
     .option('--train-split <name>', 'training split (real datasets)')
-    .option('--validation-split <name>', 'validation split for model selection (real datasets; default --split)')
+    .option('--validation-split <name>', `validation split for model selection (real datasets; default: ${HELD_OUT_FRACTION * 100}% of the training images, the same ones every run and seed, held out by image with their examples)`)
+    .option('--select-on-evaluation', 'allow --validation-split to be the evaluation split: the weights are chosen on the numbers reported, and the run is marked so')
     .option('--images-dir <dir>', 'images root where it is not inside --data (COCO, GQA)')
     .option('--regions <file>', 'vqa, gqa: COCO-style detections ({image_id, bbox: [x, y, w, h] px, score}) whose boxes become object tokens (SynthScenes: DATA/detections/true_boxes.json or detector.json); without it, the grid\'s cells are the objects')
     .option('--target <dir>', 'folder of unlabelled target-domain images for mmd/dann (real datasets)')
