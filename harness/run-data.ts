@@ -62,6 +62,7 @@ export async function resolveRunData(request: RunDataRequest): Promise<RunData> 
     throw new InputError('a dataset that is not SynthScenes needs --train-split and --split (e.g. --train-split train2014 --split val2014)', { file: dataDir });
   }
   const common = { dataDir, imagesDir: request.imagesDir };
+  if (!request.validationSplit && request.selectOnEvaluation) throw new InputError('--select-on-evaluation needs --validation-split naming the evaluation split', { field: '--select-on-evaluation' });
   const validation: ValidationSource = request.validationSplit ? namedValidation({ ...common, split: request.validationSplit }, request.validationSplit === request.split, request) : { kind: 'held-out', fraction: HELD_OUT_FRACTION };
   return {
     task: request.task,
@@ -99,6 +100,8 @@ export function describeSplit(options: LoadOptions): string {
 }
 
 function namedValidation(options: LoadOptions, onEvaluation: boolean, request: RunDataRequest): ValidationSource {
+  // The flag marks the run wherever it is shown: given where validation is not the evaluation split, it would mark a fair run.
+  if (!onEvaluation && request.selectOnEvaluation) throw new InputError(`--select-on-evaluation given, but validation is "${describeSplit(options)}", not the evaluation split; leave the flag out`, { field: '--select-on-evaluation' });
   if (onEvaluation && !request.selectOnEvaluation) {
     throw new InputError(`validation split "${describeSplit(options)}" is the evaluation split: the weights would be selected on the numbers the run reports; name another --validation-split, leave it out (a held-out ${HELD_OUT_FRACTION * 100}% of the training images validates), or pass --select-on-evaluation to do it anyway (the run is marked)`, { field: '--validation-split' });
   }

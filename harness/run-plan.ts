@@ -131,12 +131,15 @@ function encoderTuningOf(recipe: Recipe): EncoderTuningSettings {
 /**
  * The leaderboard name of a run: `--name`, else `<task>:<SPEC>`, with "(encoder: … tuned)" where
  * encoder blocks train (on a leaderboard it sits beside the frozen run of the same SPEC) and
- * "(oracle: target labels)" for SynthScenes' oracle. The one place a run is named: a run and the
+ * "(oracle: target labels)" for SynthScenes' oracle; "(selected on evaluation)" is added to any
+ * name of a run that chose its weights on its evaluation split. The one place a run is named: a run and the
  * merge of its shards (harness/shards.ts) must be named alike.
  */
-export function runName(request: Pick<ResolvedRunRequest, 'task' | 'name' | 'trainDomain'>, spec: string, tunedBlocks: number | 'all' | null): string {
+export function runName(request: Pick<ResolvedRunRequest, 'task' | 'name' | 'trainDomain' | 'selectOnEvaluation'>, spec: string, tunedBlocks: number | 'all' | null): string {
   const tunedPart = tunedBlocks === null ? '' : ` (encoder: ${tunedBlocksLabel(tunedBlocks)} tuned)`;
-  return request.name ?? `${request.task}:${spec}${tunedPart}${request.trainDomain === 'target' ? ' (oracle: target labels)' : ''}`;
+  const name = request.name ?? `${request.task}:${spec}${tunedPart}${request.trainDomain === 'target' ? ' (oracle: target labels)' : ''}`;
+  // Marked whatever the name: on every board and in every CSV, the row says its weights were chosen on what it reports.
+  return request.selectOnEvaluation ? `${name} (selected on evaluation)` : name;
 }
 
 /** The name of a stored request (a shard's, at merge): parsed as `resolveRun` parses it, with nothing read. */

@@ -6,6 +6,7 @@ import type { LoadedSplit, LoadOptions, Task } from '../../core/types.ts';
 import { executeRun, type RunRequest } from '../../harness/run.ts';
 import { holdOutByImage } from '../../harness/run-data.ts';
 import { getTask } from '../../tasks/registry.ts';
+import { comparabilityDifferences } from '../../leaderboard/run-record.ts';
 
 /**
  * Issue 29: model selection never sees an evaluation example. On a real-layout dataset (the VCR
@@ -78,12 +79,18 @@ test.serial('a real-layout run without --validation-split reads no evaluation la
   t.regex(selection!.validation.rule!, /^held out: 1 of 2 training images \(10%/);
 });
 
-test.serial('validation = evaluation is refused unless asked for, and then recorded as such', async (t) => {
+test.serial('validation = evaluation is refused unless asked for; asked for, the run is recorded, named and keyed as such', async (t) => {
   const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-selection-'));
   await t.throwsAsync(executeRun(request({ validationSplit: 'val' }), { db: null, runsDir, log: quiet }), { message: /field "--validation-split": validation split "val" is the evaluation split.*--select-on-evaluation/ });
+  await t.throwsAsync(executeRun(request({ selectOnEvaluation: true }), { db: null, runsDir, log: quiet }), { message: /--select-on-evaluation needs --validation-split/ });
   t.deepEqual(await readdir(runsDir), [], 'refused before any folder is written');
-  const outcome = await executeRun(request({ validationSplit: 'val', selectOnEvaluation: true, sets: { epoch_rule: 'last' } }), { db: null, runsDir, log: quiet });
-  t.like((await configOf(outcome.runDir)).hyperparameters.selection, { validation: { split: 'val' }, onEvaluation: true, epochRule: 'last' });
+  const db = join(runsDir, 'board.db');
+  const marked = await executeRun(request({ validationSplit: 'val', selectOnEvaluation: true, sets: { epoch_rule: 'last' } }), { db, runsDir, log: quiet });
+  t.like((await configOf(marked.runDir)).hyperparameters.selection, { validation: { split: 'val' }, onEvaluation: true, epochRule: 'last' });
+  t.is(marked.name, 'vcr:ft (selected on evaluation)');
+  const fair = await executeRun(request(), { db, runsDir, log: quiet });
+  // Not ranked as equals: the comparability key says which run chose its weights on what it reports.
+  t.deepEqual(comparabilityDifferences(fair.splits[0].record!, marked.splits[0].record!), [{ field: 'selection', base: null, candidate: 'evaluation' }]);
 });
 
 test('the held-out slice is by image, deterministic, and at least one image; a split of one image is refused', (t) => {
