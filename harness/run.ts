@@ -259,6 +259,8 @@ async function loadSplits(plan: RunPlan): Promise<{ splits: RunSplits; selection
       selection = { validation: { split: validation.split, fingerprint: validation.fingerprint }, onEvaluation: data.validation.onEvaluation, epochRule: plan.training.epochRule };
     } else {
       const whole = train;
+      // The split's own checks (VCR: every example has its metadata) speak for the whole split before it is cut per example.
+      adapter.imagesOf(whole);
       const cut = holdOutByImage(whole, (example) => adapter.imagesOf({ ...whole, examples: [example] })[0], data.validation.fraction);
       ({ train, validation } = cut);
       selection = { validation: { split: cut.validation.split, fingerprint: cut.validation.fingerprint, rule: cut.rule }, onEvaluation: false, epochRule: plan.training.epochRule };
