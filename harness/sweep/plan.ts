@@ -45,7 +45,7 @@ export interface SweepGrid {
 
 /** The run settings a sweep shares across its grid: the run request's own fields, so the two cannot drift. */
 export const sweepCommonSchema = runRequestSchema
-  .pick({ dataDir: true, epochs: true, split: true, trainSplit: true, validationSplit: true, imagesDir: true, targetDir: true, trainDomain: true, maxTrainExamples: true })
+  .pick({ dataDir: true, epochs: true, split: true, trainSplit: true, validationSplit: true, selectOnEvaluation: true, imagesDir: true, targetDir: true, trainDomain: true, maxTrainExamples: true })
   .extend({ backend: runRequestSchema.shape.backend.optional() })
   .strict();
 export type SweepCommon = z.infer<typeof sweepCommonSchema>;
@@ -218,7 +218,7 @@ async function modelFingerprint(modelDir: string): Promise<string> {
 }
 
 async function evaluationFingerprints(task: string, dataDir: string, common: SweepCommon): Promise<{ split: string; fingerprint: string }[]> {
-  const data = await resolveRunData({ task, dataDir, split: common.split, trainSplit: common.trainSplit, validationSplit: common.validationSplit, imagesDir: common.imagesDir, targetDir: common.targetDir, trainDomain: common.trainDomain });
+  const data = await resolveRunData({ task, dataDir, split: common.split, trainSplit: common.trainSplit, validationSplit: common.validationSplit, selectOnEvaluation: common.selectOnEvaluation, imagesDir: common.imagesDir, targetDir: common.targetDir, trainDomain: common.trainDomain });
   const loader = getTask(task);
   const fingerprints = [];
   for (const options of data.evaluations) {
