@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { writeFileAtomically } from '../core/atomic-write.ts';
 import { InputError } from '../core/errors.ts';
 import { checkUtf8, decodeUtf8, firstInvalidUtf8Offset } from '../core/utf8.ts';
-import { describeBackend, selectBackend, type BackendChoice } from '../models/backends/select.ts';
+import { describeBackend, type BackendChoice, type SelectedBackend } from '../models/backends/select.ts';
 import { preprocessedBatches } from '../models/image-pipeline.ts';
 import type { EncoderEngine, HostTensor } from '../models/encoders/aligned-encoder.ts';
 import { loadEncoder } from '../models/encoders/load-encoder.ts';
@@ -54,7 +54,8 @@ export async function runEncode(options: EncodeOptions, log: (line: string) => v
 
   const encoder = await loadEncoder(model, { engine, backend });
   try {
-    log(encoder.engine === 'tfjs' ? describeBackend(await selectBackend(backend)) : 'backend: onnxruntime (ONNX Runtime through @huggingface/transformers, fp32)');
+    // The backend the encoder selected as it loaded, not a second selection.
+    log('selectedBackend' in encoder ? describeBackend(encoder.selectedBackend as SelectedBackend) : 'backend: onnxruntime (ONNX Runtime through @huggingface/transformers, fp32)');
     const imageRows: number[][] = [];
     if (images.length) {
       for await (const batch of preprocessedBatches(images, encoder.preprocessing, { batchSize })) {

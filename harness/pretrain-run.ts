@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { writeFileAtomically } from '../core/atomic-write.ts';
+import { partialFolderOf, writeJson } from './run-folder.ts';
 import { dirname, join, resolve } from 'node:path';
 import { describeBackend, selectBackend, type BackendChoice } from '../models/backends/select.ts';
 import { InputError } from '../core/errors.ts';
@@ -75,10 +76,6 @@ export interface PretrainOutcome {
   recipe: PretrainRecipe;
 }
 
-async function writeJson(file: string, value: unknown): Promise<void> {
-  await writeFileAtomically(file, JSON.stringify(value, null, 2) + '\n');
-}
-
 /** The work of `vlbench pretrain`, callable from code (tests pass `interruptAfterStep` to simulate a kill). */
 export async function runPretrain(
   options: PretrainOptions,
@@ -95,7 +92,7 @@ export async function runPretrain(
   if (options.init !== undefined && options.config !== undefined) throw new InputError('--init brings its own model size; drop --config', { field: '--config' });
   if (existsSync(outDir)) throw new InputError('the model folder already exists; choose another --out or remove it', { file: outDir, field: '--out' });
   if (!existsSync(dirname(outDir))) throw new InputError('the parent folder of --out does not exist', { file: dirname(outDir), field: '--out' });
-  const partialDir = `${outDir}.partial`;
+  const partialDir = partialFolderOf(outDir);
   const checkpointDir = join(partialDir, 'checkpoint');
   const runFile = join(partialDir, 'run.json');
   if (existsSync(partialDir) && !options.resume) {
@@ -217,6 +214,6 @@ function checkCaptionLengths(tokenizer: ClipTokenizer, captions: string[][], fil
 
 /** Whether a folder holds an interrupted pretraining run. */
 export function hasPartialRun(outDir: string): boolean {
-  const partial = `${resolve(outDir)}.partial`;
+  const partial = partialFolderOf(resolve(outDir));
   return existsSync(partial) && statSync(partial).isDirectory();
 }

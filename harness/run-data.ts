@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { InputError } from '../core/errors.ts';
-import type { LoadOptions } from '../core/types.ts';
+import type { LoadedSplit, LoadOptions } from '../core/types.ts';
 import { readSynthManifest, synthPaths, type SynthDomain, type SynthManifest, type SynthSplit } from '../tasks/synth/index.ts';
 import { listImages, synthLoadOptions, synthTargetImages } from '../tasks/synth/run-splits.ts';
 
@@ -16,12 +17,23 @@ export interface RunData {
   /** The SynthScenes folder, when the data is SynthScenes. */
   synthRoot?: string;
   train: LoadOptions;
-  /** Validation split used for early stopping and model selection (never the test split). */
-  validation: LoadOptions;
+  /** What early stopping and model selection score: never an evaluation example unless asked for by name. */
+  validation: ValidationSource;
   evaluations: LoadOptions[];
   /** Unlabelled target-domain image files (empty when there is no target). */
   targetImages: string[];
 }
+
+/**
+ * Where validation comes from: a named split (SynthScenes' own val, or `--validation-split`), or,
+ * without one, a slice of the training split's images held out from training (HELD_OUT_FRACTION,
+ * by image so that no image is both trained on and validated on). A named split that is an
+ * evaluation split (`onEvaluation`) is refused unless `--select-on-evaluation` asks for it.
+ */
+export type ValidationSource = { kind: 'split'; options: LoadOptions; onEvaluation: boolean } | { kind: 'held-out'; fraction: number };
+
+/** The share of the training split's images held out as validation when no validation split is named. */
+export const HELD_OUT_FRACTION = 0.1;
 
 export interface RunDataRequest {
   task: string;
@@ -35,6 +47,8 @@ export interface RunDataRequest {
   targetDir?: string;
   /** SynthScenes only: train on the target domain's labels instead (the oracle reference of adaptation studies). */
   trainDomain?: SynthDomain;
+  /** Allow validation = evaluation (model selection on the numbers it reports); the run is marked. */
+  selectOnEvaluation?: boolean;
 }
 
 export async function resolveRunData(request: RunDataRequest): Promise<RunData> {
@@ -48,10 +62,12 @@ export async function resolveRunData(request: RunDataRequest): Promise<RunData> 
     throw new InputError('a dataset that is not SynthScenes needs --train-split and --split (e.g. --train-split train2014 --split val2014)', { file: dataDir });
   }
   const common = { dataDir, imagesDir: request.imagesDir };
+  if (!request.validationSplit && request.selectOnEvaluation) throw new InputError('--select-on-evaluation needs --validation-split naming the evaluation split', { field: '--select-on-evaluation' });
+  const validation: ValidationSource = request.validationSplit ? namedValidation({ ...common, split: request.validationSplit }, request.validationSplit === request.split, request) : { kind: 'held-out', fraction: HELD_OUT_FRACTION };
   return {
     task: request.task,
     train: { ...common, split: request.trainSplit },
-    validation: { ...common, split: request.validationSplit ?? request.split },
+    validation,
     evaluations: [{ ...common, split: request.split }],
     targetImages: request.targetDir ? await listImages(request.targetDir) : [],
   };
@@ -71,7 +87,8 @@ async function synthRunData(request: RunDataRequest, root: string, manifest: Syn
     task: request.task,
     synthRoot: root,
     train: options(trainDomain, 'train'),
-    validation: options(trainDomain, 'val'),
+    // Its own val split, unless that is what the run evaluates (--split val): then a held-out slice of train.
+    validation: split === 'val' ? (request.selectOnEvaluation ? namedValidation(options(trainDomain, 'val'), true, request) : { kind: 'held-out', fraction: HELD_OUT_FRACTION }) : namedValidation(options(trainDomain, 'val'), false, request),
     evaluations: domains.map((domain) => options(domain, split)),
     // Training on the target's own labels leaves nothing to adapt to.
     targetImages: domains.includes('target') && trainDomain === 'source' ? await synthTargetImages(root) : [],
@@ -80,4 +97,41 @@ async function synthRunData(request: RunDataRequest, root: string, manifest: Syn
 
 export function describeSplit(options: LoadOptions): string {
   return options.splitLabel ?? (options.split || basename(options.files?.annotations ?? options.files?.questions ?? ''));
+}
+
+function namedValidation(options: LoadOptions, onEvaluation: boolean, request: RunDataRequest): ValidationSource {
+  // The flag marks the run wherever it is shown: given where validation is not the evaluation split, it would mark a fair run.
+  if (!onEvaluation && request.selectOnEvaluation) throw new InputError(`--select-on-evaluation given, but validation is "${describeSplit(options)}", not the evaluation split; leave the flag out`, { field: '--select-on-evaluation' });
+  if (onEvaluation && !request.selectOnEvaluation) {
+    throw new InputError(`validation split "${describeSplit(options)}" is the evaluation split: the weights would be selected on the numbers the run reports; name another --validation-split, leave it out (a held-out ${HELD_OUT_FRACTION * 100}% of the training images validates), or pass --select-on-evaluation to do it anyway (the run is marked)`, { field: '--validation-split' });
+  }
+  return { kind: 'split', options, onEvaluation };
+}
+
+/**
+ * The training split cut in two by image: a deterministic `fraction` of its images (at least one;
+ * ranked by sha256 of each image's path below the split's common folder, so the slice is the same
+ * on every machine, seed and run) and all their examples become validation; training keeps the
+ * rest. `imageOf` names an example's image. Refused when the split has fewer than 2 images.
+ */
+export function holdOutByImage<E>(split: LoadedSplit<E>, imageOf: (example: E) => string, fraction: number): { train: LoadedSplit<E>; validation: LoadedSplit<E>; rule: string } {
+  const images = [...new Set(split.examples.map(imageOf))];
+  if (images.length < 2) throw new InputError(`the training split "${split.split}" has ${images.length} image(s): too few to hold out validation images; name a --validation-split`, { field: '--validation-split' });
+  const common = commonFolder(images);
+  const rank = new Map(images.map((image) => [image, createHash('sha256').update(image.slice(common.length)).digest('hex')]));
+  const held = new Set([...images].sort((a, b) => (rank.get(a)! < rank.get(b)! ? -1 : 1)).slice(0, Math.max(1, Math.round(fraction * images.length))));
+  const rule = `held out: ${held.size} of ${images.length} training images (${fraction * 100}%, lowest sha256 of the image path), with their examples`;
+  const validationExamples = split.examples.filter((example) => held.has(imageOf(example)));
+  const fingerprint = createHash('sha256').update(`${split.fingerprint}\n${rule}`).digest('hex');
+  return {
+    train: { ...split, examples: split.examples.filter((example) => !held.has(imageOf(example))) },
+    validation: { ...split, split: `${split.split} (held-out)`, examples: validationExamples, fingerprint },
+    rule,
+  };
+}
+
+function commonFolder(paths: readonly string[]): string {
+  let prefix = paths[0].slice(0, paths[0].lastIndexOf('/') + 1);
+  while (prefix && !paths.every((path) => path.startsWith(prefix))) prefix = prefix.slice(0, prefix.lastIndexOf('/', prefix.length - 2) + 1);
+  return prefix;
 }

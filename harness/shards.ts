@@ -1,21 +1,23 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { cp, readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type * as tf from '@tensorflow/tfjs';
 import { writeFileAtomically } from '../core/atomic-write.ts';
 import { InputError } from '../core/errors.ts';
-import type { BackendName, LoadedSplit, ScoreOptions, ScoreReport } from '../core/types.ts';
-import { openLeaderboard, recordRun } from '../leaderboard/store.ts';
-import { recordedScoring, type RunRecord } from '../leaderboard/run-record.ts';
-import { selectBackend, type BackendChoice } from '../models/backends/select.ts';
+import type { BackendName, LoadedSplit } from '../core/types.ts';
+import { recordedScoring } from '../leaderboard/run-record.ts';
+import { choiceOfBackend, selectBackend } from '../models/backends/select.ts';
 import { getTask } from '../tasks/registry.ts';
 import { getAdapter, type PreparedModel, type TaskAdapter } from './adapters/index.ts';
 import { exampleIdOf } from './adapters/prediction-rows.ts';
 import { resolveRunData } from './run-data.ts';
-import { splitRecordFields } from './split-record.ts';
 import { checkLeaderboardUsable } from './preflight.ts';
+import { runNameOfRequest, shardSpecSchema, type ResolvedRunRequest, type ShardSpec } from './run-plan.ts';
+import { RunFolder, splitStem, type RunOutcome, type ScoredSplit } from './run-folder.ts';
+
+export { shardSpecSchema, type ShardSpec };
 
 /**
  * Sharded evaluation (issue 14): `vlbench run --shard k/n` trains as usual, then predicts only
@@ -29,13 +31,6 @@ import { checkLeaderboardUsable } from './preflight.ts';
  * so the shards' models are the same model. That is checked, not assumed: each shard records a
  * fingerprint of its trained weights, and the merge refuses shards whose fingerprints differ.
  */
-
-/** Shard `number` of `count`, numbered from 1 as `--shard` takes it (like jest's and playwright's --shard). */
-export const shardSpecSchema = z
-  .object({ number: z.number().int().positive(), count: z.number().int().positive() })
-  .strict()
-  .refine((shard) => shard.number <= shard.count, { message: 'shard number must be at most the shard count' });
-export type ShardSpec = z.infer<typeof shardSpecSchema>;
 
 export const SHARD_FILE_FORMAT = 'vlbench-evaluation-shard/1';
 
@@ -76,33 +71,12 @@ const shardFileSchema = z.object({
 });
 type ShardFile = z.infer<typeof shardFileSchema>;
 
-/** The fields of a run request (harness/run.ts) that a merge reads; the rest is compared as it is. */
-interface ShardedRequest {
-  task: string;
-  dataDir: string;
-  modelDir?: string;
-  method: string;
-  seed: number;
-  name?: string;
-  trainDomain?: 'source' | 'target';
-  scoring: ScoreOptions;
-  shard?: ShardSpec;
-  [key: string]: unknown;
-}
-
-/** What a merge returns: a run's outcome (harness/run.ts RunOutcome) without training of its own. */
-export interface MergeOutcome {
-  runDir: string;
-  name: string;
-  backend: string;
-  splits: { split: string; report: ScoreReport; record: RunRecord | null }[];
-  training: null;
-  timings: Record<string, number>;
-}
+/** What a merge returns: a run's outcome without training of its own. */
+export type MergeOutcome = RunOutcome & { training: null };
 
 export interface ShardWriteContext {
   runDir: string;
-  request: ShardedRequest;
+  request: ResolvedRunRequest;
   shard: ShardSpec;
   adapter: TaskAdapter;
   model: PreparedModel;
@@ -204,7 +178,7 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
   for (const input of inputs.slice(1)) checkSameRun(reference, input);
   const { count } = reference.content.shard;
 
-  const request = reference.content.request as ShardedRequest;
+  const request = reference.content.request as ResolvedRunRequest;
   const task = getTask(reference.content.task);
   const adapter = getAdapter(reference.content.task);
   if (!adapter.predictionRows) throw new InputError(`${task.name} has no per-example prediction rows to merge`, { file: reference.file });
@@ -226,12 +200,9 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
   const runsDir = resolve(options.runsDir ?? resolve(firstDir, '..'));
   const firstName = basename(firstDir);
   const runId = /-shard\d+of\d+$/.test(firstName) ? firstName.replace(/-shard\d+of\d+$/, '') : `${firstName}-merged`;
-  const finalDir = join(runsDir, runId);
-  if (existsSync(finalDir)) throw new InputError('these shards are already merged into this run folder (remove it to merge again)', { file: finalDir });
-  const partialDir = `${finalDir}.partial`;
-  await rm(partialDir, { recursive: true, force: true });
+  const folder = await RunFolder.fresh(runsDir, runId, 'these shards are already merged into this run folder (remove it to merge again)');
 
-  const results: { split: LoadedSplit<unknown>; report: ScoreReport; predictionsFile: string; controls?: Record<string, number> }[] = [];
+  const results: ScoredSplit[] = [];
   // The floors beside each split (metrics.json's controls) come from the training split, as in the unsharded run.
   const train = adapter.controls ? await task.load(data.train) : undefined;
   for (const [label, split] of splits) {
@@ -248,12 +219,8 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
       throw new InputError(`rows of split "${label}" do not fit its examples: ${(error as Error).message}`, { file: shardInputs.map((s) => s.file).join(', ') });
     }
     const report = task.score(split, predictions, request.scoring);
-    const stem = splitStem(label);
-    const submission = join(partialDir, 'predictions', `${stem}.${adapter.submissionExtension}`);
-    await mkdir(join(partialDir, 'predictions'), { recursive: true });
-    await task.writeSubmission(split, predictions, submission);
-    await writeJson(join(partialDir, 'scores', `${stem}.json`), { split: label, metrics: report.metrics, official: report.official, perExample: report.perExample });
-    results.push({ split, report, predictionsFile: submission, controls: train && adapter.controls ? adapter.controls(train, split, predictions) : undefined });
+    const predictionsFile = await folder.writeScoredSplit(task, adapter, split, predictions, report);
+    results.push({ split, report, predictionsFile, controls: train && adapter.controls ? adapter.controls(train, split, predictions) : undefined });
     log(`${label}: ${report.primary} = ${report.metrics[report.primary].toFixed(2)} (${count} shards, ${split.examples.length} examples)`);
   }
 
@@ -261,54 +228,40 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
   const timings: Record<string, number> = {};
   for (const dir of dirs) for (const [phase, seconds] of Object.entries(configs.get(dir)!.timings)) timings[phase] = (timings[phase] ?? 0) + seconds;
   const config = configs.get(firstDir)!;
+  // Every shard saved the same tuned encoder (the trained fingerprints agree): the merged run holds shard 1's, as the unsharded run holds its own.
+  const tunedEncoder = config.config.tunedEncoder;
+  if (tunedEncoder) await cp(join(firstDir, tunedEncoder.folder), folder.path(tunedEncoder.folder), { recursive: true });
   timings.merge = (performance.now() - started) / 1000;
-  await writeJson(join(partialDir, 'request.json'), request);
-  await writeJson(join(partialDir, 'config.json'), { ...config.config, request, shards: { count, folders: dirs } });
-  await writeJson(join(partialDir, 'curve.json'), config.curve);
-  await writeJson(join(partialDir, 'metrics.json'), Object.fromEntries(results.map((r) => [r.split.split, r.controls ? { ...r.report.metrics, controls: r.controls } : r.report.metrics])));
-  await writeJson(join(partialDir, 'timings.json'), timings);
-  await rename(partialDir, finalDir);
+  await folder.writeJson('request.json', request);
+  await folder.writeJson('config.json', { ...config.config, request, shards: { count, folders: dirs } });
+  await folder.writeJson('curve.json', config.curve);
+  await folder.writeMetrics(results);
+  await folder.writeJson('timings.json', timings);
+  await folder.finish();
 
   const { execution } = reference.content;
   const hyperparameters = config.config.hyperparameters;
   const method = (hyperparameters as { method?: string }).method ?? String(request.method);
-  const name = request.name ?? `${request.task}:${method}${request.trainDomain === 'target' ? ' (oracle: target labels)' : ''}`;
-  const splitResults: MergeOutcome['splits'] = [];
-  const store = options.db ? await openLeaderboard(options.db, { create: true }) : null;
-  try {
-    for (const { split, report, predictionsFile } of results) {
-      const finalPredictions = predictionsFile.replace(partialDir, finalDir);
-      const record = store
-        ? await recordRun(
-            store,
-            {
-              ...(await splitRecordFields(runId, finalDir, split, report, finalPredictions)),
-              name,
-              task: task.name,
-              model: { name: basename(String(request.modelDir ?? config.config.model?.folder ?? 'model')), fingerprint: reference.content.model.encoderFingerprint },
-              method: { spec: method, hyperparameters: JSON.parse(JSON.stringify(hyperparameters)) },
-              seed: request.seed,
-              backend: execution.backend as BackendName,
-              scoring: recordedScoring(request.scoring),
-              execution: { ...(execution.device ? { device: execution.device } : {}), dtype: execution.dtype as 'float32', batchSize: execution.batchSize, shardCount: count },
-              versions: config.config.versions as never,
-              gitCommit: (config.config.gitCommit as string | null) ?? null,
-              timings,
-              curve: config.curve.length ? (config.curve as never) : undefined,
-            },
-            report.perExample,
-          )
-        : null;
-      splitResults.push({ split: split.split, report, record });
-    }
-  } finally {
-    await store?.close();
-  }
-  return { runDir: finalDir, name, backend: execution.backend, splits: splitResults, training: null, timings };
+  const name = runNameOfRequest(request);
+  const splitResults = await folder.record(options.db, results, {
+    name,
+    task: task.name,
+    model: { name: basename(String(request.modelDir ?? config.config.model?.folder ?? 'model')), fingerprint: reference.content.model.encoderFingerprint, ...(tunedEncoder ? { tunedFingerprint: tunedEncoder.fingerprint } : {}) },
+    method: { spec: method, hyperparameters: JSON.parse(JSON.stringify(hyperparameters)) },
+    seed: request.seed,
+    backend: execution.backend as BackendName,
+    scoring: recordedScoring(request.scoring),
+    execution: { ...(execution.device ? { device: execution.device } : {}), dtype: execution.dtype as 'float32', batchSize: execution.batchSize, shardCount: count },
+    versions: config.config.versions as never,
+    gitCommit: (config.config.gitCommit as string | null) ?? null,
+    timings,
+    curve: config.curve.length ? (config.curve as never) : undefined,
+  });
+  return { runDir: folder.finalDir, name, backend: execution.backend, splits: splitResults, training: null, timings };
 }
 
 interface RunConfig {
-  config: { hyperparameters: Record<string, unknown>; model?: { folder?: string }; versions?: unknown; gitCommit?: unknown; [key: string]: unknown };
+  config: { hyperparameters: Record<string, unknown>; model?: { folder?: string }; tunedEncoder?: { folder: string; fingerprint: string }; versions?: unknown; gitCommit?: unknown; [key: string]: unknown };
   curve: unknown[];
   timings: Record<string, number>;
 }
@@ -324,6 +277,10 @@ async function readRunConfig(dir: string): Promise<RunConfig> {
   };
   const config = (await read('config.json')) as RunConfig['config'];
   if (typeof config !== 'object' || config === null || typeof config.hyperparameters !== 'object') throw new InputError('expected a run configuration with hyperparameters', { file: join(dir, 'config.json'), field: 'hyperparameters' });
+  const tuned = config.tunedEncoder;
+  if (tuned !== undefined && (typeof tuned?.fingerprint !== 'string' || typeof tuned.folder !== 'string' || tuned.folder !== basename(tuned.folder) || !existsSync(join(dir, tuned.folder)))) {
+    throw new InputError('expected the tuned encoder as {folder, fingerprint}, its folder inside the shard run folder', { file: join(dir, 'config.json'), field: 'tunedEncoder' });
+  }
   const curve = await read('curve.json');
   const timings = await read('timings.json');
   return { config, curve: Array.isArray(curve) ? curve : [], timings: (timings ?? {}) as Record<string, number> };
@@ -400,8 +357,9 @@ function coveredRows(label: string, split: LoadedSplit<unknown>, inputs: readonl
 
 /** Retrieval ranks at merge: on the backend the shards computed their embeddings on, or not at all. */
 async function selectShardBackend(reference: ShardInput): Promise<void> {
-  const ran = reference.content.execution.backend;
-  const choice = (ran === 'tensorflow-gpu' ? 'tensorflow' : ran) as BackendChoice;
+  const ran = reference.content.execution.backend as BackendName;
+  const choice = choiceOfBackend(ran);
+  if (!choice) throw new InputError(`the shards ran on ${ran}, which is no tfjs backend this merge can rank on`, { file: reference.file, field: 'execution.backend' });
   const selected = await selectBackend(choice);
   if (selected.name !== ran) throw new InputError(`the shards ran on ${ran}, and this merge ranks their embeddings on the same backend; here it is ${selected.name}`, { file: reference.file, field: 'execution.backend' });
 }
@@ -414,12 +372,4 @@ function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') return `{${Object.keys(value).sort().map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`).join(',')}}`;
   return JSON.stringify(value) ?? 'undefined';
-}
-
-function splitStem(label: string): string {
-  return label.replace(/[^A-Za-z0-9._-]+/g, '_');
-}
-
-async function writeJson(file: string, value: unknown): Promise<void> {
-  await writeFileAtomically(file, `${JSON.stringify(value, null, 2)}\n`);
 }

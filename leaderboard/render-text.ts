@@ -9,11 +9,12 @@ export function sectionTitle(section: BoardSection): string {
   return `${task} ${taskVersion} · ${split} (split ${splitFingerprint.slice(0, 12)}) · ${section.metric} ${metricVersion}${scoring ? ` (${scoring})` : ''} · ranked by ${section.primaryMetric}`;
 }
 
-/** The section's scoring options where they are not the defaults ("legacy normalisation", "5 folds"); empty for the defaults. */
+/** The section's scoring options where they are not the defaults ("legacy normalisation", "5 folds", weights selected on the scored split); empty for the defaults. */
 export function scoringText(section: BoardSection): string {
   const parts: string[] = [];
   if (section.key.scoring.normalization !== 'current') parts.push(`${section.key.scoring.normalization} normalisation`);
   if (section.key.scoring.folds !== 1) parts.push(`${section.key.scoring.folds} folds`);
+  if (section.key.selection === 'evaluation') parts.push('weights selected on this split');
   return parts.join(', ');
 }
 

@@ -196,10 +196,12 @@ export function newRunId(createdAt: string, draft: unknown): string {
 
 /**
  * The fields that decide whether two runs may be ranked against each other (DESIGN.md): the
- * data (task, its version, split, split fingerprint) and everything that turns the same
- * predictions into a number (the metric, its version, the scoring options).
+ * data (task, its version, split, split fingerprint), everything that turns the same
+ * predictions into a number (the metric, its version, the scoring options), and whether the
+ * weights were selected on the very split scored (`selection`: "evaluation", else null), which
+ * a run does only when asked (`vlbench run --select-on-evaluation`).
  */
-export const COMPARABILITY_FIELDS = ['task', 'taskVersion', 'split', 'splitFingerprint', 'metric', 'metricVersion', 'scoring.normalization', 'scoring.folds'] as const;
+export const COMPARABILITY_FIELDS = ['task', 'taskVersion', 'split', 'splitFingerprint', 'metric', 'metricVersion', 'scoring.normalization', 'scoring.folds', 'selection'] as const;
 export type ComparabilityField = (typeof COMPARABILITY_FIELDS)[number];
 
 export interface ComparabilityKey {
@@ -210,6 +212,7 @@ export interface ComparabilityKey {
   metric: string;
   metricVersion: string;
   scoring: RunScoring;
+  selection: 'evaluation' | null;
 }
 
 export function comparabilityKey(record: RunRecord): ComparabilityKey {
@@ -221,7 +224,14 @@ export function comparabilityKey(record: RunRecord): ComparabilityKey {
     metric: record.metric,
     metricVersion: record.metricVersion,
     scoring: { normalization: record.scoring.normalization, folds: record.scoring.folds },
+    selection: selectedOnEvaluation(record) ? 'evaluation' : null,
   };
+}
+
+/** Whether the run chose its weights on the split it is scored on (harness/run.ts records hyperparameters.selection). */
+export function selectedOnEvaluation(record: RunRecord): boolean {
+  const selection = (record.method.hyperparameters as { selection?: { onEvaluation?: unknown } }).selection;
+  return selection?.onEvaluation === true;
 }
 
 /** A field of a key or record by its dotted path ("scoring.folds"). */

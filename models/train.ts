@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { InputError } from '../core/errors.ts';
 import { SeededRandom } from '../core/random.ts';
+import { choiceSetting, integerSetting, numberSetting, type SettingFields } from '../core/settings.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from './encoders/safetensors.ts';
 import { writeFileAtomically } from '../core/atomic-write.ts';
 
@@ -31,6 +32,8 @@ export const trainingSettingsSchema = z.object({
   validateEvery: z.number().int().nonnegative().default(0),
   /** Validations without improvement before stopping; 0 never stops early. */
   earlyStopPatience: z.number().int().nonnegative().default(0),
+  /** Which weights the run keeps: those of the best validation (model selection) or the last step's. */
+  epochRule: z.enum(['best', 'last']).default('best'),
   seed: z.number().int().default(0),
   beta1: z.number().min(0).max(1).default(0.9),
   beta2: z.number().min(0).max(1).default(0.999),
@@ -40,6 +43,59 @@ export type TrainingSettings = z.infer<typeof trainingSettingsSchema>;
 
 /** The one place training defaults live; `vlbench run --help` shows these. */
 export const TRAINING_DEFAULTS: TrainingSettings = trainingSettingsSchema.parse({});
+
+/** The training loop's `--set` keys (`--set lr=3e-4`), each beside the default it overrides. */
+export interface TrainingRecipe {
+  lr: number;
+  batch: number;
+  weight_decay: number;
+  warmup: number;
+  schedule: TrainingSettings['schedule'];
+  max_grad_norm: number;
+  patience: number;
+  epoch_rule: TrainingSettings['epochRule'];
+  checkpoint_every: number;
+}
+
+export const TRAINING_RECIPE_DEFAULTS: TrainingRecipe = {
+  lr: TRAINING_DEFAULTS.learningRate,
+  batch: TRAINING_DEFAULTS.batchSize,
+  weight_decay: TRAINING_DEFAULTS.weightDecay,
+  warmup: TRAINING_DEFAULTS.warmupFraction,
+  schedule: TRAINING_DEFAULTS.schedule,
+  max_grad_norm: TRAINING_DEFAULTS.maxGradNorm,
+  patience: TRAINING_DEFAULTS.earlyStopPatience,
+  epoch_rule: TRAINING_DEFAULTS.epochRule,
+  checkpoint_every: TRAINING_DEFAULTS.checkpointEvery,
+};
+
+export const TRAINING_SETTING_FIELDS: SettingFields<TrainingRecipe> = {
+  lr: { schema: numberSetting((n) => n.positive()), expects: 'a number > 0', doc: 'peak learning rate of AdamW (the task may set its own)' },
+  batch: { schema: integerSetting(1), expects: 'a whole number ≥ 1', doc: 'examples per training step (the task may set its own)' },
+  weight_decay: { schema: numberSetting((n) => n.nonnegative()), expects: 'a number ≥ 0', doc: 'decoupled weight decay of AdamW, on weights only (not embeddings, norms, biases)' },
+  warmup: { schema: numberSetting((n) => n.min(0).max(1)), expects: 'a number from 0 to 1', doc: 'share of all steps spent warming the learning rate up from 0' },
+  schedule: { schema: choiceSetting(['cosine', 'linear', 'constant'] as const), expects: 'cosine, linear or constant', doc: 'the learning rate after warmup: cosine or linear decay to 0, or constant' },
+  max_grad_norm: { schema: numberSetting((n) => n.nonnegative()), expects: 'a number ≥ 0', doc: 'global L2 norm the gradients are clipped to; 0: no clipping' },
+  patience: { schema: integerSetting(0), expects: 'a whole number ≥ 0', doc: 'validations without improvement before training stops; 0: never early' },
+  epoch_rule: { schema: choiceSetting(['best', 'last'] as const), expects: 'best or last', doc: 'the weights kept: those of the best validation score (on a held-out slice of training unless --validation-split) or the last step\'s' },
+  checkpoint_every: { schema: integerSetting(0), expects: 'a whole number ≥ 0', doc: 'steps between checkpoints (--resume continues from the last); 0: none' },
+};
+
+/** The loop's settings from `--set` values given (`recipe`), else `fallback` (a task's own defaults), else TRAINING_DEFAULTS. */
+export function trainingSettingsOf(recipe: Partial<TrainingRecipe>, fallback: Partial<TrainingSettings>): TrainingSettings {
+  return trainingSettingsSchema.parse({
+    ...fallback,
+    batchSize: recipe.batch ?? fallback.batchSize,
+    learningRate: recipe.lr ?? fallback.learningRate,
+    weightDecay: recipe.weight_decay ?? fallback.weightDecay,
+    warmupFraction: recipe.warmup ?? fallback.warmupFraction,
+    schedule: recipe.schedule ?? fallback.schedule,
+    maxGradNorm: recipe.max_grad_norm ?? fallback.maxGradNorm,
+    earlyStopPatience: recipe.patience ?? fallback.earlyStopPatience,
+    epochRule: recipe.epoch_rule ?? fallback.epochRule,
+    checkpointEvery: recipe.checkpoint_every ?? fallback.checkpointEvery,
+  });
+}
 
 export interface StepContext {
   step: number;
@@ -305,7 +361,7 @@ export async function train(problem: TrainingProblem, settingsInput: Partial<Tra
       break;
     }
   }
-  if (best.size > 0) restore(best, problem.variables);
+  if (best.size > 0 && settings.epochRule === 'best') restore(best, problem.variables);
   for (const t of best.values()) t.dispose();
   optimizer.dispose();
   const seconds = (performance.now() - started) / 1000;

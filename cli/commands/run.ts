@@ -2,14 +2,16 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { describeObjectiveSettings } from '../../models/objectives/index.ts';
 import { parsePositiveInteger, parseSeed, parseSetOptions, parseShard, scoringOptionsFromFlags } from '../flags.ts';
 import { getTask } from '../../tasks/registry.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { isPostgresLocation } from '../../leaderboard/store.ts';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
 import { InputError } from '../../core/errors.ts';
-import { executeRun, RUN_DEFAULTS, RUN_TASKS, runRequestSchema, type RunOutcome, type RunRequest } from '../../harness/run.ts';
+import { executeRun, RUN_TASKS, runRequestSchema, type RunOutcome, type RunRequest } from '../../harness/run.ts';
+import { describeSettings } from '../../harness/run-settings.ts';
+import { TRAINING_DEFAULTS } from '../../models/train.ts';
+import { HELD_OUT_FRACTION } from '../../harness/run-data.ts';
 
 interface RunFlags {
   task?: string;
@@ -22,6 +24,7 @@ interface RunFlags {
   split?: string;
   trainSplit?: string;
   validationSplit?: string;
+  selectOnEvaluation?: boolean;
   imagesDir?: string;
   target?: string;
   set: string[];
@@ -70,6 +73,7 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
     split: flags.split,
     trainSplit: flags.trainSplit,
     validationSplit: flags.validationSplit,
+    ...(flags.selectOnEvaluation ? { selectOnEvaluation: true } : {}),
     imagesDir: flags.imagesDir ? resolve(flags.imagesDir) : undefined,
     targetDir: flags.target ? resolve(flags.target) : undefined,
     regionsFile: flags.regions ? resolve(flags.regions) : undefined,
@@ -100,7 +104,7 @@ export function formatRunOutcome(outcome: RunOutcome): string {
 }
 
 export function registerRun(program: Command): void {
-  const settingsHelp = describeObjectiveSettings()
+  const settingsHelp = describeSettings()
     .map((row) => `  ${row.key.padEnd(28)} ${JSON.stringify(row.default).padEnd(10)} ${row.doc}`)
     .join('\n');
   program
@@ -111,11 +115,12 @@ export function registerRun(program: Command): void {
     .option('--model <dir>', 'model folder (default: the bundled SynthScenes CLIP)')
     .option('--method <spec>', 'zeroshot (retrieval) | ft, plus +sg +adv +mmd +dann, e.g. ft+sg+adv')
     .option('--seed <n>', 'run seed: data order, head initialisation, perturbations', '0')
-    .option('--epochs <n>', `training epochs (default ${RUN_DEFAULTS.epochs})`)
+    .option('--epochs <n>', `training epochs (default ${TRAINING_DEFAULTS.epochs}, or the task's own)`)
     .option('--out <dir>', 'folder of run folders', 'runs')
     .option('--split <name>', 'evaluation split (SynthScenes: test or val, both domains scored; default test)')
     .option('--train-split <name>', 'training split (real datasets)')
-    .option('--validation-split <name>', 'validation split for model selection (real datasets; default --split)')
+    .option('--validation-split <name>', `validation split for model selection (real datasets; default: ${HELD_OUT_FRACTION * 100}% of the training images, the same ones every run and seed, held out by image with their examples)`)
+    .option('--select-on-evaluation', 'allow --validation-split to be the evaluation split: the weights are chosen on the numbers reported, and the run is marked so')
     .option('--images-dir <dir>', 'images root where it is not inside --data (COCO, GQA)')
     .option('--regions <file>', 'vqa, gqa: COCO-style detections ({image_id, bbox: [x, y, w, h] px, score}) whose boxes become object tokens (SynthScenes: DATA/detections/true_boxes.json or detector.json); without it, the grid\'s cells are the objects')
     .option('--target <dir>', 'folder of unlabelled target-domain images for mmd/dann (real datasets)')
@@ -136,8 +141,7 @@ export function registerRun(program: Command): void {
       `\nWhat trains: the task's heads and fusion; on VQA and GQA (the relational fusion) also a word embedding per question word,\n` +
         `added to the encoder's text tokens (the bundled CLIP never saw "how", "many" or plural shape names in pretraining).\n` +
         `The encoder's blocks stay frozen unless --set encoder.train_blocks=N|all; --regions object crops always come from the frozen encoder.\n` +
-        `\nRun settings (--set key=value): ${Object.keys(RUN_DEFAULTS).filter((key) => key !== 'epochs').join(', ')}, answers.min_count\n` +
-        `Defaults: ${JSON.stringify(RUN_DEFAULTS)}\n\nObjective settings (--set <objective>.<key>=value):\n${settingsHelp}\n`,
+        `\nSettings (--set key=value; objectives' and task losses' as <objective>.<key>=value), with their defaults:\n${settingsHelp}\n`,
     )
     .action(async (flags: RunFlags) => {
       const { request, runsDir, resumeDir } = await requestFromFlags(flags);

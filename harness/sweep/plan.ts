@@ -12,7 +12,9 @@ import { fingerprintModelFolder } from '../../models/encoders/aligned-encoder.ts
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
 import { getTask } from '../../tasks/registry.ts';
 import { resolveRunData } from '../run-data.ts';
-import { parseRecipe, RUN_TASKS, runRequestSchema, type RunRequest } from '../run.ts';
+import { RUN_TASKS } from '../adapters/index.ts';
+import { runRequestSchema, type RunRequest } from '../run-plan.ts';
+import { parseRunSettings } from '../run-settings.ts';
 import { getAdapter } from '../adapters/index.ts';
 import { checkTaskLossSettings } from '../preflight.ts';
 import { parseMethodSpec } from '../../models/objectives/index.ts';
@@ -43,7 +45,7 @@ export interface SweepGrid {
 
 /** The run settings a sweep shares across its grid: the run request's own fields, so the two cannot drift. */
 export const sweepCommonSchema = runRequestSchema
-  .pick({ dataDir: true, epochs: true, split: true, trainSplit: true, validationSplit: true, imagesDir: true, targetDir: true, trainDomain: true, maxTrainExamples: true })
+  .pick({ dataDir: true, epochs: true, split: true, trainSplit: true, validationSplit: true, selectOnEvaluation: true, imagesDir: true, targetDir: true, trainDomain: true, maxTrainExamples: true })
   .extend({ backend: runRequestSchema.shape.backend.optional() })
   .strict();
 export type SweepCommon = z.infer<typeof sweepCommonSchema>;
@@ -148,7 +150,7 @@ export function checkSweepGrid(grid: SweepGrid): void {
     seen.add(point);
     try {
       const method = parseMethodSpec(run.method, run.sets);
-      parseRecipe(method.otherSettings);
+      parseRunSettings(method.otherSettings);
       const unsupported = getAdapter(run.task).unsupportedMethod(method);
       if (unsupported) throw new InputError(unsupported);
       checkTaskLossSettings(run.task, method, run.sets);
@@ -216,7 +218,7 @@ async function modelFingerprint(modelDir: string): Promise<string> {
 }
 
 async function evaluationFingerprints(task: string, dataDir: string, common: SweepCommon): Promise<{ split: string; fingerprint: string }[]> {
-  const data = await resolveRunData({ task, dataDir, split: common.split, trainSplit: common.trainSplit, validationSplit: common.validationSplit, imagesDir: common.imagesDir, targetDir: common.targetDir, trainDomain: common.trainDomain });
+  const data = await resolveRunData({ task, dataDir, split: common.split, trainSplit: common.trainSplit, validationSplit: common.validationSplit, selectOnEvaluation: common.selectOnEvaluation, imagesDir: common.imagesDir, targetDir: common.targetDir, trainDomain: common.trainDomain });
   const loader = getTask(task);
   const fingerprints = [];
   for (const options of data.evaluations) {

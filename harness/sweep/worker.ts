@@ -1,14 +1,11 @@
-import { existsSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { writeFileAtomically } from '../../core/atomic-write.ts';
 import { InputError } from '../../core/errors.ts';
 import { openLeaderboard, recordedRunIdsWithPrefix } from '../../leaderboard/store.ts';
 import { withoutPassword } from '../../leaderboard/postgres-store.ts';
 import { RunWorker, type RunSummary } from '../run-pool.ts';
-import { runRequestSchema } from '../run.ts';
+import { RunFolder } from '../run-folder.ts';
 import { recordIdPrefix, type SweepJobData } from './plan.ts';
 import { DEFAULT_QUEUE_NAME, redisConnection } from './queue.ts';
 import { blasThreadsPerWorker } from '../../models/backends/wasm-blas.ts';
@@ -111,25 +108,13 @@ export function startSweepWorker(options: SweepWorkerOptions): Worker<SweepJobDa
       log(`${label}: already recorded (${before.length} records), nothing to run`);
       return done(before, null, true);
     }
-    const partialDir = join(runsDir, `${key}.partial`);
-    const finalDir = join(runsDir, key);
-    if (existsSync(finalDir)) {
-      // Finished earlier but never recorded (the store went away after the run): run it again in
-      // place; its seed makes the numbers the same, and the old folder stays until the new one is done.
-      await rm(partialDir, { recursive: true, force: true });
-      await rename(finalDir, partialDir);
-    }
-    if (!existsSync(join(partialDir, 'request.json'))) {
-      // A fresh run, started as a resumable one so that its folder is named by the run key: the run
-      // lifecycle resumes only a folder whose request.json is this very request.
-      await writeFileAtomically(join(partialDir, 'request.json'), `${JSON.stringify(runRequestSchema.parse(request), null, 2)}\n`);
-    }
-    log(`${label}: starting (attempt ${job.attemptsMade + 1}${existsSync(join(partialDir, 'checkpoint')) ? ', resuming from its checkpoint' : ''})`);
+    const { resumeDir, hasCheckpoint } = await RunFolder.keyed(runsDir, key, request);
+    log(`${label}: starting (attempt ${job.attemptsMade + 1}${hasCheckpoint ? ', resuming from its checkpoint' : ''})`);
     const child = takeChild();
     let summary: RunSummary;
     busyChildren.add(child);
     try {
-      summary = await child.run({ request, hooks: { db: options.db, runsDir, cacheDir: options.cacheDir, resumeDir: partialDir } });
+      summary = await child.run({ request, hooks: { db: options.db, runsDir, cacheDir: options.cacheDir, resumeDir } });
     } catch (error) {
       // A run that failed may have left the child's tfjs in any state: the next one gets a fresh child.
       child.stop();

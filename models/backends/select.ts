@@ -6,13 +6,6 @@ import type { BackendName } from '../../core/types.ts';
 import { tryWebGpu, type AdapterPolicy } from './webgpu.ts';
 import { WASM_BLAS_BACKEND, describeBlas, tryWasmBlas } from './wasm-blas.ts';
 
-/**
- * What `--backend` accepts, on every command: this is the one list the flags validate
- * against. `webgpu` runs on the default WebGPU adapter, whatever it is (and says so when it
- * is a software one); `webgpu-software` asks for the software adapter even where a GPU exists.
- */
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'webgpu-software', 'wasm-blas', 'wasm', 'cpu'] as const;
-export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface BackendAttempt {
   backend: BackendName;
@@ -38,15 +31,19 @@ export interface SelectedBackend {
  */
 export type BackendAttemptFunction = () => Promise<BackendAttempt>;
 
-export const ATTEMPT_NAMES = ['tensorflow-gpu', 'webgpu-hardware', 'webgpu', 'webgpu-software', 'tensorflow', 'wasm-blas', 'wasm', 'cpu'] as const;
-export type AttemptName = (typeof ATTEMPT_NAMES)[number];
+/** The ways of getting a backend (ATTEMPTS below): the names the plans are made of. */
+export type AttemptName = keyof typeof ATTEMPTS;
 
 /**
- * The attempts each choice makes, in order; the first that works is used. `auto` never
- * reaches the plain CPU backend (about 1.3 GFLOP/s) nor a software WebGPU adapter: both
- * only run when asked for by name.
+ * What `--backend` accepts, on every command, and the attempts each choice makes, in order; the
+ * first that works is used. This table is the one list of choices the flags validate against
+ * (BACKEND_CHOICES is its keys); what a backend is named in records is core/types.ts's
+ * BACKEND_NAMES. `auto` never reaches the plain CPU backend (about 1.3 GFLOP/s) nor a software
+ * WebGPU adapter: both only run when asked for by name. `webgpu` runs on the default WebGPU
+ * adapter, whatever it is (and says so when it is a software one); `webgpu-software` asks for
+ * the software adapter even where a GPU exists.
  */
-export const SELECTION_PLANS: Readonly<Record<BackendChoice, readonly AttemptName[]>> = {
+const PLANS = {
   auto: ['tensorflow-gpu', 'webgpu-hardware', 'tensorflow', 'wasm-blas', 'wasm'],
   tensorflow: ['tensorflow-gpu', 'tensorflow'],
   webgpu: ['webgpu'],
@@ -54,7 +51,10 @@ export const SELECTION_PLANS: Readonly<Record<BackendChoice, readonly AttemptNam
   'wasm-blas': ['wasm-blas'],
   wasm: ['wasm'],
   cpu: ['cpu'],
-};
+} as const satisfies Record<string, readonly AttemptName[]>;
+export type BackendChoice = keyof typeof PLANS;
+export const SELECTION_PLANS: Readonly<Record<BackendChoice, readonly AttemptName[]>> = PLANS;
+export const BACKEND_CHOICES = Object.keys(PLANS) as [BackendChoice, ...BackendChoice[]];
 
 export interface SelectBackendOptions {
   /** Replaces how some backends are tried (tests: make every backend fail without breaking the machine). */
@@ -140,7 +140,7 @@ async function tryCpu(): Promise<BackendAttempt> {
   return { backend: 'cpu', ok, reason: 'plain JavaScript CPU backend (about 1.3 GFLOP/s; only when asked for)' };
 }
 
-const ATTEMPTS: Readonly<Record<AttemptName, BackendAttemptFunction>> = {
+const ATTEMPTS = {
   'tensorflow-gpu': tryTensorflowGpu,
   'webgpu-hardware': webGpuAttempt('hardware'),
   webgpu: webGpuAttempt('any'),
@@ -149,7 +149,8 @@ const ATTEMPTS: Readonly<Record<AttemptName, BackendAttemptFunction>> = {
   'wasm-blas': tryWasmBlasBackend,
   wasm: tryWasm,
   cpu: tryCpu,
-};
+} satisfies Record<string, BackendAttemptFunction>;
+export const ATTEMPT_NAMES = Object.keys(ATTEMPTS) as AttemptName[];
 
 /** Calls are serialised: two concurrent initialisations of one tfjs backend make the second fail. */
 let queue: Promise<unknown> = Promise.resolve();
@@ -167,7 +168,7 @@ export function selectBackend(choice: BackendChoice = 'auto', options: SelectBac
 }
 
 async function selectBackendNow(choice: BackendChoice, options: SelectBackendOptions): Promise<SelectedBackend> {
-  const plan = SELECTION_PLANS[choice];
+  const plan: readonly AttemptName[] | undefined = SELECTION_PLANS[choice];
   if (!plan) throw new InputError(`--backend "${choice}" is not a backend; expected one of ${BACKEND_CHOICES.join(', ')}`);
   const attempts: BackendAttempt[] = [];
   for (const step of plan) {
@@ -199,6 +200,11 @@ export class BackendRefusedError extends InputError {
 
 function backendOfAttempt(step: AttemptName): BackendName {
   return step.startsWith('webgpu') ? 'webgpu' : (step as BackendName);
+}
+
+/** The `--backend` choice that asks for a backend by name (tensorflow-gpu: tensorflow), for a command that must compute where another did. */
+export function choiceOfBackend(name: BackendName): BackendChoice | undefined {
+  return BACKEND_CHOICES.find((choice) => choice !== 'auto' && SELECTION_PLANS[choice].some((step) => backendOfAttempt(step) === name));
 }
 
 /** Parses a --backend value with a clear message. */

@@ -3,7 +3,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { InputError } from '../../core/errors.ts';
-import type { BackendChoice } from '../backends/select.ts';
+import type { BackendChoice, SelectedBackend } from '../backends/select.ts';
 import { readPreprocessorConfig, type ImagePreprocessing } from '../image-pipeline.ts';
 import type { BackendName } from '../../core/types.ts';
 import type { ClipConfig } from './clip-config.ts';
@@ -77,8 +77,11 @@ export const ENCODER_ENGINES: readonly EncoderEngine[] = ['tfjs', 'onnx'];
 export interface LoadEncoderOptions {
   /** Overrides the choice by folder contents (model.safetensors → tfjs; onnx/ only → onnx). */
   engine?: EncoderEngine;
-  /** tfjs backend (ignored by the ONNX engine). */
-  backend?: BackendChoice;
+  /**
+   * tfjs backend (ignored by the ONNX engine): the backend the process already selected (a run
+   * selects once and passes it down), or a choice to select now (library callers, tests).
+   */
+  backend?: BackendChoice | SelectedBackend;
   /** tfjs only: which weights train (default 'frozen'). */
   freeze?: FreezePolicy;
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../backends/select.ts';
+import { selectBackend, type SelectedBackend } from '../backends/select.ts';
 import type { ImagePreprocessing } from '../image-pipeline.ts';
 import type { BackendName } from '../../core/types.ts';
 import { checkPixelBatch, fingerprintModelFolder, readModelPreprocessing, type AlignedEncoder, type LoadEncoderOptions, type HostTensor, type ImageEncoding, type TextEncoding } from './aligned-encoder.ts';
@@ -23,18 +23,24 @@ export class TfjsClipEncoder implements AlignedEncoder {
     readonly tokenizer: ClipTokenizer,
     readonly preprocessing: ImagePreprocessing,
     readonly fingerprint: string,
-    readonly backend: BackendName,
+    /** The tfjs backend it computes on, as selected (describeBackend prints it). */
+    readonly selectedBackend: SelectedBackend,
   ) {}
 
+  get backend(): BackendName {
+    return this.selectedBackend.name;
+  }
+
   static async load(folder: string, options: LoadEncoderOptions = {}): Promise<TfjsClipEncoder> {
-    const backend = await selectBackend(options.backend ?? 'auto');
+    // A backend the caller selected is used as it is: selecting again would change the process's backend under it.
+    const backend = typeof options.backend === 'object' ? options.backend : await selectBackend(options.backend ?? 'auto');
     const model = await ClipModel.load(folder);
     try {
       const tokenizer = await ClipTokenizer.load(folder, model.config.text.max_position_embeddings);
       const preprocessing = await readModelPreprocessing(folder, model.config);
       const fingerprint = await fingerprintModelFolder(folder, 'tfjs');
       model.setFreezePolicy(options.freeze ?? 'frozen');
-      return new TfjsClipEncoder(folder, model, tokenizer, preprocessing, fingerprint, backend.name);
+      return new TfjsClipEncoder(folder, model, tokenizer, preprocessing, fingerprint, backend);
     } catch (error) {
       model.dispose();
       throw error;

@@ -137,7 +137,7 @@ test('a run with encoder training interrupted after a checkpoint resumes to the 
 test('encoder settings that cannot apply are refused before any work, naming the setting', async (t) => {
   const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-finetune-runs-'));
   await t.throwsAsync(executeRun(request({ 'encoder.train_blocks': '3' }), { db: null, runsDir, log: quiet }), { message: /encoder\.train_blocks=3 exceeds the vision tower's 2 blocks/ });
-  await t.throwsAsync(executeRun(request({ 'encoder.train_blocks': 'some' }), { db: null, runsDir, log: quiet }), { message: /encoder\.train_blocks: expected a whole number of blocks or all/ });
+  await t.throwsAsync(executeRun(request({ 'encoder.train_blocks': 'some' }), { db: null, runsDir, log: quiet }), { message: /field "--set encoder\.train_blocks": expected a whole number of blocks or all, got "some"/ });
   await t.throwsAsync(executeRun(request({ 'adv.at': 'boundary' }), { db: null, runsDir, log: quiet }), { message: /adv\.at=boundary perturbs inside the encoder, which is frozen/ });
   await t.throwsAsync(executeRun(request({ 'encoder.train_blocks': '1', 'adv.at': 'input' }), { db: null, runsDir, log: quiet }), { message: /adv\.at=input perturbs the word and patch embeddings/ });
 });

@@ -5,11 +5,15 @@ import {
   BACKEND_CHOICES,
   BackendRefusedError,
   SELECTION_PLANS,
+  choiceOfBackend,
   parseBackendChoice,
   selectBackend,
   type AttemptName,
   type BackendAttemptFunction,
 } from '../../models/backends/select.ts';
+import { BACKEND_NAMES } from '../../core/types.ts';
+import { loadEncoder } from '../../models/encoders/load-encoder.ts';
+import type { TfjsClipEncoder } from '../../models/encoders/clip-encoder.ts';
 
 // Every test here switches the process's one current backend: they run one after another.
 
@@ -131,4 +135,29 @@ test('an unknown backend name is refused with the list of choices', (t) => {
   const error = t.throws(() => parseBackendChoice('gpu'));
   t.is(error!.message, `--backend "gpu" is not a backend; expected one of ${BACKEND_CHOICES.join(', ')}`);
   t.regex(error!.message, /expected one of auto, tensorflow, webgpu, webgpu-software, .*wasm, cpu$/);
+});
+
+test.serial('an encoder given the backend the process selected computes on it without selecting again', async (t) => {
+  const selected = await selectBackend('wasm');
+  let selections = 0;
+  const attempts = Object.fromEntries(ATTEMPT_NAMES.map((name) => [name, async () => (selections++, { backend: 'cpu' as const, ok: false, reason: 'not to be tried' })]));
+  // Were it to select, a selection with these attempts would fail; the encoder must use `selected` as it is.
+  await t.throwsAsync(selectBackend('wasm', { attempts }));
+  t.is(selections, 1);
+  const encoder = (await loadEncoder(new URL('../fixtures/clip-tiny', import.meta.url).pathname, { backend: selected })) as TfjsClipEncoder;
+  try {
+    t.is(encoder.selectedBackend, selected);
+    t.is(encoder.backend, 'wasm');
+    t.is(tf.getBackend(), 'wasm');
+  } finally {
+    await encoder.dispose();
+  }
+});
+
+test('every recorded tfjs backend name is asked for by one --backend choice; ONNX Runtime by none', (t) => {
+  t.is(choiceOfBackend('tensorflow-gpu'), 'tensorflow');
+  t.is(choiceOfBackend('wasm-blas'), 'wasm-blas');
+  t.is(choiceOfBackend('onnxruntime'), undefined);
+  for (const name of BACKEND_NAMES.filter((n) => n !== 'onnxruntime')) t.truthy(choiceOfBackend(name), name);
+  t.deepEqual(BACKEND_CHOICES, Object.keys(SELECTION_PLANS));
 });

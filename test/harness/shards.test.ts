@@ -101,6 +101,30 @@ test('retrieval ft: shards of a trained model merge to the unsharded run', async
   await assertSameAsUnsharded(t, await runSharded('retrieval', 'ft', { epochs: 2 }), 'npy');
 });
 
+test('VQA ft with a tuned encoder block: the merged run is recorded under the unsharded run\'s name and tuned-encoder fingerprint', async (t) => {
+  const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-shard-tuned-'));
+  const tuned = { sets: { 'encoder.train_blocks': '1' } };
+  const straightDb = join(runsDir, 'straight.db');
+  const straight = await executeRun(request('vqa', 'ft', tuned), { db: straightDb, runsDir, log: quiet });
+  const shardDirs: string[] = [];
+  for (let number = 1; number <= 2; number++) shardDirs.push((await executeRun(request('vqa', 'ft', { ...tuned, shard: { number, count: 2 } }), { db: null, runsDir, log: quiet })).runDir);
+  const mergedDb = join(runsDir, 'merged.db');
+  const merged = await mergeShards(shardDirs, { db: mergedDb, runsDir: join(runsDir, 'merged'), log: quiet });
+  const records = async (db: string) => {
+    const store = await openLeaderboard(db, { create: false });
+    const runs = await listRuns(store, {});
+    await store.close();
+    return runs.map((run) => ({ split: run.record.split, name: run.record.name, model: run.record.model })).sort((a, b) => a.split.localeCompare(b.split));
+  };
+  const expected = await records(straightDb);
+  t.regex(straight.name, /\(encoder: last 1 block tuned\)/);
+  t.true(expected.every((record) => typeof record.model.tunedFingerprint === 'string'), 'the unsharded run records its tuned encoder');
+  t.is(merged.name, straight.name);
+  t.deepEqual(await records(mergedDb), expected);
+  // The merged folder is a complete run folder: the tuned encoder its record names is in it.
+  t.true((await readdir(join(merged.runDir, 'encoder'))).includes('model.safetensors'));
+});
+
 test('a missing shard is refused, naming the examples no shard holds', async (t) => {
   const { shardDirs } = await vqa();
   const third = JSON.parse(await readFile(join(shardDirs[2], 'shards', 'test_source.json'), 'utf8')) as { rows: { id: string }[] };

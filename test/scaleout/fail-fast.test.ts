@@ -79,7 +79,7 @@ redisTest('a sweep whose grid holds a run that would be refused (ft+xyz, lr=abc,
   const db = join(folder, 'grid.db');
   const cases: { name: string; extra: string[]; message: RegExp }[] = [
     { name: 'unknown objective', extra: ['--methods', 'ft,ft+xyz'], message: /the run vqa ft\+xyz would be refused: field "--method": unknown objective "xyz" in method "ft\+xyz"/ },
-    { name: 'a value that is not a number', extra: ['--methods', 'ft', '--set', 'lr=0.001,abc'], message: /the run vqa ft lr=abc would be refused: --set lr: / },
+    { name: 'a value that is not a number', extra: ['--methods', 'ft', '--set', 'lr=0.001,abc'], message: /the run vqa ft lr=abc would be refused: field "--set lr": expected a number > 0, got "abc"/ },
     { name: 'a setting of a loss the task does not train', extra: ['--methods', 'ft', '--set', 'mc.labelSmoothing=0.1'], message: /the run vqa ft mc\.labelSmoothing=0\.1 would be refused: .*vqa trains with the bce loss/ },
   ];
   for (const { name, extra, message } of cases) {
