@@ -169,6 +169,13 @@ for (const size of sizes) {
       },
     },
     { epochs, batchSize, learningRate, seed, warmupFraction: 0.05, checkpointEvery: 0 },
+    {
+      // A line every tenth of the run: these runs take many minutes.
+      onStep: (point, samplesPerSecond) => {
+        const steps = Math.ceil(trainExamples.length / batchSize) * epochs;
+        if ((point.step + 1) % Math.max(1, Math.round(steps / 10)) === 0) console.log(`  step ${point.step + 1}/${steps}: loss ${point.loss.toFixed(4)}, ${samplesPerSecond.toFixed(0)} samples/s`);
+      },
+    },
   );
   const seconds = (performance.now() - started) / 1000;
   const model = familyScores(valSplit.examples, predict(valSplit.examples));
