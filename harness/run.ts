@@ -7,7 +7,7 @@ import { type AlignedEncoder } from '../models/encoders/aligned-encoder.ts';
 import { loadEncoder } from '../models/encoders/load-encoder.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { FUSION_DEFAULTS } from '../models/heads/fusion.ts';
-import { methodNeeds, objectiveSettings, parseMethodSpec, type MethodSpec } from '../models/objectives/index.ts';
+import { methodNeeds, parseMethodSpec, resolveObjectivesForRun, type MethodSpec } from '../models/objectives/index.ts';
 import { removeCheckpoint, train, TRAINING_DEFAULTS, trainingSettingsSchema, type TrainingProblem, type TrainingResult, type TrainingSettings } from '../models/train.ts';
 import { openLeaderboard, recordRun } from '../leaderboard/store.ts';
 import { recordedScoring, type RunRecord } from '../leaderboard/run-record.ts';
@@ -16,7 +16,7 @@ import { BACKEND_CHOICES, selectBackend, describeBackend, type BackendChoice } f
 import { gitCommit, softwareVersions } from '../core/environment.ts';
 import { InputError } from '../core/errors.ts';
 import { extractImageFeatures, extractRegionFeatures, extractTextFeatures, poolImageTokenGrid, type FeatureTable } from '../models/features.ts';
-import { ENCODER_TUNING_DEFAULTS, EncoderTuning, tuningEnabled, type EncoderTuningSettings, type PerturbationPoint } from '../models/fine-tuning/encoder-tuning.ts';
+import { ENCODER_TUNING_DEFAULTS, EncoderTuning, tuningEnabled, type EncoderTuningSettings } from '../models/fine-tuning/encoder-tuning.ts';
 import { saveTunedEncoder } from './tuned-encoder.ts';
 import { splitRecordFields } from './split-record.ts';
 import { describeSplit, resolveRunData, type RunData } from './run-data.ts';
@@ -188,7 +188,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
 
   // Resolve everything that can fail on bad input before any work or any file is written.
   const request = runRequestSchema.parse(requestInput);
-  const method = parseMethodSpec(request.method, request.sets);
+  let method = parseMethodSpec(request.method, request.sets);
   const recipe = parseRecipe(method.otherSettings);
   const adapter = getAdapter(request.task);
   const unsupported = adapter.unsupportedMethod(method);
@@ -212,7 +212,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   };
   const tunes = tuningEnabled(tuning) && method.base !== 'zeroshot';
   if (tunes && !adapter.tunesEncoder) throw new InputError(`--set encoder.train_blocks=${tuning.trainBlocks}: fine-tuning the encoder is not wired for ${request.task} yet; use encoder.train_blocks=0 (heads on the frozen encoder)`, { field: 'encoder.train_blocks' });
-  const perturbationPoint = resolvePerturbationPoint(method, tuning, tunes);
+  method = resolveObjectivesForRun(method, { encoderTrains: tunes, trainBlocks: tuning.trainBlocks });
   const refitEpochs = recipe['head.refit_epochs'] ?? 0;
   // The refit builds its head on the tuned encoder's folder, whose object crops this run never encoded.
   if (refitEpochs > 0 && request.regionsFile) throw new InputError('--set head.refit_epochs with --regions is not wired yet: run the refit as its own run (vlbench run --model <run>/encoder --regions FILE)', { field: 'head.refit_epochs' });
@@ -261,7 +261,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     if (tunes) {
       if (!encoder.trainable || !('model' in encoder)) throw new InputError(`--set encoder.train_blocks needs the tfjs engine (${encoder.engine} is inference only)`, { file: modelDir, field: 'encoder.train_blocks' });
       const tfjsEncoder = encoder as AlignedEncoder & Parameters<typeof EncoderTuning.prepare>[0];
-      encoderTuning = await timed('encode', () => EncoderTuning.prepare(tfjsEncoder, tuning, { ...runInputs(adapter, splits, data.targetImages), imagePool, perturbationPoint, cacheRoot: cacheDir }));
+      encoderTuning = await timed('encode', () => EncoderTuning.prepare(tfjsEncoder, tuning, { ...runInputs(adapter, splits, data.targetImages), imagePool, cacheRoot: cacheDir }));
     }
     // Frozen towers' features as ever (cached); a training tower's come from its boundary in each step.
     const encoded = await timed('encode', () => encodeEverything(adapter, encoder!, splits, data.targetImages, cacheDir, { images: !encoderTuning?.trainsImages, texts: !encoderTuning?.trainsTexts }));
@@ -313,7 +313,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
         engine: encoder.engine,
         frozen: !encoderTuning,
         trainBlocks: encoderTuning ? tuning.trainBlocks : 0,
-        ...(encoderTuning ? { towers: tuning.towers, lrScale: tuning.lrScale, perturbationPoint, weightDecay: 'weights only (not embeddings, norms, biases, logit_scale)' } : {}),
+        ...(encoderTuning ? { towers: tuning.towers, lrScale: tuning.lrScale, weightDecay: 'weights only (not embeddings, norms, biases, logit_scale)' } : {}),
       } as Record<string, unknown>,
       maxTrainExamples: request.maxTrainExamples ?? null,
       trainDomain: request.trainDomain ?? (data.synthRoot ? 'source' : null),
@@ -565,14 +565,6 @@ async function encodeEverything(
   const imageFeatures = towers.images ? await extractImageFeatures(encoder, imageKeys, { cacheRoot: cacheDir }) : undefined;
   const texts = towers.texts ? await extractTextFeatures(encoder, allTexts, { cacheRoot: cacheDir }) : undefined;
   return { images: imageFeatures?.table, imageKeys, texts, cacheHits: imageFeatures?.cacheHits ?? 0 };
-}
-
-/** Where adv adds δ (adv.at): auto is the encoder's input when every block trains, its first trainable block otherwise, the fusion's input on a frozen encoder. */
-function resolvePerturbationPoint(method: MethodSpec, tuning: EncoderTuningSettings, tunes: boolean): PerturbationPoint {
-  const at = objectiveSettings(method, 'adv')?.at ?? 'auto';
-  if (at === 'auto') return !tunes ? 'fusion' : tuning.trainBlocks === 'all' ? 'input' : 'boundary';
-  if (at !== 'fusion' && !tunes) throw new InputError(`--set adv.at=${at} perturbs inside the encoder, which is frozen; set encoder.train_blocks > 0 or adv.at=fusion`, { field: 'adv.at' });
-  return at;
 }
 
 /** Trains with a progress bar on a terminal (quiet otherwise). */

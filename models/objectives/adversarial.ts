@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { booleanSetting, choiceSetting, integerSetting, numberSetting, parseSettings, type SettingFields } from './settings.ts';
-import { defineObjective } from './objective.ts';
+import { defineObjective, type PerturbableForwardPass, type PerturbationSite, type RunShape, type WrappedPassResult } from './objective.ts';
+import { InputError } from '../../core/errors.ts';
 
 /**
  * Adversarial perturbation training in the embedding space, VILLA style (Gan et al. 2020,
@@ -243,6 +244,43 @@ function readAndDispose(x: tf.Scalar): number {
   return value;
 }
 
+/**
+ * `at` against the run: auto is the encoder's input when every block trains, its first
+ * trainable block when some do, the fusion's input on a frozen encoder; a place inside a
+ * frozen encoder is refused.
+ */
+export function resolveAdversarialSettings(settings: AdversarialSettings, run: RunShape): AdversarialSettings {
+  const { at } = settings;
+  if (at === 'auto') return { ...settings, at: !run.encoderTrains ? 'fusion' : run.trainBlocks === 'all' ? 'input' : 'boundary' };
+  if (at !== 'fusion' && !run.encoderTrains) throw new InputError(`--set adv.at=${at} perturbs inside the encoder, which is frozen; set encoder.train_blocks > 0 or adv.at=fusion`, { field: 'adv.at' });
+  if (at === 'input' && run.trainBlocks !== 'all') {
+    throw new InputError(`--set adv.at=input perturbs the word and patch embeddings, which sit below frozen blocks at encoder.train_blocks=${run.trainBlocks}; use adv.at=boundary (the first trainable block's input) or encoder.train_blocks=all`, { field: 'adv.at' });
+  }
+  return settings;
+}
+
+/**
+ * One batch of adversarial training through the problem's forward pass: δ of each perturbed
+ * modality at its site (`at`: the encoder's trainable start, or the fusion's input), steps
+ * relative to the clean tokens' norm at the encoder (see the file comment).
+ */
+export function wrapAdversarialPass(settings: AdversarialSettings, pass: PerturbableForwardPass): WrappedPassResult {
+  const place = settings.at === 'fusion' ? 'fusion' : 'encoder';
+  const text = pass.site('text', place);
+  const image = pass.site('image', place);
+  const perturbs = { text: settings.modality !== 'image', image: settings.modality !== 'text' };
+  const relative = (site: PerturbationSite, perturbed: boolean) => (perturbed && site.place === 'encoder' ? site.referenceNorms() : undefined);
+  const result = adversarialGradients(
+    (deltas) =>
+      pass.run({
+        ...(perturbs.text ? { text: { site: text, delta: deltas.text } } : {}),
+        ...(perturbs.image ? { image: { site: image, delta: deltas.image } } : {}),
+      }),
+    { textShape: text.shape, imageShape: image.shape, variables: pass.variables, settings, referenceNorms: { text: relative(text, perturbs.text), image: relative(image, perturbs.image) } },
+  );
+  return { grads: result.grads, loss: result.loss, taskLoss: result.taskLosses[0], parts: { adv_kl: result.klLosses.at(-1) ?? 0 } };
+}
+
 /** `adv`: wraps the forward pass (see adversarialGradients); it adds no term of its own. */
 export const adversarialObjective = defineObjective({
   name: 'adv',
@@ -250,6 +288,7 @@ export const adversarialObjective = defineObjective({
   defaults: ADVERSARIAL_DEFAULTS,
   fields: ADVERSARIAL_SETTING_FIELDS,
   parse: parseAdversarialSettings,
-  wrapsForwardPass: true,
+  resolveForRun: resolveAdversarialSettings,
+  wrapForwardPass: wrapAdversarialPass,
   unsupported: (kind) => (kind === 'contrastive' ? "adv perturbs the tokens entering the fusion, which a contrastive (retrieval) problem does not have" : null),
 });

@@ -5,7 +5,7 @@ import { dannObjective } from './dann.ts';
 import { INFO_NCE_DEFAULTS, INFO_NCE_SETTING_FIELDS, parseInfoNceSettings, type InfoNceSettings } from './info-nce.ts';
 import { mmdObjective } from './mmd.ts';
 import { MULTIPLE_CHOICE_DEFAULTS, MULTIPLE_CHOICE_SETTING_FIELDS, parseMultipleChoiceSettings, type MultipleChoiceSettings } from './multiple-choice-ce.ts';
-import type { Objective, ProblemKind } from './objective.ts';
+import type { Objective, ProblemKind, RunShape } from './objective.ts';
 import { sceneGraphAuxiliaryObjective } from './scene-graph.ts';
 import { SOFT_SCORE_BCE_DEFAULTS, SOFT_SCORE_BCE_SETTING_FIELDS, parseSoftScoreBceSettings, type SoftScoreBceSettings } from './soft-score-bce.ts';
 
@@ -96,6 +96,15 @@ export function methodNeeds(method: MethodSpec): { targetDomain: boolean; sceneG
   };
 }
 
+/** The SPEC with each objective's settings resolved against the run (objectives without `resolveForRun` keep theirs). */
+export function resolveObjectivesForRun(method: MethodSpec, run: RunShape): MethodSpec {
+  const objectives = method.objectives.map((objective) => {
+    const resolve = objective.definition.resolveForRun as ((settings: unknown, run: RunShape) => unknown) | undefined;
+    return resolve ? ({ ...objective, settings: resolve(objective.settings, run) } as AuxiliaryObjective) : objective;
+  });
+  return { ...method, objectives };
+}
+
 /** Why a SPEC cannot train a problem of this kind (the first objective that refuses), or null. */
 export function unsupportedObjective(method: MethodSpec, kind: ProblemKind): string | null {
   for (const objective of method.objectives) {
@@ -167,4 +176,4 @@ export function objectiveSettings<K extends AuxiliaryObjectiveName>(method: Meth
 }
 
 export * from './settings.ts';
-export type { LossTerm, Objective, ObjectiveBatch, ObjectiveModule, ObjectiveSetup, ProblemKind } from './objective.ts';
+export type { LossTerm, Objective, ObjectiveBatch, ObjectiveModule, ObjectiveSetup, PerturbableForwardPass, PerturbationSite, PerturbedModality, ProblemKind, RunShape, WrappedPassResult } from './objective.ts';

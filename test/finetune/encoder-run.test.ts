@@ -63,7 +63,9 @@ test('train_blocks=1 trains the last block of each tower, keeps the frozen prefi
   t.deepEqual(changed.filter((name) => !/layers\.1\.|final_layer_norm|post_layernorm|projection|logit_scale/.test(name)), []);
 
   const config = JSON.parse(await readFile(join(outcome.runDir, 'config.json'), 'utf8'));
-  t.like(config.hyperparameters.encoder, { frozen: false, trainBlocks: 1, towers: 'both', lrScale: 0.1, perturbationPoint: 'boundary' });
+  t.like(config.hyperparameters.encoder, { frozen: false, trainBlocks: 1, towers: 'both', lrScale: 0.1 });
+  // adv.at=auto is recorded as the run resolved it: the first trainable block's input.
+  t.is(config.hyperparameters.objectives.adv.at, 'boundary');
   t.deepEqual(config.tunedEncoder, { folder: 'encoder', fingerprint: await fingerprintModelFolder(tunedDir, 'tfjs') });
   t.not(config.tunedEncoder.fingerprint, config.model.fingerprint);
   // Seeds of one configuration group by their hyperparameters: the per-seed tuned fingerprint is not among them.

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { InputError } from '../../core/errors.ts';
 import { ADVERSARIAL_DEFAULTS } from '../../models/objectives/adversarial.ts';
-import { describeObjectiveSettings, OBJECTIVE_DEFAULTS, objectiveSettings, parseMethodSpec } from '../../models/objectives/index.ts';
+import { describeObjectiveSettings, OBJECTIVE_DEFAULTS, objectiveSettings, parseMethodSpec, resolveObjectivesForRun } from '../../models/objectives/index.ts';
 import { parseSetOptions } from '../../cli/flags.ts';
 
 test('a SPEC parses into the base and typed objectives in canonical order', (t) => {
@@ -62,4 +62,18 @@ test('every --set key is documented with its default', (t) => {
   t.is(eta?.default, 1e-3);
   t.true(rows.every((row) => row.doc.length > 10));
   t.true(rows.some((row) => row.key === 'sg.lambda') && rows.some((row) => row.key === 'mmd.kernelMultipliers'));
+});
+
+test('an objective resolves its settings against the run: adv.at auto follows the encoder, and places inside a frozen encoder are refused', (t) => {
+  const at = (trainBlocks: number | 'all', sets: Record<string, string> = {}) =>
+    objectiveSettings(resolveObjectivesForRun(parseMethodSpec('ft+sg+adv', sets), { encoderTrains: trainBlocks !== 0, trainBlocks }), 'adv')?.at;
+  t.is(at(0), 'fusion');
+  t.is(at(1), 'boundary');
+  t.is(at('all'), 'input');
+  t.is(at(1, { 'adv.at': 'fusion' }), 'fusion');
+  t.throws(() => at(0, { 'adv.at': 'boundary' }), { message: /adv\.at=boundary perturbs inside the encoder, which is frozen/ });
+  t.throws(() => at(1, { 'adv.at': 'input' }), { message: /adv\.at=input perturbs the word and patch embeddings/ });
+  // Objectives without the hook keep their settings as parsed.
+  const method = resolveObjectivesForRun(parseMethodSpec('ft+sg', { 'sg.lambda': '0.5' }), { encoderTrains: true, trainBlocks: 1 });
+  t.is(objectiveSettings(method, 'sg')?.lambda, 0.5);
 });
