@@ -59,7 +59,7 @@ test('every objective documents its defaults', (t) => {
 test('every --set key is documented with its default', (t) => {
   const rows = describeObjectiveSettings();
   const eta = rows.find((row) => row.key === 'adv.eta');
-  t.is(eta?.default, 1e-3);
+  t.is(eta?.default, 1e-2);
   t.true(rows.every((row) => row.doc.length > 10));
   t.true(rows.some((row) => row.key === 'sg.lambda') && rows.some((row) => row.key === 'mmd.kernelMultipliers'));
 });
