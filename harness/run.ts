@@ -7,7 +7,7 @@ import { type AlignedEncoder } from '../models/encoders/aligned-encoder.ts';
 import { loadEncoder } from '../models/encoders/load-encoder.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { FUSION_DEFAULTS } from '../models/heads/fusion.ts';
-import { methodNeeds, parseMethodSpec, resolveObjectivesForRun, type MethodSpec } from '../models/objectives/index.ts';
+import { methodNeeds, objectiveReportLines, parseMethodSpec, resolveObjectivesForRun, type MethodSpec } from '../models/objectives/index.ts';
 import { removeCheckpoint, train, TRAINING_DEFAULTS, trainingSettingsSchema, type TrainingProblem, type TrainingResult, type TrainingSettings } from '../models/train.ts';
 import { openLeaderboard, recordRun } from '../leaderboard/store.ts';
 import { recordedScoring, type RunRecord } from '../leaderboard/run-record.ts';
@@ -325,9 +325,12 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     if (refitEpochs > 0) hyperparameters.headRefit = { epochs: refitEpochs, method: 'ft', fusion: { ...refitFusion, imagePool } };
     const trainingResult = prepared.problem
       ? await timed('train', () =>
-          trainWithProgress(prepared.problem!, training, { checkpointDir: join(partialDir, 'checkpoint'), resume: Boolean(hooks.resumeDir), interruptAfterStep: hooks.interruptAfterStep }),
+          trainWithProgress(prepared.problem!, training, { checkpointDir: join(partialDir, 'checkpoint'), resume: Boolean(hooks.resumeDir), interruptAfterStep: hooks.interruptAfterStep, log }),
         )
       : null;
+    // What each objective did; the run ends with a warning for any that stayed inert.
+    const objectivesReport = objectiveReportLines(method, trainingResult?.curve.map((point) => point.parts) ?? []);
+    for (const line of objectivesReport.summaries) log(line);
     // The tuned encoder is an artifact: a Hugging Face folder `vlbench encode --model` and `vlbench run --model` load.
     // Its fingerprint differs per seed, so it stays out of the hyperparameters (they group seeds).
     let tunedEncoder: { folder: string; fingerprint: string } | undefined;
@@ -413,6 +416,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
     } finally {
       await store?.close();
     }
+    for (const line of objectivesReport.warnings) log(line);
     return { runDir: finalDir, name, backend: backend.name, backendLine: describeBackend(backend), splits: splitResults, training: model.training, timings };
   } finally {
     await encoder?.dispose();
@@ -568,7 +572,7 @@ async function encodeEverything(
 }
 
 /** Trains with a progress bar on a terminal (quiet otherwise). */
-async function trainWithProgress(problem: TrainingProblem, settings: TrainingSettings, hooks: { checkpointDir: string; resume: boolean; interruptAfterStep?: number }): Promise<TrainingResult> {
+async function trainWithProgress(problem: TrainingProblem, settings: TrainingSettings, hooks: { checkpointDir: string; resume: boolean; interruptAfterStep?: number; log?: (line: string) => void }): Promise<TrainingResult> {
   const total = Math.ceil(problem.exampleCount / settings.batchSize) * settings.epochs;
   const progress = startProgress('training', total, ['loss', 'samples/s']);
   try {

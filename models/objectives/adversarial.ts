@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { booleanSetting, choiceSetting, integerSetting, numberSetting, parseSettings, type SettingFields } from './settings.ts';
 import { defineObjective, type PerturbableForwardPass, type PerturbationSite, type RunShape, type WrappedPassResult } from './objective.ts';
 import { InputError } from '../../core/errors.ts';
+import { curveValues, formatValue, meanOf } from './curve-summary.ts';
 
 /**
  * Adversarial perturbation training in the embedding space, VILLA style (Gan et al. 2020,
@@ -301,6 +302,27 @@ function meanRatio(a: readonly number[], b: readonly number[]): number {
   return ratios.length ? ratios.reduce((sum, r) => sum + r, 0) / ratios.length : 0;
 }
 
+/** Below this symmetric KL on every step, the perturbation changed no prediction the loss could feel. */
+export const ADVERSARIAL_INERT_KL = 1e-6;
+
+/** The run log's adv line: ‖δ‖/‖x‖ per perturbed modality and the KL term; inert when the KL stayed below ADVERSARIAL_INERT_KL. */
+export function reportAdversarial(settings: AdversarialSettings, curve: readonly Readonly<Record<string, number>>[]) {
+  const kl = curveValues(curve, 'adv_kl');
+  if (kl.length === 0) return null;
+  const ratios = (['text', 'image'] as const).flatMap((modality) => {
+    const values = curveValues(curve, `adv_delta_${modality}`);
+    return values.length ? [`${modality} ${formatValue(meanOf(values))}`] : [];
+  });
+  const largest = Math.max(...kl);
+  return {
+    summary: `adv: ‖δ‖/‖x‖ ${ratios.join(', ') || 'not measured'}; KL term mean ${formatValue(meanOf(kl))}, max ${formatValue(largest)} over ${kl.length} steps`,
+    inert:
+      largest < ADVERSARIAL_INERT_KL
+        ? `its KL term stayed below ${formatValue(ADVERSARIAL_INERT_KL)} (max ${formatValue(largest)}), so the run trained as ft would at ${settings.steps}× the cost; raise adv.eta (now ${settings.eta}${settings.relative ? ', relative' : ', absolute'})${settings.steps < 2 ? ' or adv.steps (1 never perturbs)' : ''}`
+        : undefined,
+  };
+}
+
 /** `adv`: wraps the forward pass (see adversarialGradients); it adds no term of its own. */
 export const adversarialObjective = defineObjective({
   name: 'adv',
@@ -310,5 +332,6 @@ export const adversarialObjective = defineObjective({
   parse: parseAdversarialSettings,
   resolveForRun: resolveAdversarialSettings,
   wrapForwardPass: wrapAdversarialPass,
+  report: reportAdversarial,
   unsupported: (kind) => (kind === 'contrastive' ? "adv perturbs the tokens entering the fusion, which a contrastive (retrieval) problem does not have" : null),
 });

@@ -106,6 +106,16 @@ export interface LossTerm {
   contribution: tf.Scalar;
   /** What the curve records when it differs from the contribution (e.g. DANN's L_d before its weight). */
   recorded?: tf.Scalar;
+  /** More values the curve records under their own names, showing whether the objective acts (MMD², the discriminator's accuracy). */
+  diagnostics?: Record<string, tf.Scalar>;
+}
+
+/** What an objective says about its run, read off the training curve (each step's named parts). */
+export interface ObjectiveReport {
+  /** One line for the run log, e.g. "mmd: MMD² 0.12 at the start → 0.03 at the end". */
+  summary: string;
+  /** Why the objective looks inert (it changed nothing the loss could feel), when it does. */
+  inert?: string;
 }
 
 /** An objective's trainable part for one training problem. */
@@ -132,6 +142,8 @@ export interface Objective<Name extends string = string, Settings = unknown> {
   resolveForRun?(settings: Settings, run: RunShape): Settings;
   /** Runs the problem's task forward pass itself, perturbed, instead of adding a term (at most one objective of a SPEC). */
   wrapForwardPass?(settings: Settings, pass: PerturbableForwardPass): WrappedPassResult;
+  /** Its line for the run log after training, and whether it stayed inert, from the curve's parts; absent or null: nothing to say. */
+  report?(settings: Settings, curve: readonly Readonly<Record<string, number>>[]): ObjectiveReport | null;
   /** Why this objective cannot train a problem of this kind, or null when it can. */
   unsupported(kind: ProblemKind): string | null;
   /** Builds the objective's modules; absent for objectives that only wrap the forward pass. */

@@ -159,7 +159,7 @@ test('retrieval ft+mmd with encoder.train_blocks=1 trains both towers through In
 test('VCR ft+sg+adv with encoder.train_blocks=1 trains the last blocks: regions pool from the encoder\'s own grid, tags ground through its tokenizer', async (t) => {
   const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-finetune-runs-'));
   const outcome = await executeRun(request({ 'encoder.train_blocks': '1' }, { task: 'vcr', method: 'ft+sg+adv' }), { db: null, runsDir, log: quiet });
-  t.deepEqual(Object.keys(outcome.training!.curve[0].parts).sort(), ['adv_kl', 'sg', 'task']);
+  t.deepEqual(Object.keys(outcome.training!.curve[0].parts).sort(), ['adv_delta_image', 'adv_delta_text', 'adv_kl', 'sg', 'task']);
   const before = await tensors(join(fixtureModel, 'model.safetensors'));
   const after = await tensors(join(outcome.runDir, 'encoder', 'model.safetensors'));
   const changed = [...before].filter(([name, values]) => !same(values, after.get(name)!)).map(([name]) => name);

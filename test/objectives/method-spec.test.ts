@@ -1,7 +1,7 @@
 import test from 'ava';
 import { InputError } from '../../core/errors.ts';
 import { ADVERSARIAL_DEFAULTS } from '../../models/objectives/adversarial.ts';
-import { describeObjectiveSettings, OBJECTIVE_DEFAULTS, objectiveSettings, parseMethodSpec, resolveObjectivesForRun } from '../../models/objectives/index.ts';
+import { describeObjectiveSettings, OBJECTIVE_DEFAULTS, objectiveReportLines, objectiveSettings, parseMethodSpec, resolveObjectivesForRun } from '../../models/objectives/index.ts';
 import { parseSetOptions } from '../../cli/flags.ts';
 
 test('a SPEC parses into the base and typed objectives in canonical order', (t) => {
@@ -76,4 +76,17 @@ test('an objective resolves its settings against the run: adv.at auto follows th
   // Objectives without the hook keep their settings as parsed.
   const method = resolveObjectivesForRun(parseMethodSpec('ft+sg', { 'sg.lambda': '0.5' }), { encoderTrains: true, trainBlocks: 1 });
   t.is(objectiveSettings(method, 'sg')?.lambda, 0.5);
+});
+
+test('each objective reports what it did from the curve, and an inert one ends with a warning', (t) => {
+  const method = parseMethodSpec('ft+sg+adv+mmd+dann', { 'dann.weight': '0' });
+  const curve = Array.from({ length: 20 }, (_, i) => ({ sg: 2 - i / 20, adv_kl: 1e-8, adv_delta_text: 0.02, adv_delta_image: 0.02, mmd: 0.1, mmd2: 0.5 - i / 50, dann: 0.69, dann_accuracy: 0.5 + i / 100 }));
+  const { summaries, warnings } = objectiveReportLines(method, curve);
+  t.deepEqual(summaries.map((line) => line.split(':')[0]), ['sg', 'adv', 'mmd', 'dann']);
+  // Start and end: the means of the first and last tenth of the steps.
+  t.regex(summaries[2], /^mmd: MMD² 0\.490 at the start → 0\.130 at the end/);
+  t.regex(summaries[3], /^dann: discriminator accuracy 0\.505 at the start → 0\.685 at the end/);
+  t.regex(summaries[1], /^adv: ‖δ‖\/‖x‖ text 0\.0200, image 0\.0200; KL term mean 1\.0e-8/);
+  t.deepEqual(warnings.map((line) => line.split(':').slice(0, 2).join(':')), ['warning: adv stayed inert', 'warning: dann stayed inert']);
+  t.deepEqual(objectiveReportLines(method, []), { summaries: [], warnings: [] });
 });
