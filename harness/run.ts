@@ -52,6 +52,8 @@ export const runRequestSchema = z.object({
   validationSplit: z.string().optional(),
   imagesDir: z.string().optional(),
   targetDir: z.string().optional(),
+  /** Real datasets: unlabelled target-domain questions (the task's questions format) that mmd/dann pair with the --target images. */
+  targetQuestionsFile: z.string().min(1).optional(),
   /** SynthScenes: train on this domain's labels (target = the oracle reference). */
   trainDomain: z.enum(['source', 'target']).optional(),
   backend: z.enum(BACKEND_CHOICES).default('auto'),
@@ -197,12 +199,12 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   // Refused before any training: a shard of a task without per-example rows could not be merged.
   if (request.shard && !adapter.predictionRows) throw new InputError(`--shard: ${request.task} has no per-example prediction rows to merge; run it unsharded`, { field: '--shard' });
   const task = getTask(request.task);
-  const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, trainDomain: request.trainDomain });
+  const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, targetQuestionsFile: request.targetQuestionsFile, trainDomain: request.trainDomain });
   if (request.regionsFile && !adapter.takesRegions) throw new InputError(`--regions: ${request.task} does not read region boxes from a detections file (vqa and gqa do)`, { field: '--regions' });
   // Read and checked before the encoder loads: a malformed file costs nothing.
   const regions = request.regionsFile ? await readDetectionFile(resolve(request.regionsFile)) : undefined;
   const needsTarget = methodNeeds(method).targetDomain;
-  if (needsTarget && data.targetImages.length === 0) {
+  if (needsTarget && data.targetImages.length === 0 && !data.targetQuestions) {
     throw new InputError(`--method ${method.spec} aligns to a target domain: give --target DIR (a folder of unlabelled target images), or use a SynthScenes folder with its target domain`);
   }
   const tuning: EncoderTuningSettings = {
@@ -547,12 +549,14 @@ async function loadSplits(task: Task, adapter: TaskAdapter, data: RunData, metho
     graphs = await adapter.loadSceneGraphs(train, data.train, data.synthRoot);
     if (graphs.size === 0) throw new InputError(`--method ${method.spec} needs scene graphs (GQA's sceneGraphs file, or SynthScenes data); ${describeSplit(data.train)} has none`);
   }
-  return { train, validation, evaluations, graphs };
+  // Domain alignment pairs target images with target questions, read without their answers (run-data.ts).
+  const targetQuestions = train && methodNeeds(method).targetDomain && data.targetQuestions ? await task.load(data.targetQuestions) : null;
+  return { train, validation, evaluations, graphs, targetQuestions };
 }
 
 /** Every image (target images too when training) and every text the run's splits need. */
 function runInputs(adapter: TaskAdapter, splits: RunSplits, targetImages: readonly string[]): { imageKeys: string[]; texts: string[] } {
-  const all = [splits.train, splits.validation, ...splits.evaluations].filter((s): s is LoadedSplit<unknown> => s !== null);
+  const all = [splits.train, splits.validation, ...splits.evaluations, splits.targetQuestions ?? null].filter((s): s is LoadedSplit<unknown> => s !== null);
   return { imageKeys: [...new Set([...all.flatMap((s) => adapter.imagesOf(s)), ...(splits.train ? targetImages : [])])], texts: all.flatMap((s) => adapter.textsOf(s)) };
 }
 

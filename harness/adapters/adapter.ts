@@ -81,6 +81,8 @@ export interface RunSplits {
   evaluations: LoadedSplit<unknown>[];
   /** Scene graphs by image id, filled when the method needs them. */
   graphs: Map<string, GqaSceneGraph>;
+  /** Unlabelled target-domain questions (their answers never loaded or read), when the method aligns to a target domain and the data has them. */
+  targetQuestions?: LoadedSplit<unknown> | null;
 }
 
 /**

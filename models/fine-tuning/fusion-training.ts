@@ -21,14 +21,17 @@ import type { EncoderPerturbation, TrainableTokens } from './encoder-tuning.ts';
  *    (at a training tower's start or at the fusion's input);
  *  - every other objective's loss terms (models/objectives/objective.ts), summed in SPEC
  *    order. They see the pooled fusion rows, the fusion's output image tokens on the patch
- *    grid and the rows' scene graphs; objectives that need a target domain also see the same
- *    rows' texts fused with unlabelled target-domain images, so the only shift left to align
- *    is the images'. Target images come without detections, so when the rows carry region
- *    tokens (VCR) both sides of the alignment are fused without them: source and target rows
- *    are then built the same way (same texts, same focus, no regions, no tag grounding). The
+ *    grid and the rows' scene graphs. Objectives that need a target domain (mmd, dann) also
+ *    see target rows fused the same way, on the features the answer is read from (the pooled
+ *    fusion output, a training encoder's included): target-domain questions on their own
+ *    images (`targetRows`, unlabelled: no answer exists in them), drawn at random per batch.
+ *    Source questions on random target images would also set matched question–image pairs
+ *    against mismatched ones, a difference the alignment would then remove (issue 29). Where
+ *    the task has no target questions (VCR) the rows' own texts are put on random target
+ *    images. Target images come without detections, so when the rows carry region tokens
+ *    both sides of the alignment are fused without them (no regions, no tag grounding): the
  *    alternative, pooling the target image over the source row's boxes, would compare source
- *    objects with whatever the target image has at those places: a content shift, not the
- *    domain shift the objective is meant to remove.
+ *    objects with whatever the target image has at those places.
  */
 export interface FusionRows {
   imageKeys: string[];
@@ -101,6 +104,8 @@ export interface FusionTrainingSetup {
   regionTable?: FeatureTable;
   sceneGraphSizes?: SceneGraphVocabularySizes;
   targetImageKeys: string[];
+  /** Unlabelled target-domain questions on their images (imageKeys, textKeys): what mmd/dann's target rows are drawn from; absent: the batch's texts on random `targetImageKeys`. */
+  targetRows?: FusionRows;
   random: SeededRandom;
   /**
    * An encoder whose blocks train (encoder.train_blocks > 0): the trained towers' tokens are
@@ -141,14 +146,13 @@ export class FusionTraining {
       this.wrapper = (pass) => wrap(settings, pass);
     }
     this.needsTarget = methodNeeds(setup.method).targetDomain;
-    if (this.needsTarget && setup.targetImageKeys.length === 0) throw new Error(`${setup.method.spec} needs target-domain images and none were found`);
+    if (this.needsTarget && setup.targetImageKeys.length === 0 && !setup.targetRows?.imageKeys.length) throw new Error(`${setup.method.spec} needs target-domain images and none were found`);
   }
 
-  /** What an objective's features are: the training encoder's grid tokens (sg) or pooled image features (mmd, dann), else the fusion's. */
-  private featureDimOf(definition: { needsSceneGraphs?: boolean; needsTargetDomain?: boolean }): number {
+  /** What an objective's features are: the training encoder's grid tokens (sg), else the fusion's pooled rows (mmd, dann: what the answer is read from). */
+  private featureDimOf(definition: { needsSceneGraphs?: boolean }): number {
     const encoder = this.setup.encoder;
     if (encoder?.trainsImages && definition.needsSceneGraphs) return encoder.gridDim;
-    if (encoder?.trainsImages && definition.needsTargetDomain) return encoder.embedDim;
     return this.setup.fusion.hidden;
   }
 
@@ -312,6 +316,19 @@ export class FusionTraining {
     }
   }
 
+  /** One target row per batch row: a target question on its own image, or (no target questions) a batch text on a random target image. */
+  private drawTargetRows(rows: FusionRows, context: StepContext): FusionRows {
+    const pool = this.setup.targetRows;
+    if (pool && pool.imageKeys.length > 0) {
+      const picks = rows.imageKeys.map(() => context.random.int(0, pool.imageKeys.length - 1));
+      return { imageKeys: picks.map((i) => pool.imageKeys[i]), textKeys: picks.map((i) => pool.textKeys[i]) };
+    }
+    const imageKeys = rows.imageKeys.map(() => context.random.pick(this.setup.targetImageKeys));
+    // Texts shuffled with their focus, so a target row's choice span is its own text's.
+    const order = context.random.shuffled(rows.textKeys.map((_, i) => i));
+    return { imageKeys, textKeys: order.map((i) => rows.textKeys[i]), focus: rows.focus && order.map((i) => rows.focus![i]) };
+  }
+
   /** Loss and gradients of one batch, with every objective of the SPEC. */
   step(rows: FusionRows, head: FusionTaskHead, variables: Map<string, tf.Variable>, context: StepContext): StepResult {
     const nameOf = new Map([...variables].map(([name, variable]) => [variable.name, name]));
@@ -336,14 +353,9 @@ export class FusionTraining {
     // it); frozen rows are built once here.
     const { encoder } = this.setup;
     const t = encoder ? undefined : this.rowTensors(rows);
-    const targetKeys = this.needsTarget ? rows.imageKeys.map(() => context.random.pick(this.setup.targetImageKeys)) : [];
-    let target: RowTensors | undefined;
-    // With a training vision tower the domain objectives align its pooled features, computed in the tape.
-    if (targetKeys.length && !encoder?.trainsImages) {
-      // Texts shuffled with their focus, so a target row's choice span is its own text's (see the class comment).
-      const order = context.random.shuffled(rows.textKeys.map((_, i) => i));
-      target = this.rowTensors({ imageKeys: targetKeys, textKeys: order.map((i) => rows.textKeys[i]), focus: rows.focus && order.map((i) => rows.focus![i]) });
-    }
+    const targetRows = this.needsTarget ? this.drawTargetRows(rows, context) : undefined;
+    // Frozen target rows are built once here; a training encoder computes them in the tape.
+    const target = targetRows && !encoder ? this.rowTensors(targetRows) : undefined;
     let loss = 0;
     // Drawn from the step's generator, so a resumed run drops the same units.
     const drop = this.setup.dropout ? { rate: this.setup.dropout, seed: context.random.int(0, 2 ** 30) } : undefined;
@@ -361,7 +373,7 @@ export class FusionTraining {
         const { value, grads } = tf.variableGrads(() => {
           const r = t ?? this.rowTensors(rows);
           const fused = this.fuse(r, r.image, r.text, true, drop);
-          const targetEncoded = encoder?.trainsImages && targetKeys.length ? encoder.images(targetKeys) : undefined;
+          const targetTensors = target ?? (targetRows ? this.rowTensors(targetRows) : undefined);
           let total: tf.Scalar = tf.scalar(0);
           if (!this.wrapper) {
             const task = head.loss(head.logits(fused.pooled));
@@ -370,12 +382,12 @@ export class FusionTraining {
           }
           const batch: ObjectiveBatch = {
             // With region tokens, the aligned source features come from a pass built like the target's (no regions).
-            features: targetEncoded ? r.encoded!.embeds : target && r.boxes ? this.fuse(r, r.image, r.text, false).pooled : fused.pooled,
+            features: targetTensors && r.boxes ? this.fuse(r, r.image, r.text, false).pooled : fused.pooled,
             // A training vision tower: regions come from its own output grid at full resolution, which never saw the question.
             imageTokens: rows.graphs ? (r.encoded ? r.encoded.gridTokens : (fused.sequence.slice([0, 0, 0], [-1, this.setup.images.tokenCount, -1]) as tf.Tensor3D)) : undefined,
             grid: r.encoded ? encoder!.fullGrid : this.grid,
             graphs: rows.graphs,
-            targetFeatures: targetEncoded ? targetEncoded.embeds : target ? this.fuse(target).pooled : undefined,
+            targetFeatures: targetTensors ? this.fuse(targetTensors).pooled : undefined,
             step: context.step,
             totalSteps: context.totalSteps,
           };
