@@ -319,6 +319,8 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       } as Record<string, unknown>,
       maxTrainExamples: request.maxTrainExamples ?? null,
       trainDomain: request.trainDomain ?? (data.synthRoot ? 'source' : null),
+      // Which unlabelled target questions domain alignment paired with the target images (absent: the batch's own texts on them).
+      ...(splits.targetQuestions ? { targetQuestions: { questions: splits.targetQuestions.examples.length, fingerprint: splits.targetQuestions.fingerprint } } : {}),
       ...prepared.hyperparameters,
     };
     // The refit head sees the tuned encoder as any frozen one: the fusion a frozen run would build.

@@ -80,3 +80,12 @@ test('GQA: target answers inside the questions file change nothing', async (t) =
   await writeFile(file, JSON.stringify(questions));
   t.deepEqual(alignment(await curveOf({ task: 'gqa', method: 'ft+mmd', dataDir: poisoned })), alignment(intact));
 });
+
+test('the run records which target questions the alignment read', async (t) => {
+  const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-target-questions-runs-'));
+  const outcome = await executeRun({ task: 'vqa', dataDir: data, modelDir: fixtureModel, method: 'ft+mmd', sets: { batch: '16' }, seed: 1, epochs: 1, backend: 'wasm' }, { db: null, runsDir, log: () => undefined });
+  const config = JSON.parse(await readFile(join(outcome.runDir, 'config.json'), 'utf8'));
+  const questions = JSON.parse(await readFile(synthPaths.vqaQuestions(data, 'train_target'), 'utf8')).questions;
+  t.is(config.hyperparameters.targetQuestions.questions, questions.length);
+  t.regex(config.hyperparameters.targetQuestions.fingerprint, /^[0-9a-f]{16,}$/);
+});
