@@ -394,7 +394,7 @@ export class FusionTraining {
           for (const module of this.objectives) {
             for (const term of module.lossTerms(batch)) {
               recorded[term.name] = tf.keep((term.recorded ?? term.contribution).clone());
-          for (const [name, value] of Object.entries(term.diagnostics ?? {})) recorded[name] = tf.keep(value.clone());
+              for (const [name, value] of Object.entries(term.diagnostics ?? {})) recorded[name] = tf.keep(value.clone());
               total = total.add(term.contribution);
             }
           }
