@@ -200,6 +200,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   if (request.shard && !adapter.predictionRows) throw new InputError(`--shard: ${request.task} has no per-example prediction rows to merge; run it unsharded`, { field: '--shard' });
   const task = getTask(request.task);
   const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, targetQuestionsFile: request.targetQuestionsFile, trainDomain: request.trainDomain });
+  if (request.targetQuestionsFile && !adapter.takesTargetQuestions) throw new InputError(`--target-questions: ${request.task} does not pair target images with target questions (vqa and gqa do); give --target DIR alone`, { file: request.targetQuestionsFile, field: '--target-questions' });
   if (request.regionsFile && !adapter.takesRegions) throw new InputError(`--regions: ${request.task} does not read region boxes from a detections file (vqa and gqa do)`, { field: '--regions' });
   // Read and checked before the encoder loads: a malformed file costs nothing.
   const regions = request.regionsFile ? await readDetectionFile(resolve(request.regionsFile)) : undefined;

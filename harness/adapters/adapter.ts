@@ -40,6 +40,8 @@ export interface TaskAdapter {
   tunesEncoder?: boolean;
   /** Whether `vlbench run --regions FILE` applies: `build` turns the file's boxes into object tokens. */
   takesRegions?: boolean;
+  /** Whether `build` pairs target images with `RunSplits.targetQuestions` for domain alignment (so `--target-questions FILE` applies). */
+  takesTargetQuestions?: boolean;
   /**
    * The floors a split's score is judged against, recorded beside it in metrics.json: e.g. VQA's
    * per-question-type prior of the training split, overall and per question type. Absent: none.

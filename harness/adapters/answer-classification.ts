@@ -235,6 +235,7 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
     submissionExtension: 'json',
     tunesEncoder: true,
     takesRegions: true,
+    takesTargetQuestions: true,
     defaults: ANSWER_DEFAULTS,
     controls: (train, split, predictions) => answerControls(kind, train, split, predictions as ReadonlyMap<number | string, string>),
     unsupportedMethod: (method) => unsupportedForProblem(method, kind, 'fusion', false),

@@ -69,6 +69,10 @@ test('a real-layout VQA run reads --target-questions (answers absent) with its i
   await t.throwsAsync(curveOf({ dataDir: join(real, 'vqa'), trainSplit: 'train_source', split: 'test_source', imagesDir: synthPaths.imagesRoot(real), targetQuestionsFile: synthPaths.vqaQuestions(real, 'train_target') }), {
     message: /--target-questions needs --target DIR/,
   });
+  // A task that does not pair them refuses the file before any work.
+  await t.throwsAsync(curveOf({ task: 'retrieval', method: 'ft+mmd', dataDir: join(real, 'retrieval'), trainSplit: 'train', split: 'test', targetDir: synthPaths.imagesRoot(real), targetQuestionsFile: synthPaths.vqaQuestions(real, 'train_target') }), {
+    message: /--target-questions: retrieval does not pair target images with target questions/,
+  });
 });
 
 test('GQA: target answers inside the questions file change nothing', async (t) => {
