@@ -22,6 +22,12 @@ export interface RunData {
   evaluations: LoadOptions[];
   /** Unlabelled target-domain image files (empty when there is no target). */
   targetImages: string[];
+  /**
+   * Unlabelled target-domain questions, read through the task's own loader from its questions
+   * file alone (no annotations, no scene graphs): what domain alignment pairs target images
+   * with. Absent where the task has no questions file (VCR, retrieval) or there is no target.
+   */
+  targetQuestions?: LoadOptions;
 }
 
 /**
@@ -45,6 +51,8 @@ export interface RunDataRequest {
   imagesDir?: string;
   /** A folder of unlabelled target-domain images (real datasets only). */
   targetDir?: string;
+  /** Real datasets: target-domain questions in the task's questions format, their images under `targetDir`; answers in it are never read. */
+  targetQuestionsFile?: string;
   /** SynthScenes only: train on the target domain's labels instead (the oracle reference of adaptation studies). */
   trainDomain?: SynthDomain;
   /** Allow validation = evaluation (model selection on the numbers it reports); the run is marked. */
@@ -64,25 +72,43 @@ export async function resolveRunData(request: RunDataRequest): Promise<RunData> 
   const common = { dataDir, imagesDir: request.imagesDir };
   if (!request.validationSplit && request.selectOnEvaluation) throw new InputError('--select-on-evaluation needs --validation-split naming the evaluation split', { field: '--select-on-evaluation' });
   const validation: ValidationSource = request.validationSplit ? namedValidation({ ...common, split: request.validationSplit }, request.validationSplit === request.split, request) : { kind: 'held-out', fraction: HELD_OUT_FRACTION };
+  let targetQuestions: LoadOptions | undefined;
+  if (request.targetQuestionsFile) {
+    const file = resolve(request.targetQuestionsFile);
+    if (!request.targetDir) throw new InputError('--target-questions needs --target DIR, the folder its images are found in', { file, field: '--target-questions' });
+    if (!existsSync(file)) throw new InputError('target questions file does not exist', { file, field: '--target-questions' });
+    targetQuestions = { split: '', splitLabel: 'target questions', files: { questions: file }, imagesDir: resolve(request.targetDir) };
+  }
   return {
     task: request.task,
     train: { ...common, split: request.trainSplit },
     validation,
     evaluations: [{ ...common, split: request.split }],
-    targetImages: request.targetDir ? await listImages(request.targetDir) : [],
+    // With target questions the target images are theirs, found under --target as the task's loader finds images (VQA: <dir>/<subtype>/COCO_…).
+    targetImages: request.targetDir && !targetQuestions ? await listImages(request.targetDir) : [],
+    ...(targetQuestions ? { targetQuestions } : {}),
   };
+}
+
+/** A split's loader options reading its questions file alone: its answers (annotations, scene graphs) are never opened. */
+function questionsOnly(options: LoadOptions): LoadOptions | undefined {
+  const questions = options.files?.questions;
+  return questions ? { ...options, files: { questions } } : undefined;
 }
 
 const EVALUATION_SPLITS: readonly SynthSplit[] = ['val', 'test'];
 
 async function synthRunData(request: RunDataRequest, root: string, manifest: SynthManifest): Promise<RunData> {
   if (request.targetDir) throw new InputError('--target is for real datasets; a SynthScenes folder brings its own target domain', { file: root });
+  if (request.targetQuestionsFile) throw new InputError('--target-questions is for real datasets; a SynthScenes folder brings its own target-domain questions', { file: root, field: '--target-questions' });
   const split = (request.split ?? 'test') as SynthSplit;
   if (!EVALUATION_SPLITS.includes(split)) throw new InputError(`--split "${request.split}" is not a SynthScenes evaluation split; expected val or test`, { file: root });
   const domains = manifest.options.domains as SynthDomain[];
   const options = (domain: SynthDomain, which: SynthSplit): LoadOptions => synthLoadOptions(request.task, root, domain, which);
   const trainDomain = request.trainDomain ?? 'source';
   if (!domains.includes(trainDomain)) throw new InputError(`this SynthScenes folder has no ${trainDomain} domain to train on`, { file: root });
+  const adapts = domains.includes('target') && trainDomain === 'source';
+  const targetQuestions = adapts ? questionsOnly(options('target', 'train')) : undefined;
   return {
     task: request.task,
     synthRoot: root,
@@ -91,7 +117,8 @@ async function synthRunData(request: RunDataRequest, root: string, manifest: Syn
     validation: split === 'val' ? (request.selectOnEvaluation ? namedValidation(options(trainDomain, 'val'), true, request) : { kind: 'held-out', fraction: HELD_OUT_FRACTION }) : namedValidation(options(trainDomain, 'val'), false, request),
     evaluations: domains.map((domain) => options(domain, split)),
     // Training on the target's own labels leaves nothing to adapt to.
-    targetImages: domains.includes('target') && trainDomain === 'source' ? await synthTargetImages(root) : [],
+    targetImages: adapts ? await synthTargetImages(root) : [],
+    ...(targetQuestions ? { targetQuestions } : {}),
   };
 }
 

@@ -4,9 +4,9 @@ import { InputError } from '../core/errors.ts';
 import type { Task } from '../core/types.ts';
 import { BACKEND_CHOICES } from '../models/backends/select.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
-import { ENCODER_TUNING_DEFAULTS, tuningEnabled, type EncoderTuningSettings, type PerturbationPoint } from '../models/fine-tuning/encoder-tuning.ts';
+import { ENCODER_TUNING_DEFAULTS, tuningEnabled, type EncoderTuningSettings } from '../models/fine-tuning/encoder-tuning.ts';
 import { FUSION_DEFAULTS } from '../models/heads/fusion.ts';
-import { methodNeeds, objectiveSettings, parseMethodSpec, type MethodSpec } from '../models/objectives/index.ts';
+import { methodNeeds, parseMethodSpec, resolveObjectivesForRun, type MethodSpec } from '../models/objectives/index.ts';
 import { trainingSettingsOf, type TrainingSettings } from '../models/train.ts';
 import { parseRunSettings, type Recipe } from './run-settings.ts';
 import { readDetectionFile, type DetectionFile } from '../tasks/detections.ts';
@@ -43,6 +43,8 @@ export const runRequestSchema = z.object({
   validationSplit: z.string().optional(),
   imagesDir: z.string().optional(),
   targetDir: z.string().optional(),
+  /** Real datasets: unlabelled target-domain questions (the task's questions format) that mmd/dann pair with the --target images. */
+  targetQuestionsFile: z.string().min(1).optional(),
   /** Validation may be the evaluation split (model selection on the reported numbers); recorded as such. */
   selectOnEvaluation: z.boolean().optional(),
   /** SynthScenes: train on this domain's labels (target = the oracle reference). */
@@ -75,7 +77,6 @@ export interface RunPlan {
   tuning: EncoderTuningSettings;
   /** Whether encoder blocks train (tuning asked for, and a method that trains). */
   tunes: boolean;
-  perturbationPoint: PerturbationPoint;
   refitEpochs: number;
   /** VQA, GQA: `answers.min_count`; undefined: the adapter's default for the data's size. */
   answersMinCount: number | undefined;
@@ -88,7 +89,7 @@ export interface RunPlan {
 /** Resolves and checks a run request; loads no model and writes nothing. Bad input fails here, by name. */
 export async function resolveRun(requestInput: RunRequest): Promise<RunPlan> {
   const request = runRequestSchema.parse(requestInput);
-  const method = parseMethodSpec(request.method, request.sets);
+  let method = parseMethodSpec(request.method, request.sets);
   const recipe = parseRunSettings(method.otherSettings);
   const adapter = getAdapter(request.task);
   const unsupported = adapter.unsupportedMethod(method);
@@ -97,17 +98,18 @@ export async function resolveRun(requestInput: RunRequest): Promise<RunPlan> {
   // Refused before any training: a shard of a task without per-example rows could not be merged.
   if (request.shard && !adapter.predictionRows) throw new InputError(`--shard: ${request.task} has no per-example prediction rows to merge; run it unsharded`, { field: '--shard' });
   const task = getTask(request.task);
-  const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, trainDomain: request.trainDomain, selectOnEvaluation: request.selectOnEvaluation });
+  const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, targetQuestionsFile: request.targetQuestionsFile, trainDomain: request.trainDomain, selectOnEvaluation: request.selectOnEvaluation });
+  if (request.targetQuestionsFile && !adapter.takesTargetQuestions) throw new InputError(`--target-questions: ${request.task} does not pair target images with target questions (vqa and gqa do); give --target DIR alone`, { file: request.targetQuestionsFile, field: '--target-questions' });
   if (request.regionsFile && !adapter.takesRegions) throw new InputError(`--regions: ${request.task} does not read region boxes from a detections file (vqa and gqa do)`, { field: '--regions' });
   const regions = request.regionsFile ? await readDetectionFile(resolve(request.regionsFile)) : undefined;
   const needsTarget = methodNeeds(method).targetDomain;
-  if (needsTarget && data.targetImages.length === 0) {
+  if (needsTarget && data.targetImages.length === 0 && !data.targetQuestions) {
     throw new InputError(`--method ${method.spec} aligns to a target domain: give --target DIR (a folder of unlabelled target images), or use a SynthScenes folder with its target domain`);
   }
   const tuning = encoderTuningOf(recipe);
   const tunes = tuningEnabled(tuning) && method.base !== 'zeroshot';
   if (tunes && !adapter.tunesEncoder) throw new InputError(`--set encoder.train_blocks=${tuning.trainBlocks}: fine-tuning the encoder is not wired for ${request.task} yet; use encoder.train_blocks=0 (heads on the frozen encoder)`, { field: 'encoder.train_blocks' });
-  const perturbationPoint = resolvePerturbationPoint(method, tuning, tunes);
+  method = resolveObjectivesForRun(method, { encoderTrains: tunes, trainBlocks: tuning.trainBlocks });
   const refitEpochs = recipe['head.refit_epochs'] ?? 0;
   // The refit builds its head on the tuned encoder's folder, whose object crops this run never encoded.
   if (refitEpochs > 0 && request.regionsFile) throw new InputError('--set head.refit_epochs with --regions is not wired yet: run the refit as its own run (vlbench run --model <run>/encoder --regions FILE)', { field: 'head.refit_epochs' });
@@ -117,7 +119,7 @@ export async function resolveRun(requestInput: RunRequest): Promise<RunPlan> {
   const training = trainingSettingsOf(recipe, { epochs: request.epochs ?? adapter.defaults?.epochs, batchSize: adapter.defaults?.batchSize, learningRate: adapter.defaults?.learningRate, seed: request.seed });
   const answersMinCount = recipe['answers.min_count'] === 'auto' ? undefined : recipe['answers.min_count'];
   const modelDir = resolve(request.modelDir ?? bundledModelDir());
-  return { request, method, recipe, task, adapter, data, regions, tuning, tunes, perturbationPoint, refitEpochs, answersMinCount, modelDir, training, name: runName(request, method.spec, tunes ? tuning.trainBlocks : null) };
+  return { request, method, recipe, task, adapter, data, regions, tuning, tunes, refitEpochs, answersMinCount, modelDir, training, name: runName(request, method.spec, tunes ? tuning.trainBlocks : null) };
 }
 
 function encoderTuningOf(recipe: Recipe): EncoderTuningSettings {
@@ -155,13 +157,6 @@ export function tunedBlocksLabel(trainBlocks: number | 'all'): string {
   return trainBlocks === 'all' ? 'all blocks' : `last ${trainBlocks} block${trainBlocks === 1 ? '' : 's'}`;
 }
 
-/** Where adv adds δ (adv.at): auto is the encoder's input when every block trains, its first trainable block otherwise, the fusion's input on a frozen encoder. */
-function resolvePerturbationPoint(method: MethodSpec, tuning: EncoderTuningSettings, tunes: boolean): PerturbationPoint {
-  const at = objectiveSettings(method, 'adv')?.at ?? 'auto';
-  if (at === 'auto') return !tunes ? 'fusion' : tuning.trainBlocks === 'all' ? 'input' : 'boundary';
-  if (at !== 'fusion' && !tunes) throw new InputError(`--set adv.at=${at} perturbs inside the encoder, which is frozen; set encoder.train_blocks > 0 or adv.at=fusion`, { field: 'adv.at' });
-  return at;
-}
 
 /** The fusion a run builds, its patch-grid pooling, and the fusion of a refit head: the task's defaults under `--set fusion.*`. */
 export interface ResolvedFusion {
@@ -212,7 +207,7 @@ export function runHyperparameters(plan: RunPlan, input: { engine: string; fusio
       engine: input.engine,
       frozen: !tunes,
       trainBlocks: tunes ? tuning.trainBlocks : 0,
-      ...(tunes ? { towers: tuning.towers, lrScale: tuning.lrScale, perturbationPoint: plan.perturbationPoint, weightDecay: 'weights only (not embeddings, norms, biases, logit_scale)' } : {}),
+      ...(tunes ? { towers: tuning.towers, lrScale: tuning.lrScale, weightDecay: 'weights only (not embeddings, norms, biases, logit_scale)' } : {}),
     } as Record<string, unknown>,
     maxTrainExamples: request.maxTrainExamples ?? null,
     trainDomain: request.trainDomain ?? (plan.data.synthRoot ? 'source' : null),

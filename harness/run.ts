@@ -1,7 +1,7 @@
 import { basename, join, resolve } from 'node:path';
 import { type AlignedEncoder } from '../models/encoders/aligned-encoder.ts';
 import { loadEncoder } from '../models/encoders/load-encoder.ts';
-import { methodNeeds, type MethodSpec } from '../models/objectives/index.ts';
+import { methodNeeds, objectiveReportLines, type MethodSpec } from '../models/objectives/index.ts';
 import { train, type TrainingProblem, type TrainingResult, type TrainingSettings } from '../models/train.ts';
 import { recordedScoring } from '../leaderboard/run-record.ts';
 import { selectBackend, describeBackend, type SelectedBackend } from '../models/backends/select.ts';
@@ -93,9 +93,14 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       encodeRegions: plan.regions && plan.recipe['fusion.region_features'] !== 'pool' ? async (objects) => (await clock.time('encode_regions', () => extractRegionFeatures(encoder!, objects, { cacheRoot: cacheDir }))).table : undefined,
     });
     const hyperparameters = runHyperparameters(plan, { engine: encoder.engine, fusion, built: prepared.hyperparameters, selection });
+    // Which unlabelled target questions domain alignment paired with the target images (absent: the batch's own texts on them).
+    if (splits.targetQuestions) hyperparameters.targetQuestions = { questions: splits.targetQuestions.examples.length, fingerprint: splits.targetQuestions.fingerprint };
     const trainingResult = prepared.problem
-      ? await clock.time('train', () => trainWithProgress(prepared.problem!, training, { checkpointDir: folder.path('checkpoint'), resume: Boolean(hooks.resumeDir), interruptAfterStep: hooks.interruptAfterStep }))
+      ? await clock.time('train', () => trainWithProgress(prepared.problem!, training, { checkpointDir: folder.path('checkpoint'), resume: Boolean(hooks.resumeDir), interruptAfterStep: hooks.interruptAfterStep, log }))
       : null;
+    // What each objective did; the run ends with a warning for any that stayed inert.
+    const objectivesReport = objectiveReportLines(plan.method, trainingResult?.curve.map((point) => point.parts) ?? []);
+    for (const line of objectivesReport.summaries) log(line);
     // The tuned encoder is an artifact: a Hugging Face folder `vlbench encode --model` and `vlbench run --model` load.
     // Its fingerprint differs per seed, so it stays out of the hyperparameters (they group seeds). It is a
     // fingerprint of the weights: the folder names no run, so a shard's encoder is the unsharded run's.
@@ -143,6 +148,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
       timings: clock.timings,
       curve: curve.length ? curve : undefined,
     });
+    for (const line of objectivesReport.warnings) log(line);
     return { runDir: folder.finalDir, name: plan.name, backend: backend.name, backendLine: describeBackend(backend), splits: splitResults, training: model.training, timings: clock.timings };
   } finally {
     await encoder?.dispose();
@@ -160,7 +166,7 @@ async function encodeRunFeatures(plan: RunPlan, encoder: AlignedEncoder, splits:
   if (plan.tunes) {
     if (!encoder.trainable || !('model' in encoder)) throw new InputError(`--set encoder.train_blocks needs the tfjs engine (${encoder.engine} is inference only)`, { file: plan.modelDir, field: 'encoder.train_blocks' });
     const tfjsEncoder = encoder as AlignedEncoder & Parameters<typeof EncoderTuning.prepare>[0];
-    encoderTuning = await clock.time('encode', () => EncoderTuning.prepare(tfjsEncoder, tuning, { ...runInputs(adapter, splits, data.targetImages), imagePool, perturbationPoint: plan.perturbationPoint, cacheRoot: cacheDir }));
+    encoderTuning = await clock.time('encode', () => EncoderTuning.prepare(tfjsEncoder, tuning, { ...runInputs(adapter, splits, data.targetImages), imagePool, cacheRoot: cacheDir }));
   }
   const encoded = await clock.time('encode', () => encodeEverything(adapter, encoder, splits, data.targetImages, cacheDir, { images: !encoderTuning?.trainsImages, texts: !encoderTuning?.trainsTexts }));
   const frozenImages = encoded.images ? poolImageTokenGrid(encoded.images, encoded.imageKeys, imagePool) : undefined;
@@ -274,12 +280,14 @@ async function loadSplits(plan: RunPlan): Promise<{ splits: RunSplits; selection
     graphs = await adapter.loadSceneGraphs(train, data.train, data.synthRoot);
     if (graphs.size === 0) throw new InputError(`--method ${method.spec} needs scene graphs (GQA's sceneGraphs file, or SynthScenes data); ${describeSplit(data.train)} has none`);
   }
-  return { splits: { train, validation, evaluations, graphs }, selection };
+  // Domain alignment pairs target images with target questions, read without their answers (run-data.ts).
+  const targetQuestions = train && methodNeeds(method).targetDomain && data.targetQuestions ? await task.load(data.targetQuestions) : null;
+  return { splits: { train, validation, evaluations, graphs, targetQuestions }, selection };
 }
 
 /** Every image (target images too when training) and every text the run's splits need. */
 function runInputs(adapter: TaskAdapter, splits: RunSplits, targetImages: readonly string[]): { imageKeys: string[]; texts: string[] } {
-  const all = [splits.train, splits.validation, ...splits.evaluations].filter((s): s is LoadedSplit<unknown> => s !== null);
+  const all = [splits.train, splits.validation, ...splits.evaluations, splits.targetQuestions ?? null].filter((s): s is LoadedSplit<unknown> => s !== null);
   return { imageKeys: [...new Set([...all.flatMap((s) => adapter.imagesOf(s)), ...(splits.train ? targetImages : [])])], texts: all.flatMap((s) => adapter.textsOf(s)) };
 }
 
@@ -299,7 +307,7 @@ async function encodeEverything(
 }
 
 /** Trains with a progress bar on a terminal (quiet otherwise). */
-async function trainWithProgress(problem: TrainingProblem, settings: TrainingSettings, hooks: { checkpointDir: string; resume: boolean; interruptAfterStep?: number }): Promise<TrainingResult> {
+async function trainWithProgress(problem: TrainingProblem, settings: TrainingSettings, hooks: { checkpointDir: string; resume: boolean; interruptAfterStep?: number; log?: (line: string) => void }): Promise<TrainingResult> {
   const total = Math.ceil(problem.exampleCount / settings.batchSize) * settings.epochs;
   const progress = startProgress('training', total, ['loss', 'samples/s']);
   try {

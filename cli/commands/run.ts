@@ -27,6 +27,7 @@ interface RunFlags {
   selectOnEvaluation?: boolean;
   imagesDir?: string;
   target?: string;
+  targetQuestions?: string;
   set: string[];
   backend: string;
   db: string;
@@ -76,6 +77,7 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
     ...(flags.selectOnEvaluation ? { selectOnEvaluation: true } : {}),
     imagesDir: flags.imagesDir ? resolve(flags.imagesDir) : undefined,
     targetDir: flags.target ? resolve(flags.target) : undefined,
+    targetQuestionsFile: flags.targetQuestions ? resolve(flags.targetQuestions) : undefined,
     regionsFile: flags.regions ? resolve(flags.regions) : undefined,
     backend: flags.backend as RunRequest['backend'],
     name: flags.name,
@@ -124,6 +126,7 @@ export function registerRun(program: Command): void {
     .option('--images-dir <dir>', 'images root where it is not inside --data (COCO, GQA)')
     .option('--regions <file>', 'vqa, gqa: COCO-style detections ({image_id, bbox: [x, y, w, h] px, score}) whose boxes become object tokens (SynthScenes: DATA/detections/true_boxes.json or detector.json); without it, the grid\'s cells are the objects')
     .option('--target <dir>', 'folder of unlabelled target-domain images for mmd/dann (real datasets)')
+    .option('--target-questions <file>', 'VQA/GQA: unlabelled target-domain questions in the task\'s questions format, images under --target; mmd/dann align target images with them (answers never read)')
     .option('--set <key=value...>', 'override a setting (repeatable); see the list below', [])
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
     .addOption(leaderboardDbOption())

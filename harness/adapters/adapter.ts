@@ -40,6 +40,8 @@ export interface TaskAdapter {
   tunesEncoder?: boolean;
   /** Whether `vlbench run --regions FILE` applies: `build` turns the file's boxes into object tokens. */
   takesRegions?: boolean;
+  /** Whether `build` pairs target images with `RunSplits.targetQuestions` for domain alignment (so `--target-questions FILE` applies). */
+  takesTargetQuestions?: boolean;
   /**
    * The floors a split's score is judged against, recorded beside it in metrics.json: e.g. VQA's
    * per-question-type prior of the training split, overall and per question type. Absent: none.
@@ -81,6 +83,8 @@ export interface RunSplits {
   evaluations: LoadedSplit<unknown>[];
   /** Scene graphs by image id, filled when the method needs them. */
   graphs: Map<string, GqaSceneGraph>;
+  /** Unlabelled target-domain questions (their answers never loaded or read), when the method aligns to a target domain and the data has them. */
+  targetQuestions?: LoadedSplit<unknown> | null;
 }
 
 /**

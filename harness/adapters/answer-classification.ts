@@ -235,6 +235,7 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
     submissionExtension: 'json',
     tunesEncoder: true,
     takesRegions: true,
+    takesTargetQuestions: true,
     defaults: ANSWER_DEFAULTS,
     controls: (train, split, predictions) => answerControls(kind, train, split, predictions as ReadonlyMap<number | string, string>),
     unsupportedMethod: (method) => unsupportedForProblem(method, kind, 'fusion', false),
@@ -272,7 +273,7 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
       const boxes = relational?.boxes;
       const cropped = relational?.regionTable !== undefined;
       const { encoder } = context;
-      const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, words: relational?.words, regionTable: relational?.regionTable, dropout: relational ? context.head.fusion.dropout : undefined, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], random, encoder });
+      const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, words: relational?.words, regionTable: relational?.regionTable, dropout: relational ? context.head.fusion.dropout : undefined, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], targetRows: context.splits.targetQuestions ? answerRows(answerExamples(kind, context.splits.targetQuestions.examples)) : undefined, random, encoder });
       const head = new AnswerHead(fusion.hidden, vocabulary, random);
       const variables = new Map([...composed.namedVariables(), ...head.namedVariables(), ...(encoder?.namedVariables() ?? [])]);
       const predict = (split: LoadedSplit<unknown>) => {

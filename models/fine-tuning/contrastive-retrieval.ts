@@ -87,6 +87,7 @@ export class ContrastiveRetrieval {
       for (const module of this.objectives) {
         for (const term of module.lossTerms({ features: images, targetFeatures: target, step: context.step, totalSteps: context.totalSteps })) {
           recorded[term.name] = tf.keep((term.recorded ?? term.contribution).clone());
+          for (const [name, value] of Object.entries(term.diagnostics ?? {})) recorded[name] = tf.keep(value.clone());
           total = total.add(term.contribution);
         }
       }

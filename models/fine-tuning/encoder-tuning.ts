@@ -37,9 +37,6 @@ export interface EncoderTuningSettings {
  */
 export const ENCODER_TUNING_DEFAULTS: EncoderTuningSettings = { trainBlocks: 0, towers: 'both', lrScale: 0.1 };
 
-/** Where the perturbation δ of `adv` is added (see models/objectives/adversarial.ts). */
-export type PerturbationPoint = 'input' | 'boundary' | 'fusion';
-
 /** Where a tower's trainable computation starts: the stage the cache holds. */
 export type TowerStart = { stage: 'input' } | { stage: 'block'; index: number };
 
@@ -57,7 +54,7 @@ export interface EncodedImages {
   embeds: tf.Tensor2D;
 }
 
-/** Additive perturbations of a batch at the encoder's perturbation point, one per row. */
+/** Additive perturbations of a batch at the start of the trainable part (input embeddings or first trainable block's input), one per row. */
 export interface EncoderPerturbation {
   image?: tf.Tensor;
   text?: tf.Tensor;
@@ -72,13 +69,12 @@ export interface TrainableTokens {
   /** Width of the grid tokens and of the pooled image features. */
   readonly gridDim: number;
   readonly embedDim: number;
-  readonly perturbationPoint: PerturbationPoint;
   images(keys: readonly string[], delta?: tf.Tensor): EncodedImages;
   texts(keys: readonly string[], length: number, delta?: tf.Tensor): tf.Tensor3D;
   textEmbeds(keys: readonly string[], length: number): tf.Tensor2D;
-  /** Shapes of δ at the perturbation point for these rows (the trained towers only). */
+  /** Shapes of δ at the trainable start for these rows (the trained towers only). */
   perturbationShapes(imageKeys: readonly string[], textKeys: readonly string[], length: number): { image: number[]; text: number[] };
-  /** Per-row L2 norms of the clean values at the perturbation point, which η and ε are relative to. */
+  /** Per-row L2 norms of the clean values at the trainable start, which a relative perturbation step scales by. */
   referenceNorms(imageKeys: readonly string[], textKeys: readonly string[], length: number): { image: number[]; text: number[] };
 }
 
@@ -93,7 +89,6 @@ export class EncoderTuning implements TrainableTokens {
   private constructor(
     readonly model: ClipModel,
     readonly settings: EncoderTuningSettings,
-    readonly perturbationPoint: PerturbationPoint,
     private readonly starts: { vision: TowerStart | null; text: TowerStart | null },
     private readonly imageStage: FeatureTable | null,
     private readonly textStage: { table: FeatureTable; eosPositions: Int32Array; keys: string[] } | null,
@@ -111,19 +106,16 @@ export class EncoderTuning implements TrainableTokens {
 
   /**
    * Opens the encoder's blocks by the settings, computes the frozen stage of every image and
-   * text, and returns the tuning; `adv.at` decides where δ goes (input needs every block open).
+   * text, and returns the tuning.
    */
   static async prepare(
     encoder: AlignedEncoder & { model: ClipModel; tokenizer: ClipTokenizer },
     settings: EncoderTuningSettings,
-    data: { imageKeys: readonly string[]; texts: readonly string[]; imagePool: number; perturbationPoint: PerturbationPoint; cacheRoot?: string },
+    data: { imageKeys: readonly string[]; texts: readonly string[]; imagePool: number; cacheRoot?: string },
   ): Promise<EncoderTuning> {
     const { model } = encoder;
     const { vision, text } = model.config;
     const all = settings.trainBlocks === 'all';
-    if (data.perturbationPoint === 'input' && !all) {
-      throw new InputError(`--set adv.at=input perturbs the word and patch embeddings, which sit below frozen blocks at encoder.train_blocks=${settings.trainBlocks}; use adv.at=boundary (the first trainable block's input) or encoder.train_blocks=all`, { field: 'adv.at' });
-    }
     for (const [name, layers] of [['vision', vision.num_hidden_layers], ['text', text.num_hidden_layers]] as const) {
       if (!all && (settings.trainBlocks as number) > layers && (settings.towers === 'both' || settings.towers === name)) {
         throw new InputError(`--set encoder.train_blocks=${settings.trainBlocks} exceeds the ${name} tower's ${layers} blocks; use ${layers} or all`, { field: 'encoder.train_blocks' });
@@ -177,7 +169,7 @@ export class EncoderTuning implements TrainableTokens {
         },
       });
     }
-    return new EncoderTuning(model, settings, data.perturbationPoint, starts, imageStage, textStage, data.imagePool, (text) => encoder.textTokenIds(text));
+    return new EncoderTuning(model, settings, starts, imageStage, textStage, data.imagePool, (text) => encoder.textTokenIds(text));
   }
 
   /** Shape tables for the fusion (token counts, dims, masks) where the trained towers give no cached values. */

@@ -2,8 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { boxGeometry, type DropoutPass, type Fusion, type FusionOutput, type RegionTokens } from '../heads/fusion.ts';
 import type { QuestionWordTable } from '../heads/question-words.ts';
 import type { SceneGraphVocabularySizes } from '../heads/scene-graph-head.ts';
-import { adversarialGradients, type PerturbationDeltas } from '../objectives/adversarial.ts';
-import { methodNeeds, objectiveSettings, type MethodSpec, type ObjectiveBatch, type ObjectiveModule } from '../objectives/index.ts';
+import { methodNeeds, type MethodSpec, type ObjectiveBatch, type ObjectiveModule, type PerturbableForwardPass, type PerturbationSite, type PerturbedModality, type WrappedPassResult } from '../objectives/index.ts';
 import type { SceneGraph } from '../objectives/scene-graph.ts';
 import { poolRegions, type NormalisedBox, type NormalisedPolygon, type TokenGrid } from '../ops/regions.ts';
 import type { StepContext, StepResult } from '../train.ts';
@@ -16,20 +15,23 @@ import type { EncoderPerturbation, TrainableTokens } from './encoder-tuning.ts';
  * a task head, and the auxiliary objectives of the method SPEC composed around them.
  *
  * One training step:
- *  - the task loss (soft-score BCE or multiple-choice CE) over the batch's fusion rows,
- *    through `adv` when the SPEC has it (K steps of perturbation on the token embeddings
- *    entering the fusion, gradients accumulated, VILLA style): the one objective that wraps
- *    the forward pass instead of adding a term;
+ *  - the task loss (soft-score BCE or multiple-choice CE) over the batch's fusion rows, or,
+ *    when an objective of the SPEC wraps the forward pass (objective.ts, `wrapForwardPass`),
+ *    whatever that objective computes through the pass this class opens to perturbations
+ *    (at a training tower's start or at the fusion's input);
  *  - every other objective's loss terms (models/objectives/objective.ts), summed in SPEC
  *    order. They see the pooled fusion rows, the fusion's output image tokens on the patch
- *    grid and the rows' scene graphs; objectives that need a target domain also see the same
- *    rows' texts fused with unlabelled target-domain images, so the only shift left to align
- *    is the images'. Target images come without detections, so when the rows carry region
- *    tokens (VCR) both sides of the alignment are fused without them: source and target rows
- *    are then built the same way (same texts, same focus, no regions, no tag grounding). The
+ *    grid and the rows' scene graphs. Objectives that need a target domain (mmd, dann) also
+ *    see target rows fused the same way, on the features the answer is read from (the pooled
+ *    fusion output, a training encoder's included): target-domain questions on their own
+ *    images (`targetRows`, unlabelled: no answer exists in them), drawn at random per batch.
+ *    Source questions on random target images would also set matched question–image pairs
+ *    against mismatched ones, a difference the alignment would then remove (issue 29). Where
+ *    the task has no target questions (VCR) the rows' own texts are put on random target
+ *    images. Target images come without detections, so when the rows carry region tokens
+ *    both sides of the alignment are fused without them (no regions, no tag grounding): the
  *    alternative, pooling the target image over the source row's boxes, would compare source
- *    objects with whatever the target image has at those places: a content shift, not the
- *    domain shift the objective is meant to remove.
+ *    objects with whatever the target image has at those places.
  */
 export interface FusionRows {
   imageKeys: string[];
@@ -102,12 +104,14 @@ export interface FusionTrainingSetup {
   regionTable?: FeatureTable;
   sceneGraphSizes?: SceneGraphVocabularySizes;
   targetImageKeys: string[];
+  /** Unlabelled target-domain questions on their images (imageKeys, textKeys): what mmd/dann's target rows are drawn from; absent: the batch's texts on random `targetImageKeys`. */
+  targetRows?: FusionRows;
   random: SeededRandom;
   /**
    * An encoder whose blocks train (encoder.train_blocks > 0): the trained towers' tokens are
    * computed from the cached boundary inside each gradient tape instead of read from
    * `images` / `texts` (which then give shapes and masks only); sg pools regions from its
-   * output grid, mmd/dann align its pooled image features, adv perturbs at its input or boundary.
+   * output grid, mmd/dann align its pooled image features, a wrapping objective may perturb its start.
    */
   encoder?: TrainableTokens;
 }
@@ -119,6 +123,8 @@ export class FusionTraining {
   /** The modules of the SPEC's term-adding objectives, in SPEC order. */
   private readonly objectives: ObjectiveModule[];
   private readonly needsTarget: boolean;
+  /** The SPEC's objective that runs the task's forward pass itself, bound to its settings. */
+  private readonly wrapper?: (pass: PerturbableForwardPass) => WrappedPassResult;
 
   constructor(private readonly setup: FusionTrainingSetup) {
     const side = Math.round(Math.sqrt(setup.images.tokenCount - 1));
@@ -132,15 +138,21 @@ export class FusionTraining {
         ? [objective.definition.create(objective.settings as never, { kind: 'fusion', featureDim: this.featureDimOf(objective.definition), sceneGraphSizes: setup.sceneGraphSizes, random: setup.random })]
         : [],
     );
+    const wrappers = setup.method.objectives.filter((objective) => objective.definition.wrapForwardPass);
+    if (wrappers.length > 1) throw new Error(`${setup.method.spec}: ${wrappers.map((o) => o.name).join(' and ')} each wrap the forward pass; at most one objective may`);
+    if (wrappers.length === 1) {
+      const [{ definition, settings }] = wrappers;
+      const wrap = definition.wrapForwardPass as (settings: unknown, pass: PerturbableForwardPass) => WrappedPassResult;
+      this.wrapper = (pass) => wrap(settings, pass);
+    }
     this.needsTarget = methodNeeds(setup.method).targetDomain;
-    if (this.needsTarget && setup.targetImageKeys.length === 0) throw new Error(`${setup.method.spec} needs target-domain images and none were found`);
+    if (this.needsTarget && setup.targetImageKeys.length === 0 && !setup.targetRows?.imageKeys.length) throw new Error(`${setup.method.spec} needs target-domain images and none were found`);
   }
 
-  /** What an objective's features are: the training encoder's grid tokens (sg) or pooled image features (mmd, dann), else the fusion's. */
-  private featureDimOf(definition: { needsSceneGraphs?: boolean; needsTargetDomain?: boolean }): number {
+  /** What an objective's features are: the training encoder's grid tokens (sg), else the fusion's pooled rows (mmd, dann: what the answer is read from). */
+  private featureDimOf(definition: { needsSceneGraphs?: boolean }): number {
     const encoder = this.setup.encoder;
     if (encoder?.trainsImages && definition.needsSceneGraphs) return encoder.gridDim;
-    if (encoder?.trainsImages && definition.needsTargetDomain) return encoder.embedDim;
     return this.setup.fusion.hidden;
   }
 
@@ -259,10 +271,66 @@ export class FusionTraining {
     return out;
   }
 
+  /**
+   * The batch's task forward pass open to perturbations: δ of a modality enters a training
+   * tower at its start (its input embeddings, or its first trainable block's input) or the
+   * tokens entering the fusion. `frozen` holds rows built once outside the tape (frozen encoder).
+   */
+  private perturbablePass(rows: FusionRows, frozen: RowTensors | undefined, head: FusionTaskHead, variables: readonly tf.Variable[], drop: DropoutPass | undefined): PerturbableForwardPass {
+    const { encoder, images, texts } = this.setup;
+    const length = texts.longestText(rows.textKeys);
+    let encoderNorms: { image: number[]; text: number[] } | undefined;
+    let fusionNorms: { image: number[]; text: number[] } | undefined;
+    const site = (modality: PerturbedModality, place: 'encoder' | 'fusion'): PerturbationSite => {
+      const towerTrains = modality === 'image' ? encoder?.trainsImages : encoder?.trainsTexts;
+      if (place === 'encoder' && encoder && towerTrains) {
+        return { modality, place, shape: encoder.perturbationShapes(rows.imageKeys, rows.textKeys, length)[modality], referenceNorms: () => (encoderNorms ??= encoder.referenceNorms(rows.imageKeys, rows.textKeys, length))[modality] };
+      }
+      const shape = modality === 'image' ? [rows.imageKeys.length, images.tokenCount, images.tokenDim] : [rows.textKeys.length, length, texts.tokenDim];
+      return { modality, place: 'fusion', shape, referenceNorms: () => (fusionNorms ??= this.fusionInputNorms(rows, frozen))[modality] };
+    };
+    return {
+      variables,
+      site,
+      run: (deltas) => {
+        const at = (place: 'encoder' | 'fusion', modality: PerturbedModality) => (deltas[modality]?.site.place === place ? deltas[modality]!.delta : undefined);
+        const r = frozen ?? this.rowTensors(rows, { image: at('encoder', 'image'), text: at('encoder', 'text') });
+        const plus = <T extends tf.Tensor>(x: T, delta: tf.Tensor | undefined): T => (delta ? (x.add(delta) as T) : x);
+        const fused = this.fuse(r, plus(r.image, at('fusion', 'image')), plus(r.text, at('fusion', 'text')), true, drop);
+        const logits = head.logits(fused.pooled);
+        return { loss: head.loss(logits), logits };
+      },
+    };
+  }
+
+  /** Per-row L2 norms of the clean tokens entering the fusion (text: real tokens only). */
+  private fusionInputNorms(rows: FusionRows, frozen: RowTensors | undefined): { image: number[]; text: number[] } {
+    const r = frozen ?? this.rowTensors(rows);
+    try {
+      const norms = tf.tidy(() => [r.image.reshape([r.image.shape[0], -1]), r.text.mul(r.mask.expandDims(2)).reshape([r.text.shape[0], -1])].map((x) => x.square().sum(1).sqrt()));
+      const [image, text] = norms.map((n) => Array.from(n.dataSync()));
+      tf.dispose(norms);
+      return { image, text };
+    } finally {
+      if (!frozen) this.disposeRows(r);
+    }
+  }
+
+  /** One target row per batch row: a target question on its own image, or (no target questions) a batch text on a random target image. */
+  private drawTargetRows(rows: FusionRows, context: StepContext): FusionRows {
+    const pool = this.setup.targetRows;
+    if (pool && pool.imageKeys.length > 0) {
+      const picks = rows.imageKeys.map(() => context.random.int(0, pool.imageKeys.length - 1));
+      return { imageKeys: picks.map((i) => pool.imageKeys[i]), textKeys: picks.map((i) => pool.textKeys[i]) };
+    }
+    const imageKeys = rows.imageKeys.map(() => context.random.pick(this.setup.targetImageKeys));
+    // Texts shuffled with their focus, so a target row's choice span is its own text's.
+    const order = context.random.shuffled(rows.textKeys.map((_, i) => i));
+    return { imageKeys, textKeys: order.map((i) => rows.textKeys[i]), focus: rows.focus && order.map((i) => rows.focus![i]) };
+  }
+
   /** Loss and gradients of one batch, with every objective of the SPEC. */
   step(rows: FusionRows, head: FusionTaskHead, variables: Map<string, tf.Variable>, context: StepContext): StepResult {
-    const { method } = this.setup;
-    const adv = objectiveSettings(method, 'adv');
     const nameOf = new Map([...variables].map(([name, variable]) => [variable.name, name]));
     const gradients = new Map<string, tf.Tensor>();
     const accumulate = (grads: tf.NamedTensorMap) => {
@@ -285,73 +353,48 @@ export class FusionTraining {
     // it); frozen rows are built once here.
     const { encoder } = this.setup;
     const t = encoder ? undefined : this.rowTensors(rows);
-    const targetKeys = this.needsTarget ? rows.imageKeys.map(() => context.random.pick(this.setup.targetImageKeys)) : [];
-    let target: RowTensors | undefined;
-    // With a training vision tower the domain objectives align its pooled features, computed in the tape.
-    if (targetKeys.length && !encoder?.trainsImages) {
-      // Texts shuffled with their focus, so a target row's choice span is its own text's (see the class comment).
-      const order = context.random.shuffled(rows.textKeys.map((_, i) => i));
-      target = this.rowTensors({ imageKeys: targetKeys, textKeys: order.map((i) => rows.textKeys[i]), focus: rows.focus && order.map((i) => rows.focus![i]) });
-    }
+    const targetRows = this.needsTarget ? this.drawTargetRows(rows, context) : undefined;
+    // Frozen target rows are built once here; a training encoder computes them in the tape.
+    const target = targetRows && !encoder ? this.rowTensors(targetRows) : undefined;
     let loss = 0;
     // Drawn from the step's generator, so a resumed run drops the same units.
     const drop = this.setup.dropout ? { rate: this.setup.dropout, seed: context.random.int(0, 2 ** 30) } : undefined;
     try {
       const variableList = [...variables.values()];
-      if (adv) {
-        // δ enters a training tower at its input or first trainable block (adv.at); a frozen tower's tokens are perturbed where they enter the fusion.
-        const atEncoder = encoder !== undefined && encoder.perturbationPoint !== 'fusion';
-        const imageAtEncoder = atEncoder && encoder.trainsImages && adv.modality !== 'text';
-        const textAtEncoder = atEncoder && encoder.trainsTexts && adv.modality !== 'image';
-        const length = this.setup.texts.longestText(rows.textKeys);
-        const encoderShapes = atEncoder ? encoder.perturbationShapes(rows.imageKeys, rows.textKeys, length) : undefined;
-        const references = atEncoder ? encoder.referenceNorms(rows.imageKeys, rows.textKeys, length) : undefined;
-        const result = adversarialGradients(
-          (deltas: PerturbationDeltas) => {
-            const r = t ?? this.rowTensors(rows, { image: imageAtEncoder ? deltas.image : undefined, text: textAtEncoder ? deltas.text : undefined });
-            const fused = this.fuse(r, imageAtEncoder ? r.image : (r.image.add(deltas.image) as tf.Tensor3D), textAtEncoder ? r.text : (r.text.add(deltas.text) as tf.Tensor3D), true, drop);
-            const logits = head.logits(fused.pooled);
-            return { loss: head.loss(logits), logits };
-          },
-          {
-            textShape: textAtEncoder ? encoderShapes!.text : [rows.textKeys.length, length, this.setup.texts.tokenDim],
-            imageShape: imageAtEncoder ? encoderShapes!.image : [rows.imageKeys.length, this.setup.images.tokenCount, this.setup.images.tokenDim],
-            variables: variableList,
-            settings: adv,
-            referenceNorms: { text: textAtEncoder ? references!.text : undefined, image: imageAtEncoder ? references!.image : undefined },
-          },
-        );
+      if (this.wrapper) {
+        const result = this.wrapper(this.perturbablePass(rows, t, head, variableList, drop));
         accumulate(result.grads);
         loss += result.loss;
-        parts.task = result.taskLosses[0];
-        parts.adv_kl = result.klLosses.at(-1) ?? 0;
+        parts.task = result.taskLoss;
+        Object.assign(parts, result.parts);
       }
-      if (!adv || this.objectives.length > 0) {
+      if (!this.wrapper || this.objectives.length > 0) {
         const recorded: Record<string, tf.Scalar> = {};
         const { value, grads } = tf.variableGrads(() => {
           const r = t ?? this.rowTensors(rows);
           const fused = this.fuse(r, r.image, r.text, true, drop);
-          const targetEncoded = encoder?.trainsImages && targetKeys.length ? encoder.images(targetKeys) : undefined;
+          const targetTensors = target ?? (targetRows ? this.rowTensors(targetRows) : undefined);
           let total: tf.Scalar = tf.scalar(0);
-          if (!adv) {
+          if (!this.wrapper) {
             const task = head.loss(head.logits(fused.pooled));
             recorded.task = tf.keep(task.clone());
             total = total.add(task);
           }
           const batch: ObjectiveBatch = {
             // With region tokens, the aligned source features come from a pass built like the target's (no regions).
-            features: targetEncoded ? r.encoded!.embeds : target && r.boxes ? this.fuse(r, r.image, r.text, false).pooled : fused.pooled,
+            features: targetTensors && r.boxes ? this.fuse(r, r.image, r.text, false).pooled : fused.pooled,
             // A training vision tower: regions come from its own output grid at full resolution, which never saw the question.
             imageTokens: rows.graphs ? (r.encoded ? r.encoded.gridTokens : (fused.sequence.slice([0, 0, 0], [-1, this.setup.images.tokenCount, -1]) as tf.Tensor3D)) : undefined,
             grid: r.encoded ? encoder!.fullGrid : this.grid,
             graphs: rows.graphs,
-            targetFeatures: targetEncoded ? targetEncoded.embeds : target ? this.fuse(target).pooled : undefined,
+            targetFeatures: targetTensors ? this.fuse(targetTensors).pooled : undefined,
             step: context.step,
             totalSteps: context.totalSteps,
           };
           for (const module of this.objectives) {
             for (const term of module.lossTerms(batch)) {
               recorded[term.name] = tf.keep((term.recorded ?? term.contribution).clone());
+              for (const [name, value] of Object.entries(term.diagnostics ?? {})) recorded[name] = tf.keep(value.clone());
               total = total.add(term.contribution);
             }
           }

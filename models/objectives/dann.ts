@@ -3,6 +3,7 @@ import { sigmoidCrossEntropyWithLogits } from './soft-score-bce.ts';
 import { integerSetting, numberSetting, parseSettings, type SettingFields } from './settings.ts';
 import { DomainDiscriminator } from '../heads/domain-discriminator.ts';
 import { defineObjective } from './objective.ts';
+import { curveValues, formatValue, startAndEnd } from './curve-summary.ts';
 
 /**
  * Domain-adversarial training (DANN, Ganin et al. 2016). A domain discriminator D learns to
@@ -74,6 +75,8 @@ export interface DannOutput {
   loss: tf.Scalar;
   /** L_d alone, for the training curve. */
   domainLoss: tf.Scalar;
+  /** Share of source and target rows the discriminator puts on their side (0.5: it cannot tell them apart). */
+  accuracy: tf.Scalar;
   lambda: number;
 }
 
@@ -91,7 +94,9 @@ export function dannLoss(
     const sourceLogits = discriminator.apply(gradientReversal(sourceFeatures, lambda));
     const targetLogits = discriminator.apply(gradientReversal(targetFeatures, lambda));
     const domainLoss = domainDiscriminatorLoss(sourceLogits, targetLogits);
-    return { loss: domainLoss.mul(settings.weight) as tf.Scalar, domainLoss, lambda };
+    // Each domain weighs half, as in L_d, whatever the two batch sizes.
+    const accuracy = sourceLogits.greater(0).cast('float32').mean().add(targetLogits.less(0).cast('float32').mean()).mul(0.5) as tf.Scalar;
+    return { loss: domainLoss.mul(settings.weight) as tf.Scalar, domainLoss, accuracy, lambda };
   });
 }
 
@@ -111,9 +116,19 @@ export const dannObjective = defineObjective({
       lossTerms: (batch) => {
         if (!batch.targetFeatures) return [];
         const out = dannLoss(batch.features, batch.targetFeatures, discriminator, batch.step, batch.totalSteps, settings);
-        return [{ name: 'dann', contribution: out.loss, recorded: out.domainLoss }];
+        return [{ name: 'dann', contribution: out.loss, recorded: out.domainLoss, diagnostics: { dann_accuracy: out.accuracy } }];
       },
       dispose: () => discriminator.dispose(),
+    };
+  },
+  report: (settings, curve) => {
+    const accuracy = curveValues(curve, 'dann_accuracy');
+    if (accuracy.length === 0) return null;
+    const a = startAndEnd(accuracy);
+    const loss = startAndEnd(curveValues(curve, 'dann'));
+    return {
+      summary: `dann: discriminator accuracy ${formatValue(a.start)} at the start → ${formatValue(a.end)} at the end (0.5: domains indistinguishable); L_d ${formatValue(loss.start)} → ${formatValue(loss.end)}`,
+      inert: settings.weight === 0 ? 'dann.weight is 0' : undefined,
     };
   },
 });

@@ -5,7 +5,7 @@ import { dannObjective } from './dann.ts';
 import { INFO_NCE_DEFAULTS, INFO_NCE_SETTING_FIELDS, parseInfoNceSettings, type InfoNceSettings } from './info-nce.ts';
 import { mmdObjective } from './mmd.ts';
 import { MULTIPLE_CHOICE_DEFAULTS, MULTIPLE_CHOICE_SETTING_FIELDS, parseMultipleChoiceSettings, type MultipleChoiceSettings } from './multiple-choice-ce.ts';
-import type { Objective, ProblemKind } from './objective.ts';
+import type { Objective, ObjectiveReport, ProblemKind, RunShape } from './objective.ts';
 import { sceneGraphAuxiliaryObjective } from './scene-graph.ts';
 import { SOFT_SCORE_BCE_DEFAULTS, SOFT_SCORE_BCE_SETTING_FIELDS, parseSoftScoreBceSettings, type SoftScoreBceSettings } from './soft-score-bce.ts';
 
@@ -96,6 +96,29 @@ export function methodNeeds(method: MethodSpec): { targetDomain: boolean; sceneG
   };
 }
 
+/** The SPEC with each objective's settings resolved against the run (objectives without `resolveForRun` keep theirs). */
+export function resolveObjectivesForRun(method: MethodSpec, run: RunShape): MethodSpec {
+  const objectives = method.objectives.map((objective) => {
+    const resolve = objective.definition.resolveForRun as ((settings: unknown, run: RunShape) => unknown) | undefined;
+    return resolve ? ({ ...objective, settings: resolve(objective.settings, run) } as AuxiliaryObjective) : objective;
+  });
+  return { ...method, objectives };
+}
+
+/**
+ * The run log's lines about the objectives after training: each objective's summary (read off
+ * the curve's parts), and a warning line for each that stayed inert (the run ends with them).
+ */
+export function objectiveReportLines(method: MethodSpec, curve: readonly Readonly<Record<string, number>>[]): { summaries: string[]; warnings: string[] } {
+  if (curve.length === 0) return { summaries: [], warnings: [] };
+  const reports = method.objectives.flatMap((objective) => {
+    const report = objective.definition.report as ((settings: unknown, curve: readonly Readonly<Record<string, number>>[]) => ObjectiveReport | null) | undefined;
+    const made = report?.(objective.settings, curve);
+    return made ? [{ name: objective.name, ...made }] : [];
+  });
+  return { summaries: reports.map((r) => r.summary), warnings: reports.flatMap((r) => (r.inert ? [`warning: ${r.name} stayed inert: ${r.inert}`] : [])) };
+}
+
 /** Why a SPEC cannot train a problem of this kind (the first objective that refuses), or null. */
 export function unsupportedObjective(method: MethodSpec, kind: ProblemKind): string | null {
   for (const objective of method.objectives) {
@@ -167,4 +190,4 @@ export function objectiveSettings<K extends AuxiliaryObjectiveName>(method: Meth
 }
 
 export * from './settings.ts';
-export type { LossTerm, Objective, ObjectiveBatch, ObjectiveModule, ObjectiveSetup, ProblemKind } from './objective.ts';
+export type { LossTerm, Objective, ObjectiveBatch, ObjectiveModule, ObjectiveReport, ObjectiveSetup, PerturbableForwardPass, PerturbationSite, PerturbedModality, ProblemKind, RunShape, WrappedPassResult } from './objective.ts';

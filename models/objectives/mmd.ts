@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matMul } from '../ops/matmul.ts';
 import { numberSetting, parseSettings, positiveListSetting, type SettingFields } from './settings.ts';
 import { defineObjective } from './objective.ts';
+import { curveValues, formatValue, startAndEnd } from './curve-summary.ts';
 
 /**
  * Multi-kernel maximum mean discrepancy between source and target features (DAN, Long et
@@ -100,7 +101,19 @@ export const mmdObjective = defineObjective({
   unsupported: () => null,
   create: (settings) => ({
     namedVariables: () => new Map(),
-    lossTerms: (batch) => (batch.targetFeatures ? [{ name: 'mmd', contribution: mmdLoss(batch.features, batch.targetFeatures, settings) }] : []),
+    lossTerms: (batch) => {
+      if (!batch.targetFeatures) return [];
+      const squared = multiKernelMmd(batch.features, batch.targetFeatures, settings.kernelMultipliers);
+      // The same product mmdLoss computes; MMD² itself goes on the curve as mmd2.
+      return [{ name: 'mmd', contribution: squared.mul(settings.weight) as tf.Scalar, diagnostics: { mmd2: squared } }];
+    },
     dispose: () => undefined,
   }),
+  report: (settings, curve) => {
+    const values = curveValues(curve, 'mmd2');
+    if (values.length === 0) return null;
+    const { start, end } = startAndEnd(values);
+    const inert = settings.weight === 0 ? 'mmd.weight is 0' : Math.max(...values) < 1e-6 ? `MMD² stayed below 1e-6 (max ${formatValue(Math.max(...values))}): source and target features were already aligned, nothing to pull` : undefined;
+    return { summary: `mmd: MMD² ${formatValue(start)} at the start → ${formatValue(end)} at the end (weight ${settings.weight})`, inert };
+  },
 });

@@ -13,9 +13,12 @@ import type { SettingFields } from './settings.ts';
  * dict of losses and sums them); it never names an objective. Adding an objective is one
  * file and one line in `OBJECTIVES` (index.ts).
  *
- * The adversarial objective is the one exception by nature: it perturbs the inputs of the
- * forward pass rather than adding a term, so it declares `wrapsForwardPass` and the problem
- * runs its forward pass through it.
+ * An objective that perturbs the inputs of the forward pass rather than adding a term (adv)
+ * implements the optional `wrapForwardPass` hook: the problem hands it a forward pass that
+ * takes perturbations (`PerturbableForwardPass`) and adds the gradients the hook returns. An
+ * objective whose settings depend on the run (where δ goes depends on which encoder blocks
+ * train) resolves them in `resolveForRun`, once, before anything is built. Neither the
+ * problem nor the run names the objective.
  */
 
 /** The two shapes of training problem objectives attach to. */
@@ -50,6 +53,52 @@ export interface ObjectiveBatch {
   totalSteps: number;
 }
 
+/** The run's shape an objective may resolve its settings against (before anything is built). */
+export interface RunShape {
+  /** Whether encoder blocks train (encoder.train_blocks > 0 and a base that trains). */
+  encoderTrains: boolean;
+  /** encoder.train_blocks as set: 'all' also trains the embeddings. */
+  trainBlocks: number | 'all';
+}
+
+export type PerturbedModality = 'text' | 'image';
+
+/**
+ * Where a perturbation of one modality's tokens enters the forward pass: at the start of a
+ * training encoder tower (its input embeddings, or the input of its first trainable block),
+ * or on the tokens entering the fusion (a frozen tower's, or when asked for).
+ */
+export interface PerturbationSite {
+  modality: PerturbedModality;
+  place: 'encoder' | 'fusion';
+  /** Shape of δ for this batch: [rows, tokens, width]. */
+  shape: number[];
+  /** Per-row L2 norm of the clean tokens δ is added to (real tokens only), which a relative step scales by. */
+  referenceNorms(): number[];
+}
+
+/** The task's forward pass of one batch, open to additive perturbations, as a problem offers it to `wrapForwardPass`. */
+export interface PerturbableForwardPass {
+  /** The model variables whose gradients the hook returns. */
+  variables: readonly tf.Variable[];
+  /** The site of `modality` when the objective asks for `place`; a frozen tower's encoder place falls back to the fusion's input. */
+  site(modality: PerturbedModality, place: 'encoder' | 'fusion'): PerturbationSite;
+  /** Task loss and logits (answer logits, choice scores) with each given δ added at its site; clean where none is given. */
+  run(deltas: Partial<Record<PerturbedModality, { site: PerturbationSite; delta: tf.Tensor }>>): { loss: tf.Scalar; logits: tf.Tensor2D };
+}
+
+/** What `wrapForwardPass` gives back for one batch. */
+export interface WrappedPassResult {
+  /** Gradients by tf variable name; the caller owns and disposes them. */
+  grads: tf.NamedTensorMap;
+  /** The total the gradients belong to. */
+  loss: number;
+  /** The clean task loss of the batch (the curve's `task`). */
+  taskLoss: number;
+  /** Named values for the training curve (e.g. adv's KL term and ‖δ‖/‖x‖). */
+  parts: Record<string, number>;
+}
+
 export interface LossTerm {
   /** Name on the training curve, e.g. "sg". */
   name: string;
@@ -57,6 +106,16 @@ export interface LossTerm {
   contribution: tf.Scalar;
   /** What the curve records when it differs from the contribution (e.g. DANN's L_d before its weight). */
   recorded?: tf.Scalar;
+  /** More values the curve records under their own names, showing whether the objective acts (MMD², the discriminator's accuracy). */
+  diagnostics?: Record<string, tf.Scalar>;
+}
+
+/** What an objective says about its run, read off the training curve (each step's named parts). */
+export interface ObjectiveReport {
+  /** One line for the run log, e.g. "mmd: MMD² 0.12 at the start → 0.03 at the end". */
+  summary: string;
+  /** Why the objective looks inert (it changed nothing the loss could feel), when it does. */
+  inert?: string;
 }
 
 /** An objective's trainable part for one training problem. */
@@ -79,8 +138,12 @@ export interface Objective<Name extends string = string, Settings = unknown> {
   needsTargetDomain?: boolean;
   /** Needs a scene graph per training image (sg). */
   needsSceneGraphs?: boolean;
-  /** Perturbs the forward pass instead of adding a term (adv). */
-  wrapsForwardPass?: boolean;
+  /** Settings resolved against the run (e.g. an `auto` that depends on the encoder); throws InputError for a combination that cannot run. */
+  resolveForRun?(settings: Settings, run: RunShape): Settings;
+  /** Runs the problem's task forward pass itself, perturbed, instead of adding a term (at most one objective of a SPEC). */
+  wrapForwardPass?(settings: Settings, pass: PerturbableForwardPass): WrappedPassResult;
+  /** Its line for the run log after training, and whether it stayed inert, from the curve's parts; absent or null: nothing to say. */
+  report?(settings: Settings, curve: readonly Readonly<Record<string, number>>[]): ObjectiveReport | null;
   /** Why this objective cannot train a problem of this kind, or null when it can. */
   unsupported(kind: ProblemKind): string | null;
   /** Builds the objective's modules; absent for objectives that only wrap the forward pass. */

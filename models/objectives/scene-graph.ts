@@ -10,6 +10,7 @@ import { sigmoidCrossEntropyWithLogits } from './soft-score-bce.ts';
 import { numberSetting, parseSettings, type SettingFields } from './settings.ts';
 import { SceneGraphHead } from '../heads/scene-graph-head.ts';
 import { defineObjective } from './objective.ts';
+import { curveValues, formatValue, startAndEnd } from './curve-summary.ts';
 
 /**
  * Scene-graph auxiliary loss (ERNIE-ViL's scene-graph prediction, used with adversarial
@@ -234,5 +235,11 @@ export const sceneGraphAuxiliaryObjective = defineObjective({
       },
       dispose: () => head.dispose(),
     };
+  },
+  report: (settings, curve) => {
+    const values = curveValues(curve, 'sg');
+    if (values.length === 0) return null;
+    const { start, end } = startAndEnd(values);
+    return { summary: `sg: loss ${formatValue(start)} at the start → ${formatValue(end)} at the end (λ ${settings.lambda})`, inert: settings.lambda === 0 ? 'sg.lambda is 0' : undefined };
   },
 });

@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../models/backends/select.ts';
 import { TfjsClipEncoder } from '../../models/encoders/clip-encoder.ts';
-import { EncoderTuning, type EncoderTuningSettings, type PerturbationPoint } from '../../models/fine-tuning/encoder-tuning.ts';
+import { EncoderTuning, type EncoderTuningSettings } from '../../models/fine-tuning/encoder-tuning.ts';
 import { FusionTraining, type FusionTaskHead } from '../../models/fine-tuning/fusion-training.ts';
 import { FusionTransformer } from '../../models/heads/fusion.ts';
-import { parseMethodSpec } from '../../models/objectives/index.ts';
+import { parseMethodSpec, resolveObjectivesForRun } from '../../models/objectives/index.ts';
 import { preprocessedBatches } from '../../models/image-pipeline.ts';
 import { generateSynthScenes } from '../../tasks/synth/index.ts';
 import { SeededRandom } from '../../core/random.ts';
@@ -33,9 +33,9 @@ test.before(async () => {
   targets = await list('train_target');
 });
 
-async function tuning(settings: Partial<EncoderTuningSettings>, perturbationPoint: PerturbationPoint = 'boundary', imagePool = 1) {
+async function tuning(settings: Partial<EncoderTuningSettings>, imagePool = 1) {
   const encoder = await TfjsClipEncoder.load(fixtureModel, { backend: 'wasm' });
-  const tuned = await EncoderTuning.prepare(encoder, { trainBlocks: 1, towers: 'both', lrScale: 1, ...settings }, { imageKeys: [...images, ...targets], texts, imagePool, perturbationPoint });
+  const tuned = await EncoderTuning.prepare(encoder, { trainBlocks: 1, towers: 'both', lrScale: 1, ...settings }, { imageKeys: [...images, ...targets], texts, imagePool });
   return { encoder, tuned };
 }
 
@@ -45,7 +45,7 @@ test('the boundary cache gives the loss and gradient of the uncached forward fro
   // Rows share images (as VCR's four choices do): the blocks run once per unique image.
   const keys = [images[0], images[1], images[0], images[2]];
   const boundary = await tuning({ trainBlocks: 1 });
-  const uncached = await tuning({ trainBlocks: 'all' }, 'input');
+  const uncached = await tuning({ trainBlocks: 'all' });
   const weight = (e: typeof boundary) => e.encoder.model.parameter('vision_model.encoder.layers.1.mlp.fc1.weight');
   const textWeight = (e: typeof boundary) => e.encoder.model.parameter('text_model.encoder.layers.1.mlp.fc2.weight');
   const lossOf = (e: typeof boundary) => () => {
@@ -104,8 +104,9 @@ const graphs: SceneGraph[] = [
 ];
 
 async function encoderGradients(spec: string, sets: Record<string, string>, head: (hidden: number) => FusionTaskHead) {
-  const { encoder, tuned } = await tuning({ trainBlocks: 1 }, 'boundary', 2);
-  const method = parseMethodSpec(spec, sets);
+  const { encoder, tuned } = await tuning({ trainBlocks: 1 }, 2);
+  // adv.at auto resolves to the boundary, as the run resolves it at encoder.train_blocks=1.
+  const method = resolveObjectivesForRun(parseMethodSpec(spec, sets), { encoderTrains: true, trainBlocks: 1 });
   const random = new SeededRandom(1);
   const tables = tuned.fusionTables({}, [...images, ...targets]);
   const fusion = new FusionTransformer({ imageDim: tables.images.tokenDim, textDim: tables.texts.tokenDim, hidden: 16, layers: 1, heads: 2, inputNorm: true }, random.fork('fusion'));

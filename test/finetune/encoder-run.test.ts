@@ -63,7 +63,9 @@ test('train_blocks=1 trains the last block of each tower, keeps the frozen prefi
   t.deepEqual(changed.filter((name) => !/layers\.1\.|final_layer_norm|post_layernorm|projection|logit_scale/.test(name)), []);
 
   const config = JSON.parse(await readFile(join(outcome.runDir, 'config.json'), 'utf8'));
-  t.like(config.hyperparameters.encoder, { frozen: false, trainBlocks: 1, towers: 'both', lrScale: 0.1, perturbationPoint: 'boundary' });
+  t.like(config.hyperparameters.encoder, { frozen: false, trainBlocks: 1, towers: 'both', lrScale: 0.1 });
+  // adv.at=auto is recorded as the run resolved it: the first trainable block's input.
+  t.is(config.hyperparameters.objectives.adv.at, 'boundary');
   t.deepEqual(config.tunedEncoder, { folder: 'encoder', fingerprint: await fingerprintModelFolder(tunedDir, 'tfjs') });
   t.not(config.tunedEncoder.fingerprint, config.model.fingerprint);
   // Seeds of one configuration group by their hyperparameters: the per-seed tuned fingerprint is not among them.
@@ -145,7 +147,7 @@ test('encoder settings that cannot apply are refused before any work, naming the
 test('retrieval ft+mmd with encoder.train_blocks=1 trains both towers through InfoNCE, below the frozen prefix nothing moves', async (t) => {
   const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-finetune-runs-'));
   const outcome = await executeRun(request({ 'encoder.train_blocks': '1' }, { task: 'retrieval', method: 'ft+mmd' }), { db: null, runsDir, log: quiet });
-  t.deepEqual(Object.keys(outcome.training!.curve[0].parts).sort(), ['mmd', 'task']);
+  t.deepEqual(Object.keys(outcome.training!.curve[0].parts).sort(), ['mmd', 'mmd2', 'task']);
   const before = await tensors(join(fixtureModel, 'model.safetensors'));
   const after = await tensors(join(outcome.runDir, 'encoder', 'model.safetensors'));
   const changed = [...before].filter(([name, values]) => !same(values, after.get(name)!)).map(([name]) => name);
@@ -157,7 +159,7 @@ test('retrieval ft+mmd with encoder.train_blocks=1 trains both towers through In
 test('VCR ft+sg+adv with encoder.train_blocks=1 trains the last blocks: regions pool from the encoder\'s own grid, tags ground through its tokenizer', async (t) => {
   const runsDir = await mkdtemp(join(tmpdir(), 'vlbench-finetune-runs-'));
   const outcome = await executeRun(request({ 'encoder.train_blocks': '1' }, { task: 'vcr', method: 'ft+sg+adv' }), { db: null, runsDir, log: quiet });
-  t.deepEqual(Object.keys(outcome.training!.curve[0].parts).sort(), ['adv_kl', 'sg', 'task']);
+  t.deepEqual(Object.keys(outcome.training!.curve[0].parts).sort(), ['adv_delta_image', 'adv_delta_text', 'adv_kl', 'sg', 'task']);
   const before = await tensors(join(fixtureModel, 'model.safetensors'));
   const after = await tensors(join(outcome.runDir, 'encoder', 'model.safetensors'));
   const changed = [...before].filter(([name, values]) => !same(values, after.get(name)!)).map(([name]) => name);

@@ -58,7 +58,7 @@ test('every method of the SPEC composes on VQA and VCR (sg, adv, mmd, dann)', as
   for (const task of ['vqa', 'vcr'] as const) {
     const outcome = await executeRun(request(task, 'ft+sg+adv+mmd+dann', { sets: { batch: '16', 'adv.steps': '2' } }), { db: null, runsDir, log: quiet });
     const parts = Object.keys(outcome.training!.curve[0].parts).sort();
-    t.deepEqual(parts, ['adv_kl', 'dann', 'mmd', 'sg', 'task'], task);
+    t.deepEqual(parts, ['adv_delta_image', 'adv_delta_text', 'adv_kl', 'dann', 'dann_accuracy', 'mmd', 'mmd2', 'sg', 'task'], task);
     // What was written is what was scored: the task reads its own submission back to the same metrics.
     for (const s of outcome.splits) {
       const file = s.record === null ? (await readdir(join(outcome.runDir, 'predictions'))).find((f) => f.startsWith(s.split.replace('/', '_')))! : '';

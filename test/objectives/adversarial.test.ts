@@ -125,7 +125,7 @@ test('gradients are accumulated over the K steps, each divided by K', (t) => {
     textShape: model.textShape,
     imageShape: model.imageShape,
     variables: [model.W, model.V],
-    settings: settingsWith({ steps: 2, eta, alpha: 0 }),
+    settings: settingsWith({ steps: 2, eta, alpha: 0, modality: 'text' }),
   });
   // By hand: δ₁ = η·g/‖g‖ for g = ∂task/∂δ at δ = 0; grads = (∇task(x) + ∇task(x + δ₁)) / 2.
   const zerosImage = tf.zeros(model.imageShape);
@@ -158,14 +158,15 @@ test('cleanGradient only changes the gradient, not the loss', (t) => {
   t.true(withClean.grads.some((value, i) => Math.abs(value - constant.grads[i]) > 1e-6));
 });
 
-test('adversarial settings: defaults are VILLA VQA release values; bad values are refused', (t) => {
-  t.deepEqual(parseAdversarialSettings({}), { steps: 3, eta: 1e-3, alpha: 1.5, epsilon: 0, norm: 'l2', modality: 'text', cleanGradient: true, at: 'auto' });
-  t.deepEqual(parseAdversarialSettings({ eta: '0.01', modality: 'both', norm: 'linf', cleanGradient: 'false' }), {
+test('adversarial settings: VILLA\'s K, α, ε, both modalities, a step relative to the embeddings; bad values are refused', (t) => {
+  t.deepEqual(parseAdversarialSettings({}), { steps: 3, eta: 1e-2, alpha: 1.5, epsilon: 0, norm: 'l2', modality: 'both', cleanGradient: true, at: 'auto', relative: true });
+  t.deepEqual(parseAdversarialSettings({ eta: '0.001', modality: 'text', norm: 'linf', cleanGradient: 'false', relative: 'false' }), {
     ...ADVERSARIAL_DEFAULTS,
-    eta: 0.01,
-    modality: 'both',
+    eta: 0.001,
+    modality: 'text',
     norm: 'linf',
     cleanGradient: false,
+    relative: false,
   });
   t.throws(() => parseAdversarialSettings({ steps: '2.5' }), { message: /adv\.steps.*integer/ });
   t.throws(() => parseAdversarialSettings({ steps: '0' }), { message: /adv\.steps/ });

@@ -106,3 +106,14 @@ test('DANN: the discriminator descends the domain loss while the features ascend
   tf.dispose([value, grads, w, source, target]);
   t.throws(() => parseDannSettings({ discriminatorHidden: '0' }), { message: /dann\.discriminatorHidden/ });
 });
+
+test('DANN reports its discriminator accuracy: each domain weighs half, 0.5 when it cannot tell them apart', (t) => {
+  // A "discriminator" that reads the first feature as the source logit.
+  const firstColumn = { apply: (features: tf.Tensor2D) => features.slice([0, 0], [-1, 1]).reshape([-1]) as tf.Tensor1D };
+  const accuracy = (source: number[], target: number[]) =>
+    tf.tidy(() => dannLoss(tf.tensor2d(source.map((v) => [v, 0])), tf.tensor2d(target.map((v) => [v, 0])), firstColumn, 5, 10).accuracy.dataSync()[0]);
+  close(t, accuracy([1, 2, 3, 4], [-1, -2]), 1);
+  // 3 of 4 source rows and 1 of 2 target rows on their side: ½(0.75 + 0.5).
+  close(t, accuracy([1, 2, 3, -4], [-1, 2]), 0.625);
+  close(t, accuracy([-1, -2], [1, 2]), 0);
+});

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { InputError } from '../../core/errors.ts';
 import { ADVERSARIAL_DEFAULTS } from '../../models/objectives/adversarial.ts';
-import { describeObjectiveSettings, OBJECTIVE_DEFAULTS, objectiveSettings, parseMethodSpec } from '../../models/objectives/index.ts';
+import { describeObjectiveSettings, OBJECTIVE_DEFAULTS, objectiveReportLines, objectiveSettings, parseMethodSpec, resolveObjectivesForRun } from '../../models/objectives/index.ts';
 import { parseSetOptions } from '../../cli/flags.ts';
 
 test('a SPEC parses into the base and typed objectives in canonical order', (t) => {
@@ -59,7 +59,34 @@ test('every objective documents its defaults', (t) => {
 test('every --set key is documented with its default', (t) => {
   const rows = describeObjectiveSettings();
   const eta = rows.find((row) => row.key === 'adv.eta');
-  t.is(eta?.default, 1e-3);
+  t.is(eta?.default, 1e-2);
   t.true(rows.every((row) => row.doc.length > 10));
   t.true(rows.some((row) => row.key === 'sg.lambda') && rows.some((row) => row.key === 'mmd.kernelMultipliers'));
+});
+
+test('an objective resolves its settings against the run: adv.at auto follows the encoder, and places inside a frozen encoder are refused', (t) => {
+  const at = (trainBlocks: number | 'all', sets: Record<string, string> = {}) =>
+    objectiveSettings(resolveObjectivesForRun(parseMethodSpec('ft+sg+adv', sets), { encoderTrains: trainBlocks !== 0, trainBlocks }), 'adv')?.at;
+  t.is(at(0), 'fusion');
+  t.is(at(1), 'boundary');
+  t.is(at('all'), 'input');
+  t.is(at(1, { 'adv.at': 'fusion' }), 'fusion');
+  t.throws(() => at(0, { 'adv.at': 'boundary' }), { message: /adv\.at=boundary perturbs inside the encoder, which is frozen/ });
+  t.throws(() => at(1, { 'adv.at': 'input' }), { message: /adv\.at=input perturbs the word and patch embeddings/ });
+  // Objectives without the hook keep their settings as parsed.
+  const method = resolveObjectivesForRun(parseMethodSpec('ft+sg', { 'sg.lambda': '0.5' }), { encoderTrains: true, trainBlocks: 1 });
+  t.is(objectiveSettings(method, 'sg')?.lambda, 0.5);
+});
+
+test('each objective reports what it did from the curve, and an inert one ends with a warning', (t) => {
+  const method = parseMethodSpec('ft+sg+adv+mmd+dann', { 'dann.weight': '0' });
+  const curve = Array.from({ length: 20 }, (_, i) => ({ sg: 2 - i / 20, adv_kl: 1e-8, adv_delta_text: 0.02, adv_delta_image: 0.02, mmd: 0.1, mmd2: 0.5 - i / 50, dann: 0.69, dann_accuracy: 0.5 + i / 100 }));
+  const { summaries, warnings } = objectiveReportLines(method, curve);
+  t.deepEqual(summaries.map((line) => line.split(':')[0]), ['sg', 'adv', 'mmd', 'dann']);
+  // Start and end: the means of the first and last tenth of the steps.
+  t.regex(summaries[2], /^mmd: MMD² 0\.490 at the start → 0\.130 at the end/);
+  t.regex(summaries[3], /^dann: discriminator accuracy 0\.505 at the start → 0\.685 at the end/);
+  t.regex(summaries[1], /^adv: ‖δ‖\/‖x‖ text 0\.0200, image 0\.0200; KL term mean 1\.0e-8/);
+  t.deepEqual(warnings.map((line) => line.split(':').slice(0, 2).join(':')), ['warning: adv stayed inert', 'warning: dann stayed inert']);
+  t.deepEqual(objectiveReportLines(method, []), { summaries: [], warnings: [] });
 });
