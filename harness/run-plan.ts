@@ -171,11 +171,10 @@ export function resolveFusion(plan: Pick<RunPlan, 'recipe' | 'adapter' | 'tunes'
   const { recipe, adapter } = plan;
   const imagePool = recipe['fusion.image_pool'] ?? adapter.defaults?.imagePool ?? (gridSide % FUSION_DEFAULTS.imagePool === 0 ? FUSION_DEFAULTS.imagePool : 1);
   const taskFusion = adapter.defaults?.fusion;
-  // Input layer norms: the task's default where it has one (VCR, issue 13); else on with a training
-  // encoder and off on a frozen one, which keeps its recorded predictions (issue 12).
+  // Input layer norms: on in every arm unless asked otherwise (issue 29: when they followed the
+  // encoder, on only where blocks trained, "frozen vs tuned" also compared norm vs no norm).
   const inputNormSetting = recipe['fusion.input_norm'] ?? 'auto';
-  const inputNormOf = (encoderTrains: boolean) => (inputNormSetting === 'auto' ? (taskFusion?.inputNorm ?? encoderTrains) : inputNormSetting === 'true');
-  const inputNorm = inputNormOf(plan.tunes);
+  const inputNorm = inputNormSetting === 'auto' ? (taskFusion?.inputNorm ?? true) : inputNormSetting === 'true';
   const resolveFlag = (setting: 'auto' | 'true' | 'false' | undefined, taskDefault: boolean | undefined) => ((setting ?? 'auto') === 'auto' ? (taskDefault ?? false) : setting === 'true');
   const tagContext = resolveFlag(recipe['fusion.tag_context'], taskFusion?.tagContext);
   const tagProduct = resolveFlag(recipe['fusion.tag_product'], taskFusion?.tagProduct);
@@ -186,7 +185,7 @@ export function resolveFusion(plan: Pick<RunPlan, 'recipe' | 'adapter' | 'tunes'
   // Recorded only for the relational fusion, so the transformer's hyperparameters stay as they were; it always normalises its inputs.
   const relational = kind === 'relational' ? { kind, dropout: typeof recipe['fusion.dropout'] === 'number' ? recipe['fusion.dropout'] : (taskFusion?.dropout ?? 0), inputNorm: true } : {};
   const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads, inputNorm, ...(tagContext ? { tagContext } : {}), ...(tagProduct ? { tagProduct } : {}), ...(boxSine ? { boxSine } : {}), ...relational };
-  return { fusion, refitFusion: { ...fusion, inputNorm: inputNormOf(false) }, imagePool };
+  return { fusion, refitFusion: fusion, imagePool };
 }
 
 /**

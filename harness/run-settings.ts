@@ -57,7 +57,7 @@ const FUSION_SETTING_FIELDS: SettingFields<FusionRecipe> = {
   'fusion.layers': { schema: integerSetting(0), expects: 'a whole number ≥ 0', doc: 'transformer layers of the fusion (the task may set its own)' },
   'fusion.heads': { schema: integerSetting(1), expects: 'a whole number ≥ 1', doc: 'attention heads of the fusion (the task may set its own)' },
   'fusion.image_pool': { schema: integerSetting(1), expects: 'a whole number ≥ 1', doc: 'pooling factor of the patch grid before the fusion (1 where the default does not divide the grid)' },
-  'fusion.input_norm': { ...switchSetting(), doc: "layer norms on the fusion's inputs; auto: the task's own (VCR: on), else on when the encoder trains and off on a frozen one" },
+  'fusion.input_norm': { ...switchSetting(), doc: "layer norms on the fusion's inputs; auto: on, frozen or tuned alike (false: off, as frozen runs had before)" },
   'fusion.tag_context': { ...switchSetting(), doc: "grounded text (VCR's tags): each word also carries the detections named just before and after it; auto: the task's own (VCR: on)" },
   'fusion.tag_product': { ...switchSetting(), doc: "grounded text: a detection's product with each word that names it (bilinear); auto: the task's own" },
   'fusion.box_sine': { ...switchSetting(), doc: "grounded text: sine features of each box's centre and size wherever its geometry enters; auto: the task's own" },

@@ -183,7 +183,7 @@ test('head.refit_epochs predicts what a second run with --model <run>/encoder --
   }
   t.notDeepEqual(oneRun.splits.map((s) => s.report.metrics), stage1.splits.map((s) => s.report.metrics));
   const config = JSON.parse(await readFile(join(oneRun.runDir, 'config.json'), 'utf8'));
-  t.like(config.hyperparameters.headRefit, { epochs: 2, method: 'ft', fusion: { inputNorm: false } });
+  t.like(config.hyperparameters.headRefit, { epochs: 2, method: 'ft', fusion: { inputNorm: true } });
   t.true(config.hyperparameters.fusion.inputNorm);
   // Stage 1's curve is the run's; the refit's steps are beside it.
   t.is(JSON.parse(await readFile(join(oneRun.runDir, 'curve.json'), 'utf8')).length, JSON.parse(await readFile(join(stage1.runDir, 'curve.json'), 'utf8')).length);
