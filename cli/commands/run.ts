@@ -10,6 +10,7 @@ import { isPostgresLocation } from '../../leaderboard/store.ts';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
 import { InputError } from '../../core/errors.ts';
 import { executeRun, RUN_DEFAULTS, RUN_TASKS, runRequestSchema, type RunOutcome, type RunRequest } from '../../harness/run.ts';
+import { COMMAND_SUMMARIES } from '../command-list.ts';
 
 interface RunFlags {
   task?: string;
@@ -105,7 +106,7 @@ export function registerRun(program: Command): void {
     .join('\n');
   program
     .command('run')
-    .description('fine-tune (or zero-shot) the encoder on a task, predict, score with the official metric, write a run folder and record it in the leaderboard')
+    .description(COMMAND_SUMMARIES.run.description)
     .option('--task <name>', `task: ${RUN_TASKS.join(' | ')}`)
     .option('--data <dir>', 'dataset folder: a SynthScenes folder, or the task\'s official layout')
     .option('--model <dir>', 'model folder (default: the bundled SynthScenes CLIP)')
