@@ -51,6 +51,8 @@ test.serial('the packed tarball installs into an empty project and runs its CLI 
   writeFileSync(join(consumer, 'package.json'), `${JSON.stringify({ name: 'vlbench-consumer', private: true, type: 'module' }, null, 2)}\n`);
   await sh('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', join(packDir, packed[0].filename)], consumer);
   const installed = join(consumer, 'node_modules', 'vlbench');
+  // Present where onnxruntime-node's install could download its CUDA provider, left out where not.
+  t.log(`optional ONNX engine (transformers.js): ${existsSync(join(consumer, 'node_modules', '@huggingface', 'transformers')) ? 'installed' : 'left out by npm'}`);
   t.true(existsSync(join(installed, 'dist', 'index.js')));
   // vlbench's own install script ran there: it built the BLAS addon or said why not.
   t.true(existsSync(join(installed, 'native', 'tfjs-blas', 'build', 'status.json')));
