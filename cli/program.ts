@@ -1,7 +1,8 @@
 import { Command, CommanderError, Help } from 'commander';
 import { InputError } from '../core/errors.ts';
 import { VLBENCH_VERSION } from '../core/version.ts';
-import { COMMAND_MODULES, COMMAND_SUMMARIES, type CommandName } from './command-list.ts';
+import { COMMAND_MODULES } from './command-list.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 import type { ScoreFlags } from './commands/score.ts';
 import type { ScoreReport } from '../core/types.ts';
 
@@ -12,7 +13,7 @@ import type { ScoreReport } from '../core/types.ts';
  *
  * Only the module of the command that argv names is imported (commands load tfjs,
  * transformers.js, sharp and the stores); every other command is a stand-in with its --help
- * line from cli/command-list.ts, so `vlbench --help` and `--version` start at once.
+ * line from cli/command-summaries.ts, so `vlbench --help` and `--version` start at once.
  * `{ all: true }` registers every command for real (what the stand-ins are tested against).
  */
 export async function buildProgram(argv: readonly string[] = [], options: { all?: boolean } = {}): Promise<Command> {
@@ -31,11 +32,11 @@ export async function buildProgram(argv: readonly string[] = [], options: { all?
       },
     });
   for (const module of COMMAND_MODULES) {
-    if (options.all || (selected !== undefined && module.commands.includes(selected))) {
+    if (options.all || (selected !== undefined && (module.commands as readonly string[]).includes(selected))) {
       (await module.load())(program);
       continue;
     }
-    for (const name of module.commands as readonly CommandName[]) {
+    for (const name of module.commands) {
       const summary = COMMAND_SUMMARIES[name];
       const standIn = program.command(name).description(summary.description);
       standIns.set(standIn, `${name} [options]${summary.arguments ? ` ${summary.arguments}` : ''}`);

@@ -4,7 +4,7 @@ import { DEMO_ENCODER_BLOCKS, DEMO_EPOCHS, DEMO_METHODS_BY_TASK, DEMO_VQA_IMAGES
 import { InputError } from '../../core/errors.ts';
 import { RUN_TASKS } from '../../harness/run.ts';
 import { parsePositiveInteger, parseSeed, parseWholeNumber } from '../flags.ts';
-import { COMMAND_SUMMARIES } from '../command-list.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 const positiveInteger = (value: string, flag: string) => parsePositiveInteger(flag, value);
 

@@ -4,7 +4,7 @@ import { InputError } from '../../core/errors.ts';
 import { ENCODER_ENGINES, type EncoderEngine } from '../../models/encoders/aligned-encoder.ts';
 import { runEncode as encodeWithOptions, type EncodeOptions, type EncodeResult } from '../../harness/encode-run.ts';
 import { parsePositiveInteger } from '../flags.ts';
-import { COMMAND_SUMMARIES } from '../command-list.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 export interface EncodeFlags {
   model?: string;

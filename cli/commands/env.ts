@@ -3,7 +3,7 @@ import { BACKEND_CHOICES, BackendRefusedError, selectBackend, type BackendAttemp
 import { describeWebGpuAdapter, discoverWebGpuAdapters } from '../../models/backends/webgpu.ts';
 import { blasAddonStatus, coreTypeChoiceHere, describeCoreTypeChoice } from '../../models/backends/wasm-blas.ts';
 import { describeMachine, softwareVersions } from '../../core/environment.ts';
-import { COMMAND_SUMMARIES } from '../command-list.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /**
  * `vlbench env`: what `--backend auto` (or the named backend) picks and why each backend

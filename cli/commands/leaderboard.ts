@@ -18,7 +18,7 @@ import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES } from '.
 import { exampleScores, listRuns, withLeaderboard } from '../../leaderboard/store.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { registerLeaderboardCopy } from './leaderboard-copy.ts';
-import { COMMAND_SUMMARIES } from '../command-list.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /**
  * `vlbench leaderboard` (print or export the board), `vlbench leaderboard add` (score a

@@ -4,7 +4,7 @@ import { isPostgresLocation } from '../../leaderboard/store.ts';
 import { mergeShards } from '../../harness/shards.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { formatRunOutcome } from './run.ts';
-import { COMMAND_SUMMARIES } from '../command-list.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 interface MergeFlags {
   db: string;

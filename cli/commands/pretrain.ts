@@ -6,7 +6,7 @@ import type { TrainingSettings } from '../../models/train.ts';
 import { SYNTH_DOMAINS, type SynthDomain } from '../../tasks/synth/index.ts';
 import { runPretrain, type PretrainOptions } from '../../harness/pretrain-run.ts';
 import { parsePositiveInteger, parsePositiveNumber, parseSeed } from '../flags.ts';
-import { COMMAND_SUMMARIES } from '../command-list.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 export interface PretrainFlags {
   data?: string;

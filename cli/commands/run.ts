@@ -10,7 +10,7 @@ import { isPostgresLocation } from '../../leaderboard/store.ts';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
 import { InputError } from '../../core/errors.ts';
 import { executeRun, RUN_DEFAULTS, RUN_TASKS, runRequestSchema, type RunOutcome, type RunRequest } from '../../harness/run.ts';
-import { COMMAND_SUMMARIES } from '../command-list.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 import { applyRunFile } from '../run-file.ts';
 
 interface RunFlags {

@@ -7,7 +7,7 @@ import type { LoadOptions, ScoreOptions, ScoreReport } from '../../core/types.ts
 import { pythonRound } from '../../tasks/vqa/index.ts';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
 import { scoringOptionsFromFlags } from '../flags.ts';
-import { COMMAND_SUMMARIES } from '../command-list.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /** `vlbench score`'s flags, camel-cased: what `score()` takes from code. */
 export interface ScoreFlags {

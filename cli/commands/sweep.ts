@@ -7,7 +7,7 @@ import { checkLeaderboardUsable } from '../../harness/preflight.ts';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { parsePositiveInteger, parseSeed } from '../flags.ts';
-import { COMMAND_SUMMARIES } from '../command-list.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /**
  * `vlbench sweep`: expand a grid into runs and enqueue one job per run on the Redis queue, then

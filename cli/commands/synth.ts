@@ -16,7 +16,7 @@ import {
   type SynthManifest,
   generateSynthScenes,
 } from '../../tasks/synth/index.ts';
-import { COMMAND_SUMMARIES } from '../command-list.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /** Images per domain when --images is not given: 2,000 images with both domains. */
 export const SYNTH_DEFAULT_IMAGES = 1000;

@@ -6,7 +6,7 @@ import { checkQueueReachable, DEFAULT_QUEUE_NAME } from '../../harness/sweep/que
 import { checkLeaderboardUsable, checkWritableFolder } from '../../harness/preflight.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { parsePositiveInteger } from '../flags.ts';
-import { COMMAND_SUMMARIES } from '../command-list.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /**
  * `vlbench worker`: pull sweep runs from the Redis queue until stopped (Ctrl-C or SIGTERM lets
