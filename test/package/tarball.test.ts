@@ -18,11 +18,15 @@ const exec = promisify(execFile);
 const ROOT = new URL('../..', import.meta.url).pathname;
 const temporaryDir = temporaryFolders(test);
 
-/** This process's environment without npm's per-run variables and the ONNX Runtime opt-out. */
+/**
+ * This process's environment without npm's per-run variables and the ONNX Runtime opt-out.
+ * The Node.js headers' folder stays: it belongs to the machine, not to this project, and on
+ * .ci/run's Node 22 and 24 it is what builds the native addons for the node that runs them.
+ */
 function consumerEnvironment(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (/^npm_/i.test(key) || /^ONNXRUNTIME_NODE_INSTALL/.test(key) || key === 'INIT_CWD') continue;
+    if ((/^npm_/i.test(key) && key.toLowerCase() !== 'npm_config_nodedir') || /^ONNXRUNTIME_NODE_INSTALL/.test(key) || key === 'INIT_CWD') continue;
     env[key] = value;
   }
   return env;
