@@ -13,7 +13,7 @@ export {
 } from './models/image-pipeline.ts';
 export { softwareVersions, describeMachine, gitCommit, type SoftwareVersions } from './core/environment.ts';
 export type { Task, LoadedSplit, LoadOptions, ScoreOptions, ScoreReport, ExampleScore, BackendName } from './core/types.ts';
-export { main as runCli } from './cli/program.ts';
+export { main as runCli, score, type ScoreRequest } from './cli/program.ts';
 
 // Tasks: loaders, official metrics and submission writers.
 export { getTask, knownTaskNames, listTasks } from './tasks/registry.ts';
@@ -21,7 +21,7 @@ export { vqaTask, normalizeVqaAnswer, vqaQuestionAccuracy, vqaSoftScore, buildAn
 export { gqaTask, loadGqaSplit, scoreGqa, type GqaExample } from './tasks/gqa/index.ts';
 export { vcrTask, loadVcrSplit, scoreVcr, readVcrLeaderboardCsv, writeVcrLeaderboardCsv, renderVcrTokens, type VcrExample } from './tasks/vcr/index.ts';
 export { retrievalTask, loadKarpathySplit, scoreRetrieval, readNpyMatrix, writeNpyMatrix, type RetrievalImage, type RetrievalScores } from './tasks/retrieval/index.ts';
-export { generateSynthScenes, readSynthManifest, type SynthManifest, type SynthOptions } from './tasks/synth/index.ts';
+export { generateSynthScenes, readSynthManifest, synthPaths, type SynthManifest, type SynthOptions } from './tasks/synth/index.ts';
 
 // Models: the aligned encoder (tfjs CLIP in the Hugging Face layout, ONNX), safetensors, training.
 export { fingerprintModelFolder, type AlignedEncoder, type HostTensor } from './models/encoders/aligned-encoder.ts';
@@ -36,7 +36,7 @@ export { defineObjective } from './models/objectives/objective.ts';
 // Leaderboard: run records, the store, statistics and the regression gate.
 export { openLeaderboard, withLeaderboard, recordRun, listRuns, findRun, exampleScores, recordedRunIds, DEFAULT_LEADERBOARD_PATH, RunAlreadyRecordedError, StoreUnreachableError, type LeaderboardStore } from './leaderboard/store.ts';
 export { parseRunRecord, comparabilityKey, recordedScoring, type RunRecord, type RunRecordDraft, type RunExecution, type RunScoring } from './leaderboard/run-record.ts';
-export { compareRuns, compareSeedGroups } from './leaderboard/compare.ts';
+export { compareRuns, compareSeedGroups, formatComparison, type Comparison, type CompareOptions, type ComparedRun, type ComparedGroup } from './leaderboard/compare.ts';
 export { resolveComparedGroup } from './leaderboard/compared-groups.ts';
 export { bootstrapInterval, pairedBootstrap, seedGroupDifference, seedGroupInterval } from './leaderboard/statistics.ts';
 

@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { join } from 'node:path';
 import { VLBENCH_VERSION } from './version.ts';
+import { PACKAGE_ROOT } from './package-root.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -44,7 +45,9 @@ export function softwareVersions(): SoftwareVersions {
 /** The vlbench git commit when running from a checkout, else null. */
 export function gitCommit(): string | null {
   try {
-    const root = new URL('..', import.meta.url).pathname;
+    const root = PACKAGE_ROOT;
+    // Installed under a project's node_modules, git would answer with that project's commit.
+    if (!existsSync(join(root, '.git'))) return null;
     return execFileSync('git', ['-C', root, 'rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null;
   } catch {
     return null;

@@ -70,7 +70,11 @@ export function defaultConcurrency(): number {
   return Math.max(1, availableParallelism());
 }
 
-const WORKER_FILE = fileURLToPath(new URL('./run-worker.ts', import.meta.url));
+// Compiled (dist/), this module is a .js file and so is its worker, which node runs as it is;
+// from the sources the worker is TypeScript and needs tsx's loader.
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
+const WORKER_FILE = fileURLToPath(new URL(FROM_SOURCES ? './run-worker.ts' : './run-worker.js', import.meta.url));
+const WORKER_EXEC_ARGV = FROM_SOURCES ? ['--import', import.meta.resolve('tsx')] : [];
 /** Lines of a worker's stderr kept for the error message when it dies. */
 const STDERR_LINES_KEPT = 30;
 
@@ -87,7 +91,7 @@ export class RunWorker {
   constructor(blasThreads?: number) {
     const env = blasThreads && !process.env.VLBENCH_BLAS_THREADS ? { ...process.env, VLBENCH_BLAS_THREADS: String(blasThreads) } : process.env;
     // tsx by absolute URL: `--import tsx` would resolve from the user's working directory.
-    this.child = fork(WORKER_FILE, [], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced', env });
+    this.child = fork(WORKER_FILE, [], { execArgv: WORKER_EXEC_ARGV, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced', env });
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (chunk: string) => {
       this.stderrTail.push(...chunk.split('\n').filter(Boolean));

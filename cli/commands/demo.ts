@@ -4,6 +4,7 @@ import { DEMO_ENCODER_BLOCKS, DEMO_EPOCHS, DEMO_METHODS_BY_TASK, DEMO_VQA_IMAGES
 import { InputError } from '../../core/errors.ts';
 import { RUN_TASKS } from '../../harness/run.ts';
 import { parsePositiveInteger, parseSeed, parseWholeNumber } from '../flags.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 const positiveInteger = (value: string, flag: string) => parsePositiveInteger(flag, value);
 
@@ -32,7 +33,7 @@ export function parseEpochsPerTask<T extends string>(value: string, tasks: reado
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('generate SynthScenes, load the bundled CLIP, compare fine-tuning and adaptation methods on VQA and VCR (source → target), zero-shot and fine-tuned retrieval; print the comparison and the leaderboard, write its HTML page')
+    .description(COMMAND_SUMMARIES.demo.description)
     .option('--out <dir>', 'demo folder (data, runs, leaderboard.db, leaderboard.html)', 'runs/demo')
     .option('--images <n>', 'SynthScenes images per domain (VCR, retrieval)', '200')
     .option('--vqa-images <n>', 'images per domain of the VQA folder (its own: the VQA head needs thousands of questions)', String(DEMO_VQA_IMAGES))

@@ -4,6 +4,7 @@ import { InputError } from '../../core/errors.ts';
 import { ENCODER_ENGINES, type EncoderEngine } from '../../models/encoders/aligned-encoder.ts';
 import { runEncode as encodeWithOptions, type EncodeOptions, type EncodeResult } from '../../harness/encode-run.ts';
 import { parsePositiveInteger } from '../flags.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 export interface EncodeFlags {
   model?: string;
@@ -27,7 +28,7 @@ export interface EncodeFlags {
 export function registerEncode(program: Command): void {
   program
     .command('encode')
-    .description('embed images and/or texts with a CLIP-family model folder; writes JSON')
+    .description(COMMAND_SUMMARIES.encode.description)
     .option('--model <dir>', 'model folder in the Hugging Face layout (config.json, model.safetensors or onnx/, tokenizer.json, preprocessor_config.json); default: the bundled SynthScenes CLIP')
     .option('--engine <engine>', `${ENCODER_ENGINES.join(' | ')} (default: by folder contents)`)
     .option('--images <files...>', 'image files (JPEG, PNG, WebP)')

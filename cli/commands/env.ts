@@ -3,6 +3,7 @@ import { BACKEND_CHOICES, BackendRefusedError, selectBackend, type BackendAttemp
 import { describeWebGpuAdapter, discoverWebGpuAdapters } from '../../models/backends/webgpu.ts';
 import { blasAddonStatus, coreTypeChoiceHere, describeCoreTypeChoice } from '../../models/backends/wasm-blas.ts';
 import { describeMachine, softwareVersions } from '../../core/environment.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /**
  * `vlbench env`: what `--backend auto` (or the named backend) picks and why each backend
@@ -12,7 +13,7 @@ import { describeMachine, softwareVersions } from '../../core/environment.ts';
 export function registerEnv(program: Command): void {
   program
     .command('env')
-    .description('print the backend that --backend auto picks and why, the WebGPU adapters seen, the versions of node, tfjs, transformers.js, sharp, and the CPU/GPU seen')
+    .description(COMMAND_SUMMARIES.env.description)
     .addOption(new Option('--backend <name>', 'backend to try').choices(BACKEND_CHOICES).default('auto'))
     .option('--json', 'print one JSON object instead of text')
     .action(async (options: { backend: BackendChoice; json?: boolean }) => {

@@ -18,6 +18,7 @@ import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES } from '.
 import { exampleScores, listRuns, withLeaderboard } from '../../leaderboard/store.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { registerLeaderboardCopy } from './leaderboard-copy.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /**
  * `vlbench leaderboard` (print or export the board), `vlbench leaderboard add` (score a
@@ -41,7 +42,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
   // options (harness/cli.ts) so that commander hands them to `add`, not to `leaderboard`.
   const leaderboard = program
     .command('leaderboard')
-    .description('print or export the leaderboard: one ranked table per comparability key (task, task version, split, split fingerprint, metric, metric version, scoring options)')
+    .description(COMMAND_SUMMARIES.leaderboard.description)
     .enablePositionalOptions()
     .option('--task <name>', 'only runs of this task')
     .addOption(new Option('--format <format>', 'output format').choices(FORMATS).default('table'))
@@ -130,10 +131,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
 
   program
     .command('compare')
-    .description(
-      'regression gate: paired bootstrap of CANDIDATE − BASE over matched examples (seed groups: over seeds and examples). Exit 0: no significant drop beyond --max-drop; ' +
-        '1: regression (the upper end of the 95% interval of the difference is below −max-drop); 2: not comparable or bad input; 3: a bug in vlbench',
-    )
+    .description(COMMAND_SUMMARIES.compare.description)
     .argument('<base>', 'base run id or name (a name recorded several times means its latest run, or its seed group when those runs cover several seeds)')
     .argument('<candidate>', 'candidate run id or name')
     .option('--seeds <list>', 'compare the seed groups of BASE and CANDIDATE on exactly these seeds, e.g. 0,1,2')

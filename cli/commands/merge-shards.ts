@@ -4,6 +4,7 @@ import { isPostgresLocation } from '../../leaderboard/store.ts';
 import { mergeShards } from '../../harness/shards.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { formatRunOutcome } from './run.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 interface MergeFlags {
   db: string;
@@ -16,7 +17,7 @@ interface MergeFlags {
 export function registerMergeShards(program: Command): void {
   program
     .command('merge-shards')
-    .description('score the shards of a sharded run (vlbench run --shard k/n) as one run: refused unless they come from one trained model and cover every example exactly once; writes a complete run folder and records it')
+    .description(COMMAND_SUMMARIES['merge-shards'].description)
     .argument('<shard_dirs...>', 'the shard run folders, one per shard (any order)')
     .addOption(leaderboardDbOption())
     .option('--no-record', 'do not record the merged run in the leaderboard')

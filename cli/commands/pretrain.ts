@@ -6,6 +6,7 @@ import type { TrainingSettings } from '../../models/train.ts';
 import { SYNTH_DOMAINS, type SynthDomain } from '../../tasks/synth/index.ts';
 import { runPretrain, type PretrainOptions } from '../../harness/pretrain-run.ts';
 import { parsePositiveInteger, parsePositiveNumber, parseSeed } from '../flags.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 export interface PretrainFlags {
   data?: string;
@@ -34,7 +35,7 @@ export interface PretrainFlags {
 export function registerPretrain(program: Command): void {
   program
     .command('pretrain')
-    .description('pretrain a CLIP contrastively (symmetric InfoNCE) on a SynthScenes folder; writes a Hugging Face model folder')
+    .description(COMMAND_SUMMARIES.pretrain.description)
     .requiredOption('--data <dir>', 'SynthScenes folder (vlbench synth)')
     .requiredOption('--out <dir>', 'model folder to write (must not exist); checkpoints go to <dir>.partial/ until it is complete')
     .option('--config <name>', `model size: ${PRETRAIN_CONFIG_NAMES.join(' | ')} (default small)`)

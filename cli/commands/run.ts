@@ -12,6 +12,8 @@ import { executeRun, RUN_TASKS, runRequestSchema, type RunOutcome, type RunReque
 import { describeSettings } from '../../harness/run-settings.ts';
 import { TRAINING_DEFAULTS } from '../../models/train.ts';
 import { HELD_OUT_FRACTION } from '../../harness/run-data.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
+import { applyRunFile } from '../run-file.ts';
 
 interface RunFlags {
   task?: string;
@@ -42,6 +44,9 @@ interface RunFlags {
   shard?: string;
   regions?: string;
 }
+
+/** The run flags that name a file or folder: relative to the run file's folder when written there. */
+const RUN_FILE_PATH_FLAGS = ['data', 'model', 'out', 'imagesDir', 'regions', 'target', 'db', 'resume'];
 
 async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest; runsDir: string; resumeDir?: string }> {
   if (flags.resume) {
@@ -111,7 +116,7 @@ export function registerRun(program: Command): void {
     .join('\n');
   program
     .command('run')
-    .description('fine-tune (or zero-shot) the encoder on a task, predict, score with the official metric, write a run folder and record it in the leaderboard')
+    .description(COMMAND_SUMMARIES.run.description)
     .option('--task <name>', `task: ${RUN_TASKS.join(' | ')}`)
     .option('--data <dir>', 'dataset folder: a SynthScenes folder, or the task\'s official layout')
     .option('--model <dir>', 'model folder (default: the bundled SynthScenes CLIP)')
@@ -139,6 +144,11 @@ export function registerRun(program: Command): void {
     .option('--folds <n>', 'retrieval: average over n folds of the evaluation split (COCO 1K = 5 of the 5K test set)')
     .option('--shard <k/n>', 'train, then predict only shard k of n (numbered from 1: 1/3, 2/3, 3/3) of the evaluation examples sorted by id; score with vlbench merge-shards')
     .option('--json', 'print the outcome as JSON')
+    .option('--config <file>', 'a run file (YAML or JSON) of these flags without dashes (max-train: 100, set: {key: value}); flags given here override it; its relative paths are relative to its folder')
+    .hook('preAction', async (command) => {
+      const file = command.getOptionValue('config') as string | undefined;
+      if (file !== undefined) await applyRunFile(command, file, RUN_FILE_PATH_FLAGS);
+    })
     .addHelpText(
       'after',
       `\nWhat trains: the task's heads and fusion; on VQA and GQA (the relational fusion) also a word embedding per question word,\n` +

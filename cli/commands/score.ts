@@ -7,8 +7,10 @@ import type { LoadOptions, ScoreOptions, ScoreReport } from '../../core/types.ts
 import { pythonRound } from '../../tasks/vqa/index.ts';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
 import { scoringOptionsFromFlags } from '../flags.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
-interface ScoreFlags {
+/** `vlbench score`'s flags, camel-cased: what `score()` takes from code. */
+export interface ScoreFlags {
   task?: string;
   questions?: string;
   annotations?: string;
@@ -40,7 +42,7 @@ interface ScoreFlags {
 export function registerScore(program: Command): void {
   program
     .command('score')
-    .description('score a predictions file with the official metric of a task; prints one JSON object')
+    .description(COMMAND_SUMMARIES.score.description)
     .requiredOption('--task <name>', `task to score (${knownTaskNames().join(', ')}, …)`)
     .option('--questions <file>', 'questions file (vqa, gqa)')
     .option('--annotations <file>', 'annotations file (vqa, vcr, retrieval)')

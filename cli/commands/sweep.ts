@@ -7,6 +7,7 @@ import { checkLeaderboardUsable } from '../../harness/preflight.ts';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { parsePositiveInteger, parseSeed } from '../flags.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /**
  * `vlbench sweep`: expand a grid into runs and enqueue one job per run on the Redis queue, then
@@ -37,7 +38,7 @@ const list = (text: string) => text.split(',').map((item) => item.trim()).filter
 export function registerSweep(program: Command): void {
   const sweep = program
     .command('sweep')
-    .description('enqueue one job per run of a grid (tasks × methods × seeds × models × --set values) on a Redis queue for `vlbench worker`s; returns once enqueued. Enqueueing the same grid again adds only runs that have no result')
+    .description(COMMAND_SUMMARIES.sweep.description)
     .enablePositionalOptions()
     // Not requiredOption: commander checks a parent's mandatory options for its subcommands too (`sweep status`).
     .option('--queue <url>', 'the Redis queue, redis://HOST:PORT (required)')

@@ -16,6 +16,7 @@ import {
   type SynthManifest,
   generateSynthScenes,
 } from '../../tasks/synth/index.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /** Images per domain when --images is not given: 2,000 images with both domains. */
 export const SYNTH_DEFAULT_IMAGES = 1000;
@@ -32,9 +33,7 @@ interface SynthCommandOptions {
 export function registerSynth(program: Command): void {
   program
     .command('synth')
-    .description(
-      'Generate the SynthScenes benchmark (VQA v2, GQA, VCR and Karpathy retrieval files, source and target domains) into a folder',
-    )
+    .description(COMMAND_SUMMARIES.synth.description)
     .requiredOption('--out <dir>', 'output folder (must be empty or missing, unless --force)')
     .option('--images <n>', `images per domain, split ${Math.round(100 * (1 - 2 * SYNTH_HELD_OUT_FRACTION))}/${Math.round(100 * SYNTH_HELD_OUT_FRACTION)}/${Math.round(100 * SYNTH_HELD_OUT_FRACTION)} into train/val/test`, String(SYNTH_DEFAULT_IMAGES))
     .option('--seed <n>', 'random seed; the same seed and options give byte-identical files', '0')

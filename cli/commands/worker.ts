@@ -6,6 +6,7 @@ import { checkQueueReachable, DEFAULT_QUEUE_NAME } from '../../harness/sweep/que
 import { checkLeaderboardUsable, checkWritableFolder } from '../../harness/preflight.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { parsePositiveInteger } from '../flags.ts';
+import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /**
  * `vlbench worker`: pull sweep runs from the Redis queue until stopped (Ctrl-C or SIGTERM lets
@@ -15,7 +16,7 @@ import { parsePositiveInteger } from '../flags.ts';
 export function registerWorker(program: Command): void {
   program
     .command('worker')
-    .description('run sweep jobs from the Redis queue in child processes and record them into the shared leaderboard, until stopped')
+    .description(COMMAND_SUMMARIES.worker.description)
     .requiredOption('--queue <url>', 'the Redis queue, redis://HOST:PORT')
     .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME)
     .addOption(leaderboardDbOption('the shared leaderboard: postgres://USER@HOST:PORT/DB (a SQLite path works for workers on one machine)'))

@@ -14,13 +14,14 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { InputError } from '../../core/errors.ts';
+import { packagePath } from '../../core/package-root.ts';
 
 export const WASM_BLAS_BACKEND = 'wasm-blas';
 
 /** The one line that makes the addon buildable on Debian and Ubuntu. */
 export const BLAS_INSTALL_HINT = 'apt-get install -y libopenblas-dev';
 
-const ADDON_DIR = join(import.meta.dirname, '..', '..', 'native', 'tfjs-blas');
+const ADDON_DIR = packagePath('native', 'tfjs-blas');
 const ADDON_FILE = join(ADDON_DIR, 'build', 'Release', 'tfjs_blas.node');
 /** Written by scripts/build-native.mjs: why the addon did or did not build. */
 export const BUILD_STATUS_FILE = join(ADDON_DIR, 'build', 'status.json');

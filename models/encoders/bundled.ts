@@ -1,4 +1,4 @@
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../../core/package-root.ts';
 
 /**
  * The SynthScenes CLIP that ships with vlbench (models/bundled/synthscenes-clip): a model
@@ -7,5 +7,5 @@ import { fileURLToPath } from 'node:url';
  * embedded benchmark runs with no download.
  */
 export function bundledModelDir(): string {
-  return fileURLToPath(new URL('../bundled/synthscenes-clip/', import.meta.url)).replace(/\/$/, '');
+  return packagePath('models', 'bundled', 'synthscenes-clip');
 }

@@ -1,32 +1,24 @@
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+import { Tokenizer } from '@huggingface/tokenizers';
 import { InputError } from '../../core/errors.ts';
 import type { TokenBatch } from './clip.ts';
-
-/**
- * Loads transformers.js for local files only: a model folder is read from disk and nothing
- * is ever fetched (there is no network here, and a benchmark must not change under a user
- * because a hub file changed).
- */
-export function useLocalFilesOnly(): void {
-  env.allowRemoteModels = false;
-  env.allowLocalModels = true;
-  env.useFSCache = false;
-  env.useBrowserCache = false;
-}
 
 export type PaddingMode = 'max_length' | 'longest';
 
 /**
- * The folder's tokenizer (tokenizer.json + tokenizer_config.json) through transformers.js,
- * with CLIP's truncation and padding done here: Hugging Face's Python tokenizers truncate the
+ * The folder's tokenizer (tokenizer.json + tokenizer_config.json) through tokenizers.js, the
+ * tokenizer library transformers.js itself runs (its PreTrainedTokenizer is this Tokenizer
+ * plus the special tokens read from tokenizer_config.json, as here). Taken directly, text
+ * encoding does not need transformers.js, whose ONNX Runtime is optional (package.json).
+ * CLIP's truncation and padding are done here: Hugging Face's Python tokenizers truncate the
  * words and keep EOS last, while transformers.js cuts the finished sequence (EOS included),
  * which would move CLIP's pooled token; padding uses the pad token (CLIP's is EOS).
  */
 export class ClipTokenizer {
   private constructor(
-    private readonly tokenizer: PreTrainedTokenizer,
+    private readonly tokenizer: Tokenizer,
     readonly maxLength: number,
     readonly padTokenId: number,
     readonly eosTokenId: number | undefined,
@@ -35,23 +27,31 @@ export class ClipTokenizer {
 
   static async load(dir: string, maxLength: number): Promise<ClipTokenizer> {
     const folder = resolve(dir);
-    if (!existsSync(join(folder, 'tokenizer.json'))) throw new InputError('tokenizer.json is missing from the model folder', { file: folder });
-    useLocalFilesOnly();
-    let tokenizer: PreTrainedTokenizer;
+    const tokenizerFile = join(folder, 'tokenizer.json');
+    const configFile = join(folder, 'tokenizer_config.json');
+    if (!existsSync(tokenizerFile)) throw new InputError('tokenizer.json is missing from the model folder', { file: folder });
+    if (!existsSync(configFile)) throw new InputError('tokenizer_config.json is missing from the model folder', { file: folder });
+    const tokenizerJson = await readJsonObject(tokenizerFile);
+    const config = await readJsonObject(configFile);
+    let tokenizer: Tokenizer;
     try {
-      tokenizer = await AutoTokenizer.from_pretrained(folder, { local_files_only: true });
+      tokenizer = new Tokenizer(tokenizerJson, config);
     } catch (error) {
-      throw new InputError(`cannot load the tokenizer: ${(error as Error).message.split('\n')[0]}`, { file: join(folder, 'tokenizer.json') });
+      throw new InputError(`cannot load the tokenizer: ${(error as Error).message.split('\n')[0]}`, { file: tokenizerFile });
     }
-    const eos = tokenizer.eos_token_id ?? undefined;
-    const pad = tokenizer.pad_token_id ?? eos;
-    if (pad === undefined) throw new InputError('the tokenizer defines neither a pad token nor an EOS token to pad with', { file: join(folder, 'tokenizer_config.json') });
+    const idOf = (...keys: string[]) => {
+      const token = specialToken(config, configFile, keys);
+      return token === undefined ? undefined : tokenizer.token_to_id(token);
+    };
+    const eos = idOf('eos_token');
+    const pad = idOf('pad_token', 'eos_token') ?? eos;
+    if (pad === undefined) throw new InputError('the tokenizer defines neither a pad token nor an EOS token to pad with', { file: configFile });
     return new ClipTokenizer(tokenizer, maxLength, pad, eos, folder);
   }
 
   /** Token ids of one text with the tokenizer's special tokens, before truncation. */
   encodeOne(text: string): number[] {
-    return this.tokenizer.encode(text, { add_special_tokens: true });
+    return this.tokenizer.encode(text, { add_special_tokens: true }).ids;
   }
 
   /**
@@ -74,4 +74,33 @@ export class ClipTokenizer {
     });
     return { inputIds, attentionMask, batch: texts.length, length };
   }
+}
+
+async function readJsonObject(file: string): Promise<Record<string, unknown>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new InputError(`not valid JSON: ${(error as Error).message}`, { file });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InputError('expected a JSON object', { file });
+  return value as Record<string, unknown>;
+}
+
+/**
+ * The first of `keys` that tokenizer_config.json sets, as a token string: written either as
+ * the string itself or as an AddedToken object ({"__type": "AddedToken", "content": …}), the
+ * two forms transformers.js reads.
+ */
+function specialToken(config: Record<string, unknown>, file: string, keys: readonly string[]): string | undefined {
+  for (const key of keys) {
+    const item = config[key];
+    if (!item) continue;
+    if (typeof item === 'string') return item;
+    if (typeof item === 'object' && (item as { __type?: unknown }).__type === 'AddedToken' && typeof (item as { content?: unknown }).content === 'string') {
+      return (item as { content: string }).content;
+    }
+    throw new InputError(`expected a token string or an AddedToken object, got ${JSON.stringify(item)}`, { file, field: key });
+  }
+  return undefined;
 }

@@ -19,8 +19,7 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions = {})
   }
   if (engine === 'onnx') {
     if (options.freeze !== undefined && options.freeze !== 'frozen') throw new InputError('the ONNX engine is inference only; use --engine tfjs to fine-tune', { file: folder, field: 'freeze' });
-    const { OnnxClipEncoder } = await import('./onnx-clip.ts');
-    return OnnxClipEncoder.load(folder);
+    return (await importOnnxEngine()).OnnxClipEncoder.load(folder);
   }
   throw new InputError(`unknown engine "${String(engine)}"; expected one of ${ENCODER_ENGINES.join(', ')}`, { field: '--engine' });
 }
@@ -36,3 +35,23 @@ export async function detectEngine(folder: string): Promise<EncoderEngine> {
   throw new InputError('no model.safetensors (tfjs engine) and no onnx/vision_model.onnx or onnx/text_model.onnx (ONNX engine) in the model folder', { file: folder });
 }
 
+
+/**
+ * The ONNX engine's module. It runs on transformers.js, an optional dependency (package.json):
+ * its onnxruntime-node downloads a CUDA provider at install time, and where that download
+ * cannot happen (an offline machine) npm leaves transformers.js out instead of failing the
+ * whole install; then only this engine is missing, and the error says how to add it.
+ */
+async function importOnnxEngine(): Promise<typeof import('./onnx-clip.ts')> {
+  try {
+    return await import('./onnx-clip.ts');
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /@huggingface\/transformers|onnxruntime-node/.test((error as Error).message);
+    if (!missing) throw error;
+    throw new InputError(
+      'the ONNX engine needs @huggingface/transformers, an optional dependency that is not installed here; ' +
+        'install it with `ONNXRUNTIME_NODE_INSTALL=skip npm install @huggingface/transformers` (the variable skips onnxruntime-node\'s CUDA download), or use --engine tfjs',
+      { field: '--engine' },
+    );
+  }
+}

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLIPTextModelWithProjection, CLIPVisionModelWithProjection, Tensor, type PreTrainedModel } from '@huggingface/transformers';
+import { CLIPTextModelWithProjection, CLIPVisionModelWithProjection, Tensor, env, type PreTrainedModel } from '@huggingface/transformers';
 import { InputError } from '../../core/errors.ts';
 import type { ImagePreprocessing } from '../image-pipeline.ts';
 import {
@@ -13,8 +13,20 @@ import {
   type TextEncoding,
 } from './aligned-encoder.ts';
 import { readClipConfig, type ClipConfig } from './clip-config.ts';
-import { ClipTokenizer, useLocalFilesOnly, type PaddingMode } from './clip-tokenizer.ts';
+import { ClipTokenizer, type PaddingMode } from './clip-tokenizer.ts';
 import type { TokenBatch } from './clip.ts';
+
+/**
+ * Loads transformers.js for local files only: a model folder is read from disk and nothing
+ * is ever fetched (there is no network here, and a benchmark must not change under a user
+ * because a hub file changed).
+ */
+export function useLocalFilesOnly(): void {
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.useFSCache = false;
+  env.useBrowserCache = false;
+}
 
 type OnnxOutputs = Record<string, { data: ArrayLike<number>; dims: number[]; type: string }>;
 
