@@ -95,7 +95,6 @@ export class RelationalFusion extends ParameterModule implements Fusion {
   private readonly pairQuestion: Linear;
   private readonly pairOut: Linear;
   private readonly relationOut?: Linear;
-  private readonly relationCount: number;
   private readonly readoutIn: Linear;
   private readonly readoutOut: Linear;
   private readonly readoutNorm: LayerNorm;
@@ -149,7 +148,6 @@ export class RelationalFusion extends ParameterModule implements Fusion {
     this.pairOut = new Linear(this.params, 'pair/out', hidden, hidden, scaled(hidden));
     const relations = config.relations ?? RELATIONAL_FUSION_DEFAULTS.relations;
     if (!Number.isInteger(relations) || relations < 0) throw new Error(`RelationalFusion: relations must be an integer ≥ 0, got ${relations}`);
-    this.relationCount = relations;
     if (relations > 0) this.relationOut = new Linear(this.params, 'relation/out', hidden, relations, scaled(hidden));
     const readoutWidth = hidden * (1 + relevances) + hidden + 2 * hidden + relations * (hidden + 1);
     this.readoutIn = new Linear(this.params, 'readout/in', readoutWidth, 2 * hidden, scaled(readoutWidth));
@@ -274,8 +272,8 @@ export class RelationalFusion extends ParameterModule implements Fusion {
    */
   private relate(relationOut: Linear, pairs: tf.Tensor4D, weights: tf.Tensor3D, objects: tf.Tensor3D, objectMask: tf.Tensor2D, notSelf: tf.Tensor): tf.Tensor2D[] {
     const [batch, count] = objects.shape;
-    const r = this.relationCount;
     const scores = relationOut.apply(pairs) as tf.Tensor4D; // [B, Nᵢ, Nⱼ, R]
+    const r = scores.shape[3];
     const first = weights.slice([0, 0, 0], [-1, 1, -1]).reshape([batch, count, 1, 1]);
     const anchor = weights.slice([0, 1, 0], [-1, 1, -1]).reshape([batch, 1, count, 1]);
     const offDiagonal = notSelf.reshape([1, count, count, 1]);
