@@ -17,6 +17,8 @@ export interface LoadedSplit<Example> {
   /** Absolute paths of the annotation files that were read. */
   files: string[];
   examples: Example[];
+  /** `--limit`: only the first N examples in file order were kept (the fingerprint says so too); absent for a whole split. */
+  limit?: number;
 }
 
 /** Per-example score, used by the leaderboard's bootstrap and paired comparison. */

@@ -157,6 +157,19 @@ export function holdOutByImage<E>(split: LoadedSplit<E>, imageOf: (example: E) =
   };
 }
 
+/**
+ * `--limit N` (a smoke run, lm-eval's and lmms-eval's `--limit`): the first N examples of the
+ * split in file order, so two limited runs see the same examples. Its fingerprint is the whole
+ * split's with the limit folded in, and the split records the limit, so a limited run lands in
+ * its own leaderboard group instead of beside full runs. A limit that cuts nothing leaves the
+ * split whole (and comparable).
+ */
+export function limitSplit<E>(split: LoadedSplit<E>, limit: number | undefined): LoadedSplit<E> {
+  if (limit === undefined || split.examples.length <= limit) return split;
+  const fingerprint = createHash('sha256').update(`${split.fingerprint}\nlimit: first ${limit} examples`).digest('hex');
+  return { ...split, examples: split.examples.slice(0, limit), fingerprint, limit };
+}
+
 function commonFolder(paths: readonly string[]): string {
   let prefix = paths[0].slice(0, paths[0].lastIndexOf('/') + 1);
   while (prefix && !paths.every((path) => path.startsWith(prefix))) prefix = prefix.slice(0, prefix.lastIndexOf('/', prefix.length - 2) + 1);

@@ -55,6 +55,8 @@ export const runRequestSchema = z.object({
   regionsFile: z.string().min(1).optional(),
   /** Use at most this many training examples (quick checks). */
   maxTrainExamples: z.number().int().positive().optional(),
+  /** A smoke run: the first N examples of every split the run reads, in file order (harness/run-data.ts limitSplit); its records sit in their own leaderboard group. */
+  limit: z.number().int().positive().optional(),
   /** Options of the official metric (VQA's legacy normalisation, retrieval folds); part of the comparability key. */
   scoring: z.object({ legacyNormalization: z.boolean().optional(), folds: z.number().int().positive().optional() }).strict().default({}),
   /** Sharded evaluation: train as usual, predict only this slice of each evaluation split, score at `vlbench merge-shards` (harness/shards.ts). */
@@ -209,6 +211,8 @@ export function runHyperparameters(plan: RunPlan, input: { engine: string; fusio
       ...(tunes ? { towers: tuning.towers, lrScale: tuning.lrScale, weightDecay: 'weights only (not embeddings, norms, biases, logit_scale)' } : {}),
     } as Record<string, unknown>,
     maxTrainExamples: request.maxTrainExamples ?? null,
+    // Recorded only where given, so the records of whole-split runs keep their hyperparameters.
+    ...(request.limit !== undefined ? { limit: request.limit } : {}),
     trainDomain: request.trainDomain ?? (plan.data.synthRoot ? 'source' : null),
     ...input.built,
     // Where the weights were chosen (issue 29): a held-out slice of training, a named split, or the evaluation split itself.

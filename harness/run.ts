@@ -10,7 +10,7 @@ import { InputError } from '../core/errors.ts';
 import { extractImageFeatures, extractRegionFeatures, extractTextFeatures, poolImageTokenGrid, type FeatureTable } from '../models/features.ts';
 import { EncoderTuning } from '../models/fine-tuning/encoder-tuning.ts';
 import { saveTunedEncoder } from './tuned-encoder.ts';
-import { describeSplit, holdOutByImage } from './run-data.ts';
+import { describeSplit, holdOutByImage, limitSplit } from './run-data.ts';
 import { SeededRandom } from '../core/random.ts';
 import { startProgress } from '../core/progress.ts';
 import type { LoadedSplit, Task } from '../core/types.ts';
@@ -255,25 +255,31 @@ export interface SelectionRecord {
 
 async function loadSplits(plan: RunPlan): Promise<{ splits: RunSplits; selection: SelectionRecord | null }> {
   const { task, adapter, data, method } = plan;
+  // --limit cuts every split to its first N examples; validation is held out of the whole
+  // training split first, so a smoke run validates on the same images as the full run.
+  const limit = <E>(split: LoadedSplit<E>) => limitSplit(split, plan.request.limit);
+  const load = async (options: Parameters<typeof task.load>[0]) => limit(await task.load(options));
   const trains = method.base !== 'zeroshot';
   let train = trains ? await task.load(data.train) : null;
   let validation: LoadedSplit<unknown> | null = null;
   let selection: SelectionRecord | null = null;
   if (train) {
     if (data.validation.kind === 'split') {
-      validation = await task.load(data.validation.options);
+      train = limit(train);
+      validation = await load(data.validation.options);
       selection = { validation: { split: validation.split, fingerprint: validation.fingerprint }, onEvaluation: data.validation.onEvaluation, epochRule: plan.training.epochRule };
     } else {
       const whole = train;
       // The split's own checks (VCR: every example has its metadata) speak for the whole split before it is cut per example.
       adapter.imagesOf(whole);
       const cut = holdOutByImage(whole, (example) => adapter.imagesOf({ ...whole, examples: [example] })[0], data.validation.fraction);
-      ({ train, validation } = cut);
-      selection = { validation: { split: cut.validation.split, fingerprint: cut.validation.fingerprint, rule: cut.rule }, onEvaluation: false, epochRule: plan.training.epochRule };
+      train = limit(cut.train);
+      validation = limit(cut.validation);
+      selection = { validation: { split: cut.validation.split, fingerprint: validation.fingerprint, rule: cut.rule }, onEvaluation: false, epochRule: plan.training.epochRule };
     }
   }
   const evaluations = [];
-  for (const options of data.evaluations) evaluations.push(await task.load(options));
+  for (const options of data.evaluations) evaluations.push(await load(options));
   let graphs = new Map<string, never>() as RunSplits['graphs'];
   // Tasks whose examples carry their own detections (VCR) build graphs from them and have no loader.
   if (train && methodNeeds(method).sceneGraphs && adapter.loadSceneGraphs) {
@@ -281,7 +287,7 @@ async function loadSplits(plan: RunPlan): Promise<{ splits: RunSplits; selection
     if (graphs.size === 0) throw new InputError(`--method ${method.spec} needs scene graphs (GQA's sceneGraphs file, or SynthScenes data); ${describeSplit(data.train)} has none`);
   }
   // Domain alignment pairs target images with target questions, read without their answers (run-data.ts).
-  const targetQuestions = train && methodNeeds(method).targetDomain && data.targetQuestions ? await task.load(data.targetQuestions) : null;
+  const targetQuestions = train && methodNeeds(method).targetDomain && data.targetQuestions ? await load(data.targetQuestions) : null;
   return { splits: { train, validation, evaluations, graphs, targetQuestions }, selection };
 }
 

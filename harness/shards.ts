@@ -12,7 +12,7 @@ import { choiceOfBackend, selectBackend } from '../models/backends/select.ts';
 import { getTask } from '../tasks/registry.ts';
 import { getAdapter, type PreparedModel, type TaskAdapter } from './adapters/index.ts';
 import { exampleIdOf } from './adapters/prediction-rows.ts';
-import { resolveRunData } from './run-data.ts';
+import { limitSplit, resolveRunData } from './run-data.ts';
 import { checkLeaderboardUsable } from './preflight.ts';
 import { runNameOfRequest, shardSpecSchema, type ResolvedRunRequest, type ShardSpec } from './run-plan.ts';
 import { RunFolder, splitStem, type RunOutcome, type ScoredSplit } from './run-folder.ts';
@@ -187,7 +187,7 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
   const data = await resolveRunData({ ...request, task: task.name, dataDir: options.dataDir ?? request.dataDir } as Parameters<typeof resolveRunData>[0]);
   const splits = new Map<string, LoadedSplit<unknown>>();
   for (const loadOptions of data.evaluations) {
-    const split = await task.load(loadOptions);
+    const split = limitSplit(await task.load(loadOptions), request.limit);
     splits.set(split.split, split);
   }
 
@@ -204,7 +204,7 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
 
   const results: ScoredSplit[] = [];
   // The floors beside each split (metrics.json's controls) come from the training split, as in the unsharded run.
-  const train = adapter.controls ? await task.load(data.train) : undefined;
+  const train = adapter.controls ? limitSplit(await task.load(data.train), request.limit) : undefined;
   for (const [label, split] of splits) {
     const shardInputs = byLabel.get(label)!;
     checkShardNumbers(label, shardInputs, count);

@@ -17,12 +17,13 @@ export async function splitRecordFields(
   split: LoadedSplit<unknown>,
   report: ScoreReport,
   predictionsFile: string,
-): Promise<Pick<RunRecordDraft, 'id' | 'taskVersion' | 'split' | 'splitFingerprint' | 'metric' | 'metricVersion' | 'primaryMetric' | 'metrics' | 'predictions' | 'perExamplePath'>> {
+): Promise<Pick<RunRecordDraft, 'id' | 'taskVersion' | 'split' | 'splitFingerprint' | 'limit' | 'metric' | 'metricVersion' | 'primaryMetric' | 'metrics' | 'predictions' | 'perExamplePath'>> {
   return {
     id: /^[0-9a-f]{64}$/.test(runId) ? `${runId}-${split.split.replace(/[^A-Za-z0-9._-]+/g, '_')}` : undefined,
     taskVersion: split.taskVersion,
     split: split.split,
     splitFingerprint: split.fingerprint,
+    limit: split.limit ?? null,
     metric: report.metric,
     metricVersion: report.metricVersion,
     primaryMetric: report.primary,

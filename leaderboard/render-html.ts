@@ -325,7 +325,7 @@ export function renderHtml(board: Board, options: HtmlOptions = {}): string {
   const summary =
     board.sections.length === 0
       ? 'No runs recorded yet.'
-      : `${board.runCount} runs in ${board.sections.length} comparability group${board.sections.length === 1 ? '' : 's'}. Runs are ranked only against runs with the same task, task version, split, split fingerprint, metric, metric version and scoring options.`;
+      : `${board.runCount} runs in ${board.sections.length} comparability group${board.sections.length === 1 ? '' : 's'}. Runs are ranked only against runs with the same task, task version, split, split fingerprint, limit (smoke runs), metric, metric version and scoring options.`;
   return `<!doctype html>
 <html lang="en">
 <head>

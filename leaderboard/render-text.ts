@@ -118,7 +118,7 @@ export function renderMarkdown(board: Board): string {
     out.push('');
   }
   out.push(
-    `_${board.runCount} runs in ${board.sections.length} comparability groups (task, task version, split, split fingerprint, metric, metric version, scoring options); ranks hold only within a group. ` +
+    `_${board.runCount} runs in ${board.sections.length} comparability groups (task, task version, split, split fingerprint, limit, metric, metric version, scoring options); ranks hold only within a group. ` +
       `Single runs: ${confidenceLabel(board)}, bootstrap over examples. Seed groups: mean ± sample std, then the ${confidenceLabel(board)} of a bootstrap over seeds and examples (${board.resamples} resamples). Where the scores name images, an image's examples are drawn together._`,
   );
   return out.join('\n') + '\n';

@@ -110,6 +110,12 @@ export const RunRecordSchema = z
       .meta({ description: 'The predictions file the metrics were computed from, when there is one.' }),
     perExamplePath: z.string().nullable().meta({ description: 'A file of per-example scores outside the database, when the run wrote one.' }),
     scoring: RunScoringSchema,
+    limit: z
+      .int()
+      .positive()
+      .nullable()
+      .default(null)
+      .meta({ description: 'A smoke run (`--limit N`): only the first N examples of the split, in file order, were scored; null for the whole split. Part of the comparability key.' }),
     execution: RunExecutionSchema.optional(),
   })
   .superRefine((record, context) => {
@@ -130,10 +136,11 @@ export type TrainingCurvePoint = z.infer<typeof TrainingCurvePointSchema>;
 
 /**
  * What a caller fills in; the store adds the version, the id and the time. Without `scoring`
- * the run counts as scored with the defaults (current normalisation, one fold).
+ * the run counts as scored with the defaults (current normalisation, one fold); without `limit`,
+ * as scored on the whole split.
  */
-export type RunRecordDraft = Omit<RunRecord, 'recordVersion' | 'id' | 'createdAt' | 'scoring'> &
-  Partial<Pick<RunRecord, 'id' | 'createdAt'>> & { scoring?: Partial<RunScoring> };
+export type RunRecordDraft = Omit<RunRecord, 'recordVersion' | 'id' | 'createdAt' | 'scoring' | 'limit'> &
+  Partial<Pick<RunRecord, 'id' | 'createdAt' | 'limit'>> & { scoring?: Partial<RunScoring> };
 
 /** The `scoring` of a record from the options the task scored with (the same ScoreOptions passed to `task.score`). */
 export function recordedScoring(options: ScoreOptions = {}): RunScoring {
@@ -199,9 +206,11 @@ export function newRunId(createdAt: string, draft: unknown): string {
  * data (task, its version, split, split fingerprint), everything that turns the same
  * predictions into a number (the metric, its version, the scoring options), and whether the
  * weights were selected on the very split scored (`selection`: "evaluation", else null), which
- * a run does only when asked (`vlbench run --select-on-evaluation`).
+ * a run does only when asked (`vlbench run --select-on-evaluation`). `limit` (a smoke run over
+ * the first N examples) also changes the fingerprint; it is a field of its own so that `compare`
+ * names it rather than an opaque hash.
  */
-export const COMPARABILITY_FIELDS = ['task', 'taskVersion', 'split', 'splitFingerprint', 'metric', 'metricVersion', 'scoring.normalization', 'scoring.folds', 'selection'] as const;
+export const COMPARABILITY_FIELDS = ['task', 'taskVersion', 'split', 'splitFingerprint', 'limit', 'metric', 'metricVersion', 'scoring.normalization', 'scoring.folds', 'selection'] as const;
 export type ComparabilityField = (typeof COMPARABILITY_FIELDS)[number];
 
 export interface ComparabilityKey {
@@ -209,6 +218,7 @@ export interface ComparabilityKey {
   taskVersion: string;
   split: string;
   splitFingerprint: string;
+  limit: number | null;
   metric: string;
   metricVersion: string;
   scoring: RunScoring;
@@ -221,6 +231,7 @@ export function comparabilityKey(record: RunRecord): ComparabilityKey {
     taskVersion: record.taskVersion,
     split: record.split,
     splitFingerprint: record.splitFingerprint,
+    limit: record.limit ?? null,
     metric: record.metric,
     metricVersion: record.metricVersion,
     scoring: { normalization: record.scoring.normalization, folds: record.scoring.folds },

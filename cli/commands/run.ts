@@ -37,6 +37,7 @@ interface RunFlags {
   name?: string;
   resume?: string;
   maxTrain?: string;
+  limit?: string;
   json?: boolean;
   trainDomain?: string;
   legacyNormalization?: boolean;
@@ -87,6 +88,7 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
     backend: flags.backend as RunRequest['backend'],
     name: flags.name,
     maxTrainExamples: flags.maxTrain === undefined ? undefined : parsePositiveInteger('--max-train', flags.maxTrain),
+    limit: flags.limit === undefined ? undefined : parsePositiveInteger('--limit', flags.limit),
     trainDomain: flags.trainDomain as RunRequest['trainDomain'],
     scoring: scoringOptionsFromFlags(getTask(flags.task!), flags),
     shard: flags.shard === undefined ? undefined : parseShard('--shard', flags.shard),
@@ -139,6 +141,7 @@ export function registerRun(program: Command): void {
     .option('--name <name>', 'name shown in the leaderboard (default task:method)')
     .option('--resume <run_dir>', 'continue an interrupted run from its <id>.partial folder')
     .option('--max-train <n>', 'use at most n training examples (quick checks)')
+    .option('--limit <n>', 'a smoke run: the first n examples of every split the run reads (training, validation, evaluation), in file order; recorded, and ranked only beside runs with the same limit')
     .addOption(new Option('--train-domain <domain>', 'SynthScenes: train on this domain\'s labels (target = the oracle reference for adaptation)').choices(['source', 'target']))
     .option('--legacy-normalization', 'vqa: score with the pre-2021 evaluator normalisation (its own comparability key)')
     .option('--folds <n>', 'retrieval: average over n folds of the evaluation split (COCO 1K = 5 of the 5K test set)')

@@ -6,7 +6,8 @@ import { getTask, knownTaskNames } from '../../tasks/registry.ts';
 import type { LoadOptions, ScoreOptions, ScoreReport } from '../../core/types.ts';
 import { pythonRound } from '../../tasks/vqa/index.ts';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
-import { scoringOptionsFromFlags } from '../flags.ts';
+import { parsePositiveInteger, scoringOptionsFromFlags } from '../flags.ts';
+import { limitSplit } from '../../harness/run-data.ts';
 import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /** `vlbench score`'s flags, camel-cased: what `score()` takes from code. */
@@ -24,6 +25,8 @@ export interface ScoreFlags {
   perQuestion?: string;
   legacyNormalization?: boolean;
   folds?: string;
+  /** Score only the first N examples of the split, in file order (the predictions cover exactly those). */
+  limit?: string;
 }
 
 
@@ -56,6 +59,7 @@ export function registerScore(program: Command): void {
     .option('--per-question <file>', 'also write {id: score} per question, rounded as the official evaluator does')
     .option('--legacy-normalization', 'vqa: pre-2021 evaluator (prediction always normalised), as LAVIS uses')
     .option('--folds <n>', 'retrieval: average over n folds (COCO 1K = 5)')
+    .option('--limit <n>', 'score only the first n examples of the split, in file order (a smoke run\'s predictions cover exactly those)')
     .action(async (flags: ScoreFlags) => {
       const { official } = await runScore(flags);
       process.stdout.write(`${JSON.stringify(official)}\n`);
@@ -88,8 +92,16 @@ export async function runScore(flags: ScoreFlags): Promise<ScoreReport> {
   const loadOptions: LoadOptions = { split: flags.split ?? '', files };
   if (flags.dataDir !== undefined) loadOptions.dataDir = flags.dataDir;
   if (flags.imagesDir !== undefined) loadOptions.imagesDir = flags.imagesDir;
-  const split = await task.load(loadOptions);
-  const predictions = await task.readPredictions(split, predictionsFile);
+  const limit = flags.limit === undefined ? undefined : parsePositiveInteger('--limit', flags.limit);
+  const split = limitSplit(await task.load(loadOptions), limit);
+  let predictions: unknown;
+  try {
+    predictions = await task.readPredictions(split, predictionsFile);
+  } catch (error) {
+    // The task's own check says which ids are extra or missing; say why the split is short.
+    if (error instanceof InputError && split.limit !== undefined) error.message += ` (--limit ${split.limit}: the predictions must cover exactly the first ${split.limit} examples of the split)`;
+    throw error;
+  }
   const report = task.score(split, predictions, scoreOptions);
   if (flags.perQuestion !== undefined) {
     // The official per-question dictionary (evalQA): round(100·acc, 2), keyed by question id, in

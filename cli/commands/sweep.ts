@@ -29,6 +29,7 @@ interface SweepFlags {
   out?: string;
   backend?: string;
   maxTrain?: string;
+  limit?: string;
   json?: boolean;
 }
 
@@ -55,6 +56,7 @@ export function registerSweep(program: Command): void {
     .option('--out <dir>', 'run folders, in a directory every worker sees (a worker\'s own --out wins)')
     .addOption(new Option('--backend <name>', 'tfjs backend of every run').choices(BACKEND_CHOICES))
     .option('--max-train <n>', 'use at most N training examples per run (quick checks)')
+    .option('--limit <n>', 'smoke runs: the first N examples of every split each run reads (see vlbench run --limit)')
     .option('--json', 'print the enqueued run keys as JSON')
     .action(async (flags: SweepFlags) => {
       if (flags.queue === undefined) throw new InputError('give the Redis queue the workers pull from, e.g. --queue redis://127.0.0.1:6379', { field: '--queue' });
@@ -132,6 +134,7 @@ function gridFromFlags(flags: SweepFlags, file: GridFile): SweepGrid {
       epochs: flags.epochs !== undefined ? parsePositiveInteger('--epochs', flags.epochs) : file.epochs,
       backend: (flags.backend ?? file.backend) as SweepGrid['common']['backend'],
       maxTrainExamples: flags.maxTrain !== undefined ? parsePositiveInteger('--max-train', flags.maxTrain) : file.maxTrainExamples,
+      limit: flags.limit !== undefined ? parsePositiveInteger('--limit', flags.limit) : file.limit,
     },
   };
 }

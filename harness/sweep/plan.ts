@@ -45,7 +45,7 @@ export interface SweepGrid {
 
 /** The run settings a sweep shares across its grid: the run request's own fields, so the two cannot drift. */
 export const sweepCommonSchema = runRequestSchema
-  .pick({ dataDir: true, epochs: true, split: true, trainSplit: true, validationSplit: true, selectOnEvaluation: true, imagesDir: true, targetDir: true, trainDomain: true, maxTrainExamples: true })
+  .pick({ dataDir: true, epochs: true, split: true, trainSplit: true, validationSplit: true, selectOnEvaluation: true, imagesDir: true, targetDir: true, trainDomain: true, maxTrainExamples: true, limit: true })
   .extend({ backend: runRequestSchema.shape.backend.optional() })
   .strict();
 export type SweepCommon = z.infer<typeof sweepCommonSchema>;
@@ -78,6 +78,7 @@ const gridFileSchema = z
     epochs: z.number().int().positive().optional(),
     backend: runRequestSchema.shape.backend.optional(),
     maxTrainExamples: z.number().int().positive().optional(),
+    limit: z.number().int().positive().optional(),
   })
   .strict();
 export type GridFile = z.infer<typeof gridFileSchema>;
@@ -98,7 +99,7 @@ export async function readGridFile(path: string): Promise<GridFile> {
   const parsed = gridFileSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new InputError(`${issue.message}; a grid file has tasks, methods, seeds, models, set, data, epochs, backend, maxTrainExamples`, { file: path, field: issue.path.join('.') || undefined });
+    throw new InputError(`${issue.message}; a grid file has tasks, methods, seeds, models, set, data, epochs, backend, maxTrainExamples, limit`, { file: path, field: issue.path.join('.') || undefined });
   }
   return parsed.data;
 }

@@ -27,8 +27,8 @@ test('a recorded run reads back identical, with its per-example scores', async (
   const reopened = await openLeaderboard(path, { create: false });
   const [stored] = await listRuns(reopened);
   t.deepEqual(stored.record, recorded);
-  // A draft without `scoring` is recorded as scored with the defaults.
-  t.deepEqual(stored.record, { ...draft, scoring: { normalization: 'current', folds: 1 }, recordVersion: RUN_RECORD_VERSION, id: recorded.id, createdAt: recorded.createdAt });
+  // A draft without `scoring` is recorded as scored with the defaults, and without `limit` as a whole-split run.
+  t.deepEqual(stored.record, { ...draft, scoring: { normalization: 'current', folds: 1 }, limit: null, recordVersion: RUN_RECORD_VERSION, id: recorded.id, createdAt: recorded.createdAt });
   t.is(stored.exampleCount, 50);
   t.deepEqual(
     await exampleScores(reopened, recorded.id),
