@@ -34,7 +34,7 @@ import { synthLoadOptions } from '../tasks/synth/run-splits.ts';
 import { AnswerHead, answerExamples, answerTargets, answerVocabulary, argmaxAnswer } from '../harness/adapters/answer-classification.ts';
 import { VQA_FAMILY_OF_QUESTION_TYPE } from '../tasks/synth/index.ts';
 
-const usage = 'npx tsx bench/vqa-gates.ts --data DIR [--sizes 2500,5000,10000] [--epochs 30] [--seed 0] [--batch 64] [--lr 0.002] [--noise 0.1] [--dropout 0.1] [--relations 2] [--backend auto]';
+const usage = 'npx tsx bench/vqa-gates.ts --data DIR [--sizes 2500,5000,10000] [--epochs 30] [--seed 0] [--batch 64] [--lr 0.002] [--noise 0.1] [--dropout 0.1] [--relations 2] [--text both|words|clip] [--backend auto]';
 const { values, refuse } = parseBenchArguments(usage, {
   data: { type: 'string' },
   sizes: { type: 'string', default: '2500,5000,10000' },
@@ -45,6 +45,7 @@ const { values, refuse } = parseBenchArguments(usage, {
   noise: { type: 'string', default: '0.1' },
   dropout: { type: 'string', default: String(RELATIONAL_FUSION_DEFAULTS.dropout) },
   relations: { type: 'string', default: String(RELATIONAL_FUSION_DEFAULTS.relations) },
+  text: { type: 'string', default: 'both' },
   backend: { type: 'string', default: 'auto' },
 });
 const root = values.data ?? refuse('--data is required');
@@ -57,6 +58,10 @@ const learningRate = Number(values.lr) > 0 ? Number(values.lr) : refuse(`--lr ex
 const noise = Number(values.noise) >= 0 ? Number(values.noise) : refuse(`--noise expects a number ≥ 0, got ${values.noise}`);
 const dropoutRate = Number(values.dropout) >= 0 && Number(values.dropout) < 1 ? Number(values.dropout) : refuse(`--dropout expects a number in [0, 1), got ${values.dropout}`);
 const relations = Number.isInteger(Number(values.relations)) && Number(values.relations) >= 0 ? Number(values.relations) : refuse(`--relations expects an integer ≥ 0, got ${values.relations}`);
+
+// Which question tokens the fusion reads: the bundled CLIP text encoder's (contextual: one vector
+// per whole question, easy to memorise), the fusion's own trained word table, or both (what a run does).
+const textSource = ['both', 'words', 'clip'].includes(values.text) ? (values.text as 'both' | 'words' | 'clip') : refuse(`--text expects both, words or clip, got ${values.text}`);
 
 const backend = await selectBackend(parseBackendChoice(values.backend));
 console.log(`backend: ${describeBackend(backend)}`);
@@ -107,9 +112,9 @@ function inputsOf(examples: readonly VqaExample[], words: QuestionWordTable, dro
   });
   return {
     imageTokens: tf.zeros([examples.length, 0, 1]) as tf.Tensor3D,
-    textTokens: tf.tensor3d(texts.gatherTokens(keys, length), [examples.length, length, texts.tokenDim]),
+    textTokens: textSource === 'words' ? tf.zeros([examples.length, length, texts.tokenDim]) : tf.tensor3d(texts.gatherTokens(keys, length), [examples.length, length, texts.tokenDim]),
     textMask: tf.tensor2d(texts.gatherMasks(keys, length), [examples.length, length]),
-    textWords: tf.tensor2d(words.indices(keys, length), [examples.length, length], 'int32'),
+    textWords: textSource === 'clip' ? undefined : tf.tensor2d(words.indices(keys, length), [examples.length, length], 'int32'),
     regions: { tokens: tf.tensor3d(tokens, [examples.length, most, TOKEN_DIM]), mask: tf.tensor2d(mask, [examples.length, most]), geometry: boxGeometry(perImage.map((o) => o.boxes), most) },
     dropout,
   };
@@ -188,7 +193,7 @@ for (const size of sizes) {
 }
 
 const families = Object.keys(rows[0].model).filter((k) => k !== 'overall');
-console.log(`\nGate A, source validation (${valSplit.examples.length} questions), perfect object tokens, seed ${seed}, ${epochs} epochs, batch ${batchSize}, lr ${learningRate}, dropout ${dropoutRate}, relations ${relations}, noise ${noise}:`);
+console.log(`\nGate A, source validation (${valSplit.examples.length} questions), perfect object tokens, seed ${seed}, ${epochs} epochs, batch ${batchSize}, lr ${learningRate}, dropout ${dropoutRate}, relations ${relations}, text ${textSource}, noise ${noise}:`);
 console.log(`| train questions | overall | ${families.join(' | ')} | train acc | s |`);
 console.log(`|---|---|${families.map(() => '---').join('|')}|---|---|`);
 for (const row of rows) console.log(`| ${row.size} | ${row.model.overall.toFixed(2)} (prior ${row.prior.overall.toFixed(1)}) | ${families.map((f) => row.model[f].toFixed(1)).join(' | ')} | ${row.train.toFixed(1)} | ${row.seconds.toFixed(0)} |`);

@@ -4,7 +4,7 @@ import { InputError } from '../../core/errors.ts';
 import { SYNTH_DOMAINS, SYNTH_SPLITS, synthPaths } from './layout.ts';
 
 /** Bumped whenever the same seed and options would give different files. */
-export const SYNTH_GENERATOR_VERSION = '1.3.0';
+export const SYNTH_GENERATOR_VERSION = '1.4.0';
 
 const splitCounts = z.object({
   images: z.int().nonnegative(),
