@@ -64,7 +64,7 @@ import { readVqaPredictionsWithJsonParse } from '../tasks/vqa/predictions.ts';
 import { scoreRetrieval } from '../tasks/retrieval/recall.ts';
 import { pythonRound, type VqaOfficialAccuracy } from '../tasks/vqa/accuracy.ts';
 import type { ScoreReport } from '../core/types.ts';
-import { runScore } from '../cli/commands/score.ts';
+import { runScore } from '../harness/score-files.ts';
 
 const argv = process.argv.slice(2);
 function numberFlag(name: string, fallback: number): number {
@@ -277,7 +277,7 @@ function measureFreshProcess(files: { questions: string; annotations: string; pr
 function measureInChildProcess(files: { questions: string; annotations: string; predictions: string }, mode: 'whole' | 'cold', steps: readonly string[]): void {
   const here = dirname(fileURLToPath(import.meta.url));
   const script = `
-    const { runScore } = await import(${JSON.stringify(join(here, '../cli/commands/score.ts'))});
+    const { runScore } = await import(${JSON.stringify(join(here, '../harness/score-files.ts'))});
     const { vqaTask } = await import(${JSON.stringify(join(here, '../tasks/vqa/index.ts'))});
     const files = ${JSON.stringify(files)};
     const times = [];
