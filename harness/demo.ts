@@ -12,7 +12,7 @@ import { generateSynthScenes, readSynthManifest, SYNTH_GENERATOR_VERSION, synthP
 import { writeFileAtomically } from '../core/atomic-write.ts';
 import { tunedBlocksLabel, type RunRequest } from './run.ts';
 import { defaultConcurrency, runPool, type PoolJob, type RunSummary } from './run-pool.ts';
-import { VCR_DEFAULTS } from './adapters/multiple-choice.ts';
+import { VCR_DEFAULTS } from './adapters/vcr.ts';
 import { VLBENCH_VERSION } from '../core/version.ts';
 
 /**

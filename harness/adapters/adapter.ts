@@ -36,8 +36,6 @@ export interface TaskAdapter {
   build(context: AdapterContext): Promise<PreparedModel>;
   /** The task's own defaults where they differ from the shared ones; `--epochs` and `--set` still override them. */
   defaults?: AdapterDefaults;
-  /** Whether `build` trains the encoder given in `AdapterContext.encoder` (encoder.train_blocks > 0). */
-  tunesEncoder?: boolean;
   /** Whether `vlbench run --regions FILE` applies: `build` turns the file's boxes into object tokens. */
   takesRegions?: boolean;
   /** Whether `build` pairs target images with `RunSplits.targetQuestions` for domain alignment (so `--target-questions FILE` applies). */

@@ -1,8 +1,9 @@
 import { InputError } from '../../core/errors.ts';
 import { TASK_NAMES } from '../../tasks/registry.ts';
 import type { TaskAdapter } from './adapter.ts';
-import { gqaAdapter, vqaAdapter } from './answer-classification.ts';
-import { vcrAdapter } from './multiple-choice.ts';
+import { vqaAdapter } from './vqa.ts';
+import { gqaAdapter } from './gqa.ts';
+import { vcrAdapter } from './vcr.ts';
 import { retrievalAdapter } from './retrieval.ts';
 
 /** One adapter per task that `vlbench run` can train; a new dataset adds its adapter here. */

@@ -14,7 +14,6 @@ export const retrievalAdapter: TaskAdapter = {
   task: 'retrieval',
   problemKind: 'contrastive',
   submissionExtension: 'npy',
-  tunesEncoder: true,
   unsupportedMethod: (method) => unsupportedForProblem(method, 'retrieval', 'contrastive', true),
   imagesOf: (split) => imagesOfSplit(split).map((image) => image.path),
   textsOf: (split) => imagesOfSplit(split).flatMap((image) => image.captions.map((c) => c.text)),

@@ -316,7 +316,6 @@ export const vcrAdapter: TaskAdapter = {
   task: 'vcr',
   problemKind: 'fusion',
   submissionExtension: 'csv',
-  tunesEncoder: true,
   defaults: VCR_DEFAULTS,
   unsupportedMethod: (method) => unsupportedForProblem(method, 'vcr', 'fusion', false),
   predictionRows: keyedPredictionRows((example) => (example as VcrExample).id),
