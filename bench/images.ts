@@ -7,11 +7,12 @@ import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { OPENAI_CLIP_PREPROCESSING, preprocessedBatches } from '../models/image-pipeline.ts';
 import { SeededRandom } from '../core/random.ts';
+import { parseBenchArguments } from './command-line.ts';
 
-const args = process.argv.slice(2);
-const concurrencyFlag = args.indexOf('--concurrency');
-const concurrency = concurrencyFlag >= 0 ? Number(args[concurrencyFlag + 1]) : 4;
-let folder = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--concurrency');
+const { values, refuse, integer, positionals } = parseBenchArguments('npx tsx bench/images.ts [FOLDER] [--concurrency N]', { concurrency: { type: 'string', default: '4' } }, { positionals: true });
+const concurrency = integer('--concurrency', values.concurrency);
+if (positionals.length > 1) refuse(`one FOLDER at most, got ${positionals.length}`);
+let folder = positionals[0];
 
 if (!folder) {
   folder = await mkdtemp(join(tmpdir(), 'vlbench-bench-images-'));

@@ -9,11 +9,11 @@ import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { JPEG_QUALITY } from '../tasks/synth/render.ts';
 import { generateSynthScenes } from '../tasks/synth/index.ts';
+import { parseBenchArguments } from './command-line.ts';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
-const size = Number(option('--size', '224'));
-const totals = option('--totals', '500,2000').split(',').map(Number);
+const { values, integer } = parseBenchArguments('npx tsx bench/synth.ts [--size 224] [--totals 500,2000]', { size: { type: 'string', default: '224' }, totals: { type: 'string', default: '500,2000' } });
+const size = integer('--size', values.size);
+const totals = values.totals.split(',').map((total) => integer('--totals', total, 2));
 const concurrency = Math.max(2, availableParallelism());
 
 const scratch = await mkdtemp(join(tmpdir(), 'vlbench-bench-synth-'));
