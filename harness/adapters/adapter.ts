@@ -47,6 +47,28 @@ export interface TaskAdapter {
   controls?(train: LoadedSplit<unknown>, split: LoadedSplit<unknown>, predictions: unknown): Record<string, number>;
   /** Sharded evaluation: a slice's predictions as per-example rows, and the split's from all rows; absent: the task cannot be sharded. */
   predictionRows?: PredictionRows;
+  /** How `vlbench demo` runs this task on SynthScenes; absent: the demo does not run it. */
+  demo?: DemoRecipe;
+}
+
+/** The methods the demo compares (DemoRecipe.methods picks among them, or `--methods` does). */
+export const DEMO_METHODS = ['ft', 'ft+sg', 'ft+adv', 'ft+sg+adv', 'ft+mmd', 'ft+dann'] as const;
+
+/**
+ * A task's part of `vlbench demo` (harness/demo.ts), which names no task: the methods it runs,
+ * for how long, whether `ft` runs once more with encoder blocks tuned, and whether it needs a
+ * SynthScenes folder of its own.
+ */
+export interface DemoRecipe {
+  /** The method SPECs run when `--methods` is not given. */
+  methods: readonly string[];
+  /** Whether `--methods` replaces them (retrieval always runs zeroshot and ft). */
+  takesMethods: boolean;
+  epochs: number;
+  /** Whether `ft` runs once more with the encoder's last blocks tuned (`--encoder-blocks`). */
+  tunedFt: boolean;
+  /** A SynthScenes folder of its own (`--vqa-images` images per domain), whose simulated detector's boxes the runs read as `--regions`. */
+  ownFolder?: { images: number; regions: 'true' | 'detector' };
 }
 
 /**

@@ -18,6 +18,8 @@ export const retrievalAdapter: TaskAdapter = {
   imagesOf: (split) => imagesOfSplit(split).map((image) => image.path),
   textsOf: (split) => imagesOfSplit(split).flatMap((image) => image.captions.map((c) => c.text)),
   predictionRows: embeddingRows(),
+  // The demo ranks with the encoder as it is, then fine-tuned (frozen and with blocks tuned), 2 epochs.
+  demo: { methods: ['zeroshot', 'ft'], takesMethods: false, epochs: 2, tunedFt: true },
   async build(context) {
     const { method, images, texts, splits } = context;
     if (method.base === 'zeroshot') {

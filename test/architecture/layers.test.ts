@@ -132,9 +132,6 @@ test('files a user keeps are written through the one atomic writer (core/atomic-
 // Inside tasks/, the files that serve every task: each task says where SynthScenes keeps its files (Task.synthScenes).
 const TASK_NEUTRAL_IN_TASKS = new Set(['tasks/registry.ts', 'tasks/split-files.ts', 'tasks/synth/run-splits.ts']);
 
-// The demo's plan still names the tasks it runs (until its plan moves into the adapters).
-const DEMO_FILES = new Set(['harness/demo.ts', 'cli/commands/demo.ts']);
-
 /** A comparison with, or a `case` of, one of `tasks` as a string literal: how code branches on a task name. */
 function taskBranch(tasks: readonly string[]): RegExp {
   const names = tasks.map((name) => name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
@@ -142,12 +139,13 @@ function taskBranch(tasks: readonly string[]): RegExp {
 }
 
 test('outside tasks/ no code branches on a task name; in harness/adapters/ only a task\'s own adapter may name it', (t) => {
-  // Everything else asks the task or its adapter: a new dataset then needs no edit outside its
-  // own files (the shared answer-classification core is the adapter of no task).
+  // Everything else asks the task or its adapter (the demo too: its recipe per task is the
+  // adapter's): a new dataset then needs no edit outside its own files (the shared
+  // answer-classification core is the adapter of no task).
   const adapterTask = (path: string) => /^harness\/adapters\/([\w-]+)\.ts$/.exec(path)?.[1];
   const offenders: string[] = [];
   for (const path of [...graph.keys()].map(rel)) {
-    if ((path.startsWith('tasks/') && !TASK_NEUTRAL_IN_TASKS.has(path)) || DEMO_FILES.has(path)) continue;
+    if ((path.startsWith('tasks/') && !TASK_NEUTRAL_IN_TASKS.has(path))) continue;
     const own = adapterTask(path);
     const forbidden = TASK_NAMES.filter((name) => name !== own);
     if (taskBranch(forbidden).test(readFileSync(join(ROOT, path), 'utf8'))) offenders.push(path);
