@@ -20,6 +20,7 @@ import { ClipModel, type TokenBatch } from '../models/encoders/clip.ts';
 import { parseClipConfig, type ClipConfig } from '../models/encoders/clip-config.ts';
 import { OnnxClipEncoder } from '../models/encoders/onnx-clip.ts';
 import { parseBenchArguments } from './command-line.ts';
+import { timeRuns } from './measurement.ts';
 
 const { values, integer } = parseBenchArguments('npx tsx bench/encoder.ts [--onnx DIR] [--batch 8] [--repeat 3] [--cpu]', {
   onnx: { type: 'string' },
@@ -69,11 +70,9 @@ function inputs(config: ClipConfig, n: number, random: SeededRandom): { pixels: 
   return { pixels, shape: [n, 3, size, size], tokens: { inputIds, attentionMask, batch: n, length } };
 }
 
+/** Seconds of the best of `times` runs after one warm-up (kernels compile, sessions allocate); until issue 33 the mean, which docs/benchmarks.md's older rows report. */
 async function timed(run: () => Promise<void>, times: number): Promise<number> {
-  await run(); // warm-up: kernels compile, sessions allocate
-  const start = performance.now();
-  for (let i = 0; i < times; i++) await run();
-  return (performance.now() - start) / 1000 / times;
+  return (await timeRuns(run, { warmup: 1, runs: times })).best;
 }
 
 async function benchTfjs(model: ClipModel, backend: string, n: number, random: SeededRandom): Promise<Row> {
