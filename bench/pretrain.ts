@@ -14,6 +14,7 @@ import { PRETRAIN_CONFIG_NAMES, contrastivePretrainingProblem, pretrainClipConfi
 import type { ClipTokenizer } from '../models/encoders/clip-tokenizer.ts';
 import type { TokenBatch } from '../models/encoders/clip.ts';
 import { parseBenchArguments } from './command-line.ts';
+import { timeRuns } from './measurement.ts';
 
 const { values, refuse, integer } = parseBenchArguments('npx tsx bench/pretrain.ts [--config tiny|small] [--batch 64] [--steps 5] [--backend auto] [--no-baseline]', {
   config: { type: 'string', default: 'tiny' },
@@ -62,22 +63,19 @@ async function measure(): Promise<{ forwardRate: number; trainRate: number }> {
         image.dataSync();
         text.dataSync();
       });
-    forward();
-    let started = performance.now();
-    for (let i = 0; i < steps; i++) forward();
-    const forwardRate = (steps * batchSize) / ((performance.now() - started) / 1000);
+    // One warm-up, then the mean of --steps runs (a step is long: its mean is what a run pays).
+    const forwardRate = batchSize / (await timeRuns(forward, { warmup: 1, runs: steps })).mean;
 
     const problem = contrastivePretrainingProblem(model, tokenizer, pairs);
     const batch = Array.from({ length: batchSize }, (_, i) => i);
     const trainRate = await withTransposeFreeMatMulGradient(async () => {
-      const step = (k: number) => {
+      let k = 0;
+      const step = () => {
         const result = problem.computeGradients(batch, { step: k, totalSteps: steps + 1, random: new SeededRandom(k) });
+        k++;
         for (const g of result.gradients.values()) g.dispose();
       };
-      step(0);
-      started = performance.now();
-      for (let i = 1; i <= steps; i++) step(i);
-      return (steps * batchSize) / ((performance.now() - started) / 1000);
+      return batchSize / (await timeRuns(step, { warmup: 1, runs: steps })).mean;
     });
     return { forwardRate, trainRate };
   } finally {
