@@ -1,5 +1,5 @@
 import { FusionTransformer, FUSION_DEFAULTS, type FusionConfig } from '../../models/heads/fusion.ts';
-import { unsupportedObjective, type MethodSpec, type ProblemKind } from '../../models/objectives/index.ts';
+import { unsupportedObjective, type MethodSpec, type ProblemKind, type TASK_LOSSES } from '../../models/objectives/index.ts';
 import type { FeatureTable, PixelBox } from '../../models/features.ts';
 import type { EncoderTuning } from '../../models/fine-tuning/encoder-tuning.ts';
 import type { SplitEmbeddings } from '../../models/fine-tuning/contrastive-retrieval.ts';
@@ -22,6 +22,8 @@ export interface TaskAdapter {
   task: string;
   /** Which training problem the task's methods build (decides which objectives apply). */
   problemKind: ProblemKind;
+  /** The task loss `build` trains (soft-score BCE, multiple-choice CE, InfoNCE): its `--set <loss>.*` settings apply, another loss's are refused. */
+  taskLoss: (typeof TASK_LOSSES)[number];
   /** File extension of the official submission format. */
   submissionExtension: string;
   /** Why this task cannot run the method, or null when it can. */

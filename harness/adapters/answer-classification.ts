@@ -126,8 +126,11 @@ export class AnswerHead implements FusionTaskHead {
   }
 }
 
+/** What the fusion's rows read of an example (any AnswerTask has it, whatever its prediction key). */
+export type ExampleParts<Example> = Pick<AnswerTask<Example, number | string>, 'questionOf' | 'imagePathOf' | 'imageIdOf'>;
+
 /** The fusion's rows of examples: image and text keys, and where given their graphs and object boxes. */
-export function answerRows<Example>(spec: AnswerTask<Example, number | string>, examples: readonly Example[], graphs?: readonly SceneGraph[], boxes?: ImageBoxes, cropped = false): FusionRows {
+export function answerRows<Example>(spec: ExampleParts<Example>, examples: readonly Example[], graphs?: readonly SceneGraph[], boxes?: ImageBoxes, cropped = false): FusionRows {
   const imageOf = (example: Example) => spec.imagePathOf(example);
   return {
     imageKeys: examples.map(imageOf),
@@ -145,7 +148,7 @@ export const MAX_REGIONS = 10;
  * The relational fusion (VQA's and GQA's default), its word table and the rows' boxes: over
  * `--regions` boxes when the run has them, else over the grid's cells.
  */
-async function relationalParts<Example>(spec: AnswerTask<Example, number | string>, context: AdapterContext, trainExamples: readonly Example[]): Promise<{ fusion: Fusion; words?: QuestionWordTable; boxes?: ImageBoxes; regionTable?: FeatureTable }> {
+async function relationalParts<Example>(spec: ExampleParts<Example>, context: AdapterContext, trainExamples: readonly Example[]): Promise<{ fusion: Fusion; words?: QuestionWordTable; boxes?: ImageBoxes; regionTable?: FeatureTable }> {
   const { images, texts, head } = context;
   const words = texts.textTokenIds ? new QuestionWordTable(trainExamples.map((example) => spec.questionOf(example)), texts.textTokenIds) : undefined;
   let boxes: ImageBoxes | undefined;
@@ -186,11 +189,12 @@ function examplesOf<Example>(split: LoadedSplit<unknown>): readonly Example[] {
 /** A task's adapter for `vlbench run`: answer classification on the fusion's pooled rows, as `spec` says. */
 export function answerClassificationAdapter<Example, Id extends number | string>(spec: AnswerTask<Example, Id>): TaskAdapter {
   const task = spec.task;
-  const rowsOf = (examples: readonly Example[], graphs?: readonly SceneGraph[], boxes?: ImageBoxes, cropped = false) => answerRows(spec as AnswerTask<Example, number | string>, examples, graphs, boxes, cropped);
+  const rowsOf = (examples: readonly Example[], graphs?: readonly SceneGraph[], boxes?: ImageBoxes, cropped = false) => answerRows(spec, examples, graphs, boxes, cropped);
   const { controls, loadSceneGraphs, graphOf } = spec;
   return {
     task,
     problemKind: 'fusion',
+    taskLoss: 'bce',
     submissionExtension: 'json',
     takesRegions: true,
     takesTargetQuestions: true,
@@ -215,7 +219,7 @@ export function answerClassificationAdapter<Example, Id extends number | string>
             return source ? gqaSceneGraph(source, graphVocabulary, preprocessing) : { objects: [] };
           })
         : undefined;
-      const relational = context.head.fusion.kind === 'relational' ? await relationalParts(spec as AnswerTask<Example, number | string>, context, trainExamples) : undefined;
+      const relational = context.head.fusion.kind === 'relational' ? await relationalParts(spec, context, trainExamples) : undefined;
       const fusion: Fusion = relational?.fusion ?? createFusion(context);
       const boxes = relational?.boxes;
       const cropped = relational?.regionTable !== undefined;

@@ -13,6 +13,7 @@ const imagesOfSplit = (split: LoadedSplit<unknown>) => split.examples as Retriev
 export const retrievalAdapter: TaskAdapter = {
   task: 'retrieval',
   problemKind: 'contrastive',
+  taskLoss: 'infonce',
   submissionExtension: 'npy',
   unsupportedMethod: (method) => unsupportedForProblem(method, 'retrieval', 'contrastive', true),
   imagesOf: (split) => imagesOfSplit(split).map((image) => image.path),

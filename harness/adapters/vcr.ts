@@ -315,6 +315,7 @@ export const VCR_DEFAULTS = { epochs: 16, learningRate: 1e-3, fusion: { hidden: 
 export const vcrAdapter: TaskAdapter = {
   task: 'vcr',
   problemKind: 'fusion',
+  taskLoss: 'mc',
   submissionExtension: 'csv',
   defaults: VCR_DEFAULTS,
   demo: vcrDemo(),
