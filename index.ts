@@ -12,7 +12,7 @@ export {
   type PixelBatch,
 } from './models/image-pipeline.ts';
 export { softwareVersions, describeMachine, gitCommit, type SoftwareVersions } from './core/environment.ts';
-export type { Task, LoadedSplit, LoadOptions, ScoreOptions, ScoreReport, ExampleScore, BackendName } from './core/types.ts';
+export type { Task, LoadedSplit, LoadOptions, ScoreOptions, ScoreReport, ExampleScore, BackendName, SynthScenesPlace } from './core/types.ts';
 export { main as runCli, score, type ScoreRequest } from './cli/program.ts';
 
 // Tasks: loaders, official metrics and submission writers.
@@ -21,6 +21,10 @@ export { vqaTask, normalizeVqaAnswer, vqaQuestionAccuracy, vqaSoftScore, buildAn
 export { gqaTask, loadGqaSplit, scoreGqa, type GqaExample } from './tasks/gqa/index.ts';
 export { vcrTask, loadVcrSplit, scoreVcr, readVcrLeaderboardCsv, writeVcrLeaderboardCsv, renderVcrTokens, type VcrExample } from './tasks/vcr/index.ts';
 export { retrievalTask, loadKarpathySplit, scoreRetrieval, readNpyMatrix, writeNpyMatrix, type RetrievalImage, type RetrievalScores } from './tasks/retrieval/index.ts';
+export { vizwizTask, loadVizwizSplit, scoreVizwiz, type VizwizExample } from './tasks/vizwiz/index.ts';
+// The VQA-like building block: result files keyed by any id, VQA accuracy per answer type.
+export { readAnswerResults, checkAnswerResults, writeAnswerResults, type ResultKey } from './tasks/vqa-like/results.ts';
+export { scoreVqaLike, type VqaLikeScoring } from './tasks/vqa-like/score.ts';
 export { generateSynthScenes, readSynthManifest, synthPaths, type SynthManifest, type SynthOptions } from './tasks/synth/index.ts';
 
 // Models: the aligned encoder (tfjs CLIP in the Hugging Face layout, ONNX), safetensors, training.
@@ -50,6 +54,7 @@ export { extendWordLevelVocabulary } from './models/encoders/vocabulary-extensio
 // Runs: fine-tuning and scoring end to end, and the demo.
 export { executeRun, type RunRequest, type RunOutcome } from './harness/run.ts';
 export { ADAPTERS, getAdapter, type TaskAdapter, type AdapterContext, type PreparedModel } from './harness/adapters/index.ts';
+export { answerClassificationAdapter, softAnswerTargets, exactAnswerTargets, countedAnswerVocabulary, type AnswerTask } from './harness/adapters/answer-classification.ts';
 export { runEncode, type EncodeOptions, type EncodeResult } from './harness/encode-run.ts';
 export { runDemo } from './harness/demo.ts';
 export { runPool, defaultConcurrency, type PoolJob, type RunSummary } from './harness/run-pool.ts';

@@ -19,16 +19,19 @@ import { SeededRandom } from '../core/random.ts';
 import { ClipModel, type TokenBatch } from '../models/encoders/clip.ts';
 import { parseClipConfig, type ClipConfig } from '../models/encoders/clip-config.ts';
 import { OnnxClipEncoder } from '../models/encoders/onnx-clip.ts';
+import { parseBenchArguments } from './command-line.ts';
+import { timeRuns } from './measurement.ts';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback?: string) => {
-  const index = args.indexOf(name);
-  return index >= 0 ? args[index + 1] : fallback;
-};
-const batch = Number(option('--batch', '8'));
-const repeat = Number(option('--repeat', '3'));
-const onnxDir = option('--onnx');
-const withCpu = args.includes('--cpu');
+const { values, integer } = parseBenchArguments('npx tsx bench/encoder.ts [--onnx DIR] [--batch 8] [--repeat 3] [--cpu]', {
+  onnx: { type: 'string' },
+  batch: { type: 'string', default: '8' },
+  repeat: { type: 'string', default: '3' },
+  cpu: { type: 'boolean', default: false },
+});
+const batch = integer('--batch', values.batch);
+const repeat = integer('--repeat', values.repeat);
+const onnxDir = values.onnx;
+const withCpu = values.cpu;
 
 const VIT_B_32 = parseClipConfig(
   {
@@ -67,11 +70,9 @@ function inputs(config: ClipConfig, n: number, random: SeededRandom): { pixels: 
   return { pixels, shape: [n, 3, size, size], tokens: { inputIds, attentionMask, batch: n, length } };
 }
 
+/** Seconds of the best of `times` runs after one warm-up (kernels compile, sessions allocate); until issue 33 the mean, which docs/benchmarks.md's older rows report. */
 async function timed(run: () => Promise<void>, times: number): Promise<number> {
-  await run(); // warm-up: kernels compile, sessions allocate
-  const start = performance.now();
-  for (let i = 0; i < times; i++) await run();
-  return (performance.now() - start) / 1000 / times;
+  return (await timeRuns(run, { warmup: 1, runs: times })).best;
 }
 
 async function benchTfjs(model: ClipModel, backend: string, n: number, random: SeededRandom): Promise<Row> {

@@ -29,14 +29,15 @@ import { parseClipConfig, readClipConfig, type ClipConfig } from '../models/enco
 import { infoNceLoss } from '../models/objectives/info-nce.ts';
 import { AdamW, TRAINING_DEFAULTS } from '../models/train.ts';
 import { executeRun } from '../harness/run.ts';
+import { parseBenchArguments } from './command-line.ts';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback?: string) => {
-  const index = args.indexOf(name);
-  return index >= 0 ? args[index + 1] : fallback;
-};
-const quick = args.includes('--quick');
-const budgetSeconds = Number(option('--budget', quick ? '4' : '20'));
+const { values, refuse, integer } = parseBenchArguments('npx tsx bench/gpu.ts [--quick] [--budget SECONDS] [--backends webgpu,wasm,...]', {
+  quick: { type: 'boolean', default: false },
+  budget: { type: 'string' },
+  backends: { type: 'string' },
+});
+const quick = values.quick;
+const budgetSeconds = integer('--budget', values.budget ?? (quick ? '4' : '20'));
 const root = join(import.meta.dirname, '..');
 const cli = (...command: string[]) =>
   execFileSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), ...command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], cwd: root });
@@ -81,8 +82,8 @@ const SHAPES: Shape[] = quick
     ];
 const ENCODE_BATCH = quick ? 2 : 64;
 
-const requested = option('--backends')?.split(',') ?? BACKEND_CHOICES.filter((c) => c !== 'auto' && c !== 'cpu' && c !== 'webgpu-software');
-for (const name of requested) if (!(BACKEND_CHOICES as readonly string[]).includes(name)) throw new Error(`--backends: "${name}" is not one of ${BACKEND_CHOICES.join(', ')}`);
+const requested = values.backends?.split(',') ?? BACKEND_CHOICES.filter((c) => c !== 'auto' && c !== 'cpu' && c !== 'webgpu-software');
+for (const name of requested) if (!(BACKEND_CHOICES as readonly string[]).includes(name)) refuse(`--backends: "${name}" is not one of ${BACKEND_CHOICES.join(', ')}`);
 
 function tokensFor(config: ClipConfig, batch: number, length: number): TokenBatch {
   const inputIds = new Int32Array(batch * length);

@@ -1,5 +1,6 @@
 // Images/s for 224 px CLIP preprocessing of a folder of JPEGs, next to the decode-only floor
-// measured in the same run. Usage: npx tsx bench/images.ts [FOLDER] [--concurrency N]
+// measured in the same run: one warm-up pass each, then the best of --runs.
+// Usage: npx tsx bench/images.ts [FOLDER] [--concurrency N] [--runs 3]
 import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,11 +8,14 @@ import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { OPENAI_CLIP_PREPROCESSING, preprocessedBatches } from '../models/image-pipeline.ts';
 import { SeededRandom } from '../core/random.ts';
+import { parseBenchArguments } from './command-line.ts';
+import { besideBaseline, timeRuns } from './measurement.ts';
 
-const args = process.argv.slice(2);
-const concurrencyFlag = args.indexOf('--concurrency');
-const concurrency = concurrencyFlag >= 0 ? Number(args[concurrencyFlag + 1]) : 4;
-let folder = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--concurrency');
+const { values, refuse, integer, positionals } = parseBenchArguments('npx tsx bench/images.ts [FOLDER] [--concurrency N] [--runs 3]', { concurrency: { type: 'string', default: '4' }, runs: { type: 'string', default: '3' } }, { positionals: true });
+const concurrency = integer('--concurrency', values.concurrency);
+const runs = integer('--runs', values.runs);
+if (positionals.length > 1) refuse(`one FOLDER at most, got ${positionals.length}`);
+let folder = positionals[0];
 
 if (!folder) {
   folder = await mkdtemp(join(tmpdir(), 'vlbench-bench-images-'));
@@ -33,17 +37,16 @@ if (!folder) {
 const files = (await readdir(folder)).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).map((f) => join(folder!, f));
 
 // Baseline: decode only (sharp to raw pixels), same concurrency: the floor any pipeline pays.
-{
+const decode = await timeRuns(async () => {
   const limit = pLimit(concurrency);
-  const start = performance.now();
   await Promise.all(files.map((f) => limit(() => sharp(f).raw().toBuffer())));
-  const seconds = (performance.now() - start) / 1000;
-  console.log(`baseline decode only          ${(files.length / seconds).toFixed(1).padStart(8)} images/s  (${files.length} files, concurrency ${concurrency})`);
-}
-{
-  const start = performance.now();
-  let count = 0;
-  for await (const batch of preprocessedBatches(files, OPENAI_CLIP_PREPROCESSING, { batchSize: 32, concurrency })) count += batch.files.length;
-  const seconds = (performance.now() - start) / 1000;
-  console.log(`vlbench CLIP preprocessing    ${(count / seconds).toFixed(1).padStart(8)} images/s  (decode + EXIF + bicubic 224 + crop + normalise to float32)`);
-}
+}, { runs });
+const preprocess = await timeRuns(async () => {
+  for await (const batch of preprocessedBatches(files, OPENAI_CLIP_PREPROCESSING, { batchSize: 32, concurrency })) void batch;
+}, { runs });
+console.log(`${files.length} files, concurrency ${concurrency}, best of ${runs} after one warm-up`);
+console.log(
+  besideBaseline({ label: 'decode only', rate: files.length / decode.best, unit: 'images/s' }, [
+    { label: 'vlbench CLIP preprocessing', rate: files.length / preprocess.best, unit: 'images/s', note: 'decode + EXIF + bicubic 224 + crop + normalise to float32' },
+  ]),
+);

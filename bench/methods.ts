@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseBenchArguments } from './command-line.ts';
 import { parseEpochsPerTask } from '../cli/commands/demo.ts';
 import { DEMO_EPOCHS } from '../harness/demo.ts';
-import { VCR_DEFAULTS } from '../harness/adapters/multiple-choice.ts';
+import { VCR_DEFAULTS } from '../harness/adapters/vcr.ts';
 import type { RunRequest } from '../harness/run.ts';
 import { defaultConcurrency, runPool, type PoolJob, type RunSummary } from '../harness/run-pool.ts';
 import { parseBackendChoice } from '../models/backends/select.ts';

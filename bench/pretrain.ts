@@ -13,17 +13,21 @@ import { wordLevelVocabulary } from '../models/encoders/word-level-tokenizer.ts'
 import { PRETRAIN_CONFIG_NAMES, contrastivePretrainingProblem, pretrainClipConfig, withTransposeFreeMatMulGradient, type PretrainConfigName } from '../models/pretrain.ts';
 import type { ClipTokenizer } from '../models/encoders/clip-tokenizer.ts';
 import type { TokenBatch } from '../models/encoders/clip.ts';
+import { parseBenchArguments } from './command-line.ts';
+import { timeRuns } from './measurement.ts';
 
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
-
-const configName = flag('--config', 'tiny') as PretrainConfigName;
-if (!PRETRAIN_CONFIG_NAMES.includes(configName)) throw new Error(`--config: one of ${PRETRAIN_CONFIG_NAMES.join(', ')}`);
-const batchSize = Number(flag('--batch', '64'));
-const steps = Number(flag('--steps', '5'));
-const backend = await selectBackend(parseBackendChoice(flag('--backend', 'auto')));
+const { values, refuse, integer } = parseBenchArguments('npx tsx bench/pretrain.ts [--config tiny|small] [--batch 64] [--steps 5] [--backend auto] [--no-baseline]', {
+  config: { type: 'string', default: 'tiny' },
+  batch: { type: 'string', default: '64' },
+  steps: { type: 'string', default: '5' },
+  backend: { type: 'string', default: 'auto' },
+  'no-baseline': { type: 'boolean', default: false },
+});
+const configName = values.config as PretrainConfigName;
+if (!PRETRAIN_CONFIG_NAMES.includes(configName)) refuse(`--config expects one of ${PRETRAIN_CONFIG_NAMES.join(', ')}, got "${values.config}"`);
+const batchSize = integer('--batch', values.batch);
+const steps = integer('--steps', values.steps);
+const backend = await selectBackend(parseBackendChoice(values.backend));
 console.log(describeBackend(backend));
 
 // A SynthScenes-like vocabulary and captions of typical length (about 30 tokens).
@@ -59,22 +63,19 @@ async function measure(): Promise<{ forwardRate: number; trainRate: number }> {
         image.dataSync();
         text.dataSync();
       });
-    forward();
-    let started = performance.now();
-    for (let i = 0; i < steps; i++) forward();
-    const forwardRate = (steps * batchSize) / ((performance.now() - started) / 1000);
+    // One warm-up, then the mean of --steps runs (a step is long: its mean is what a run pays).
+    const forwardRate = batchSize / (await timeRuns(forward, { warmup: 1, runs: steps })).mean;
 
     const problem = contrastivePretrainingProblem(model, tokenizer, pairs);
     const batch = Array.from({ length: batchSize }, (_, i) => i);
     const trainRate = await withTransposeFreeMatMulGradient(async () => {
-      const step = (k: number) => {
+      let k = 0;
+      const step = () => {
         const result = problem.computeGradients(batch, { step: k, totalSteps: steps + 1, random: new SeededRandom(k) });
+        k++;
         for (const g of result.gradients.values()) g.dispose();
       };
-      step(0);
-      started = performance.now();
-      for (let i = 1; i <= steps; i++) step(i);
-      return (steps * batchSize) / ((performance.now() - started) / 1000);
+      return batchSize / (await timeRuns(step, { warmup: 1, runs: steps })).mean;
     });
     return { forwardRate, trainRate };
   } finally {
@@ -91,7 +92,7 @@ console.log(`forward (image + text towers): ${forwardRate.toFixed(1)} samples/s`
 console.log(`pretraining step (forward + backward, InfoNCE; optimiser excluded): ${trainRate.toFixed(1)} samples/s (${(trainRate / forwardRate).toFixed(2)}× the forward rate)`);
 
 // Plain wasm in the same run, so the speed-up survives a busy machine (--no-baseline skips it).
-if (backend.name !== 'wasm' && !process.argv.includes('--no-baseline')) {
+if (backend.name !== 'wasm' && !values['no-baseline']) {
   const baseline = await selectBackend('wasm');
   const plain = await measure();
   console.log(`baseline ${describeBackend(baseline)}`);

@@ -64,30 +64,26 @@ import { readVqaPredictionsWithJsonParse } from '../tasks/vqa/predictions.ts';
 import { scoreRetrieval } from '../tasks/retrieval/recall.ts';
 import { pythonRound, type VqaOfficialAccuracy } from '../tasks/vqa/accuracy.ts';
 import type { ScoreReport } from '../core/types.ts';
-import { runScore } from '../cli/commands/score.ts';
+import { runScore } from '../harness/score-files.ts';
+import { parseBenchArguments } from './command-line.ts';
 
-const argv = process.argv.slice(2);
-function numberFlag(name: string, fallback: number): number {
-  const at = argv.indexOf(name);
-  if (at < 0) return fallback;
-  const value = Number(argv[at + 1]);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} expects a positive integer, got ${argv[at + 1]}`);
-  return value;
-}
-const VQA_QUESTIONS = numberFlag('--vqa-questions', 214_354);
-const IMAGES = numberFlag('--images', 5_000);
-const CAPTIONS_PER_IMAGE = numberFlag('--captions-per-image', 5);
+const { values, refuse, integer } = parseBenchArguments('npx tsx bench/score.ts [--vqa-questions N] [--images N] [--captions-per-image N] [--skip-retrieval] [--official-evaluator DIR]', {
+  'vqa-questions': { type: 'string', default: '214354' },
+  images: { type: 'string', default: '5000' },
+  'captions-per-image': { type: 'string', default: '5' },
+  'skip-retrieval': { type: 'boolean', default: false },
+  'official-evaluator': { type: 'string' },
+});
+const VQA_QUESTIONS = integer('--vqa-questions', values['vqa-questions']);
+const IMAGES = integer('--images', values.images);
+const CAPTIONS_PER_IMAGE = integer('--captions-per-image', values['captions-per-image']);
 /** The official evaluator's two files in a GT-Vision-Lab/VQA checkout, checked before any data is generated. */
 function officialEvaluatorSources(): string[] | undefined {
-  const at = argv.indexOf('--official-evaluator');
-  if (at < 0) return undefined;
-  const checkout = argv[at + 1];
-  const sources = checkout === undefined || checkout.startsWith('--') ? [] : [join(checkout, 'PythonHelperTools', 'vqaTools', 'vqa.py'), join(checkout, 'PythonEvaluationTools', 'vqaEvaluation', 'vqaEval.py')];
+  const checkout = values['official-evaluator'];
+  if (checkout === undefined) return undefined;
+  const sources = [join(checkout, 'PythonHelperTools', 'vqaTools', 'vqa.py'), join(checkout, 'PythonEvaluationTools', 'vqaEvaluation', 'vqaEval.py')];
   const missing = sources.filter((file) => !existsSync(file));
-  if (sources.length === 0 || missing.length > 0) {
-    console.error(`--official-evaluator expects the folder of a GT-Vision-Lab/VQA checkout${sources.length === 0 ? '' : `; ${checkout} has no ${missing.join(' and no ')}`}`);
-    process.exit(2);
-  }
+  if (missing.length > 0) refuse(`--official-evaluator expects the folder of a GT-Vision-Lab/VQA checkout; ${checkout} has no ${missing.join(' and no ')}`);
   return sources;
 }
 const OFFICIAL_EVALUATOR_SOURCES = officialEvaluatorSources();
@@ -277,7 +273,7 @@ function measureFreshProcess(files: { questions: string; annotations: string; pr
 function measureInChildProcess(files: { questions: string; annotations: string; predictions: string }, mode: 'whole' | 'cold', steps: readonly string[]): void {
   const here = dirname(fileURLToPath(import.meta.url));
   const script = `
-    const { runScore } = await import(${JSON.stringify(join(here, '../cli/commands/score.ts'))});
+    const { runScore } = await import(${JSON.stringify(join(here, '../harness/score-files.ts'))});
     const { vqaTask } = await import(${JSON.stringify(join(here, '../tasks/vqa/index.ts'))});
     const files = ${JSON.stringify(files)};
     const times = [];
@@ -469,7 +465,7 @@ async function benchRetrieval(): Promise<void> {
 }
 
 await benchVqa();
-if (!argv.includes('--skip-retrieval')) await benchRetrieval();
+if (!values['skip-retrieval']) await benchRetrieval();
 
 const stepWidth = Math.max(...rows.map((row) => row.step.length));
 console.log(`node ${process.version}, ${process.platform}/${process.arch}`);

@@ -9,38 +9,36 @@ import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { JPEG_QUALITY } from '../tasks/synth/render.ts';
 import { generateSynthScenes } from '../tasks/synth/index.ts';
+import { parseBenchArguments } from './command-line.ts';
+import { besideBaseline, timeRuns } from './measurement.ts';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
-const size = Number(option('--size', '224'));
-const totals = option('--totals', '500,2000').split(',').map(Number);
+const { values, integer } = parseBenchArguments('npx tsx bench/synth.ts [--size 224] [--totals 500,2000]', { size: { type: 'string', default: '224' }, totals: { type: 'string', default: '500,2000' } });
+const size = integer('--size', values.size);
+const totals = values.totals.split(',').map((total) => integer('--totals', total, 2));
 const concurrency = Math.max(2, availableParallelism());
 
 const scratch = await mkdtemp(join(tmpdir(), 'vlbench-bench-synth-'));
 console.log(`${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, sharp concurrency ${concurrency}, ${size} px`);
 try {
   for (const total of totals) {
-    const blank = await blankJpegFloor(total);
-    const started = performance.now();
-    const manifest = await generateSynthScenes({ outDir: join(scratch, `synth-${total}`), images: total / 2, seed: 0, size });
-    const seconds = (performance.now() - started) / 1000;
-    const files = Object.keys(manifest.files).length;
-    console.log(
-      `${String(total).padStart(5)} images: SynthScenes ${seconds.toFixed(1)} s = ${(total / seconds).toFixed(0)} images/s (${files} files)` +
-        ` | floor, blank JPEG encode: ${(total / blank).toFixed(0)} images/s`,
-    );
+    const blank = await timeRuns(() => blankJpegFloor(total), { warmup: 0, runs: 1 });
+    let files = 0;
+    const synth = await timeRuns(async () => {
+      const manifest = await generateSynthScenes({ outDir: join(scratch, `synth-${total}`), images: total / 2, seed: 0, size, force: true });
+      files = Object.keys(manifest.files).length;
+    }, { warmup: 0, runs: 1 });
+    console.log(`${total} images, ${files} files:`);
+    console.log(besideBaseline({ label: 'blank JPEG encode (floor)', rate: total / blank.best, unit: 'images/s' }, [{ label: 'SynthScenes', rate: total / synth.best, unit: 'images/s', note: `${synth.best.toFixed(1)} s` }]));
   }
 } finally {
   await rm(scratch, { recursive: true, force: true });
 }
 
-async function blankJpegFloor(count: number): Promise<number> {
+async function blankJpegFloor(count: number): Promise<void> {
   const limit = pLimit(concurrency);
-  const started = performance.now();
   await Promise.all(
     Array.from({ length: count }, () =>
       limit(() => sharp({ create: { width: size, height: size, channels: 3, background: '#f4f4f2' } }).jpeg({ quality: JPEG_QUALITY }).toBuffer()),
     ),
   );
-  return (performance.now() - started) / 1000;
 }

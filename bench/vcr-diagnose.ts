@@ -14,7 +14,7 @@ import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { extractImageFeatures, poolImageTokenGrid, type FeatureTable } from '../models/features.ts';
 import { poolRegions, type NormalisedBox } from '../models/ops/regions.ts';
 import { loadVcrSplit, type VcrExample } from '../tasks/vcr/load.ts';
-import { detectionsInCrop } from '../harness/adapters/multiple-choice.ts';
+import { detectionsInCrop } from '../harness/adapters/vcr.ts';
 import { SYNTH_COLORS } from '../tasks/synth/scene.ts';
 
 const { values, refuse } = parseBenchArguments('npx tsx bench/vcr-diagnose.ts --data SYNTH_DIR [--run RUN_DIR] [--split val_source] [--cache DIR]', { data: { type: 'string' }, run: { type: 'string' }, split: { type: 'string', default: 'val_source' }, cache: { type: 'string' } });

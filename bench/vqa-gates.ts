@@ -31,7 +31,8 @@ import { loadVqaSplit, scoreVqa, type VqaExample } from '../tasks/vqa/index.ts';
 import { priorPredictions, questionTypePrior } from '../tasks/vqa/priors.ts';
 import { SYNTH_COLORS, SYNTH_SHAPES, SYNTH_SIZES } from '../tasks/synth/index.ts';
 import { synthLoadOptions } from '../tasks/synth/run-splits.ts';
-import { AnswerHead, answerExamples, answerTargets, answerVocabulary, argmaxAnswer } from '../harness/adapters/answer-classification.ts';
+import { AnswerHead, argmaxAnswer } from '../harness/adapters/answer-classification.ts';
+import { vqaAnswers } from '../harness/adapters/vqa.ts';
 import { VQA_FAMILY_OF_QUESTION_TYPE } from '../tasks/synth/index.ts';
 
 const usage = 'npx tsx bench/vqa-gates.ts --data DIR [--sizes 2500,5000,10000] [--epochs 30] [--seed 0] [--batch 64] [--lr 0.002] [--noise 0.1] [--dropout 0.1] [--relations 2] [--text both|words|clip] [--backend auto]';
@@ -142,9 +143,8 @@ for (const size of sizes) {
   const random = new SeededRandom(seed);
   const words = new QuestionWordTable(trainExamples.map((e) => e.question), (text) => encoder.textTokenIds(text));
   const fusion = new RelationalFusion({ imageDim: 1, textDim: texts.tokenDim, regionDim: TOKEN_DIM, imageTokens: 0, words: words.size, relations }, random.fork('fusion'));
-  const wrapped = answerExamples('vqa', trainExamples);
-  const vocabulary = answerVocabulary(wrapped, 1);
-  const targets = answerTargets(wrapped, vocabulary);
+  const vocabulary = vqaAnswers.vocabulary(trainExamples, 1);
+  const targets = vqaAnswers.targets(trainExamples, vocabulary);
   const head = new AnswerHead(fusion.hidden, vocabulary, random);
   const variables = new Map([...fusion.namedVariables(), ...head.namedVariables()]);
   const nameOf = new Map([...variables].map(([name, variable]) => [variable.name, name]));

@@ -11,11 +11,14 @@ import { loadEncoder } from '../models/encoders/load-encoder.ts';
 import { bundledModelDir } from '../models/encoders/bundled.ts';
 import { loadKarpathySplit, retrievalCaptions, scoreRetrievalSplit } from '../tasks/retrieval/index.ts';
 import { SYNTH_DOMAINS, readSynthManifest, synthPaths } from '../tasks/synth/index.ts';
+import { parseBenchArguments } from './command-line.ts';
 
-function flag(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
+const { values, refuse } = parseBenchArguments('npx tsx bench/zeroshot.ts --data SYNTH_DIR [--model DIR] [--split test] [--backend wasm]', {
+  data: { type: 'string' },
+  model: { type: 'string' },
+  split: { type: 'string', default: 'test' },
+  backend: { type: 'string', default: 'auto' },
+});
 
 function normalizedRows(tensor: HostTensor): Float32Array[] {
   const [rows, dim] = tensor.shape;
@@ -29,12 +32,11 @@ function normalizedRows(tensor: HostTensor): Float32Array[] {
   return out;
 }
 
-const data = flag('--data');
-if (!data) throw new Error('usage: bench/zeroshot.ts --data SYNTH_DIR [--model DIR] [--split test] [--backend wasm]');
-const modelDir = resolve(flag('--model') ?? bundledModelDir());
-const split = flag('--split') ?? 'test';
+const data = values.data ?? refuse('--data is required');
+const modelDir = resolve(values.model ?? bundledModelDir());
+const split = values.split;
 const manifest = await readSynthManifest(data);
-const encoder = await loadEncoder(modelDir, { backend: parseBackendChoice(flag('--backend') ?? 'auto') });
+const encoder = await loadEncoder(modelDir, { backend: parseBackendChoice(values.backend) });
 console.log(`model ${modelDir} (${encoder.engine}/${encoder.backend}, fingerprint ${encoder.fingerprint.slice(0, 12)})`);
 console.log(`data ${resolve(data)} (SynthScenes ${manifest.generatorVersion}, seed ${manifest.seed}, ${manifest.options.images} images per domain), split ${split}`);
 try {

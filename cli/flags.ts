@@ -1,6 +1,6 @@
 import { InputError } from '../core/errors.ts';
 import type { ScoreOptions, Task } from '../core/types.ts';
-import { listTasks } from '../tasks/registry.ts';
+import { scoringOptionsFor } from '../harness/score-files.ts';
 
 /**
  * The one set of flag parsers every command uses: commander hands options over as strings,
@@ -55,30 +55,8 @@ export function parseSetOptions(values: readonly string[]): Record<string, strin
   return result;
 }
 
-const SCORE_OPTION_FLAGS: Record<keyof ScoreOptions, string> = { legacyNormalization: '--legacy-normalization', folds: '--folds' };
-
-/**
- * `--legacy-normalization` and `--folds` as ScoreOptions. Each means something to the tasks that
- * declare it (Task.scoreOptions) only; given to another it would be silently ignored, so it is refused.
- */
-export function scoringOptionsFromFlags(task: Task, flags: { legacyNormalization?: boolean; folds?: string }): ScoreOptions {
-  const options: ScoreOptions = {};
-  const refuseUnless = (key: keyof ScoreOptions) => {
-    if (!(task.scoreOptions ?? []).includes(key)) {
-      const takers = listTasks().filter((other) => other.scoreOptions?.includes(key)).map((other) => other.name);
-      throw new InputError(`${SCORE_OPTION_FLAGS[key]} applies to ${takers.join(' and ')} only, not to ${task.name}`, { field: SCORE_OPTION_FLAGS[key] });
-    }
-  };
-  if (flags.legacyNormalization) {
-    refuseUnless('legacyNormalization');
-    options.legacyNormalization = true;
-  }
-  if (flags.folds !== undefined) {
-    refuseUnless('folds');
-    options.folds = parsePositiveInteger('--folds', flags.folds);
-  }
-  return options;
-}
+/** `--legacy-normalization` and `--folds` as ScoreOptions, refused by flag where the task's metric does not take them (harness/score-files.ts). */
+export const scoringOptionsFromFlags: (task: Task, flags: { legacyNormalization?: boolean; folds?: string }) => ScoreOptions = scoringOptionsFor;
 
 /**
  * `--shard k/n`: shard k of n, numbered from 1 like jest's and playwright's --shard (1/3, 2/3,

@@ -3,7 +3,7 @@ import { InputError } from '../core/errors.ts';
 import { VLBENCH_VERSION } from '../core/version.ts';
 import { COMMAND_MODULES } from './command-list.ts';
 import { COMMAND_SUMMARIES } from './command-summaries.ts';
-import type { ScoreFlags } from './commands/score.ts';
+import type { ScoreFlags } from '../harness/score-files.ts';
 import type { ScoreReport } from '../core/types.ts';
 
 /**
@@ -92,7 +92,7 @@ function reportError(error: unknown): number {
  * whose `official` member is what the command prints. Loaded on first call, as the command is.
  */
 export async function score(request: ScoreFlags): Promise<ScoreReport> {
-  const { runScore } = await import('./commands/score.ts');
+  const { runScore } = await import('../harness/score-files.ts');
   return runScore(request);
 }
 

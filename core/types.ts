@@ -86,6 +86,23 @@ export interface Task<Example = unknown, Predictions = unknown> {
   score(split: LoadedSplit<Example>, predictions: Predictions, options?: ScoreOptions): ScoreReport;
   /** Writes the official submission file, after validating it against the split. */
   writeSubmission(split: LoadedSplit<Example>, predictions: Predictions, file: string): Promise<void>;
+  /**
+   * Where SynthScenes (the embedded benchmark) keeps this task's files for one split of one
+   * domain, as `load` takes them (the split label is added by the caller); absent: SynthScenes has
+   * no data for this task. The task says it, so a SynthScenes run names no task.
+   */
+  synthScenes?(place: SynthScenesPlace): LoadOptions;
+}
+
+/** One split of one domain of a SynthScenes folder (tasks/synth/layout.ts keeps the paths). */
+export interface SynthScenesPlace {
+  root: string;
+  /** "train", "val" or "test". */
+  split: string;
+  /** "source" or "target". */
+  domain: string;
+  /** The split of that domain as file names spell it: "val_source". */
+  subtype: string;
 }
 
 /**

@@ -12,7 +12,9 @@ import { generateSynthScenes, readSynthManifest, SYNTH_GENERATOR_VERSION, synthP
 import { writeFileAtomically } from '../core/atomic-write.ts';
 import { tunedBlocksLabel, type RunRequest } from './run.ts';
 import { defaultConcurrency, runPool, type PoolJob, type RunSummary } from './run-pool.ts';
-import { VCR_DEFAULTS } from './adapters/multiple-choice.ts';
+import { ADAPTERS } from './adapters/index.ts';
+import { DEMO_METHODS, type DemoRecipe } from './adapters/adapter.ts';
+import { InputError } from '../core/errors.ts';
 import { VLBENCH_VERSION } from '../core/version.ts';
 
 /**
@@ -20,29 +22,26 @@ import { VLBENCH_VERSION } from '../core/version.ts';
  * the adaptation methods on VQA and VCR (train on the source domain, score both domains),
  * zero-shot and fine-tuned retrieval, then print a comparison table and the leaderboard and
  * write its HTML page. Everything lands in one folder, so a second demo reuses the data and
- * the cached image features.
+ * the cached image features. Which methods a task runs, for how long and on which folder is
+ * its adapter's `demo` recipe (harness/adapters/*.ts): this file names no task.
  */
-export const DEMO_METHODS = ['ft', 'ft+sg', 'ft+adv', 'ft+sg+adv', 'ft+mmd', 'ft+dann'] as const;
+export { DEMO_METHODS };
 
-export type DemoTask = 'vqa' | 'vcr' | 'retrieval';
+/** A task the demo can run: one whose adapter has a demo recipe. */
+export type DemoTask = string;
 
-/**
- * The methods each task runs when `--methods` is not given. VQA runs `ft` alone, on a folder of
- * its own with more questions (DEMO_VQA_IMAGES): the relational head needs thousands of
- * questions and tens of epochs to pass its floors (gate A: 63 at 5,000 questions, 82 at
- * 10,000), and VQA's `ft+mmd` took 654 s of the 952-s demo (its target rows triple a step) while
- * answering every question with its type's prior; bench/vqa-table.ts and bench/methods.ts
- * compare the methods on VQA. VCR leaves out the two `adv` runs:
- * a VCR step carries four answer rows per question through the fusion (43 tokens each, 5,504
- * token rows per batch of 32), so `ft+adv` and `ft+sg+adv` took 190 s and 228 s of training at
- * 8 epochs on the 2-core AMD EPYC, 4.3-5.2x `ft`, and the demo 707 s with them, past its 10
- * minutes. Fewer VCR epochs were no way out: at 4, `ft` fell to Q→AR 10.3 on the source (chance
- * 6.25; 29.3 at 8). bench/methods.ts runs `adv` on both (README table).
- */
-export const DEMO_METHODS_BY_TASK: Record<Exclude<DemoTask, 'retrieval'>, readonly string[]> = {
-  vqa: ['ft'],
-  vcr: DEMO_METHODS.filter((method) => !method.split('+').includes('adv')),
-};
+/** The tasks the demo can run, in registry order. */
+export const DEMO_TASKS: readonly string[] = ADAPTERS.filter((adapter) => adapter.demo).map((adapter) => adapter.task);
+
+/** The demo recipe of a task, or an InputError naming the tasks that have one. */
+export function demoRecipe(task: string): DemoRecipe {
+  const recipe = ADAPTERS.find((adapter) => adapter.task === task)?.demo;
+  if (!recipe) throw new InputError(`--tasks: the demo has no recipe for "${task}"; it runs ${DEMO_TASKS.join(', ')}`, { field: '--tasks' });
+  return recipe;
+}
+
+/** The methods each task runs when `--methods` is not given, for the tasks `--methods` applies to. */
+export const DEMO_METHODS_BY_TASK: Readonly<Record<string, readonly string[]>> = Object.fromEntries(DEMO_TASKS.filter((task) => demoRecipe(task).takesMethods).map((task) => [task, demoRecipe(task).methods]));
 
 /**
  * Besides the methods on the frozen encoder, each task's `ft` runs once more with the encoder's
@@ -52,16 +51,11 @@ export const DEMO_METHODS_BY_TASK: Record<Exclude<DemoTask, 'retrieval'>, readon
  */
 export const DEMO_ENCODER_BLOCKS = 1;
 
-/**
- * Training epochs per task. VQA: its adapter's 40 (ANSWER_DEFAULTS). VCR trains half its adapter's budget (VCR_DEFAULTS,
- * 16 epochs): with tag context, tag products and sine box features at 16 epochs the demo took
- * 775 s on wasm-blas (the six VCR runs about 560 s of it, two at a time), past its 10 minutes; at
- * 8 it took 463 s and every VCR row stayed above chance on the source (README).
- */
-export const DEMO_EPOCHS: Record<DemoTask, number> = { vqa: 40, vcr: VCR_DEFAULTS.epochs / 2, retrieval: 2 };
+/** Training epochs per task (each adapter's demo recipe says why). */
+export const DEMO_EPOCHS: Readonly<Record<string, number>> = Object.fromEntries(DEMO_TASKS.map((task) => [task, demoRecipe(task).epochs]));
 
-/** Images per domain of the demo's VQA folder (70% of them train, 5 questions each). */
-export const DEMO_VQA_IMAGES = 600;
+/** Images per domain of the folder of a task that asks for its own (VQA's: its head needs thousands of questions). */
+export const DEMO_VQA_IMAGES = Math.max(0, ...DEMO_TASKS.map((task) => demoRecipe(task).ownFolder?.images ?? 0));
 
 export interface DemoOptions {
   outDir: string;
@@ -71,10 +65,10 @@ export interface DemoOptions {
   epochs?: Partial<Record<DemoTask, number>>;
   /** Runs at once; default: one per core. */
   concurrency?: number;
-  /** Method SPECs for VQA and VCR alike; DEMO_METHODS_BY_TASK where absent. */
+  /** Method SPECs for every task whose recipe takes them; DEMO_METHODS_BY_TASK where absent. */
   methods?: readonly string[];
   tasks: readonly DemoTask[];
-  /** Images per domain of the VQA folder; DEMO_VQA_IMAGES where absent. */
+  /** Images per domain of the folder of a task that asks for its own (VQA); DEMO_VQA_IMAGES where absent. */
   vqaImages?: number;
   /** encoder.train_blocks of the extra fine-tuned `ft` run per task; 0 leaves those runs out. Default DEMO_ENCODER_BLOCKS. */
   encoderBlocks?: number;
@@ -86,7 +80,7 @@ export interface DemoOptions {
 export interface DemoResult {
   outcomes: { task: string; method: string; outcome: RunSummary }[];
   table: string;
-  /** VQA beside its floors: per question type, the score and the training split's per-question-type prior (empty without VQA runs). */
+  /** The runs beside their floors (their adapters' controls): per question type, the score and the training split's prior (empty without such runs). */
   floors: string;
   leaderboard: string;
   htmlFile: string;
@@ -118,7 +112,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     return dataDir;
   };
   const dataDir = await synth(join(outDir, 'synthscenes'), options.images);
-  const vqaDir = options.tasks.includes('vqa') ? await synth(join(outDir, 'synthscenes-vqa'), options.vqaImages ?? DEMO_VQA_IMAGES) : dataDir;
+  for (const task of options.tasks) demoRecipe(task);
+  // A task whose recipe asks for a folder of its own gets synthscenes-<task>, and its detector's boxes.
+  const folders = new Map<string, { dataDir: string; regionsFile?: string }>();
+  for (const task of options.tasks) {
+    const own = demoRecipe(task).ownFolder;
+    if (!own) folders.set(task, { dataDir });
+    else {
+      const ownDir = await synth(join(outDir, `synthscenes-${task}`), options.vqaImages ?? own.images);
+      folders.set(task, { dataDir: ownDir, regionsFile: synthPaths.detections(ownDir, own.regions) });
+    }
+  }
   // Each demo is a fresh comparison, built in its own database and swapped in at the end, so a
   // failed demo leaves the previous demo's board as it was.
   const finalDb = join(outDir, 'leaderboard.db');
@@ -126,11 +130,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const runsDir = join(outDir, 'runs');
   const plan = demoPlan(options);
   const startOrder = demoStartOrder(plan);
-  // VQA attends over the objects of its folder's simulated detector (recall and precision in its manifest).
   const jobs: PoolJob[] = startOrder.map((planned) => plan[planned]).map(({ task, method, sets }) => ({
     request: {
-      task, dataDir: task === 'vqa' ? vqaDir : dataDir, modelDir: options.modelDir, method, sets, seed: options.seed, epochs: options.epochs?.[task] ?? DEMO_EPOCHS[task], backend: options.backend,
-      ...(task === 'vqa' ? { regionsFile: synthPaths.detections(vqaDir, 'detector') } : {}),
+      task, dataDir: folders.get(task)!.dataDir, modelDir: options.modelDir, method, sets, seed: options.seed, epochs: options.epochs?.[task] ?? DEMO_EPOCHS[task], backend: options.backend,
+      ...(folders.get(task)!.regionsFile ? { regionsFile: folders.get(task)!.regionsFile } : {}),
     },
     hooks: { db, runsDir },
   }));
@@ -184,10 +187,10 @@ export function demoPlan(options: Pick<DemoOptions, 'tasks' | 'methods' | 'encod
   const tunedFt = { method: 'ft', label: `ft, encoder tuned (${tunedBlocksLabel(encoderBlocks)})`, sets: { 'encoder.train_blocks': String(encoderBlocks) } };
   const plan: DemoPlannedRun[] = [];
   for (const task of options.tasks) {
-    const methods = task === 'retrieval' ? ['zeroshot', 'ft'] : (options.methods ?? DEMO_METHODS_BY_TASK[task]);
+    const recipe = demoRecipe(task);
+    const methods = recipe.takesMethods ? (options.methods ?? recipe.methods) : recipe.methods;
     for (const method of methods) plan.push({ task, method, label: method, sets: {} });
-    // VQA's object tokens come from crops through the frozen encoder, which a tuned block does not change: no tuned VQA run.
-    if (encoderBlocks > 0 && methods.includes('ft') && task !== 'vqa') plan.push({ task, ...tunedFt });
+    if (encoderBlocks > 0 && methods.includes('ft') && recipe.tunedFt) plan.push({ task, ...tunedFt });
   }
   return plan;
 }
@@ -222,27 +225,28 @@ export function comparisonTable(outcomes: DemoResult['outcomes']): string {
 }
 
 /**
- * VQA's rows beside their floor, from each run's metrics.json `controls`: per question type of the
- * source test split, the run's accuracy and (in brackets) the per-question-type prior of its
- * training split. A row at its prior has learned nothing from the pictures.
+ * The rows beside their floor, from each run's metrics.json `controls` (VQA's: its adapter's): per
+ * question type of the source test split, the run's accuracy and (in brackets) the prior of its
+ * training split. A row at its prior has learned nothing from the pictures. One table per task.
  */
 export async function floorTable(outcomes: DemoResult['outcomes']): Promise<string> {
-  const rows: string[][] = [];
-  let types: string[] = [];
+  const tables = new Map<string, { rows: string[][]; types: string[] }>();
   for (const { task, method, outcome } of outcomes) {
-    if (task !== 'vqa') continue;
     const metrics = JSON.parse(await readFile(join(outcome.runDir, 'metrics.json'), 'utf8')) as Record<string, { overall: number; controls?: Record<string, number> }>;
     const source = Object.entries(metrics).find(([split]) => split.endsWith('/source'))?.[1];
     if (!source?.controls) continue;
     const controls = source.controls;
-    if (types.length === 0) types = Object.keys(controls).filter((k) => k.startsWith('questionType/')).map((k) => k.slice('questionType/'.length)).sort();
-    rows.push([method, `${fmt(source.overall)} (${fmt(controls['prior/overall'])})`, ...types.map((type) => `${fmt(controls[`questionType/${type}`])} (${fmt(controls[`prior/questionType/${type}`])})`)]);
+    const table = tables.get(task) ?? { rows: [], types: [] };
+    tables.set(task, table);
+    if (table.types.length === 0) table.types = Object.keys(controls).filter((k) => k.startsWith('questionType/')).map((k) => k.slice('questionType/'.length)).sort();
+    table.rows.push([method, `${fmt(source.overall)} (${fmt(controls['prior/overall'])})`, ...table.types.map((type) => `${fmt(controls[`questionType/${type}`])} (${fmt(controls[`prior/questionType/${type}`])})`)]);
   }
-  if (rows.length === 0) return '';
-  const header = ['vqa, test/source', 'overall (prior)', ...types];
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => cells.map((cell, c) => (c >= 1 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  return [...tables].map(([task, { rows, types }]) => {
+    const header = [`${task}, test/source`, 'overall (prior)', ...types];
+    const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+    const line = (cells: string[]) => cells.map((cell, c) => (c >= 1 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ');
+    return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  }).join('\n\n');
 }
 
 function fmt(value: number): string {

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { InputError } from '../core/errors.ts';
 import { isPostgresLocation, openLeaderboard } from '../leaderboard/store.ts';
 import { TASK_LOSSES, type MethodSpec } from '../models/objectives/index.ts';
+import { ADAPTERS } from './adapters/index.ts';
 
 /**
  * Checks a command makes before any work (before a model loads, a split is read or a job is
@@ -50,12 +51,11 @@ export async function checkWritableFolder(folder: string, field: string): Promis
 }
 
 /**
- * The task loss each task trains with (its adapter's loss: soft-score BCE for answer
- * classification, multiple-choice CE for VCR, InfoNCE for retrieval). Its settings (`--set
- * mc.labelSmoothing=…`) mean nothing to another task's run, which would ignore them silently.
- * TODO(adapters): this belongs on TaskAdapter (a `taskLoss` field) beside the loss it builds.
+ * The task loss each task trains with, as its adapter says (`TaskAdapter.taskLoss`: soft-score BCE
+ * for answer classification, multiple-choice CE for VCR, InfoNCE for retrieval). Its settings
+ * (`--set mc.labelSmoothing=…`) mean nothing to another task's run, which would ignore them silently.
  */
-export const TASK_LOSS_OF_TASK: Readonly<Record<string, (typeof TASK_LOSSES)[number]>> = { vqa: 'bce', gqa: 'bce', vcr: 'mc', retrieval: 'infonce' };
+export const TASK_LOSS_OF_TASK: Readonly<Record<string, (typeof TASK_LOSSES)[number]>> = Object.fromEntries(ADAPTERS.map((adapter) => [adapter.task, adapter.taskLoss]));
 
 /** Refuses `--set <loss>.<key>` for a task loss the run does not train (another task's, or any with zeroshot), by name. */
 export function checkTaskLossSettings(task: string, method: Pick<MethodSpec, 'base' | 'spec'>, sets: Readonly<Record<string, string>>): void {

@@ -110,7 +110,6 @@ export async function resolveRun(requestInput: RunRequest): Promise<RunPlan> {
   }
   const tuning = encoderTuningOf(recipe);
   const tunes = tuningEnabled(tuning) && method.base !== 'zeroshot';
-  if (tunes && !adapter.tunesEncoder) throw new InputError(`--set encoder.train_blocks=${tuning.trainBlocks}: fine-tuning the encoder is not wired for ${request.task} yet; use encoder.train_blocks=0 (heads on the frozen encoder)`, { field: 'encoder.train_blocks' });
   method = resolveObjectivesForRun(method, { encoderTrains: tunes, trainBlocks: tuning.trainBlocks });
   const refitEpochs = recipe['head.refit_epochs'] ?? 0;
   // The refit builds its head on the tuned encoder's folder, whose object crops this run never encoded.

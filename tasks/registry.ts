@@ -4,12 +4,13 @@ import { vqaTask } from './vqa/index.ts';
 import { gqaTask } from './gqa/index.ts';
 import { vcrTask } from './vcr/index.ts';
 import { retrievalTask } from './retrieval/index.ts';
+import { vizwizTask } from './vizwiz/index.ts';
 
 /**
  * Every task vlbench knows, by the name used on the command line and in run records.
  * Adding a dataset = one folder under tasks/ and one line here.
  */
-const TASKS: readonly Task[] = [vqaTask, gqaTask, vcrTask, retrievalTask];
+const TASKS: readonly Task[] = [vqaTask, gqaTask, vcrTask, retrievalTask, vizwizTask];
 
 const BY_NAME: ReadonlyMap<string, Task> = new Map(TASKS.map((task) => [task.name, task]));
 

@@ -1,8 +1,7 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES } from '../../models/backends/select.ts';
-import { DEMO_ENCODER_BLOCKS, DEMO_EPOCHS, DEMO_METHODS_BY_TASK, DEMO_VQA_IMAGES, runDemo, type DemoTask } from '../../harness/demo.ts';
+import { DEMO_ENCODER_BLOCKS, DEMO_EPOCHS, DEMO_METHODS_BY_TASK, DEMO_TASKS, DEMO_VQA_IMAGES, runDemo, type DemoTask } from '../../harness/demo.ts';
 import { InputError } from '../../core/errors.ts';
-import { RUN_TASKS } from '../../harness/run.ts';
 import { parsePositiveInteger, parseSeed, parseWholeNumber } from '../flags.ts';
 import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
@@ -40,15 +39,15 @@ export function registerDemo(program: Command): void {
     .option('--epochs <n|task=n,...>', `training epochs: one number for every task, or per task (default ${Object.entries(DEMO_EPOCHS).map(([t, n]) => `${t}=${n}`).join(',')})`)
     .option('--jobs <n>', 'runs at once (default: one per core; the wasm backend uses one core per run)')
     .option('--seed <n>', 'seed of the data and of every run', '0')
-    .option('--methods <list>', `comma-separated method SPECs for VQA and VCR alike (default: vqa ${DEMO_METHODS_BY_TASK.vqa.join(',')}; vcr ${DEMO_METHODS_BY_TASK.vcr.join(',')})`)
-    .option('--tasks <list>', 'comma-separated tasks', 'vqa,vcr,retrieval')
+    .option('--methods <list>', `comma-separated method SPECs for ${Object.keys(DEMO_METHODS_BY_TASK).join(' and ')} alike (default: ${Object.entries(DEMO_METHODS_BY_TASK).map(([task, methods]) => `${task} ${methods.join(',')}`).join('; ')})`)
+    .option('--tasks <list>', `comma-separated tasks, of ${DEMO_TASKS.join(', ')}`, DEMO_TASKS.join(','))
     .option('--model <dir>', 'model folder (default: the bundled SynthScenes CLIP)')
     .option('--encoder-blocks <n>', `encoder.train_blocks of the extra fine-tuned ft run per task (0: no fine-tuned runs)`, String(DEMO_ENCODER_BLOCKS))
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
     .action(async (flags: { out: string; images: string; vqaImages: string; epochs?: string; jobs?: string; seed: string; methods?: string; tasks: string; model?: string; encoderBlocks: string; backend: string }) => {
       const tasks = flags.tasks.split(',').map((t) => t.trim());
-      const unknown = tasks.filter((t) => !RUN_TASKS.includes(t) || t === 'gqa');
-      if (unknown.length) throw new InputError(`--tasks: unknown ${unknown.join(', ')}; the demo runs vqa, vcr, retrieval`);
+      const unknown = tasks.filter((t) => !DEMO_TASKS.includes(t));
+      if (unknown.length) throw new InputError(`--tasks: unknown ${unknown.join(', ')}; the demo runs ${DEMO_TASKS.join(', ')}`);
       const result = await runDemo({
         outDir: flags.out,
         images: positiveInteger(flags.images, '--images'),
@@ -57,7 +56,7 @@ export function registerDemo(program: Command): void {
         concurrency: flags.jobs === undefined ? undefined : positiveInteger(flags.jobs, '--jobs'),
         seed: parseSeed('--seed', flags.seed),
         methods: flags.methods?.split(',').map((m) => m.trim()).filter(Boolean),
-        tasks: tasks as ('vqa' | 'vcr' | 'retrieval')[],
+        tasks,
         modelDir: flags.model,
         encoderBlocks: parseWholeNumber('--encoder-blocks', flags.encoderBlocks),
         backend: flags.backend as 'auto',

@@ -1,5 +1,5 @@
 import { FusionTransformer, FUSION_DEFAULTS, type FusionConfig } from '../../models/heads/fusion.ts';
-import { unsupportedObjective, type MethodSpec, type ProblemKind } from '../../models/objectives/index.ts';
+import { unsupportedObjective, type MethodSpec, type ProblemKind, type TASK_LOSSES } from '../../models/objectives/index.ts';
 import type { FeatureTable, PixelBox } from '../../models/features.ts';
 import type { EncoderTuning } from '../../models/fine-tuning/encoder-tuning.ts';
 import type { SplitEmbeddings } from '../../models/fine-tuning/contrastive-retrieval.ts';
@@ -22,6 +22,8 @@ export interface TaskAdapter {
   task: string;
   /** Which training problem the task's methods build (decides which objectives apply). */
   problemKind: ProblemKind;
+  /** The task loss `build` trains (soft-score BCE, multiple-choice CE, InfoNCE): its `--set <loss>.*` settings apply, another loss's are refused. */
+  taskLoss: (typeof TASK_LOSSES)[number];
   /** File extension of the official submission format. */
   submissionExtension: string;
   /** Why this task cannot run the method, or null when it can. */
@@ -36,8 +38,6 @@ export interface TaskAdapter {
   build(context: AdapterContext): Promise<PreparedModel>;
   /** The task's own defaults where they differ from the shared ones; `--epochs` and `--set` still override them. */
   defaults?: AdapterDefaults;
-  /** Whether `build` trains the encoder given in `AdapterContext.encoder` (encoder.train_blocks > 0). */
-  tunesEncoder?: boolean;
   /** Whether `vlbench run --regions FILE` applies: `build` turns the file's boxes into object tokens. */
   takesRegions?: boolean;
   /** Whether `build` pairs target images with `RunSplits.targetQuestions` for domain alignment (so `--target-questions FILE` applies). */
@@ -49,6 +49,28 @@ export interface TaskAdapter {
   controls?(train: LoadedSplit<unknown>, split: LoadedSplit<unknown>, predictions: unknown): Record<string, number>;
   /** Sharded evaluation: a slice's predictions as per-example rows, and the split's from all rows; absent: the task cannot be sharded. */
   predictionRows?: PredictionRows;
+  /** How `vlbench demo` runs this task on SynthScenes; absent: the demo does not run it. */
+  demo?: DemoRecipe;
+}
+
+/** The methods the demo compares (DemoRecipe.methods picks among them, or `--methods` does). */
+export const DEMO_METHODS = ['ft', 'ft+sg', 'ft+adv', 'ft+sg+adv', 'ft+mmd', 'ft+dann'] as const;
+
+/**
+ * A task's part of `vlbench demo` (harness/demo.ts), which names no task: the methods it runs,
+ * for how long, whether `ft` runs once more with encoder blocks tuned, and whether it needs a
+ * SynthScenes folder of its own.
+ */
+export interface DemoRecipe {
+  /** The method SPECs run when `--methods` is not given. */
+  methods: readonly string[];
+  /** Whether `--methods` replaces them (retrieval always runs zeroshot and ft). */
+  takesMethods: boolean;
+  epochs: number;
+  /** Whether `ft` runs once more with the encoder's last blocks tuned (`--encoder-blocks`). */
+  tunedFt: boolean;
+  /** A SynthScenes folder of its own (`--vqa-images` images per domain), whose simulated detector's boxes the runs read as `--regions`. */
+  ownFolder?: { images: number; regions: 'true' | 'detector' };
 }
 
 /**

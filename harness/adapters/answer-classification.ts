@@ -1,40 +1,51 @@
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { VqaClassifier } from '../../models/heads/vqa-classifier.ts';
 import { softScoreBceLoss, softScoreTargets, type SoftTarget } from '../../models/objectives/soft-score-bce.ts';
 import type { SceneGraph } from '../../models/objectives/scene-graph.ts';
 import { AnswerProcessingCache, vqaSoftScore } from '../../tasks/vqa/accuracy.ts';
-import type { GqaExample, GqaSceneGraph } from '../../tasks/gqa/index.ts';
-import type { VqaExample } from '../../tasks/vqa/load.ts';
-import { buildAnswerVocabulary } from '../../tasks/vqa/vocabulary.ts';
+import type { GqaSceneGraph } from '../../tasks/gqa/index.ts';
 import type { SeededRandom } from '../../core/random.ts';
 import { FusionTraining, type FusionTaskHead, type FusionRows } from '../../models/fine-tuning/fusion-training.ts';
 import { methodNeeds } from '../../models/objectives/index.ts';
-import { loadGqaSplit } from '../../tasks/gqa/index.ts';
-import { synthPaths } from '../../tasks/synth/index.ts';
 import { InputError } from '../../core/errors.ts';
-import type { LoadedSplit } from '../../core/types.ts';
+import type { LoadedSplit, LoadOptions } from '../../core/types.ts';
 import { RelationalFusion } from '../../models/heads/relational-fusion.ts';
 import { QuestionWordTable } from '../../models/heads/question-words.ts';
 import type { Fusion } from '../../models/heads/fusion.ts';
 import { regionKey, type FeatureTable } from '../../models/features.ts';
 import { regionBoxes, type ImageBoxes } from './object-regions.ts';
 import { createFusion, limitTraining, unsupportedForProblem, validationScore, type AdapterContext, type AdapterDefaults, type TaskAdapter } from './adapter.ts';
-import { priorPredictions, questionTypePrior } from '../../tasks/vqa/priors.ts';
-import { scoreVqa } from '../../tasks/vqa/score.ts';
 import { gqaGraphVocabulary, gqaSceneGraph, vocabularySizes } from './scene-graphs.ts';
 import { keyedPredictionRows } from './prediction-rows.ts';
 
 /**
- * VQA v2 and GQA as answer classification over a vocabulary built from the training
- * answers: VQA trains on the official soft scores of each question's ten answers, GQA on
- * its one answer (score 1). Predictions are the argmax answer string, in each task's
- * official result format.
+ * Answer classification over a vocabulary built from the training answers, on the fusion's
+ * pooled rows: VQA v2 trains on the official soft scores of each question's ten answers, GQA on
+ * its one answer (score 1). Predictions are the argmax answer string, keyed as the task's official
+ * result format keys them. One task's adapter (vqa.ts, gqa.ts, …) is `answerClassificationAdapter`
+ * of an `AnswerTask`: where its examples keep what this core reads, and its own rules.
  */
-export type AnswerExample = { kind: 'vqa'; example: VqaExample } | { kind: 'gqa'; example: GqaExample };
-
-export function answerExamples(task: 'vqa' | 'gqa', examples: readonly unknown[]): AnswerExample[] {
-  return examples.map((example) => (task === 'vqa' ? { kind: 'vqa', example: example as VqaExample } : { kind: 'gqa', example: example as GqaExample }));
+export interface AnswerTask<Example, Id extends number | string> {
+  /** The task's name in tasks/registry.ts. */
+  task: string;
+  /** The key of an example's prediction (the official result file's: VQA's question_id, VizWiz's image). */
+  predictionKeyOf(example: Example): Id;
+  questionOf(example: Example): string;
+  /** The image file the example asks about. */
+  imagePathOf(example: Example): string;
+  /** The image id detections are keyed by (COCO's `image_id`). */
+  imageIdOf(example: Example): string;
+  /** The answer vocabulary of the training examples, most frequent first (class indexes follow it). */
+  vocabulary(train: readonly Example[], minCount: number): string[];
+  /** Soft targets of each example over the vocabulary (answers outside it contribute nothing). */
+  targets(examples: readonly Example[], vocabulary: readonly string[]): SoftTarget[][];
+  /** The scene graph of an example's image, for `sg`; absent: the task has none. */
+  graphOf?(example: Example, graphsByImageId: ReadonlyMap<string, GqaSceneGraph>): GqaSceneGraph | undefined;
+  /** Scene graphs by image id of the training split (TaskAdapter.loadSceneGraphs). */
+  loadSceneGraphs?(train: LoadedSplit<Example>, trainOptions: LoadOptions, synthRoot: string | undefined): Promise<Map<string, GqaSceneGraph>>;
+  /** The floors beside a split's score (TaskAdapter.controls). */
+  controls?(train: LoadedSplit<Example>, split: LoadedSplit<Example>, predictions: ReadonlyMap<Id, string>): Record<string, number>;
 }
 
 /** The usual VQA v2 recipe keeps answers seen ≥ 9 times; on small data (SynthScenes, tests) that drops real answers, so below 50k questions the default is 1. */
@@ -42,51 +53,44 @@ export function defaultMinAnswerCount(trainQuestions: number): number {
   return trainQuestions >= 50_000 ? 9 : 1;
 }
 
-/**
- * VQA: the official vocabulary rule (normalised multiple_choice_answer, min count). GQA is
- * scored by exact match without normalisation, so its vocabulary keeps the raw answers
- * (normalising would turn "t-shirt" into "t shirt" and never match).
- */
-export function answerVocabulary(train: readonly AnswerExample[], minCount: number): string[] {
-  if (train.every((e) => e.kind === 'vqa')) return buildAnswerVocabulary(train.map((e) => e.example as VqaExample), minCount);
+/** The answers seen at least `minCount` times, most frequent first, ties in code-unit string order, so the same examples always give the same class indexes. */
+export function countedAnswerVocabulary(answers: Iterable<string>, minCount: number): string[] {
   const counts = new Map<string, number>();
-  for (const e of train) if (e.kind === 'gqa' && e.example.answer !== undefined) counts.set(e.example.answer, (counts.get(e.example.answer) ?? 0) + 1);
+  for (const answer of answers) counts.set(answer, (counts.get(answer) ?? 0) + 1);
   return [...counts]
     .filter(([, count]) => count >= minCount)
     .sort(([a, countA], [b, countB]) => countB - countA || (a < b ? -1 : a > b ? 1 : 0))
     .map(([answer]) => answer);
 }
 
-/** Soft targets of each example over the vocabulary (answers outside it contribute nothing). */
-export function answerTargets(examples: readonly AnswerExample[], vocabulary: readonly string[]): SoftTarget[][] {
+/** Targets of VQA-like examples (several human answers each): each distinct normalised answer in the vocabulary, at its official soft score. */
+export function softAnswerTargets<Example>(examples: readonly Example[], answersOf: (example: Example) => readonly string[], vocabulary: readonly string[]): SoftTarget[][] {
   const cache = new AnswerProcessingCache();
   const indexOf = new Map(vocabulary.map((answer, i) => [answer, i]));
-  return examples.map((e) => {
-    if (e.kind === 'gqa') {
-      const index = e.example.answer === undefined ? undefined : indexOf.get(e.example.answer);
-      return index === undefined ? [] : [{ answer: index, score: 1 }];
-    }
+  return examples.map((example) => {
+    const answers = answersOf(example);
     const targets: SoftTarget[] = [];
-    for (const candidate of new Set(e.example.answers.map((a) => cache.normalize(a)))) {
+    for (const candidate of new Set(answers.map((a) => cache.normalize(a)))) {
       const index = indexOf.get(candidate);
-      if (index !== undefined) targets.push({ answer: index, score: vqaSoftScore(e.example.answers, candidate, cache) });
+      if (index !== undefined) targets.push({ answer: index, score: vqaSoftScore(answers, candidate, cache) });
     }
     return targets;
   });
 }
 
-export function exampleText(e: AnswerExample): string {
-  return e.example.question;
+/** Targets of examples with one answer each (exact match, score 1); none where it is missing or outside the vocabulary. */
+export function exactAnswerTargets<Example>(examples: readonly Example[], answerOf: (example: Example) => string | undefined, vocabulary: readonly string[]): SoftTarget[][] {
+  const indexOf = new Map(vocabulary.map((answer, i) => [answer, i]));
+  return examples.map((example) => {
+    const answer = answerOf(example);
+    const index = answer === undefined ? undefined : indexOf.get(answer);
+    return index === undefined ? [] : [{ answer: index, score: 1 }];
+  });
 }
 
-export function exampleImage(e: AnswerExample): string {
-  return e.example.imagePath;
-}
-
-/** The GQA scene graph of an example's image: GQA carries it; SynthScenes VQA finds it by image file name. */
-export function exampleGraphSource(e: AnswerExample, graphsByImageId: ReadonlyMap<string, GqaSceneGraph>): GqaSceneGraph | undefined {
-  if (e.kind === 'gqa') return e.example.sceneGraph ?? graphsByImageId.get(e.example.imageId);
-  return graphsByImageId.get(basename(e.example.imagePath).replace(/\.jpg$/i, ''));
+/** The scene graph of an image found by its file name (SynthScenes VQA, whose GQA graphs are keyed by image name). */
+export function graphByImageFile(imagePath: string, graphsByImageId: ReadonlyMap<string, GqaSceneGraph>): GqaSceneGraph | undefined {
+  return graphsByImageId.get(basename(imagePath).replace(/\.jpg$/i, ''));
 }
 
 export class AnswerHead implements FusionTaskHead {
@@ -122,19 +126,19 @@ export class AnswerHead implements FusionTaskHead {
   }
 }
 
-export function answerRows(examples: readonly AnswerExample[], graphs?: readonly SceneGraph[], boxes?: ImageBoxes, cropped = false): FusionRows {
-  return {
-    imageKeys: examples.map(exampleImage),
-    textKeys: examples.map(exampleText),
-    graphs: graphs ? [...graphs] : undefined,
-    boxes: boxes && examples.map((e) => boxes.boxesOf(exampleImage(e))),
-    regionKeys: boxes && cropped ? examples.map((e) => boxes.pixelBoxesOf(exampleImage(e)).map((box) => regionKey(exampleImage(e), box))) : undefined,
-  };
-}
+/** What the fusion's rows read of an example (any AnswerTask has it, whatever its prediction key). */
+export type ExampleParts<Example> = Pick<AnswerTask<Example, number | string>, 'questionOf' | 'imagePathOf' | 'imageIdOf'>;
 
-/** The image id detections are keyed by (COCO's `image_id`): VQA's number, GQA's name. */
-export function exampleImageId(e: AnswerExample): string {
-  return String(e.example.imageId);
+/** The fusion's rows of examples: image and text keys, and where given their graphs and object boxes. */
+export function answerRows<Example>(spec: ExampleParts<Example>, examples: readonly Example[], graphs?: readonly SceneGraph[], boxes?: ImageBoxes, cropped = false): FusionRows {
+  const imageOf = (example: Example) => spec.imagePathOf(example);
+  return {
+    imageKeys: examples.map(imageOf),
+    textKeys: examples.map((example) => spec.questionOf(example)),
+    graphs: graphs ? [...graphs] : undefined,
+    boxes: boxes && examples.map((example) => boxes.boxesOf(imageOf(example))),
+    regionKeys: boxes && cropped ? examples.map((example) => boxes.pixelBoxesOf(imageOf(example)).map((box) => regionKey(imageOf(example), box))) : undefined,
+  };
 }
 
 /** At most this many boxes per image become object tokens (the highest-scoring): the pair term costs the square of the count. */
@@ -144,14 +148,14 @@ export const MAX_REGIONS = 10;
  * The relational fusion (VQA's and GQA's default), its word table and the rows' boxes: over
  * `--regions` boxes when the run has them, else over the grid's cells.
  */
-async function relationalParts(context: AdapterContext, trainExamples: readonly AnswerExample[]): Promise<{ fusion: Fusion; words?: QuestionWordTable; boxes?: ImageBoxes; regionTable?: FeatureTable }> {
+async function relationalParts<Example>(spec: ExampleParts<Example>, context: AdapterContext, trainExamples: readonly Example[]): Promise<{ fusion: Fusion; words?: QuestionWordTable; boxes?: ImageBoxes; regionTable?: FeatureTable }> {
   const { images, texts, head } = context;
-  const words = texts.textTokenIds ? new QuestionWordTable(trainExamples.map(exampleText), texts.textTokenIds) : undefined;
+  const words = texts.textTokenIds ? new QuestionWordTable(trainExamples.map((example) => spec.questionOf(example)), texts.textTokenIds) : undefined;
   let boxes: ImageBoxes | undefined;
   if (context.regions) {
-    const all = [trainExamples, ...[context.splits.validation, ...context.splits.evaluations].filter((s) => s !== null).map((s) => answerExamples(context.task.name as 'vqa' | 'gqa', s!.examples))].flat();
+    const all = [trainExamples, ...[context.splits.validation, ...context.splits.evaluations].filter((s) => s !== null).map((s) => examplesOf<Example>(s!))].flat();
     const gridSide = Math.round(Math.sqrt(images.tokenCount - 1));
-    boxes = await regionBoxes(context.regions, all.map((e) => ({ imageId: exampleImageId(e), imagePath: exampleImage(e) })), context.preprocessing, { maxRegions: MAX_REGIONS, fallbackGrid: gridSide });
+    boxes = await regionBoxes(context.regions, all.map((example) => ({ imageId: spec.imageIdOf(example), imagePath: spec.imagePathOf(example) })), context.preprocessing, { maxRegions: MAX_REGIONS, fallbackGrid: gridSide });
     context.log?.(`regions: ${context.regions.file} (${context.regions.count} detections; ${boxes.fallbackImages} image(s) without a box fall back to the ${gridSide}×${gridSide} grid's cells; ${boxes.unusedDetections} detection(s) of images outside this run ignored)`);
   }
   const regionTable = boxes && context.encodeRegions ? await context.encodeRegions(boxes.pixelBoxes) : undefined;
@@ -177,109 +181,56 @@ export function argmaxAnswer(logits: Float32Array, vocabulary: readonly string[]
  */
 export const ANSWER_DEFAULTS = { epochs: 40, batchSize: 128, learningRate: 0.003, fusion: { kind: 'relational', layers: 2, heads: 4, dropout: 0.1 } } as const satisfies AdapterDefaults;
 
-/**
- * The floor beside a split's score (metrics.json's `controls`): the per-question-type prior of
- * the training split (VQA: its question types, GQA: its detailed types), overall and per type,
- * and the model's own score per type, so "beats the prior" is read off one file.
- */
-export function answerControls(kind: 'vqa' | 'gqa', train: LoadedSplit<unknown>, split: LoadedSplit<unknown>, predictions: ReadonlyMap<number | string, string>): Record<string, number> {
-  const out: Record<string, number> = {};
-  if (kind === 'vqa') {
-    const examples = split.examples as VqaExample[];
-    const prior = priorPredictions(examples, questionTypePrior(train.examples as VqaExample[]));
-    const model = scoreVqa(split as LoadedSplit<VqaExample>, predictions as ReadonlyMap<number, string>).official as { perQuestionType: Record<string, number> };
-    const floor = scoreVqa(split as LoadedSplit<VqaExample>, prior).official as { overall: number; perQuestionType: Record<string, number> };
-    out['prior/overall'] = floor.overall;
-    for (const [type, accuracy] of Object.entries(model.perQuestionType)) {
-      out[`questionType/${type}`] = accuracy;
-      out[`prior/questionType/${type}`] = floor.perQuestionType[type];
-    }
-    return out;
-  }
-  // GQA is exact match: accuracy per detailed type, and the type's most frequent training answer.
-  const typeOf = (e: GqaExample) => e.types?.detailed ?? '';
-  const counts = new Map<string, Map<string, number>>();
-  for (const e of train.examples as GqaExample[]) {
-    if (e.answer === undefined) continue;
-    const byAnswer = counts.get(typeOf(e)) ?? new Map<string, number>();
-    byAnswer.set(e.answer, (byAnswer.get(e.answer) ?? 0) + 1);
-    counts.set(typeOf(e), byAnswer);
-  }
-  const priorOf = (type: string) => [...(counts.get(type) ?? new Map<string, number>())].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]?.[0];
-  const sums = new Map<string, { model: number; prior: number; n: number }>();
-  for (const e of split.examples as GqaExample[]) {
-    if (e.answer === undefined) continue;
-    for (const type of ['overall', typeOf(e)]) {
-      const entry = sums.get(type) ?? { model: 0, prior: 0, n: 0 };
-      entry.model += predictions.get(e.questionId) === e.answer ? 1 : 0;
-      entry.prior += priorOf(typeOf(e)) === e.answer ? 1 : 0;
-      entry.n += 1;
-      sums.set(type, entry);
-    }
-  }
-  for (const [type, { model, prior, n }] of sums) {
-    if (type === 'overall') out['prior/overall'] = (100 * prior) / n;
-    else {
-      out[`questionType/${type}`] = (100 * model) / n;
-      out[`prior/questionType/${type}`] = (100 * prior) / n;
-    }
-  }
-  return out;
+/** A split's examples as the task's loader made them: the one place the core takes the adapter's word for their type. */
+function examplesOf<Example>(split: LoadedSplit<unknown>): readonly Example[] {
+  return split.examples as Example[];
 }
 
-/** The VQA v2 and GQA adapters: answer classification on the fusion's pooled rows. */
-function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
+/** A task's adapter for `vlbench run`: answer classification on the fusion's pooled rows, as `spec` says. */
+export function answerClassificationAdapter<Example, Id extends number | string>(spec: AnswerTask<Example, Id>): TaskAdapter {
+  const task = spec.task;
+  const rowsOf = (examples: readonly Example[], graphs?: readonly SceneGraph[], boxes?: ImageBoxes, cropped = false) => answerRows(spec, examples, graphs, boxes, cropped);
+  const { controls, loadSceneGraphs, graphOf } = spec;
   return {
-    task: kind,
+    task,
     problemKind: 'fusion',
+    taskLoss: 'bce',
     submissionExtension: 'json',
-    tunesEncoder: true,
     takesRegions: true,
     takesTargetQuestions: true,
     defaults: ANSWER_DEFAULTS,
-    controls: (train, split, predictions) => answerControls(kind, train, split, predictions as ReadonlyMap<number | string, string>),
-    unsupportedMethod: (method) => unsupportedForProblem(method, kind, 'fusion', false),
-    imagesOf: (split) => answerExamples(kind, split.examples).map(exampleImage),
-    textsOf: (split) => answerExamples(kind, split.examples).map(exampleText),
-    predictionRows: keyedPredictionRows((example) => (example as VqaExample | GqaExample).questionId),
-    async loadSceneGraphs(train, trainOptions, synthRoot) {
-      // GQA examples carry their graphs; SynthScenes VQA reads the GQA scene-graph file of the same split.
-      const graphs = new Map<string, GqaSceneGraph>();
-      if (kind === 'gqa') {
-        for (const example of train.examples as GqaExample[]) if (example.sceneGraph) graphs.set(example.imageId, example.sceneGraph);
-      } else if (synthRoot) {
-        const subtype = trainOptions.split;
-        const gqa = await loadGqaSplit({ split: subtype, files: { questions: synthPaths.gqaQuestions(synthRoot, subtype), sceneGraphs: synthPaths.gqaSceneGraphs(synthRoot, subtype) }, imagesDir: join(synthPaths.imagesRoot(synthRoot), subtype) });
-        for (const example of gqa.examples) if (example.sceneGraph) graphs.set(example.imageId, example.sceneGraph);
-      }
-      return graphs;
-    },
+    ...(controls ? { controls: (train: LoadedSplit<unknown>, split: LoadedSplit<unknown>, predictions: unknown) => controls(train as LoadedSplit<Example>, split as LoadedSplit<Example>, predictions as ReadonlyMap<Id, string>) } : {}),
+    unsupportedMethod: (method) => unsupportedForProblem(method, task, 'fusion', false),
+    imagesOf: (split) => examplesOf<Example>(split).map((example) => spec.imagePathOf(example)),
+    textsOf: (split) => examplesOf<Example>(split).map((example) => spec.questionOf(example)),
+    predictionRows: keyedPredictionRows((example) => spec.predictionKeyOf(example as Example)),
+    ...(loadSceneGraphs ? { loadSceneGraphs: (train: LoadedSplit<unknown>, trainOptions: LoadOptions, synthRoot: string | undefined) => loadSceneGraphs(train as LoadedSplit<Example>, trainOptions, synthRoot) } : {}),
     async build(context) {
       const { method, splits, preprocessing, random } = context;
-      const trainExamples = limitTraining(answerExamples(kind, splits.train!.examples), context.maxTrainExamples);
+      const trainExamples = limitTraining([...examplesOf<Example>(splits.train!)], context.maxTrainExamples);
       const minCount = context.head.answersMinCount ?? defaultMinAnswerCount(trainExamples.length);
-      const vocabulary = answerVocabulary(trainExamples, minCount);
+      const vocabulary = spec.vocabulary(trainExamples, minCount);
       if (vocabulary.length === 0) throw new InputError(`no answer is seen ${minCount} times in the training split; lower --set answers.min_count`);
-      const targets = answerTargets(trainExamples, vocabulary);
+      const targets = spec.targets(trainExamples, vocabulary);
       const graphVocabulary = methodNeeds(method).sceneGraphs ? gqaGraphVocabulary(splits.graphs.values()) : undefined;
       const graphs = graphVocabulary
-        ? trainExamples.map((e) => {
-            const source = exampleGraphSource(e, splits.graphs);
+        ? trainExamples.map((example) => {
+            const source = graphOf?.(example, splits.graphs);
             return source ? gqaSceneGraph(source, graphVocabulary, preprocessing) : { objects: [] };
           })
         : undefined;
-      const relational = context.head.fusion.kind === 'relational' ? await relationalParts(context, trainExamples) : undefined;
+      const relational = context.head.fusion.kind === 'relational' ? await relationalParts(spec, context, trainExamples) : undefined;
       const fusion: Fusion = relational?.fusion ?? createFusion(context);
       const boxes = relational?.boxes;
       const cropped = relational?.regionTable !== undefined;
       const { encoder } = context;
-      const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, words: relational?.words, regionTable: relational?.regionTable, dropout: relational ? context.head.fusion.dropout : undefined, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], targetRows: context.splits.targetQuestions ? answerRows(answerExamples(kind, context.splits.targetQuestions.examples)) : undefined, random, encoder });
+      const composed = new FusionTraining({ method, images: context.images, texts: context.texts, fusion, words: relational?.words, regionTable: relational?.regionTable, dropout: relational ? context.head.fusion.dropout : undefined, sceneGraphSizes: graphVocabulary ? vocabularySizes(graphVocabulary) : undefined, targetImageKeys: [...context.targetImages], targetRows: context.splits.targetQuestions ? rowsOf(examplesOf<Example>(context.splits.targetQuestions)) : undefined, random, encoder });
       const head = new AnswerHead(fusion.hidden, vocabulary, random);
       const variables = new Map([...composed.namedVariables(), ...head.namedVariables(), ...(encoder?.namedVariables() ?? [])]);
       const predict = (split: LoadedSplit<unknown>) => {
-        const examples = answerExamples(kind, split.examples);
-        const logits = composed.predictLogits(answerRows(examples, undefined, boxes, cropped), head, 1);
-        return new Map(examples.map((e, i) => [e.example.questionId, argmaxAnswer(logits[i], vocabulary)] as [number | string, string]));
+        const examples = examplesOf<Example>(split);
+        const logits = composed.predictLogits(rowsOf(examples, undefined, boxes, cropped), head, 1);
+        return new Map(examples.map((example, i) => [spec.predictionKeyOf(example), argmaxAnswer(logits[i], vocabulary)] as [Id, string]));
       };
       return {
         problem: {
@@ -287,7 +238,7 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
           exampleCount: trainExamples.length,
           computeGradients: (batch, stepContext) => {
             head.useTargets(batch.map((i) => targets[i]));
-            return composed.step(answerRows(batch.map((i) => trainExamples[i]), graphs ? batch.map((i) => graphs[i]) : undefined, boxes, cropped), head, variables, stepContext);
+            return composed.step(rowsOf(batch.map((i) => trainExamples[i]), graphs ? batch.map((i) => graphs[i]) : undefined, boxes, cropped), head, variables, stepContext);
           },
           validate: validationScore(context, predict),
           variableOptions: encoder?.variableOptions(),
@@ -303,6 +254,3 @@ function answerAdapter(kind: 'vqa' | 'gqa'): TaskAdapter {
     },
   };
 }
-
-export const vqaAdapter = answerAdapter('vqa');
-export const gqaAdapter = answerAdapter('gqa');

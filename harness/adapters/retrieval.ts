@@ -13,12 +13,14 @@ const imagesOfSplit = (split: LoadedSplit<unknown>) => split.examples as Retriev
 export const retrievalAdapter: TaskAdapter = {
   task: 'retrieval',
   problemKind: 'contrastive',
+  taskLoss: 'infonce',
   submissionExtension: 'npy',
-  tunesEncoder: true,
   unsupportedMethod: (method) => unsupportedForProblem(method, 'retrieval', 'contrastive', true),
   imagesOf: (split) => imagesOfSplit(split).map((image) => image.path),
   textsOf: (split) => imagesOfSplit(split).flatMap((image) => image.captions.map((c) => c.text)),
   predictionRows: embeddingRows(),
+  // The demo ranks with the encoder as it is, then fine-tuned (frozen and with blocks tuned), 2 epochs.
+  demo: { methods: ['zeroshot', 'ft'], takesMethods: false, epochs: 2, tunedFt: true },
   async build(context) {
     const { method, images, texts, splits } = context;
     if (method.base === 'zeroshot') {

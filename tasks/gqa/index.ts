@@ -6,6 +6,7 @@ import type { ExampleScore, LoadOptions, LoadedSplit, ScoreReport, Task } from '
 import { pythonRound } from '../vqa/accuracy.ts';
 import { fingerprintSplit, isObject, parseJson, readBytes } from '../split-files.ts';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
+import { synthPaths } from '../synth/layout.ts';
 
 /**
  * GQA (Hudson & Manning): questions, scene graphs, choices, and the metrics of the official
@@ -583,4 +584,5 @@ export const gqaTask: Task<GqaExample, GqaPredictions> = {
   readPredictions: readGqaPredictions,
   score: (split, predictions) => scoreGqa(split, predictions),
   writeSubmission: writeGqaPredictions,
+  synthScenes: ({ root, subtype }) => ({ split: subtype, files: { questions: synthPaths.gqaQuestions(root, subtype), sceneGraphs: synthPaths.gqaSceneGraphs(root, subtype) }, imagesDir: join(synthPaths.imagesRoot(root), subtype) }),
 };

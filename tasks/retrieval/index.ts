@@ -2,6 +2,7 @@ import { InputError } from '../../core/errors.ts';
 import type { LoadedSplit, ScoreOptions, ScoreReport, Task } from '../../core/types.ts';
 import { KARPATHY_SPLITS, RETRIEVAL_TASK_VERSION, captionImageIndexOf, loadKarpathySplit, type RetrievalImage } from './karpathy.ts';
 import { readNpyMatrix, writeNpyMatrix, type SimilarityMatrix } from './npy.ts';
+import { synthPaths, type SynthDomain } from '../synth/layout.ts';
 import { checkFiniteSimilarities, scoreRetrieval, type DirectionRecall } from './recall.ts';
 
 export { KARPATHY_SPLITS, RETRIEVAL_TASK_VERSION, captionImageIndexOf, loadKarpathySplit, retrievalCaptions, type RetrievalCaption, type RetrievalImage } from './karpathy.ts';
@@ -92,4 +93,6 @@ export const retrievalTask: Task<RetrievalImage, RetrievalPredictions> = {
     checkFiniteSimilarities(matrix.data, matrix.cols, 'similarities to write');
     await writeNpyMatrix(file, matrix);
   },
+  // One Karpathy file per domain, its splits named inside it.
+  synthScenes: ({ root, domain, split }) => ({ split, files: { annotations: synthPaths.retrieval(root, domain as SynthDomain) }, imagesDir: synthPaths.imagesRoot(root) }),
 };

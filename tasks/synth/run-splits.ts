@@ -3,27 +3,21 @@ import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { InputError } from '../../core/errors.ts';
 import type { LoadOptions } from '../../core/types.ts';
-import { synthPaths, synthSplitLabel, synthSubtype, type SynthDomain, type SynthSplit } from './index.ts';
+import { synthPaths, synthSplitLabel, synthSubtype, type SynthDomain, type SynthSplit } from './layout.ts';
+import { getTask } from '../registry.ts';
 
-// Where each task's official-format files sit inside a SynthScenes folder: the generator
-// writes them, so the generator's side knows the layout; runs and `leaderboard add` read it.
+// Where a task's official-format files sit inside a SynthScenes folder: each task says it
+// (Task.synthScenes), so SynthScenes feeds a new task without an edit here; runs and
+// `leaderboard add` read it.
 
 /** The loader options that read one SynthScenes split of one domain through a task's official-format loader. */
 export function synthLoadOptions(task: string, root: string, domain: SynthDomain, split: SynthSplit): LoadOptions {
   const subtype = synthSubtype(split, domain);
-  const splitLabel = synthSplitLabel(subtype);
-  switch (task) {
-    case 'vqa':
-      return { split: subtype, splitLabel, files: { questions: synthPaths.vqaQuestions(root, subtype), annotations: synthPaths.vqaAnnotations(root, subtype) }, imagesDir: synthPaths.imagesRoot(root) };
-    case 'gqa':
-      return { split: subtype, splitLabel, files: { questions: synthPaths.gqaQuestions(root, subtype), sceneGraphs: synthPaths.gqaSceneGraphs(root, subtype) }, imagesDir: join(synthPaths.imagesRoot(root), subtype) };
-    case 'vcr':
-      return { split: subtype, splitLabel, dataDir: synthPaths.vcrDir(root), files: { annotations: synthPaths.vcrAnnotations(root, subtype) } };
-    case 'retrieval':
-      return { split, splitLabel, files: { annotations: synthPaths.retrieval(root, domain) }, imagesDir: synthPaths.imagesRoot(root) };
-    default:
-      throw new InputError(`task "${task}" has no SynthScenes data`);
-  }
+  const place = getTask(task).synthScenes?.({ root, split, domain, subtype });
+  if (!place) throw new InputError(`task "${task}" has no SynthScenes data`);
+  // The split label second, as runs have always recorded these options.
+  const { split: name, ...files } = place;
+  return { split: name, splitLabel: synthSplitLabel(subtype), ...files };
 }
 
 /** The unlabelled target-domain training images of a SynthScenes folder (their labels are never read). */

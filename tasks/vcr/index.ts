@@ -2,6 +2,7 @@ import type { LoadedSplit, Task } from '../../core/types.ts';
 import { VCR_TASK_VERSION, loadVcrSplit, type VcrExample } from './load.ts';
 import { readVcrLeaderboardCsv, writeVcrLeaderboardCsv } from './leaderboard-csv.ts';
 import { checkVcrPredictions, scoreVcr, type VcrPredictions } from './score.ts';
+import { synthPaths } from '../synth/layout.ts';
 
 export { GENDER_NEUTRAL_NAMES, joinWords, objectName, renderVcrTokens, type VcrText, type VcrToken } from './tags.ts';
 export { VCR_ANNOTATIONS_FOLDER, VCR_CHOICES, VCR_IMAGES_FOLDER, VCR_TASK_VERSION, checkVcrImageData, loadVcrSplit, parseJsonl, type VcrBox, type VcrExample } from './load.ts';
@@ -27,4 +28,5 @@ export const vcrTask: Task<VcrExample, VcrPredictions> = {
     checkVcrPredictions(split, predictions, 'predictions to write');
     await writeVcrLeaderboardCsv(file, split.examples.map((example) => example.id), predictions);
   },
+  synthScenes: ({ root, subtype }) => ({ split: subtype, dataDir: synthPaths.vcrDir(root), files: { annotations: synthPaths.vcrAnnotations(root, subtype) } }),
 };

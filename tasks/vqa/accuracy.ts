@@ -107,8 +107,9 @@ export function vqaSoftScore(answers: readonly string[], candidate: string, cach
 }
 
 /** One annotated question as the scorer needs it. */
-export interface VqaScoredQuestion {
-  questionId: number;
+export interface VqaScoredQuestion<Id extends number | string = number> {
+  /** The key of its prediction: VQA's question id, or another VQA-like task's own (VizWiz: the image name). */
+  questionId: Id;
   answers: readonly string[];
   answerType: string;
   questionType: string;
@@ -132,9 +133,9 @@ export interface VqaAccuracyResult {
  * order changes sums in the last bits only, but bit for bit means the same order). Averages are
  * plain left-to-right sums, as Python's sum() computed them before 3.12, of unrounded values.
  */
-export function computeVqaAccuracy(
-  questions: readonly VqaScoredQuestion[],
-  predictionOf: (questionId: number) => string,
+export function computeVqaAccuracy<Id extends number | string = number>(
+  questions: readonly VqaScoredQuestion<Id>[],
+  predictionOf: (questionId: Id) => string,
   mode: VqaNormalizationMode = 'current',
 ): VqaAccuracyResult {
   const cache = new AnswerProcessingCache();

@@ -2,6 +2,7 @@ import type { Task } from '../../core/types.ts';
 import { VQA_TASK_VERSION, loadVqaSplit, type VqaExample } from './load.ts';
 import { checkVqaPredictions, readVqaPredictions, writeVqaResults } from './predictions.ts';
 import { scoreVqa, type VqaPredictions } from './score.ts';
+import { synthPaths } from '../synth/layout.ts';
 
 export { cleanWhitespace, normalizeVqaAnswer, processDigitArticle, processPunctuation } from './normalize.ts';
 export {
@@ -35,4 +36,5 @@ export const vqaTask: Task<VqaExample, VqaPredictions> = {
     checkVqaPredictions(split, predictions, file);
     await writeVqaResults(split, predictions, file);
   },
+  synthScenes: ({ root, subtype }) => ({ split: subtype, files: { questions: synthPaths.vqaQuestions(root, subtype), annotations: synthPaths.vqaAnnotations(root, subtype) }, imagesDir: synthPaths.imagesRoot(root) }),
 };

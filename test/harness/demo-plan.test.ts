@@ -1,5 +1,9 @@
 import test from 'ava';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InputError } from '../../core/errors.ts';
 import { demoPlan, demoStartOrder } from '../../harness/demo.ts';
+import { vlbench } from '../support/cli-in-process.ts';
 
 const runs = (plan: ReturnType<typeof demoPlan>) => plan.map((run) => `${run.task} ${run.label}`);
 
@@ -25,4 +29,11 @@ test('the demo starts its first run alone, then the runs that tune encoder block
   t.deepEqual(runs(plan), ['vcr ft', 'vcr ft+mmd', 'vcr ft, encoder tuned (last 1 block)', 'retrieval zeroshot', 'retrieval ft', 'retrieval ft, encoder tuned (last 1 block)']);
   t.deepEqual(demoStartOrder(plan), [0, 2, 5, 1, 3, 4]);
   t.deepEqual(demoStartOrder([]), []);
+});
+
+test('a task without a demo recipe (VizWiz: no SynthScenes data) is refused by name, not crashed on', async (t) => {
+  t.throws(() => demoPlan({ tasks: ['vizwiz'] }), { instanceOf: InputError, message: /the demo has no recipe for "vizwiz"; it runs vqa, vcr, retrieval/ });
+  const { code, stderr } = await vlbench(['demo', '--tasks', 'vizwiz', '--out', join(tmpdir(), 'vlbench-demo-never-written')]);
+  t.is(code, 2);
+  t.regex(stderr, /--tasks: unknown vizwiz; the demo runs vqa, vcr, retrieval/);
 });

@@ -110,5 +110,5 @@ test.serial('a scoring option given to a task it does not apply to is refused (e
   t.is(badFolds.stderr, 'vlbench: error: field "--folds": expected a positive integer, got "0"\n');
   const legacy = await vlbench(['leaderboard', 'add', '--task', 'gqa', '--data', dir, '--predictions', predictions, '--name', 'x', '--db', db, '--legacy-normalization']);
   t.is(legacy.code, 2);
-  t.is(legacy.stderr, 'vlbench: error: field "--legacy-normalization": --legacy-normalization applies to vqa only, not to gqa\n');
+  t.is(legacy.stderr, 'vlbench: error: field "--legacy-normalization": --legacy-normalization applies to vqa and vizwiz only, not to gqa\n');
 });

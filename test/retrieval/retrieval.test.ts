@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { InputError } from '../../core/errors.ts';
 import type { LoadedSplit } from '../../core/types.ts';
-import { runScore } from '../../cli/commands/score.ts';
+import { runScore } from '../../harness/score-files.ts';
 import {
   captionImageIndexOf,
   encodeNpyMatrix,

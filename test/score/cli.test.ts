@@ -75,11 +75,11 @@ test.serial('bad input is one line on stderr and exit code 2', async (t) => {
 
   const unknown = await vlbench(['score', '--task', 'nope', '--questions', join(dir, 'Q.json'), '--predictions', join(dir, 'P.json')]);
   t.is(unknown.code, 2);
-  t.regex(unknown.stderr, /unknown task "nope"; known tasks: vqa, gqa, vcr, retrieval/);
+  t.regex(unknown.stderr, /unknown task "nope"; known tasks: vqa, gqa, vcr, retrieval, vizwiz/);
 
   const wrongFlag = await vlbench(['score', '--task', 'gqa', '--questions', join(dir, 'Q.json'), '--predictions', join(dir, 'P.json'), '--legacy-normalization']);
   t.is(wrongFlag.code, 2);
-  t.regex(wrongFlag.stderr, /--legacy-normalization applies to vqa only/);
+  t.regex(wrongFlag.stderr, /--legacy-normalization applies to vqa and vizwiz only/);
 
   const noFile = await vlbench(['score', '--task', 'vqa', '--questions', join(dir, 'nothing.json'), '--predictions', join(dir, 'P.json')]);
   t.is(noFile.code, 2);

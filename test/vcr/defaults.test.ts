@@ -3,7 +3,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { executeRun, type RunRequest } from '../../harness/run.ts';
-import { VCR_DEFAULTS } from '../../harness/adapters/multiple-choice.ts';
+import { VCR_DEFAULTS } from '../../harness/adapters/vcr.ts';
 import { generateSynthScenes } from '../../tasks/synth/index.ts';
 
 /**

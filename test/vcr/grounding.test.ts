@@ -2,7 +2,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import { SeededRandom } from '../../core/random.ts';
-import { ChoiceRowBuilder, choiceTexts, detectionsInCrop, groundText, predictionItems, trainingItems } from '../../harness/adapters/multiple-choice.ts';
+import { ChoiceRowBuilder, choiceTexts, detectionsInCrop, groundText, predictionItems, trainingItems } from '../../harness/adapters/vcr.ts';
 import { ClipTokenizer } from '../../models/encoders/clip-tokenizer.ts';
 import { bundledModelDir } from '../../models/encoders/bundled.ts';
 import { FeatureTable } from '../../models/features.ts';

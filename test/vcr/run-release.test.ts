@@ -3,7 +3,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../cli/program.ts';
-import { runScore } from '../../cli/commands/score.ts';
+import { runScore } from '../../harness/score-files.ts';
 import { vcrTask } from '../../tasks/vcr/index.ts';
 
 /**

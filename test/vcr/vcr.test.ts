@@ -3,7 +3,7 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../../core/errors.ts';
-import { runScore } from '../../cli/commands/score.ts';
+import { runScore } from '../../harness/score-files.ts';
 import {
   GENDER_NEUTRAL_NAMES,
   VCR_CSV_COLUMNS,

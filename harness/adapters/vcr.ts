@@ -12,7 +12,7 @@ import type { FeatureTable } from '../../models/features.ts';
 import { FusionTraining, type FusionRows, type FusionTaskHead, type TagTokens, type TokenSpan } from '../../models/fine-tuning/fusion-training.ts';
 import { methodNeeds } from '../../models/objectives/index.ts';
 import type { LoadedSplit } from '../../core/types.ts';
-import { createFusion, limitTraining, unsupportedForProblem, validationScore, type TaskAdapter } from './adapter.ts';
+import { createFusion, DEMO_METHODS, limitTraining, unsupportedForProblem, validationScore, type DemoRecipe, type TaskAdapter } from './adapter.ts';
 import { boxInCrop, vcrObjectVocabulary, vcrSceneGraph, vocabularySizes } from './scene-graphs.ts';
 import { keyedPredictionRows } from './prediction-rows.ts';
 
@@ -315,9 +315,10 @@ export const VCR_DEFAULTS = { epochs: 16, learningRate: 1e-3, fusion: { hidden: 
 export const vcrAdapter: TaskAdapter = {
   task: 'vcr',
   problemKind: 'fusion',
+  taskLoss: 'mc',
   submissionExtension: 'csv',
-  tunesEncoder: true,
   defaults: VCR_DEFAULTS,
+  demo: vcrDemo(),
   unsupportedMethod: (method) => unsupportedForProblem(method, 'vcr', 'fusion', false),
   predictionRows: keyedPredictionRows((example) => (example as VcrExample).id),
   imagesOf: (split) => {
@@ -361,3 +362,18 @@ export const vcrAdapter: TaskAdapter = {
     };
   },
 };
+
+/**
+ * VCR in the demo leaves out the two `adv` runs: a VCR step carries four answer rows per question
+ * through the fusion (43 tokens each, 5,504 token rows per batch of 32), so `ft+adv` and
+ * `ft+sg+adv` took 190 s and 228 s of training at 8 epochs on the 2-core AMD EPYC, 4.3-5.2x `ft`,
+ * and the demo 707 s with them, past its 10 minutes. It trains half its adapter's budget
+ * (VCR_DEFAULTS, 16 epochs): with tag context, tag products and sine box features at 16 epochs the
+ * demo took 775 s on wasm-blas (the six VCR runs about 560 s of it, two at a time); at 8 it took
+ * 463 s and every VCR row stayed above chance on the source (README). Fewer epochs were no way
+ * out: at 4, `ft` fell to Q→AR 10.3 on the source (chance 6.25; 29.3 at 8). bench/methods.ts runs
+ * `adv` on both.
+ */
+function vcrDemo(): DemoRecipe {
+  return { methods: DEMO_METHODS.filter((method) => !method.split('+').includes('adv')), takesMethods: true, epochs: VCR_DEFAULTS.epochs / 2, tunedFt: true };
+}
