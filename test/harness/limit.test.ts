@@ -2,7 +2,7 @@ import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../cli/program.ts';
+import { vlbench } from '../support/cli-in-process.ts';
 import type { LoadedSplit } from '../../core/types.ts';
 import { executeRun, type RunRequest } from '../../harness/run.ts';
 import { limitSplit } from '../../harness/run-data.ts';
@@ -59,23 +59,6 @@ test.serial('a --limit run scores the first N evaluation examples, records its l
   t.deepEqual(board.sections.map((section) => section.key.limit).sort(), [2, null]);
 });
 
-/** Runs `vlbench <args>` in-process; returns the exit code and what went to stderr. */
-async function vlbench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const writeOut = process.stdout.write.bind(process.stdout);
-  const writeErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += String(chunk)), true)) as typeof process.stderr.write;
-  const exitCode = process.exitCode;
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    process.stdout.write = writeOut;
-    process.stderr.write = writeErr;
-    process.exitCode = exitCode;
-  }
-}
 
 test.serial('vlbench score --limit N scores predictions for the first N questions, and says why whole-split predictions are refused', async (t) => {
   const dir = await temporaryDir(join(tmpdir(), 'vlbench-limit-score-'));

@@ -2,7 +2,7 @@ import test from 'ava';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../cli/program.ts';
+import { vlbench } from '../support/cli-in-process.ts';
 import { getTask, knownTaskNames } from '../../tasks/registry.ts';
 import { generateSynthScenes, synthPaths } from '../../tasks/synth/index.ts';
 import type { LoadedSplit } from '../../core/types.ts';
@@ -13,24 +13,6 @@ import { temporaryFolders } from '../support/temporary-folders.ts';
 const temporaryDir = temporaryFolders(test);
 
 
-/** Runs `vlbench <args>` in-process and captures what it writes. */
-async function vlbench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const writeOut = process.stdout.write.bind(process.stdout);
-  const writeErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += String(chunk)), true)) as typeof process.stderr.write;
-  const exitCode = process.exitCode;
-  try {
-    const code = await main(args);
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = writeOut;
-    process.stderr.write = writeErr;
-    process.exitCode = exitCode;
-  }
-}
 
 const answers = (list: string[]) => list.map((answer, index) => ({ answer, answer_confidence: 'yes', answer_id: index + 1 }));
 
@@ -105,22 +87,30 @@ test.serial('SynthScenes output scores through vlbench score for vqa, gqa, vcr a
   await writeFile(vqaPredictions, JSON.stringify(annotations.annotations.map((a) => ({ question_id: a.question_id, answer: a.multiple_choice_answer }))));
   const vqa = await vlbench(['score', '--task', 'vqa', '--questions', synthPaths.vqaQuestions(synth, 'val_source'), '--annotations', synthPaths.vqaAnnotations(synth, 'val_source'), '--predictions', vqaPredictions]);
   t.is(vqa.code, 0, vqa.stderr);
-  // The fixture's val_source questions (generator seed 3, 8 images) and their ten answers:
+  // The fixture's val_source questions (generator 1.4.0, seed 3, 8 images) and their ten answers:
   const annotated = (annotations as unknown as { annotations: { question_id: number; answer_type: string; question_type: string; answers: { answer: string }[] }[] }).annotations;
   t.deepEqual(annotated.map((a) => [a.question_id, a.answer_type, a.answers.map((x) => x.answer).join('|')]), [
     [70, 'other', 'square|square|square|square|square|square|square|square|square|square'],
-    [71, 'other', 'diamond|hexagon|diamond.|diamond|diamond|circle|Diamond|diamond|diamond|diamond'],
-    [72, 'other', 'purple|purple|purple|purple|purple|purple|purple|purple|purple|purple'],
-    [73, 'number', '1|1|1|1|1|1|one|1|0|2'],
-    [74, 'yes/no', 'no|no|no|no|no|no|no|no|no|no'],
+    [71, 'other', 'diamond|diamond|hexagon|diamond|diamond|a diamond|diamond|square|hexagon|diamond'],
+    [72, 'other', 'purple.|purple.|purple|purple|purple|purple|purple|purple|purple|purple'],
+    [73, 'number', '1|0|1|1|1|1|1|1|1|1'],
+    [74, 'yes/no', 'no.|no|No|no|no|no|yes|No|no|no'],
+    [75, 'yes/no', 'yes|yes|yes|yes|yes|yes|yes|yes|yes|yes'],
+    [76, 'other', 'small|small|small|small|small|small|small|small|little|tiny'],
+    [77, 'yes/no', 'no|no|no|no|no|no|no|no|no|no'],
+    [78, 'yes/no', 'no|no.|no|no|no|no|no|no|no|nope'],
+    [79, 'other', 'orange|purple|blue|orange.|orange|orange|Orange|orange|orange|orange'],
   ]);
-  // Predicted: the multiple_choice_answer, i.e. square, diamond, purple, 1, no. By the official
-  // definition, acc = mean over the 10 annotators i of min(1, #{j ≠ i : answer_j == prediction} / 3):
-  // - 70, 72, 74: all ten answers equal the prediction (not normalised): 9 others match for every i → 1.
-  // - 71: answers differ, so all are normalised: "diamond." loses its period, "Diamond" is lowercased →
-  //   8 × diamond, hexagon, circle. An annotator saying diamond has 7 matching others, the other two
-  //   have 8: min(1, 7/3) = min(1, 8/3) = 1 → 1.
-  // - 73: normalised, "one" → "1" → 8 × 1, 0, 2: again at least 7 others match for every i → 1.
+  // Predicted: the multiple_choice_answer (square, diamond, purple, 1, no, yes, small, no, no,
+  // orange). By the official definition, acc = mean over the 10 annotators i of
+  // min(1, #{j ≠ i : answer_j == prediction} / 3):
+  // - 70, 75, 77: all ten answers equal the prediction (not normalised): 9 others match for every i → 1.
+  // - 71: answers differ, so all are normalised: "a diamond" loses its article → 7 × diamond,
+  //   2 × hexagon, square. A diamond annotator has 6 matching others, the rest 7: min(1, 6/3) = 1 → 1.
+  // - 72, 74, 78, 79: normalised, "purple." / "no." lose their period, "No" / "Orange" are
+  //   lowercased → at least 8 answers equal the prediction, so every i has ≥ 7 matching others → 1.
+  //   ("nope" stays "nope": a tenth answer that matches nothing.)
+  // - 73: 9 × 1 and a 0 → 1; 76: 8 × small, little, tiny → 1 (no synonyms are merged).
   // Every question scores 100, so overall and every answer type are exactly 100.
   t.deepEqual(JSON.parse(vqa.stdout), {
     overall: 100,
