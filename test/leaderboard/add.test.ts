@@ -145,23 +145,29 @@ test.serial('vlbench leaderboard add scores SynthScenes VQA predictions through 
   const board = await quietly(() => main(['leaderboard', '--db', db, '--format', 'json', '--resamples', '100']));
   t.is(board.value, 0);
   t.is(JSON.parse(board.stdout).sections[0].rows.length, 2);
-  // The fixture's val_source split (seed 3, 8 images) holds 5 questions; only one (a yes/no
-  // question) has "no" in its answers, all ten of them, and none has "yes". Official accuracy:
-  // always-yes 0 on all five → overall 0; always-no 100 on that one, 0 elsewhere → 100 / 5 = 20.
-  t.is(questions.length, 5);
-  t.deepEqual(runs.map((r) => r.record.metrics.overall), [0, 20]);
+  // The fixture's val_source split (generator 1.4.0, seed 3, 8 images: one val image) holds 10
+  // questions; four are yes/no. Official accuracy, acc = mean over annotators i of
+  // min(1, #{j ≠ i : answer_j == prediction} / 3), answers normalised where they differ:
+  //  - 74 "no.|no|No|no|no|no|yes|No|no|no" → 9 × no, 1 × yes: "yes" scores 9 × 1/3 / 10 = 30, "no" 100;
+  //  - 75 ten × yes: "yes" 100, "no" 0;   77 ten × no: "yes" 0, "no" 100;
+  //  - 78 "no|no.|…|nope" → 9 × no, nope: "yes" 0, "no" 100;   the six others: 0 for both.
+  // always-yes (30 + 100) / 10 = 13; always-no (100 + 100 + 100) / 10 = 30.
+  t.is(questions.length, 10);
+  t.deepEqual(runs.map((r) => r.record.metrics.overall), [13, 30]);
   const compare = async (base: string, candidate: string) => {
     const result = await quietly(() => main(['compare', base, candidate, '--db', db, '--format', 'json', '--resamples', '100']));
     process.exitCode = undefined;
     return { code: result.value, report: JSON.parse(result.stdout) };
   };
-  // Per-example differences (candidate − base) are [0, 0, 0, 0, ±100]. A resample of 5 misses the
-  // one that differs with probability (4/5)^5 = 33% > 2.5%, so the interval always reaches 0.
+  // Per-example differences (candidate − base) are ±[70, −100, 100, 100] on the four yes/no
+  // questions and 0 on the six others: a mean of ±17 from four questions that disagree in sign, so
+  // the paired interval straddles 0 both ways and neither direction is a significant change.
   const better = await compare('always-yes', 'always-no');
   t.is(better.code, 0);
-  t.like(better.report, { difference: 20, exitCode: 0, paired: { examples: 5, estimate: 20, lower: 0 } });
-  // The reverse drop of 20 points is not significant on 5 questions: its interval's upper end is 0, not below it.
+  t.like(better.report, { difference: 17, exitCode: 0, paired: { examples: 10, estimate: 17 } });
+  t.true(better.report.paired.lower < 0 && better.report.paired.upper > 17);
   const worse = await compare('always-no', 'always-yes');
   t.is(worse.code, 0);
-  t.like(worse.report, { difference: -20, exitCode: 0, regression: false, paired: { estimate: -20, upper: 0 } });
+  t.like(worse.report, { difference: -17, exitCode: 0, regression: false, paired: { estimate: -17 } });
+  t.true(worse.report.paired.upper > 0, 'the drop of 17 is not significant on 10 questions');
 });
