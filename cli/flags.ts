@@ -17,12 +17,8 @@ export function parseWholeNumber(flag: string, text: string, min = 0, max = Numb
   return value;
 }
 
-/** A whole number ≥ 1. */
-export function parsePositiveInteger(flag: string, text: string): number {
-  const value = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
-  if (!Number.isSafeInteger(value) || value < 1) throw new InputError(`expected a positive integer, got ${JSON.stringify(text)}`, { field: flag });
-  return value;
-}
+/** A whole number ≥ 1 (core/settings.ts: the same parser serves harness/). */
+export { parsePositiveInteger } from '../core/settings.ts';
 
 /** A run or generator seed: 0 … 2³² − 1, the range the seeded generator takes. */
 export function parseSeed(flag: string, text: string): number {

@@ -18,6 +18,18 @@ export interface SettingField<T> {
 
 export type SettingFields<S> = { [K in keyof S]: SettingField<S[K]> };
 
+/**
+ * A whole number ≥ 1 given as a flag's text ("3", not "3.0", "3e0" or " "): the one parser of
+ * count-like flags, for the CLI (cli/flags.ts) and for what harness/ takes as flag text (score's
+ * --folds and --limit). A bad value names the flag and the value.
+ */
+export function parsePositiveInteger(flag: string, text: string | number): number {
+  const trimmed = String(text).trim();
+  const value = /^\d+$/.test(trimmed) ? Number(trimmed) : NaN;
+  if (!Number.isSafeInteger(value) || value < 1) throw new InputError(`expected a positive integer, got ${JSON.stringify(String(text))}`, { field: flag });
+  return value;
+}
+
 /** A finite number from a string; the empty string is refused rather than read as 0. */
 export function numberSetting(check: (n: z.ZodNumber) => z.ZodNumber = (n) => n): z.ZodType<number> {
   return z.string().trim().min(1).transform(Number).pipe(check(z.number().finite()));

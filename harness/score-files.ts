@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { InputError } from '../core/errors.ts';
+import { parsePositiveInteger } from '../core/settings.ts';
 import { getTask, listTasks } from '../tasks/registry.ts';
 import type { LoadOptions, ScoreOptions, ScoreReport, Task } from '../core/types.ts';
 import { pythonRound } from '../tasks/vqa/index.ts';
@@ -54,24 +55,16 @@ export function scoringOptionsFor(task: Task, flags: { legacyNormalization?: boo
   }
   if (flags.folds !== undefined) {
     refuseUnless('folds');
-    options.folds = positiveFolds(flags.folds);
+    options.folds = parsePositiveInteger('--folds', flags.folds);
   }
   return options;
-}
-
-function positiveFolds(value: string | number): number {
-  const text = String(value).trim();
-  const folds = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(folds) || folds < 1) throw new InputError(`expected a positive integer, got ${JSON.stringify(String(value))}`, { field: '--folds' });
-  return folds;
 }
 
 /** The work of `vlbench score`, callable from code: returns the full report (official layout in `official`). */
 export async function runScore(flags: ScoreFlags): Promise<ScoreReport> {
   const task = getTask(flags.task ?? '');
   const scoreOptions: ScoreOptions = scoringOptionsFor(task, flags);
-  const limit = flags.limit === undefined ? undefined : Number(flags.limit);
-  if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new InputError(`--limit expects a whole number ≥ 1, got ${JSON.stringify(flags.limit)}`, { field: '--limit' });
+  const limit = flags.limit === undefined ? undefined : parsePositiveInteger('--limit', flags.limit);
   if (flags.predictions !== undefined && flags.similarities !== undefined) {
     throw new InputError('give the predictions with --predictions or with --similarities, not both', { file: '--similarities' });
   }

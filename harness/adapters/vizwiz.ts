@@ -1,10 +1,11 @@
 import type { VizwizExample } from '../../tasks/vizwiz/index.ts';
+import { mostFrequent } from '../../tasks/vqa/priors.ts';
 import { buildAnswerVocabulary } from '../../tasks/vqa/vocabulary.ts';
 import { answerClassificationAdapter, softAnswerTargets, type AnswerTask } from './answer-classification.ts';
 
 /**
  * VizWiz-VQA as answer classification, as VQA v2: a vocabulary of each question's most frequent
- * crowd answer (VizWiz has no multiple_choice_answer), normalised as the metric normalises, and
+ * crowd answer (ties to the one given first) (VizWiz has no multiple_choice_answer), normalised as the metric normalises, and
  * the official soft score of each of the ten answers as its target; predictions keyed by image.
  */
 export const vizwizAnswers: AnswerTask<VizwizExample, string> = {
@@ -18,12 +19,3 @@ export const vizwizAnswers: AnswerTask<VizwizExample, string> = {
 };
 
 export const vizwizAdapter = answerClassificationAdapter(vizwizAnswers);
-
-/** The answer most annotators gave; ties to the one given first. */
-function mostFrequent(answers: readonly string[]): string {
-  const counts = new Map<string, number>();
-  for (const answer of answers) counts.set(answer, (counts.get(answer) ?? 0) + 1);
-  let best = answers[0];
-  for (const [answer, count] of counts) if (count > counts.get(best)!) best = answer;
-  return best;
-}

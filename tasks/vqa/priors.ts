@@ -14,7 +14,7 @@ export interface QuestionTypePrior {
 }
 
 /** The most frequent of `answers`; ties go to the answer seen first, so the prior is deterministic. */
-function mostFrequent(answers: Iterable<string>): string {
+export function mostFrequent(answers: Iterable<string>): string {
   const counts = new Map<string, number>();
   for (const answer of answers) counts.set(answer, (counts.get(answer) ?? 0) + 1);
   let best = '';
