@@ -7,6 +7,11 @@
  * vit-b-32: the image tower of a ViT-B/32-shaped CLIP (random weights), as bench/encoder.ts;
  * small: the bundled model's shape, as bench/pretrain.ts --config small. --train profiles the
  * gradient of the image embeddings' squared norm instead of the forward alone.
+ *
+ * Utilisation (issue 34): the matrix products' floating-point operations are counted from the
+ * profiled kernels' shapes (2·M·N·K each), and the step's achieved GFLOP/s is printed against
+ * this backend's sgemm peak, measured in the same run on large square products — so "how far
+ * from the limit" is a number, not a ratio to another framework.
  */
 import { parseBenchArguments } from './command-line.ts';
 import * as tf from '@tensorflow/tfjs';
@@ -78,7 +83,50 @@ for (const kernel of info.kernels) {
   byKernel.set(kernel.name, entry);
 }
 const total = [...byKernel.values()].reduce((sum, e) => sum + e.ms, 0);
+
+/**
+ * 2·M·N·K of one matrix-product kernel, from its profiled shapes: the output is [..., M, N]
+ * (a batch in front for BatchMatMul) and K is what is left of the first input once its batch
+ * and M are divided out, whichever side a transpose put it on.
+ */
+function productFlops(kernel: { name: string; inputShapes: number[][]; outputShapes: number[][] }): number {
+  if (kernel.name !== 'BatchMatMul' && kernel.name !== '_FusedMatMul' && kernel.name !== 'MatMul') return 0;
+  const out = kernel.outputShapes[0];
+  const a = kernel.inputShapes[0];
+  const outputElements = out.reduce((n, d) => n * d, 1);
+  const m = out[out.length - 2];
+  const batchCount = out.slice(0, -2).reduce((n, d) => n * d, 1);
+  const inner = a.reduce((n, d) => n * d, 1) / (batchCount * m);
+  return 2 * outputElements * inner;
+}
+const productKernels = info.kernels.filter((kernel) => productFlops(kernel as never) > 0);
+const stepFlops = productKernels.reduce((sum, kernel) => sum + productFlops(kernel as never), 0);
+const productMs = productKernels.reduce((sum, kernel) => sum + (Number(kernel.kernelTimeMs) || 0), 0);
+
+/** Best of five n×n×n products through tf.matMul on this backend (after a warm-up): its sgemm peak as this process sees it. */
+async function sgemmPeak(n: number): Promise<number> {
+  const a = tf.randomNormal([n, n]);
+  const b = tf.randomNormal([n, n]);
+  let best = Infinity;
+  for (let trial = 0; trial < 6; trial++) {
+    const started = performance.now();
+    const c = tf.matMul(a, b);
+    await c.data();
+    c.dispose();
+    if (trial > 0) best = Math.min(best, (performance.now() - started) / 1000);
+  }
+  tf.dispose([a, b]);
+  return (2 * n ** 3) / best / 1e9;
+}
+const peak = Math.max(await sgemmPeak(1024), await sgemmPeak(2048));
 process.stdout.write(`${values.model} ${values.train ? 'training step' : 'image forward'}, batch ${batch}, backend ${backend.name}: ${seconds.toFixed(3)} s (${(batch / seconds).toFixed(2)} images/s unprofiled); kernels ${total.toFixed(0)} ms\n\n`);
+const achieved = stepFlops / seconds / 1e9;
+const inProducts = stepFlops / (productMs / 1000) / 1e9;
+process.stdout.write(
+  `utilisation: ${(stepFlops / 1e9).toFixed(2)} GFLOP in matrix products per ${values.train ? 'step' : 'forward'}; ` +
+    `${achieved.toFixed(1)} GFLOP/s over the whole ${values.train ? 'step' : 'forward'} (unprofiled), ${inProducts.toFixed(1)} GFLOP/s inside the products (profiled); ` +
+    `sgemm peak of this backend in this run ${peak.toFixed(1)} GFLOP/s (best of 1024² and 2048² products): ${((100 * achieved) / peak).toFixed(0)}% of peak over the step, ${((100 * inProducts) / peak).toFixed(0)}% inside the products\n\n`,
+);
 process.stdout.write('| kernel | calls | ms | share |\n| --- | --- | --- | --- |\n');
 for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms)) {
   process.stdout.write(`| ${name} | ${e.calls} | ${e.ms.toFixed(1)} | ${((100 * e.ms) / total).toFixed(1)}% |\n`);
