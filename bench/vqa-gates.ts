@@ -35,7 +35,7 @@ import { AnswerHead, argmaxAnswer } from '../harness/adapters/answer-classificat
 import { vqaAnswers } from '../harness/adapters/vqa.ts';
 import { VQA_FAMILY_OF_QUESTION_TYPE } from '../tasks/synth/index.ts';
 
-const usage = 'npx tsx bench/vqa-gates.ts --data DIR [--sizes 2500,5000,10000] [--epochs 30] [--seed 0] [--batch 64] [--lr 0.002] [--noise 0.1] [--dropout 0.1] [--relations 2] [--text both|words|clip] [--backend auto]';
+const usage = 'npx tsx bench/vqa-gates.ts --data DIR [--sizes 2500,5000,10000] [--epochs 30] [--seed 0] [--batch 64] [--lr 0.002] [--noise 0.1] [--dropout 0.1] [--relations 2] [--text both|words|clip] [--relevance-from question|words] [--backend auto]';
 const { values, refuse } = parseBenchArguments(usage, {
   data: { type: 'string' },
   sizes: { type: 'string', default: '2500,5000,10000' },
@@ -47,6 +47,7 @@ const { values, refuse } = parseBenchArguments(usage, {
   dropout: { type: 'string', default: String(RELATIONAL_FUSION_DEFAULTS.dropout) },
   relations: { type: 'string', default: String(RELATIONAL_FUSION_DEFAULTS.relations) },
   text: { type: 'string', default: 'both' },
+  'relevance-from': { type: 'string', default: RELATIONAL_FUSION_DEFAULTS.relevanceFrom },
   backend: { type: 'string', default: 'auto' },
 });
 const root = values.data ?? refuse('--data is required');
@@ -63,6 +64,8 @@ const relations = Number.isInteger(Number(values.relations)) && Number(values.re
 // Which question tokens the fusion reads: the bundled CLIP text encoder's (contextual: one vector
 // per whole question, easy to memorise), the fusion's own trained word table, or both (what a run does).
 const textSource = ['both', 'words', 'clip'].includes(values.text) ? (values.text as 'both' | 'words' | 'clip') : refuse(`--text expects both, words or clip, got ${values.text}`);
+
+const relevanceFrom = ['question', 'words'].includes(values['relevance-from']) ? (values['relevance-from'] as 'question' | 'words') : refuse(`--relevance-from expects question or words, got ${values['relevance-from']}`);
 
 const backend = await selectBackend(parseBackendChoice(values.backend));
 console.log(`backend: ${describeBackend(backend)}`);
@@ -122,16 +125,25 @@ function inputsOf(examples: readonly VqaExample[], words: QuestionWordTable, dro
 }
 
 const familyOf = (questionType: string) => VQA_FAMILY_OF_QUESTION_TYPE[questionType] ?? questionType;
+/**
+ * Comparisons ask two things the head does differently: which of two named objects is bigger
+ * (their size attributes) and where one is from the other (their boxes). Reported apart, as
+ * "comparison:size" and "comparison:place", beside the family; the gate reads families only.
+ */
+const comparisonKindOf = (question: string) => (/\bbigger than\b/.test(question) ? 'comparison:size' : 'comparison:place');
+const isSubFamily = (key: string) => key.includes(':');
 /** Official accuracy per family (mean of per-question scores) and overall. */
 function familyScores(examples: readonly VqaExample[], predictions: Map<number, string>): Record<string, number> {
   const report = scoreVqa({ ...valSplit, examples: [...examples] }, predictions);
   const sums = new Map<string, { total: number; count: number }>();
   report.perExample!.forEach(({ score }, i) => {
     const family = familyOf(examples[i].questionType ?? '');
-    const entry = sums.get(family) ?? { total: 0, count: 0 };
-    entry.total += score;
-    entry.count += 1;
-    sums.set(family, entry);
+    for (const key of family === 'comparison' ? [family, comparisonKindOf(examples[i].question)] : [family]) {
+      const entry = sums.get(key) ?? { total: 0, count: 0 };
+      entry.total += score;
+      entry.count += 1;
+      sums.set(key, entry);
+    }
   });
   return { overall: report.metrics.overall, ...Object.fromEntries([...sums].sort().map(([family, { total, count }]) => [family, total / count])) };
 }
@@ -142,7 +154,7 @@ for (const size of sizes) {
   if (trainExamples.length < size) console.log(`only ${trainExamples.length} training questions in ${root}; using them all for --sizes ${size}`);
   const random = new SeededRandom(seed);
   const words = new QuestionWordTable(trainExamples.map((e) => e.question), (text) => encoder.textTokenIds(text));
-  const fusion = new RelationalFusion({ imageDim: 1, textDim: texts.tokenDim, regionDim: TOKEN_DIM, imageTokens: 0, words: words.size, relations }, random.fork('fusion'));
+  const fusion = new RelationalFusion({ imageDim: 1, textDim: texts.tokenDim, regionDim: TOKEN_DIM, imageTokens: 0, words: words.size, relations, relevanceFrom }, random.fork('fusion'));
   const vocabulary = vqaAnswers.vocabulary(trainExamples, 1);
   const targets = vqaAnswers.targets(trainExamples, vocabulary);
   const head = new AnswerHead(fusion.hidden, vocabulary, random);
@@ -193,10 +205,10 @@ for (const size of sizes) {
 }
 
 const families = Object.keys(rows[0].model).filter((k) => k !== 'overall');
-console.log(`\nGate A, source validation (${valSplit.examples.length} questions), perfect object tokens, seed ${seed}, ${epochs} epochs, batch ${batchSize}, lr ${learningRate}, dropout ${dropoutRate}, relations ${relations}, text ${textSource}, noise ${noise}:`);
+console.log(`\nGate A, source validation (${valSplit.examples.length} questions), perfect object tokens, seed ${seed}, ${epochs} epochs, batch ${batchSize}, lr ${learningRate}, dropout ${dropoutRate}, relations ${relations}, relevance from ${relevanceFrom}, text ${textSource}, noise ${noise}:`);
 console.log(`| train questions | overall | ${families.join(' | ')} | train acc | s |`);
 console.log(`|---|---|${families.map(() => '---').join('|')}|---|---|`);
 for (const row of rows) console.log(`| ${row.size} | ${row.model.overall.toFixed(2)} (prior ${row.prior.overall.toFixed(1)}) | ${families.map((f) => row.model[f].toFixed(1)).join(' | ')} | ${row.train.toFixed(1)} | ${row.seconds.toFixed(0)} |`);
 const last = rows.at(-1)!;
-const passed = last.model.overall >= 97 && families.every((f) => last.model[f] >= 95);
+const passed = last.model.overall >= 97 && families.filter((f) => !isSubFamily(f)).every((f) => last.model[f] >= 95);
 console.log(`gate A (overall ≥ 97, every family ≥ 95) at ${last.size} questions: ${passed ? 'PASSED' : 'NOT MET'}`);

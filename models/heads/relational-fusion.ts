@@ -42,9 +42,16 @@ export interface RelationalFusionConfig {
   relevances?: number;
   /** Question-conditioned relation channels between two objects (the relate step reads them). */
   relations?: number;
+  /**
+   * What each relevance reads the question from: `question`, the [CLS] state alone (one vector
+   * for every relevance); `words`, its own attention over the question's word states, queried
+   * from [CLS] (the find step of neural module networks), so "the circle" and "the red square"
+   * of one comparison can be two different reads of the words.
+   */
+  relevanceFrom?: 'question' | 'words';
 }
 
-export const RELATIONAL_FUSION_DEFAULTS = { hidden: 64, layers: 2, heads: 4, mlpRatio: 4, relevances: 4, relations: 2, dropout: 0.1 } as const;
+export const RELATIONAL_FUSION_DEFAULTS = { hidden: 64, layers: 2, heads: 4, mlpRatio: 4, relevances: 4, relations: 2, dropout: 0.1, relevanceFrom: 'question' } as const;
 
 /**
  * Counts are read through Gaussian bins centred on 0…COUNT_BINS-1, half a count wide. Bins one
@@ -86,6 +93,8 @@ export class RelationalFusion extends ParameterModule implements Fusion {
   private readonly relevanceObject: Linear;
   private readonly relevanceQuestion: Linear;
   private readonly relevanceOut: Linear;
+  private readonly wordQuery?: Linear;
+  private readonly wordKey?: Linear;
   private readonly relevanceObjectProduct: Linear;
   private readonly relevanceQuestionProduct: Linear;
   private readonly countProjection: Linear;
@@ -138,6 +147,12 @@ export class RelationalFusion extends ParameterModule implements Fusion {
     this.relevanceObject = new Linear(this.params, 'relevance/object', hidden, hidden, scaled(hidden));
     this.relevanceQuestion = new Linear(this.params, 'relevance/question', hidden, hidden, scaled(hidden));
     this.relevanceOut = new Linear(this.params, 'relevance/out', hidden, relevances, scaled(hidden));
+    const relevanceFrom = config.relevanceFrom ?? RELATIONAL_FUSION_DEFAULTS.relevanceFrom;
+    if (relevanceFrom !== 'question' && relevanceFrom !== 'words') throw new Error(`RelationalFusion: relevanceFrom must be question or words, got ${relevanceFrom}`);
+    if (relevanceFrom === 'words') {
+      this.wordQuery = new Linear(this.params, 'relevance/word_query', hidden, relevances * hidden, scaled(hidden));
+      this.wordKey = new Linear(this.params, 'relevance/word_key', hidden, hidden, scaled(hidden));
+    }
     this.relevanceObjectProduct = new Linear(this.params, 'relevance/object_product', hidden, hidden, scaled(hidden));
     this.relevanceQuestionProduct = new Linear(this.params, 'relevance/question_product', hidden, hidden, scaled(hidden));
     this.countProjection = new Linear(this.params, 'count_projection', relevances * COUNT_BINS, hidden, scaled(relevances * COUNT_BINS));
@@ -214,19 +229,41 @@ export class RelationalFusion extends ParameterModule implements Fusion {
       const sequence = this.finalNorm.apply(x) as tf.Tensor3D;
       const question = sequence.slice([0, questionStart, 0], [-1, 1, -1]).reshape([batch, this.hidden]) as tf.Tensor2D;
       const objects = sequence.slice([0, objectStart, 0], [-1, objectCount, -1]) as tf.Tensor3D;
-      const pooled = this.readout(question, objects, objectGeometry, objectMask, drop);
+      const words = sequence.slice([0, questionStart + 1, 0], [-1, textTokens.shape[1], -1]) as tf.Tensor3D;
+      const queries = this.relevanceQueries(question, words, textMask);
+      const pooled = this.readout(question, queries, objects, objectGeometry, objectMask, drop);
       return { pooled, sequence, mask } as unknown as tf.TensorContainer;
     }) as unknown as FusionOutput;
   }
 
-  private readout(question: tf.Tensor2D, objects: tf.Tensor3D, geometry: tf.Tensor3D, objectMask: tf.Tensor2D, drop: FusionInputs['dropout']): tf.Tensor2D {
+  /**
+   * One question vector per relevance, [B, K, H]: [CLS] for every one, or [CLS] plus that
+   * relevance's own attention over the word states (relevanceFrom: words).
+   */
+  private relevanceQueries(question: tf.Tensor2D, words: tf.Tensor3D, textMask: tf.Tensor2D): tf.Tensor3D {
+    const [batch, length] = words.shape;
+    const k = this.relevanceCount;
+    if (!this.wordQuery || !this.wordKey) return question.expandDims(1).tile([1, k, 1]) as tf.Tensor3D;
+    const queries = this.wordQuery.apply(question).reshape([batch, k, this.hidden]);
+    const logits = matMul(queries, this.wordKey.apply(words), false, true).div(Math.sqrt(this.hidden));
+    const absent = tf.sub(1, textMask.toFloat()).mul(-1e9).reshape([batch, 1, length]);
+    const attention = tf.softmax(logits.add(absent));
+    return matMul(attention, words).add(question.expandDims(1)) as tf.Tensor3D;
+  }
+
+  private readout(question: tf.Tensor2D, queries: tf.Tensor3D, objects: tf.Tensor3D, geometry: tf.Tensor3D, objectMask: tf.Tensor2D, drop: FusionInputs['dropout']): tf.Tensor2D {
     const [batch, count] = objects.shape;
     const k = this.relevanceCount;
     // Relevance of each object to the question, K ways: [B, N, K].
     // A sum (then GELU) and a product (MLB, Kim et al. 2017) of object and question: "is this the
     // object the question names" is a match of attributes, one linear read-out of the product.
-    const product = this.relevanceObjectProduct.apply(objects).mul(this.relevanceQuestionProduct.apply(question).expandDims(1));
-    const scores = this.relevanceOut.apply(quickGelu(this.relevanceObject.apply(objects).add(this.relevanceQuestion.apply(question).expandDims(1))).add(product)) as tf.Tensor3D;
+    // Relevance k reads only its own question vector (the diagonal of the K×K read-out).
+    const objectSum = this.relevanceObject.apply(objects).expandDims(2); // [B, N, 1, H]
+    const questionSum = this.relevanceQuestion.apply(queries).expandDims(1); // [B, 1, K, H]
+    const product = this.relevanceObjectProduct.apply(objects).expandDims(2).mul(this.relevanceQuestionProduct.apply(queries).expandDims(1));
+    const combined = quickGelu(objectSum.add(questionSum)).add(product); // [B, N, K, H]
+    const readoutPerRelevance = this.relevanceOut.kernel.transpose().reshape([1, 1, k, this.hidden]);
+    const scores = combined.mul(readoutPerRelevance).sum(3).add(this.relevanceOut.bias) as tf.Tensor3D;
     const present = objectMask.expandDims(2);
     const relevance = tf.sigmoid(scores).mul(present) as tf.Tensor3D;
     // Counts: Σ σ, read through bins so "2" and "3" are different directions, not one scaled one.

@@ -89,6 +89,75 @@ test('relational fusion: learns to count the objects a question names, which nee
   classifier.dispose();
 });
 
+/**
+ * A toy comparison: three objects of distinct colours (one-hot tokens) at random places, and a
+ * question of two words, each a slot bit (first or second named) and a colour: "is the first
+ * left of the second?". The answer needs both named objects, in the question's order, and
+ * their relative place — what SynthScenes' "Is the red circle left of the blue square?" asks.
+ */
+function comparisonRows(count: number, seed: number) {
+  const rng = new SeededRandom(seed);
+  return Array.from({ length: count }, () => {
+    const colours = rng.shuffled([0, 1, 2, 3]).slice(0, 3);
+    const xs = colours.map(() => rng.next() * 0.8);
+    const [a, b] = rng.shuffled([0, 1, 2]).slice(0, 2);
+    const boxes = xs.map((x, i) => [x, 0.1 * i, x + 0.15, 0.1 * i + 0.15] as [number, number, number, number]);
+    return { colours, boxes, first: colours[a], second: colours[b], answer: xs[a] < xs[b] ? 1 : 0 };
+  });
+}
+
+function comparisonInputs(rows: ReturnType<typeof comparisonRows>) {
+  const tokens = new Float32Array(rows.length * 3 * 4);
+  const question = new Float32Array(rows.length * 2 * 6);
+  rows.forEach((row, r) => {
+    row.colours.forEach((colour, i) => (tokens[(r * 3 + i) * 4 + colour] = 1));
+    question[(r * 2) * 6 + 0] = 1;
+    question[(r * 2) * 6 + 2 + row.first] = 1;
+    question[(r * 2 + 1) * 6 + 1] = 1;
+    question[(r * 2 + 1) * 6 + 2 + row.second] = 1;
+  });
+  return {
+    imageTokens: tf.zeros([rows.length, 0, 1]) as tf.Tensor3D,
+    textTokens: tf.tensor3d(question, [rows.length, 2, 6]),
+    textMask: tf.ones([rows.length, 2]) as tf.Tensor2D,
+    regions: { tokens: tf.tensor3d(tokens, [rows.length, 3, 4]), mask: tf.ones([rows.length, 3]) as tf.Tensor2D, geometry: boxGeometry(rows.map((r) => r.boxes), 3) },
+  };
+}
+
+test('relational fusion, relevances read from the words: learns whether the first-named object is left of the second', async (t) => {
+  const trainRows = comparisonRows(512, 1);
+  const testRows = comparisonRows(200, 2);
+  const random = new SeededRandom(3);
+  const fusion = new RelationalFusion({ imageDim: 1, textDim: 6, regionDim: 4, imageTokens: 0, hidden: 16, layers: 1, heads: 2, relevanceFrom: 'words' }, random.fork('fusion'));
+  const classifier = new VqaClassifier({ inputDim: 16, answers: 2 }, random.fork('classifier'));
+  const variables = new Map([...fusion.namedVariables(), ...classifier.namedVariables()]);
+  t.true([...variables.keys()].some((name) => name.includes('relevance/word_query')), 'the word-attention queries are trained variables');
+  const nameOf = new Map([...variables].map(([name, v]) => [v.name, name]));
+  await train(
+    {
+      variables,
+      exampleCount: trainRows.length,
+      computeGradients: (batch) => {
+        const rows = batch.map((i) => trainRows[i]);
+        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(tf.oneHot(rows.map((r) => r.answer), 2), classifier.apply(fusion.apply(comparisonInputs(rows)).pooled)) as tf.Scalar);
+        const loss = value.dataSync()[0];
+        value.dispose();
+        return { loss, gradients: new Map(Object.entries(grads).map(([name, g]) => [nameOf.get(name)!, g])) };
+      },
+    },
+    { epochs: 25, batchSize: 32, learningRate: 5e-3, checkpointEvery: 0, seed: 0 },
+  );
+  const predicted = tf.tidy(() => classifier.apply(fusion.apply(comparisonInputs(testRows)).pooled).argMax(1).dataSync());
+  const learned = testRows.filter((r, i) => predicted[i] === r.answer).length / testRows.length;
+  const yes = testRows.filter((r) => r.answer === 1).length / testRows.length;
+  t.true(Math.max(yes, 1 - yes) < 0.6, `the toy task's majority answer covers ${Math.max(yes, 1 - yes)}`);
+  // Measured on this toy (wasm backend): 0.875 with the words read; the [CLS]-only read
+  // (relevanceFrom: question) reaches 0.695 at these 25 epochs and 0.495 at 40.
+  t.true(learned >= 0.8, `held-out comparison accuracy ${learned}`);
+  fusion.dispose();
+  classifier.dispose();
+});
+
 test('relational fusion: dropout only while training, the same mask for the same seed', (t) => {
   const fusion = new RelationalFusion({ imageDim: 1, textDim: 3, regionDim: 3, imageTokens: 0, hidden: 8, layers: 1, heads: 2 }, new SeededRandom(5));
   const rows = countingRows(4, 9);
