@@ -13,6 +13,7 @@ import { resolveComparedGroup } from '../../leaderboard/compared-groups.ts';
 import type { RunExecution } from '../../leaderboard/run-record.ts';
 import { parsePositiveInteger, scoringOptionsFromFlags } from '../flags.ts';
 import { renderHtml } from '../../leaderboard/render-html.ts';
+import { renderModelIndex, type ModelIndexDataset } from '../../leaderboard/model-index.ts';
 import { renderCsv, renderJson, renderMarkdown, renderTable } from '../../leaderboard/render-text.ts';
 import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES } from '../../leaderboard/statistics.ts';
 import { exampleScores, listRuns, withLeaderboard } from '../../leaderboard/store.ts';
@@ -31,7 +32,7 @@ export interface LeaderboardCommandOptions {
   lookupTask?: TaskLookup;
 }
 
-const FORMATS = ['table', 'csv', 'md', 'html', 'json'] as const;
+const FORMATS = ['table', 'csv', 'md', 'html', 'json', 'model-index'] as const;
 type Format = (typeof FORMATS)[number];
 const MAX_RESAMPLES = 1_000_000;
 
@@ -50,7 +51,11 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     .addOption(leaderboardDbOption())
     .option('--resamples <n>', 'bootstrap resamples for per-run intervals', String(DEFAULT_RESAMPLES))
     .option('--seed <n>', 'bootstrap seed', String(DEFAULT_BOOTSTRAP_SEED))
-    .action(async (flags: { task?: string; format: Format; out?: string; db: string; resamples: string; seed: string }) => {
+    .option('--dataset <id>', 'model-index: the Hub dataset id the runs were scored on, e.g. lmms-lab/VQAv2 (default: the task name)')
+    .option('--dataset-name <name>', 'model-index: a pretty name for the dataset')
+    .option('--dataset-config <name>', 'model-index: the dataset configuration')
+    .option('--dataset-revision <sha>', 'model-index: the dataset repository revision that was scored')
+    .action(async (flags: { task?: string; format: Format; out?: string; db: string; resamples: string; seed: string } & DatasetFlags) => {
       const resamples = parseWholeNumber(flags.resamples, '--resamples', 1, MAX_RESAMPLES);
       const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
       const output = await withLeaderboard(flags.db, { create: false }, async (store) => {
@@ -67,6 +72,8 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
             return renderJson(board);
           case 'html':
             return renderHtml(board, { generator: `vlbench ${VLBENCH_VERSION}` });
+          case 'model-index':
+            return renderModelIndex(board, { dataset: datasetFromFlags(flags) });
         }
       });
       if (flags.out !== undefined) {
@@ -78,6 +85,40 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     });
 
   registerLeaderboardCopy(leaderboard);
+
+  leaderboard
+    .command('model-index')
+    .description('write one run, or its seed group, as Hugging Face model-card `model-index` YAML (paste it into the model card\'s front matter)')
+    .argument('<run>', 'run id or name (a name recorded for several seeds means its seed group, as in `vlbench compare`)')
+    .option('--task <name>', 'look the run name up among this task\'s runs only')
+    .option('--seeds <list>', 'export exactly these seeds of the run\'s seed group, e.g. 0,1,2')
+    .option('--out <file>', 'write to this file (atomically) instead of standard output')
+    .option('--dataset <id>', 'the Hub dataset id the run was scored on, e.g. lmms-lab/VQAv2 (default: the task name)')
+    .option('--dataset-name <name>', 'a pretty name for the dataset')
+    .option('--dataset-config <name>', 'the dataset configuration')
+    .option('--dataset-revision <sha>', 'the dataset repository revision that was scored')
+    .option('--resamples <n>', 'bootstrap resamples for the interval', String(DEFAULT_RESAMPLES))
+    .option('--seed <n>', 'bootstrap seed', String(DEFAULT_BOOTSTRAP_SEED))
+    .addOption(leaderboardDbOption())
+    .action(async (ref: string, flags: { task?: string; seeds?: string; out?: string; db: string; resamples: string; seed: string } & DatasetFlags) => {
+      const resamples = parseWholeNumber(flags.resamples, '--resamples', 1, MAX_RESAMPLES);
+      const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
+      const seeds = flags.seeds === undefined ? undefined : parseSeedList(flags.seeds);
+      const output = await withLeaderboard(flags.db, { create: false }, async (store) => {
+        const { group, note } = await resolveComparedGroup(store, ref, 'run', { task: flags.task, seeds });
+        if (note) process.stderr.write(`${note}\n`);
+        const ids = new Set(group.runs.map((run) => run.record.id));
+        const runs = (await listRuns(store, { task: group.runs[0].record.task })).filter((run) => ids.has(run.record.id));
+        const board = await buildBoard(runs, (runId) => exampleScores(store, runId), { resamples, seed, confidence: DEFAULT_CONFIDENCE });
+        return renderModelIndex(board, { dataset: datasetFromFlags(flags) });
+      });
+      if (flags.out !== undefined) {
+        await writeFileAtomically(flags.out, output);
+        process.stderr.write(`wrote model-index to ${flags.out}\n`);
+      } else {
+        process.stdout.write(output);
+      }
+    });
 
   leaderboard
     .command('add')
@@ -203,6 +244,22 @@ async function splitCandidates(task: Task, dataDir: string, split: string | unde
   }
   const names = split !== undefined ? [split] : task.splits;
   return names.map((name) => ({ label: name, load: { dataDir: root, split: name } }));
+}
+
+interface DatasetFlags {
+  dataset?: string;
+  datasetName?: string;
+  datasetConfig?: string;
+  datasetRevision?: string;
+}
+
+function datasetFromFlags(flags: DatasetFlags): ModelIndexDataset {
+  const dataset: ModelIndexDataset = {};
+  if (flags.dataset !== undefined) dataset.type = nonEmptyFlag(flags.dataset, '--dataset');
+  if (flags.datasetName !== undefined) dataset.name = nonEmptyFlag(flags.datasetName, '--dataset-name');
+  if (flags.datasetConfig !== undefined) dataset.config = nonEmptyFlag(flags.datasetConfig, '--dataset-config');
+  if (flags.datasetRevision !== undefined) dataset.revision = nonEmptyFlag(flags.datasetRevision, '--dataset-revision');
+  return dataset;
 }
 
 function parseSeedList(text: string): number[] {
