@@ -1,0 +1,207 @@
+import test from 'ava';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import sharp from 'sharp';
+import { InputError } from '../../core/errors.ts';
+import { runScore } from '../../harness/score-files.ts';
+import { loadVqaSplit } from '../../tasks/vqa/index.ts';
+import { readVqaHubImage } from '../../tasks/vqa/hub-parquet.ts';
+import { vlbench } from '../support/cli-in-process.ts';
+import { hubVqaParquet, writeHubCache, type HubVqaRow, type ShardOptions } from '../support/hub-parquet-writer.ts';
+import { temporaryFolders } from '../support/temporary-folders.ts';
+
+const temporaryDir = temporaryFolders(test);
+
+const COMMIT_A = 'a'.repeat(40);
+const COMMIT_B = 'b'.repeat(40);
+
+/** A 4×3 RGB image, different for each image id, as PNG: lossless, so the decoded pixels can be compared exactly. */
+function pixelsOf(imageId: number): Buffer {
+  return Buffer.from(Array.from({ length: 4 * 3 * 3 }, (_, index) => (imageId * 37 + index * 11) % 256));
+}
+async function pngOf(imageId: number): Promise<Uint8Array> {
+  return new Uint8Array(await sharp(pixelsOf(imageId), { raw: { width: 4, height: 3, channels: 3 } }).png().toBuffer());
+}
+
+const ten = (answer: string) => Array<string>(10).fill(answer);
+/** Nine questions on four images, with answers that exercise the official normalisation and the 0.3 steps. */
+async function validationRows(): Promise<HubVqaRow[]> {
+  const spec: [number, number, string, string, string, string, string[]][] = [
+    [42000, 42, 'Is it raining?', 'is it', 'yes/no', 'yes', ten('yes')],
+    [42001, 42, 'What color is the cat?', 'what color is the', 'other', 'blue', [...Array(3).fill('red'), ...Array(7).fill('blue')]],
+    [42002, 42, 'How many dogs?', 'how many', 'number', '2', [...Array(7).fill('2'), 'two', 'three', '3']],
+    [7000, 7, 'What is on the table?', 'what is on the', 'other', 'a cup', ['a cup', 'cup', 'the cup', 'cup', 'mug', 'cup.', 'cups', 'cup', 'mug', 'glass']],
+    [7001, 7, 'Is this a kitchen?', 'is this a', 'yes/no', 'no', [...Array(9).fill('no'), 'yes']],
+    [9000, 9, 'What sport is this?', 'what sport is', 'other', 'tennis', [...Array(2).fill('tennis'), ...Array(8).fill('badminton')]],
+    [9001, 9, 'How many people?', 'how many', 'number', '1', [...Array(4).fill('1'), ...Array(6).fill('one')]],
+    [11000, 11, 'Where is the bus?', 'where is the', 'other', 'street', ['street', 'on street', 'road', 'street', 'in street', 'street', 'road', 'street', 'city', 'street']],
+    [11001, 11, "Don't you see it?", 'do you', 'yes/no', 'yes', [...Array(5).fill('yes'), ...Array(5).fill('Yes')]],
+  ];
+  return Promise.all(spec.map(async ([questionId, imageId, question, questionType, answerType, multipleChoiceAnswer, answers]) => ({
+    question_id: questionId, image_id: imageId, question, question_type: questionType, answer_type: answerType, multiple_choice_answer: multipleChoiceAnswer, answers, image: await pngOf(imageId),
+  })));
+}
+
+const PREDICTIONS: Record<number, string> = { 42000: 'Yes', 42001: 'red', 42002: 'two', 7000: 'the cup', 7001: 'no', 9000: 'tennis', 9001: '1', 11000: 'road', 11001: 'yes' };
+
+/** The same rows as the official JSON files (annotations in row order, as the parquet lists them). */
+async function writeOfficialJson(dir: string, rows: readonly HubVqaRow[]): Promise<{ questions: string; annotations: string }> {
+  const header = { info: {}, task_type: 'Open-Ended', data_type: 'mscoco', license: {}, data_subtype: 'val2014' };
+  const questions = join(dir, 'v2_OpenEnded_mscoco_val2014_questions.json');
+  const annotations = join(dir, 'v2_mscoco_val2014_annotations.json');
+  await writeFile(questions, JSON.stringify({ ...header, questions: rows.map((row) => ({ image_id: row.image_id, question: row.question, question_id: row.question_id })) }));
+  await writeFile(annotations, JSON.stringify({
+    ...header,
+    annotations: rows.map((row) => ({
+      question_id: row.question_id, image_id: row.image_id, question_type: row.question_type, answer_type: row.answer_type, multiple_choice_answer: row.multiple_choice_answer,
+      answers: row.answers!.map((answer, index) => ({ answer, answer_confidence: index % 3 === 2 ? 'maybe' : 'yes', answer_id: index + 1 })),
+    })),
+  }));
+  return { questions, annotations };
+}
+
+/** Two shards, snappy then zstd, row groups of 2 and 3 rows. */
+async function validationShards(rows: readonly HubVqaRow[], firstShard: Partial<ShardOptions> = {}): Promise<Record<string, Uint8Array>> {
+  return {
+    'data/validation-00000-of-00002.parquet': hubVqaParquet(rows.slice(0, 5), { codec: 'snappy', rowsPerGroup: 2, ...firstShard }),
+    'data/validation-00001-of-00002.parquet': hubVqaParquet(rows.slice(5), { codec: 'zstd', rowsPerGroup: 3 }),
+  };
+}
+
+interface Fixture {
+  dir: string;
+  rows: HubVqaRow[];
+  cache: string;
+  json: { questions: string; annotations: string };
+  predictions: string;
+}
+
+async function fixture(): Promise<Fixture> {
+  const dir = await temporaryDir(join(tmpdir(), 'vlbench-hub-vqa-'));
+  const rows = await validationRows();
+  // Revision B: one answer of the last question changed, so its files and scores differ.
+  const changed = rows.map((row) => (row.question_id === 11001 ? { ...row, answers: ten('no') } : row));
+  const testdev = hubVqaParquet(rows.slice(0, 3).map((row) => ({ ...row, answers: null, answer_type: null, question_type: null, multiple_choice_answer: null })), { codec: 'zstd', rowsPerGroup: 2 });
+  const cache = await writeHubCache(join(dir, 'hub'), 'lmms-lab/VQAv2', {
+    [COMMIT_A]: { ...(await validationShards(rows)), 'data/testdev-00000-of-00001.parquet': testdev },
+    [COMMIT_B]: await validationShards(changed),
+  }, COMMIT_A);
+  const json = await writeOfficialJson(dir, rows);
+  const predictions = join(dir, 'predictions.json');
+  await writeFile(predictions, JSON.stringify(rows.map((row) => ({ question_id: row.question_id, answer: PREDICTIONS[row.question_id] }))));
+  return { dir, rows, cache, json, predictions };
+}
+
+test('a datasets--lmms-lab--VQAv2 cache folder loads the examples the official JSON gives, from refs/main', async (t) => {
+  const { cache, json } = await fixture();
+  const parquet = await loadVqaSplit({ dataDir: cache, split: 'validation' });
+  const official = await loadVqaSplit({ split: '', files: json });
+  t.is(parquet.split, 'validation');
+  t.deepEqual(parquet.info, { dataType: 'hub-parquet', dataSubtype: 'validation', annotated: true });
+  t.deepEqual(parquet.files.map((file) => basename(file)), ['validation-00000-of-00002.parquet', 'validation-00001-of-00002.parquet']);
+  t.true(parquet.files.every((file) => file.includes(join('snapshots', COMMIT_A))));
+  const withoutImagePath = ({ imagePath: _imagePath, ...example }: { imagePath: string }) => example;
+  t.deepEqual(parquet.examples.map(withoutImagePath), official.examples.map(withoutImagePath));
+  t.is(parquet.examples[6].imagePath, `${parquet.files[1]}#row=1`, 'the 7th question is the 2nd row of the second shard');
+  t.deepEqual(parquet.examples[3].answers, ['a cup', 'cup', 'the cup', 'cup', 'mug', 'cup.', 'cups', 'cup', 'mug', 'glass']);
+  t.not(parquet.fingerprint, official.fingerprint, 'a parquet copy is never the same split as the JSON files');
+});
+
+test('the fingerprint covers the revision and the files: --revision picks another snapshot, a plain copy of one differs from the cache', async (t) => {
+  const { dir, cache } = await fixture();
+  const main = await loadVqaSplit({ dataDir: cache, split: 'validation' });
+  t.is((await loadVqaSplit({ dataDir: cache, split: 'validation', revision: 'main' })).fingerprint, main.fingerprint);
+  t.is((await loadVqaSplit({ dataDir: join(cache, 'snapshots', COMMIT_A), split: 'validation' })).fingerprint, main.fingerprint, 'the snapshot folder itself is the same revision');
+  const b = await loadVqaSplit({ dataDir: cache, split: 'validation', revision: COMMIT_B });
+  t.true(b.files.every((file) => file.includes(join('snapshots', COMMIT_B))));
+  t.not(b.fingerprint, main.fingerprint);
+  t.deepEqual(b.examples[8].answers, ten('no'));
+  // snapshot_download(local_dir=…): the files without the cache around them.
+  const plain = join(dir, 'local-dir');
+  await mkdir(join(plain, 'data'), { recursive: true });
+  for (const file of main.files) await cp(file, join(plain, 'data', basename(file)), { dereference: true });
+  const local = await loadVqaSplit({ dataDir: plain, split: 'val2014' });
+  t.is(local.split, 'validation', 'the official split name finds the Hub split');
+  t.not(local.fingerprint, main.fingerprint, 'no revision is known for a plain folder');
+  t.is((await loadVqaSplit({ dataDir: plain, split: 'validation', revision: COMMIT_A })).fingerprint, main.fingerprint, 'the same files at the same revision: the same split');
+
+  const unknown = await t.throwsAsync(loadVqaSplit({ dataDir: cache, split: 'validation', revision: 'v2' }), { instanceOf: InputError });
+  t.is(unknown.message, `${cache}, field "--revision": no snapshot or ref "v2" in this cache folder (snapshots there: ${COMMIT_A}, ${COMMIT_B}; refs: main → ${COMMIT_A}); it cannot be downloaded offline`);
+  const several = await t.throwsAsync(loadVqaSplit({ dataDir: cache, split: '' }), { instanceOf: InputError });
+  t.is(several.message, `${join(cache, 'snapshots', COMMIT_A)} (revision ${COMMIT_A}), field "--split": several splits here (testdev, validation): name one with --split`);
+  const testdev = await loadVqaSplit({ dataDir: cache, split: 'test-dev2015' });
+  t.deepEqual([testdev.split, testdev.info?.annotated, testdev.examples.map((example) => example.answers.length)], ['testdev', false, [0, 0, 0]]);
+});
+
+test('vlbench score gives the same report to the last bit on the parquet copy and on the official JSON', async (t) => {
+  const { cache, json, predictions } = await fixture();
+  const fromJson = await runScore({ task: 'vqa', ...json, predictions });
+  const fromParquet = await runScore({ task: 'vqa', dataDir: cache, split: 'validation', predictions });
+  t.deepEqual(fromParquet.official, fromJson.official);
+  t.deepEqual(Object.keys(fromParquet.metrics), Object.keys(fromJson.metrics));
+  for (const [name, value] of Object.entries(fromJson.metrics)) t.true(Object.is(fromParquet.metrics[name], value), `${name}: ${fromParquet.metrics[name]} vs ${value}`);
+  t.deepEqual(fromParquet.perExample.map(({ id, score }) => [id, score]), fromJson.perExample.map(({ id, score }) => [id, score]));
+  // The official definition, worked out by hand: "Yes" against ten "yes" is not normalised (0);
+  // "red" matched by 2 of the 9 others for each red answer and by 3 for each blue one (0.9).
+  const score = (id: string) => fromParquet.perExample.find((entry) => entry.id === id)!.score;
+  t.is(score('42000'), 0);
+  t.is(Math.round(score('42001') * 1e9) / 1e9, 90);
+  t.is(score('42002'), 100);
+
+  const cli = await vlbench(['score', '--task', 'vqa', '--data-dir', cache, '--split', 'validation', '--predictions', predictions]);
+  const cliJson = await vlbench(['score', '--task', 'vqa', '--questions', json.questions, '--annotations', json.annotations, '--predictions', predictions]);
+  t.is(cli.code, 0, cli.stderr);
+  t.is(cli.stdout, cliJson.stdout);
+  const other = await vlbench(['score', '--task', 'vqa', '--data-dir', cache, '--revision', COMMIT_B, '--split', 'validation', '--predictions', predictions]);
+  t.not(other.stdout, cli.stdout, 'revision B changed an answer');
+});
+
+test('an embedded image decodes from the parquet cell to its exact pixels, nothing written out', async (t) => {
+  const { cache } = await fixture();
+  const split = await loadVqaSplit({ dataDir: cache, split: 'validation' });
+  for (const index of [0, 3, 8]) {
+    const example = split.examples[index];
+    const { data, info } = await sharp(await readVqaHubImage(example.imagePath)).raw().toBuffer({ resolveWithObject: true });
+    t.deepEqual([info.width, info.height, info.channels], [4, 3, 3]);
+    t.deepEqual(data, pixelsOf(example.imageId));
+  }
+});
+
+async function snapshotWith(files: Record<string, Uint8Array>): Promise<string> {
+  const dir = await temporaryDir(join(tmpdir(), 'vlbench-hub-bad-'));
+  for (const [path, bytes] of Object.entries(files)) {
+    await mkdir(join(dir, path, '..'), { recursive: true });
+    await writeFile(join(dir, path), bytes);
+  }
+  return dir;
+}
+
+test('malformed parquet: one error naming the file, and the row group, row and column where known', async (t) => {
+  const rows = await validationRows();
+  const good = await validationShards(rows);
+  const first = 'data/validation-00000-of-00002.parquet';
+
+  const truncatedDir = await snapshotWith({ ...good, [first]: good[first].subarray(0, Math.floor(good[first].length / 2)) });
+  const truncated = await t.throwsAsync(loadVqaSplit({ dataDir: truncatedDir, split: 'validation' }), { instanceOf: InputError });
+  t.true(truncated.message.startsWith(`${join(truncatedDir, first)}: not a readable parquet file (truncated or damaged: `), truncated.message);
+
+  const missingDir = await snapshotWith(await validationShards(rows, { without: ['answer_type'] }));
+  const missing = await t.throwsAsync(loadVqaSplit({ dataDir: missingDir, split: 'validation' }), { instanceOf: InputError });
+  t.is(missing.message, `${join(missingDir, first)}, field "answer_type": missing column "answer_type"; the file has "question_type", "multiple_choice_answer", "answers", "image_id", "question_id", "question", "image"`);
+
+  const shortDir = await snapshotWith(await validationShards(rows, { answerCountAt: { row: 4, count: 9 } }));
+  const short = await t.throwsAsync(loadVqaSplit({ dataDir: shortDir, split: 'validation' }), { instanceOf: InputError });
+  t.is(short.message, `${join(shortDir, first)}, record "row group 2, row 4", field "answers": expected a list of 10 answers, got a list of 9`);
+
+  const noImageDir = await snapshotWith({ ...good, [first]: hubVqaParquet(rows.slice(0, 5).map((row, index) => (index === 3 ? { ...row, image: null } : row)), { codec: 'snappy', rowsPerGroup: 2 }) });
+  const split = await loadVqaSplit({ dataDir: noImageDir, split: 'validation' });
+  const noImage = await t.throwsAsync(readVqaHubImage(split.examples[3].imagePath), { instanceOf: InputError });
+  t.is(noImage.message, `${join(noImageDir, first)}, record "row group 1, row 3", field "image.bytes": expected the image's bytes ({bytes, path} with bytes set)`);
+
+  const predictions = join(shortDir, 'predictions.json');
+  await writeFile(predictions, JSON.stringify(rows.map((row) => ({ question_id: row.question_id, answer: 'yes' }))));
+  const cli = await vlbench(['score', '--task', 'vqa', '--data-dir', shortDir, '--split', 'validation', '--predictions', predictions]);
+  t.is(cli.code, 2);
+  t.is(cli.stderr, `vlbench: error: ${short.message}\n`, 'one line, no stack trace');
+});
