@@ -71,14 +71,6 @@ export class ParquetTable {
     return this.read(group, group.firstRow, group.firstRow + group.rows, columns, options);
   }
 
-  /** One cell: the row's value of `column`. */
-  async readCell(row: number, column: string, options: { utf8?: boolean } = {}): Promise<unknown> {
-    const group = this.rowGroups.find((candidate) => row >= candidate.firstRow && row < candidate.firstRow + candidate.rows);
-    if (group === undefined) throw new InputError(`the file has ${this.rowCount} rows, not a row ${row}`, { file: this.file, field: column });
-    const [record] = await this.read(group, row, row + 1, [column], options);
-    return record[column];
-  }
-
   private async read(group: ParquetRowGroup, rowStart: number, rowEnd: number, columns: readonly string[], options: { utf8?: boolean }): Promise<Record<string, unknown>[]> {
     const columnList = [...columns];
     try {

@@ -1,5 +1,6 @@
 import { basename, join, relative, sep } from 'node:path';
 import { InputError } from '../../core/errors.ts';
+import { registerEmbeddedImageReader } from '../../core/image-bytes.ts';
 import type { LoadOptions } from '../../core/types.ts';
 import { fileSha256, listFolder, resolveHubSnapshot, type HubSnapshot } from '../hub-snapshot.ts';
 import { ParquetTable, parquetRowRecord, type ParquetRowGroup } from '../parquet-table.ts';
@@ -18,8 +19,9 @@ import { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, type LoadedVqaSplit, type V
  *
  * The examples are the official loader's (tasks/vqa/load.ts), field for field, so `vlbench score`
  * gives the same numbers on the same questions in either layout. Test splits carry null answers.
- * Images stay in the files: an example's `imagePath` is `<shard>#row=<row>` and
- * `readVqaHubImage` returns the embedded bytes of that one cell.
+ * Images stay in the files: an example's `imagePath` is `<shard>#row=<row>`, the first row that
+ * embeds its image, and `readVqaHubImage` (registered with core/image-bytes.ts, through which the
+ * image pipeline reads) returns that cell's bytes.
  */
 
 /** Splits as lmms-lab/VQAv2 names them; the official names are taken too. */
@@ -58,6 +60,15 @@ export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }
     fileHashes.push({ path: relative(snapshot.root, file).split(sep).join('/'), sha256: await fileSha256(file) });
   }
   checkDistinctQuestionIds(examples, files);
+  // Each row embeds its image, so the questions of one COCO image are several rows; they name the
+  // image by its first row, as the JSON layout names it by one file, so that everything keyed by
+  // image (held-out validation images, region boxes) sees one image, not one per question.
+  const firstRowOfImage = new Map<number, string>();
+  for (const example of examples) {
+    const first = firstRowOfImage.get(example.imageId);
+    if (first === undefined) firstRowOfImage.set(example.imageId, example.imagePath);
+    else example.imagePath = first;
+  }
   // The revision and the files' hashes say which copy was read; the image ids, which images the
   // examples ask about. A JSON copy of the same questions has other bytes, so another fingerprint.
   // The repository's name is left out: the same files at the same commit are the same split
@@ -74,20 +85,56 @@ export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }
   };
 }
 
-/** The embedded image of an example read from parquet, as its file's bytes (JPEG or PNG), without writing it anywhere. */
+/**
+ * The embedded image of an example read from parquet, as its file's bytes (JPEG or PNG), without
+ * writing it anywhere. Images are asked for in split order, a batch at a time and several at
+ * once: the decoded image column of the last few row groups is kept, so a row group's column
+ * chunk is read once, not once per row, and memory stays at a few row groups of images.
+ */
 export async function readVqaHubImage(imagePath: string): Promise<Uint8Array> {
   const match = /^(.*)#row=(\d+)$/.exec(imagePath);
   if (match === null) throw new InputError('expected an image inside a parquet file (<file>#row=<row>)', { file: imagePath });
   const [, file, rowText] = match;
   const row = Number(rowText);
-  const table = await ParquetTable.open(file);
-  const cell = await table.readCell(row, VQA_HUB_IMAGE_COLUMN, { utf8: false });
-  const bytes = (cell as { bytes?: unknown } | null)?.bytes;
+  const table = await openTable(file);
+  const group = table.rowGroups.find((candidate) => row >= candidate.firstRow && row < candidate.firstRow + candidate.rows);
+  if (group === undefined) throw new InputError(`the file has ${table.rowCount} rows, not a row ${row}`, { file, field: VQA_HUB_IMAGE_COLUMN });
+  const cells = await imageColumnOf(table, group);
+  const bytes = (cells[row - group.firstRow] as { bytes?: unknown } | null)?.bytes;
   if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
-    const group = table.rowGroups.find((candidate) => row < candidate.firstRow + candidate.rows)!;
     throw new InputError('expected the image\'s bytes ({bytes, path} with bytes set)', { file, record: parquetRowRecord(group, row), field: `${VQA_HUB_IMAGE_COLUMN}.bytes` });
   }
   return bytes;
+}
+
+registerEmbeddedImageReader(readVqaHubImage);
+
+const IMAGE_GROUPS_KEPT = 4;
+const openTables = new Map<string, Promise<ParquetTable>>();
+const imageGroups = new Map<string, Promise<unknown[]>>();
+
+function openTable(file: string): Promise<ParquetTable> {
+  let table = openTables.get(file);
+  if (table === undefined) {
+    table = ParquetTable.open(file);
+    // A failed open is not kept: the file may be fixed and read again in the same process.
+    table.catch(() => openTables.delete(file));
+    openTables.set(file, table);
+  }
+  return table;
+}
+
+function imageColumnOf(table: ParquetTable, group: ParquetRowGroup): Promise<unknown[]> {
+  const key = `${table.file}\n${group.index}`;
+  let cells = imageGroups.get(key);
+  if (cells === undefined) {
+    cells = table.readRowGroup(group, [VQA_HUB_IMAGE_COLUMN], { utf8: false }).then((rows) => rows.map((row) => row[VQA_HUB_IMAGE_COLUMN]));
+    cells.catch(() => imageGroups.delete(key));
+    imageGroups.set(key, cells);
+    // Oldest first out (a Map iterates in insertion order).
+    while (imageGroups.size > IMAGE_GROUPS_KEPT) imageGroups.delete(imageGroups.keys().next().value!);
+  }
+  return cells;
 }
 
 async function locateSplitFiles(snapshot: HubSnapshot, requested: string): Promise<{ split: string; files: string[] }> {
@@ -158,7 +205,7 @@ function checkDistinctQuestionIds(examples: readonly VqaExample[], files: readon
   for (const example of examples) {
     if (seen.has(example.questionId)) {
       const [file, row] = example.imagePath.split('#row=');
-      throw new InputError(`question_id ${example.questionId} appears twice in the split (${files.length} files)`, { file, record: `row ${row}`, field: 'question_id' });
+      throw new InputError(`question_id ${example.questionId} appears twice in the split (${files.length} file${files.length === 1 ? '' : 's'})`, { file, record: `row ${row}`, field: 'question_id' });
     }
     seen.add(example.questionId);
   }
