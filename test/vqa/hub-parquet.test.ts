@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import { InputError } from '../../core/errors.ts';
+import { executeRun } from '../../harness/run.ts';
 import { runScore } from '../../harness/score-files.ts';
 import { loadVqaSplit } from '../../tasks/vqa/index.ts';
 import { readVqaHubImage } from '../../tasks/vqa/hub-parquet.ts';
@@ -46,10 +47,10 @@ async function validationRows(): Promise<HubVqaRow[]> {
 const PREDICTIONS: Record<number, string> = { 42000: 'Yes', 42001: 'red', 42002: 'two', 7000: 'the cup', 7001: 'no', 9000: 'tennis', 9001: '1', 11000: 'road', 11001: 'yes' };
 
 /** The same rows as the official JSON files (annotations in row order, as the parquet lists them). */
-async function writeOfficialJson(dir: string, rows: readonly HubVqaRow[]): Promise<{ questions: string; annotations: string }> {
-  const header = { info: {}, task_type: 'Open-Ended', data_type: 'mscoco', license: {}, data_subtype: 'val2014' };
-  const questions = join(dir, 'v2_OpenEnded_mscoco_val2014_questions.json');
-  const annotations = join(dir, 'v2_mscoco_val2014_annotations.json');
+async function writeOfficialJson(dir: string, rows: readonly HubVqaRow[], subtype = 'val2014'): Promise<{ questions: string; annotations: string }> {
+  const header = { info: {}, task_type: 'Open-Ended', data_type: 'mscoco', license: {}, data_subtype: subtype };
+  const questions = join(dir, `v2_OpenEnded_mscoco_${subtype}_questions.json`);
+  const annotations = join(dir, `v2_mscoco_${subtype}_annotations.json`);
   await writeFile(questions, JSON.stringify({ ...header, questions: rows.map((row) => ({ image_id: row.image_id, question: row.question, question_id: row.question_id })) }));
   await writeFile(annotations, JSON.stringify({
     ...header,
@@ -206,4 +207,35 @@ test.serial('malformed parquet: one error naming the file, and the row group, ro
   const cli = await vlbench(['score', '--task', 'vqa', '--data-dir', shortDir, '--split', 'validation', '--predictions', predictions]);
   t.is(cli.code, 2);
   t.is(cli.stderr, `vlbench: error: ${short.message}\n`, 'one line, no stack trace');
+});
+
+test.serial('vlbench run trains and scores on a parquet snapshot as on the same questions in the official layout: the same predictions, the same numbers', async (t) => {
+  const dir = await temporaryDir(join(tmpdir(), 'vlbench-hub-run-'));
+  const rows = await validationRows();
+  // Training questions: the same images, other question ids (the answers the head learns are the validation ones').
+  const trainRows = rows.map((row) => ({ ...row, question_id: row.question_id + 500_000 }));
+  const snapshot = join(dir, 'snapshot');
+  await mkdir(join(snapshot, 'data'), { recursive: true });
+  await writeFile(join(snapshot, 'data', 'train-00000-of-00001.parquet'), hubVqaParquet(trainRows, { codec: 'zstd', rowsPerGroup: 4 }));
+  await writeFile(join(snapshot, 'data', 'validation-00000-of-00001.parquet'), hubVqaParquet(rows, { codec: 'snappy', rowsPerGroup: 4 }));
+  const official = join(dir, 'official');
+  await mkdir(official);
+  for (const [subtype, splitRows] of [['train2014', trainRows], ['val2014', rows]] as const) {
+    await writeOfficialJson(official, splitRows, subtype);
+    // The image files of the official layout hold the very bytes the parquet embeds (PNG; sharp reads by content).
+    await mkdir(join(official, subtype), { recursive: true });
+    for (const row of splitRows) await writeFile(join(official, subtype, `COCO_${subtype}_${String(row.image_id).padStart(12, '0')}.jpg`), row.image!);
+  }
+  const model = join(import.meta.dirname, '..', 'fixtures', 'clip-tiny');
+  const common = { task: 'vqa', modelDir: model, method: 'ft', epochs: 2, backend: 'wasm' as const, seed: 3, selectOnEvaluation: true };
+  const hooks = { db: join(dir, 'board.db'), runsDir: join(dir, 'runs'), log: () => undefined };
+  const fromParquet = await executeRun({ ...common, dataDir: snapshot, trainSplit: 'train', validationSplit: 'validation', split: 'validation' }, hooks);
+  const fromJson = await executeRun({ ...common, dataDir: official, trainSplit: 'train2014', validationSplit: 'val2014', split: 'val2014' }, hooks);
+  const [parquetSplit] = fromParquet.splits;
+  const [jsonSplit] = fromJson.splits;
+  t.is(parquetSplit.split, 'validation');
+  t.deepEqual(parquetSplit.report.perExample, jsonSplit.report.perExample);
+  t.deepEqual(parquetSplit.report.metrics, jsonSplit.report.metrics);
+  t.is(parquetSplit.report.perExample.length, 9);
+  t.not(parquetSplit.record!.splitFingerprint, jsonSplit.record!.splitFingerprint, 'recorded as different splits');
 });
