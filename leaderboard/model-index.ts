@@ -78,7 +78,9 @@ export function modelIndexEntries(board: Board, options: ModelIndexOptions = {})
 export function renderModelIndex(board: Board, options: ModelIndexOptions = {}): string {
   const entries = modelIndexEntries(board, options);
   if (entries.length === 0) throw new InputError('no runs to export: the leaderboard (with these filters) is empty', { field: '--task' });
-  return stringify({ 'model-index': entries }, { lineWidth: 0 });
+  // Without aliases: every metric's args repeat the row's seeds, and a card reads better (and
+  // simpler YAML readers cope) with each written out.
+  return stringify({ 'model-index': entries }, { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
 function rowResult(section: BoardSection, row: BoardRow, dataset: ModelIndexDataset): ModelIndexResult {
@@ -111,7 +113,8 @@ function metricEntry(section: BoardSection, row: BoardRow, name: string): ModelI
   // Only where they hold: a smoke run's limit and weights chosen on the scored split.
   if (key.limit !== null) args.limit = key.limit;
   if (key.selection !== null) args.selected_on = key.selection;
-  args.seeds = row.seeds;
+  // Predictions made elsewhere have no known seed: nothing to say then.
+  if (row.seeds.some((seed) => seed !== null)) args.seeds = row.seeds;
   if (summary.std !== null) args.std = summary.std;
   if (name === section.primaryMetric && row.primary.interval !== null) {
     args.interval = { lower: row.primary.interval.lower, upper: row.primary.interval.upper, confidence: row.primary.interval.confidence, over: row.primary.intervalOver };

@@ -60,7 +60,9 @@ async function storeWithRuns(): Promise<LeaderboardStore> {
 test('the leaderboard as model-index validates against the Hub schema and carries each row\'s numbers', async (t) => {
   const store = await storeWithRuns();
   const board = await buildBoard(await listRuns(store), (id) => exampleScores(store, id), { resamples: 200, seed: 1 });
-  const index = parsedModelIndex(renderModelIndex(board, { dataset: { type: 'lmms-lab/VQAv2', revision: 'abc123' } }));
+  const yaml = renderModelIndex(board, { dataset: { type: 'lmms-lab/VQAv2', revision: 'abc123' } });
+  t.notRegex(yaml, /[&*]a\d/, 'no YAML anchors or aliases: each metric\'s args written out');
+  const index = parsedModelIndex(yaml);
   t.deepEqual(index, modelIndexEntries(board, { dataset: { type: 'lmms-lab/VQAv2', revision: 'abc123' } }), 'the YAML parses back to the entries, numbers exact');
   // Sections in task order (vcr before vqa), rows by rank inside each.
   t.deepEqual(index.map((entry) => entry.name), ['vcr-ft', 'villa', 'finetune']);

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { InputError } from '../../core/errors.ts';
 import { executeRun } from '../../harness/run.ts';
@@ -238,4 +238,19 @@ test.serial('vlbench run trains and scores on a parquet snapshot as on the same 
   t.deepEqual(parquetSplit.report.metrics, jsonSplit.report.metrics);
   t.is(parquetSplit.report.perExample.length, 9);
   t.not(parquetSplit.record!.splitFingerprint, jsonSplit.record!.splitFingerprint, 'recorded as different splits');
+});
+
+test.serial('vlbench leaderboard add records predictions scored on a cache folder, beside the JSON copy but never ranked with it', async (t) => {
+  const { dir, cache, json, predictions } = await fixture();
+  const db = join(dir, 'board.db');
+  const add = (name: string, data: string) => vlbench(['leaderboard', 'add', '--task', 'vqa', '--data', data, '--predictions', predictions, '--name', name, '--db', db]);
+  const parquet = await add('from-parquet', cache);
+  t.is(parquet.code, 0, parquet.stderr);
+  t.regex(parquet.stdout, /"from-parquet": vqa validation, overall /);
+  const official = await add('from-json', dirname(json.questions));
+  t.is(official.code, 0, official.stderr);
+  const board = await vlbench(['leaderboard', '--format', 'json', '--db', db]);
+  const sections = (JSON.parse(board.stdout) as { sections: { key: { split: string }; rows: { name: string; primary: { mean: number } }[] }[] }).sections;
+  t.deepEqual(sections.map((section) => [section.key.split, section.rows.map((row) => row.name)]), [['val2014', ['from-json']], ['validation', ['from-parquet']]]);
+  t.is(sections[0].rows[0].primary.mean, sections[1].rows[0].primary.mean);
 });
