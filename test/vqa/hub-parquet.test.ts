@@ -2,6 +2,7 @@ import test from 'ava';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { parquetMetadata } from 'hyparquet';
 import sharp from 'sharp';
 import { InputError } from '../../core/errors.ts';
 import { executeRun } from '../../harness/run.ts';
@@ -196,6 +197,15 @@ test.serial('malformed parquet: one error naming the file, and the row group, ro
   const shortDir = await snapshotWith(await validationShards(rows, { answerCountAt: { row: 4, count: 9 } }));
   const short = await t.throwsAsync(loadVqaSplit({ dataDir: shortDir, split: 'validation' }), { instanceOf: InputError });
   t.is(short.message, `${join(shortDir, first)}, record "row group 2, row 4", field "answers": expected a list of 10 answers, got a list of 9`);
+
+  // A damaged page: the "question" column chunk of row group 1 overwritten (found from the footer, which is intact).
+  const metadata = parquetMetadata(good[first].buffer.slice(good[first].byteOffset, good[first].byteOffset + good[first].byteLength) as ArrayBuffer);
+  const chunk = metadata.row_groups[1].columns.find((column) => column.meta_data!.path_in_schema[0] === 'question')!.meta_data!;
+  const chunkStart = Number(chunk.dictionary_page_offset ?? chunk.data_page_offset);
+  const damaged = Buffer.from(good[first]).fill(0xff, chunkStart, chunkStart + Number(chunk.total_compressed_size));
+  const damagedDir = await snapshotWith({ ...good, [first]: damaged });
+  const page = await t.throwsAsync(loadVqaSplit({ dataDir: damagedDir, split: 'validation' }), { instanceOf: InputError });
+  t.true(page.message.startsWith(`${join(damagedDir, first)}, record "row group 1, rows 2–3": cannot decode column "question": `), page.message);
 
   const noImageDir = await snapshotWith({ ...good, [first]: hubVqaParquet(rows.slice(0, 5).map((row, index) => (index === 3 ? { ...row, image: null } : row)), { codec: 'snappy', rowsPerGroup: 2 }) });
   const split = await loadVqaSplit({ dataDir: noImageDir, split: 'validation' });
