@@ -124,7 +124,8 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     .command('add')
     .description('score a predictions file in the task\'s official result format with the official metric, and record it as a run')
     .requiredOption('--task <name>', 'task name, e.g. vqa, vcr, retrieval')
-    .requiredOption('--data <dir>', 'dataset folder, as `vlbench run` takes it: a SynthScenes folder, or a folder in the task\'s official layout')
+    .requiredOption('--data <dir>', 'dataset folder, as `vlbench run` takes it: a SynthScenes folder, or a folder in the task\'s official layout (vqa: or a Hugging Face snapshot or cache folder of lmms-lab/VQAv2)')
+    .option('--revision <ref>', 'with a Hugging Face cache folder as --data: the snapshot to score against, a ref (main) or a commit; default refs/main')
     .option(
       '--split <name>',
       'split as `vlbench run` records it (SynthScenes: test/source; test picks the domain the predictions fit) or in the dataset\'s own terms (val2014); ' +
@@ -150,7 +151,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
       if (flags.device !== undefined) execution.device = nonEmptyFlag(flags.device, '--device');
       if (flags.dtype !== undefined) execution.dtype = nonEmptyFlag(flags.dtype, '--dtype');
       if (flags.batchSize !== undefined) execution.batchSize = parsePositiveInteger('--batch-size', flags.batchSize);
-      const splits = await splitCandidates(task, flags.data, flags.split);
+      const splits = await splitCandidates(task, flags.data, flags.split, flags.revision);
       await withLeaderboard(flags.db, { create: true }, async (store) => {
         const record = await addPredictions(store, {
           task,
@@ -206,6 +207,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
 interface AddFlags {
   task: string;
   data: string;
+  revision?: string;
   split?: string;
   predictions: string;
   name: string;
@@ -232,7 +234,7 @@ interface AddFlags {
  * folder is the task's official layout, with --split in the dataset's own terms, or without it
  * every split the task knows (the predictions then pick the one they fit).
  */
-async function splitCandidates(task: Task, dataDir: string, split: string | undefined): Promise<SplitCandidate[]> {
+async function splitCandidates(task: Task, dataDir: string, split: string | undefined, revision: string | undefined): Promise<SplitCandidate[]> {
   const root = resolve(dataDir);
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError('expected a dataset folder', { file: dataDir, field: '--data' });
   // Loaded here, not at the top: printing the board never pays for the SynthScenes modules.
@@ -243,7 +245,7 @@ async function splitCandidates(task: Task, dataDir: string, split: string | unde
     return synthSplitsNamed(task.name, root, await readSynthManifest(root), split);
   }
   const names = split !== undefined ? [split] : task.splits;
-  return names.map((name) => ({ label: name, load: { dataDir: root, split: name } }));
+  return names.map((name) => ({ label: name, load: { dataDir: root, split: name, ...(revision !== undefined ? { revision } : {}) } }));
 }
 
 interface DatasetFlags {

@@ -259,8 +259,12 @@ test.serial('vlbench leaderboard add records predictions scored on a cache folde
   t.regex(parquet.stdout, /"from-parquet": vqa validation, overall /);
   const official = await add('from-json', dirname(json.questions));
   t.is(official.code, 0, official.stderr);
+  const otherRevision = await vlbench(['leaderboard', 'add', '--task', 'vqa', '--data', cache, '--revision', COMMIT_B, '--predictions', predictions, '--name', 'revision-b', '--db', db]);
+  t.is(otherRevision.code, 0, otherRevision.stderr);
   const board = await vlbench(['leaderboard', '--format', 'json', '--db', db]);
   const sections = (JSON.parse(board.stdout) as { sections: { key: { split: string }; rows: { name: string; primary: { mean: number } }[] }[] }).sections;
-  t.deepEqual(sections.map((section) => [section.key.split, section.rows.map((row) => row.name)]), [['val2014', ['from-json']], ['validation', ['from-parquet']]]);
-  t.is(sections[0].rows[0].primary.mean, sections[1].rows[0].primary.mean);
+  t.deepEqual(sections.map((section) => [section.key.split, section.rows.map((row) => row.name)]).sort(), [['val2014', ['from-json']], ['validation', ['from-parquet']], ['validation', ['revision-b']]]);
+  const mean = (name: string) => sections.find((section) => section.rows[0].name === name)!.rows[0].primary.mean;
+  t.is(mean('from-parquet'), mean('from-json'));
+  t.not(mean('revision-b'), mean('from-parquet'), 'revision B changed an answer');
 });
