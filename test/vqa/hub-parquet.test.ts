@@ -6,6 +6,7 @@ import { parquetMetadata } from 'hyparquet';
 import sharp from 'sharp';
 import { InputError } from '../../core/errors.ts';
 import { executeRun } from '../../harness/run.ts';
+import { OPENAI_CLIP_PREPROCESSING, preprocessImage } from '../../models/image-pipeline.ts';
 import { runScore } from '../../harness/score-files.ts';
 import { loadVqaSplit } from '../../tasks/vqa/index.ts';
 import { readVqaHubImage } from '../../tasks/vqa/hub-parquet.ts';
@@ -267,4 +268,14 @@ test.serial('vlbench leaderboard add records predictions scored on a cache folde
   const mean = (name: string) => sections.find((section) => section.rows[0].name === name)!.rows[0].primary.mean;
   t.is(mean('from-parquet'), mean('from-json'));
   t.not(mean('revision-b'), mean('from-parquet'), 'revision B changed an answer');
+});
+
+test('an embedded image that does not decode is refused naming its shard and row, as a missing image file is named', async (t) => {
+  const rows = await validationRows();
+  const broken = rows.map((row, index) => (index === 3 ? { ...row, image: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]) } : row));
+  const dir = await snapshotWith(await validationShards(broken));
+  const split = await loadVqaSplit({ dataDir: dir, split: 'validation' });
+  t.is((await preprocessImage(split.examples[0].imagePath, OPENAI_CLIP_PREPROCESSING)).length, 3 * 224 * 224, 'a good embedded image preprocesses');
+  const error = await t.throwsAsync(preprocessImage(split.examples[3].imagePath, OPENAI_CLIP_PREPROCESSING), { instanceOf: InputError });
+  t.true(error.message.startsWith(`${join(dir, 'data', 'validation-00000-of-00002.parquet')}#row=3: cannot decode image: `), error.message);
 });
