@@ -16,12 +16,13 @@ export interface HubSnapshot {
   root: string;
   /** "OWNER/NAME" where the folder says it (cache layout); null for a plain snapshot folder. */
   repoId: string | null;
-  /** The commit the files are at, where known (cache layout, or --revision); null otherwise. */
+  /** The commit the files are at, where known (cache layout, or --revision); null otherwise (a local_dir download's files may say it: localDownloadMetadata). */
   revision: string | null;
 }
 
 const CACHE_FOLDER = /^datasets--([^-][^]*?)--(.+)$/;
 const COMMIT = /^[0-9a-f]{40}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
 
 /** Whether `dir` looks like a Hub dataset: a cache repository folder, one of its snapshots, or a folder with parquet files at the top or under data/. */
 export async function isHubDatasetFolder(dir: string): Promise<boolean> {
@@ -100,14 +101,34 @@ async function listRefs(cacheFolder: string): Promise<[string, string][]> {
 }
 
 /**
- * The sha256 of a file's bytes. A cache snapshot's files link to `blobs/<sha256>`, the hash Git LFS
- * (and so the Hub) computed over the same bytes: that name is taken instead of reading gigabytes
- * of images again. Anything else is hashed.
+ * What `snapshot_download(local_dir=…)` (and `hf download --local-dir`) noted about a file it
+ * downloaded: `<local_dir>/.cache/huggingface/download/<path>.metadata` holds the commit, the
+ * etag (for an LFS file, the sha256 of its bytes) and when it was written. A file changed since
+ * (modified later than that, with huggingface_hub's one second of slack) has no metadata.
  */
-export async function fileSha256(file: string): Promise<string> {
+export async function localDownloadMetadata(snapshotRoot: string, file: string): Promise<{ commit: string; etag: string } | undefined> {
+  const path = relative(snapshotRoot, file);
+  try {
+    const [commit, etag, timestamp] = (await readFile(join(snapshotRoot, '.cache', 'huggingface', 'download', `${path}.metadata`), 'utf8')).split('\n').map((line) => line.trim());
+    const { mtimeMs } = await stat(file);
+    if (!COMMIT.test(commit) || !(mtimeMs / 1000 - 1 <= Number(timestamp))) return undefined;
+    return { commit, etag };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The sha256 of a file's bytes. A cache snapshot's files link to `blobs/<sha256>`, and a
+ * `local_dir` download notes the etag; both are the hash Git LFS (and so the Hub) computed over
+ * the same bytes: that is taken instead of reading gigabytes of images again. Anything else is hashed.
+ */
+export async function fileSha256(file: string, snapshotRoot: string): Promise<string> {
   const target = await realpath(file);
   const name = basename(target);
-  if (basename(dirname(target)) === 'blobs' && /^[0-9a-f]{64}$/.test(name)) return name;
+  if (basename(dirname(target)) === 'blobs' && SHA256.test(name)) return name;
+  const noted = await localDownloadMetadata(snapshotRoot, file);
+  if (noted !== undefined && SHA256.test(noted.etag)) return noted.etag;
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(target)) hash.update(chunk as Buffer);
   return hash.digest('hex');

@@ -2,7 +2,7 @@ import { basename, join, relative, sep } from 'node:path';
 import { InputError } from '../../core/errors.ts';
 import { registerEmbeddedImageReader } from '../../core/image-bytes.ts';
 import type { LoadOptions } from '../../core/types.ts';
-import { fileSha256, listFolder, resolveHubSnapshot, type HubSnapshot } from '../hub-snapshot.ts';
+import { fileSha256, listFolder, localDownloadMetadata, resolveHubSnapshot, type HubSnapshot } from '../hub-snapshot.ts';
 import { ParquetTable, parquetRowRecord, type ParquetRowGroup } from '../parquet-table.ts';
 import { fingerprintSplit } from '../split-files.ts';
 import { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, type LoadedVqaSplit, type VqaExample } from './example.ts';
@@ -57,8 +57,9 @@ export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }
         examples.push(example);
       }
     }
-    fileHashes.push({ path: relative(snapshot.root, file).split(sep).join('/'), sha256: await fileSha256(file) });
+    fileHashes.push({ path: relative(snapshot.root, file).split(sep).join('/'), sha256: await fileSha256(file, snapshot.root) });
   }
+  const revision = snapshot.revision ?? (await revisionNotedFor(snapshot, files));
   checkDistinctQuestionIds(examples, files);
   // Each row embeds its image, so the questions of one COCO image are several rows; they name the
   // image by its first row, as the JSON layout names it by one file, so that everything keyed by
@@ -73,7 +74,7 @@ export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }
   // examples ask about. A JSON copy of the same questions has other bytes, so another fingerprint.
   // The repository's name is left out: the same files at the same commit are the same split
   // whether they sit in the cache or in a snapshot_download folder.
-  const source = Buffer.from(JSON.stringify({ layout: 'hub-parquet/vqa', revision: snapshot.revision, files: fileHashes }));
+  const source = Buffer.from(JSON.stringify({ layout: 'hub-parquet/vqa', revision, files: fileHashes }));
   return {
     task: 'vqa',
     taskVersion: VQA_TASK_VERSION,
@@ -135,6 +136,14 @@ function imageColumnOf(table: ParquetTable, group: ParquetRowGroup): Promise<unk
     while (imageGroups.size > IMAGE_GROUPS_KEPT) imageGroups.delete(imageGroups.keys().next().value!);
   }
   return cells;
+}
+
+/** A local_dir download's commit, when every file of the split notes the same one; otherwise unknown. */
+async function revisionNotedFor(snapshot: HubSnapshot, files: readonly string[]): Promise<string | null> {
+  const commits = new Set<string | undefined>();
+  for (const file of files) commits.add((await localDownloadMetadata(snapshot.root, file))?.commit);
+  const [commit] = commits;
+  return commits.size === 1 && commit !== undefined ? commit : null;
 }
 
 async function locateSplitFiles(snapshot: HubSnapshot, requested: string): Promise<{ split: string; files: string[] }> {

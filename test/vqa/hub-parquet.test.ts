@@ -1,5 +1,6 @@
 import test from 'ava';
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { cp, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { parquetMetadata } from 'hyparquet';
@@ -130,6 +131,17 @@ test('the fingerprint covers the revision and the files: --revision picks anothe
   t.is(local.split, 'validation', 'the official split name finds the Hub split');
   t.not(local.fingerprint, main.fingerprint, 'no revision is known for a plain folder');
   t.is((await loadVqaSplit({ dataDir: plain, split: 'validation', revision: COMMIT_A })).fingerprint, main.fingerprint, 'the same files at the same revision: the same split');
+  // What huggingface_hub notes beside a local_dir download: the commit and the etag (sha256) of each file.
+  const noted = join(dir, 'local-dir-noted');
+  await cp(plain, noted, { recursive: true });
+  for (const file of main.files) {
+    const metadata = join(noted, '.cache', 'huggingface', 'download', 'data', `${basename(file)}.metadata`);
+    await mkdir(join(metadata, '..'), { recursive: true });
+    await writeFile(metadata, `${COMMIT_A}\n${createHash('sha256').update(await readFile(file)).digest('hex')}\n${Date.now() / 1000 + 5}\n`);
+  }
+  t.is((await loadVqaSplit({ dataDir: noted, split: 'validation' })).fingerprint, main.fingerprint, 'the download metadata says the revision');
+  await utimes(join(noted, 'data', basename(main.files[0])), new Date(), new Date(Date.now() + 60_000));
+  t.is((await loadVqaSplit({ dataDir: noted, split: 'validation' })).fingerprint, local.fingerprint, 'a file changed after its download: its metadata no longer counts');
 
   const unknown = await t.throwsAsync(loadVqaSplit({ dataDir: cache, split: 'validation', revision: 'v2' }), { instanceOf: InputError });
   t.is(unknown.message, `${cache}, field "--revision": no snapshot or ref "v2" in this cache folder (snapshots there: ${COMMIT_A}, ${COMMIT_B}; refs: main → ${COMMIT_A}); it cannot be downloaded offline`);
