@@ -18,7 +18,8 @@ import { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, type LoadedVqaSplit, type V
  *   image: {bytes: binary, path: string}   (the `datasets` Image feature, the JPEG embedded)
  *
  * The examples are the official loader's (tasks/vqa/load.ts), field for field, so `vlbench score`
- * gives the same numbers on the same questions in either layout. Test splits carry null answers.
+ * gives the same numbers on the same questions in either layout. Test splits carry null answers;
+ * copies without the image column (text-only exports) load and score, and only fail to give images.
  * Images stay in the files: an example's `imagePath` is `<shard>#row=<row>`, the first row that
  * embeds its image, and `readVqaHubImage` (registered with core/image-bytes.ts, through which the
  * image pipeline reads) returns that cell's bytes.
@@ -43,7 +44,9 @@ export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }
   let annotated: boolean | undefined;
   for (const file of files) {
     const table = await ParquetTable.open(file);
-    table.requireColumns([...QUESTION_COLUMNS, ...ANNOTATION_COLUMNS, VQA_HUB_IMAGE_COLUMN]);
+    // The image column is not required here: scoring needs none, and text-only copies (without
+    // `image`) score too; reading an image from such a file is what fails, naming it.
+    table.requireColumns([...QUESTION_COLUMNS, ...ANNOTATION_COLUMNS]);
     for (const group of table.rowGroups) {
       const rows = await table.readRowGroup(group, [...QUESTION_COLUMNS, ...ANNOTATION_COLUMNS]);
       for (let index = 0; index < rows.length; index++) {
@@ -98,6 +101,7 @@ export async function readVqaHubImage(imagePath: string): Promise<Uint8Array> {
   const [, file, rowText] = match;
   const row = Number(rowText);
   const table = await openTable(file);
+  table.requireColumns([VQA_HUB_IMAGE_COLUMN]);
   const group = table.rowGroups.find((candidate) => row >= candidate.firstRow && row < candidate.firstRow + candidate.rows);
   if (group === undefined) throw new InputError(`the file has ${table.rowCount} rows, not a row ${row}`, { file, field: VQA_HUB_IMAGE_COLUMN });
   const cells = await imageColumnOf(table, group);

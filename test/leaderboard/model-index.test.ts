@@ -53,7 +53,7 @@ async function storeWithRuns(): Promise<LeaderboardStore> {
   for (const [seed, overall] of [[1, 60], [2, 62], [3, 64]] as const) {
     await recordRun(store, syntheticDraft('villa', null, { seed, method: { spec: 'finetune+villa', hyperparameters: { steps: 3, seed } }, metrics: { overall, 'answerType/yes/no': 70 + seed } }), null);
   }
-  await recordRun(store, syntheticDraft('vcr-ft', null, { task: 'vcr', metric: 'vcr-accuracy', primaryMetric: 'q2ar', metrics: { q2a: 70, qa2r: 71, q2ar: 50 }, scoring: { normalization: 'current', folds: 1 } }), null);
+  await recordRun(store, syntheticDraft('vcr: ft #1 "quoted"', null, { task: 'vcr', metric: 'vcr-accuracy', primaryMetric: 'q2ar', metrics: { q2a: 70, qa2r: 71, q2ar: 50 }, scoring: { normalization: 'current', folds: 1 } }), null);
   return store;
 }
 
@@ -65,7 +65,7 @@ test('the leaderboard as model-index validates against the Hub schema and carrie
   const index = parsedModelIndex(yaml);
   t.deepEqual(index, modelIndexEntries(board, { dataset: { type: 'lmms-lab/VQAv2', revision: 'abc123' } }), 'the YAML parses back to the entries, numbers exact');
   // Sections in task order (vcr before vqa), rows by rank inside each.
-  t.deepEqual(index.map((entry) => entry.name), ['vcr-ft', 'villa', 'finetune']);
+  t.deepEqual(index.map((entry) => entry.name), ['vcr: ft #1 "quoted"', 'villa', 'finetune']);
 
   const villa = index[1].results[0];
   t.deepEqual(villa.task, { type: 'visual-question-answering', name: 'Visual Question Answering' });

@@ -225,6 +225,13 @@ test.serial('malformed parquet: one error naming the file, and the row group, ro
   const noImage = await t.throwsAsync(readVqaHubImage(split.examples[3].imagePath), { instanceOf: InputError });
   t.is(noImage.message, `${join(noImageDir, first)}, record "row group 1, row 3", field "image.bytes": expected the image's bytes ({bytes, path} with bytes set)`);
 
+  // A text-only copy (no image column) loads and scores; only reading an image from it fails.
+  const textOnlyDir = await snapshotWith(await validationShards(rows, { without: ['image'] }));
+  const textOnly = await loadVqaSplit({ dataDir: textOnlyDir, split: 'validation' });
+  t.is(textOnly.examples.length, 9);
+  const noColumn = await t.throwsAsync(readVqaHubImage(textOnly.examples[0].imagePath), { instanceOf: InputError });
+  t.is(noColumn.message, `${join(textOnlyDir, first)}, field "image": missing column "image"; the file has "question_type", "multiple_choice_answer", "answers", "image_id", "answer_type", "question_id", "question"`);
+
   const predictions = join(shortDir, 'predictions.json');
   await writeFile(predictions, JSON.stringify(rows.map((row) => ({ question_id: row.question_id, answer: 'yes' }))));
   const cli = await vlbench(['score', '--task', 'vqa', '--data-dir', shortDir, '--split', 'validation', '--predictions', predictions]);
