@@ -20,7 +20,7 @@
  * objects (~1/3 of the read alone at 20k questions; `question_id` alone is ~2%).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -33,6 +33,21 @@ const flag = (name: string, fallback: number) => {
   return index >= 0 ? Number(args[index + 1]) : fallback;
 };
 
+/**
+ * This process's peak resident set. Linux keeps getrusage's maxrss across exec, so a child
+ * started by a parent that had grown large would report the parent's peak; VmHWM belongs to the
+ * process's own memory map and starts afresh at exec.
+ */
+function peakResidentMiB(): number {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (match) return Number(match[1]) / 1024;
+  } catch {
+    // not Linux: getrusage's figure
+  }
+  return process.resourceUsage().maxRSS / 1024;
+}
+
 if (args[0] === '--child') {
   // One load, in its own process: print its wall time and the process's peak resident set.
   const [, layout, data] = args;
@@ -40,7 +55,7 @@ if (args[0] === '--child') {
   const started = performance.now();
   const split = layout === 'parquet' ? await loadVqaSplit({ dataDir: data, split: 'validation' }) : await loadVqaSplit({ split: '', files: { questions: join(data, 'v2_OpenEnded_mscoco_val2014_questions.json'), annotations: join(data, 'v2_mscoco_val2014_annotations.json') } });
   const seconds = (performance.now() - started) / 1000;
-  process.stdout.write(`${JSON.stringify({ examples: split.examples.length, seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
+  process.stdout.write(`${JSON.stringify({ examples: split.examples.length, seconds, peakRssMiB: peakResidentMiB() })}\n`);
   process.exit(0);
 }
 

@@ -15,8 +15,8 @@ import type { Board, BoardRow, BoardSection } from './board.ts';
  *       metrics:
  *       - {type (required), value (required), name, config, args, verified}
  *
- * One model-index entry per board row (a run or a seed group), with one result: its task, the
- * split it was scored on, and every metric the row has (the primary first). A result says
+ * One model-index entry per run or seed-group name, with one result per board row of that name:
+ * its task, the split it was scored on, and every metric the row has (the primary first). A result says
  * nothing of comparability by itself, so each metric's `args` carries vlbench's comparability
  * key: the metric version, the task version, the split fingerprint and the scoring options.
  * `verified` is left out: only evaluations the Hub ran itself may claim it.
@@ -69,9 +69,17 @@ const HUB_TASKS: Readonly<Record<string, { type: string; name: string; dataset: 
 };
 
 export function modelIndexEntries(board: Board, options: ModelIndexOptions = {}): ModelIndexEntry[] {
-  const entries: ModelIndexEntry[] = [];
-  for (const section of board.sections) for (const row of section.rows) entries.push({ name: row.name, results: [rowResult(section, row, options.dataset ?? {})] });
-  return entries;
+  // One entry per name: `vlbench run` records one run per evaluation split under one name (a
+  // SynthScenes run scores test/source and test/target), and a card lists one model's results together.
+  const entries = new Map<string, ModelIndexEntry>();
+  for (const section of board.sections) {
+    for (const row of section.rows) {
+      const entry = entries.get(row.name) ?? { name: row.name, results: [] };
+      entry.results.push(rowResult(section, row, options.dataset ?? {}));
+      entries.set(row.name, entry);
+    }
+  }
+  return [...entries.values()];
 }
 
 /** The YAML front-matter block (without the `---` fences), ready to paste into a model card. */

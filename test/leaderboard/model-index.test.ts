@@ -53,6 +53,8 @@ async function storeWithRuns(): Promise<LeaderboardStore> {
   for (const [seed, overall] of [[1, 60], [2, 62], [3, 64]] as const) {
     await recordRun(store, syntheticDraft('villa', null, { seed, method: { spec: 'finetune+villa', hyperparameters: { steps: 3, seed } }, metrics: { overall, 'answerType/yes/no': 70 + seed } }), null);
   }
+  // One run, two evaluation splits (as `vlbench run` records a SynthScenes run: test/source and test/target).
+  await recordRun(store, syntheticDraft('finetune', null, { split: 'test/target', metrics: { overall: 41.5 } }), null);
   await recordRun(store, syntheticDraft('vcr: ft #1 "quoted"', null, { task: 'vcr', metric: 'vcr-accuracy', primaryMetric: 'q2ar', metrics: { q2a: 70, qa2r: 71, q2ar: 50 }, scoring: { normalization: 'current', folds: 1 } }), null);
   return store;
 }
@@ -64,10 +66,11 @@ test('the leaderboard as model-index validates against the Hub schema and carrie
   t.notRegex(yaml, /[&*]a\d/, 'no YAML anchors or aliases: each metric\'s args written out');
   const index = parsedModelIndex(yaml);
   t.deepEqual(index, modelIndexEntries(board, { dataset: { type: 'lmms-lab/VQAv2', revision: 'abc123' } }), 'the YAML parses back to the entries, numbers exact');
-  // Sections in task order (vcr before vqa), rows by rank inside each.
-  t.deepEqual(index.map((entry) => entry.name), ['vcr: ft #1 "quoted"', 'villa', 'finetune']);
+  // Sections in task then split order (vcr; vqa test/target; vqa val/source), rows by rank inside
+  // each; a name met again adds a result to its entry.
+  t.deepEqual(index.map((entry) => entry.name), ['vcr: ft #1 "quoted"', 'finetune', 'villa']);
 
-  const villa = index[1].results[0];
+  const villa = index[2].results[0];
   t.deepEqual(villa.task, { type: 'visual-question-answering', name: 'Visual Question Answering' });
   t.deepEqual(villa.dataset, { type: 'lmms-lab/VQAv2', name: 'VQA v2 val/source', split: 'val/source', revision: 'abc123' });
   t.deepEqual(villa.metrics, [
@@ -85,7 +88,8 @@ test('the leaderboard as model-index validates against the Hub schema and carrie
     },
   ]);
 
-  const finetune = index[2].results[0].metrics[0];
+  t.deepEqual(index[1].results.map((result) => [result.dataset.split, result.metrics[0].value]), [['test/target', 41.5], ['val/source', meanScore(bernoulliScores(200, 0.6, 7))]], 'one entry, a result per split');
+  const finetune = index[1].results[1].metrics[0];
   t.is(finetune.value, meanScore(bernoulliScores(200, 0.6, 7)));
   const interval = (finetune.args as { interval: { lower: number; upper: number; confidence: number; over: string } }).interval;
   t.is(interval.over, 'examples');
@@ -134,7 +138,7 @@ test.serial('vlbench leaderboard model-index exports one seed group; --format mo
 
   const board = await vlbench(['leaderboard', '--format', 'model-index', '--task', 'vqa', '--db', db]);
   t.is(board.code, 0, board.stderr);
-  t.deepEqual(parsedModelIndex(board.stdout).map((entry) => entry.name), ['villa', 'finetune']);
+  t.deepEqual(parsedModelIndex(board.stdout).map((entry) => [entry.name, entry.results.length]), [['finetune', 2], ['villa', 1]]);
 
   const missing = await vlbench(['leaderboard', 'model-index', 'no-such-run', '--db', db]);
   t.not(missing.code, 0);
