@@ -14,10 +14,11 @@
  *
  * Where it stood (issue 31), on the 2-core machine this was built on while another job kept it
  * busy (wall times there move by 2x from run to run): 214,354 questions in 8 shards (4.3 MiB,
- * 1,000 rows per row group): parquet load 31.6 s, peak RSS 533 MiB; the official JSON of the same
- * questions 7.7 s, peak RSS 533 MiB. Memory is the examples', not the files': both layouts peak
- * alike. The parquet time is hyparquet assembling the nested `answers` list of structs into row
- * objects (~1/3 of the read alone at 20k questions; `question_id` alone is ~2%).
+ * 1,000 rows per row group): parquet load 22.5-33.2 s, peak RSS 480 MiB; the official JSON of the
+ * same questions 4.0-6.6 s, peak RSS 413 MiB. Memory is mostly the examples', which both layouts
+ * hold; reading a row group at a time adds 67 MiB. The parquet time is hyparquet assembling rows,
+ * the nested `answers` list of structs above all (its struct inversion and the garbage it leaves
+ * are ~2/3 of a profile at 20k questions; `question_id` alone reads in ~2% of the time).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
