@@ -27,7 +27,8 @@ const SHA256 = /^[0-9a-f]{64}$/;
 /** Whether `dir` looks like a Hub dataset: a cache repository folder, one of its snapshots, or a folder with parquet files at the top or under data/. */
 export async function isHubDatasetFolder(dir: string): Promise<boolean> {
   const folder = resolve(dir);
-  if (CACHE_FOLDER.test(basename(folder)) || CACHE_FOLDER.test(basename(dirname(dirname(folder))))) return true;
+  if (CACHE_FOLDER.test(basename(folder))) return true;
+  if (basename(dirname(folder)) === 'snapshots' && CACHE_FOLDER.test(basename(dirname(dirname(folder))))) return true;
   for (const place of [folder, join(folder, 'data')]) if ((await listFolder(place)).some((name) => name.endsWith('.parquet'))) return true;
   return false;
 }

@@ -33,7 +33,7 @@ const QUESTION_COLUMNS = ['question_id', 'question', 'image_id'] as const;
 const ANNOTATION_COLUMNS = ['answers', 'answer_type', 'question_type', 'multiple_choice_answer'] as const;
 export const VQA_HUB_IMAGE_COLUMN = 'image';
 
-/** What `info.dataType` says of a split read from parquet (harness code refuses what it cannot do with it yet). */
+/** What `info.dataType` says of a split read from parquet, where the JSON layout says its data_type ("mscoco"). */
 export const VQA_HUB_DATA_TYPE = 'hub-parquet';
 
 export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }): Promise<LoadedVqaSplit> {
@@ -62,7 +62,15 @@ export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }
     }
     fileHashes.push({ path: relative(snapshot.root, file).split(sep).join('/'), sha256: await fileSha256(file, snapshot.root) });
   }
-  const revision = snapshot.revision ?? (await revisionNotedFor(snapshot, files));
+  let revision = snapshot.revision;
+  if (snapshot.repoId === null) {
+    // A plain folder: the download notes say the commit, and a --revision must agree with them.
+    const noted = await revisionNotedFor(snapshot, files);
+    if (noted !== null && revision !== null && revision !== noted) {
+      throw new InputError(`these files were downloaded at commit ${noted} (.cache/huggingface/download), not at the revision "${revision}" that was asked for`, { file: snapshot.root, field: '--revision' });
+    }
+    revision = revision ?? noted;
+  }
   checkDistinctQuestionIds(examples, files);
   // Each row embeds its image, so the questions of one COCO image are several rows; they name the
   // image by its first row, as the JSON layout names it by one file, so that everything keyed by

@@ -140,6 +140,8 @@ test('the fingerprint covers the revision and the files: --revision picks anothe
     await writeFile(metadata, `${COMMIT_A}\n${createHash('sha256').update(await readFile(file)).digest('hex')}\n${Date.now() / 1000 + 5}\n`);
   }
   t.is((await loadVqaSplit({ dataDir: noted, split: 'validation' })).fingerprint, main.fingerprint, 'the download metadata says the revision');
+  const disagrees = await t.throwsAsync(loadVqaSplit({ dataDir: noted, split: 'validation', revision: COMMIT_B }), { instanceOf: InputError });
+  t.is(disagrees.message, `${noted}, field "--revision": these files were downloaded at commit ${COMMIT_A} (.cache/huggingface/download), not at the revision "${COMMIT_B}" that was asked for`);
   await utimes(join(noted, 'data', basename(main.files[0])), new Date(), new Date(Date.now() + 60_000));
   t.is((await loadVqaSplit({ dataDir: noted, split: 'validation' })).fingerprint, local.fingerprint, 'a file changed after its download: its metadata no longer counts');
 
