@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { resolve, sep } from 'node:path';
 import { Command, Option } from 'commander';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
 import { InputError } from '../../core/errors.ts';
@@ -16,7 +16,7 @@ import { renderHtml } from '../../leaderboard/render-html.ts';
 import { renderModelIndex, type ModelIndexDataset } from '../../leaderboard/model-index.ts';
 import { renderCsv, renderJson, renderMarkdown, renderTable } from '../../leaderboard/render-text.ts';
 import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES } from '../../leaderboard/statistics.ts';
-import { exampleScores, listRuns, withLeaderboard } from '../../leaderboard/store.ts';
+import { exampleScores, listRuns, withLeaderboard, type LeaderboardStore, type StoredRun } from '../../leaderboard/store.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { registerLeaderboardCopy } from './leaderboard-copy.ts';
 import { COMMAND_SUMMARIES } from '../command-summaries.ts';
@@ -89,7 +89,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
   leaderboard
     .command('model-index')
     .description('write one run, or its seed group, as Hugging Face model-card `model-index` YAML (paste it into the model card\'s front matter)')
-    .argument('<run>', 'run id or name (a name recorded for several seeds means its seed group, as in `vlbench compare`)')
+    .argument('<run>', 'run id or name (a name recorded for several seeds means its seed group, as in `vlbench compare`), or a run folder (every split it recorded)')
     .option('--task <name>', 'look the run name up among this task\'s runs only')
     .option('--seeds <list>', 'export exactly these seeds of the run\'s seed group, e.g. 0,1,2')
     .option('--out <file>', 'write to this file (atomically) instead of standard output')
@@ -105,10 +105,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
       const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
       const seeds = flags.seeds === undefined ? undefined : parseSeedList(flags.seeds);
       const output = await withLeaderboard(flags.db, { create: false }, async (store) => {
-        const { group, note } = await resolveComparedGroup(store, ref, 'run', { task: flags.task, seeds });
-        if (note) process.stderr.write(`${note}\n`);
-        const ids = new Set(group.runs.map((run) => run.record.id));
-        const runs = (await listRuns(store, { task: group.runs[0].record.task })).filter((run) => ids.has(run.record.id));
+        const runs = existsSync(ref) && statSync(ref).isDirectory() ? await runsOfFolder(store, ref, seeds) : await runsOfGroup(store, ref, flags.task, seeds);
         const board = await buildBoard(runs, (runId) => exampleScores(store, runId), { resamples, seed, confidence: DEFAULT_CONFIDENCE });
         return renderModelIndex(board, { dataset: datasetFromFlags(flags) });
       });
@@ -246,6 +243,23 @@ async function splitCandidates(task: Task, dataDir: string, split: string | unde
   }
   const names = split !== undefined ? [split] : task.splits;
   return names.map((name) => ({ label: name, load: { dataDir: root, split: name, ...(revision !== undefined ? { revision } : {}) } }));
+}
+
+/** The runs `model-index RUN` exports for a run id or name: the run, or its seed group. */
+async function runsOfGroup(store: LeaderboardStore, ref: string, task: string | undefined, seeds: number[] | undefined): Promise<StoredRun[]> {
+  const { group, note } = await resolveComparedGroup(store, ref, 'run', { task, seeds });
+  if (note) process.stderr.write(`${note}\n`);
+  const ids = new Set(group.runs.map((run) => run.record.id));
+  return (await listRuns(store, { task: group.runs[0].record.task })).filter((run) => ids.has(run.record.id));
+}
+
+/** The records a run folder wrote: one per evaluation split, each with its per-example scores inside the folder. */
+async function runsOfFolder(store: LeaderboardStore, folder: string, seeds: number[] | undefined): Promise<StoredRun[]> {
+  if (seeds !== undefined) throw new InputError('--seeds picks seeds of a seed group; a run folder is one run', { field: '--seeds' });
+  const inside = resolve(folder) + sep;
+  const runs = (await listRuns(store)).filter((run) => run.record.perExamplePath?.startsWith(inside) || run.record.predictions?.path.startsWith(inside));
+  if (runs.length === 0) throw new InputError('no run recorded in this leaderboard wrote into this folder (was it run with --no-record, or recorded in another --db?)', { file: folder });
+  return runs;
 }
 
 interface DatasetFlags {

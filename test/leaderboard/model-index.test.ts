@@ -1,5 +1,5 @@
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
@@ -144,4 +144,25 @@ test.serial('vlbench leaderboard model-index exports one seed group; --format mo
   t.not(missing.code, 0);
   t.regex(missing.stderr, /no-such-run/);
   t.notRegex(missing.stderr, /\n\s+at /, 'no stack trace');
+});
+
+test.serial('vlbench leaderboard model-index RUN_DIR exports every split a run folder recorded', async (t) => {
+  const db = temporaryDbPath('model-index-folder');
+  const runDir = join(dirname(db), 'runs', '20261207-120000-ft');
+  mkdirSync(join(runDir, 'scores'), { recursive: true });
+  const store = await openLeaderboard(db, { create: true });
+  for (const [split, overall] of [['test/source', 61.5], ['test/target', 40.25]] as const) {
+    await recordRun(store, syntheticDraft('ft', null, { split, metrics: { overall }, perExamplePath: join(runDir, 'scores', `${split.replace('/', '_')}.json`) }), null);
+  }
+  // The same name recorded by another run folder: not this folder's.
+  await recordRun(store, syntheticDraft('ft', null, { split: 'test/source', metrics: { overall: 10 }, perExamplePath: join(dirname(runDir), 'other', 'scores', 'test_source.json') }), null);
+  await store.close();
+  const exported = await vlbench(['leaderboard', 'model-index', runDir, '--db', db]);
+  t.is(exported.code, 0, exported.stderr);
+  t.deepEqual(parsedModelIndex(exported.stdout).map((entry) => [entry.name, entry.results.map((result) => [result.dataset.split, result.metrics[0].value])]), [['ft', [['test/source', 61.5], ['test/target', 40.25]]]]);
+  const unrecorded = join(dirname(db), 'runs', '20261207-130000-not-recorded');
+  mkdirSync(unrecorded);
+  const none = await vlbench(['leaderboard', 'model-index', unrecorded, '--db', db]);
+  t.is(none.code, 2);
+  t.is(none.stderr, `vlbench: error: ${unrecorded}: no run recorded in this leaderboard wrote into this folder (was it run with --no-record, or recorded in another --db?)\n`);
 });
