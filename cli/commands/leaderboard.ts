@@ -257,7 +257,8 @@ async function runsOfGroup(store: LeaderboardStore, ref: string, task: string | 
 async function runsOfFolder(store: LeaderboardStore, folder: string, seeds: number[] | undefined): Promise<StoredRun[]> {
   if (seeds !== undefined) throw new InputError('--seeds picks seeds of a seed group; a run folder is one run', { field: '--seeds' });
   const inside = resolve(folder) + sep;
-  const runs = (await listRuns(store)).filter((run) => run.record.perExamplePath?.startsWith(inside) || run.record.predictions?.path.startsWith(inside));
+  const isInside = (path: string | null | undefined) => path != null && resolve(path).startsWith(inside);
+  const runs = (await listRuns(store)).filter((run) => isInside(run.record.perExamplePath) || isInside(run.record.predictions?.path));
   if (runs.length === 0) throw new InputError('no run recorded in this leaderboard wrote into this folder (was it run with --no-record, or recorded in another --db?)', { file: folder });
   return runs;
 }
