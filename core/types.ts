@@ -62,6 +62,8 @@ export interface LoadOptions {
   imagesDir?: string;
   /** Split label recorded in the leaderboard, when it differs from `split` (e.g. "val/source"). */
   splitLabel?: string;
+  /** A Hugging Face cache folder (`datasets--OWNER--NAME`) as dataDir: the snapshot to read, a ref ("main") or a commit; default refs/main. */
+  revision?: string;
 }
 
 /** Options that change how a task scores (each task documents the ones it reads). */

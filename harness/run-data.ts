@@ -49,6 +49,8 @@ export interface RunDataRequest {
   trainSplit?: string;
   validationSplit?: string;
   imagesDir?: string;
+  /** A Hugging Face cache folder as dataDir: which snapshot (a ref or a commit). */
+  revision?: string;
   /** A folder of unlabelled target-domain images (real datasets only). */
   targetDir?: string;
   /** Real datasets: target-domain questions in the task's questions format, their images under `targetDir`; answers in it are never read. */
@@ -63,13 +65,14 @@ export async function resolveRunData(request: RunDataRequest): Promise<RunData> 
   const dataDir = resolve(request.dataDir);
   if (!existsSync(dataDir) || !statSync(dataDir).isDirectory()) throw new InputError('data folder does not exist', { file: dataDir });
   if (existsSync(synthPaths.manifest(dataDir))) {
+    if (request.revision !== undefined) throw new InputError('--revision picks a snapshot of a Hugging Face dataset folder; a SynthScenes folder has none', { file: dataDir, field: '--revision' });
     const manifest = await readSynthManifest(dataDir);
     return synthRunData(request, dataDir, manifest);
   }
   if (!request.split || !request.trainSplit) {
     throw new InputError('a dataset that is not SynthScenes needs --train-split and --split (e.g. --train-split train2014 --split val2014)', { file: dataDir });
   }
-  const common = { dataDir, imagesDir: request.imagesDir };
+  const common = { dataDir, imagesDir: request.imagesDir, ...(request.revision !== undefined ? { revision: request.revision } : {}) };
   if (!request.validationSplit && request.selectOnEvaluation) throw new InputError('--select-on-evaluation needs --validation-split naming the evaluation split', { field: '--select-on-evaluation' });
   const validation: ValidationSource = request.validationSplit ? namedValidation({ ...common, split: request.validationSplit }, request.validationSplit === request.split, request) : { kind: 'held-out', fraction: HELD_OUT_FRACTION };
   let targetQuestions: LoadOptions | undefined;

@@ -42,6 +42,8 @@ export const runRequestSchema = z.object({
   trainSplit: z.string().optional(),
   validationSplit: z.string().optional(),
   imagesDir: z.string().optional(),
+  /** A Hugging Face cache folder as dataDir: the snapshot to read, a ref or a commit (default refs/main). */
+  revision: z.string().min(1).optional(),
   targetDir: z.string().optional(),
   /** Real datasets: unlabelled target-domain questions (the task's questions format) that mmd/dann pair with the --target images. */
   targetQuestionsFile: z.string().min(1).optional(),
@@ -100,7 +102,7 @@ export async function resolveRun(requestInput: RunRequest): Promise<RunPlan> {
   // Refused before any training: a shard of a task without per-example rows could not be merged.
   if (request.shard && !adapter.predictionRows) throw new InputError(`--shard: ${request.task} has no per-example prediction rows to merge; run it unsharded`, { field: '--shard' });
   const task = getTask(request.task);
-  const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, targetDir: request.targetDir, targetQuestionsFile: request.targetQuestionsFile, trainDomain: request.trainDomain, selectOnEvaluation: request.selectOnEvaluation });
+  const data = await resolveRunData({ task: request.task, dataDir: request.dataDir, split: request.split ?? undefined, trainSplit: request.trainSplit, validationSplit: request.validationSplit, imagesDir: request.imagesDir, revision: request.revision, targetDir: request.targetDir, targetQuestionsFile: request.targetQuestionsFile, trainDomain: request.trainDomain, selectOnEvaluation: request.selectOnEvaluation });
   if (request.targetQuestionsFile && !adapter.takesTargetQuestions) throw new InputError(`--target-questions: ${request.task} does not pair target images with target questions (vqa and gqa do); give --target DIR alone`, { file: request.targetQuestionsFile, field: '--target-questions' });
   if (request.regionsFile && !adapter.takesRegions) throw new InputError(`--regions: ${request.task} does not read region boxes from a detections file (vqa and gqa do)`, { field: '--regions' });
   const regions = request.regionsFile ? await readDetectionFile(resolve(request.regionsFile)) : undefined;

@@ -23,6 +23,8 @@ export interface ScoreFlags {
   sceneGraphs?: string;
   split?: string;
   dataDir?: string;
+  /** With a Hugging Face cache folder as dataDir: the snapshot (ref or commit); default refs/main. */
+  revision?: string;
   imagesDir?: string;
   predictions?: string;
   similarities?: string;
@@ -86,6 +88,7 @@ export async function runScore(flags: ScoreFlags): Promise<ScoreReport> {
 
   const loadOptions: LoadOptions = { split: flags.split ?? '', files };
   if (flags.dataDir !== undefined) loadOptions.dataDir = flags.dataDir;
+  if (flags.revision !== undefined) loadOptions.revision = flags.revision;
   if (flags.imagesDir !== undefined) loadOptions.imagesDir = flags.imagesDir;
   const split = limitSplit(await task.load(loadOptions), limit);
   let predictions: unknown;

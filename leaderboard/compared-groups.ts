@@ -26,7 +26,7 @@ export interface ResolvedGroup {
   note: string | null;
 }
 
-export async function resolveComparedGroup(store: LeaderboardStore, ref: string, role: 'base' | 'candidate', options: ResolveOptions = {}): Promise<ResolvedGroup> {
+export async function resolveComparedGroup(store: LeaderboardStore, ref: string, role: 'base' | 'candidate' | 'run', options: ResolveOptions = {}): Promise<ResolvedGroup> {
   const { run: anchor, matchedByName } = await findRun(store, ref, { task: options.task });
   const byName = matchedByName > 0;
   if (!byName && options.seeds === undefined) return { group: { name: anchor.record.name, runs: [await comparedRun(store, anchor)] }, note: null };

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../core/atomic-write.ts';
+import { readImageBytes } from '../core/image-bytes.ts';
 import { IMAGE_PIPELINE_VERSION, type ImagePreprocessing } from './image-pipeline.ts';
 
 /**
@@ -21,7 +22,7 @@ export class FeatureCache {
   }
 
   static async contentKey(imageFile: string): Promise<string> {
-    return createHash('sha256').update(await readFile(imageFile)).digest('hex');
+    return createHash('sha256').update(await readImageBytes(imageFile)).digest('hex');
   }
 
   private fileFor(contentKey: string): string {

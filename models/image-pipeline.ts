@@ -3,6 +3,7 @@ import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { InputError } from '../core/errors.ts';
+import { readImageBytes } from '../core/image-bytes.ts';
 
 /**
  * The image pipeline: decode (JPEG, PNG, WebP) with sharp, apply EXIF rotation, then
@@ -127,12 +128,7 @@ export function resizedSize(width: number, height: number, shortestEdge: number)
 
 /** Decodes and preprocesses one image file into [3, H, W] float32 values. */
 export async function preprocessImage(file: string, prep: ImagePreprocessing): Promise<Float32Array> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (error) {
-    throw new InputError(`cannot read image: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
-  }
+  const bytes = await readImageBytes(file);
   try {
     // Decoded and rotated (EXIF) by sharp; resizing and cropping happen here, as PIL does them.
     const decoded = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
@@ -182,7 +178,7 @@ export async function preprocessBoxCrops(file: string, boxes: readonly (readonly
   // Decoded once for all of the image's boxes: a SynthScenes image holds up to six objects.
   let decoded: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
-    decoded = await sharp(await readFile(file), { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    decoded = await sharp(await readImageBytes(file), { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   } catch (error) {
     throw new InputError(`cannot decode image: ${(error as Error).message.split('\n')[0]}`, { file });
   }

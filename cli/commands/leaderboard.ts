@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { resolve, sep } from 'node:path';
 import { Command, Option } from 'commander';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
 import { InputError } from '../../core/errors.ts';
@@ -13,9 +13,10 @@ import { resolveComparedGroup } from '../../leaderboard/compared-groups.ts';
 import type { RunExecution } from '../../leaderboard/run-record.ts';
 import { parsePositiveInteger, scoringOptionsFromFlags } from '../flags.ts';
 import { renderHtml } from '../../leaderboard/render-html.ts';
+import { renderModelIndex, type ModelIndexDataset } from '../../leaderboard/model-index.ts';
 import { renderCsv, renderJson, renderMarkdown, renderTable } from '../../leaderboard/render-text.ts';
 import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES } from '../../leaderboard/statistics.ts';
-import { exampleScores, listRuns, withLeaderboard } from '../../leaderboard/store.ts';
+import { exampleScores, listRuns, withLeaderboard, type LeaderboardStore, type StoredRun } from '../../leaderboard/store.ts';
 import { leaderboardDbOption } from '../db-option.ts';
 import { registerLeaderboardCopy } from './leaderboard-copy.ts';
 import { COMMAND_SUMMARIES } from '../command-summaries.ts';
@@ -31,7 +32,7 @@ export interface LeaderboardCommandOptions {
   lookupTask?: TaskLookup;
 }
 
-const FORMATS = ['table', 'csv', 'md', 'html', 'json'] as const;
+const FORMATS = ['table', 'csv', 'md', 'html', 'json', 'model-index'] as const;
 type Format = (typeof FORMATS)[number];
 const MAX_RESAMPLES = 1_000_000;
 
@@ -50,7 +51,11 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     .addOption(leaderboardDbOption())
     .option('--resamples <n>', 'bootstrap resamples for per-run intervals', String(DEFAULT_RESAMPLES))
     .option('--seed <n>', 'bootstrap seed', String(DEFAULT_BOOTSTRAP_SEED))
-    .action(async (flags: { task?: string; format: Format; out?: string; db: string; resamples: string; seed: string }) => {
+    .option('--dataset <id>', 'model-index: the Hub dataset id the runs were scored on, e.g. lmms-lab/VQAv2 (default: the task name)')
+    .option('--dataset-name <name>', 'model-index: a pretty name for the dataset')
+    .option('--dataset-config <name>', 'model-index: the dataset configuration')
+    .option('--dataset-revision <sha>', 'model-index: the dataset repository revision that was scored')
+    .action(async (flags: { task?: string; format: Format; out?: string; db: string; resamples: string; seed: string } & DatasetFlags) => {
       const resamples = parseWholeNumber(flags.resamples, '--resamples', 1, MAX_RESAMPLES);
       const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
       const output = await withLeaderboard(flags.db, { create: false }, async (store) => {
@@ -67,6 +72,8 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
             return renderJson(board);
           case 'html':
             return renderHtml(board, { generator: `vlbench ${VLBENCH_VERSION}` });
+          case 'model-index':
+            return renderModelIndex(board, { dataset: datasetFromFlags(flags) });
         }
       });
       if (flags.out !== undefined) {
@@ -80,10 +87,42 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
   registerLeaderboardCopy(leaderboard);
 
   leaderboard
+    .command('model-index')
+    .description('write one run, or its seed group, as Hugging Face model-card `model-index` YAML (paste it into the model card\'s front matter)')
+    .argument('<run>', 'run id or name (a name recorded for several seeds means its seed group, as in `vlbench compare`), or a run folder (every split it recorded)')
+    .option('--task <name>', 'look the run name up among this task\'s runs only')
+    .option('--seeds <list>', 'export exactly these seeds of the run\'s seed group, e.g. 0,1,2')
+    .option('--out <file>', 'write to this file (atomically) instead of standard output')
+    .option('--dataset <id>', 'the Hub dataset id the run was scored on, e.g. lmms-lab/VQAv2 (default: the task name)')
+    .option('--dataset-name <name>', 'a pretty name for the dataset')
+    .option('--dataset-config <name>', 'the dataset configuration')
+    .option('--dataset-revision <sha>', 'the dataset repository revision that was scored')
+    .option('--resamples <n>', 'bootstrap resamples for the interval', String(DEFAULT_RESAMPLES))
+    .option('--seed <n>', 'bootstrap seed', String(DEFAULT_BOOTSTRAP_SEED))
+    .addOption(leaderboardDbOption())
+    .action(async (ref: string, flags: { task?: string; seeds?: string; out?: string; db: string; resamples: string; seed: string } & DatasetFlags) => {
+      const resamples = parseWholeNumber(flags.resamples, '--resamples', 1, MAX_RESAMPLES);
+      const seed = parseWholeNumber(flags.seed, '--seed', 0, 2 ** 32 - 1);
+      const seeds = flags.seeds === undefined ? undefined : parseSeedList(flags.seeds);
+      const output = await withLeaderboard(flags.db, { create: false }, async (store) => {
+        const runs = existsSync(ref) && statSync(ref).isDirectory() ? await runsOfFolder(store, ref, seeds) : await runsOfGroup(store, ref, flags.task, seeds);
+        const board = await buildBoard(runs, (runId) => exampleScores(store, runId), { resamples, seed, confidence: DEFAULT_CONFIDENCE });
+        return renderModelIndex(board, { dataset: datasetFromFlags(flags) });
+      });
+      if (flags.out !== undefined) {
+        await writeFileAtomically(flags.out, output);
+        process.stderr.write(`wrote model-index to ${flags.out}\n`);
+      } else {
+        process.stdout.write(output);
+      }
+    });
+
+  leaderboard
     .command('add')
     .description('score a predictions file in the task\'s official result format with the official metric, and record it as a run')
     .requiredOption('--task <name>', 'task name, e.g. vqa, vcr, retrieval')
-    .requiredOption('--data <dir>', 'dataset folder, as `vlbench run` takes it: a SynthScenes folder, or a folder in the task\'s official layout')
+    .requiredOption('--data <dir>', 'dataset folder, as `vlbench run` takes it: a SynthScenes folder, or a folder in the task\'s official layout (vqa: or a Hugging Face snapshot or cache folder of lmms-lab/VQAv2)')
+    .option('--revision <ref>', 'with a Hugging Face cache folder as --data: the snapshot to score against, a ref (main) or a commit; default refs/main')
     .option(
       '--split <name>',
       'split as `vlbench run` records it (SynthScenes: test/source; test picks the domain the predictions fit) or in the dataset\'s own terms (val2014); ' +
@@ -109,7 +148,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
       if (flags.device !== undefined) execution.device = nonEmptyFlag(flags.device, '--device');
       if (flags.dtype !== undefined) execution.dtype = nonEmptyFlag(flags.dtype, '--dtype');
       if (flags.batchSize !== undefined) execution.batchSize = parsePositiveInteger('--batch-size', flags.batchSize);
-      const splits = await splitCandidates(task, flags.data, flags.split);
+      const splits = await splitCandidates(task, flags.data, flags.split, flags.revision);
       await withLeaderboard(flags.db, { create: true }, async (store) => {
         const record = await addPredictions(store, {
           task,
@@ -165,6 +204,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
 interface AddFlags {
   task: string;
   data: string;
+  revision?: string;
   split?: string;
   predictions: string;
   name: string;
@@ -191,7 +231,7 @@ interface AddFlags {
  * folder is the task's official layout, with --split in the dataset's own terms, or without it
  * every split the task knows (the predictions then pick the one they fit).
  */
-async function splitCandidates(task: Task, dataDir: string, split: string | undefined): Promise<SplitCandidate[]> {
+async function splitCandidates(task: Task, dataDir: string, split: string | undefined, revision: string | undefined): Promise<SplitCandidate[]> {
   const root = resolve(dataDir);
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError('expected a dataset folder', { file: dataDir, field: '--data' });
   // Loaded here, not at the top: printing the board never pays for the SynthScenes modules.
@@ -202,7 +242,41 @@ async function splitCandidates(task: Task, dataDir: string, split: string | unde
     return synthSplitsNamed(task.name, root, await readSynthManifest(root), split);
   }
   const names = split !== undefined ? [split] : task.splits;
-  return names.map((name) => ({ label: name, load: { dataDir: root, split: name } }));
+  return names.map((name) => ({ label: name, load: { dataDir: root, split: name, ...(revision !== undefined ? { revision } : {}) } }));
+}
+
+/** The runs `model-index RUN` exports for a run id or name: the run, or its seed group. */
+async function runsOfGroup(store: LeaderboardStore, ref: string, task: string | undefined, seeds: number[] | undefined): Promise<StoredRun[]> {
+  const { group, note } = await resolveComparedGroup(store, ref, 'run', { task, seeds });
+  if (note) process.stderr.write(`${note}\n`);
+  const ids = new Set(group.runs.map((run) => run.record.id));
+  return (await listRuns(store, { task: group.runs[0].record.task })).filter((run) => ids.has(run.record.id));
+}
+
+/** The records a run folder wrote: one per evaluation split, each with its per-example scores inside the folder. */
+async function runsOfFolder(store: LeaderboardStore, folder: string, seeds: number[] | undefined): Promise<StoredRun[]> {
+  if (seeds !== undefined) throw new InputError('--seeds picks seeds of a seed group; a run folder is one run', { field: '--seeds' });
+  const inside = resolve(folder) + sep;
+  const isInside = (path: string | null | undefined) => path != null && resolve(path).startsWith(inside);
+  const runs = (await listRuns(store)).filter((run) => isInside(run.record.perExamplePath) || isInside(run.record.predictions?.path));
+  if (runs.length === 0) throw new InputError('no run recorded in this leaderboard wrote into this folder (was it run with --no-record, or recorded in another --db?)', { file: folder });
+  return runs;
+}
+
+interface DatasetFlags {
+  dataset?: string;
+  datasetName?: string;
+  datasetConfig?: string;
+  datasetRevision?: string;
+}
+
+function datasetFromFlags(flags: DatasetFlags): ModelIndexDataset {
+  const dataset: ModelIndexDataset = {};
+  if (flags.dataset !== undefined) dataset.type = nonEmptyFlag(flags.dataset, '--dataset');
+  if (flags.datasetName !== undefined) dataset.name = nonEmptyFlag(flags.datasetName, '--dataset-name');
+  if (flags.datasetConfig !== undefined) dataset.config = nonEmptyFlag(flags.datasetConfig, '--dataset-config');
+  if (flags.datasetRevision !== undefined) dataset.revision = nonEmptyFlag(flags.datasetRevision, '--dataset-revision');
+  return dataset;
 }
 
 function parseSeedList(text: string): number[] {

@@ -28,6 +28,7 @@ interface RunFlags {
   validationSplit?: string;
   selectOnEvaluation?: boolean;
   imagesDir?: string;
+  revision?: string;
   target?: string;
   targetQuestions?: string;
   set: string[];
@@ -82,6 +83,7 @@ async function requestFromFlags(flags: RunFlags): Promise<{ request: RunRequest;
     validationSplit: flags.validationSplit,
     ...(flags.selectOnEvaluation ? { selectOnEvaluation: true } : {}),
     imagesDir: flags.imagesDir ? resolve(flags.imagesDir) : undefined,
+    revision: flags.revision,
     targetDir: flags.target ? resolve(flags.target) : undefined,
     targetQuestionsFile: flags.targetQuestions ? resolve(flags.targetQuestions) : undefined,
     regionsFile: flags.regions ? resolve(flags.regions) : undefined,
@@ -120,7 +122,8 @@ export function registerRun(program: Command): void {
     .command('run')
     .description(COMMAND_SUMMARIES.run.description)
     .option('--task <name>', `task: ${RUN_TASKS.join(' | ')}`)
-    .option('--data <dir>', 'dataset folder: a SynthScenes folder, or the task\'s official layout')
+    .option('--data <dir>', 'dataset folder: a SynthScenes folder, or the task\'s official layout; vqa: also a Hugging Face snapshot of lmms-lab/VQAv2 (parquet) or its datasets--lmms-lab--VQAv2 cache folder')
+    .option('--revision <ref>', 'with a Hugging Face cache folder as --data: the snapshot to read, a ref (main) or a commit; default refs/main')
     .option('--model <dir>', 'model folder (default: the bundled SynthScenes CLIP)')
     .option('--method <spec>', 'zeroshot (retrieval) | ft, plus +sg +adv +mmd +dann, e.g. ft+sg+adv')
     .option('--seed <n>', 'run seed: data order, head initialisation, perturbations', '0')

@@ -1,3 +1,4 @@
+import { readImageBytes } from '../../core/image-bytes.ts';
 import sharp from 'sharp';
 import type { NormalisedBox } from '../../models/ops/regions.ts';
 import type { PixelBox } from '../../models/features.ts';
@@ -47,7 +48,7 @@ export async function regionBoxes(
     const list = detections.byImage.get(imageId);
     let size: { width?: number; height?: number };
     try {
-      size = await sharp(imagePath).metadata();
+      size = await sharp(await readImageBytes(imagePath)).metadata();
     } catch (error) {
       throw new InputError(`cannot read the image its detections belong to: ${(error as Error).message}`, { file: imagePath });
     }

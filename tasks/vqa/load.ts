@@ -1,41 +1,14 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, fieldError, listSome } from '../../core/errors.ts';
-import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
+import type { LoadOptions } from '../../core/types.ts';
+import { isHubDatasetFolder } from '../hub-snapshot.ts';
 import { BackgroundFingerprint, fingerprintSplit, isObject, parseJson, readBytes, readSharedBytes, releaseSharedBytes } from '../split-files.ts';
 import { scanVqaAnnotations, scanVqaQuestions, type ScannedVqaAnnotations, type ScannedVqaHeader, type ScannedVqaQuestions } from './official-layout-scan.ts';
 
-/** Bumps when what the loader puts in an example changes. */
-export const VQA_TASK_VERSION = 'vqa-v2/1';
-
-/** The number of human answers per question in VQA v2; the 0.3/0.6/0.9/1 accuracy steps depend on it. */
-export const VQA_ANSWERS_PER_QUESTION = 10;
-
-export interface VqaExample {
-  /** The question id as a string, for the leaderboard's per-example records. */
-  id: string;
-  questionId: number;
-  imageId: number;
-  /** `<imagesDir>/<subtype>/COCO_<subtype>_<image id, 12 digits>.jpg`; resolved, not checked for existence. */
-  imagePath: string;
-  question: string;
-  /** The 10 human answers in annotation order, raw (the scorer normalises them); empty on test splits. */
-  answers: string[];
-  answerType?: string;
-  questionType?: string;
-  multipleChoiceAnswer?: string;
-}
-
-/** The split, with the header fields of its files. */
-export interface VqaSplitInfo {
-  /** data_type of the files: "mscoco", "abstract_v002", "synthscenes", … */
-  dataType: string;
-  /** data_subtype: "val2014", "test-dev2015", "val_source", … */
-  dataSubtype: string;
-  annotated: boolean;
-}
-
-export type LoadedVqaSplit = LoadedSplit<VqaExample> & { info?: VqaSplitInfo };
+// What an example is, shared with the parquet loader (hub-parquet.ts), which this file hands Hub folders to.
+export { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, type LoadedVqaSplit, type VqaExample, type VqaSplitInfo } from './example.ts';
+import { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, type LoadedVqaSplit, type VqaExample } from './example.ts';
 
 /**
  * Loads a VQA v2 split from its official files: `v2_OpenEnded_<dataType>_<subtype>_questions.json`
@@ -48,6 +21,12 @@ export type LoadedVqaSplit = LoadedSplit<VqaExample> & { info?: VqaSplitInfo };
  * image ids.
  */
 export async function loadVqaSplit(options: LoadOptions): Promise<LoadedVqaSplit> {
+  // A Hub dataset folder (lmms-lab/VQAv2's parquet, or a cache folder of it) instead of the official JSON.
+  if (options.files?.questions === undefined && options.dataDir !== undefined && (await isHubDatasetFolder(options.dataDir))) {
+    const { loadVqaHubSplit } = await import('./hub-parquet.ts');
+    return loadVqaHubSplit({ ...options, dataDir: options.dataDir });
+  }
+  if (options.revision !== undefined) throw new InputError('--revision picks a snapshot of a Hugging Face dataset folder; this is not one', { file: options.dataDir, field: '--revision' });
   const located = await locateVqaFiles(options);
   const { questionsFile, annotationsFile } = located;
   // The hashing thread starts first, so that it is up by the time the files are read.
