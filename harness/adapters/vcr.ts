@@ -420,6 +420,12 @@ export const vcrAdapter: TaskAdapter = {
  * 463 s and every VCR row stayed above chance on the source (README). Fewer epochs were no way
  * out: at 4, `ft` fell to Q→AR 10.3 on the source (chance 6.25; 29.3 at 8). bench/methods.ts runs
  * `adv` on both.
+ *
+ * The shared prefix (issue 34) made every VCR step cheaper, `adv`'s as much as `ft`'s, so `adv`
+ * still costs what it did relative to `ft`: in a demo with them put back (loaded machine, load
+ * average 6-8 from other processes) `ft` trained 158 s and `ft+adv` 801 s, 5.1x, with VQA `ft`
+ * at 1,376 s against 264 s quiet. Scaled to a quiet machine the two `adv` runs add about 170 s of
+ * wall time to a 549-s demo: past its 10 minutes, so they stay out.
  */
 function vcrDemo(): DemoRecipe {
   return { methods: DEMO_METHODS.filter((method) => !method.split('+').includes('adv')), takesMethods: true, epochs: VCR_DEFAULTS.epochs / 2, tunedFt: true };

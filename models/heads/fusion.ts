@@ -148,7 +148,8 @@ export interface FusionInputs {
  * Consecutive rows in groups of `rows` (a VCR item's four choice texts) whose image tokens,
  * region tokens, grounding and first `prefixLengths[g]` text tokens are the same (the question,
  * and the given answer of a rationale row): the caller vouches for that. The frozen text encoder
- * is causal, so a text's first tokens do not depend on what follows them.
+ * is causal, so a text's first tokens do not depend on what follows them. The shared part is read
+ * from each group's first row, so a per-row perturbation of it (adv's δ) acts through that row.
  */
 export interface ChoiceGroups {
   rows: number;
@@ -268,8 +269,9 @@ export class FusionLayer {
    * row's own tokens, which attend to their group's prefix and to their own row. `groupOfRow`
    * [G·K, G] is one-hot; `bias` [G·K, 1, S, P + S] is 0 where a choice token may attend and a
    * large negative for padding (the prefix's keys first, then the row's own). Same weights as
-   * `apply`, so a group of one row computes, for its choice tokens, what `apply` would with the
-   * prefix's states held fixed.
+   * `apply`: with one layer a choice token's output is exactly what `apply` gives it over its
+   * whole row (test/heads/shared-prefix.test.ts); from the second layer on the prefix's inputs
+   * have not read the choices.
    */
   applyChoiceGroups(prefix: tf.Tensor3D, prefixBias: tf.Tensor4D, choices: tf.Tensor3D, groupOfRow: tf.Tensor2D, bias: tf.Tensor4D, drop?: DropoutPass, salt = 0): { prefix: tf.Tensor3D; choices: tf.Tensor3D } {
     return tf.tidy(() => {
