@@ -182,12 +182,13 @@ export function resolveFusion(plan: Pick<RunPlan, 'recipe' | 'adapter' | 'tunes'
   const tagContext = resolveFlag(recipe['fusion.tag_context'], taskFusion?.tagContext);
   const tagProduct = resolveFlag(recipe['fusion.tag_product'], taskFusion?.tagProduct);
   const boxSine = resolveFlag(recipe['fusion.box_sine'], taskFusion?.boxSine);
+  const sharedPrefix = resolveFlag(recipe['fusion.shared_prefix'], taskFusion?.sharedPrefix);
   // Recorded only where it is on, so the hyperparameters of tasks without tags stay as they were.
   const kindSetting = recipe['fusion.kind'] ?? 'auto';
   const kind = kindSetting === 'auto' ? (taskFusion?.kind ?? 'transformer') : kindSetting;
   // Recorded only for the relational fusion, so the transformer's hyperparameters stay as they were; it always normalises its inputs.
   const relational = kind === 'relational' ? { kind, dropout: typeof recipe['fusion.dropout'] === 'number' ? recipe['fusion.dropout'] : (taskFusion?.dropout ?? 0), inputNorm: true } : {};
-  const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads, inputNorm, ...(tagContext ? { tagContext } : {}), ...(tagProduct ? { tagProduct } : {}), ...(boxSine ? { boxSine } : {}), ...relational };
+  const fusion = { hidden: recipe['fusion.hidden'] ?? taskFusion?.hidden ?? FUSION_DEFAULTS.hidden, layers: recipe['fusion.layers'] ?? taskFusion?.layers ?? FUSION_DEFAULTS.layers, heads: recipe['fusion.heads'] ?? taskFusion?.heads ?? FUSION_DEFAULTS.heads, inputNorm, ...(tagContext ? { tagContext } : {}), ...(tagProduct ? { tagProduct } : {}), ...(boxSine ? { boxSine } : {}), ...(sharedPrefix ? { sharedPrefix } : {}), ...relational };
   return { fusion, refitFusion: fusion, imagePool };
 }
 

@@ -29,6 +29,7 @@ export interface FusionRecipe {
   'fusion.tag_context': Switch;
   'fusion.tag_product': Switch;
   'fusion.box_sine': Switch;
+  'fusion.shared_prefix': Switch;
   'fusion.region_features': 'auto' | 'crop' | 'pool';
   'fusion.dropout': 'auto' | number;
 }
@@ -61,6 +62,7 @@ const FUSION_SETTING_FIELDS: SettingFields<FusionRecipe> = {
   'fusion.tag_context': { ...switchSetting(), doc: "grounded text (VCR's tags): each word also carries the detections named just before and after it; auto: the task's own (VCR: on)" },
   'fusion.tag_product': { ...switchSetting(), doc: "grounded text: a detection's product with each word that names it (bilinear); auto: the task's own" },
   'fusion.box_sine': { ...switchSetting(), doc: "grounded text: sine features of each box's centre and size wherever its geometry enters; auto: the task's own" },
+  'fusion.shared_prefix': { ...switchSetting(), doc: "multiple choice: the image and question pass the fusion once per item and do not attend to the choices, which attend to them; auto: the task's own (VCR: on)" },
   'fusion.region_features': { schema: choiceSetting(['auto', 'crop', 'pool'] as const), expects: 'auto, crop or pool', doc: 'with --regions: crop (each box through the frozen image encoder, cached) or pool (the patch tokens inside the box); auto: crop' },
   'fusion.dropout': { schema: z.union([z.literal('auto'), numberSetting((n) => n.min(0).max(0.9))]), expects: 'auto or a number from 0 to 0.9', doc: "dropout inside the relational fusion while training; auto: the task's own (VQA, GQA: 0.1)" },
 };
@@ -75,6 +77,7 @@ const FUSION_RECIPE_DEFAULTS: FusionRecipe = {
   'fusion.tag_context': 'auto',
   'fusion.tag_product': 'auto',
   'fusion.box_sine': 'auto',
+  'fusion.shared_prefix': 'auto',
   'fusion.region_features': 'auto',
   'fusion.dropout': 'auto',
 };

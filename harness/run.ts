@@ -46,7 +46,7 @@ export interface RunHooks {
 }
 
 /** Seconds spent per phase (timings.json and the record): a phase may be entered more than once. */
-class PhaseClock {
+export class PhaseClock {
   readonly timings: Record<string, number> = {};
   async time<T>(phase: string, work: () => Promise<T>): Promise<T> {
     const start = performance.now();
@@ -64,7 +64,7 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
 
   // Plan: everything that can fail on bad input, before any work or any file is written.
   const plan = await resolveRun(requestInput);
-  const { request, method, adapter, task, data, modelDir, training } = plan;
+  const { request, method, adapter, modelDir, training } = plan;
   // Where the run writes and records, before the model loads: a run must not train to fail at its first write or at its record.
   await checkWritableFolder(hooks.runsDir, '--out');
   if (hooks.db) await checkLeaderboardUsable(hooks.db);
@@ -76,22 +76,10 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   let encoder: AlignedEncoder | undefined;
   let tunedEncoderInUse: AlignedEncoder | undefined;
   try {
-    // Load: the encoder, the splits, and the features of everything the splits need.
-    encoder = await clock.time('load_encoder', () => loadEncoder(modelDir, { backend }));
-    log(`model: ${modelDir} (${encoder.engine}, fingerprint ${encoder.fingerprint.slice(0, 12)})`);
-    const { splits, selection } = await clock.time('load_data', () => loadSplits(plan));
     const cacheDir = hooks.cacheDir ?? join(runsDir, '.cache');
-    const fusion = resolveFusion(plan, encoder.config.vision.image_size / encoder.config.vision.patch_size);
-    const features = await encodeRunFeatures(plan, encoder, splits, fusion.imagePool, cacheDir, clock, log);
-
-    // Build and train: the adapter's problem (heads, fusion, trainable encoder blocks) under the objectives.
-    const prepared = await adapter.build({
-      task, method, splits, random: new SeededRandom(request.seed), log,
-      head: { fusion: fusion.fusion, answersMinCount: plan.answersMinCount },
-      images: features.images, texts: features.texts, targetImages: data.targetImages,
-      preprocessing: encoder.preprocessing, maxTrainExamples: request.maxTrainExamples, encoder: features.encoderTuning, regions: plan.regions,
-      encodeRegions: plan.regions && plan.recipe['fusion.region_features'] !== 'pool' ? async (objects) => (await clock.time('encode_regions', () => extractRegionFeatures(encoder!, objects, { cacheRoot: cacheDir }))).table : undefined,
-    });
+    const built = await buildRun(plan, backend, { cacheDir, log, clock });
+    encoder = built.encoder;
+    const { splits, selection, fusion, features, prepared } = built;
     const hyperparameters = runHyperparameters(plan, { engine: encoder.engine, fusion, built: prepared.hyperparameters, selection });
     // Which unlabelled target questions domain alignment paired with the target images (absent: the batch's own texts on them).
     if (splits.targetQuestions) hyperparameters.targetQuestions = { questions: splits.targetQuestions.examples.length, fingerprint: splits.targetQuestions.fingerprint };
@@ -153,6 +141,46 @@ export async function executeRun(requestInput: RunRequest, hooks: RunHooks): Pro
   } finally {
     await encoder?.dispose();
     await tunedEncoderInUse?.dispose();
+  }
+}
+
+/** What `buildRun` loaded and built: the run up to its training, which has not started. */
+export interface BuiltRun {
+  /** The caller disposes it (after the prepared model). */
+  encoder: AlignedEncoder;
+  splits: RunSplits;
+  selection: SelectionRecord | null;
+  fusion: ResolvedFusion;
+  features: { images: FeatureTable; texts: FeatureTable; encoderTuning?: EncoderTuning };
+  prepared: PreparedModel;
+}
+
+/**
+ * A run's load and build phases: the encoder, the splits, the features of everything the splits
+ * need, and the adapter's problem (heads, fusion, trainable encoder blocks) under the objectives.
+ * `executeRun` trains what this returns; bench/vcr-step.ts times single steps of it.
+ */
+export async function buildRun(plan: RunPlan, backend: SelectedBackend, options: { cacheDir: string; log: (line: string) => void; clock?: PhaseClock }): Promise<BuiltRun> {
+  const { request, method, adapter, task, data, modelDir } = plan;
+  const { cacheDir, log } = options;
+  const clock = options.clock ?? new PhaseClock();
+  const encoder = await clock.time('load_encoder', () => loadEncoder(modelDir, { backend }));
+  try {
+    log(`model: ${modelDir} (${encoder.engine}, fingerprint ${encoder.fingerprint.slice(0, 12)})`);
+    const { splits, selection } = await clock.time('load_data', () => loadSplits(plan));
+    const fusion = resolveFusion(plan, encoder.config.vision.image_size / encoder.config.vision.patch_size);
+    const features = await encodeRunFeatures(plan, encoder, splits, fusion.imagePool, cacheDir, clock, log);
+    const prepared = await adapter.build({
+      task, method, splits, random: new SeededRandom(request.seed), log,
+      head: { fusion: fusion.fusion, answersMinCount: plan.answersMinCount },
+      images: features.images, texts: features.texts, targetImages: data.targetImages,
+      preprocessing: encoder.preprocessing, maxTrainExamples: request.maxTrainExamples, encoder: features.encoderTuning, regions: plan.regions,
+      encodeRegions: plan.regions && plan.recipe['fusion.region_features'] !== 'pool' ? async (objects) => (await clock.time('encode_regions', () => extractRegionFeatures(encoder, objects, { cacheRoot: cacheDir }))).table : undefined,
+    });
+    return { encoder, splits, selection, fusion, features, prepared };
+  } catch (error) {
+    await encoder.dispose();
+    throw error;
   }
 }
 

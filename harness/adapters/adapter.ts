@@ -118,8 +118,8 @@ export type FusionKind = 'relational' | 'transformer';
 
 /** Head sizes and task-side settings a run resolves from `--set`, with their defaults applied. */
 export interface HeadSettings {
-  /** tagContext, tagProduct, boxSine: VCR's grounding options (FusionConfig); other tasks ignore them. */
-  fusion: { hidden: number; layers: number; heads: number; inputNorm?: boolean; tagContext?: boolean; tagProduct?: boolean; boxSine?: boolean; kind?: FusionKind; dropout?: number };
+  /** tagContext, tagProduct, boxSine: VCR's grounding options, sharedPrefix its multiple-choice pass (FusionConfig); other tasks ignore them. */
+  fusion: { hidden: number; layers: number; heads: number; inputNorm?: boolean; tagContext?: boolean; tagProduct?: boolean; boxSine?: boolean; sharedPrefix?: boolean; kind?: FusionKind; dropout?: number };
   /** Minimum count of an answer in the training split to enter the vocabulary (answer tasks). */
   answersMinCount?: number;
 }
@@ -173,7 +173,7 @@ export function limitTraining<T>(items: T[], maxTrainExamples: number | undefine
 }
 
 /** The fusion transformer the fusion-problem tasks share, sized by the run's head settings (plus task-side options such as VCR's detection slots). */
-export function createFusion(context: AdapterContext, options: Pick<FusionConfig, 'detectionSlots' | 'tagContext' | 'tagProduct' | 'boxSine'> = {}): FusionTransformer {
+export function createFusion(context: AdapterContext, options: Pick<FusionConfig, 'detectionSlots' | 'tagContext' | 'tagProduct' | 'boxSine' | 'sharedPrefix'> = {}): FusionTransformer {
   const { fusion } = context.head;
   return new FusionTransformer({ imageDim: context.images.tokenDim, textDim: context.texts.tokenDim, hidden: fusion.hidden, layers: fusion.layers, heads: fusion.heads, inputNorm: fusion.inputNorm, ...options }, context.random.fork('fusion'));
 }

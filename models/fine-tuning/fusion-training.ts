@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { boxGeometry, type DropoutPass, type Fusion, type FusionOutput, type RegionTokens } from '../heads/fusion.ts';
+import { boxGeometry, type ChoiceGroups, type DropoutPass, type Fusion, type FusionOutput, type RegionTokens } from '../heads/fusion.ts';
 import type { QuestionWordTable } from '../heads/question-words.ts';
 import type { SceneGraphVocabularySizes } from '../heads/scene-graph-head.ts';
 import { methodNeeds, type MethodSpec, type ObjectiveBatch, type ObjectiveModule, type PerturbableForwardPass, type PerturbationSite, type PerturbedModality, type WrappedPassResult } from '../objectives/index.ts';
@@ -50,6 +50,8 @@ export interface FusionRows {
   tagContext?: { previous: TagTokens[][]; next: TagTokens[][] };
   /** Per row, the text tokens the pooled vector max-pools over (a multiple-choice row's choice); all valid tokens when absent. */
   focus?: TokenSpan[];
+  /** Rows in groups that share their image, boxes and first text tokens (a multiple-choice item's choices): a fusion with a shared prefix runs those once per group. */
+  choiceGroups?: ChoiceGroups;
 }
 
 /** Token positions [start, end) in a row's encoded text (position 0 is the start token). */
@@ -80,7 +82,7 @@ interface RowTensors {
   /** With a region table: the rows' object features [R, boxes, Dr] and which are real [R, boxes]. */
   regionFeatures?: { tokens: tf.Tensor3D; mask: tf.Tensor2D };
   /** With a training vision tower: its full-resolution output grid and pooled embeddings per row. */
-  encoded?: { gridTokens: tf.Tensor3D; embeds: tf.Tensor2D };
+  encoded?: { gridTokens: tf.Tensor3D; embeds: tf.Tensor2D };  choiceGroups?: ChoiceGroups;
 }
 
 export interface FusionTaskHead {
@@ -181,6 +183,7 @@ export class FusionTraining {
       mask: tf.tensor2d(texts.gatherMasks(textKeys, length), [textKeys.length, length]),
       encoded: encoded && { gridTokens: encoded.gridTokens, embeds: encoded.embeds },
       words: this.setup.words && tf.tensor2d(this.setup.words.indices(textKeys, length), [textKeys.length, length], 'int32'),
+      choiceGroups: rows.choiceGroups,
     };
     const { boxes } = rows;
     if (boxes && boxes.some((b) => b.length > 0)) {
@@ -232,7 +235,7 @@ export class FusionTraining {
       const pooled = t.regionImage ? poolRegions(t.regionImage, this.regionSource.grid, t.boxes, t.polygons) : poolRegions(image, this.grid, t.boxes, t.polygons);
       regions = { tokens: pooled.regions, mask: pooled.mask, geometry: t.geometry! };
     }
-    return this.setup.fusion.apply({ imageTokens: image, textTokens: text, textMask: t.mask, regions, tagRegions: regions ? t.tagRegions : undefined, tagContext: regions ? t.tagContext : undefined, focus: t.focus, textWords: t.words, dropout: drop });
+    return this.setup.fusion.apply({ imageTokens: image, textTokens: text, textMask: t.mask, regions, tagRegions: regions ? t.tagRegions : undefined, tagContext: regions ? t.tagContext : undefined, focus: t.focus, textWords: t.words, dropout: drop, choiceGroups: t.choiceGroups });
   }
 
   private disposeRows(t: RowTensors): void {
@@ -241,6 +244,8 @@ export class FusionTraining {
 
   /** The rows from `start` to `end`, every per-row field cut alike. */
   private static sliceRows(rows: FusionRows, start: number, end: number): FusionRows {
+    const groups = rows.choiceGroups;
+    if (groups && start % groups.rows !== 0) throw new Error(`rows cut at ${start}, inside a group of ${groups.rows}`);
     return {
       imageKeys: rows.imageKeys.slice(start, end),
       textKeys: rows.textKeys.slice(start, end),
@@ -251,6 +256,7 @@ export class FusionTraining {
       tags: rows.tags?.slice(start, end),
       tagContext: rows.tagContext && { previous: rows.tagContext.previous.slice(start, end), next: rows.tagContext.next.slice(start, end) },
       focus: rows.focus?.slice(start, end),
+      choiceGroups: groups && { rows: groups.rows, prefixLengths: groups.prefixLengths.slice(start / groups.rows, Math.ceil(end / groups.rows)) },
     };
   }
 
@@ -324,9 +330,12 @@ export class FusionTraining {
       return { imageKeys: picks.map((i) => pool.imageKeys[i]), textKeys: picks.map((i) => pool.textKeys[i]) };
     }
     const imageKeys = rows.imageKeys.map(() => context.random.pick(this.setup.targetImageKeys));
-    // Texts shuffled with their focus, so a target row's choice span is its own text's.
+    // Texts shuffled with their focus, so a target row's choice span is its own text's; each on its
+    // own image, so a group of one row that keeps its text's prefix (the same attention as the source's).
     const order = context.random.shuffled(rows.textKeys.map((_, i) => i));
-    return { imageKeys, textKeys: order.map((i) => rows.textKeys[i]), focus: rows.focus && order.map((i) => rows.focus![i]) };
+    const groups = rows.choiceGroups;
+    const choiceGroups = groups && { rows: 1, prefixLengths: order.map((i) => groups.prefixLengths[Math.floor(i / groups.rows)]) };
+    return { imageKeys, textKeys: order.map((i) => rows.textKeys[i]), focus: rows.focus && order.map((i) => rows.focus![i]), choiceGroups };
   }
 
   /** Loss and gradients of one batch, with every objective of the SPEC. */

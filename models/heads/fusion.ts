@@ -74,6 +74,16 @@ export interface FusionConfig {
    * read at 95-100% (issue 13). Absent or false builds no such parameters.
    */
   boxSine?: boolean;
+  /**
+   * Rows given in choice groups (FusionInputs.choiceGroups) share a prefix that does not attend
+   * to the choices: the image, the regions and the question (plus the given answer of a rationale
+   * row) pass through the layers once per group, and only each choice's own tokens pass once per
+   * row, attending to the prefix and to themselves (a prefix language model's mask). With full
+   * attention a VCR item carried its image and question through the fusion four times over
+   * (issue 34). Absent or false: every row attends over all its tokens, groups or not; it builds
+   * no parameters either way.
+   */
+  sharedPrefix?: boolean;
 }
 
 /** Frequencies of the sine box features (FusionConfig.boxSine): 4 per value of (centre x, centre y, w, h), sin and cos each. */
@@ -130,6 +140,21 @@ export interface FusionInputs {
   textWords?: tf.Tensor2D;
   /** Present while training: dropout's rate and seed for this pass. */
   dropout?: DropoutPass;
+  /** Rows that come in groups sharing their image, regions and first text tokens (a VCR item's choices); fusions built with `sharedPrefix` run those once per group. */
+  choiceGroups?: ChoiceGroups;
+}
+
+/**
+ * Consecutive rows in groups of `rows` (a VCR item's four choice texts) whose image tokens,
+ * region tokens, grounding and first `prefixLengths[g]` text tokens are the same (the question,
+ * and the given answer of a rationale row): the caller vouches for that. The frozen text encoder
+ * is causal, so a text's first tokens do not depend on what follows them. The shared part is read
+ * from each group's first row, so a per-row perturbation of it (adv's δ) acts through that row.
+ */
+export interface ChoiceGroups {
+  rows: number;
+  /** Per group, how many leading text tokens (the start token included) its rows share. */
+  prefixLengths: readonly number[];
 }
 
 /**
@@ -164,6 +189,24 @@ export function boxGeometry(boxesPerImage: readonly (readonly NormalisedBox[])[]
   );
   return tf.tensor3d(values, [boxesPerImage.length, maxRegions, 7]);
 }
+
+/**
+ * The max of x [B, T, H] over its tokens, with tfjs's own gradient (dy to every position equal to
+ * the max) computed at equal shapes: the wasm backend compares broadcast operands element by
+ * element in JavaScript, 15× slower than at equal shapes (22 ms against 1.4 ms for one VCR batch),
+ * while a broadcast add is fast.
+ */
+export const maxOverTokens = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const value = x.max(1);
+  save([x, value]);
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor, [input, max]: tf.Tensor[]) => {
+      const hit = tf.equal(input, max.expandDims(1).add(tf.zerosLike(input))).toFloat();
+      return hit.mul(dy.expandDims(1));
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor3D) => tf.Tensor2D;
 
 /** Dropout while training: a rate and the seed of this pass's masks (the step's generator draws it, so a resumed run drops the same units). */
 export interface DropoutPass {
@@ -213,20 +256,61 @@ export class FusionLayer {
   apply(x: tf.Tensor3D, keyBias: tf.Tensor4D, drop?: DropoutPass, salt = 0): tf.Tensor3D {
     return tf.tidy(() => {
       const [batch, length] = x.shape;
-      const headDim = this.hidden / this.heads;
-      const normed = this.attentionNorm.apply(x);
-      // [B, T, hidden] → [B·H, T, headDim]: rank-3 batched matmuls are what every backend supports.
-      const split = (t: tf.Tensor) => t.reshape([batch, length, this.heads, headDim]).transpose([0, 2, 1, 3]).reshape([batch * this.heads, length, headDim]) as tf.Tensor3D;
-      const q = split(this.query.apply(normed));
-      const k = split(this.key.apply(normed));
-      const v = split(this.value.apply(normed));
-      const scores = matMul(q, k, false, true).mul(1 / Math.sqrt(headDim)).reshape([batch, this.heads, length, length]).add(keyBias);
+      const { q, k, v } = this.projectHeads(x);
+      const scores = matMul(q, k, false, true).mul(1 / Math.sqrt(this.hidden / this.heads)).reshape([batch, this.heads, length, length]).add(keyBias);
       const weights = tf.softmax(scores).reshape([batch * this.heads, length, length]) as tf.Tensor3D;
-      const attended = matMul(weights, v).reshape([batch, this.heads, length, headDim]).transpose([0, 2, 1, 3]).reshape([batch, length, this.hidden]);
-      const afterAttention = x.add(dropout(this.output.apply(attended), drop, salt * 2 + 1));
-      const mlp = this.mlpOut.apply(quickGelu(this.mlpIn.apply(this.mlpNorm.apply(afterAttention))));
-      return afterAttention.add(dropout(mlp, drop, salt * 2 + 2)) as tf.Tensor3D;
+      return this.finish(x, matMul(weights, v), drop, salt);
     });
+  }
+
+  /**
+   * One layer over choice groups (FusionInputs.choiceGroups): `prefix` [G, P, hidden] holds each
+   * group's shared tokens, which attend to each other alone; `choices` [G·K, S, hidden] holds each
+   * row's own tokens, which attend to their group's prefix and to their own row. `groupOfRow`
+   * [G·K, G] is one-hot; `bias` [G·K, 1, S, P + S] is 0 where a choice token may attend and a
+   * large negative for padding (the prefix's keys first, then the row's own). Same weights as
+   * `apply`: with one layer a choice token's output is exactly what `apply` gives it over its
+   * whole row (test/heads/shared-prefix.test.ts); from the second layer on the prefix's inputs
+   * have not read the choices.
+   */
+  applyChoiceGroups(prefix: tf.Tensor3D, prefixBias: tf.Tensor4D, choices: tf.Tensor3D, groupOfRow: tf.Tensor2D, bias: tf.Tensor4D, drop?: DropoutPass, salt = 0): { prefix: tf.Tensor3D; choices: tf.Tensor3D } {
+    return tf.tidy(() => {
+      const [groups, prefixLength] = prefix.shape;
+      const [rows, choiceLength] = choices.shape;
+      const headDim = this.hidden / this.heads;
+      const scale = 1 / Math.sqrt(headDim);
+      const p = this.projectHeads(prefix);
+      const prefixScores = matMul(p.q, p.k, false, true).mul(scale).reshape([groups, this.heads, prefixLength, prefixLength]).add(prefixBias);
+      const prefixWeights = tf.softmax(prefixScores).reshape([groups * this.heads, prefixLength, prefixLength]) as tf.Tensor3D;
+      const prefixOut = this.finish(prefix, matMul(prefixWeights, p.v), drop, salt);
+      // Each row reads its group's prefix keys and values (a KV cache shared by the K rows), its own after them.
+      const c = this.projectHeads(choices);
+      const toRows = (t: tf.Tensor3D) => matMul(groupOfRow, t.reshape([groups, this.heads * prefixLength * headDim])).reshape([rows * this.heads, prefixLength, headDim]);
+      const keys = tf.concat([toRows(p.k), c.k], 1) as tf.Tensor3D;
+      const values = tf.concat([toRows(p.v), c.v], 1) as tf.Tensor3D;
+      const scores = matMul(c.q, keys, false, true).mul(scale).reshape([rows, this.heads, choiceLength, prefixLength + choiceLength]).add(bias);
+      const weights = tf.softmax(scores).reshape([rows * this.heads, choiceLength, prefixLength + choiceLength]) as tf.Tensor3D;
+      const choicesOut = this.finish(choices, matMul(weights, values), drop, salt + 1000);
+      return { prefix: prefixOut, choices: choicesOut };
+    });
+  }
+
+  /** Queries, keys and values of x [B, T, hidden], each [B·H, T, headDim]: rank-3 batched matmuls are what every backend supports. */
+  private projectHeads(x: tf.Tensor3D): { q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D } {
+    const [batch, length] = x.shape;
+    const headDim = this.hidden / this.heads;
+    const normed = this.attentionNorm.apply(x);
+    const split = (t: tf.Tensor) => t.reshape([batch, length, this.heads, headDim]).transpose([0, 2, 1, 3]).reshape([batch * this.heads, length, headDim]) as tf.Tensor3D;
+    return { q: split(this.query.apply(normed)), k: split(this.key.apply(normed)), v: split(this.value.apply(normed)) };
+  }
+
+  /** x [B, T, hidden] plus its attention output [B·H, T, headDim] through the output projection, then the MLP, both residual. */
+  private finish(x: tf.Tensor3D, attendedHeads: tf.Tensor, drop: DropoutPass | undefined, salt: number): tf.Tensor3D {
+    const [batch, length] = x.shape;
+    const attended = attendedHeads.reshape([batch, this.heads, length, this.hidden / this.heads]).transpose([0, 2, 1, 3]).reshape([batch, length, this.hidden]);
+    const afterAttention = x.add(dropout(this.output.apply(attended), drop, salt * 2 + 1));
+    const mlp = this.mlpOut.apply(quickGelu(this.mlpIn.apply(this.mlpNorm.apply(afterAttention))));
+    return afterAttention.add(dropout(mlp, drop, salt * 2 + 2)) as tf.Tensor3D;
   }
 }
 
@@ -250,6 +334,8 @@ export class FusionTransformer extends ParameterModule implements Fusion {
   private readonly products?: { tag: Linear; previous: Linear; next: Linear };
   /** Projections of the sine box features for region tokens, tag tokens and the words before and after a tag (absent without boxSine). */
   private readonly boxSine?: { region: tf.Variable; tag: tf.Variable; previous: tf.Variable; next: tf.Variable };
+  /** FusionConfig.sharedPrefix. */
+  private readonly sharedPrefix: boolean;
 
   constructor(config: FusionConfig, rng: SeededRandom, scope = 'fusion') {
     super(scope, rng);
@@ -265,6 +351,7 @@ export class FusionTransformer extends ParameterModule implements Fusion {
     this.hidden = hidden;
     this.imageDim = config.imageDim;
     this.textDim = config.textDim;
+    this.sharedPrefix = config.sharedPrefix ?? false;
     this.imageProjection = new Linear(this.params, 'image_projection', config.imageDim, hidden);
     this.textProjection = new Linear(this.params, 'text_projection', config.textDim, hidden);
     this.geometryProjection = new Linear(this.params, 'region_geometry', 7, hidden);
@@ -374,18 +461,30 @@ export class FusionTransformer extends ParameterModule implements Fusion {
       } else if (inputs.tagRegions) {
         throw new Error('fusion: tagRegions needs the region tokens they point into');
       }
-      parts.push(text);
-      masks.push(textMask);
-      const mask = tf.concat(masks, 1).toFloat() as tf.Tensor2D;
-      const keyBias = tf.sub(1, mask).mul(-1e9).reshape([batch, 1, 1, mask.shape[1]]) as tf.Tensor4D;
-      let x = tf.concat(parts, 1) as tf.Tensor3D;
-      for (const layer of this.layers) x = layer.apply(x, keyBias);
-      const sequence = this.finalNorm.apply(x) as tf.Tensor3D;
+      const groups = this.sharedPrefix ? inputs.choiceGroups : undefined;
+      let sequence: tf.Tensor3D;
+      let mask: tf.Tensor2D;
+      if (groups) {
+        const imageAndRegions = tf.concat(parts, 1) as tf.Tensor3D;
+        const imageAndRegionMask = tf.concat(masks, 1).toFloat() as tf.Tensor2D;
+        mask = tf.concat([imageAndRegionMask, textMask.toFloat()], 1) as tf.Tensor2D;
+        const grouped = this.encodeChoiceGroups(imageAndRegions, imageAndRegionMask, text as tf.Tensor3D, textMask, groups, inputs.focus);
+        sequence = grouped.sequence;
+        if (grouped.pooled) return { pooled: grouped.pooled, sequence, mask };
+      } else {
+        parts.push(text);
+        masks.push(textMask);
+        mask = tf.concat(masks, 1).toFloat() as tf.Tensor2D;
+        const keyBias = tf.sub(1, mask).mul(-1e9).reshape([batch, 1, 1, mask.shape[1]]) as tf.Tensor4D;
+        let x = tf.concat(parts, 1) as tf.Tensor3D;
+        for (const layer of this.layers) x = layer.apply(x, keyBias);
+        sequence = this.finalNorm.apply(x) as tf.Tensor3D;
+      }
       if (inputs.focus) {
         const textLength = textTokens.shape[1];
         if (!tf.util.arraysEqual(inputs.focus.shape, [batch, textLength])) throw new Error(`fusion: focus ${JSON.stringify(inputs.focus.shape)} does not match the text tokens`);
         const textPart = sequence.slice([0, sequence.shape[1] - textLength, 0], [-1, textLength, -1]);
-        const pooled = textPart.add(tf.sub(1, inputs.focus).mul(-1e9).expandDims(2)).max(1) as tf.Tensor2D;
+        const pooled = maxOverTokens(textPart.add(tf.sub(1, inputs.focus).mul(-1e9).expandDims(2)) as tf.Tensor3D);
         return { pooled, sequence, mask };
       }
       const weights = mask.expandDims(2);
@@ -394,4 +493,100 @@ export class FusionTransformer extends ParameterModule implements Fusion {
     });
   }
 
+  /**
+   * The layers and the final norm over rows in choice groups (FusionInputs.choiceGroups), as one
+   * [rows, Ti + R + Tt, hidden] sequence like the ungrouped pass gives: each group's image and
+   * region tokens and its first prefixLengths[g] text tokens (all read from the group's first row)
+   * run through the layers once, attending to each other alone; each row's remaining real text
+   * tokens run per row and attend to their group's prefix and to themselves. Padding after a
+   * row's text comes back as zero vectors (masked, as before). With a `focus` inside every row's
+   * own tokens (a choice span), `pooled` is its max, read from the rows' own tokens directly.
+   *
+   * Rows are picked and put back by one-hot products, not gather or tile: gather's gradient is
+   * missing on wasm (see selectionMatrix), and tile, like a concat along the last axis, was among
+   * the slowest kernels of a VCR step there (bench/vcr-step.ts).
+   */
+  private encodeChoiceGroups(imageAndRegions: tf.Tensor3D, imageAndRegionMask: tf.Tensor2D, text: tf.Tensor3D, textMask: tf.Tensor2D, groups: ChoiceGroups, focus?: tf.Tensor2D): { sequence: tf.Tensor3D; pooled?: tf.Tensor2D } {
+    const [rows, textLength, hidden] = text.shape;
+    const perGroup = groups.rows;
+    if (!Number.isInteger(perGroup) || perGroup < 1 || rows % perGroup !== 0) throw new Error(`fusion: ${rows} rows are not whole groups of ${perGroup}`);
+    const groupCount = rows / perGroup;
+    if (groups.prefixLengths.length !== groupCount) throw new Error(`fusion: ${groups.prefixLengths.length} prefix lengths for ${groupCount} choice groups`);
+    for (const length of groups.prefixLengths) if (!Number.isInteger(length) || length < 0 || length > textLength) throw new Error(`fusion: prefix length ${length} outside the ${textLength} text tokens`);
+    if (focus && !tf.util.arraysEqual(focus.shape, [rows, textLength])) throw new Error(`fusion: focus ${JSON.stringify(focus.shape)} does not match the text tokens`);
+    // Masks and focus are inputs, not trained values: reading them shapes the products below.
+    const textMaskValues = textMask.dataSync();
+    const leadMaskValues = imageAndRegionMask.dataSync();
+    const leadLength = imageAndRegions.shape[1];
+    const prefixOf = (row: number) => groups.prefixLengths[Math.floor(row / perGroup)];
+    const prefixText = Math.max(...groups.prefixLengths);
+    const prefixLength = leadLength + prefixText;
+    let choiceLength = 1;
+    for (let row = 0; row < rows; row++) {
+      for (let t = prefixOf(row); t < textLength; t++) if (textMaskValues[row * textLength + t] > 0) choiceLength = Math.max(choiceLength, t - prefixOf(row) + 1);
+    }
+    // [rows, S, Tt]: row n's own token s is its text token prefix + s.
+    const choiceSelection = new Float32Array(rows * choiceLength * textLength);
+    const choiceMask = new Float32Array(rows * choiceLength);
+    for (let row = 0; row < rows; row++) {
+      for (let s = 0; s < choiceLength; s++) {
+        const t = prefixOf(row) + s;
+        if (t < textLength && textMaskValues[row * textLength + t] > 0) {
+          choiceSelection[(row * choiceLength + s) * textLength + t] = 1;
+          choiceMask[row * choiceLength + s] = 1;
+        }
+      }
+    }
+    // Keys a prefix token sees: its group's image and region tokens and prefix text; a choice token sees those, then its own row's.
+    const prefixKeys = new Float32Array(groupCount * prefixLength);
+    for (let g = 0; g < groupCount; g++) {
+      const leader = g * perGroup;
+      for (let i = 0; i < leadLength; i++) prefixKeys[g * prefixLength + i] = leadMaskValues[leader * leadLength + i];
+      for (let t = 0; t < groups.prefixLengths[g]; t++) prefixKeys[g * prefixLength + leadLength + t] = textMaskValues[leader * textLength + t];
+    }
+    const keyWidth = prefixLength + choiceLength;
+    const choiceBias = new Float32Array(rows * choiceLength * keyWidth);
+    for (let row = 0; row < rows; row++) {
+      const g = Math.floor(row / perGroup);
+      for (let s = 0; s < choiceLength; s++) {
+        const at = (row * choiceLength + s) * keyWidth;
+        for (let key = 0; key < prefixLength; key++) choiceBias[at + key] = prefixKeys[g * prefixLength + key] > 0 ? 0 : -1e9;
+        for (let key = 0; key < choiceLength; key++) choiceBias[at + prefixLength + key] = choiceMask[row * choiceLength + key] > 0 ? 0 : -1e9;
+      }
+    }
+    const prefixBias = tf.tensor4d(prefixKeys.map((valid) => (valid > 0 ? 0 : -1e9)), [groupCount, 1, 1, prefixLength]);
+    const bias = tf.tensor4d(choiceBias, [rows, 1, choiceLength, keyWidth]);
+    const groupOfRow = selectionMatrix(Array.from({ length: rows }, (_, row) => Math.floor(row / perGroup)), groupCount);
+    const leaders = selectionMatrix(Array.from({ length: groupCount }, (_, g) => g * perGroup), rows);
+    const firstOfGroup = (t: tf.Tensor) => matMul(leaders, t.reshape([rows, -1])).reshape([groupCount, ...t.shape.slice(1)]);
+    const leaderText = prefixText > 0 ? [firstOfGroup(text.slice([0, 0, 0], [-1, prefixText, -1]))] : [];
+    let prefix = tf.concat([firstOfGroup(imageAndRegions), ...leaderText], 1) as tf.Tensor3D;
+    const choiceSelectionTensor = tf.tensor3d(choiceSelection, [rows, choiceLength, textLength]);
+    let choices = matMul(choiceSelectionTensor, text) as tf.Tensor3D;
+    for (const layer of this.layers) ({ prefix, choices } = layer.applyChoiceGroups(prefix, prefixBias, choices, groupOfRow, bias));
+    const prefixOut = this.finalNorm.apply(prefix) as tf.Tensor3D;
+    const choicesOut = this.finalNorm.apply(choices) as tf.Tensor3D;
+    // Back to rows: every row gets its group's prefix states, and its own tokens at their places.
+    const prefixRows = matMul(groupOfRow, prefixOut.reshape([groupCount, prefixLength * hidden])).reshape([rows, prefixLength, hidden]);
+    let textOut = matMul(choiceSelectionTensor, choicesOut, true, false);
+    if (prefixText > 0) {
+      const placePrefix = new Float32Array(rows * textLength * prefixText);
+      for (let row = 0; row < rows; row++) for (let t = 0; t < prefixOf(row); t++) placePrefix[(row * textLength + t) * prefixText + t] = 1;
+      textOut = textOut.add(matMul(tf.tensor3d(placePrefix, [rows, textLength, prefixText]), prefixRows.slice([0, leadLength, 0], [-1, prefixText, -1])));
+    }
+    const sequence = tf.concat([prefixRows.slice([0, 0, 0], [-1, leadLength, -1]), textOut], 1) as tf.Tensor3D;
+    if (!focus) return { sequence };
+    const focusValues = focus.dataSync();
+    const ownFocus = new Float32Array(rows * choiceLength);
+    for (let row = 0; row < rows; row++) {
+      for (let t = 0; t < textLength; t++) {
+        if (focusValues[row * textLength + t] <= 0) continue;
+        // A focus that reaches into the prefix (a choice cut off by truncation pools every token): pooled from the whole sequence.
+        if (t < prefixOf(row)) return { sequence };
+        ownFocus[row * choiceLength + t - prefixOf(row)] = focusValues[row * textLength + t];
+      }
+    }
+    const pooled = maxOverTokens(choicesOut.add(tf.tensor2d(ownFocus.map((f) => (f > 0 ? 0 : -1e9)), [rows, choiceLength]).expandDims(2)) as tf.Tensor3D);
+    return { sequence, pooled };
+  }
 }

@@ -114,6 +114,8 @@ test('a detection outside the crop is dropped and the other tags still point at 
   t.deepEqual(rows.tags![0], [...questionTags, { start: 9, end: 11, box: 0 }]);
   t.deepEqual(rows.tags![3], [...questionTags, { start: 9, end: 11, box: 0 }, { start: 12, end: 13, box: 1 }]);
   t.deepEqual(rows.focus![3], { start: 9, end: 15 });
+  // The four rows share their first 9 tokens, <s> and the question: the fusion runs those once.
+  t.deepEqual(rows.choiceGroups, { rows: 4, prefixLengths: [9] });
   t.true(rows.boxes!.every((boxes) => JSON.stringify(boxes) === JSON.stringify(detections.boxes)));
 
   // The fusion rows carry the links as a [rows, tokens, boxes] matrix: both pieces of "Riley" → box 0.
@@ -147,6 +149,21 @@ test('a detection outside the crop is dropped and the other tags still point at 
   t.deepEqual(contextTensors.tagContext!.next.arraySync()[3][11], [0, 1]);
   tf.dispose([...Object.values(contextTensors).filter((v): v is tf.Tensor => v instanceof tf.Tensor), contextTensors.tagContext!.previous, contextTensors.tagContext!.next]);
   contextFusion.dispose();
+});
+
+test('the rows of a Q→A item share the question, those of a QA→R item the question and the given answer', (t) => {
+  const vcr = example(
+    { question: ['Is', [0], 'left', 'of', [2], '?'], answers: [[[1], 'is', '.'], [[2], 'is', '.'], ['No', '.'], [[1, 2], 'are', '.']], rationales: [['A', '.'], ['B', '.'], ['C', '.'], ['D', '.']] },
+    ['person', 'person', 'dog'],
+    [[0, 10, 40, 90, 0.9], [60, 10, 100, 90, 0.9], [110, 50, 140, 90, 0.8]],
+    200,
+    100,
+  );
+  const items = trainingItems([vcr]);
+  const rows = new ChoiceRowBuilder(textTable(items.flatMap(choiceTexts), subwordTokenIds), prep, true).rows(items);
+  // <s> is cas·ey lef·t of dog ? (9 tokens), then the gold answer 0 "ril·ey is ." (4 more) before each rationale.
+  t.deepEqual(rows.choiceGroups, { rows: 4, prefixLengths: [9, 13] });
+  t.deepEqual(rows.focus!.slice(4).map((span) => span.start), [13, 13, 13, 13]);
 });
 
 test('tag context and tag products are opt-in: without them the fusion has the same parameters and values; with them, words after a tag change with its region', (t) => {
