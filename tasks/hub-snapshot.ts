@@ -135,6 +135,7 @@ export async function fileSha256(file: string, snapshotRoot: string): Promise<st
   return hash.digest('hex');
 }
 
+/** A folder's entries, sorted; none when it cannot be read (a missing folder is one without files, for the callers that probe layouts). */
 export async function listFolder(folder: string): Promise<string[]> {
   try {
     return (await readdir(folder)).sort();

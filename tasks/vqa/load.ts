@@ -1,8 +1,8 @@
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, fieldError, listSome } from '../../core/errors.ts';
 import type { LoadOptions } from '../../core/types.ts';
-import { isHubDatasetFolder } from '../hub-snapshot.ts';
+import { isHubDatasetFolder, listFolder } from '../hub-snapshot.ts';
 import { BackgroundFingerprint, fingerprintSplit, isObject, parseJson, readBytes, readSharedBytes, releaseSharedBytes } from '../split-files.ts';
 import { scanVqaAnnotations, scanVqaQuestions, type ScannedVqaAnnotations, type ScannedVqaHeader, type ScannedVqaQuestions } from './official-layout-scan.ts';
 
@@ -456,14 +456,6 @@ function readAnswers(value: unknown, file: string, questionId: number): string[]
     answers[index] = answer;
   }
   return answers;
-}
-
-async function listFolder(folder: string): Promise<string[]> {
-  try {
-    return (await readdir(folder)).sort();
-  } catch {
-    return [];
-  }
 }
 
 async function isFile(path: string): Promise<boolean> {

@@ -2,7 +2,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../models/backends/select.ts';
 import { SeededRandom } from '../../core/random.ts';
-import { boxGeometry } from '../../models/heads/fusion.ts';
+import { boxGeometry, type FusionInputs } from '../../models/heads/fusion.ts';
 import { RelationalFusion } from '../../models/heads/relational-fusion.ts';
 import { QuestionWordTable } from '../../models/heads/question-words.ts';
 import { VqaClassifier } from '../../models/heads/vqa-classifier.ts';
@@ -53,28 +53,33 @@ function inputsOf(rows: ReturnType<typeof countingRows>, dropout?: { rate: numbe
   };
 }
 
+/** Trains fusion + classifier with softmax cross-entropy on rows' answers (batch 32, lr 5e-3, seed 0). */
+async function trainToy<Row extends { answer: number }>(fusion: RelationalFusion, classifier: VqaClassifier, rows: readonly Row[], inputsOf: (rows: Row[]) => FusionInputs, answers: number, epochs: number) {
+  const variables = new Map([...fusion.namedVariables(), ...classifier.namedVariables()]);
+  const nameOf = new Map([...variables].map(([name, v]) => [v.name, name]));
+  await train(
+    {
+      variables,
+      exampleCount: rows.length,
+      computeGradients: (batch) => {
+        const picked = batch.map((i) => rows[i]);
+        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(tf.oneHot(picked.map((r) => r.answer), answers), classifier.apply(fusion.apply(inputsOf(picked)).pooled)) as tf.Scalar);
+        const loss = value.dataSync()[0];
+        value.dispose();
+        return { loss, gradients: new Map(Object.entries(grads).map(([name, g]) => [nameOf.get(name)!, g])) };
+      },
+    },
+    { epochs, batchSize: 32, learningRate: 5e-3, checkpointEvery: 0, seed: 0 },
+  );
+}
+
 test('relational fusion: learns to count the objects a question names, which needs the question', async (t) => {
   const trainRows = countingRows(384, 1);
   const testRows = countingRows(200, 2);
   const random = new SeededRandom(3);
   const fusion = new RelationalFusion({ imageDim: 1, textDim: 3, regionDim: 3, imageTokens: 0, hidden: 16, layers: 1, heads: 2 }, random.fork('fusion'));
   const classifier = new VqaClassifier({ inputDim: 16, answers: 6 }, random.fork('classifier'));
-  const variables = new Map([...fusion.namedVariables(), ...classifier.namedVariables()]);
-  const nameOf = new Map([...variables].map(([name, v]) => [v.name, name]));
-  await train(
-    {
-      variables,
-      exampleCount: trainRows.length,
-      computeGradients: (batch) => {
-        const rows = batch.map((i) => trainRows[i]);
-        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(tf.oneHot(rows.map((r) => r.answer), 6), classifier.apply(fusion.apply(inputsOf(rows)).pooled)) as tf.Scalar);
-        const loss = value.dataSync()[0];
-        value.dispose();
-        return { loss, gradients: new Map(Object.entries(grads).map(([name, g]) => [nameOf.get(name)!, g])) };
-      },
-    },
-    { epochs: 25, batchSize: 32, learningRate: 5e-3, checkpointEvery: 0, seed: 0 },
-  );
+  await trainToy(fusion, classifier, trainRows, (rows) => inputsOf(rows), 6, 25);
   const accuracy = (rows: ReturnType<typeof countingRows>) =>
     tf.tidy(() => {
       const predicted = classifier.apply(fusion.apply(inputsOf(rows)).pooled).argMax(1).dataSync();
@@ -130,23 +135,8 @@ test('relational fusion, relevances read from the words: learns whether the firs
   const random = new SeededRandom(3);
   const fusion = new RelationalFusion({ imageDim: 1, textDim: 6, regionDim: 4, imageTokens: 0, hidden: 16, layers: 1, heads: 2, relevanceFrom: 'words' }, random.fork('fusion'));
   const classifier = new VqaClassifier({ inputDim: 16, answers: 2 }, random.fork('classifier'));
-  const variables = new Map([...fusion.namedVariables(), ...classifier.namedVariables()]);
-  t.true([...variables.keys()].some((name) => name.includes('relevance/word_query')), 'the word-attention queries are trained variables');
-  const nameOf = new Map([...variables].map(([name, v]) => [v.name, name]));
-  await train(
-    {
-      variables,
-      exampleCount: trainRows.length,
-      computeGradients: (batch) => {
-        const rows = batch.map((i) => trainRows[i]);
-        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(tf.oneHot(rows.map((r) => r.answer), 2), classifier.apply(fusion.apply(comparisonInputs(rows)).pooled)) as tf.Scalar);
-        const loss = value.dataSync()[0];
-        value.dispose();
-        return { loss, gradients: new Map(Object.entries(grads).map(([name, g]) => [nameOf.get(name)!, g])) };
-      },
-    },
-    { epochs: 25, batchSize: 32, learningRate: 5e-3, checkpointEvery: 0, seed: 0 },
-  );
+  t.true([...fusion.namedVariables().keys()].some((name) => name.includes('relevance/word_query')), 'the word-attention queries are trained variables');
+  await trainToy(fusion, classifier, trainRows, comparisonInputs, 2, 25);
   const predicted = tf.tidy(() => classifier.apply(fusion.apply(comparisonInputs(testRows)).pooled).argMax(1).dataSync());
   const learned = testRows.filter((r, i) => predicted[i] === r.answer).length / testRows.length;
   const yes = testRows.filter((r) => r.answer === 1).length / testRows.length;

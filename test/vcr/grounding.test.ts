@@ -90,15 +90,19 @@ function example(tokens: { question: VcrToken[]; answers: VcrToken[][]; rational
   };
 }
 
-test('a detection outside the crop is dropped and the other tags still point at their own boxes, through to the fusion rows', (t) => {
-  // 200×100, resized to 192×96 and center-cropped to x ∈ [48, 144) of the resized image: x ∈ [50, 150) here.
-  const vcr = example(
+/** Two people and a dog on a 200×100 image; the question names the first person and the dog. */
+const twoPeopleAndADog = () =>
+  example(
     { question: ['Is', [0], 'left', 'of', [2], '?'], answers: [[[1], 'is', '.'], [[2], 'is', '.'], ['No', '.'], [[1, 2], 'are', '.']], rationales: [['A', '.'], ['B', '.'], ['C', '.'], ['D', '.']] },
     ['person', 'person', 'dog'],
     [[0, 10, 40, 90, 0.9], [60, 10, 100, 90, 0.9], [110, 50, 140, 90, 0.8]],
     200,
     100,
   );
+
+test('a detection outside the crop is dropped and the other tags still point at their own boxes, through to the fusion rows', (t) => {
+  // 200×100, resized to 192×96 and center-cropped to x ∈ [48, 144) of the resized image: x ∈ [50, 150) here.
+  const vcr = twoPeopleAndADog();
   const detections = detectionsInCrop(vcr, prep);
   t.deepEqual(detections.boxOfObject, [-1, 0, 1]);
   t.is(detections.boxes.length, 2);
@@ -152,13 +156,7 @@ test('a detection outside the crop is dropped and the other tags still point at 
 });
 
 test('the rows of a Q→A item share the question, those of a QA→R item the question and the given answer', (t) => {
-  const vcr = example(
-    { question: ['Is', [0], 'left', 'of', [2], '?'], answers: [[[1], 'is', '.'], [[2], 'is', '.'], ['No', '.'], [[1, 2], 'are', '.']], rationales: [['A', '.'], ['B', '.'], ['C', '.'], ['D', '.']] },
-    ['person', 'person', 'dog'],
-    [[0, 10, 40, 90, 0.9], [60, 10, 100, 90, 0.9], [110, 50, 140, 90, 0.8]],
-    200,
-    100,
-  );
+  const vcr = twoPeopleAndADog();
   const items = trainingItems([vcr]);
   const rows = new ChoiceRowBuilder(textTable(items.flatMap(choiceTexts), subwordTokenIds), prep, true).rows(items);
   // <s> is cas·ey lef·t of dog ? (9 tokens), then the gold answer 0 "ril·ey is ." (4 more) before each rationale.
