@@ -125,7 +125,7 @@ const inProducts = stepFlops / (productMs / 1000) / 1e9;
 process.stdout.write(
   `utilisation: ${(stepFlops / 1e9).toFixed(2)} GFLOP in matrix products per ${values.train ? 'step' : 'forward'}; ` +
     `${achieved.toFixed(1)} GFLOP/s over the whole ${values.train ? 'step' : 'forward'} (unprofiled), ${inProducts.toFixed(1)} GFLOP/s inside the products (profiled); ` +
-    `sgemm peak of this backend in this run ${peak.toFixed(1)} GFLOP/s (best of 1024² and 2048² products): ${((100 * achieved) / peak).toFixed(0)}% of peak over the step, ${((100 * inProducts) / peak).toFixed(0)}% inside the products\n\n`,
+    `sgemm peak of this backend in this run ${peak.toFixed(1)} GFLOP/s (best of 1024² and 2048² products): ${((100 * achieved) / peak).toFixed(0)}% of peak over the ${values.train ? 'step' : 'forward'}, ${((100 * inProducts) / peak).toFixed(0)}% inside the products\n\n`,
 );
 process.stdout.write('| kernel | calls | ms | share |\n| --- | --- | --- | --- |\n');
 for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms)) {
