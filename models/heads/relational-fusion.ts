@@ -237,13 +237,13 @@ export class RelationalFusion extends ParameterModule implements Fusion {
   }
 
   /**
-   * One question vector per relevance, [B, K, H]: [CLS] for every one, or [CLS] plus that
-   * relevance's own attention over the word states (relevanceFrom: words).
+   * What the relevances read: [CLS] itself [B, H], one vector for all of them, or per relevance
+   * [CLS] plus its own attention over the word states, [B, K, H] (relevanceFrom: words).
    */
-  private relevanceQueries(question: tf.Tensor2D, words: tf.Tensor3D, textMask: tf.Tensor2D): tf.Tensor3D {
+  private relevanceQueries(question: tf.Tensor2D, words: tf.Tensor3D, textMask: tf.Tensor2D): tf.Tensor2D | tf.Tensor3D {
     const [batch, length] = words.shape;
     const k = this.relevanceCount;
-    if (!this.wordQuery || !this.wordKey) return question.expandDims(1).tile([1, k, 1]) as tf.Tensor3D;
+    if (!this.wordQuery || !this.wordKey) return question;
     const queries = this.wordQuery.apply(question).reshape([batch, k, this.hidden]);
     const logits = matMul(queries, this.wordKey.apply(words), false, true).div(Math.sqrt(this.hidden));
     const absent = tf.sub(1, textMask.toFloat()).mul(-1e9).reshape([batch, 1, length]);
@@ -251,19 +251,26 @@ export class RelationalFusion extends ParameterModule implements Fusion {
     return matMul(attention, words).add(question.expandDims(1)) as tf.Tensor3D;
   }
 
-  private readout(question: tf.Tensor2D, queries: tf.Tensor3D, objects: tf.Tensor3D, geometry: tf.Tensor3D, objectMask: tf.Tensor2D, drop: FusionInputs['dropout']): tf.Tensor2D {
+  private readout(question: tf.Tensor2D, queries: tf.Tensor2D | tf.Tensor3D, objects: tf.Tensor3D, geometry: tf.Tensor3D, objectMask: tf.Tensor2D, drop: FusionInputs['dropout']): tf.Tensor2D {
     const [batch, count] = objects.shape;
     const k = this.relevanceCount;
     // Relevance of each object to the question, K ways: [B, N, K].
     // A sum (then GELU) and a product (MLB, Kim et al. 2017) of object and question: "is this the
     // object the question names" is a match of attributes, one linear read-out of the product.
-    // Relevance k reads only its own question vector (the diagonal of the K×K read-out).
-    const objectSum = this.relevanceObject.apply(objects).expandDims(2); // [B, N, 1, H]
-    const questionSum = this.relevanceQuestion.apply(queries).expandDims(1); // [B, 1, K, H]
-    const product = this.relevanceObjectProduct.apply(objects).expandDims(2).mul(this.relevanceQuestionProduct.apply(queries).expandDims(1));
-    const combined = quickGelu(objectSum.add(questionSum)).add(product); // [B, N, K, H]
-    const readoutPerRelevance = this.relevanceOut.kernel.transpose().reshape([1, 1, k, this.hidden]);
-    const scores = combined.mul(readoutPerRelevance).sum(3).add(this.relevanceOut.bias) as tf.Tensor3D;
+    // One question vector: one [B, N, H] match, read K ways. One per relevance: relevance k reads
+    // only its own vector (the diagonal of the K×K read-out), at K times the work.
+    let scores: tf.Tensor3D;
+    if (queries.rank === 2) {
+      const product = this.relevanceObjectProduct.apply(objects).mul(this.relevanceQuestionProduct.apply(queries).expandDims(1));
+      scores = this.relevanceOut.apply(quickGelu(this.relevanceObject.apply(objects).add(this.relevanceQuestion.apply(queries).expandDims(1))).add(product)) as tf.Tensor3D;
+    } else {
+      const objectSum = this.relevanceObject.apply(objects).expandDims(2); // [B, N, 1, H]
+      const questionSum = this.relevanceQuestion.apply(queries).expandDims(1); // [B, 1, K, H]
+      const product = this.relevanceObjectProduct.apply(objects).expandDims(2).mul(this.relevanceQuestionProduct.apply(queries).expandDims(1));
+      const combined = quickGelu(objectSum.add(questionSum)).add(product); // [B, N, K, H]
+      const readoutPerRelevance = this.relevanceOut.kernel.transpose().reshape([1, 1, k, this.hidden]);
+      scores = combined.mul(readoutPerRelevance).sum(3).add(this.relevanceOut.bias) as tf.Tensor3D;
+    }
     const present = objectMask.expandDims(2);
     const relevance = tf.sigmoid(scores).mul(present) as tf.Tensor3D;
     // Counts: Σ σ, read through bins so "2" and "3" are different directions, not one scaled one.
