@@ -29,7 +29,7 @@ export function registerScore(program: Command): void {
     .option('--choices <file>', 'GQA choices file: adds validity and plausibility')
     .option('--scene-graphs <file>', 'GQA scene graphs file')
     .option('--split <name>', 'split name (retrieval: test, val, train, train+restval); otherwise taken from the files')
-    .option('--data-dir <dir>', 'dataset folder, to find the files by split name instead of naming them; vqa, gqa: also a Hugging Face dataset snapshot of lmms-lab/VQAv2 or lmms-lab/GQA (parquet) or its datasets--lmms-lab--… cache folder')
+    .option('--data-dir <dir>', 'dataset folder, to find the files by split name instead of naming them; vqa, gqa, retrieval: also a Hugging Face dataset snapshot of lmms-lab/VQAv2, lmms-lab/GQA or lmms-lab/flickr30k (parquet) or its datasets--lmms-lab--… cache folder')
     .option('--revision <ref>', 'with a Hugging Face cache folder: the snapshot to score, a ref (main) or a commit; default refs/main')
     .option('--images-dir <dir>', 'images folder, where it is not the dataset folder')
     .option('--predictions <file>', 'predictions in the official result format of the task')

@@ -141,3 +141,12 @@ export const GQA_INSTRUCTION_FIELDS = [
 
 /** lmms-lab/GQA's `<split>_<balance>_images` features: the image id and the `datasets` Image struct. */
 export const GQA_IMAGE_FIELDS = [utf8('id'), new arrow.Field('image', imageStruct, true)];
+
+/** lmms-lab/flickr30k's features, in its card's order: the image, its captions and their ids (as text), the image id (as text), the file name. */
+export const FLICKR30K_FIELDS = [
+  new arrow.Field('image', imageStruct, true),
+  new arrow.Field('caption', new arrow.List(new arrow.Field('item', new arrow.Utf8(), true)), true),
+  new arrow.Field('sentids', new arrow.List(new arrow.Field('item', new arrow.Utf8(), true)), true),
+  utf8('img_id'),
+  utf8('filename'),
+];
