@@ -150,3 +150,15 @@ export const FLICKR30K_FIELDS = [
   utf8('img_id'),
   utf8('filename'),
 ];
+
+/** bitmind/MS-COCO's features (Karpathy COCO, one row per caption), in its card's order. */
+export const COCO_KARPATHY_FIELDS = [
+  new arrow.Field('image', imageStruct, true),
+  utf8('filepath'),
+  new arrow.Field('sentids', new arrow.List(new arrow.Field('item', new arrow.Int32(), true)), true),
+  utf8('filename'),
+  new arrow.Field('imgid', new arrow.Int32(), true),
+  utf8('split'),
+  new arrow.Field('sentences', new arrow.Struct([new arrow.Field('tokens', new arrow.List(new arrow.Field('item', new arrow.Utf8(), true)), true), utf8('raw'), new arrow.Field('imgid', new arrow.Int32(), true), new arrow.Field('sentid', new arrow.Int32(), true)]), true),
+  new arrow.Field('cocoid', new arrow.Int32(), true),
+];
