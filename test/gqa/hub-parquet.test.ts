@@ -288,3 +288,19 @@ test.serial('vlbench run trains and scores on a GQA parquet snapshot as on the s
   t.truthy(parquetSplit.record, 'recorded in the leaderboard');
   t.not(parquetSplit.record!.splitFingerprint, jsonSplit.record!.splitFingerprint, 'recorded as different splits');
 });
+
+test.serial('vlbench leaderboard add records GQA predictions scored on a cache folder, beside the JSON copy but never ranked with it', async (t) => {
+  const { dir, cache, official, predictions } = await fixture();
+  const db = join(dir, 'board.db');
+  const add = (name: string, data: string, ...more: string[]) => vlbench(['leaderboard', 'add', '--task', 'gqa', '--data', data, '--split', 'testdev', '--predictions', predictions, '--name', name, '--db', db, ...more]);
+  for (const [name, data, more] of [['from-parquet', cache, []], ['from-json', official, []], ['revision-b', cache, ['--revision', COMMIT_B]]] as const) {
+    const added = await add(name, data, ...more);
+    t.is(added.code, 0, added.stderr);
+  }
+  const board = await vlbench(['leaderboard', '--format', 'json', '--db', db]);
+  const sections = (JSON.parse(board.stdout) as { sections: { key: { split: string }; rows: { name: string; primary: { mean: number } }[] }[] }).sections;
+  t.deepEqual(sections.map((section) => [section.key.split, section.rows.map((row) => row.name)]).sort(), [['testdev', ['from-json']], ['testdev_balanced', ['from-parquet']], ['testdev_balanced', ['revision-b']]]);
+  const mean = (name: string) => sections.find((section) => section.rows[0].name === name)!.rows[0].primary.mean;
+  t.is(mean('from-parquet'), mean('from-json'));
+  t.not(mean('revision-b'), mean('from-parquet'), 'revision B changed an answer');
+});
