@@ -166,6 +166,14 @@ test('a datasets--lmms-lab--GQA cache folder gives the examples the official que
   t.not(b.fingerprint, parquet.fingerprint, 'another revision, another split');
   t.is(b.examples[6].answer, 'cat');
   t.is((await loadGqaSplit({ dataDir: join(cache, 'snapshots', COMMIT_A), split: 'testdev' })).fingerprint, parquet.fingerprint, 'the snapshot folder itself is the same revision');
+  // The Hub's parquet conversion (refs/convert/parquet) lays a config out as <config>/<split>/NNNN.parquet.
+  const converted = await snapshotWith({
+    'testdev_balanced_instructions/testdev/0000.parquet': instructionsParquet(QUESTIONS),
+    'testdev_balanced_images/testdev/0000.parquet': await imagesParquet(IMAGE_IDS),
+  });
+  const fromConversion = await loadGqaSplit({ dataDir: converted, split: 'testdev' });
+  t.deepEqual(fromConversion.examples.map(withoutImagePath), json.examples.map(withoutImagePath));
+  t.is(fromConversion.examples[7].imagePath, `${join(converted, 'testdev_balanced_images', 'testdev', '0000.parquet')}#row=2`);
 });
 
 test('an embedded GQA image decodes from the images config to its exact pixels, nothing written out', async (t) => {
