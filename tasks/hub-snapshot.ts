@@ -24,13 +24,25 @@ const CACHE_FOLDER = /^datasets--([^-][^]*?)--(.+)$/;
 const COMMIT = /^[0-9a-f]{40}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 
-/** Whether `dir` looks like a Hub dataset: a cache repository folder, one of its snapshots, or a folder with parquet files at the top or under data/. */
+/**
+ * Whether `dir` looks like a Hub dataset: a cache repository folder, one of its snapshots, or a
+ * folder with parquet files at the top, in a folder below it (data/, or a config's folder as
+ * lmms-lab/GQA has them: testdev_balanced_instructions/…), or two below (the Hub's parquet
+ * conversion: <config>/<split>/…). Official layouts hold JSON and images, never parquet.
+ */
 export async function isHubDatasetFolder(dir: string): Promise<boolean> {
   const folder = resolve(dir);
   if (CACHE_FOLDER.test(basename(folder))) return true;
   if (basename(dirname(folder)) === 'snapshots' && CACHE_FOLDER.test(basename(dirname(dirname(folder))))) return true;
-  for (const place of [folder, join(folder, 'data')]) if ((await listFolder(place)).some((name) => name.endsWith('.parquet'))) return true;
-  return false;
+  // Only folders are walked into: an official layout's images folder holds 100k files, and none is read.
+  const look = async (place: string, depth: number): Promise<boolean> => {
+    const entries = await readdir(place, { withFileTypes: true }).catch(() => []);
+    if (entries.some((entry) => (entry.isFile() || entry.isSymbolicLink()) && entry.name.endsWith('.parquet'))) return true;
+    if (depth === 0) return false;
+    for (const entry of entries) if (entry.isDirectory() && !entry.name.startsWith('.') && (await look(join(place, entry.name), depth - 1))) return true;
+    return false;
+  };
+  return look(folder, 2);
 }
 
 /** The snapshot `dir` stands for; `revision` picks one of a cache folder's snapshots (a ref name such as "main", or a commit). */
@@ -117,6 +129,23 @@ export async function localDownloadMetadata(snapshotRoot: string, file: string):
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The commit `files` of `snapshot` are at: the cache layout's, or for a plain folder the one every
+ * file's download notes name (a --revision must then agree with them), or --revision alone; null
+ * when nothing says it.
+ */
+export async function revisionOfFiles(snapshot: HubSnapshot, files: readonly string[]): Promise<string | null> {
+  if (snapshot.repoId !== null) return snapshot.revision;
+  const commits = new Set<string | undefined>();
+  for (const file of files) commits.add((await localDownloadMetadata(snapshot.root, file))?.commit);
+  const [commit] = commits;
+  const noted = commits.size === 1 && commit !== undefined ? commit : null;
+  if (noted !== null && snapshot.revision !== null && snapshot.revision !== noted) {
+    throw new InputError(`these files were downloaded at commit ${noted} (.cache/huggingface/download), not at the revision "${snapshot.revision}" that was asked for`, { file: snapshot.root, field: '--revision' });
+  }
+  return snapshot.revision ?? noted;
 }
 
 /**

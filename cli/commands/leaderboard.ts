@@ -121,7 +121,7 @@ export function registerLeaderboard(program: Command, options: LeaderboardComman
     .command('add')
     .description('score a predictions file in the task\'s official result format with the official metric, and record it as a run')
     .requiredOption('--task <name>', 'task name, e.g. vqa, vcr, retrieval')
-    .requiredOption('--data <dir>', 'dataset folder, as `vlbench run` takes it: a SynthScenes folder, or a folder in the task\'s official layout (vqa: or a Hugging Face snapshot or cache folder of lmms-lab/VQAv2)')
+    .requiredOption('--data <dir>', 'dataset folder, as `vlbench run` takes it: a SynthScenes folder, or a folder in the task\'s official layout (vqa, gqa, retrieval: or a Hugging Face snapshot or cache folder of lmms-lab/VQAv2, lmms-lab/GQA, lmms-lab/flickr30k)')
     .option('--revision <ref>', 'with a Hugging Face cache folder as --data: the snapshot to score against, a ref (main) or a commit; default refs/main')
     .option(
       '--split <name>',

@@ -122,7 +122,7 @@ export function registerRun(program: Command): void {
     .command('run')
     .description(COMMAND_SUMMARIES.run.description)
     .option('--task <name>', `task: ${RUN_TASKS.join(' | ')}`)
-    .option('--data <dir>', 'dataset folder: a SynthScenes folder, or the task\'s official layout; vqa: also a Hugging Face snapshot of lmms-lab/VQAv2 (parquet) or its datasets--lmms-lab--VQAv2 cache folder')
+    .option('--data <dir>', 'dataset folder: a SynthScenes folder, or the task\'s official layout; vqa, gqa, retrieval: also a Hugging Face snapshot of lmms-lab/VQAv2, lmms-lab/GQA or lmms-lab/flickr30k (parquet) or its datasets--lmms-lab--… cache folder')
     .option('--revision <ref>', 'with a Hugging Face cache folder as --data: the snapshot to read, a ref (main) or a commit; default refs/main')
     .option('--model <dir>', 'model folder (default: the bundled SynthScenes CLIP)')
     .option('--method <spec>', 'zeroshot (retrieval) | ft, plus +sg +adv +mmd +dann, e.g. ft+sg+adv')

@@ -11,6 +11,7 @@ export type { ScoreFlags };
  *
  *   vlbench score --task vqa --questions Q.json --annotations A.json --predictions P.json [--per-question OUT.json] [--legacy-normalization]
  *   vlbench score --task vqa --data-dir ~/.cache/huggingface/hub/datasets--lmms-lab--VQAv2 [--revision REF] --split validation --predictions P.json
+ *   vlbench score --task gqa --data-dir ~/.cache/huggingface/hub/datasets--lmms-lab--GQA [--revision REF] --split testdev --predictions P.json
  *   vlbench score --task gqa --questions Q.json --predictions P.json [--choices C.json]
  *   vlbench score --task vcr --annotations val.jsonl --predictions P.csv
  *   vlbench score --task retrieval --annotations dataset.json --split test --similarities S.npy [--folds 5]
@@ -28,7 +29,7 @@ export function registerScore(program: Command): void {
     .option('--choices <file>', 'GQA choices file: adds validity and plausibility')
     .option('--scene-graphs <file>', 'GQA scene graphs file')
     .option('--split <name>', 'split name (retrieval: test, val, train, train+restval); otherwise taken from the files')
-    .option('--data-dir <dir>', 'dataset folder, to find the files by split name instead of naming them; vqa: also a Hugging Face dataset snapshot of lmms-lab/VQAv2 (parquet) or its datasets--lmms-lab--VQAv2 cache folder')
+    .option('--data-dir <dir>', 'dataset folder, to find the files by split name instead of naming them; vqa, gqa, retrieval: also a Hugging Face dataset snapshot of lmms-lab/VQAv2, lmms-lab/GQA or lmms-lab/flickr30k (parquet) or its datasets--lmms-lab--… cache folder')
     .option('--revision <ref>', 'with a Hugging Face cache folder: the snapshot to score, a ref (main) or a commit; default refs/main')
     .option('--images-dir <dir>', 'images folder, where it is not the dataset folder')
     .option('--predictions <file>', 'predictions in the official result format of the task')

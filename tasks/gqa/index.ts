@@ -7,6 +7,11 @@ import { pythonRound } from '../vqa/accuracy.ts';
 import { fingerprintSplit, isObject, parseJson, readBytes } from '../split-files.ts';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
 import { synthPaths } from '../synth/layout.ts';
+import { GQA_TASK_VERSION, isStringArray, readQuestion, type GqaExample, type GqaObject, type GqaSceneGraph } from './example.ts';
+import { isHubDatasetFolder } from '../hub-snapshot.ts';
+
+// What an example is, shared with the parquet loader (hub-parquet.ts), which this file hands Hub folders to.
+export { GQA_TASK_VERSION, readQuestion, type GqaExample, type GqaObject, type GqaSceneGraph } from './example.ts';
 
 /**
  * GQA (Hudson & Manning): questions, scene graphs, choices, and the metrics of the official
@@ -16,49 +21,7 @@ import { synthPaths } from '../synth/layout.ts';
  * structural type, semantic type, reasoning steps and question length.
  */
 
-export const GQA_TASK_VERSION = 'gqa/1';
 export const GQA_METRIC_VERSION = '1';
-
-export interface GqaObject {
-  name: string;
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-  attributes: string[];
-  relations: { name: string; object: string }[];
-}
-
-export interface GqaSceneGraph {
-  width: number;
-  height: number;
-  objects: Record<string, GqaObject>;
-}
-
-export interface GqaExample {
-  id: string;
-  questionId: string;
-  imageId: string;
-  /** `<imagesDir>/<imageId>.jpg`; resolved, not checked for existence. */
-  imagePath: string;
-  question: string;
-  isBalanced: boolean;
-  /** Absent on test splits. */
-  answer?: string;
-  fullAnswer?: string;
-  types?: { structural?: string; semantic?: string; detailed?: string };
-  /** Ids of questions whose answers follow from this one's (the official field, self included where the file has it). */
-  entailed: string[];
-  equivalent: string[];
-  /** groups.global: the answer-distribution group, null for questions outside any. */
-  globalGroup?: string | null;
-  /** Reasoning steps as eval.py counts them (program operations minus exist / query name / choose name). */
-  steps?: number;
-  /** When a choices file was loaded. */
-  choices?: { valid: string[]; plausible: string[] };
-  /** When a scene-graph file was loaded: the image's graph (shared between the image's questions). */
-  sceneGraph?: GqaSceneGraph;
-}
 
 /** questionId → predicted answer. */
 export type GqaPredictions = ReadonlyMap<string, string>;
@@ -76,6 +39,12 @@ const QUESTION_FILE_SUFFIXES = ['_balanced_questions.json', '_all_questions.json
  * (`isBalanced`), as eval.py does. The fingerprint covers the questions files and the image ids.
  */
 export async function loadGqaSplit(options: LoadOptions): Promise<LoadedSplit<GqaExample>> {
+  // A Hub dataset folder (lmms-lab/GQA's parquet configs, or a cache folder of it) instead of the official JSON.
+  if (options.files?.questions === undefined && options.dataDir !== undefined && (await isHubDatasetFolder(options.dataDir))) {
+    const { loadGqaHubSplit } = await import('./hub-parquet.ts');
+    return loadGqaHubSplit({ ...options, dataDir: options.dataDir });
+  }
+  if (options.revision !== undefined) throw new InputError('--revision picks a snapshot of a Hugging Face dataset folder; this is not one', { file: options.dataDir, field: '--revision' });
   const questionsPath = options.files?.questions !== undefined ? resolve(options.files.questions) : await discover(options, QUESTION_FILE_SUFFIXES, true);
   const questionsSource = await readJsonOrChunks(questionsPath!, 'questions');
   const splitName = options.split || splitFromFileName(questionsPath!);
@@ -126,66 +95,6 @@ export async function loadGqaSplit(options: LoadOptions): Promise<LoadedSplit<Gq
     files,
     examples,
   };
-}
-
-function readQuestion(record: unknown, questionId: string, file: string, imagesDir: string): GqaExample {
-  if (!isObject(record)) throw fieldError(file, questionId, '(question)', 'an object', record);
-  const imageId = record.imageId;
-  if (typeof imageId !== 'string' || imageId === '') throw fieldError(file, questionId, 'imageId', 'a non-empty string', imageId);
-  if (imageId.includes('/') || imageId.includes('\\') || imageId.startsWith('.')) {
-    throw fieldError(file, questionId, 'imageId', 'an image name, not a path', imageId);
-  }
-  const question = record.question;
-  if (typeof question !== 'string') throw fieldError(file, questionId, 'question', 'a string', question);
-  const isBalanced = record.isBalanced;
-  if (typeof isBalanced !== 'boolean') throw fieldError(file, questionId, 'isBalanced', 'true or false', isBalanced);
-  const example: GqaExample = {
-    id: questionId,
-    questionId,
-    imageId,
-    imagePath: join(imagesDir, `${imageId}.jpg`),
-    question,
-    isBalanced,
-    entailed: optionalStrings(record.entailed, file, questionId, 'entailed'),
-    equivalent: optionalStrings(record.equivalent, file, questionId, 'equivalent'),
-  };
-  for (const field of ['answer', 'fullAnswer'] as const) {
-    const value = record[field];
-    if (value !== undefined && typeof value !== 'string') throw fieldError(file, questionId, field, 'a string', value);
-    if (value !== undefined) example[field] = value as string;
-  }
-  if (record.types !== undefined) {
-    if (!isObject(record.types)) throw fieldError(file, questionId, 'types', 'an object {structural, semantic, detailed}', record.types);
-    const types: GqaExample['types'] = {};
-    for (const key of ['structural', 'semantic', 'detailed'] as const) {
-      const value = record.types[key];
-      if (value !== undefined && typeof value !== 'string') throw fieldError(file, questionId, `types.${key}`, 'a string', value);
-      if (value !== undefined) types[key] = value as string;
-    }
-    example.types = types;
-  }
-  if (record.groups !== undefined) {
-    if (!isObject(record.groups)) throw fieldError(file, questionId, 'groups', 'an object {global, local}', record.groups);
-    const globalGroup = record.groups.global;
-    if (globalGroup !== null && globalGroup !== undefined && typeof globalGroup !== 'string') throw fieldError(file, questionId, 'groups.global', 'a string or null', globalGroup);
-    example.globalGroup = (globalGroup as string | null | undefined) ?? null;
-  }
-  if (record.semantic !== undefined) example.steps = countSteps(record.semantic, file, questionId);
-  return example;
-}
-
-/** eval.py's getStepsNum: operations whose "operation: argument" contains none of exist, "query: name", "choose name". */
-function countSteps(program: unknown, file: string, questionId: string): number {
-  if (!Array.isArray(program)) throw fieldError(file, questionId, 'semantic', 'an array of {operation, argument, dependencies}', program);
-  let steps = 0;
-  program.forEach((step, index) => {
-    if (!isObject(step) || typeof step.operation !== 'string' || typeof step.argument !== 'string') {
-      throw fieldError(file, questionId, `semantic[${index}]`, 'an object with string operation and argument', step);
-    }
-    const text = `${step.operation}: ${step.argument}`;
-    if (!['exist', 'query: name', 'choose name'].some((marker) => text.includes(marker))) steps++;
-  });
-  return steps;
 }
 
 function readChoices(record: unknown, questionId: string, file: string): { valid: string[]; plausible: string[] } {
@@ -564,15 +473,6 @@ async function isKind(path: string, kind: 'file' | 'directory'): Promise<boolean
   }
 }
 
-function optionalStrings(value: unknown, file: string, record: string, field: string): string[] {
-  if (value === undefined) return [];
-  if (!isStringArray(value)) throw fieldError(file, record, field, 'an array of question ids (strings)', value);
-  return value;
-}
-
-function isStringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((item) => typeof item === 'string');
-}
 
 /** GQA: accuracy over balanced questions, binary/open, validity, plausibility, consistency, distribution. */
 export const gqaTask: Task<GqaExample, GqaPredictions> = {

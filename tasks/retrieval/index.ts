@@ -4,6 +4,8 @@ import { KARPATHY_SPLITS, RETRIEVAL_TASK_VERSION, captionImageIndexOf, loadKarpa
 import { readNpyMatrix, writeNpyMatrix, type SimilarityMatrix } from './npy.ts';
 import { synthPaths, type SynthDomain } from '../synth/layout.ts';
 import { checkFiniteSimilarities, scoreRetrieval, type DirectionRecall } from './recall.ts';
+import { isHubDatasetFolder } from '../hub-snapshot.ts';
+import type { LoadOptions } from '../../core/types.ts';
 
 export { KARPATHY_SPLITS, RETRIEVAL_TASK_VERSION, captionImageIndexOf, loadKarpathySplit, retrievalCaptions, type RetrievalCaption, type RetrievalImage } from './karpathy.ts';
 export { encodeNpyMatrix, parseNpyMatrix, readNpyMatrix, writeNpyMatrix, type SimilarityMatrix } from './npy.ts';
@@ -73,6 +75,19 @@ export function scoreRetrievalSplit(split: LoadedSplit<RetrievalImage>, predicti
   };
 }
 
+/**
+ * A split from a Karpathy JSON (karpathy.ts), or from a Hub dataset folder (lmms-lab/flickr30k's
+ * parquet, or a cache folder of it: hub-parquet.ts), which gives the same examples of the same images.
+ */
+export async function loadRetrievalSplit(options: LoadOptions): Promise<LoadedSplit<RetrievalImage>> {
+  if (options.files?.annotations === undefined && options.dataDir !== undefined && (await isHubDatasetFolder(options.dataDir))) {
+    const { loadRetrievalHubSplit } = await import('./hub-parquet.ts');
+    return loadRetrievalHubSplit({ ...options, dataDir: options.dataDir });
+  }
+  if (options.revision !== undefined) throw new InputError('--revision picks a snapshot of a Hugging Face dataset folder; this is not one', { file: options.dataDir, field: '--revision' });
+  return loadKarpathySplit(options);
+}
+
 /** Image-text retrieval on Karpathy splits (COCO 5K / 1K, Flickr30k 1K, SynthScenes). */
 export const retrievalTask: Task<RetrievalImage, RetrievalPredictions> = {
   name: 'retrieval',
@@ -80,7 +95,7 @@ export const retrievalTask: Task<RetrievalImage, RetrievalPredictions> = {
   version: RETRIEVAL_TASK_VERSION,
   description: 'Image-text retrieval on Karpathy splits (COCO, Flickr30k): R@1/5/10 image→text and text→image, RSUM; .npy similarity matrix',
   splits: KARPATHY_SPLITS,
-  load: loadKarpathySplit,
+  load: loadRetrievalSplit,
   async readPredictions(split, file) {
     return similarityMatrixFor(split, await readNpyMatrix(file), file);
   },

@@ -1,8 +1,7 @@
 import { basename, join, relative, sep } from 'node:path';
 import { InputError } from '../../core/errors.ts';
-import { registerEmbeddedImageReader } from '../../core/image-bytes.ts';
 import type { LoadOptions } from '../../core/types.ts';
-import { fileSha256, listFolder, localDownloadMetadata, resolveHubSnapshot, type HubSnapshot } from '../hub-snapshot.ts';
+import { fileSha256, listFolder, resolveHubSnapshot, revisionOfFiles, type HubSnapshot } from '../hub-snapshot.ts';
 import { ParquetTable, parquetRowRecord, type ParquetRowGroup } from '../parquet-table.ts';
 import { fingerprintSplit } from '../split-files.ts';
 import { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, type LoadedVqaSplit, type VqaExample } from './example.ts';
@@ -31,7 +30,8 @@ const OFFICIAL_SPLIT_NAMES: Readonly<Record<string, string>> = { val2014: 'valid
 /** The columns every split has; the annotation columns may be null on test splits. */
 const QUESTION_COLUMNS = ['question_id', 'question', 'image_id'] as const;
 const ANNOTATION_COLUMNS = ['answers', 'answer_type', 'question_type', 'multiple_choice_answer'] as const;
-export const VQA_HUB_IMAGE_COLUMN = 'image';
+/** The embedded images are read by tasks/hub-images.ts, shared with the other Hub parquet layouts. */
+export { HUB_IMAGE_COLUMN as VQA_HUB_IMAGE_COLUMN, readHubParquetImage as readVqaHubImage } from '../hub-images.ts';
 
 /** What `info.dataType` says of a split read from parquet, where the JSON layout says its data_type ("mscoco"). */
 export const VQA_HUB_DATA_TYPE = 'hub-parquet';
@@ -62,15 +62,7 @@ export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }
     }
     fileHashes.push({ path: relative(snapshot.root, file).split(sep).join('/'), sha256: await fileSha256(file, snapshot.root) });
   }
-  let revision = snapshot.revision;
-  if (snapshot.repoId === null) {
-    // A plain folder: the download notes say the commit, and a --revision must agree with them.
-    const noted = await revisionNotedFor(snapshot, files);
-    if (noted !== null && revision !== null && revision !== noted) {
-      throw new InputError(`these files were downloaded at commit ${noted} (.cache/huggingface/download), not at the revision "${revision}" that was asked for`, { file: snapshot.root, field: '--revision' });
-    }
-    revision = revision ?? noted;
-  }
+  const revision = await revisionOfFiles(snapshot, files);
   checkDistinctQuestionIds(examples, files);
   // Each row embeds its image, so the questions of one COCO image are several rows; they name the
   // image by its first row, as the JSON layout names it by one file, so that everything keyed by
@@ -95,67 +87,6 @@ export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }
     examples,
     info: { dataType: VQA_HUB_DATA_TYPE, dataSubtype: split, annotated: annotated ?? false },
   };
-}
-
-/**
- * The embedded image of an example read from parquet, as its file's bytes (JPEG or PNG), without
- * writing it anywhere. Images are asked for in split order, a batch at a time and several at
- * once: the decoded image column of the last few row groups is kept, so a row group's column
- * chunk is read once, not once per row, and memory stays at a few row groups of images.
- */
-export async function readVqaHubImage(imagePath: string): Promise<Uint8Array> {
-  const match = /^(.*)#row=(\d+)$/.exec(imagePath);
-  if (match === null) throw new InputError('expected an image inside a parquet file (<file>#row=<row>)', { file: imagePath });
-  const [, file, rowText] = match;
-  const row = Number(rowText);
-  const table = await openTable(file);
-  table.requireColumns([VQA_HUB_IMAGE_COLUMN]);
-  const group = table.rowGroups.find((candidate) => row >= candidate.firstRow && row < candidate.firstRow + candidate.rows);
-  if (group === undefined) throw new InputError(`the file has ${table.rowCount} rows, not a row ${row}`, { file, field: VQA_HUB_IMAGE_COLUMN });
-  const cells = await imageColumnOf(table, group);
-  const bytes = (cells[row - group.firstRow] as { bytes?: unknown } | null)?.bytes;
-  if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
-    throw new InputError('expected the image\'s bytes ({bytes, path} with bytes set)', { file, record: parquetRowRecord(group, row), field: `${VQA_HUB_IMAGE_COLUMN}.bytes` });
-  }
-  return bytes;
-}
-
-registerEmbeddedImageReader(readVqaHubImage);
-
-const IMAGE_GROUPS_KEPT = 4;
-const openTables = new Map<string, Promise<ParquetTable>>();
-const imageGroups = new Map<string, Promise<unknown[]>>();
-
-function openTable(file: string): Promise<ParquetTable> {
-  let table = openTables.get(file);
-  if (table === undefined) {
-    table = ParquetTable.open(file);
-    // A failed open is not kept: the file may be fixed and read again in the same process.
-    table.catch(() => openTables.delete(file));
-    openTables.set(file, table);
-  }
-  return table;
-}
-
-function imageColumnOf(table: ParquetTable, group: ParquetRowGroup): Promise<unknown[]> {
-  const key = `${table.file}\n${group.index}`;
-  let cells = imageGroups.get(key);
-  if (cells === undefined) {
-    cells = table.readRowGroup(group, [VQA_HUB_IMAGE_COLUMN], { utf8: false }).then((rows) => rows.map((row) => row[VQA_HUB_IMAGE_COLUMN]));
-    cells.catch(() => imageGroups.delete(key));
-    imageGroups.set(key, cells);
-    // Oldest first out (a Map iterates in insertion order).
-    while (imageGroups.size > IMAGE_GROUPS_KEPT) imageGroups.delete(imageGroups.keys().next().value!);
-  }
-  return cells;
-}
-
-/** A local_dir download's commit, when every file of the split notes the same one; otherwise unknown. */
-async function revisionNotedFor(snapshot: HubSnapshot, files: readonly string[]): Promise<string | null> {
-  const commits = new Set<string | undefined>();
-  for (const file of files) commits.add((await localDownloadMetadata(snapshot.root, file))?.commit);
-  const [commit] = commits;
-  return commits.size === 1 && commit !== undefined ? commit : null;
 }
 
 async function locateSplitFiles(snapshot: HubSnapshot, requested: string): Promise<{ split: string; files: string[] }> {

@@ -100,3 +100,65 @@ export async function writeHubCache(cacheRoot: string, repoId: string, snapshots
   }
   return repoFolder;
 }
+
+/** Any table of `fields`, its rows as objects keyed by field name, written as the VQA shards are. */
+export function parquetOf(fields: readonly arrow.Field[], rows: readonly Record<string, unknown>[], options: { codec: HubCodec; rowsPerGroup: number }): Uint8Array {
+  const children = fields.map((field) => {
+    const builder = arrow.makeBuilder<arrow.DataType, unknown>({ type: field.type, nullValues: [null, undefined] });
+    for (const row of rows) builder.append(row[field.name]);
+    return builder.finish().toVector().data[0];
+  });
+  const schema = new arrow.Schema([...fields]);
+  const table = new arrow.Table([new arrow.RecordBatch(schema, arrow.makeData({ type: new arrow.Struct([...fields]), length: rows.length, nullCount: 0, children }))]);
+  const codec = { snappy: parquetWasm.Compression.SNAPPY, zstd: parquetWasm.Compression.ZSTD, uncompressed: parquetWasm.Compression.UNCOMPRESSED }[options.codec];
+  const properties = new parquetWasm.WriterPropertiesBuilder().setCompression(codec).setDictionaryEnabled(true).setMaxRowGroupSize(options.rowsPerGroup).build();
+  return parquetWasm.writeParquet(parquetWasm.Table.fromIPCStream(arrow.tableToIPC(table, 'stream')), properties);
+}
+
+const utf8 = (name: string) => new arrow.Field(name, new arrow.Utf8(), true);
+const objectValue = new arrow.Struct([utf8('objectId'), utf8('value')]);
+
+/**
+ * lmms-lab/GQA's `<split>_<balance>_instructions` features, in its card's order. `annotations` is a
+ * `datasets` Sequence of a dict, which Arrow stores as a struct of lists; `semantic` is a list of
+ * structs. `entailed` and `equivalent` are strings, as the card types them.
+ */
+export const GQA_INSTRUCTION_FIELDS = [
+  utf8('id'),
+  utf8('imageId'),
+  utf8('question'),
+  utf8('answer'),
+  utf8('fullAnswer'),
+  new arrow.Field('isBalanced', new arrow.Bool(), true),
+  new arrow.Field('groups', new arrow.Struct([utf8('global'), utf8('local')]), true),
+  utf8('entailed'),
+  utf8('equivalent'),
+  new arrow.Field('types', new arrow.Struct([utf8('structural'), utf8('semantic'), utf8('detailed')]), true),
+  new arrow.Field('annotations', new arrow.Struct(['question', 'answer', 'fullAnswer'].map((name) => new arrow.Field(name, new arrow.List(new arrow.Field('item', objectValue, true)), true))), true),
+  new arrow.Field('semantic', new arrow.List(new arrow.Field('item', new arrow.Struct([utf8('operation'), utf8('argument'), new arrow.Field('dependencies', new arrow.List(new arrow.Field('item', new arrow.Int32(), true)), true)]), true)), true),
+  utf8('semanticStr'),
+];
+
+/** lmms-lab/GQA's `<split>_<balance>_images` features: the image id and the `datasets` Image struct. */
+export const GQA_IMAGE_FIELDS = [utf8('id'), new arrow.Field('image', imageStruct, true)];
+
+/** lmms-lab/flickr30k's features, in its card's order: the image, its captions and their ids (as text), the image id (as text), the file name. */
+export const FLICKR30K_FIELDS = [
+  new arrow.Field('image', imageStruct, true),
+  new arrow.Field('caption', new arrow.List(new arrow.Field('item', new arrow.Utf8(), true)), true),
+  new arrow.Field('sentids', new arrow.List(new arrow.Field('item', new arrow.Utf8(), true)), true),
+  utf8('img_id'),
+  utf8('filename'),
+];
+
+/** bitmind/MS-COCO's features (Karpathy COCO, one row per caption), in its card's order. */
+export const COCO_KARPATHY_FIELDS = [
+  new arrow.Field('image', imageStruct, true),
+  utf8('filepath'),
+  new arrow.Field('sentids', new arrow.List(new arrow.Field('item', new arrow.Int32(), true)), true),
+  utf8('filename'),
+  new arrow.Field('imgid', new arrow.Int32(), true),
+  utf8('split'),
+  new arrow.Field('sentences', new arrow.Struct([new arrow.Field('tokens', new arrow.List(new arrow.Field('item', new arrow.Utf8(), true)), true), utf8('raw'), new arrow.Field('imgid', new arrow.Int32(), true), new arrow.Field('sentid', new arrow.Int32(), true)]), true),
+  new arrow.Field('cocoid', new arrow.Int32(), true),
+];
