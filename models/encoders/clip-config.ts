@@ -159,6 +159,9 @@ export function siglipTextProjectionSize(config: ClipConfig): number {
 }
 
 function checkShapes(config: ClipConfig, file: string): void {
+  if (config.family === 'siglip' && (config.vision as Record<string, unknown>).vision_use_head === false) {
+    throw new InputError('vision_use_head false: this SigLIP vision tower has no attention-pooling head, so it gives no image embedding to compare with texts', { file, field: 'vision_config.vision_use_head' });
+  }
   if (config.family === 'siglip' && siglipTextProjectionSize(config) !== config.vision.hidden_size) {
     throw new InputError(`the text head's projection_size ${siglipTextProjectionSize(config)} must equal the vision hidden_size ${config.vision.hidden_size} (SigLIP compares them directly)`, { file, field: 'text_config.projection_size' });
   }

@@ -92,6 +92,7 @@ test('a SiglipConfig parses with its own defaults and refuses a text head that d
   t.is(json.model_type, 'siglip');
   t.is(parseClipConfig(json, 'c.json').family, 'siglip');
   t.throws(() => parseClipConfig({ model_type: 'siglip', text_config: { projection_size: 512 } }, 'c.json'), { instanceOf: InputError, message: /projection_size 512 must equal the vision hidden_size 768/ });
+  t.throws(() => parseClipConfig({ model_type: 'siglip', vision_config: { vision_use_head: false } }, 'c.json'), { instanceOf: InputError, message: /no attention-pooling head/ });
 });
 
 test('the tokenizer gives the reference ids: "</s>" last, always padded to max_length', (t) => {
