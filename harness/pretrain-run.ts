@@ -24,8 +24,10 @@ import {
   loadPretrainingPairs,
   pretrainClip,
   pretrainClipConfig,
+  pretrainLogitBias,
   pretrainPreprocessing,
   type PretrainConfigName,
+  type PretrainLoss,
 } from '../models/pretrain.ts';
 import type { TrainingSettings } from '../models/train.ts';
 import { loadKarpathySplit } from '../tasks/retrieval/index.ts';
@@ -45,6 +47,8 @@ export interface PretrainOptions {
   backend: BackendChoice;
   resume: boolean;
   dtype: 'f32' | 'f16';
+  /** The contrastive loss (default infonce); sigmoid trains a bias beside the logit scale. */
+  loss?: PretrainLoss;
 }
 
 /** What `vlbench-recipe.json` records: enough to rerun the exact training and to check what data it saw. */
@@ -60,10 +64,17 @@ export interface PretrainRecipe {
   dtype: 'f32' | 'f16';
   backend: string;
   steps: number;
-  /** Mean InfoNCE over the last 10% of steps (a single batch is noisy). */
+  /** The contrastive loss trained (absent in recipes written before --loss: infonce). */
+  loss?: PretrainLoss;
+  /** Mean loss (InfoNCE or sigmoid) over the last 10% of steps (a single batch is noisy). */
   finalLoss: number;
   lastStepLoss: number;
   logitScale: number;
+  /**
+   * The sigmoid loss's learned bias b. A SigLIP model keeps it as logit_bias; a CLIPModel has no
+   * such parameter in the HF layout, so it is recorded here (zero-shot ranking does not use it).
+   */
+  logitBias?: number;
   seconds: number;
   samplesPerSecond: number;
   resumedFromStep: number | null;
@@ -108,7 +119,9 @@ export async function runPretrain(
   const captionCount = captions.reduce((sum, list) => sum + list.length, 0);
 
   // The run's identity: a resumed run must be the same run, or its checkpoint means nothing.
-  const identity = { data: dataDir, manifestSha256, domain, config: options.init ? 'init' : configName, init: options.init ? resolve(options.init) : null, settings };
+  const loss: PretrainLoss = options.loss ?? 'infonce';
+  // The loss joins the identity only when it is not the default, so older interrupted runs still resume.
+  const identity = { data: dataDir, manifestSha256, domain, config: options.init ? 'init' : configName, init: options.init ? resolve(options.init) : null, settings, ...(loss === 'infonce' ? {} : { loss }) };
   if (options.resume) {
     const previous = JSON.parse(await readFile(runFile, 'utf8')) as { identity: unknown };
     if (JSON.stringify(previous.identity) !== JSON.stringify(identity)) {
@@ -133,14 +146,16 @@ export async function runPretrain(
   } else {
     // Questions and rationales are in the vocabulary too: a frozen text encoder must tell them apart when fine-tuned.
     const vocabulary = wordLevelVocabulary([...captions.flat(), ...(await synthTrainingTexts(dataDir))]);
-    const config = pretrainClipConfig(configName, vocabulary);
+    const config = pretrainClipConfig(configName, vocabulary, loss);
     model = ClipModel.initialise(config, new SeededRandom(seed).fork('init'));
     await writeWordLevelTokenizer(modelDir, vocabulary, config.text.max_position_embeddings);
     await writeJson(join(modelDir, 'preprocessor_config.json'), toPreprocessorConfig(pretrainPreprocessing(config.vision.image_size)));
   }
+  let logitBias: import('@tensorflow/tfjs').Variable | undefined;
   try {
     await writeJson(runFile, { identity });
-    const tokenizer = await ClipTokenizer.load(modelDir, model.config.text.max_position_embeddings);
+    const tokenizer = await ClipTokenizer.load(modelDir, model.config.text.max_position_embeddings, { alwaysMaxLength: model.config.family === 'siglip' });
+    logitBias = loss === 'sigmoid' ? pretrainLogitBias(model) : undefined;
     const preprocessing = await readModelPreprocessing(modelDir, model.config);
     checkCaptionLengths(tokenizer, captions, synthPaths.retrieval(dataDir, domain));
 
@@ -164,7 +179,7 @@ export async function runPretrain(
         bar.tick(point.step - shown, { loss: point.loss.toFixed(4), 'samples/s': samplesPerSecond.toFixed(1) });
         shown = point.step;
       },
-    });
+    }, { loss, logitBias });
     bar.stop();
 
     const tail = result.curve.slice(-Math.max(1, Math.round(result.curve.length / 10)));
@@ -182,7 +197,9 @@ export async function runPretrain(
       steps: result.steps,
       finalLoss: tail.reduce((sum, p) => sum + p.loss, 0) / tail.length,
       lastStepLoss: result.curve[result.curve.length - 1]?.loss ?? NaN,
+      ...(loss === 'infonce' ? {} : { loss }),
       logitScale: Math.exp(model.logitScale.dataSync()[0]),
+      ...(logitBias ? { logitBias: logitBias.dataSync()[0] } : {}),
       seconds: result.seconds,
       samplesPerSecond: result.samplesPerSecond,
       resumedFromStep: result.resumedFromStep,
@@ -196,6 +213,7 @@ export async function runPretrain(
     await rm(partialDir, { recursive: true, force: true });
     return { folder: outDir, recipe };
   } finally {
+    if (logitBias && logitBias !== model.logitBias) logitBias.dispose();
     model.dispose();
   }
 }

@@ -6,6 +6,7 @@ import type { ClipModel } from './encoders/clip.ts';
 import type { ClipTokenizer } from './encoders/clip-tokenizer.ts';
 import { wordLevelTextConfig, type WordLevelVocabulary } from './encoders/word-level-tokenizer.ts';
 import { INFO_NCE_DEFAULTS, clampLogitScale, infoNceLoss } from './objectives/info-nce.ts';
+import { SIGMOID_DEFAULTS, sigmoidLoss } from './objectives/sigmoid-pairs.ts';
 import { train, type CurvePoint, type StepContext, type TrainingHooks, type TrainingProblem, type TrainingResult, type TrainingSettings } from './train.ts';
 import { transposedProductsAreFree } from './backends/wasm-blas.ts';
 
@@ -27,6 +28,13 @@ export interface PretrainingPairs {
 }
 
 export const PRETRAIN_CONFIG_NAMES = ['tiny', 'small'] as const;
+
+/**
+ * The contrastive loss: CLIP's symmetric InfoNCE, or SigLIP's pairwise sigmoid loss with a
+ * learnable bias (models/objectives/sigmoid-pairs.ts).
+ */
+export const PRETRAIN_LOSSES = ['infonce', 'sigmoid'] as const;
+export type PretrainLoss = (typeof PRETRAIN_LOSSES)[number];
 export type PretrainConfigName = (typeof PRETRAIN_CONFIG_NAMES)[number];
 
 /** Longest caption in tokens (with <|startoftext|> and <|endoftext|>) the text tower accepts. */
@@ -46,15 +54,18 @@ const PRETRAIN_SHAPES: Record<PretrainConfigName, { imageSize: number; patchSize
   small: { imageSize: 96, patchSize: 12, vision: { hidden: 192, layers: 4, heads: 3 }, text: { hidden: 128, layers: 3, heads: 2 }, projectionDim: 128 },
 };
 
-/** A CLIPConfig for a named pretraining size, with the text ids of a word-level vocabulary. */
-export function pretrainClipConfig(name: PretrainConfigName, vocabulary: WordLevelVocabulary): ClipConfig {
+/**
+ * A CLIPConfig for a named pretraining size, with the text ids of a word-level vocabulary. The
+ * logit scale starts where the loss's paper starts it: log(1/0.07) for InfoNCE, log 10 for sigmoid.
+ */
+export function pretrainClipConfig(name: PretrainConfigName, vocabulary: WordLevelVocabulary, loss: PretrainLoss = 'infonce'): ClipConfig {
   const shape = PRETRAIN_SHAPES[name];
   const tower = (t: TowerShape) => ({ hidden_size: t.hidden, intermediate_size: 4 * t.hidden, num_hidden_layers: t.layers, num_attention_heads: t.heads, hidden_act: 'quick_gelu' });
   return parseClipConfig(
     {
       model_type: 'clip',
       projection_dim: shape.projectionDim,
-      logit_scale_init_value: Math.log(1 / INFO_NCE_DEFAULTS.initialTemperature),
+      logit_scale_init_value: loss === 'sigmoid' ? SIGMOID_DEFAULTS.logitScaleInit : Math.log(1 / INFO_NCE_DEFAULTS.initialTemperature),
       text_config: { ...tower(shape.text), ...wordLevelTextConfig(vocabulary), max_position_embeddings: PRETRAIN_CONTEXT_LENGTH },
       vision_config: { ...tower(shape.vision), image_size: shape.imageSize, patch_size: shape.patchSize, num_channels: 3 },
     },
@@ -101,8 +112,25 @@ export async function loadPretrainingPairs(
   return { pixels, imageSize: size, captions };
 }
 
-/** The pretraining problem for train(): every parameter of the model trains. */
-export function contrastivePretrainingProblem(model: ClipModel, tokenizer: ClipTokenizer, pairs: PretrainingPairs): TrainingProblem {
+/**
+ * The sigmoid loss's learnable bias b: the model's own logit_bias (SigLIP), else a variable of
+ * the run's (a CLIPModel has no place for it: zero-shot ranking does not depend on b).
+ */
+export function pretrainLogitBias(model: ClipModel, initial = SIGMOID_DEFAULTS.logitBiasInit): tf.Variable {
+  return model.logitBias ?? tf.variable(tf.tensor1d([initial]), true, `pretrain/logit_bias/${Math.random().toString(36).slice(2)}`);
+}
+
+export interface PretrainLossOptions {
+  loss?: PretrainLoss;
+  /** The sigmoid loss's bias (pretrainLogitBias); required with loss 'sigmoid'. */
+  logitBias?: tf.Variable;
+}
+
+/** The pretraining problem for train(): every parameter of the model trains (and the sigmoid loss's bias). */
+export function contrastivePretrainingProblem(model: ClipModel, tokenizer: ClipTokenizer, pairs: PretrainingPairs, options: PretrainLossOptions = {}): TrainingProblem {
+  const loss = options.loss ?? 'infonce';
+  const bias = options.logitBias;
+  if (loss === 'sigmoid' && !bias) throw new Error('the sigmoid loss needs its logit bias variable');
   const size = model.config.vision.image_size;
   if (pairs.imageSize !== size) throw new InputError(`pairs were preprocessed at ${pairs.imageSize} px, the model takes ${size} px`, { field: 'image_size' });
   const plane = 3 * size * size;
@@ -110,6 +138,7 @@ export function contrastivePretrainingProblem(model: ClipModel, tokenizer: ClipT
   if (pairs.pixels.length !== count * plane) throw new Error(`pixel buffer holds ${pairs.pixels.length} values, ${count} images need ${count * plane}`);
   model.setFreezePolicy('all');
   const variables = model.trainableParameters();
+  if (loss === 'sigmoid' && !variables.has('logit_bias')) variables.set('logit_bias', bias!);
   const nameOf = new Map([...variables].map(([name, variable]) => [variable.name, name]));
   return {
     variables,
@@ -118,21 +147,25 @@ export function contrastivePretrainingProblem(model: ClipModel, tokenizer: ClipT
       const images = new Float32Array(batch.length * plane);
       batch.forEach((index, row) => images.set(pairs.pixels.subarray(index * plane, (index + 1) * plane), row * plane));
       const texts = batch.map((index) => context.random.pick(pairs.captions[index]));
-      // Padding to the longest caption of the batch: causal attention means the pooled EOS never sees padding.
+      // Padding to the longest caption of the batch: causal attention means the pooled EOS never sees padding
+      // (a SigLIP tokenizer pads to max_length whatever is asked).
       const tokens = tokenizer.encode(texts, 'longest');
       const { value, grads } = tf.tidy(() =>
         tf.variableGrads(() => {
           const pixels = tf.tensor4d(images, [batch.length, 3, size, size]);
           const imageEmbeds = model.imageForward(pixels).embeds;
           const textEmbeds = model.textForward(tokens).embeds;
+          if (loss === 'sigmoid') return sigmoidLoss(imageEmbeds, textEmbeds, model.logitScale, bias!, { maxLogitScale: SIGMOID_DEFAULTS.maxLogitScale });
           return infoNceLoss(imageEmbeds, textEmbeds, model.logitScale as tf.Scalar, { maxLogitScale: INFO_NCE_DEFAULTS.maxLogitScale });
         }, [...variables.values()]),
       );
-      const loss = value.dataSync()[0];
+      const lossValue = value.dataSync()[0];
       value.dispose();
       const gradients = new Map<string, tf.Tensor>();
       for (const [variableName, gradient] of Object.entries(grads)) gradients.set(nameOf.get(variableName) ?? variableName, gradient);
-      return { loss, gradients, parts: { infonce: loss, logitScale: Math.exp(model.logitScale.dataSync()[0]) } };
+      const logitScale = Math.exp(model.logitScale.dataSync()[0]);
+      const parts: Record<string, number> = loss === 'sigmoid' ? { sigmoid: lossValue, logitScale, logitBias: bias!.dataSync()[0] } : { infonce: lossValue, logitScale };
+      return { loss: lossValue, gradients, parts };
     },
   };
 }
@@ -196,8 +229,9 @@ export async function pretrainClip(
   pairs: PretrainingPairs,
   settings: Partial<TrainingSettings>,
   hooks: TrainingHooks = {},
+  lossOptions: PretrainLossOptions = {},
 ): Promise<TrainingResult> {
-  const problem = contrastivePretrainingProblem(model, tokenizer, pairs);
+  const problem = contrastivePretrainingProblem(model, tokenizer, pairs, lossOptions);
   try {
     return await withTransposeFreeMatMulGradient(() => train(problem, settings, {
       ...hooks,

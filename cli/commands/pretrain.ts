@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { BACKEND_CHOICES, parseBackendChoice } from '../../models/backends/select.ts';
 import { InputError } from '../../core/errors.ts';
-import { PRETRAIN_CONFIG_NAMES, type PretrainConfigName } from '../../models/pretrain.ts';
+import { PRETRAIN_CONFIG_NAMES, PRETRAIN_LOSSES, type PretrainConfigName, type PretrainLoss } from '../../models/pretrain.ts';
 import type { TrainingSettings } from '../../models/train.ts';
 import { SYNTH_DOMAINS, type SynthDomain } from '../../tasks/synth/index.ts';
 import { runPretrain, type PretrainOptions } from '../../harness/pretrain-run.ts';
@@ -23,6 +23,7 @@ export interface PretrainFlags {
   resume?: boolean;
   checkpointEvery?: string;
   dtype?: string;
+  loss?: string;
 }
 
 /**
@@ -30,7 +31,7 @@ export interface PretrainFlags {
  * captions, writing a complete Hugging Face model folder.
  *
  *   vlbench pretrain --data SYNTH_DIR --out MODEL_DIR [--config tiny|small] [--init MODEL_DIR]
- *                    [--epochs E] [--batch B] [--seed S] [--lr X] [--backend B] [--resume]
+ *                    [--epochs E] [--batch B] [--seed S] [--lr X] [--backend B] [--resume] [--loss infonce|sigmoid]
  */
 export function registerPretrain(program: Command): void {
   program
@@ -50,6 +51,7 @@ export function registerPretrain(program: Command): void {
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto'))
     .option('--dtype <type>', 'how model.safetensors stores the weights: f32 | f16 (half the size; training is always float32)', 'f32')
     .option('--resume', 'continue the interrupted run whose checkpoint is in <out>.partial/')
+    .option('--loss <name>', `contrastive loss: infonce (CLIP's softmax over the batch) | sigmoid (SigLIP's pairwise sigmoid, learnable bias; starts at t = 10, b = -10)`, 'infonce')
     .action(async (flags: PretrainFlags) => {
       const { folder, recipe } = await runPretrain(pretrainOptionsFromFlags(flags), (line) => process.stdout.write(`${line}\n`), process.argv.slice(2));
       process.stdout.write(
@@ -79,6 +81,8 @@ export function pretrainOptionsFromFlags(flags: PretrainFlags): PretrainOptions 
     maxGradNorm: 1,
     seed,
   };
+  const loss = flags.loss ?? 'infonce';
+  if (!(PRETRAIN_LOSSES as readonly string[]).includes(loss)) throw new InputError(`unknown loss "${flags.loss}"; expected one of ${PRETRAIN_LOSSES.join(', ')}`, { field: '--loss' });
   const dtype = flags.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'f16') throw new InputError(`expected f32 or f16, got ${JSON.stringify(flags.dtype)}`, { field: '--dtype' });
   return {
@@ -92,5 +96,6 @@ export function pretrainOptionsFromFlags(flags: PretrainFlags): PretrainOptions 
     backend: parseBackendChoice(flags.backend ?? 'auto'),
     resume: flags.resume === true,
     dtype,
+    ...(loss === 'infonce' ? {} : { loss: loss as PretrainLoss }),
   };
 }

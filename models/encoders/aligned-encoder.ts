@@ -20,14 +20,17 @@ export interface ImageEncoding {
   /** [N, projection_dim] projected features before L2 normalisation (HF get_image_features). */
   embeds: HostTensor;
   /** [N, 1 + P, Dv]: HF's vision last_hidden_state, the encoder output BEFORE post_layernorm
-   *  (token 0 is the class token, then patches row by row). Fusion heads normalise it themselves. */
+   *  (token 0 is the class token, then patches row by row). Fusion heads normalise it themselves.
+   *  SigLIP (no class token): token 0 is the attention-pooling head's output (= embeds), then HF's
+   *  last_hidden_state, which for SigLIP is AFTER post_layernorm, so the layout stays [N, 1 + P, Dv]. */
   tokens: HostTensor;
 }
 
 export interface TextEncoding {
   /** [N, projection_dim] projected features before L2 normalisation (HF get_text_features). */
   embeds: HostTensor;
-  /** [N, T, Dt]: HF's text last_hidden_state, AFTER final_layer_norm (causal: a token saw only those before it). */
+  /** [N, T, Dt]: HF's text last_hidden_state, AFTER final_layer_norm (causal: a token saw only those before it;
+   *  SigLIP: bidirectional, T always max_length). */
   tokens: HostTensor;
   /** [N, T] 1 for real tokens, 0 for padding. */
   attentionMask: Int32Array;

@@ -36,7 +36,7 @@ export class TfjsClipEncoder implements AlignedEncoder {
     const backend = typeof options.backend === 'object' ? options.backend : await selectBackend(options.backend ?? 'auto');
     const model = await ClipModel.load(folder);
     try {
-      const tokenizer = await ClipTokenizer.load(folder, model.config.text.max_position_embeddings);
+      const tokenizer = await ClipTokenizer.load(folder, model.config.text.max_position_embeddings, { alwaysMaxLength: model.config.family === 'siglip' });
       const preprocessing = await readModelPreprocessing(folder, model.config);
       const fingerprint = await fingerprintModelFolder(folder, 'tfjs');
       model.setFreezePolicy(options.freeze ?? 'frozen');

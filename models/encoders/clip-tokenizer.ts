@@ -23,9 +23,15 @@ export class ClipTokenizer {
     readonly padTokenId: number,
     readonly eosTokenId: number | undefined,
     readonly folder: string,
+    /**
+     * Every batch is padded to maxLength whatever padding is asked for: SigLIP pools the last
+     * position and attends over padding, so its embeddings depend on the padded length and
+     * its checkpoints were trained (and are run) at max_length.
+     */
+    readonly alwaysMaxLength = false,
   ) {}
 
-  static async load(dir: string, maxLength: number): Promise<ClipTokenizer> {
+  static async load(dir: string, maxLength: number, options: { alwaysMaxLength?: boolean } = {}): Promise<ClipTokenizer> {
     const folder = resolve(dir);
     const tokenizerFile = join(folder, 'tokenizer.json');
     const configFile = join(folder, 'tokenizer_config.json');
@@ -46,7 +52,7 @@ export class ClipTokenizer {
     const eos = idOf('eos_token');
     const pad = idOf('pad_token', 'eos_token') ?? eos;
     if (pad === undefined) throw new InputError('the tokenizer defines neither a pad token nor an EOS token to pad with', { file: configFile });
-    return new ClipTokenizer(tokenizer, maxLength, pad, eos, folder);
+    return new ClipTokenizer(tokenizer, maxLength, pad, eos, folder, options.alwaysMaxLength ?? false);
   }
 
   /** Token ids of one text with the tokenizer's special tokens, before truncation. */
@@ -65,7 +71,7 @@ export class ClipTokenizer {
       const last = ids[ids.length - 1];
       return last === this.eosTokenId ? [...ids.slice(0, this.maxLength - 1), last] : ids.slice(0, this.maxLength);
     });
-    const length = padding === 'max_length' ? this.maxLength : Math.max(1, ...rows.map((r) => r.length));
+    const length = padding === 'max_length' || this.alwaysMaxLength ? this.maxLength : Math.max(1, ...rows.map((r) => r.length));
     const inputIds = new Int32Array(texts.length * length).fill(this.padTokenId);
     const attentionMask = new Int32Array(texts.length * length);
     rows.forEach((ids, row) => {

@@ -4,14 +4,15 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { InputError, listSome } from '../../core/errors.ts';
 import type { SeededRandom } from '../../core/random.ts';
-import { clipConfigToJson, readClipConfig, type ClipConfig } from './clip-config.ts';
+import { clipConfigToJson, readClipConfig, siglipTextProjectionSize, type ClipConfig, type ClipTextConfig } from './clip-config.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import { fusedLayerNorm, fusedQuickGelu, fusedRowKernelsActive, transposedProductsAreFree } from '../backends/wasm-blas.ts';
 import { writeFileAtomically } from '../../core/atomic-write.ts';
 
 /**
  * CLIP (Radford et al. 2021) in tfjs, parameter for parameter the Hugging Face
- * `CLIPModel`: the same names, the same shapes (torch Linear weights stay [out, in], the
+ * `CLIPModel`, and SigLIP (Zhai et al. 2023) as HF's `SiglipModel` when the config says
+ * model_type "siglip" (see `ClipConfig.family`): the same names, the same shapes (torch Linear weights stay [out, in], the
  * patch embedding stays a [hidden, 3, p, p] conv kernel), the same arithmetic. So a real
  * `openai/clip-vit-base-patch32` model.safetensors loads unchanged and a trained model
  * saves back to a folder Hugging Face (and our ONNX export script) reads.
@@ -31,7 +32,7 @@ export type FreezePolicy = 'frozen' | 'all' | { lastBlocks: number; towers?: Cli
 export type ClipTowers = 'both' | 'vision' | 'text';
 
 /** What a CLIP parameter is, by its Hugging Face name: decides weight decay (open_clip exempts all but weights). */
-export type ClipParameterRole = 'weight' | 'bias' | 'norm' | 'embedding' | 'logit_scale';
+export type ClipParameterRole = 'weight' | 'bias' | 'norm' | 'embedding' | 'logit_scale' | 'logit_bias';
 
 /**
  * The role of a parameter by name, not by rank: CLIP's position embeddings are 2-D like a
@@ -40,9 +41,10 @@ export type ClipParameterRole = 'weight' | 'bias' | 'norm' | 'embedding' | 'logi
  */
 export function clipParameterRole(name: string): ClipParameterRole {
   if (name === 'logit_scale') return 'logit_scale';
+  if (name === 'logit_bias') return 'logit_bias';
   if (/layer_?norm|layrnorm/.test(name)) return 'norm';
   if (name.endsWith('.bias')) return 'bias';
-  if (/embeddings\.(token_embedding|position_embedding)\.weight$|embeddings\.class_embedding$/.test(name)) return 'embedding';
+  if (/embeddings\.(token_embedding|position_embedding)\.weight$|embeddings\.class_embedding$|head\.probe$/.test(name)) return 'embedding';
   return 'weight';
 }
 
@@ -59,7 +61,8 @@ export type TowerOutput = {
   /** HF's last_hidden_state: vision, encoder output before post_layernorm [N, 1+P, Dv];
    *  text, after final_layer_norm [N, T, Dt]. */
   tokens: tf.Tensor3D;
-  /** HF's pooler_output: vision, post_layernorm of the class token; text, the EOS token. */
+  /** HF's pooler_output: vision, post_layernorm of the class token; text, the EOS token.
+   *  SigLIP: vision, the attention-pooling head's output; text, the last position through text_model.head. */
   pooled: tf.Tensor2D;
   /** The projection of `pooled`, before L2 normalisation (HF's get_*_features). */
   embeds: tf.Tensor2D;
@@ -72,6 +75,7 @@ const IGNORED_BUFFERS = ['text_model.embeddings.position_ids', 'vision_model.emb
 export function clipParameterShapes(config: ClipConfig): Map<string, number[]> {
   const shapes = new Map<string, number[]>();
   const { text, vision, projectionDim } = config;
+  const siglip = config.family === 'siglip';
   const addTower = (prefix: string, hidden: number, intermediate: number, layers: number) => {
     for (let i = 0; i < layers; i++) {
       const layer = `${prefix}.encoder.layers.${i}`;
@@ -95,6 +99,33 @@ export function clipParameterShapes(config: ClipConfig): Map<string, number[]> {
   shapes.set('text_model.final_layer_norm.weight', [text.hidden_size]);
   shapes.set('text_model.final_layer_norm.bias', [text.hidden_size]);
   const patches = (vision.image_size / vision.patch_size) ** 2;
+  if (siglip) {
+    const proj = siglipTextProjectionSize(config);
+    const hidden = vision.hidden_size;
+    shapes.set('text_model.head.weight', [proj, text.hidden_size]);
+    shapes.set('text_model.head.bias', [proj]);
+    shapes.set('vision_model.embeddings.patch_embedding.weight', [hidden, vision.num_channels, vision.patch_size, vision.patch_size]);
+    shapes.set('vision_model.embeddings.patch_embedding.bias', [hidden]);
+    shapes.set('vision_model.embeddings.position_embedding.weight', [patches, hidden]);
+    addTower('vision_model', hidden, vision.intermediate_size, vision.num_hidden_layers);
+    shapes.set('vision_model.post_layernorm.weight', [hidden]);
+    shapes.set('vision_model.post_layernorm.bias', [hidden]);
+    // big_vision's MAP head: one learned probe, torch nn.MultiheadAttention (q, k, v packed in in_proj), then a residual MLP.
+    shapes.set('vision_model.head.probe', [1, 1, hidden]);
+    shapes.set('vision_model.head.attention.in_proj_weight', [3 * hidden, hidden]);
+    shapes.set('vision_model.head.attention.in_proj_bias', [3 * hidden]);
+    shapes.set('vision_model.head.attention.out_proj.weight', [hidden, hidden]);
+    shapes.set('vision_model.head.attention.out_proj.bias', [hidden]);
+    shapes.set('vision_model.head.layernorm.weight', [hidden]);
+    shapes.set('vision_model.head.layernorm.bias', [hidden]);
+    shapes.set('vision_model.head.mlp.fc1.weight', [vision.intermediate_size, hidden]);
+    shapes.set('vision_model.head.mlp.fc1.bias', [vision.intermediate_size]);
+    shapes.set('vision_model.head.mlp.fc2.weight', [hidden, vision.intermediate_size]);
+    shapes.set('vision_model.head.mlp.fc2.bias', [hidden]);
+    shapes.set('logit_scale', [1]);
+    shapes.set('logit_bias', [1]);
+    return shapes;
+  }
   shapes.set('vision_model.embeddings.class_embedding', [vision.hidden_size]);
   shapes.set('vision_model.embeddings.patch_embedding.weight', [vision.hidden_size, vision.num_channels, vision.patch_size, vision.patch_size]);
   shapes.set('vision_model.embeddings.position_embedding.weight', [patches + 1, vision.hidden_size]);
@@ -129,6 +160,7 @@ export function initialClipWeights(config: ClipConfig, random: SeededRandom): Ma
     const inProjStd = hidden ** -0.5 * (2 * tower.num_hidden_layers) ** -0.5;
     let data: Float32Array;
     if (name === 'logit_scale') data = Float32Array.of(config.logitScaleInit);
+    else if (name === 'logit_bias') data = Float32Array.of(config.logitBiasInit ?? 0);
     else if (/layer_?norm|layrnorm/.test(name)) data = new Float32Array(count).fill(name.endsWith('.weight') ? 1 : 0);
     else if (name.endsWith('.bias')) data = new Float32Array(count);
     else if (name.endsWith('embeddings.class_embedding')) data = normal(count, hidden ** -0.5);
@@ -136,7 +168,8 @@ export function initialClipWeights(config: ClipConfig, random: SeededRandom): Ma
     else if (/[qkv]_proj\.weight$/.test(name) || name.endsWith('fc2.weight')) data = normal(count, inProjStd);
     else if (name.endsWith('out_proj.weight')) data = normal(count, hidden ** -0.5);
     else if (name.endsWith('fc1.weight')) data = normal(count, (2 * hidden) ** -0.5);
-    else if (name.endsWith('_projection.weight')) data = normal(count, hidden ** -0.5);
+    else if (name.endsWith('_projection.weight') || name === 'text_model.head.weight' || name.endsWith('head.probe') || name.endsWith('in_proj_weight')) data = normal(count, hidden ** -0.5);
+    else if (name.endsWith('in_proj_bias')) data = new Float32Array(count);
     else throw new Error(`no initialiser for ${name}`);
     out.set(name, { shape, data });
   }
@@ -253,6 +286,15 @@ export class ClipModel {
     return this.parameter('logit_scale');
   }
 
+  /** SigLIP's learnable logit bias b ([1]); CLIP has none. */
+  get logitBias(): tf.Variable | undefined {
+    return this.parameters.get('logit_bias');
+  }
+
+  get isSiglip(): boolean {
+    return this.config.family === 'siglip';
+  }
+
   get freezePolicy(): FreezePolicy {
     return this.policy;
   }
@@ -278,7 +320,7 @@ export class ClipModel {
     const towers = this.policy.towers ?? 'both';
     const tower = /^(text_model|text_projection)/.test(name) ? 'text' : /^(vision_model|visual_projection)/.test(name) ? 'vision' : 'shared';
     if (tower !== 'shared' && towers !== 'both' && tower !== towers) return false;
-    if (/^(visual_projection|text_projection)\.|^logit_scale$|final_layer_norm|post_layernorm/.test(name)) return true;
+    if (/^(visual_projection|text_projection)\.|^logit_scale$|^logit_bias$|final_layer_norm|post_layernorm|^(text_model|vision_model)\.head\./.test(name)) return true;
     const block = /^(text_model|vision_model)\.encoder\.layers\.(\d+)\./.exec(name);
     const layers = tower === 'text' ? this.config.text.num_hidden_layers : this.config.vision.num_hidden_layers;
     if (!block) return this.policy.embeddings === true && tower !== 'shared';
@@ -326,14 +368,18 @@ export class ClipModel {
         .transpose([0, 2, 1, 3])
         .reshape([n * grid * grid, 3 * p * p]);
       const kernel = this.parameter('vision_model.embeddings.patch_embedding.weight').reshape([hidden, 3 * p * p]) as tf.Tensor2D;
-      return timesWeight(patches, kernel).reshape([n, grid * grid, hidden]) as tf.Tensor3D;
+      let embeds = timesWeight(patches, kernel);
+      // SigLIP's patch conv has a bias, CLIP's none.
+      if (this.isSiglip) embeds = embeds.add(this.parameter('vision_model.embeddings.patch_embedding.bias'));
+      return embeds.reshape([n, grid * grid, hidden]) as tf.Tensor3D;
     });
   }
 
-  /** The input of vision block 0 [N, 1+P, Dv]: class token and patches, positions added, pre-layernorm. */
+  /** The input of vision block 0 [N, 1+P, Dv]: class token and patches, positions added, pre-layernorm (SigLIP: [N, P, Dv], patches plus positions only). */
   imageBlockInput(patchEmbeds: tf.Tensor3D): tf.Tensor3D {
     const { vision } = this.config;
     const [n, , hidden] = patchEmbeds.shape;
+    if (this.isSiglip) return tf.tidy(() => patchEmbeds.add(this.parameter('vision_model.embeddings.position_embedding.weight')) as tf.Tensor3D);
     return tf.tidy(() => {
       const classToken = this.parameter('vision_model.embeddings.class_embedding').reshape([1, 1, hidden]).tile([n, 1, 1]);
       const x = tf.concat([classToken, patchEmbeds], 1).add(this.parameter('vision_model.embeddings.position_embedding.weight')) as tf.Tensor3D;
@@ -355,12 +401,53 @@ export class ClipModel {
   imageOutputs(x: tf.Tensor3D): TowerOutput {
     const { vision } = this.config;
     const [n, , hidden] = x.shape;
+    if (this.isSiglip) {
+      return tf.tidy(() => {
+        // HF's last_hidden_state is after post_layernorm; the MAP head pools it. The tokens put
+        // the pooled vector first, where CLIP has its class token, so heads find a global token at 0.
+        const normed = this.layerNorm(x, 'vision_model.post_layernorm', vision.layer_norm_eps);
+        const pooled = this.attentionPool(normed);
+        const tokens = tf.concat([pooled.reshape([n, 1, hidden]), normed], 1) as tf.Tensor3D;
+        return { tokens, pooled, embeds: tf.clone(pooled) };
+      });
+    }
     return tf.tidy(() => {
       const classOut = x.slice([0, 0, 0], [n, 1, hidden]).reshape([n, hidden]) as tf.Tensor2D;
       const pooled = this.layerNorm(classOut, 'vision_model.post_layernorm', vision.layer_norm_eps);
       const embeds = timesWeight(pooled, this.parameter('visual_projection.weight')) as tf.Tensor2D;
       return { tokens: tf.clone(x), pooled, embeds };
     });
+  }
+
+  /**
+   * SigLIP's multi-head attention pooling head (big_vision's MAP): the learned probe attends
+   * over the tokens [N, L, D] with the packed in-projection, then y + MLP(LN(y)). Returns [N, D].
+   */
+  private attentionPool(x: tf.Tensor3D): tf.Tensor2D {
+    const { vision } = this.config;
+    const [n, length, hidden] = x.shape;
+    const heads = vision.num_attention_heads;
+    const headDim = hidden / heads;
+    const prefix = 'vision_model.head';
+    const inWeight = this.parameter(`${prefix}.attention.in_proj_weight`);
+    const inBias = this.parameter(`${prefix}.attention.in_proj_bias`);
+    const part = (i: number) => [inWeight.slice([i * hidden, 0], [hidden, hidden]), inBias.slice([i * hidden], [hidden])] as const;
+    const [wq, bq] = part(0);
+    const [wk, bk] = part(1);
+    const [wv, bv] = part(2);
+    const flat = x.reshape([n * length, hidden]);
+    const probe = this.parameter(`${prefix}.probe`).reshape([1, hidden]);
+    // The probe's query is the same for every row: [heads, 1, headDim], repeated over the batch.
+    const q = timesWeight(probe, wq).add(bq).mul(headDim ** -0.5).reshape([1, heads, 1, headDim]).tile([n, 1, 1, 1]).reshape([n * heads, 1, headDim]) as tf.Tensor3D;
+    const split = (t: tf.Tensor) => t.reshape([n, length, heads, headDim]).transpose([0, 2, 1, 3]).reshape([n * heads, length, headDim]) as tf.Tensor3D;
+    const k = split(timesWeight(flat, wk).add(bk));
+    const v = split(timesWeight(flat, wv).add(bv));
+    const scores = transposedProductsAreFree() ? tf.matMul(q, k, false, true) : tf.matMul(q, k.transpose([0, 2, 1]));
+    const context = tf.matMul(tf.softmax(scores), v).reshape([n, hidden]);
+    const attended = this.linear(context, `${prefix}.attention.out_proj`);
+    const normed = this.layerNorm(attended, `${prefix}.layernorm`, vision.layer_norm_eps);
+    const inner = activation(this.linear(normed, `${prefix}.mlp.fc1`), vision.hidden_act);
+    return attended.add(this.linear(inner, `${prefix}.mlp.fc2`)) as tf.Tensor2D;
   }
 
   textForward(batch: TokenBatch): TowerOutput {
@@ -393,12 +480,16 @@ export class ClipModel {
     return tf.tidy(() => words.add(this.parameter('text_model.embeddings.position_embedding.weight').slice([0, 0], [length, hidden])) as tf.Tensor3D);
   }
 
-  /** Text blocks [from, to) under the causal and padding mask of `attentionMask` ([N, T], 1 for real tokens). */
+  /**
+   * Text blocks [from, to) under the causal and padding mask of `attentionMask` ([N, T], 1 for
+   * real tokens). SigLIP's text tower is bidirectional and, as its checkpoints are run (the
+   * processor gives no attention mask; texts are padded to max_length), attends over padding too.
+   */
   textBlocks(x: tf.Tensor3D, attentionMask: Int32Array, from: number, to = this.config.text.num_hidden_layers): tf.Tensor3D {
     const { text } = this.config;
     const [n, length] = x.shape;
     return tf.tidy(() => {
-      const mask = textAttentionBias({ attentionMask, batch: n, length, inputIds: new Int32Array(0) });
+      const mask = this.isSiglip ? null : textAttentionBias({ attentionMask, batch: n, length, inputIds: new Int32Array(0) });
       let h = x;
       for (let i = from; i < to; i++) h = this.encoderLayer(h, `text_model.encoder.layers.${i}`, text.num_attention_heads, text.hidden_act, text.layer_norm_eps, mask);
       return h;
@@ -414,6 +505,11 @@ export class ClipModel {
       // Pick each row's EOS token with a one-hot weighted sum: differentiable on every backend.
       const picker = tf.oneHot(tf.tensor1d(eosPositions, 'int32'), length).toFloat().reshape([n, length, 1]);
       const pooled = tokens.mul(picker).sum(1) as tf.Tensor2D;
+      if (this.isSiglip) {
+        // SigLIP: HF's pooler_output is the head's output (a Linear with bias); it is the embedding.
+        const embeds = this.linear(pooled, 'text_model.head') as tf.Tensor2D;
+        return { tokens, pooled: tf.clone(embeds), embeds };
+      }
       const embeds = timesWeight(pooled, this.parameter('text_projection.weight')) as tf.Tensor2D;
       return { tokens, pooled, embeds };
     });
@@ -427,6 +523,8 @@ export class ClipModel {
   eosPositions(batch: TokenBatch): Int32Array {
     const eos = this.config.text.eos_token_id;
     const out = new Int32Array(batch.batch);
+    // SigLIP pools the last position (its texts are padded to max_length).
+    if (this.isSiglip) return out.fill(batch.length - 1);
     for (let row = 0; row < batch.batch; row++) {
       const ids = batch.inputIds.subarray(row * batch.length, (row + 1) * batch.length);
       let position = 0;
@@ -461,7 +559,7 @@ export class ClipModel {
     return out.reshape([...shape.slice(0, -1), weight.shape[0]]);
   }
 
-  private encoderLayer(x: tf.Tensor3D, prefix: string, heads: number, act: 'quick_gelu' | 'gelu', eps: number, bias: tf.Tensor | null): tf.Tensor3D {
+  private encoderLayer(x: tf.Tensor3D, prefix: string, heads: number, act: ClipTextConfig['hidden_act'], eps: number, bias: tf.Tensor | null): tf.Tensor3D {
     const attended = this.attention(this.layerNorm(x, `${prefix}.layer_norm1`, eps), `${prefix}.self_attn`, heads, bias);
     const h = x.add(attended) as tf.Tensor3D;
     const inner = activation(this.linear(this.layerNorm(h, `${prefix}.layer_norm2`, eps), `${prefix}.mlp.fc1`), act);
@@ -534,8 +632,10 @@ function timesWeight(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
   return transposedProductsAreFree() ? tf.matMul(x as tf.Tensor2D, weight as tf.Tensor2D, false, true) : tf.matMul(x as tf.Tensor2D, inputMajor(weight));
 }
 
-function activation(x: tf.Tensor, kind: 'quick_gelu' | 'gelu'): tf.Tensor {
+function activation(x: tf.Tensor, kind: ClipTextConfig['hidden_act']): tf.Tensor {
   if (kind === 'quick_gelu') return fusedRowKernelsActive() ? fusedQuickGelu(x) : x.mul(tf.sigmoid(x.mul(1.702)));
+  // gelu_pytorch_tanh (SigLIP): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+  if (kind === 'gelu_pytorch_tanh') return x.mul(0.5).mul(tf.tanh(x.add(x.mul(x).mul(x).mul(0.044715)).mul(Math.sqrt(2 / Math.PI))).add(1));
   // Exact (erf) GELU, as torch's nn.GELU() and HF's "gelu".
   return x.mul(0.5).mul(tf.erf(x.mul(Math.SQRT1_2)).add(1));
 }

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLIPTextModelWithProjection, CLIPVisionModelWithProjection, Tensor, env, type PreTrainedModel } from '@huggingface/transformers';
+import { CLIPTextModelWithProjection, CLIPVisionModelWithProjection, SiglipTextModel, SiglipVisionModel, Tensor, env, type PreTrainedModel } from '@huggingface/transformers';
 import { InputError } from '../../core/errors.ts';
 import type { ImagePreprocessing } from '../image-pipeline.ts';
 import {
@@ -52,6 +52,12 @@ export interface TextGraphInputs {
  * image_embeds [, last_hidden_state]; onnx/text_model.onnx: input_ids, attention_mask →
  * text_embeds [, last_hidden_state]), run by ONNX Runtime through transformers.js from the
  * local folder only, in fp32. Either graph may be absent; asking for it then says so.
+ *
+ * A SigLIP folder (model_type "siglip") is run through transformers.js' SiglipVisionModel /
+ * SiglipTextModel, with the public exports' contract: vision pixel_values → last_hidden_state,
+ * pooler_output (the attention-pooling head's output, the embedding); text input_ids (and
+ * attention_mask only if the graph declares one) → last_hidden_state, pooler_output. Texts are
+ * always padded to max_length, and the image tokens put pooler_output first (see TfjsClipEncoder).
  */
 export class OnnxClipEncoder implements AlignedEncoder {
   readonly engine = 'onnx';
@@ -82,7 +88,8 @@ export class OnnxClipEncoder implements AlignedEncoder {
       const file = join(folder, 'onnx', `${kind}_model.onnx`);
       if (!existsSync(file)) return undefined;
       try {
-        const model = kind === 'vision' ? CLIPVisionModelWithProjection : CLIPTextModelWithProjection;
+        const siglip = config.family === 'siglip';
+        const model = kind === 'vision' ? (siglip ? SiglipVisionModel : CLIPVisionModelWithProjection) : siglip ? SiglipTextModel : CLIPTextModelWithProjection;
         return await model.from_pretrained(folder, options);
       } catch (error) {
         throw new InputError(`cannot load the ONNX graph: ${(error as Error).message.split('\n')[0]}`, { file });
@@ -91,7 +98,7 @@ export class OnnxClipEncoder implements AlignedEncoder {
     const vision = await load('vision');
     const text = await load('text');
     if (!vision && !text) throw new InputError('no onnx/vision_model.onnx or onnx/text_model.onnx', { file: folder });
-    const tokenizer = text ? await ClipTokenizer.load(folder, config.text.max_position_embeddings) : undefined;
+    const tokenizer = text ? await ClipTokenizer.load(folder, config.text.max_position_embeddings, { alwaysMaxLength: config.family === 'siglip' }) : undefined;
     const textInputs = text ? readTextGraphInputs(declaredInputShapes(text), join(folder, 'onnx', 'text_model.onnx')) : undefined;
     const preprocessing = await readModelPreprocessing(folder, config);
     const fingerprint = await fingerprintModelFolder(folder, 'onnx');
@@ -147,13 +154,14 @@ export class OnnxClipEncoder implements AlignedEncoder {
     for (let start = 0; start < fitted.batch; start += chunk) {
       const part = batchRows(fitted, start, chunk);
       const dims = [part.batch, part.length];
-      const feeds = {
-        input_ids: new Tensor('int64', BigInt64Array.from(part.inputIds, BigInt), dims),
-        attention_mask: new Tensor('int64', BigInt64Array.from(part.attentionMask, BigInt), dims),
-      };
+      const feeds: Record<string, Tensor> = { input_ids: new Tensor('int64', BigInt64Array.from(part.inputIds, BigInt), dims) };
+      // SigLIP's exports take input_ids only (it attends over padding); CLIP's take the mask too.
+      if (this.config.family !== 'siglip' || 'attention_mask' in this.textInputs.declared) {
+        feeds.attention_mask = new Tensor('int64', BigInt64Array.from(part.attentionMask, BigInt), dims);
+      }
       const outputs = await runGraph(this.text, feeds, this.textInputs.declared, file);
       const rows = Math.min(chunk, fitted.batch - start);
-      embeds.push(firstRows(hostTensor(outputs, 'text_embeds', this.folder), rows));
+      embeds.push(firstRows(hostTensor(outputs, this.embedsOutput('text'), this.folder), rows));
       if (withTokens) tokens.push(firstRows(hostTensor(outputs, 'last_hidden_state', this.folder), rows));
     }
     return { embeds: concatRows(embeds), tokens: withTokens ? concatRows(tokens) : emptyTensor() };
@@ -180,10 +188,19 @@ export class OnnxClipEncoder implements AlignedEncoder {
         part = padded;
       }
       const outputs = await runGraph(this.vision, { pixel_values: new Tensor('float32', part, [chunk, 3, height, width]) }, declared, file);
-      embeds.push(firstRows(hostTensor(outputs, 'image_embeds', this.folder), rows));
-      if (withTokens) tokens.push(firstRows(hostTensor(outputs, 'last_hidden_state', this.folder), rows));
+      const partEmbeds = firstRows(hostTensor(outputs, this.embedsOutput('image'), this.folder), rows);
+      embeds.push(partEmbeds);
+      if (withTokens) {
+        const partTokens = firstRows(hostTensor(outputs, 'last_hidden_state', this.folder), rows);
+        tokens.push(this.config.family === 'siglip' ? prependRows(partEmbeds, partTokens) : partTokens);
+      }
     }
     return { embeds: concatRows(embeds), tokens: withTokens ? concatRows(tokens) : emptyTensor() };
+  }
+
+  /** The graph output holding the embeddings: CLIP's projected *_embeds, SigLIP's pooler_output. */
+  private embedsOutput(kind: 'image' | 'text'): string {
+    return this.config.family === 'siglip' ? 'pooler_output' : `${kind}_embeds`;
   }
 
   /** The batch padded to the text graph's fixed sequence length, when it has one. */
@@ -284,6 +301,17 @@ function firstRows(tensor: HostTensor, rows: number): HostTensor {
   if (tensor.shape[0] === rows) return tensor;
   const perRow = tensor.data.length / tensor.shape[0];
   return { data: tensor.data.slice(0, rows * perRow), shape: [rows, ...tensor.shape.slice(1)] };
+}
+
+/** [N, 1 + L, D]: each row's vector of `first` [N, D] before its tokens of `rest` [N, L, D]. */
+function prependRows(first: HostTensor, rest: HostTensor): HostTensor {
+  const [n, length, dim] = rest.shape;
+  const data = new Float32Array(n * (length + 1) * dim);
+  for (let row = 0; row < n; row++) {
+    data.set(first.data.subarray(row * dim, (row + 1) * dim), row * (length + 1) * dim);
+    data.set(rest.data.subarray(row * length * dim, (row + 1) * length * dim), (row * (length + 1) + 1) * dim);
+  }
+  return { data, shape: [n, length + 1, dim] };
 }
 
 function concatRows(parts: HostTensor[]): HostTensor {

@@ -131,7 +131,8 @@ export class EncoderTuning implements TrainableTokens {
     let imageStage: FeatureTable | null = null;
     if (starts.vision) {
       const start = starts.vision;
-      const tokens = 1 + (vision.image_size / vision.patch_size) ** 2;
+      // The blocks' tokens: CLIP's class token and patches; SigLIP has no class token.
+      const tokens = (model.isSiglip ? 0 : 1) + (vision.image_size / vision.patch_size) ** 2;
       const stage =
         start.stage === 'input'
           ? { kind: 'pixels', tokenCount: 3, tokenDim: vision.image_size * vision.image_size, encode: async (pixels: Float32Array) => pixels }
@@ -227,10 +228,14 @@ export class EncoderTuning implements TrainableTokens {
     return tf.tidy(() => this.textTower(keys, length).embeds);
   }
 
-  private textTower(keys: readonly string[], length: number, delta?: tf.Tensor): { tokens: tf.Tensor3D; embeds: tf.Tensor2D } {
+  private textTower(keys: readonly string[], wanted: number, wantedDelta?: tf.Tensor): { tokens: tf.Tensor3D; embeds: tf.Tensor2D } {
     const start = this.starts.text;
     if (!start || !this.textStage) throw new Error('EncoderTuning: the text tower does not train');
     const { table, eosPositions } = this.textStage;
+    // SigLIP attends over padding and pools the last position: it always runs at max_length (the
+    // cached rows hold it, pad ids included); the tokens handed on are cut back to `wanted`.
+    const length = this.model.isSiglip ? Math.max(wanted, Math.min(this.model.config.text.max_position_embeddings, table.tokenCount)) : wanted;
+    const delta = wantedDelta && length > wanted ? wantedDelta.pad([[0, 0], [0, length - wanted], [0, 0]]) : wantedDelta;
     const mask = Int32Array.from(table.gatherMasks(keys, length));
     const eos = Int32Array.from(keys.map((key) => Math.min(eosPositions[table.row(key)], length - 1)));
     return tf.tidy(() => {
@@ -246,14 +251,15 @@ export class EncoderTuning implements TrainableTokens {
         x = this.model.textBlockInput(words);
       }
       const out = this.model.textOutputs(this.model.textBlocks(x, mask, start.stage === 'block' ? start.index : 0), eos);
-      return { tokens: out.tokens, embeds: out.embeds };
+      const tokens = length > wanted ? (out.tokens.slice([0, 0, 0], [keys.length, wanted, out.tokens.shape[2]]) as tf.Tensor3D) : out.tokens;
+      return { tokens, embeds: out.embeds };
     });
   }
 
   perturbationShapes(imageKeys: readonly string[], textKeys: readonly string[], length: number): { image: number[]; text: number[] } {
     const { vision, text } = this.model.config;
     const patches = (vision.image_size / vision.patch_size) ** 2;
-    const imageTokens = this.starts.vision?.stage === 'input' ? patches : 1 + patches;
+    const imageTokens = this.starts.vision?.stage === 'input' || this.model.isSiglip ? patches : 1 + patches;
     return { image: [imageKeys.length, imageTokens, vision.hidden_size], text: [textKeys.length, length, text.hidden_size] };
   }
 
