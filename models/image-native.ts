@@ -25,6 +25,8 @@ export interface AxisCoefficients {
 }
 
 export interface ImageAddon {
+  /** Which horizontal pass runs: 'avx2', or 'scalar' (no AVX2, or VLBENCH_IMAGE_NO_AVX2 set). */
+  simd?: string;
   /**
    * Resizes packed RGB bytes (width × height) to outWidth × outHeight with the given axes (null:
    * that side keeps its size) and writes the window left, top, cropWidth × cropHeight of it to
