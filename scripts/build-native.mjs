@@ -24,7 +24,7 @@ function finish(ok, reason, log = '', fix = FIX) {
   process.exit(0);
 }
 
-/** Whether vlbench_image.node (built first, needing only a compiler) was built and loads. */
+/** Whether vlbench_image.node (needing only a compiler, built alone where the BLAS target fails) was built and loads. */
 function imageStatus() {
   const file = join(addonDir, 'build', 'Release', 'vlbench_image.node');
   if (!existsSync(file)) return { ok: false, reason: 'not built' };
@@ -75,7 +75,11 @@ if (!process.env.npm_config_nodedir && existsSync(join(installedHeaders, 'includ
 const build = spawnSync(process.execPath, args, { cwd: addonDir, encoding: 'utf8', timeout: 180_000 });
 const log = `${build.stdout ?? ''}\n${build.stderr ?? ''}`;
 if (build.error) finish(false, `node-gyp did not run: ${build.error.message}`, log);
-if (build.status !== 0) finish(false, ...explainWithLog(log));
+if (build.status !== 0) {
+  // The image addon needs no OpenBLAS: where the BLAS target failed, build it alone.
+  if (existsSync(join(addonDir, 'build', 'Makefile'))) spawnSync('make', ['-C', join(addonDir, 'build'), 'vlbench_image', 'BUILDTYPE=Release'], { encoding: 'utf8', timeout: 180_000 });
+  finish(false, ...explainWithLog(log));
+}
 
 // Built is not enough: the library must load (libopenblas present at run time, same ABI).
 const check = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(join(addonDir, 'build', 'Release', 'tfjs_blas.node'))}).configure(1)`], { encoding: 'utf8', timeout: 60_000 });
