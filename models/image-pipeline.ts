@@ -3,7 +3,7 @@ import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { InputError } from '../core/errors.ts';
-import { readImageBytes } from '../core/image-bytes.ts';
+import { isEmbeddedImage, readImageBytes } from '../core/image-bytes.ts';
 import { imageAddon, imageAddonStatus, type AxisCoefficients, type ImageAddon } from './image-native.ts';
 
 /**
@@ -151,8 +151,8 @@ export function resizeAndCrop(width: number, height: number, prep: ImagePreproce
 }
 
 /** Decodes with sharp to packed sRGB bytes, EXIF rotation applied (what the pipeline resamples). */
-export async function decodeRgb(bytes: Uint8Array): Promise<{ data: Buffer; width: number; height: number }> {
-  const decoded = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
+export async function decodeRgb(input: Uint8Array | string): Promise<{ data: Buffer; width: number; height: number }> {
+  const decoded = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
     .rotate()
     .removeAlpha()
     .toColourspace('srgb')
@@ -169,10 +169,17 @@ export async function preprocessImage(file: string, prep: ImagePreprocessing, op
 
 /** preprocessImage, written into `out` when given (it must hold exactly the image's values). */
 async function preprocessInto(file: string, prep: ImagePreprocessing, out: Float32Array | undefined, addon: ImageAddon | undefined): Promise<Float32Array> {
-  const bytes = await readImageBytes(file);
+  // A file on disk is read by sharp in its own threadpool job: fs.readFile would take four more
+  // trips between the main thread and the pool (open, stat, read, close), each one waiting
+  // behind the decodes queued there.
+  const input = isEmbeddedImage(file) ? await readImageBytes(file) : file;
   try {
     // Decoded and rotated (EXIF) by sharp; resizing and cropping happen here, as PIL does them.
-    const { data, width, height } = await decodeRgb(bytes);
+    const { data, width, height } = await decodeRgb(input).catch(async (error: unknown) => {
+      // An unreadable file is refused as readImageBytes words it (cannot read image: ENOENT, …).
+      if (typeof input === 'string') await readImageBytes(file);
+      throw error;
+    });
     const { resized, window } = resizeAndCrop(width, height, prep);
     const values = 3 * window.width * window.height;
     if (out && out.length !== values) throw new InputError(`preprocessed to ${values} values, expected ${out.length} (is crop disabled?)`, { file });
@@ -261,7 +268,11 @@ export async function preprocessBoxCrops(file: string, boxes: readonly (readonly
   // Decoded once for all of the image's boxes: a SynthScenes image holds up to six objects.
   let decoded: { data: Buffer; width: number; height: number };
   try {
-    decoded = await decodeRgb(await readImageBytes(file));
+    const input = isEmbeddedImage(file) ? await readImageBytes(file) : file;
+    decoded = await decodeRgb(input).catch(async (error: unknown) => {
+      if (typeof input === 'string') await readImageBytes(file);
+      throw error;
+    });
   } catch (error) {
     if (error instanceof InputError) throw error;
     throw new InputError(`cannot decode image: ${(error as Error).message.split('\n')[0]}`, { file });
