@@ -9,7 +9,7 @@
 // Usage: npx tsx bench/images.ts [FOLDER] [--concurrency N] [--runs 3] [--processes N] [--python PYTHON]
 import { execFile } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -141,7 +141,7 @@ const cpuMs = async (work: () => Promise<unknown>) => {
   const used = process.cpuUsage(before);
   return (used.user + used.system) / 1000;
 };
-const decoded = await Promise.all(sample.map(async (f) => decodeRgb(await readFile(f))));
+const decoded = await Promise.all(sample.map((f) => decodeRgb(f)));
 const prep = OPENAI_CLIP_PREPROCESSING;
 /** The mean over the sample of the CPU ms of `work` on each image, best of three passes (the first warms up). */
 const perImage = async (work: (image: (typeof decoded)[number], file: string) => Promise<unknown>) => {
@@ -159,7 +159,7 @@ const step = (resampler: Resampler, normalise: boolean) =>
     const out = normalise ? new Float32Array(3 * window.width * window.height) : new Uint8Array(3 * window.width * window.height);
     return resampleCropInto(image.data, image.width, image.height, resized.width, resized.height, window, prep, out, resampler);
   });
-const decodeMs = await perImage(async (_image, file) => decodeRgb(await readFile(file)));
+const decodeMs = await perImage((_image, file) => decodeRgb(file));
 const split = async (resampler: Resampler) => {
   const bytes = await step(resampler, false);
   const floats = await step(resampler, true);
