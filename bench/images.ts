@@ -8,7 +8,7 @@
 // image of each step, one image at a time, for vlbench and for PIL + torchvision.
 // Usage: npx tsx bench/images.ts [FOLDER] [--concurrency N] [--runs 3] [--processes N] [--python PYTHON]
 import { execFile } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,6 +108,7 @@ const rows: { label: string; note: string; work?: () => Promise<unknown>; best: 
 ];
 const pil = { label: `PIL + torchvision, ${processes} processes`, best: 0, result: undefined as BaselineResult | undefined, error: '' };
 
+const loadBefore = loadavg().map((l) => l.toFixed(2)).join(', ');
 for (const row of rows) await row.work!(); // warm-up (the baseline warms up inside each of its runs)
 for (let round = 0; round < runs; round++) {
   for (const row of rows) row.best = Math.min(row.best, await seconds(row.work!));
@@ -122,6 +123,7 @@ for (let round = 0; round < runs; round++) {
   }
 }
 
+console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(', ')} (before: ${loadBefore})`);
 console.log(`${files.length} files in ${folder}, concurrency ${concurrency}, ${availableParallelism()} cores, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, sharp.concurrency ${sharp.concurrency()}, best of ${runs} interleaved rounds after one warm-up`);
 const ours: RateRow[] = rows.map((row) => ({ label: row.label, rate: files.length / row.best, unit: 'images/s', note: row.note }));
 if (pil.best > 0) {
@@ -165,7 +167,7 @@ const split = async (resampler: Resampler) => {
   const floats = await step(resampler, true);
   return { resample: bytes, normalise: Math.max(0, floats - bytes), total: decodeMs + Math.max(bytes, floats) };
 };
-const fmt = (ms: number) => ms.toFixed(2).padStart(6);
+const fmt = (ms: number) => (ms < 0.05 ? '<0.05' : ms.toFixed(2)).padStart(6);
 console.log(`\nwhere the time goes, CPU ms per image (all threads), one image at a time over ${sample.length} files:`);
 console.log('                               read+decode  resize+crop  normalise    total  → images/s on all cores at that cost');
 const line = (label: string, s: { decode: number; resample: number; normalise: number; total: number }) =>
