@@ -25,7 +25,7 @@ export interface AxisCoefficients {
 }
 
 export interface ImageAddon {
-  /** Which horizontal pass runs: 'avx2', or 'scalar' (no AVX2, or VLBENCH_IMAGE_NO_AVX2 set). */
+  /** Which horizontal pass runs: 'avx2-madd' (with AVX2), 'avx2-mullo' or 'scalar' (no AVX2); VLBENCH_IMAGE_SIMD forces one of the latter two. */
   simd?: string;
   /**
    * Resizes packed RGB bytes (width × height) to outWidth × outHeight with the given axes (null:

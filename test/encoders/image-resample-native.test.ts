@@ -11,7 +11,8 @@ import { RESAMPLE_CASES, nativeMismatches, testImage } from './image-resample-ca
 /**
  * The native resampling (native/tfjs-blas/image_resample.c) against the JavaScript fallback,
  * which image-preprocessing.test.ts holds to PIL's bytes: the same bytes and the same float32
- * values, exactly, on every case, with AVX2 and without, and through the pipeline's entry points.
+ * values, exactly, on every case, with each horizontal pass (AVX2 multiply-adds, AVX2 multiplies,
+ * scalar), and through the pipeline's entry points.
  * Where the addon is not built every test is registered as skipped, and one more skipped test
  * says why and how to build it (never a pass).
  */
@@ -28,11 +29,16 @@ nativeTest(`${RESAMPLE_CASES.length} sizes (shrink, enlarge, odd, kept sides, of
   t.deepEqual(await nativeMismatches({ ...OPENAI_CLIP_PREPROCESSING, doRescale: false, doNormalize: false }), []);
 });
 
-nativeTest('the same without AVX2 (the scalar C path), in a process that turns it off', (t) => {
-  const script = `import { nativeMismatches } from ${JSON.stringify(join(import.meta.dirname, 'image-resample-cases.ts'))}; console.log(JSON.stringify(await nativeMismatches()));`;
-  const output = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, VLBENCH_IMAGE_NO_AVX2: '1' }, encoding: 'utf8' });
-  t.deepEqual(JSON.parse(output.trim().split('\n').at(-1)!), []);
-});
+for (const simd of ['avx2-mullo', 'scalar']) {
+  nativeTest(`the same with the ${simd} horizontal pass, in a process that forces it (VLBENCH_IMAGE_SIMD)`, (t) => {
+    const script = `import { imageAddon } from ${JSON.stringify(join(import.meta.dirname, '..', '..', 'models', 'image-native.ts'))}; import { nativeMismatches } from ${JSON.stringify(join(import.meta.dirname, 'image-resample-cases.ts'))}; console.log(JSON.stringify({ simd: imageAddon()?.simd, mismatches: await nativeMismatches() }));`;
+    const output = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, VLBENCH_IMAGE_SIMD: simd }, encoding: 'utf8' });
+    const result = JSON.parse(output.trim().split('\n').at(-1)!) as { simd: string; mismatches: string[] };
+    // Where the CPU has no AVX2 the addon runs the scalar pass whatever is asked.
+    if (imageAddon()!.simd !== 'scalar') t.is(result.simd, simd);
+    t.deepEqual(result.mismatches, []);
+  });
+}
 
 nativeTest('preprocessImage, batches and box crops: native and JavaScript give the same values on JPEGs and PNGs', async (t) => {
   const files: string[] = [];
