@@ -135,10 +135,6 @@ export function resizedSize(width: number, height: number, shortestEdge: number)
  */
 export type Resampler = 'native' | 'js';
 
-export function defaultResampler(): Resampler {
-  return imageAddon() ? 'native' : 'js';
-}
-
 /** The size an image is resized to and the window of it the center crop keeps. */
 export function resizeAndCrop(width: number, height: number, prep: ImagePreprocessing): { resized: { width: number; height: number }; window: CropWindow } {
   const resized = prep.doResize ? resizedSize(width, height, prep.resizeShortestEdge) : { width, height };
