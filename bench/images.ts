@@ -65,7 +65,7 @@ async function findPython(): Promise<{ python?: string; why: string }> {
       await run(python, ['-c', 'import torch, torchvision, PIL'], { timeout: 120_000 });
       return { python, why: '' };
     } catch (error) {
-      const lines = ((error as { stderr?: string }).stderr ?? (error as Error).message).trim().split('\n');
+      const lines = ((error as { stderr?: string }).stderr || (error as Error).message).trim().split('\n');
       failures.push(`${python}: ${lines.at(-1)}`);
     }
   }
