@@ -3,7 +3,8 @@ import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { InputError } from '../core/errors.ts';
-import { readImageBytes } from '../core/image-bytes.ts';
+import { isEmbeddedImage, readImageBytes } from '../core/image-bytes.ts';
+import { imageAddon, imageAddonStatus, type AxisCoefficients, type ImageAddon } from './image-native.ts';
 
 /**
  * The image pipeline: decode (JPEG, PNG, WebP) with sharp, apply EXIF rotation, then
@@ -126,45 +127,129 @@ export function resizedSize(width: number, height: number, shortestEdge: number)
   return { width: Math.trunc((shortestEdge * width) / height), height: shortestEdge };
 }
 
+/**
+ * Where the resizing, cropping and normalising run: 'native' is native/tfjs-blas's
+ * vlbench_image addon, async on libuv's threadpool (every core, beside sharp's decoding); 'js' is
+ * resampleBicubicLikePil and a table look-up on the main thread. Both give the same bytes; the
+ * default is 'native' where the addon is built (imageAddonStatus says why not).
+ */
+export type Resampler = 'native' | 'js';
+
+/** The size an image is resized to and the window of it the center crop keeps. */
+export function resizeAndCrop(width: number, height: number, prep: ImagePreprocessing): { resized: { width: number; height: number }; window: CropWindow } {
+  const resized = prep.doResize ? resizedSize(width, height, prep.resizeShortestEdge) : { width, height };
+  if (!prep.doCenterCrop) return { resized, window: { left: 0, top: 0, width: resized.width, height: resized.height } };
+  if (resized.width < prep.cropWidth || resized.height < prep.cropHeight) {
+    throw new Error(`image is ${resized.width}×${resized.height} after resizing, smaller than the ${prep.cropWidth}×${prep.cropHeight} crop`);
+  }
+  // HF's center_crop: top = (height - crop) // 2, left likewise.
+  return { resized, window: { left: Math.floor((resized.width - prep.cropWidth) / 2), top: Math.floor((resized.height - prep.cropHeight) / 2), width: prep.cropWidth, height: prep.cropHeight } };
+}
+
+/** Decodes with sharp to packed sRGB bytes, EXIF rotation applied (what the pipeline resamples). */
+export async function decodeRgb(input: Uint8Array | string): Promise<{ data: Buffer; width: number; height: number }> {
+  const decoded = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
+    .rotate()
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (decoded.info.channels !== 3) throw new Error(`expected 3 colour channels after conversion, got ${decoded.info.channels}`);
+  return { data: decoded.data, width: decoded.info.width, height: decoded.info.height };
+}
+
 /** Decodes and preprocesses one image file into [3, H, W] float32 values. */
-export async function preprocessImage(file: string, prep: ImagePreprocessing): Promise<Float32Array> {
-  const bytes = await readImageBytes(file);
+export async function preprocessImage(file: string, prep: ImagePreprocessing, options: { resampler?: Resampler } = {}): Promise<Float32Array> {
+  return preprocessInto(file, prep, undefined, resamplerAddon(options.resampler));
+}
+
+/** preprocessImage, written into `out` when given (it must hold exactly the image's values). */
+async function preprocessInto(file: string, prep: ImagePreprocessing, out: Float32Array | undefined, addon: ImageAddon | undefined): Promise<Float32Array> {
+  // A file on disk is read by sharp in its own threadpool job: fs.readFile would take four more
+  // trips between the main thread and the pool (open, stat, read, close), each one waiting
+  // behind the decodes queued there.
+  const input = isEmbeddedImage(file) ? await readImageBytes(file) : file;
   try {
     // Decoded and rotated (EXIF) by sharp; resizing and cropping happen here, as PIL does them.
-    const decoded = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
-      .rotate()
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (decoded.info.channels !== 3) throw new Error(`expected 3 colour channels after conversion, got ${decoded.info.channels}`);
-    let rgb: Uint8Array = decoded.data;
-    let width = decoded.info.width;
-    let height = decoded.info.height;
-    if (prep.doResize) {
-      const target = resizedSize(width, height, prep.resizeShortestEdge);
-      rgb = resampleBicubicLikePil(rgb, width, height, target.width, target.height);
-      width = target.width;
-      height = target.height;
-    }
-    if (prep.doCenterCrop) {
-      if (width < prep.cropWidth || height < prep.cropHeight) {
-        throw new Error(`image is ${width}×${height} after resizing, smaller than the ${prep.cropWidth}×${prep.cropHeight} crop`);
-      }
-      // HF's center_crop: top = (height - crop) // 2, left likewise.
-      const top = Math.floor((height - prep.cropHeight) / 2);
-      const left = Math.floor((width - prep.cropWidth) / 2);
-      rgb = cropRgb(rgb, width, left, top, prep.cropWidth, prep.cropHeight);
-      width = prep.cropWidth;
-      height = prep.cropHeight;
-    }
-    return toChannelsFirst(rgb, width, height, prep);
+    const { data, width, height } = await decodeRgb(input).catch(async (error: unknown) => {
+      // An unreadable file is refused as readImageBytes words it (cannot read image: ENOENT, …).
+      if (typeof input === 'string') await readImageBytes(file);
+      throw error;
+    });
+    const { resized, window } = resizeAndCrop(width, height, prep);
+    const values = 3 * window.width * window.height;
+    if (out && out.length !== values) throw new InputError(`preprocessed to ${values} values, expected ${out.length} (is crop disabled?)`, { file });
+    const target = out ?? new Float32Array(values);
+    await resampleCropWith(data, width, height, resized.width, resized.height, window, prep, target, addon);
+    return target;
   } catch (error) {
     if (error instanceof InputError) throw error;
     const message = (error as Error).message.split('\n')[0];
     const hint = /pixel limit/i.test(message) ? ` (images over ${MAX_INPUT_PIXELS} pixels are refused)` : '';
     throw new InputError(`cannot decode image: ${message}${hint}`, { file });
   }
+}
+
+/** A window of an image: what the center crop keeps. */
+export interface CropWindow {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Resizes packed RGB bytes to outWidth × outHeight (PIL's bicubic), crops `window` out of the
+ * result and writes it into `out`: into a Float32Array channels first, rescaled and normalised
+ * as `prep` says; into a Uint8Array as packed RGB bytes (what PIL's resize and crop give). In the
+ * native addon (off the main thread; only the window's pixels are computed: each of PIL's output
+ * pixels depends on its own coefficients alone, so they are the same bytes), or here.
+ */
+export async function resampleCropInto(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  outWidth: number,
+  outHeight: number,
+  window: CropWindow,
+  prep: ImagePreprocessing,
+  out: Float32Array | Uint8Array,
+  resampler?: Resampler,
+): Promise<void> {
+  return resampleCropWith(rgb, width, height, outWidth, outHeight, window, prep, out, resamplerAddon(resampler));
+}
+
+/** resampleCropInto with the addon already chosen (undefined: in JavaScript). */
+async function resampleCropWith(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  outWidth: number,
+  outHeight: number,
+  window: CropWindow,
+  prep: ImagePreprocessing,
+  out: Float32Array | Uint8Array,
+  addon: ImageAddon | undefined,
+): Promise<void> {
+  const lut = out instanceof Float32Array ? normalisationTable(prep) : null;
+  if (addon) {
+    const h = outWidth !== width ? axisCoefficients(width, outWidth) : undefined;
+    const v = outHeight !== height ? axisCoefficients(height, outHeight) : undefined;
+    await addon.resampleCrop(rgb, width, height, outWidth, outHeight, h?.first ?? null, h?.count ?? null, h?.weights ?? null, h?.taps ?? null, v?.first ?? null, v?.count ?? null, v?.weights ?? null, v?.taps ?? null, window.left, window.top, window.width, window.height, lut, out);
+    return;
+  }
+  let resized = resampleBicubicLikePil(rgb, width, height, outWidth, outHeight);
+  if (window.width !== outWidth || window.height !== outHeight) resized = cropRgb(resized, outWidth, window.left, window.top, window.width, window.height);
+  if (lut) channelsFirstInto(resized, window.width * window.height, lut, out as Float32Array);
+  else out.set(resized);
+}
+
+/** The addon for a Resampler choice (undefined: JavaScript); without a choice, the addon where it is built. */
+function resamplerAddon(resampler: Resampler | undefined): ImageAddon | undefined {
+  if (resampler === 'js') return undefined;
+  const addon = imageAddon();
+  if (!addon && resampler === 'native') throw new Error(`native resampling asked for, but ${imageAddonStatus().reason}`);
+  return addon;
 }
 
 /**
@@ -174,26 +259,36 @@ export async function preprocessImage(file: string, prep: ImagePreprocessing): P
  * The region features of `extractRegionFeatures` (R-CNN style: the object fills the encoder's
  * view, where a 12-px object on a 12-px patch grid is split across patches and lost).
  */
-export async function preprocessBoxCrops(file: string, boxes: readonly (readonly [number, number, number, number])[], prep: ImagePreprocessing, margin = 0.25): Promise<Float32Array[]> {
+export async function preprocessBoxCrops(file: string, boxes: readonly (readonly [number, number, number, number])[], prep: ImagePreprocessing, margin = 0.25, options: { resampler?: Resampler } = {}): Promise<Float32Array[]> {
+  const addon = resamplerAddon(options.resampler);
   // Decoded once for all of the image's boxes: a SynthScenes image holds up to six objects.
-  let decoded: { data: Buffer; info: { width: number; height: number; channels: number } };
+  let decoded: { data: Buffer; width: number; height: number };
   try {
-    decoded = await sharp(await readImageBytes(file), { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const input = isEmbeddedImage(file) ? await readImageBytes(file) : file;
+    decoded = await decodeRgb(input).catch(async (error: unknown) => {
+      if (typeof input === 'string') await readImageBytes(file);
+      throw error;
+    });
   } catch (error) {
+    if (error instanceof InputError) throw error;
     throw new InputError(`cannot decode image: ${(error as Error).message.split('\n')[0]}`, { file });
   }
-  const { width, height } = decoded.info;
-  return boxes.map(([x1, y1, x2, y2]) => {
-    const side = Math.max(x2 - x1, y2 - y1) * (1 + 2 * margin);
-    const cx = (x1 + x2) / 2;
-    const cy = (y1 + y2) / 2;
-    const left = Math.max(0, Math.min(width - 1, Math.round(cx - side / 2)));
-    const top = Math.max(0, Math.min(height - 1, Math.round(cy - side / 2)));
-    const cropWidth = Math.max(1, Math.min(width - left, Math.round(side)));
-    const cropHeight = Math.max(1, Math.min(height - top, Math.round(side)));
-    const rgb = resampleBicubicLikePil(cropRgb(decoded.data, width, left, top, cropWidth, cropHeight), cropWidth, cropHeight, prep.cropWidth, prep.cropHeight);
-    return toChannelsFirst(rgb, prep.cropWidth, prep.cropHeight, prep);
-  });
+  const { width, height } = decoded;
+  return Promise.all(
+    boxes.map(async ([x1, y1, x2, y2]) => {
+      const side = Math.max(x2 - x1, y2 - y1) * (1 + 2 * margin);
+      const cx = (x1 + x2) / 2;
+      const cy = (y1 + y2) / 2;
+      const left = Math.max(0, Math.min(width - 1, Math.round(cx - side / 2)));
+      const top = Math.max(0, Math.min(height - 1, Math.round(cy - side / 2)));
+      const cropWidth = Math.max(1, Math.min(width - left, Math.round(side)));
+      const cropHeight = Math.max(1, Math.min(height - top, Math.round(side)));
+      const out = new Float32Array(3 * prep.cropWidth * prep.cropHeight);
+      const square = cropRgb(decoded.data, width, left, top, cropWidth, cropHeight);
+      await resampleCropWith(square, cropWidth, cropHeight, prep.cropWidth, prep.cropHeight, { left: 0, top: 0, width: prep.cropWidth, height: prep.cropHeight }, prep, out, addon);
+      return out;
+    }),
+  );
 }
 
 /** PIL's fixed-point precision for 8-bit resampling: 32 bits less 8 for the value and 2 for overflow. */
@@ -213,7 +308,7 @@ function bicubicKernel(x: number): number {
  * output position, the first input index, the number of inputs, and fixed-point weights. The
  * kernel is widened by the scale factor when shrinking, so downscaling averages (antialiases).
  */
-function pilAxisCoefficients(inSize: number, outSize: number): { first: Int32Array; count: Int32Array; weights: Int32Array; taps: number } {
+function pilAxisCoefficients(inSize: number, outSize: number): AxisCoefficients {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = 2 * filterScale;
@@ -242,6 +337,20 @@ function pilAxisCoefficients(inSize: number, outSize: number): { first: Int32Arr
   return { first, count, weights, taps };
 }
 
+const coefficientCache = new Map<string, AxisCoefficients>();
+
+/** pilAxisCoefficients, kept per (inSize, outSize): a folder of photos has a few sizes. */
+function axisCoefficients(inSize: number, outSize: number): AxisCoefficients {
+  const key = `${inSize}:${outSize}`;
+  let coefficients = coefficientCache.get(key);
+  if (!coefficients) {
+    if (coefficientCache.size >= 256) coefficientCache.clear();
+    coefficients = pilAxisCoefficients(inSize, outSize);
+    coefficientCache.set(key, coefficients);
+  }
+  return coefficients;
+}
+
 /** PIL's clip8: the fixed-point sum back to 0..255. */
 function clip8(sum: number): number {
   const v = sum >> PIL_PRECISION_BITS;
@@ -257,7 +366,7 @@ function clip8(sum: number): number {
  */
 export function resampleBicubicLikePil(rgb: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
   if (outWidth === width && outHeight === height) return rgb;
-  const vertical = pilAxisCoefficients(height, outHeight);
+  const vertical = axisCoefficients(height, outHeight);
   const half = 1 << (PIL_PRECISION_BITS - 1);
   // Rows of the input the vertical pass reads.
   const firstRow = vertical.first[0];
@@ -266,7 +375,7 @@ export function resampleBicubicLikePil(rgb: Uint8Array, width: number, height: n
   let sourceWidth = width;
   let rowOffset = 0;
   if (outWidth !== width) {
-    const horizontal = pilAxisCoefficients(width, outWidth);
+    const horizontal = axisCoefficients(width, outWidth);
     const rows = lastRow - firstRow;
     const temp = new Uint8Array(rows * outWidth * 3);
     for (let y = 0; y < rows; y++) {
@@ -323,16 +432,37 @@ function cropRgb(rgb: Uint8Array, width: number, left: number, top: number, crop
   return out;
 }
 
-function toChannelsFirst(rgb: Uint8Array, width: number, height: number, prep: ImagePreprocessing): Float32Array {
-  const plane = width * height;
-  const out = new Float32Array(3 * plane);
+const tableCache = new Map<string, Float32Array>();
+
+/**
+ * The float32 value of each byte of each channel: table[c * 256 + v] = (v · scale − mean[c]) / std[c],
+ * the arithmetic once per possible byte (in float64, rounded to float32 as a Float32Array stores
+ * it), where it used to be done per pixel with the same expression: the same values.
+ */
+export function normalisationTable(prep: ImagePreprocessing): Float32Array {
   const scale = prep.doRescale ? prep.rescaleFactor : 1;
-  for (let c = 0; c < 3; c++) {
-    const mean = prep.doNormalize ? prep.mean[c] : 0;
-    const std = prep.doNormalize ? prep.std[c] : 1;
-    for (let p = 0; p < plane; p++) out[c * plane + p] = (rgb[p * 3 + c] * scale - mean) / std;
+  const key = `${scale},${prep.doNormalize ? `${prep.mean},${prep.std}` : '-'}`;
+  let table = tableCache.get(key);
+  if (!table) {
+    table = new Float32Array(3 * 256);
+    for (let c = 0; c < 3; c++) {
+      const mean = prep.doNormalize ? prep.mean[c] : 0;
+      const std = prep.doNormalize ? prep.std[c] : 1;
+      for (let v = 0; v < 256; v++) table[c * 256 + v] = (v * scale - mean) / std;
+    }
+    if (tableCache.size >= 16) tableCache.clear();
+    tableCache.set(key, table);
   }
-  return out;
+  return table;
+}
+
+/** Packed RGB bytes of `plane` pixels to channels-first values through the table, into `out`. */
+function channelsFirstInto(rgb: Uint8Array, plane: number, table: Float32Array, out: Float32Array): void {
+  for (let p = 0; p < plane; p++) {
+    out[p] = table[rgb[p * 3]];
+    out[plane + p] = table[256 + rgb[p * 3 + 1]];
+    out[2 * plane + p] = table[512 + rgb[p * 3 + 2]];
+  }
 }
 
 export interface PixelBatch {
@@ -343,27 +473,26 @@ export interface PixelBatch {
 }
 
 /**
- * Preprocesses files in batches, decoding up to `concurrency` images at once and holding
- * at most two batches of pixels (the one being decoded and the one handed out), so a
+ * Preprocesses files in batches, up to `concurrency` images at once (decoded by sharp and, with
+ * the native addon, resampled on libuv's threadpool, whose 4 threads UV_THREADPOOL_SIZE can
+ * raise on machines of more cores), holding at most two batches of pixels (the one being decoded and the one handed out), so a
  * whole split never sits in memory.
  */
 export async function* preprocessedBatches(
   files: readonly string[],
   prep: ImagePreprocessing,
-  options: { batchSize: number; concurrency?: number },
+  options: { batchSize: number; concurrency?: number; resampler?: Resampler },
 ): AsyncGenerator<PixelBatch> {
   const limit = pLimit(options.concurrency ?? 4);
+  const addon = resamplerAddon(options.resampler);
   const plane = 3 * prep.cropHeight * prep.cropWidth;
   const decodeBatch = async (start: number): Promise<PixelBatch> => {
     const slice = files.slice(start, start + options.batchSize);
     const pixels = new Float32Array(slice.length * plane);
     await Promise.all(
       slice.map((file, i) =>
-        limit(async () => {
-          const one = await preprocessImage(file, prep);
-          if (one.length !== plane) throw new InputError(`preprocessed to ${one.length} values, expected ${plane} (is crop disabled?)`, { file });
-          pixels.set(one, i * plane);
-        }),
+        // Each image is written in place into the batch (by the addon, off the main thread).
+        limit(() => preprocessInto(file, prep, pixels.subarray(i * plane, (i + 1) * plane), addon)),
       ),
     );
     return { files: slice, pixels, shape: [slice.length, 3, prep.cropHeight, prep.cropWidth] };

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Builds native/tfjs-blas (BLAS kernels for the tfjs wasm backend) with node-gyp, as npm
-// ships it. Run by `npm install` and by hand. It never fails: where the addon does not build
+// Builds native/tfjs-blas (BLAS kernels for the tfjs wasm backend, and vlbench_image.node, the
+// image pipeline's resampling, which needs no BLAS) with node-gyp, as npm ships it. Run by `npm install` and by hand. It never fails: where the addon does not build
 // (no compiler, no OpenBLAS headers, not Linux), vlbench runs on plain wasm, and the reason
 // is left in native/tfjs-blas/build/status.json for `vlbench env` to report with its fix.
 //
@@ -16,10 +16,21 @@ const FIX = 'apt-get install -y libopenblas-dev';
 
 function finish(ok, reason, log = '', fix = FIX) {
   mkdirSync(dirname(statusFile), { recursive: true });
-  const status = { ok, reason, fix: ok ? null : fix, node: process.version, builtAt: new Date().toISOString(), log: log.slice(-4000) };
+  const image = imageStatus();
+  const status = { ok, reason, fix: ok ? null : fix, image, node: process.version, builtAt: new Date().toISOString(), log: log.slice(-4000) };
   writeFileSync(statusFile, `${JSON.stringify(status, null, 2)}\n`);
   console.log(ok ? `vlbench: BLAS kernels for tfjs wasm built (${reason})` : `vlbench: BLAS kernels not built, vlbench will use plain wasm: ${reason}. To build them: ${fix} && node scripts/build-native.mjs`);
+  console.log(image.ok ? `vlbench: native image resampling built (${image.reason})` : `vlbench: native image resampling not built, images are resampled in JavaScript (the same pixels, slower): ${image.reason}`);
   process.exit(0);
+}
+
+/** Whether vlbench_image.node (needing only a compiler, built alone where the BLAS target fails) was built and loads. */
+function imageStatus() {
+  const file = join(addonDir, 'build', 'Release', 'vlbench_image.node');
+  if (!existsSync(file)) return { ok: false, reason: 'not built' };
+  const check = spawnSync(process.execPath, ['-e', `if (typeof require(${JSON.stringify(file)}).resampleCrop !== 'function') process.exit(1)`], { encoding: 'utf8', timeout: 60_000 });
+  if (check.status !== 0) return { ok: false, reason: `built, but it does not load: ${(check.stderr || '').split('\n').find((l) => l.trim()) ?? 'no resampleCrop'}` };
+  return { ok: true, reason: 'native/tfjs-blas/build/Release/vlbench_image.node' };
 }
 
 /** The node-gyp that npm ships: npm names it while running install scripts, else it sits beside npm. */
@@ -64,7 +75,11 @@ if (!process.env.npm_config_nodedir && existsSync(join(installedHeaders, 'includ
 const build = spawnSync(process.execPath, args, { cwd: addonDir, encoding: 'utf8', timeout: 180_000 });
 const log = `${build.stdout ?? ''}\n${build.stderr ?? ''}`;
 if (build.error) finish(false, `node-gyp did not run: ${build.error.message}`, log);
-if (build.status !== 0) finish(false, ...explainWithLog(log));
+if (build.status !== 0) {
+  // The image addon needs no OpenBLAS: where the BLAS target failed, build it alone.
+  if (existsSync(join(addonDir, 'build', 'Makefile'))) spawnSync('make', ['-C', join(addonDir, 'build'), 'vlbench_image', 'BUILDTYPE=Release'], { encoding: 'utf8', timeout: 180_000 });
+  finish(false, ...explainWithLog(log));
+}
 
 // Built is not enough: the library must load (libopenblas present at run time, same ABI).
 const check = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(join(addonDir, 'build', 'Release', 'tfjs_blas.node'))}).configure(1)`], { encoding: 'utf8', timeout: 60_000 });

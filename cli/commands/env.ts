@@ -3,6 +3,7 @@ import { BACKEND_CHOICES, BackendRefusedError, selectBackend, type BackendAttemp
 import { describeWebGpuAdapter, discoverWebGpuAdapters } from '../../models/backends/webgpu.ts';
 import { blasAddonStatus, coreTypeChoiceHere, describeCoreTypeChoice } from '../../models/backends/wasm-blas.ts';
 import { describeMachine, softwareVersions } from '../../core/environment.ts';
+import { imageAddon, imageAddonStatus } from '../../models/image-native.ts';
 import { COMMAND_SUMMARIES } from '../command-summaries.ts';
 
 /**
@@ -34,8 +35,10 @@ export function registerEnv(program: Command): void {
       const versions = softwareVersions();
       const machine = describeMachine();
       const openblas = openBlasCoreType();
+      const image = imageAddonStatus();
+      const imageResampling = { native: image.available, ...(image.available ? { simd: imageAddon()?.simd ?? 'unknown' } : {}), reason: image.reason };
       if (options.json) {
-        process.stdout.write(`${JSON.stringify({ choice, backend: picked, attempts, refusal, webgpu, versions, machine, openblas }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ choice, backend: picked, attempts, refusal, webgpu, versions, machine, openblas, imageResampling }, null, 2)}\n`);
       } else {
         const lines = [
           `backend (${choice}): ${picked ?? 'none (refused)'}`,
@@ -49,6 +52,7 @@ export function registerEnv(program: Command): void {
           'openblas (wasm-blas kernels):',
           `  core type      ${openblas.coreType ?? 'not set: OpenBLAS detects one'} (${openblas.from})`,
           ...(openblas.loaded ? [] : [`  not loaded: ${openblas.notLoaded}`]),
+          `image resampling: ${imageResampling.native ? `native (${imageResampling.simd}), on libuv's threadpool` : `JavaScript, on the main thread (the same pixels, slower): ${imageResampling.reason}`}`,
           'versions:',
           ...Object.entries(versions).map(([name, version]) => `  ${name.padEnd(14)} ${version}`),
           'machine:',

@@ -1,6 +1,12 @@
 {
   "targets": [
     {
+      "target_name": "vlbench_image",
+      "sources": ["image_resample.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    },
+    {
       "target_name": "activations",
       "type": "static_library",
       "sources": ["activations.c"],

@@ -27,6 +27,9 @@ test('env --json says which backend auto picks, and the versions', async (t) => 
   t.not(env.backend, 'cpu');
   t.is(typeof env.versions.tfjs, 'string');
   t.is(env.versions.node, process.versions.node);
+  // Where images are resampled: natively where native/tfjs-blas is built, else why not.
+  t.is(typeof env.imageResampling.native, 'boolean');
+  t.is(typeof env.imageResampling.reason, 'string');
 });
 
 test('env names the OpenBLAS core type and where it came from: inherited as it is, forced, or chosen from the CPU flags when unset', async (t) => {
