@@ -35,7 +35,7 @@ import { AnswerHead, argmaxAnswer } from '../harness/adapters/answer-classificat
 import { vqaAnswers } from '../harness/adapters/vqa.ts';
 import { VQA_FAMILY_OF_QUESTION_TYPE } from '../tasks/synth/index.ts';
 
-const usage = 'npx tsx bench/vqa-gates.ts --data DIR [--sizes 2500,5000,10000] [--epochs 30] [--seed 0] [--batch 64] [--lr 0.002] [--noise 0.1] [--dropout 0.1] [--relations 2] [--text both|words|clip] [--relevance-from question|words] [--backend auto]';
+const usage = 'npx tsx bench/vqa-gates.ts --data DIR [--sizes 2500,5000,10000] [--epochs 30] [--seed 0] [--batch 64] [--lr 0.002] [--noise 0.1] [--dropout 0.1] [--relations 2] [--text both|words|clip] [--relevance-from question|words|slots] [--backend auto]';
 const { values, refuse } = parseBenchArguments(usage, {
   data: { type: 'string' },
   sizes: { type: 'string', default: '2500,5000,10000' },
@@ -65,7 +65,7 @@ const relations = Number.isInteger(Number(values.relations)) && Number(values.re
 // per whole question, easy to memorise), the fusion's own trained word table, or both (what a run does).
 const textSource = ['both', 'words', 'clip'].includes(values.text) ? (values.text as 'both' | 'words' | 'clip') : refuse(`--text expects both, words or clip, got ${values.text}`);
 
-const relevanceFrom = ['question', 'words'].includes(values['relevance-from']) ? (values['relevance-from'] as 'question' | 'words') : refuse(`--relevance-from expects question or words, got ${values['relevance-from']}`);
+const relevanceFrom = ['question', 'words', 'slots'].includes(values['relevance-from']) ? (values['relevance-from'] as 'question' | 'words' | 'slots') : refuse(`--relevance-from expects question, words or slots, got ${values['relevance-from']}`);
 
 const backend = await selectBackend(parseBackendChoice(values.backend));
 console.log(`backend: ${describeBackend(backend)}`);
@@ -148,6 +148,60 @@ function familyScores(examples: readonly VqaExample[], predictions: Map<number, 
   return { overall: report.metrics.overall, ...Object.fromEntries([...sums].sort().map(([family, { total, count }]) => [family, total / count])) };
 }
 
+/**
+ * The objects a relation question names, as indices into its image's object tokens: comparisons
+ * ("Is the red circle to the left of the square?") name a first object and a second; spatial
+ * questions ("What is above the blue square?") name an anchor, which the read-out's second
+ * selection is built to hold. A reference is "[size] [colour] shape", unique in its scene.
+ */
+function namedObjects(example: VqaExample): { first?: number; second: number } | undefined {
+  const objects = Object.values(graphOf(example).objects);
+  const find = (reference: string) => {
+    const words = reference.split(' ');
+    const shape = words.pop()!;
+    const matches = objects.flatMap((o, i) => (o.name === shape && words.every((w) => o.attributes.includes(w)) ? [i] : []));
+    return matches.length === 1 ? matches[0] : undefined;
+  };
+  const comparison = /^Is the (.+?) (?:to the left of|to the right of|above|below|bigger than) the (.+?)\?$/.exec(example.question);
+  if (comparison) {
+    const [first, second] = [find(comparison[1]), find(comparison[2])];
+    return first !== undefined && second !== undefined ? { first, second } : undefined;
+  }
+  const spatial = /^What is (?:to the left of|to the right of|above|below) the (.+?)\?$/.exec(example.question);
+  const anchor = spatial ? find(spatial[1]) : undefined;
+  return anchor !== undefined ? { second: anchor } : undefined;
+}
+
+/**
+ * Where learning fails, one part at a time: how often each of the read-out's selections lands on
+ * the object the question names first (comparisons) and second (comparisons; the anchor of spatial
+ * questions), per question kind. A relation cannot be read between the wrong objects.
+ */
+function selectionReport(fusion: RelationalFusion, examples: readonly VqaExample[], words: QuestionWordTable): string {
+  const kinds = new Map<string, { count: number; first: number[]; second: number[] }>();
+  for (let start = 0; start < examples.length; start += 256) {
+    const chunk = examples.slice(start, start + 256).map((e) => ({ e, named: namedObjects(e) })).filter((x) => x.named);
+    if (chunk.length === 0) continue;
+    const selections = tf.tidy(() => fusion.apply(inputsOf(chunk.map((x) => x.e), words)).selections!);
+    const [, k, n] = selections.shape;
+    const picked = selections.argMax(2).dataSync() as Int32Array; // [B, K]
+    selections.dispose();
+    chunk.forEach(({ e, named }, row) => {
+      const kind = familyOf(e.questionType ?? '') === 'comparison' ? comparisonKindOf(e.question) : 'spatial';
+      const entry = kinds.get(kind) ?? { count: 0, first: new Array(k).fill(0), second: new Array(k).fill(0) };
+      entry.count += 1;
+      for (let r = 0; r < k; r++) {
+        if (named!.first !== undefined && picked[row * k + r] === named!.first) entry.first[r] += 1;
+        if (picked[row * k + r] === named!.second) entry.second[r] += 1;
+      }
+      kinds.set(kind, entry);
+      void n;
+    });
+  }
+  const percent = (values: number[], count: number) => values.map((v, r) => `s${r} ${((100 * v) / count).toFixed(0)}`).join(' ');
+  return [...kinds].sort().map(([kind, { count, first, second }]) => `  ${kind} (${count}): ${kind === 'spatial' ? '' : `first named at ${percent(first, count)}; `}${kind === 'spatial' ? 'anchor' : 'second named'} at ${percent(second, count)}`).join('\n');
+}
+
 const rows: { size: number; seconds: number; model: Record<string, number>; prior: Record<string, number>; train: number }[] = [];
 for (const size of sizes) {
   const trainExamples = trainSplit.examples.slice(0, size);
@@ -199,6 +253,7 @@ for (const size of sizes) {
   const trainScore = familyScores(trainExamples.slice(0, 2000), predict(trainExamples.slice(0, 2000))).overall;
   const prior = familyScores(valSplit.examples, priorPredictions(valSplit.examples, questionTypePrior(trainExamples)));
   rows.push({ size: trainExamples.length, seconds, model, prior, train: trainScore });
+  console.log(`argmax of each selection (s0…) on validation's relation questions, % landing on the named object:\n${selectionReport(fusion, valSplit.examples, words)}`);
   console.log(`${trainExamples.length} training questions, ${epochs} epochs, ${seconds.toFixed(0)} s: val overall ${model.overall.toFixed(2)} (prior ${prior.overall.toFixed(2)}), train ${trainScore.toFixed(2)}; ` + Object.entries(model).filter(([k]) => k !== 'overall').map(([k, v]) => `${k} ${v.toFixed(1)} (prior ${prior[k].toFixed(1)})`).join(', '));
   head.dispose();
   fusion.dispose();

@@ -175,6 +175,12 @@ export interface FusionOutput {
   sequence: tf.Tensor3D;
   /** [B, Ti + R + Tt] */
   mask: tf.Tensor2D;
+  /**
+   * [B, K, N]: which object each of the read-out's K selections picked (a softmax over the N
+   * objects; the relational fusion only). Diagnostics read it (bench/vqa-gates.ts: does the first
+   * selection land on the object a comparison names first?); the answer never does.
+   */
+  selections?: tf.Tensor3D;
 }
 
 /** UNITER's box features: [x1, y1, x2, y2, w, h, w·h] per box, zero rows for padding, [B, R, 7]. */

@@ -46,9 +46,12 @@ export interface RelationalFusionConfig {
    * What each relevance reads the question from: `question`, the [CLS] state alone (one vector
    * for every relevance); `words`, its own attention over the question's word states, queried
    * from [CLS] (the find step of neural module networks), so "the circle" and "the red square"
-   * of one comparison can be two different reads of the words.
+   * of one comparison can be two different reads of the words; `slots`, one learned query token
+   * per relevance in the transformer's sequence (as DETR's object queries), which attends to the
+   * words, the objects and the other slots over every layer, so "the second-named object" can be
+   * read as "the named object the first slot did not take".
    */
-  relevanceFrom?: 'question' | 'words';
+  relevanceFrom?: 'question' | 'words' | 'slots';
 }
 
 export const RELATIONAL_FUSION_DEFAULTS = { hidden: 64, layers: 2, heads: 4, mlpRatio: 4, relevances: 4, relations: 2, dropout: 0.1, relevanceFrom: 'question' } as const;
@@ -95,6 +98,7 @@ export class RelationalFusion extends ParameterModule implements Fusion {
   private readonly relevanceOut: Linear;
   private readonly wordQuery?: Linear;
   private readonly wordKey?: Linear;
+  private readonly slotTokens?: tf.Variable;
   private readonly relevanceObjectProduct: Linear;
   private readonly relevanceQuestionProduct: Linear;
   private readonly countProjection: Linear;
@@ -148,7 +152,8 @@ export class RelationalFusion extends ParameterModule implements Fusion {
     this.relevanceQuestion = new Linear(this.params, 'relevance/question', hidden, hidden, scaled(hidden));
     this.relevanceOut = new Linear(this.params, 'relevance/out', hidden, relevances, scaled(hidden));
     const relevanceFrom = config.relevanceFrom ?? RELATIONAL_FUSION_DEFAULTS.relevanceFrom;
-    if (relevanceFrom !== 'question' && relevanceFrom !== 'words') throw new Error(`RelationalFusion: relevanceFrom must be question or words, got ${relevanceFrom}`);
+    if (relevanceFrom !== 'question' && relevanceFrom !== 'words' && relevanceFrom !== 'slots') throw new Error(`RelationalFusion: relevanceFrom must be question, words or slots, got ${relevanceFrom}`);
+    if (relevanceFrom === 'slots') this.slotTokens = this.params.normal('relevance/slot_tokens', [relevances, hidden], 0.1);
     if (relevanceFrom === 'words') {
       this.wordQuery = new Linear(this.params, 'relevance/word_query', hidden, relevances * hidden, scaled(hidden));
       this.wordKey = new Linear(this.params, 'relevance/word_key', hidden, hidden, scaled(hidden));
@@ -213,6 +218,11 @@ export class RelationalFusion extends ParameterModule implements Fusion {
       const questionStart = parts.reduce((n, p) => n + p.shape[1]!, 0);
       parts.push(this.questionToken.expandDims(0).tile([batch, 1, 1]).add(typeRow(1)));
       masks.push(tf.ones([batch, 1]));
+      const slotCount = this.slotTokens ? this.relevanceCount : 0;
+      if (this.slotTokens) {
+        parts.push(this.slotTokens.expandDims(0).tile([batch, 1, 1]).add(typeRow(1)));
+        masks.push(tf.ones([batch, slotCount]));
+      }
       let text = this.textProjection.apply(this.textNorm.apply(textTokens)).add(typeRow(1));
       if (this.wordTable && inputs.textWords) {
         const length = textTokens.shape[1];
@@ -229,10 +239,10 @@ export class RelationalFusion extends ParameterModule implements Fusion {
       const sequence = this.finalNorm.apply(x) as tf.Tensor3D;
       const question = sequence.slice([0, questionStart, 0], [-1, 1, -1]).reshape([batch, this.hidden]) as tf.Tensor2D;
       const objects = sequence.slice([0, objectStart, 0], [-1, objectCount, -1]) as tf.Tensor3D;
-      const words = sequence.slice([0, questionStart + 1, 0], [-1, textTokens.shape[1], -1]) as tf.Tensor3D;
-      const queries = this.relevanceQueries(question, words, textMask);
-      const pooled = this.readout(question, queries, objects, objectGeometry, objectMask, drop);
-      return { pooled, sequence, mask } as unknown as tf.TensorContainer;
+      const words = sequence.slice([0, questionStart + 1 + slotCount, 0], [-1, textTokens.shape[1], -1]) as tf.Tensor3D;
+      const queries = slotCount > 0 ? (sequence.slice([0, questionStart + 1, 0], [-1, slotCount, -1]).add(question.expandDims(1)) as tf.Tensor3D) : this.relevanceQueries(question, words, textMask);
+      const { pooled, selections } = this.readout(question, queries, objects, objectGeometry, objectMask, drop);
+      return { pooled, sequence, mask, selections } as unknown as tf.TensorContainer;
     }) as unknown as FusionOutput;
   }
 
@@ -251,7 +261,7 @@ export class RelationalFusion extends ParameterModule implements Fusion {
     return matMul(attention, words).add(question.expandDims(1)) as tf.Tensor3D;
   }
 
-  private readout(question: tf.Tensor2D, queries: tf.Tensor2D | tf.Tensor3D, objects: tf.Tensor3D, geometry: tf.Tensor3D, objectMask: tf.Tensor2D, drop: FusionInputs['dropout']): tf.Tensor2D {
+  private readout(question: tf.Tensor2D, queries: tf.Tensor2D | tf.Tensor3D, objects: tf.Tensor3D, geometry: tf.Tensor3D, objectMask: tf.Tensor2D, drop: FusionInputs['dropout']): { pooled: tf.Tensor2D; selections: tf.Tensor3D } {
     const [batch, count] = objects.shape;
     const k = this.relevanceCount;
     // Relevance of each object to the question, K ways: [B, N, K].
@@ -300,7 +310,7 @@ export class RelationalFusion extends ParameterModule implements Fusion {
     const features = [question, selected, countFeature, pairSum(namedPairs), pairSum(anchorPairs)];
     if (this.relationOut) features.push(...this.relate(this.relationOut, pairs as tf.Tensor4D, weights, objects, objectMask, notSelf));
     const hiddenState = dropout(quickGelu(this.readoutIn.apply(tf.concat(features, 1))), drop, 97);
-    return this.readoutNorm.apply(this.readoutOut.apply(hiddenState).add(question)) as tf.Tensor2D;
+    return { pooled: this.readoutNorm.apply(this.readoutOut.apply(hiddenState).add(question)) as tf.Tensor2D, selections: weights };
   }
 
   /**

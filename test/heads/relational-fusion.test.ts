@@ -184,3 +184,20 @@ test('question word table: rows in order of first use, 0 for words training neve
   t.deepEqual([...table.indices(['how many', 'unseen'], 5)], [1, 2, 3, 4, 0, 1, 0, 4, 0, 0]);
   t.deepEqual([...table.indices(['many circles'], 2)], [1, 3]);
 });
+
+test('relational fusion, relevances read from slot tokens: one trained query token per relevance joins the sequence, and the answer reads them', (t) => {
+  const rows = comparisonRows(4, 7);
+  const fusion = new RelationalFusion({ imageDim: 1, textDim: 6, regionDim: 4, imageTokens: 0, hidden: 8, layers: 1, heads: 2, relevances: 3, relevanceFrom: 'slots' }, new SeededRandom(5));
+  const slots = fusion.namedVariables().get('relational_fusion/relevance/slot_tokens');
+  t.truthy(slots, 'the slot tokens are a trained variable');
+  t.deepEqual(slots!.shape, [3, 8]);
+  // 3 objects, the question token, 3 slots, 2 words.
+  const shape = tf.tidy(() => fusion.apply(comparisonInputs(rows)).sequence.shape);
+  t.deepEqual(shape, [4, 9, 8]);
+  // The pooled answer vector depends on the slots: their gradient is not zero.
+  const gradient = tf.tidy(() => tf.grad(() => fusion.apply(comparisonInputs(rows)).pooled.square().sum() as tf.Scalar)(slots!));
+  t.true(tf.tidy(() => gradient.abs().max().dataSync()[0]) > 0, 'no gradient reaches the slot tokens');
+  gradient.dispose();
+  t.throws(() => new RelationalFusion({ imageDim: 1, textDim: 6, imageTokens: 0, relevanceFrom: 'objects' as never }, new SeededRandom(5)), { message: /relevanceFrom must be question, words or slots, got objects/ });
+  fusion.dispose();
+});
