@@ -16,7 +16,8 @@ export interface RunData {
   task: string;
   /** The SynthScenes folder, when the data is SynthScenes. */
   synthRoot?: string;
-  train: LoadOptions;
+  /** The training split; absent only for a zero-shot run on a dataset named without --train-split (nothing trains). */
+  train?: LoadOptions;
   /** What early stopping and model selection score: never an evaluation example unless asked for by name. */
   validation: ValidationSource;
   evaluations: LoadOptions[];
@@ -47,6 +48,8 @@ export interface RunDataRequest {
   /** Evaluation split: on SynthScenes "test" (default) or "val", both domains scored; elsewhere the dataset's own name. */
   split?: string;
   trainSplit?: string;
+  /** false for a zero-shot run: then a dataset that is not SynthScenes needs no --train-split. */
+  trains?: boolean;
   validationSplit?: string;
   imagesDir?: string;
   /** A Hugging Face cache folder as dataDir: which snapshot (a ref or a commit). */
@@ -69,8 +72,11 @@ export async function resolveRunData(request: RunDataRequest): Promise<RunData> 
     const manifest = await readSynthManifest(dataDir);
     return synthRunData(request, dataDir, manifest);
   }
-  if (!request.split || !request.trainSplit) {
-    throw new InputError('a dataset that is not SynthScenes needs --train-split and --split (e.g. --train-split train2014 --split val2014)', { file: dataDir });
+  // A zero-shot run trains nothing, so it needs only the split it scores: a Hub copy such as
+  // lmms-lab/flickr30k has that one split and no other.
+  const zeroShot = request.trains === false;
+  if (!request.split || (!request.trainSplit && !zeroShot)) {
+    throw new InputError(`a dataset that is not SynthScenes needs --train-split and --split (e.g. --train-split train2014 --split val2014${zeroShot ? '' : '; a zero-shot run needs only --split'})`, { file: dataDir });
   }
   const common = { dataDir, imagesDir: request.imagesDir, ...(request.revision !== undefined ? { revision: request.revision } : {}) };
   if (!request.validationSplit && request.selectOnEvaluation) throw new InputError('--select-on-evaluation needs --validation-split naming the evaluation split', { field: '--select-on-evaluation' });
@@ -84,7 +90,7 @@ export async function resolveRunData(request: RunDataRequest): Promise<RunData> 
   }
   return {
     task: request.task,
-    train: { ...common, split: request.trainSplit },
+    ...(request.trainSplit ? { train: { ...common, split: request.trainSplit } } : {}),
     validation,
     evaluations: [{ ...common, split: request.split }],
     // With target questions the target images are theirs, found under --target as the task's loader finds images (VQA: <dir>/<subtype>/COCO_…).

@@ -288,7 +288,10 @@ async function loadSplits(plan: RunPlan): Promise<{ splits: RunSplits; selection
   const limit = <E>(split: LoadedSplit<E>) => limitSplit(split, plan.request.limit);
   const load = async (options: Parameters<typeof task.load>[0]) => limit(await task.load(options));
   const trains = method.base !== 'zeroshot';
-  let train = trains ? await task.load(data.train) : null;
+  // data.train is absent only for zero-shot runs (harness/run-data.ts), which never load it.
+  const trainOptions = data.train;
+  let train = trains && trainOptions ? await task.load(trainOptions) : null;
+  if (trains && !trainOptions) throw new Error('a training run without a training split: resolveRunData should have refused it');
   let validation: LoadedSplit<unknown> | null = null;
   let selection: SelectionRecord | null = null;
   if (train) {
@@ -310,9 +313,9 @@ async function loadSplits(plan: RunPlan): Promise<{ splits: RunSplits; selection
   for (const options of data.evaluations) evaluations.push(await load(options));
   let graphs = new Map<string, never>() as RunSplits['graphs'];
   // Tasks whose examples carry their own detections (VCR) build graphs from them and have no loader.
-  if (train && methodNeeds(method).sceneGraphs && adapter.loadSceneGraphs) {
-    graphs = await adapter.loadSceneGraphs(train, data.train, data.synthRoot);
-    if (graphs.size === 0) throw new InputError(`--method ${method.spec} needs scene graphs (GQA's sceneGraphs file, or SynthScenes data); ${describeSplit(data.train)} has none`);
+  if (train && trainOptions && methodNeeds(method).sceneGraphs && adapter.loadSceneGraphs) {
+    graphs = await adapter.loadSceneGraphs(train, trainOptions, data.synthRoot);
+    if (graphs.size === 0) throw new InputError(`--method ${method.spec} needs scene graphs (GQA's sceneGraphs file, or SynthScenes data); ${describeSplit(trainOptions)} has none`);
   }
   // Domain alignment pairs target images with target questions, read without their answers (run-data.ts).
   const targetQuestions = train && methodNeeds(method).targetDomain && data.targetQuestions ? await load(data.targetQuestions) : null;

@@ -204,7 +204,7 @@ export async function mergeShards(dirsInput: readonly string[], options: MergeOp
 
   const results: ScoredSplit[] = [];
   // The floors beside each split (metrics.json's controls) come from the training split, as in the unsharded run.
-  const train = adapter.controls ? limitSplit(await task.load(data.train), request.limit) : undefined;
+  const train = adapter.controls && data.train ? limitSplit(await task.load(data.train), request.limit) : undefined;
   for (const [label, split] of splits) {
     const shardInputs = byLabel.get(label)!;
     checkShardNumbers(label, shardInputs, count);

@@ -130,7 +130,7 @@ export function registerRun(program: Command): void {
     .option('--epochs <n>', `training epochs (default ${TRAINING_DEFAULTS.epochs}, or the task's own)`)
     .option('--out <dir>', 'folder of run folders', 'runs')
     .option('--split <name>', 'evaluation split (SynthScenes: test or val, both domains scored; default test)')
-    .option('--train-split <name>', 'training split (real datasets)')
+    .option('--train-split <name>', 'training split (real datasets; a zero-shot run needs none)')
     .option('--validation-split <name>', `validation split for model selection (real datasets; default: ${HELD_OUT_FRACTION * 100}% of the training images, the same ones every run and seed, held out by image with their examples)`)
     .option('--select-on-evaluation', 'allow --validation-split to be the evaluation split: the weights are chosen on the numbers reported, and the run is marked so')
     .option('--images-dir <dir>', 'images root where it is not inside --data (COCO, GQA)')

@@ -205,3 +205,21 @@ test.serial('vlbench run trains and scores retrieval on a flickr30k parquet snap
   t.truthy(parquetSplit.record, 'recorded in the leaderboard');
   t.not(parquetSplit.record!.splitFingerprint, jsonSplit.record!.splitFingerprint, 'recorded as different splits');
 });
+
+test.serial('zero-shot retrieval on lmms-lab/flickr30k as it is, one "test" split: no --train-split needed; a training run still asks for one', async (t) => {
+  const dir = await temporaryDir(join(tmpdir(), 'vlbench-hub-flickr-zeroshot-'));
+  const snapshot = join(dir, 'snapshot');
+  await mkdir(join(snapshot, 'data'), { recursive: true });
+  await writeFile(join(snapshot, 'data', 'test-00000-of-00001.parquet'), await flickrParquet(TEST_IMAGES));
+  const official = join(dir, 'official');
+  await writeOfficial(official, { test: TEST_IMAGES });
+  const model = join(import.meta.dirname, '..', 'fixtures', 'clip-tiny');
+  const common = { task: 'retrieval', modelDir: model, method: 'zeroshot', backend: 'wasm' as const, seed: 3, split: 'test' };
+  const hooks = { db: join(dir, 'board.db'), runsDir: join(dir, 'runs'), log: () => undefined };
+  const fromParquet = await executeRun({ ...common, dataDir: snapshot }, hooks);
+  const fromJson = await executeRun({ ...common, dataDir: official }, hooks);
+  t.is(fromParquet.splits[0].report.perExample.length, 4);
+  t.deepEqual(fromParquet.splits[0].report.metrics, fromJson.splits[0].report.metrics);
+  t.truthy(fromParquet.splits[0].record, 'recorded in the leaderboard');
+  await t.throwsAsync(executeRun({ ...common, method: 'ft', epochs: 1, dataDir: snapshot }, hooks), { instanceOf: InputError, message: /needs --train-split and --split/ });
+});
