@@ -16,6 +16,12 @@ import { imageAddon, imageAddonStatus, type AxisCoefficients, type ImageAddon } 
 export interface ImagePreprocessing {
   doResize: boolean;
   resizeShortestEdge: number;
+  /**
+   * `size: {height, width}` in the config: the image is resized to exactly this size, its aspect
+   * not kept (transformers' resize for that form of `size`; SigLIP's squash to 224×224).
+   * Absent: the shortest side goes to resizeShortestEdge, the aspect kept.
+   */
+  resizeExact?: { width: number; height: number };
   doCenterCrop: boolean;
   cropHeight: number;
   cropWidth: number;
@@ -56,10 +62,11 @@ const sizeField = z.union([
 ]);
 const triple = z.tuple([z.number(), z.number(), z.number()]);
 const preprocessorConfigSchema = z.object({
+  image_processor_type: z.string().optional(),
   do_resize: z.boolean().default(true),
   size: sizeField.default({ shortest_edge: 224 }),
   resample: z.number().int().optional(),
-  do_center_crop: z.boolean().default(true),
+  do_center_crop: z.boolean().optional(),
   crop_size: sizeField.default({ height: 224, width: 224 }),
   do_rescale: z.boolean().default(true),
   rescale_factor: z.number().positive().default(1 / 255),
@@ -87,11 +94,17 @@ export async function readPreprocessorConfig(file: string): Promise<ImagePreproc
     throw new InputError(`only bicubic resampling (3) is supported, got ${c.resample}`, { file, field: 'resample' });
   }
   const shortest = typeof c.size === 'number' ? c.size : 'shortest_edge' in c.size ? c.size.shortest_edge : Math.min(c.size.height, c.size.width);
-  const crop = typeof c.crop_size === 'number' ? { height: c.crop_size, width: c.crop_size } : 'shortest_edge' in c.crop_size ? { height: c.crop_size.shortest_edge, width: c.crop_size.shortest_edge } : c.crop_size;
+  const exact = typeof c.size === 'object' && 'height' in c.size ? { width: c.size.width, height: c.size.height } : undefined;
+  // SiglipImageProcessor has no center crop (it squashes to `size`); CLIPImageProcessor crops unless told not to.
+  const centerCrop = c.do_center_crop ?? c.image_processor_type !== 'SiglipImageProcessor';
+  // Without a crop, what reaches the model is the exact resize: cropWidth × cropHeight stay "the
+  // model's input size" for every reader (batch shapes, box frames).
+  const crop = !centerCrop && exact ? exact : typeof c.crop_size === 'number' ? { height: c.crop_size, width: c.crop_size } : 'shortest_edge' in c.crop_size ? { height: c.crop_size.shortest_edge, width: c.crop_size.shortest_edge } : c.crop_size;
   return {
     doResize: c.do_resize,
     resizeShortestEdge: shortest,
-    doCenterCrop: c.do_center_crop,
+    ...(exact ? { resizeExact: exact } : {}),
+    doCenterCrop: centerCrop,
     cropHeight: crop.height,
     cropWidth: crop.width,
     doRescale: c.do_rescale,
@@ -108,7 +121,7 @@ export function toPreprocessorConfig(prep: ImagePreprocessing): Record<string, u
     image_processor_type: 'CLIPImageProcessor',
     feature_extractor_type: 'CLIPFeatureExtractor',
     do_resize: prep.doResize,
-    size: { shortest_edge: prep.resizeShortestEdge },
+    size: prep.resizeExact ? { height: prep.resizeExact.height, width: prep.resizeExact.width } : { shortest_edge: prep.resizeShortestEdge },
     resample: 3,
     do_center_crop: prep.doCenterCrop,
     crop_size: { height: prep.cropHeight, width: prep.cropWidth },
@@ -137,7 +150,7 @@ export type Resampler = 'native' | 'js';
 
 /** The size an image is resized to and the window of it the center crop keeps. */
 export function resizeAndCrop(width: number, height: number, prep: ImagePreprocessing): { resized: { width: number; height: number }; window: CropWindow } {
-  const resized = prep.doResize ? resizedSize(width, height, prep.resizeShortestEdge) : { width, height };
+  const resized = !prep.doResize ? { width, height } : prep.resizeExact ? { ...prep.resizeExact } : resizedSize(width, height, prep.resizeShortestEdge);
   if (!prep.doCenterCrop) return { resized, window: { left: 0, top: 0, width: resized.width, height: resized.height } };
   if (resized.width < prep.cropWidth || resized.height < prep.cropHeight) {
     throw new Error(`image is ${resized.width}×${resized.height} after resizing, smaller than the ${prep.cropWidth}×${prep.cropHeight} crop`);

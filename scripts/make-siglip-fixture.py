@@ -307,12 +307,11 @@ def main():
         json.dump({"eos_token": EOS, "pad_token": EOS, "unk_token": UNK}, f, indent=2)
         f.write("\n")
     size = CONFIG["vision_config"]["image_size"]
-    # SigLIP's processor squashes to size×size without a crop; for square images (SynthScenes) that
-    # equals a shortest-edge resize plus center crop, the form vlbench's image pipeline reads.
+    # SigLIP's processor squashes to size×size without a crop (SiglipImageProcessor has no crop
+    # step), as transformers' own SigLIP folders write it; vlbench reads this form.
     with open(os.path.join(args.out, "preprocessor_config.json"), "w") as f:
-        json.dump({"image_processor_type": "SiglipImageProcessor", "do_resize": True, "size": {"shortest_edge": size},
-                   "resample": 3, "do_center_crop": True, "crop_size": {"height": size, "width": size},
-                   "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+        json.dump({"image_processor_type": "SiglipImageProcessor", "do_resize": True, "size": {"height": size, "width": size},
+                   "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
                    "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}, f, indent=2)
         f.write("\n")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference pixels of CLIP's preprocessing, computed the way Hugging Face's CLIPImageProcessor
+"""Reference pixels of CLIP's preprocessing (and SigLIP's squash), computed the way Hugging Face's CLIPImageProcessor
 does it, with PIL: resize the shortest edge to `size` with PIL's bicubic filter (resample=3,
 reducing_gap=None, the long side truncated), center crop (top = (h - crop) // 2, left likewise),
 then the uint8 values. Rescaling and normalising are plain arithmetic on these.
@@ -22,6 +22,9 @@ CASES = [
     {"name": "ramp-20x24", "width": 20, "height": 24, "formula": "x * 9 + y * 2 + c * 15", "size": 32, "crop": 32},
     # Hash noise (Knuth's multiplicative hash of the flat index, top byte), shrunk 3.1x: a wide kernel.
     {"name": "noise-480x200", "width": 480, "height": 200, "formula": "((i * 2654435761) % 4294967296) >> 24", "size": 64, "crop": 64},
+    # SigLIP's form (`size: {height, width}`, no crop): squashed to exactly 24×24, the aspect not
+    # kept: 4x narrower and 1.67x shorter at once.
+    {"name": "sawtooth-96x40-squash", "width": 96, "height": 40, "formula": "(i * 7) % 256", "squash": [24, 24]},
 ]
 
 
@@ -38,15 +41,21 @@ def main():
         w, h = case["width"], case["height"]
         raw = bytes(pixel(case["formula"], (y * w + x) * 3 + c, x, y, c) for y in range(h) for x in range(w) for c in range(3))
         image = Image.frombytes("RGB", (w, h), raw)
-        size = case["size"]
-        # transformers' get_resize_output_image_size: the short side becomes `size`, the long side int(size * long / short).
-        out_w, out_h = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
-        resized = image.resize((out_w, out_h), resample=Image.BICUBIC, reducing_gap=None)
-        crop = case["crop"]
-        top, left = (out_h - crop) // 2, (out_w - crop) // 2
-        cropped = resized.crop((left, top, left + crop, top + crop))
-        # Channels first, as pixel_values: [3][crop][crop].
-        values = [[[cropped.getpixel((x, y))[c] for x in range(crop)] for y in range(crop)] for c in range(3)]
+        if "squash" in case:
+            # transformers' resize for size {height, width}: exactly that size, then no crop.
+            out_w, out_h = case["squash"]
+            cropped = image.resize((out_w, out_h), resample=Image.BICUBIC, reducing_gap=None)
+            top, left = 0, 0
+        else:
+            size = case["size"]
+            # transformers' get_resize_output_image_size: the short side becomes `size`, the long side int(size * long / short).
+            out_w, out_h = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+            resized = image.resize((out_w, out_h), resample=Image.BICUBIC, reducing_gap=None)
+            crop = case["crop"]
+            top, left = (out_h - crop) // 2, (out_w - crop) // 2
+            cropped = resized.crop((left, top, left + crop, top + crop))
+        # Channels first, as pixel_values: [3][height][width].
+        values = [[[cropped.getpixel((x, y))[c] for x in range(cropped.width)] for y in range(cropped.height)] for c in range(3)]
         results.append({**case, "resized": [out_w, out_h], "top": top, "left": left, "uint8": values})
     with open(args.out, "w") as f:
         json.dump({"pil": pil_version, "cases": results}, f, separators=(",", ":"))

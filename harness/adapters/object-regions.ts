@@ -100,8 +100,8 @@ export async function regionBoxes(
 
 /** A box in the encoder's crop coordinates, back in the pixels of a width × height image (the inverse of boxInCrop for boxes inside the crop). */
 export function cropBoxInPixels(box: NormalisedBox, width: number, height: number, prep: ImagePreprocessing): PixelBox {
-  const { scale, cropWidth, cropHeight, left, top } = cropFrame(width, height, prep);
-  return [(box[0] * cropWidth + left) / scale, (box[1] * cropHeight + top) / scale, (box[2] * cropWidth + left) / scale, (box[3] * cropHeight + top) / scale];
+  const { scaleX, scaleY, cropWidth, cropHeight, left, top } = cropFrame(width, height, prep);
+  return [(box[0] * cropWidth + left) / scaleX, (box[1] * cropHeight + top) / scaleY, (box[2] * cropWidth + left) / scaleX, (box[3] * cropHeight + top) / scaleY];
 }
 
 /** The cells of a side × side grid as boxes, row-major. */

@@ -38,16 +38,22 @@ export function vcrObjectVocabulary(examples: Iterable<VcrExample>): SceneGraphV
   return { objectClasses: [...classes].sort(), attributes: [], predicates: [] };
 }
 
-/** Where the encoder's input crop sits in a width × height image: the resize scale, the crop's size and its top-left corner, in resized pixels. */
-export function cropFrame(width: number, height: number, prep: ImagePreprocessing): { scale: number; cropWidth: number; cropHeight: number; left: number; top: number } {
-  const scale = prep.doResize ? prep.resizeShortestEdge / Math.min(width, height) : 1;
-  const scaledWidth = width * scale;
-  const scaledHeight = height * scale;
+/**
+ * Where the encoder's input crop sits in a width × height image: the resize scale per axis (the
+ * same on both unless the config resizes to an exact size), the crop's size and its top-left
+ * corner, in resized pixels.
+ */
+export function cropFrame(width: number, height: number, prep: ImagePreprocessing): { scaleX: number; scaleY: number; cropWidth: number; cropHeight: number; left: number; top: number } {
+  const shortest = prep.resizeShortestEdge / Math.min(width, height);
+  const scaleX = !prep.doResize ? 1 : prep.resizeExact ? prep.resizeExact.width / width : shortest;
+  const scaleY = !prep.doResize ? 1 : prep.resizeExact ? prep.resizeExact.height / height : shortest;
+  const scaledWidth = width * scaleX;
+  const scaledHeight = height * scaleY;
   const cropWidth = prep.doCenterCrop ? prep.cropWidth : scaledWidth;
   const cropHeight = prep.doCenterCrop ? prep.cropHeight : scaledHeight;
   const left = prep.doCenterCrop ? Math.floor((scaledWidth - cropWidth) / 2) : 0;
   const top = prep.doCenterCrop ? Math.floor((scaledHeight - cropHeight) / 2) : 0;
-  return { scale, cropWidth, cropHeight, left, top };
+  return { scaleX, scaleY, cropWidth, cropHeight, left, top };
 }
 
 /**
@@ -56,12 +62,12 @@ export function cropFrame(width: number, height: number, prep: ImagePreprocessin
  * null when nothing of it is left inside.
  */
 export function boxInCrop(box: readonly [number, number, number, number], width: number, height: number, prep: ImagePreprocessing): NormalisedBox | null {
-  const { scale, cropWidth, cropHeight, left, top } = cropFrame(width, height, prep);
+  const { scaleX, scaleY, cropWidth, cropHeight, left, top } = cropFrame(width, height, prep);
   const clip = (v: number) => Math.min(1, Math.max(0, v));
-  const x1 = clip((box[0] * scale - left) / cropWidth);
-  const y1 = clip((box[1] * scale - top) / cropHeight);
-  const x2 = clip((box[2] * scale - left) / cropWidth);
-  const y2 = clip((box[3] * scale - top) / cropHeight);
+  const x1 = clip((box[0] * scaleX - left) / cropWidth);
+  const y1 = clip((box[1] * scaleY - top) / cropHeight);
+  const x2 = clip((box[2] * scaleX - left) / cropWidth);
+  const y2 = clip((box[3] * scaleY - top) / cropHeight);
   return x2 > x1 && y2 > y1 ? [x1, y1, x2, y2] : null;
 }
 

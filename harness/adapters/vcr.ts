@@ -13,7 +13,7 @@ import { FusionTraining, type FusionRows, type FusionTaskHead, type TagTokens, t
 import { methodNeeds } from '../../models/objectives/index.ts';
 import type { LoadedSplit } from '../../core/types.ts';
 import { createFusion, DEMO_METHODS, limitTraining, unsupportedForProblem, validationScore, type DemoRecipe, type TaskAdapter } from './adapter.ts';
-import { boxInCrop, vcrObjectVocabulary, vcrSceneGraph, vocabularySizes } from './scene-graphs.ts';
+import { boxInCrop, cropFrame, vcrObjectVocabulary, vcrSceneGraph, vocabularySizes } from './scene-graphs.ts';
 import { keyedPredictionRows } from './prediction-rows.ts';
 
 /**
@@ -159,13 +159,9 @@ export function detectionsInCrop(example: VcrExample, prep: ImagePreprocessing):
 
 /** A pixel point in [0, 1] coordinates of the preprocessed crop (the transform of boxInCrop), clipped to the crop. */
 function pointInCrop(x: number, y: number, width: number, height: number, prep: ImagePreprocessing): [number, number] {
-  const scale = prep.doResize ? prep.resizeShortestEdge / Math.min(width, height) : 1;
-  const cropWidth = prep.doCenterCrop ? prep.cropWidth : width * scale;
-  const cropHeight = prep.doCenterCrop ? prep.cropHeight : height * scale;
-  const left = prep.doCenterCrop ? Math.floor((width * scale - cropWidth) / 2) : 0;
-  const top = prep.doCenterCrop ? Math.floor((height * scale - cropHeight) / 2) : 0;
+  const { scaleX, scaleY, cropWidth, cropHeight, left, top } = cropFrame(width, height, prep);
   const clip = (v: number) => Math.min(1, Math.max(0, v));
-  return [clip((x * scale - left) / cropWidth), clip((y * scale - top) / cropHeight)];
+  return [clip((x * scaleX - left) / cropWidth), clip((y * scaleY - top) / cropHeight)];
 }
 
 /**

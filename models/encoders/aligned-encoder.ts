@@ -119,8 +119,13 @@ export async function readModelPreprocessing(folder: string, config: ClipConfig)
   }
   const prep = await readPreprocessorConfig(file);
   const size = config.vision.image_size;
-  if (!prep.doCenterCrop || prep.cropHeight !== size || prep.cropWidth !== size) {
-    throw new InputError(`the crop (${prep.doCenterCrop ? `${prep.cropWidth}×${prep.cropHeight}` : 'disabled'}) must be the model's image_size ${size}×${size}`, { file, field: 'crop_size' });
+  // What reaches the model is the crop (CLIP: shortest side, then center crop), or, without a
+  // crop, the exact resize (SigLIP: a squash to size×size); either must be the model's input.
+  if (prep.doCenterCrop) {
+    if (prep.cropHeight !== size || prep.cropWidth !== size) throw new InputError(`the crop (${prep.cropWidth}×${prep.cropHeight}) must be the model's image_size ${size}×${size}`, { file, field: 'crop_size' });
+  } else if (!prep.doResize || !prep.resizeExact || prep.resizeExact.height !== size || prep.resizeExact.width !== size) {
+    const resize = !prep.doResize ? 'no resize' : prep.resizeExact ? `a resize to ${prep.resizeExact.width}×${prep.resizeExact.height}` : `a resize of the shortest side to ${prep.resizeShortestEdge}`;
+    throw new InputError(`without a center crop the resize must give the model's image_size ${size}×${size} (size: {height, width}), got ${resize}`, { file, field: 'size' });
   }
   return prep;
 }

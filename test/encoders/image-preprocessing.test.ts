@@ -15,7 +15,7 @@ import { OPENAI_CLIP_PREPROCESSING, preprocessImage, resizedSize, type ImagePrep
  */
 const reference = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'pil-reference', 'clip-preprocessing.json'), 'utf8')) as {
   pil: string;
-  cases: { name: string; width: number; height: number; size: number; crop: number; resized: [number, number]; top: number; left: number; uint8: number[][][] }[];
+  cases: { name: string; width: number; height: number; size?: number; crop?: number; squash?: [number, number]; resized: [number, number]; top: number; left: number; uint8: number[][][] }[];
 };
 const FORMULAS: Record<string, (i: number, x: number, y: number, c: number) => number> = {
   'sawtooth-96x40': (i) => (i * 7) % 256,
@@ -31,7 +31,27 @@ function rawValues(size: number, crop: number): ImagePreprocessing {
   return { ...OPENAI_CLIP_PREPROCESSING, resizeShortestEdge: size, cropHeight: crop, cropWidth: crop, rescaleFactor: 1, doNormalize: false };
 }
 
-for (const example of reference.cases) {
+/** SigLIP's preprocessing form at the reference's size: squashed to exactly width × height, no crop, raw 0..255 values. */
+function squashedValues(width: number, height: number): ImagePreprocessing {
+  return { ...OPENAI_CLIP_PREPROCESSING, resizeShortestEdge: Math.min(width, height), resizeExact: { width, height }, doCenterCrop: false, rescaleFactor: 1, doNormalize: false };
+}
+
+for (const example of reference.cases.filter((c) => c.squash)) {
+  test(`${example.name}: a resize to an exact size (SigLIP's form, no crop) matches PIL's resize to that size`, async (t) => {
+    const { width, height } = example;
+    const bytes = Buffer.alloc(width * height * 3);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = FORMULAS[example.name.replace(/-squash$/, '')](i, 0, 0, 0);
+    const file = join(dir, `${example.name}.png`);
+    await sharp(bytes, { raw: { width, height, channels: 3 } }).png().toFile(file);
+    const [outWidth, outHeight] = example.squash!;
+    for (const resampler of ['native', 'js'] as const) {
+      const got = await preprocessImage(file, squashedValues(outWidth, outHeight), { resampler });
+      t.deepEqual(Array.from(got), example.uint8.flat(2), `${resampler} resampling`);
+    }
+  });
+}
+
+for (const example of reference.cases.filter((c) => !c.squash)) {
   test(`${example.name}: resize, center crop and values match PIL's CLIPImageProcessor steps`, async (t) => {
     const { width, height } = example;
     const bytes = Buffer.alloc(width * height * 3);
@@ -42,9 +62,11 @@ for (const example of reference.cases) {
     const file = join(dir, `${example.name}.png`);
     await sharp(bytes, { raw: { width, height, channels: 3 } }).png().toFile(file);
 
-    t.deepEqual(resizedSize(width, height, example.size), { width: example.resized[0], height: example.resized[1] });
-    const got = await preprocessImage(file, rawValues(example.size, example.crop));
-    const plane = example.crop * example.crop;
+    const size = example.size!;
+    const crop = example.crop!;
+    t.deepEqual(resizedSize(width, height, size), { width: example.resized[0], height: example.resized[1] });
+    const got = await preprocessImage(file, rawValues(size, crop));
+    const plane = crop * crop;
     t.is(got.length, 3 * plane);
     const expected = example.uint8.flat(2);
     const mismatches = expected.filter((value, i) => got[i] !== value).length;
@@ -52,9 +74,9 @@ for (const example of reference.cases) {
     t.deepEqual(Array.from(got), expected);
 
     // Normalised as CLIP does: (v / 255 - mean) / std, per channel, on the same pixel.
-    const normalised = await preprocessImage(file, { ...rawValues(example.size, example.crop), rescaleFactor: 1 / 255, doNormalize: true });
+    const normalised = await preprocessImage(file, { ...rawValues(size, crop), rescaleFactor: 1 / 255, doNormalize: true });
     for (let c = 0; c < 3; c++) {
-      const p = c * plane + 7 * example.crop + 9;
+      const p = c * plane + 7 * crop + 9;
       t.is(normalised[p], Math.fround((got[p] / 255 - OPENAI_CLIP_PREPROCESSING.mean[c]) / OPENAI_CLIP_PREPROCESSING.std[c]));
     }
   });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { OPENAI_CLIP_PREPROCESSING, preprocessImage, preprocessedBatches, readPreprocessorConfig, resizedSize, type ImagePreprocessing } from '../../models/image-pipeline.ts';
+import { boxInCrop } from '../../harness/adapters/scene-graphs.ts';
 
 const noResize: ImagePreprocessing = { ...OPENAI_CLIP_PREPROCESSING, doResize: false, doCenterCrop: false };
 
@@ -97,4 +98,21 @@ test('preprocessor_config.json is read with HF field names, and a non-bicubic re
   await writeFile(file, JSON.stringify({ resample: 2 }));
   const error = await t.throwsAsync(readPreprocessorConfig(file));
   t.regex(error!.message, /field "resample": only bicubic/);
+});
+
+test("SigLIP's preprocessor config squashes to size {height, width} without a crop, and boxes follow the squash on each axis", async (t) => {
+  const dir = await tempDir();
+  const file = join(dir, 'preprocessor_config.json');
+  // As google/siglip-base-patch16-224 writes it: no do_center_crop and no crop_size at all.
+  await writeFile(file, JSON.stringify({ image_processor_type: 'SiglipImageProcessor', do_resize: true, size: { height: 224, width: 224 }, resample: 3, do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5] }));
+  const prep = await readPreprocessorConfig(file);
+  t.deepEqual(prep.resizeExact, { width: 224, height: 224 });
+  t.false(prep.doCenterCrop);
+  // A 448×224 image: x halves, y stays; the box's right half of the picture is the right half of the input.
+  t.deepEqual(boxInCrop([224, 0, 448, 112], 448, 224, prep), [0.5, 0, 1, 0.5]);
+  // A CLIP config with size {height, width} and a crop: the exact resize, then the crop, as transformers does.
+  await writeFile(file, JSON.stringify({ size: { height: 40, width: 60 }, crop_size: { height: 32, width: 32 } }));
+  const clipLike = await readPreprocessorConfig(file);
+  t.deepEqual(clipLike.resizeExact, { width: 60, height: 40 });
+  t.true(clipLike.doCenterCrop);
 });
