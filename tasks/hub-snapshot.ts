@@ -180,3 +180,16 @@ async function isFolder(path: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * What a split read from Hub parquet files is, for its fingerprint: the layout, the snapshot's
+ * revision and each file's sha256 (paths relative to the snapshot). A JSON copy of the same
+ * examples has other bytes, so another fingerprint; the repository's name is left out, so the
+ * same files at the same commit are the same split in the cache or in a snapshot_download folder.
+ */
+export async function hubSplitSource(snapshot: HubSnapshot, files: readonly string[], layout: string): Promise<Buffer> {
+  const revision = await revisionOfFiles(snapshot, files);
+  const hashes: { path: string; sha256: string }[] = [];
+  for (const file of files) hashes.push({ path: relative(snapshot.root, file).split(sep).join('/'), sha256: await fileSha256(file, snapshot.root) });
+  return Buffer.from(JSON.stringify({ layout, revision, files: hashes }));
+}

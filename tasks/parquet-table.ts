@@ -104,3 +104,14 @@ export function parquetRowRecord(group: ParquetRowGroup, row: number): string {
 function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0];
 }
+
+/** A cell's value as an error message shows it: short, typed, never the whole image's bytes. */
+export function describeCell(value: unknown): string {
+  if (value === undefined || value === null) return 'null';
+  if (typeof value === 'bigint') return `int64 ${value}`;
+  if (Array.isArray(value)) return `a list of ${value.length}`;
+  if (value instanceof Uint8Array) return `${value.length} bytes`;
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'object') return 'a struct';
+  return `${typeof value} ${String(value)}`;
+}

@@ -1,9 +1,9 @@
-import { basename, join, relative, sep } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { InputError } from '../../core/errors.ts';
 import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
 import { HUB_IMAGE_COLUMN } from '../hub-images.ts';
-import { fileSha256, listFolder, resolveHubSnapshot, revisionOfFiles, type HubSnapshot } from '../hub-snapshot.ts';
-import { ParquetTable, parquetRowRecord, type ParquetRowGroup } from '../parquet-table.ts';
+import { hubSplitSource, listFolder, resolveHubSnapshot, type HubSnapshot } from '../hub-snapshot.ts';
+import { ParquetTable, parquetRowRecord, type ParquetRowGroup, describeCell } from '../parquet-table.ts';
 import { fingerprintSplit } from '../split-files.ts';
 import { GQA_TASK_VERSION, readQuestion, type GqaExample } from './example.ts';
 
@@ -94,12 +94,8 @@ export async function loadGqaHubSplit(options: LoadOptions & { dataDir: string }
   }
 
   const files = [...instructionFiles, ...imageFiles];
-  const revision = await revisionOfFiles(snapshot, files);
-  const fileHashes: { path: string; sha256: string }[] = [];
-  for (const file of files) fileHashes.push({ path: relative(snapshot.root, file).split(sep).join('/'), sha256: await fileSha256(file, snapshot.root) });
-  // As for lmms-lab/VQAv2 (tasks/vqa/hub-parquet.ts): the revision and the files' hashes say which
-  // copy was read, so the JSON files of the same questions are another split, never ranked with it.
-  const source = Buffer.from(JSON.stringify({ layout: 'hub-parquet/gqa', revision, files: fileHashes }));
+  // The revision and the files' hashes (hubSplitSource): the JSON files of the same questions are another split, never ranked with it.
+  const source = await hubSplitSource(snapshot, files, 'hub-parquet/gqa');
   return {
     task: 'gqa',
     taskVersion: GQA_TASK_VERSION,
@@ -197,14 +193,4 @@ async function parquetFilesOf(folder: string): Promise<string[]> {
     else for (const inner of await listFolder(join(folder, entry))) if (inner.endsWith('.parquet')) files.push(join(folder, entry, inner));
   }
   return files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-}
-
-function describeCell(value: unknown): string {
-  if (value === undefined || value === null) return 'null';
-  if (typeof value === 'bigint') return `int64 ${value}`;
-  if (Array.isArray(value)) return `a list of ${value.length}`;
-  if (value instanceof Uint8Array) return `${value.length} bytes`;
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  if (typeof value === 'object') return 'a struct';
-  return `${typeof value} ${String(value)}`;
 }

@@ -1,10 +1,10 @@
-import { basename, join, relative, sep } from 'node:path';
+import { basename, join } from 'node:path';
 import { InputError } from '../../core/errors.ts';
 import type { LoadOptions, LoadedSplit } from '../../core/types.ts';
 // Registers the reader of `<shard>#row=<row>` images with core/image-bytes.ts.
 import '../hub-images.ts';
-import { fileSha256, listFolder, resolveHubSnapshot, revisionOfFiles, type HubSnapshot } from '../hub-snapshot.ts';
-import { ParquetTable, parquetRowRecord, type ParquetRowGroup } from '../parquet-table.ts';
+import { hubSplitSource, listFolder, resolveHubSnapshot, type HubSnapshot } from '../hub-snapshot.ts';
+import { ParquetTable, parquetRowRecord, type ParquetRowGroup, describeCell } from '../parquet-table.ts';
 import { fingerprintSplit } from '../split-files.ts';
 import { RETRIEVAL_TASK_VERSION, type RetrievalImage } from './karpathy.ts';
 
@@ -78,11 +78,7 @@ export async function loadRetrievalHubSplit(options: LoadOptions & { dataDir: st
     for (const caption of image.captions) Object.assign(caption, { index: column++, imageIndex });
   });
   const examples = state.examples;
-  const revision = await revisionOfFiles(snapshot, files);
-  const fileHashes: { path: string; sha256: string }[] = [];
-  for (const file of files) fileHashes.push({ path: relative(snapshot.root, file).split(sep).join('/'), sha256: await fileSha256(file, snapshot.root) });
-  // As for the other Hub layouts: the revision and the files' hashes say which copy was read.
-  const source = Buffer.from(JSON.stringify({ layout: `hub-parquet/${layout}`, revision, files: fileHashes }));
+  const source = await hubSplitSource(snapshot, files, `hub-parquet/${layout}`);
   return {
     task: 'retrieval',
     taskVersion: RETRIEVAL_TASK_VERSION,
@@ -201,14 +197,4 @@ async function locateSplitFiles(snapshot: HubSnapshot, requested: string): Promi
 function idOf(value: unknown): number | undefined {
   const number = typeof value === 'string' && /^(0|[1-9]\d*)$/.test(value) ? Number(value) : typeof value === 'bigint' ? Number(value) : value;
   return Number.isSafeInteger(number) && (number as number) >= 0 ? (number as number) : undefined;
-}
-
-function describeCell(value: unknown): string {
-  if (value === undefined || value === null) return 'null';
-  if (typeof value === 'bigint') return `int64 ${value}`;
-  if (Array.isArray(value)) return `a list of ${value.length}`;
-  if (value instanceof Uint8Array) return `${value.length} bytes`;
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  if (typeof value === 'object') return 'a struct';
-  return `${typeof value} ${String(value)}`;
 }

@@ -1,8 +1,8 @@
-import { basename, join, relative, sep } from 'node:path';
+import { basename, join } from 'node:path';
 import { InputError } from '../../core/errors.ts';
 import type { LoadOptions } from '../../core/types.ts';
-import { fileSha256, listFolder, resolveHubSnapshot, revisionOfFiles, type HubSnapshot } from '../hub-snapshot.ts';
-import { ParquetTable, parquetRowRecord, type ParquetRowGroup } from '../parquet-table.ts';
+import { hubSplitSource, listFolder, resolveHubSnapshot, type HubSnapshot } from '../hub-snapshot.ts';
+import { ParquetTable, parquetRowRecord, type ParquetRowGroup, describeCell } from '../parquet-table.ts';
 import { fingerprintSplit } from '../split-files.ts';
 import { VQA_ANSWERS_PER_QUESTION, VQA_TASK_VERSION, type LoadedVqaSplit, type VqaExample } from './example.ts';
 
@@ -40,7 +40,6 @@ export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }
   const snapshot = await resolveHubSnapshot(options.dataDir, options.revision);
   const { split, files } = await locateSplitFiles(snapshot, options.split);
   const examples: VqaExample[] = [];
-  const fileHashes: { path: string; sha256: string }[] = [];
   let annotated: boolean | undefined;
   for (const file of files) {
     const table = await ParquetTable.open(file);
@@ -60,9 +59,8 @@ export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }
         examples.push(example);
       }
     }
-    fileHashes.push({ path: relative(snapshot.root, file).split(sep).join('/'), sha256: await fileSha256(file, snapshot.root) });
   }
-  const revision = await revisionOfFiles(snapshot, files);
+  const source = await hubSplitSource(snapshot, files, 'hub-parquet/vqa');
   checkDistinctQuestionIds(examples, files);
   // Each row embeds its image, so the questions of one COCO image are several rows; they name the
   // image by its first row, as the JSON layout names it by one file, so that everything keyed by
@@ -73,11 +71,7 @@ export async function loadVqaHubSplit(options: LoadOptions & { dataDir: string }
     if (first === undefined) firstRowOfImage.set(example.imageId, example.imagePath);
     else example.imagePath = first;
   }
-  // The revision and the files' hashes say which copy was read; the image ids, which images the
-  // examples ask about. A JSON copy of the same questions has other bytes, so another fingerprint.
-  // The repository's name is left out: the same files at the same commit are the same split
-  // whether they sit in the cache or in a snapshot_download folder.
-  const source = Buffer.from(JSON.stringify({ layout: 'hub-parquet/vqa', revision, files: fileHashes }));
+  // The source (hubSplitSource) says which copy was read; the image ids, which images the examples ask about.
   return {
     task: 'vqa',
     taskVersion: VQA_TASK_VERSION,
@@ -167,14 +161,4 @@ function checkDistinctQuestionIds(examples: readonly VqaExample[], files: readon
 function idOf(value: unknown): number | undefined {
   const number = typeof value === 'bigint' ? Number(value) : value;
   return Number.isSafeInteger(number) && (number as number) >= 0 && (typeof value !== 'bigint' || BigInt(number as number) === value) ? (number as number) : undefined;
-}
-
-function describeCell(value: unknown): string {
-  if (value === undefined || value === null) return 'null';
-  if (typeof value === 'bigint') return `int64 ${value}`;
-  if (Array.isArray(value)) return `a list of ${value.length}`;
-  if (value instanceof Uint8Array) return `${value.length} bytes`;
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  if (typeof value === 'object') return 'a struct';
-  return `${typeof value} ${String(value)}`;
 }
