@@ -171,6 +171,21 @@ export async function decodeRgb(input: Uint8Array | string): Promise<{ data: Buf
   return { data: decoded.data, width: decoded.info.width, height: decoded.info.height };
 }
 
+/**
+ * Decodes an image the pipeline is given. A file on disk is read by sharp in its own threadpool
+ * job: fs.readFile would take four more trips between the main thread and the pool (open, stat,
+ * read, close), each one waiting behind the decodes queued there. An image embedded in a parquet
+ * cell is decoded from its bytes. An unreadable file is refused as readImageBytes words it
+ * (cannot read image: ENOENT, …), not as sharp does.
+ */
+async function decodeImage(file: string): Promise<{ data: Buffer; width: number; height: number }> {
+  const input = isEmbeddedImage(file) ? await readImageBytes(file) : file;
+  return decodeRgb(input).catch(async (error: unknown) => {
+    if (typeof input === 'string') await readImageBytes(file);
+    throw error;
+  });
+}
+
 /** Decodes and preprocesses one image file into [3, H, W] float32 values. */
 export async function preprocessImage(file: string, prep: ImagePreprocessing, options: { resampler?: Resampler } = {}): Promise<Float32Array> {
   return preprocessInto(file, prep, undefined, resamplerAddon(options.resampler));
@@ -178,17 +193,9 @@ export async function preprocessImage(file: string, prep: ImagePreprocessing, op
 
 /** preprocessImage, written into `out` when given (it must hold exactly the image's values). */
 async function preprocessInto(file: string, prep: ImagePreprocessing, out: Float32Array | undefined, addon: ImageAddon | undefined): Promise<Float32Array> {
-  // A file on disk is read by sharp in its own threadpool job: fs.readFile would take four more
-  // trips between the main thread and the pool (open, stat, read, close), each one waiting
-  // behind the decodes queued there.
-  const input = isEmbeddedImage(file) ? await readImageBytes(file) : file;
   try {
     // Decoded and rotated (EXIF) by sharp; resizing and cropping happen here, as PIL does them.
-    const { data, width, height } = await decodeRgb(input).catch(async (error: unknown) => {
-      // An unreadable file is refused as readImageBytes words it (cannot read image: ENOENT, …).
-      if (typeof input === 'string') await readImageBytes(file);
-      throw error;
-    });
+    const { data, width, height } = await decodeImage(file);
     const { resized, window } = resizeAndCrop(width, height, prep);
     const values = 3 * window.width * window.height;
     if (out && out.length !== values) throw new InputError(`preprocessed to ${values} values, expected ${out.length} (is crop disabled?)`, { file });
@@ -277,11 +284,7 @@ export async function preprocessBoxCrops(file: string, boxes: readonly (readonly
   // Decoded once for all of the image's boxes: a SynthScenes image holds up to six objects.
   let decoded: { data: Buffer; width: number; height: number };
   try {
-    const input = isEmbeddedImage(file) ? await readImageBytes(file) : file;
-    decoded = await decodeRgb(input).catch(async (error: unknown) => {
-      if (typeof input === 'string') await readImageBytes(file);
-      throw error;
-    });
+    decoded = await decodeImage(file);
   } catch (error) {
     if (error instanceof InputError) throw error;
     throw new InputError(`cannot decode image: ${(error as Error).message.split('\n')[0]}`, { file });
