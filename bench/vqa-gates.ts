@@ -183,7 +183,7 @@ function selectionReport(fusion: RelationalFusion, examples: readonly VqaExample
     const chunk = examples.slice(start, start + 256).map((e) => ({ e, named: namedObjects(e) })).filter((x) => x.named);
     if (chunk.length === 0) continue;
     const selections = tf.tidy(() => fusion.apply(inputsOf(chunk.map((x) => x.e), words)).selections!);
-    const [, k, n] = selections.shape;
+    const k = selections.shape[1];
     const picked = selections.argMax(2).dataSync() as Int32Array; // [B, K]
     selections.dispose();
     chunk.forEach(({ e, named }, row) => {
@@ -195,7 +195,6 @@ function selectionReport(fusion: RelationalFusion, examples: readonly VqaExample
         if (picked[row * k + r] === named!.second) entry.second[r] += 1;
       }
       kinds.set(kind, entry);
-      void n;
     });
   }
   const percent = (values: number[], count: number) => values.map((v, r) => `s${r} ${((100 * v) / count).toFixed(0)}`).join(' ');
